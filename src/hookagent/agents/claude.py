@@ -1,0 +1,214 @@
+"""The Claude Code adapter: ``claude -p --output-format stream-json`` events to log lines."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hookagent.agents.base import AgentLine, AgentOutcome
+from hookagent.models import EventKind, LogStream, Phase
+
+SUMMARY_CHARS = 2000
+# Tool inputs worth showing instead of the whole JSON, in order of preference.
+_INPUT_HINTS = ("command", "file_path", "path", "pattern", "url", "query", "description")
+
+
+class ClaudeAgent:
+    """Builds the Claude Code command line for each phase."""
+
+    name = "claude"
+
+    def __init__(
+        self,
+        binary: str,
+        *,
+        model: str | None = None,
+        max_turns: int | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self._binary = binary
+        self._model = model
+        self._max_turns = max_turns
+        self._extra = extra_args or []
+
+    def argv(self, phase: Phase) -> list[str]:
+        """Headless, streaming JSON events; planning runs in plan mode (read-only)."""
+        argv = [self._binary, "-p", "--output-format", "stream-json", "--verbose"]
+        argv += ["--permission-mode", "plan"]
+        if self._model:
+            argv += ["--model", self._model]
+        if self._max_turns:
+            argv += ["--max-turns", str(self._max_turns)]
+        return argv + self._extra
+
+    def start(self) -> ClaudeRun:
+        """A fresh run parser."""
+        return ClaudeRun()
+
+
+class ClaudeRun:
+    """Parses stream-json events, remembering the plan, the result and the run's stats."""
+
+    def __init__(self) -> None:
+        self.exit_plan: str | None = None
+        self.result_event: dict[str, Any] | None = None
+        self.session_id: str | None = None
+
+    def parse(self, stream: LogStream, line: str) -> list[AgentLine]:
+        """One or more readable lines per event; anything that is not an event stays raw."""
+        if stream is not LogStream.STDOUT:
+            return [AgentLine(stream, line)]
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return [AgentLine(stream, line, EventKind.RAW)]
+        if not isinstance(event, dict):
+            return [AgentLine(stream, line, EventKind.RAW)]
+        lines = self._describe(event)
+        if not lines:
+            lines = [AgentLine(stream, f"{event.get('type', 'event')}", EventKind.RAW)]
+        first = lines[0]
+        # The raw event rides on the first line only, so it is stored once.
+        return [first._replace(raw=line), *lines[1:]]
+
+    def finish(self, exit_code: int | None) -> AgentOutcome:
+        """Judge the run by the ``result`` event (``is_error`` wins over ``subtype``)."""
+        result = self.result_event
+        if result is None:
+            reason = "exited without a result event"
+            if exit_code != 0:
+                reason = f"exit code {exit_code}, no result event"
+            return AgentOutcome(ok=False, error=f"claude {reason}")
+        stats = _stats(result)
+        text = result.get("result") if isinstance(result.get("result"), str) else None
+        plan = self.exit_plan or _denied_plan(result) or text
+        if result.get("is_error") or result.get("subtype") != "success":
+            detail = text or result.get("subtype") or "is_error"
+            return AgentOutcome(
+                ok=False, plan=plan, result=text, error=f"claude: {detail}", stats=stats
+            )
+        if exit_code != 0:
+            return AgentOutcome(
+                ok=False, plan=plan, result=text, error=f"claude exit code {exit_code}", stats=stats
+            )
+        return AgentOutcome(ok=True, plan=plan, result=text, stats=stats)
+
+    def _describe(self, event: dict[str, Any]) -> list[AgentLine]:
+        kind = event.get("type")
+        if isinstance(event.get("session_id"), str):
+            self.session_id = event["session_id"]
+        if kind == "system":
+            return [_line(EventKind.RAW, _system_text(event))]
+        if kind == "assistant":
+            return [self._block(block) for block in _content(event)]
+        if kind == "user":
+            return [_tool_result(b) for b in _content(event) if b.get("type") == "tool_result"]
+        if kind == "result":
+            self.result_event = event
+            return [
+                _line(
+                    EventKind.ERROR if event.get("is_error") else EventKind.RESULT,
+                    _result_text(event),
+                )
+            ]
+        return []
+
+    def _block(self, block: dict[str, Any]) -> AgentLine:
+        btype = block.get("type")
+        if btype == "text":
+            return _line(EventKind.TEXT, str(block.get("text", "")))
+        if btype == "thinking":
+            return _line(EventKind.THINKING, f"thinking: {block.get('thinking', '')}")
+        if btype == "tool_use":
+            name = str(block.get("name", "tool"))
+            raw_input = block.get("input")
+            tool_input: dict[str, Any] = raw_input if isinstance(raw_input, dict) else {}
+            if name == "ExitPlanMode" and isinstance(tool_input.get("plan"), str):
+                self.exit_plan = tool_input["plan"]
+            return _line(EventKind.TOOL_USE, f"{name}: {_summarise_input(tool_input)}")
+        return _line(EventKind.RAW, f"{btype} block")
+
+
+def _line(kind: EventKind, text: str) -> AgentLine:
+    return AgentLine(LogStream.STDOUT, text, kind)
+
+
+def _content(event: dict[str, Any]) -> list[dict[str, Any]]:
+    message = event.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [b for b in content or [] if isinstance(b, dict)]
+
+
+def _system_text(event: dict[str, Any]) -> str:
+    if event.get("subtype") == "init":
+        tools = event.get("tools") or []
+        return (
+            f"session {event.get('session_id')} started: model {event.get('model')}, "
+            f"permission mode {event.get('permissionMode')}, {len(tools)} tools"
+        )
+    return f"system: {event.get('subtype', '')}"
+
+
+def _summarise_input(tool_input: dict[str, Any]) -> str:
+    for hint in _INPUT_HINTS:
+        value = tool_input.get(hint)
+        if isinstance(value, str) and value:
+            return _short(value)
+    return _short(json.dumps(tool_input, ensure_ascii=False))
+
+
+def _tool_result(block: dict[str, Any]) -> AgentLine:
+    content = block.get("content")
+    if isinstance(content, list):
+        content = "\n".join(
+            str(c.get("text", ""))
+            for c in content
+            if isinstance(c, dict) and c.get("type") == "text"
+        )
+    label = "tool error" if block.get("is_error") else "tool result"
+    kind = EventKind.ERROR if block.get("is_error") else EventKind.TOOL_RESULT
+    return _line(kind, f"{label}: {_short(str(content or ''))}")
+
+
+def _result_text(event: dict[str, Any]) -> str:
+    cost = event.get("total_cost_usd")
+    parts = [str(event.get("subtype", "")), f"{event.get('num_turns', '?')} turns"]
+    if isinstance(cost, int | float):
+        parts.append(f"${cost:.4f}")
+    if isinstance(event.get("duration_ms"), int):
+        parts.append(f"{event['duration_ms']} ms")
+    if event.get("is_error"):
+        parts.append("is_error")
+    return f"result ({', '.join(parts)}): {_short(str(event.get('result', '')))}"
+
+
+def _denied_plan(result: dict[str, Any]) -> str | None:
+    for denial in result.get("permission_denials") or []:
+        tool_input = denial.get("tool_input") if isinstance(denial, dict) else None
+        if isinstance(tool_input, dict) and isinstance(tool_input.get("plan"), str):
+            plan: str = tool_input["plan"]
+            return plan
+    return None
+
+
+def _stats(result: dict[str, Any]) -> dict[str, str | int | float]:
+    stats: dict[str, str | int | float] = {}
+    for name, kind in (
+        ("session_id", str),
+        ("num_turns", int),
+        ("total_cost_usd", float),
+        ("duration_ms", int),
+    ):
+        value = result.get(name)
+        if isinstance(value, kind | int) and not isinstance(value, bool):
+            stats[name] = value
+    return stats
+
+
+def _short(text: str) -> str:
+    text = text.strip()
+    if len(text) <= SUMMARY_CHARS:
+        return text
+    return f"{text[:SUMMARY_CHARS]}… [{len(text) - SUMMARY_CHARS} more characters]"

@@ -1,0 +1,49 @@
+"""The ``command`` adapter: any CLI that reads a prompt on stdin and prints text."""
+
+from __future__ import annotations
+
+from hookagent.agents.base import AgentLine, AgentOutcome
+from hookagent.models import EventKind, LogStream, Phase
+
+PLAN_MAX_CHARS = 256 * 1024
+
+
+class CommandAgent:
+    """Runs a fixed argv; its stdout is the plan."""
+
+    name = "command"
+
+    def __init__(self, argv: list[str]) -> None:
+        if not argv:
+            raise ValueError("HOOKAGENT_AGENT_COMMAND is empty; set the command to run")
+        self._argv = argv
+
+    def argv(self, phase: Phase) -> list[str]:
+        """The configured command, the same for every phase."""
+        return list(self._argv)
+
+    def start(self) -> CommandRun:
+        """A fresh run parser."""
+        return CommandRun()
+
+
+class CommandRun:
+    """Keeps stdout (up to a cap) as the plan; every line is logged as text."""
+
+    def __init__(self) -> None:
+        self._out: list[str] = []
+        self._size = 0
+
+    def parse(self, stream: LogStream, line: str) -> list[AgentLine]:
+        """One log line per output line."""
+        if stream is LogStream.STDOUT and self._size < PLAN_MAX_CHARS:
+            self._out.append(line)
+            self._size += len(line) + 1
+        return [AgentLine(stream, line, EventKind.TEXT if stream is LogStream.STDOUT else None)]
+
+    def finish(self, exit_code: int | None) -> AgentOutcome:
+        """Success is exit code 0; the plan is stdout."""
+        plan = "\n".join(self._out).strip()[:PLAN_MAX_CHARS]
+        if exit_code != 0:
+            return AgentOutcome(ok=False, plan=plan or None, error=f"exit code {exit_code}")
+        return AgentOutcome(ok=True, plan=plan, result=plan)

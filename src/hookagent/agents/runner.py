@@ -1,0 +1,146 @@
+"""Runs an agent CLI as a subprocess and hands its output over line by line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from hookagent.agents.lines import LineSplitter
+from hookagent.errors import AgentError
+from hookagent.models import LogStream
+
+CHUNK_BYTES = 256 * 1024
+DRAIN_SECONDS = 2.0
+OnLines = Callable[[LogStream, list[str]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How the process ended."""
+
+    exit_code: int | None
+    timed_out: bool
+    duration_s: float
+
+    @property
+    def describe(self) -> str:
+        """A short human reason, e.g. ``exit code 2`` or ``killed by SIGKILL``."""
+        if self.timed_out:
+            return f"timed out after {self.duration_s:.0f}s"
+        if self.exit_code is None:
+            return "no exit code"
+        if self.exit_code < 0:
+            return f"killed by {signal.Signals(-self.exit_code).name}"
+        return f"exit code {self.exit_code}"
+
+
+async def run_process(
+    argv: list[str],
+    *,
+    stdin: bytes,
+    cwd: Path,
+    on_lines: OnLines,
+    timeout: float,
+    kill_grace: float,
+    env: Mapping[str, str] | None = None,
+    max_line_bytes: int = 64 * 1024 * 1024,
+) -> RunResult:
+    """Run ``argv`` in its own process group, feed it ``stdin``, stream its lines.
+
+    Never a shell: ``argv`` goes to exec as is. On timeout or cancellation the whole group
+    gets SIGTERM, then SIGKILL after ``kill_grace`` seconds; helpers the agent left behind
+    are killed when it exits.
+    """
+    started = time.monotonic()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise AgentError(
+            f"agent binary not found: {argv[0]!r} (is it installed and on PATH?)"
+        ) from None
+    except PermissionError:
+        raise AgentError(f"agent binary is not executable: {argv[0]!r}") from None
+    timed_out = False
+    try:
+        async with asyncio.timeout(timeout):
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_feed(proc, stdin))
+                pumps = {
+                    group.create_task(
+                        _pump(proc.stdout, LogStream.STDOUT, on_lines, max_line_bytes)
+                    ),
+                    group.create_task(
+                        _pump(proc.stderr, LogStream.STDERR, on_lines, max_line_bytes)
+                    ),
+                }
+                await proc.wait()
+                # A helper the agent left running may still hold its pipes open: give the
+                # output a moment to drain, then end the group so the readers see EOF.
+                _, still_open = await asyncio.wait(pumps, timeout=DRAIN_SECONDS)
+                if still_open:
+                    _signal_group(proc.pid, signal.SIGKILL)
+    except TimeoutError:
+        timed_out = True
+    finally:
+        # Runs on success, timeout, cancellation and errors alike: no process outlives the run.
+        await _stop_group(proc, kill_grace)
+    return RunResult(proc.returncode, timed_out, time.monotonic() - started)
+
+
+async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
+    if proc.stdin is None:
+        return
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        # An agent that exits without reading its prompt is not our failure to report here;
+        # its exit code tells the story.
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+    proc.stdin.close()
+
+
+async def _pump(
+    reader: asyncio.StreamReader | None, stream: LogStream, on_lines: OnLines, max_line: int
+) -> None:
+    if reader is None:
+        return
+    splitter = LineSplitter(max_line_bytes=max_line)
+    while chunk := await reader.read(CHUNK_BYTES):
+        lines = splitter.feed(chunk)
+        if lines:
+            await on_lines(stream, lines)
+    rest = splitter.close()
+    if rest:
+        await on_lines(stream, rest)
+
+
+async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    pgid = proc.pid  # start_new_session made the child a group leader
+    if proc.returncode is None:
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(grace):
+                await asyncio.shield(proc.wait())
+        except TimeoutError:
+            _signal_group(pgid, signal.SIGKILL)
+            await asyncio.shield(proc.wait())
+    # The leader is gone; anything it spawned that is still in the group dies too.
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -1,0 +1,49 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from hookagent.api.errors import install_error_handlers
+from hookagent.api.limits import BodyLimitMiddleware
+from hookagent.api.routes import health, tasks, webhooks
+from hookagent.errors import HookagentError
+from hookagent.settings import Settings
+from hookagent.store import Store, connect
+
+
+def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
+    """An app bound to ``settings``; it owns its Redis client unless one is passed in."""
+    if redis is None and not settings.redis_url:
+        raise HookagentError(
+            "HOOKAGENT_REDIS_URL is not set (use `hookagent up` for the embedded store)"
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = redis if redis is not None else connect(str(settings.redis_url))
+        app.state.store = Store.build(client, settings)
+        try:
+            yield
+        finally:
+            if redis is None:
+                await client.aclose()
+
+    app = FastAPI(
+        title="hookagent",
+        summary="Webhooks to coding-agent tasks, with live logs.",
+        version="0.1.0",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(webhooks.router)
+    app.include_router(tasks.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,61 @@
+"""One place that turns errors into JSON answers."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException
+
+from hookagent.errors import HookagentError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, detail: object) -> JSONResponse:
+    """The JSON shape of every error: ``{"error": code, "detail": ...}``."""
+    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+async def _hookagent(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HookagentError)  # registered for this type only
+    return error_response(exc.status_code, exc.code, exc.message)
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    return error_response(422, "invalid_request", detail)
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, exc.detail)
+
+
+async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("Redis unavailable during %s %s: %r", request.method, request.url.path, exc)
+    return error_response(503, "store_unavailable", "Redis is unreachable; try again shortly")
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(HookagentError, _hookagent)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(RedisConnectionError, _redis_down)
+    app.add_exception_handler(RedisTimeoutError, _redis_down)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,42 @@
+"""Every Redis key and group name hookagent uses, and nothing else.
+
+Per-task keys share the hash tag ``{<task_id>}`` so a task's hash, history and log stream
+live in one Redis Cluster slot and can be touched by one Lua script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WORKER_GROUP = "workers"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder bound to a prefix (``hookagent`` unless configured)."""
+
+    prefix: str = "hookagent"
+
+    def task(self, task_id: str) -> str:
+        """The task's hash."""
+        return f"{self.prefix}:task:{{{task_id}}}"
+
+    def history(self, task_id: str) -> str:
+        """The task's status history (a list of JSON records)."""
+        return f"{self.prefix}:task:{{{task_id}}}:history"
+
+    def logs(self, task_id: str) -> str:
+        """The task's log stream; entry id ``0-<seq+1>``."""
+        return f"{self.prefix}:task:{{{task_id}}}:logs"
+
+    def tasks_by_created(self) -> str:
+        """Sorted set of every task id scored by creation time (ms)."""
+        return f"{self.prefix}:tasks:created"
+
+    def tasks_by_status(self, status: str) -> str:
+        """Sorted set of the task ids currently in ``status``, scored by creation time."""
+        return f"{self.prefix}:tasks:status:{status}"
+
+    def queue(self, name: str) -> str:
+        """A job stream, read by the consumer group :data:`WORKER_GROUP`."""
+        return f"{self.prefix}:queue:{{{name}}}"

@@ -1,0 +1,226 @@
+"""Task and log models: stored shapes, API schemas and the enums they use."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life."""
+
+    QUEUED = "queued"
+    DISCOVERING = "discovering"
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED, TaskStatus.CANCELLED}
+)
+
+
+class LogStream(StrEnum):
+    """Which pipe (or hookagent itself) a log line came from."""
+
+    STDOUT = "stdout"
+    STDERR = "stderr"
+    SYSTEM = "system"
+
+
+class EventKind(StrEnum):
+    """What an agent's output line means, when the adapter can tell."""
+
+    TEXT = "text"
+    TOOL_USE = "tool_use"
+    TOOL_RESULT = "tool_result"
+    THINKING = "thinking"
+    RESULT = "result"
+    ERROR = "error"
+    RAW = "raw"
+
+
+class Phase(StrEnum):
+    """A job's phase, which names its queue."""
+
+    PLAN = "plan"
+
+
+PHASE_QUEUES = {Phase.PLAN: "planning-queue"}
+
+
+def utc_iso(epoch: float | None = None) -> str:
+    """UTC ISO-8601 with milliseconds and ``Z``, as the seed's log entries carry."""
+    moment = datetime.fromtimestamp(time.time() if epoch is None else epoch, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def new_task_id() -> str:
+    """A unique ``task-`` id: creation time in ms plus 48 random bits."""
+    return f"task-{time.time_ns() // 1_000_000}-{secrets.token_hex(6)}"
+
+
+class NewTask(BaseModel):
+    """What a webhook source hands over to become a task."""
+
+    source: str
+    repository: str
+    title: str
+    prompt: str
+    external_id: str | None = None
+    url: str | None = None
+
+
+class StatusChange(BaseModel):
+    """One step of a task's status history."""
+
+    status: TaskStatus
+    at: str
+    reason: str | None = None
+    attempt: int = 0
+
+
+class Task(BaseModel):
+    """A task as stored in its Redis hash."""
+
+    task_id: str
+    source: str
+    repository: str
+    title: str
+    prompt: str
+    status: TaskStatus
+    queue: str
+    created_at: str
+    updated_at: str
+    external_id: str | None = None
+    url: str | None = None
+    attempt: int = 0
+    plan: str | None = None
+    result: str | None = None
+    error: str | None = None
+    agent: str | None = None
+    session_id: str | None = None
+    num_turns: int | None = None
+    total_cost_usd: float | None = None
+    duration_ms: int | None = None
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> Task:
+        """Build from a Redis hash whose values are all strings."""
+        return cls.model_validate({k: v for k, v in data.items() if v != "" and k in FIELDS})
+
+    def to_hash(self) -> dict[str, str]:
+        """The Redis hash fields (absent optionals are omitted)."""
+        return {k: str(v) for k, v in self.model_dump().items() if v is not None}
+
+
+FIELDS = frozenset(Task.model_fields)
+
+
+class LogEntry(BaseModel):
+    """One stored log line; ``seq`` is its offset and the cursor of every reader."""
+
+    seq: int
+    timestamp: str
+    stream: LogStream
+    message: str
+    attempt: int | None = None
+    kind: EventKind | None = None
+    raw: Any = None
+
+    @classmethod
+    def from_fields(cls, entry_id: str, fields: dict[str, str]) -> LogEntry:
+        """Build from an XRANGE entry (id ``0-<seq+1>``)."""
+        raw = fields.get("raw")
+        attempt = fields.get("attempt")
+        return cls(
+            seq=int(entry_id.partition("-")[2]) - 1,
+            timestamp=fields.get("ts", ""),
+            stream=LogStream(fields.get("stream", "system")),
+            message=fields.get("msg", ""),
+            attempt=int(attempt) if attempt else None,
+            kind=EventKind(fields["kind"]) if fields.get("kind") else None,
+            raw=_decode_raw(raw) if raw else None,
+        )
+
+
+def _decode_raw(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        # A raw event cut at the size cap is no longer JSON; keep it as text.
+        return raw
+
+
+class LogsPage(BaseModel):
+    """The seed's ``GET /tasks/{id}/logs`` response."""
+
+    task_id: str
+    logs: list[LogEntry]
+    offset: int
+    limit: int
+    total: int
+    has_more: bool
+
+
+class StatusMetadata(BaseModel):
+    """The ``metadata`` object of the seed's status response."""
+
+    status: TaskStatus
+    updated_at: str
+    plan: str | None
+    queue: str
+    attempt: int
+    error: str | None = None
+
+
+class TaskStatusResponse(BaseModel):
+    """The seed's ``GET /tasks/{id}/status`` response."""
+
+    task_id: str
+    status: TaskStatus
+    metadata: StatusMetadata
+
+
+class TaskDetail(Task):
+    """``GET /tasks/{id}``: the task, its status history and log count."""
+
+    history: list[StatusChange] = Field(default_factory=list)
+    log_total: int = 0
+
+
+class TaskSummary(BaseModel):
+    """A row of ``GET /tasks/``."""
+
+    task_id: str
+    status: TaskStatus
+    source: str
+    repository: str
+    title: str
+    created_at: str
+    updated_at: str
+
+
+class TaskList(BaseModel):
+    """``GET /tasks/`` response, newest first."""
+
+    tasks: list[TaskSummary]
+    count: int
+
+
+class WebhookAccepted(BaseModel):
+    """What a webhook delivery gets back."""
+
+    task_id: str
+    status: TaskStatus

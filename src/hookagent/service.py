@@ -1,0 +1,101 @@
+"""Runs the API server and worker loops in one process, with an orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator, Iterator
+
+import uvicorn
+
+from hookagent.agents import build_agent
+from hookagent.api import create_app
+from hookagent.embedded import EmbeddedValkey
+from hookagent.settings import Settings
+from hookagent.store import Store, connect
+from hookagent.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``run_services`` owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@contextlib.contextmanager
+def embedded_store(settings: Settings) -> Iterator[Settings]:
+    """Settings pointing at Redis: the configured one, or an embedded Valkey started here."""
+    if settings.redis_url:
+        yield settings
+        return
+    with EmbeddedValkey(settings.data_dir) as valkey:
+        yield settings.model_copy(update={"redis_url": valkey.url})
+
+
+async def run_services(settings: Settings, *, server: bool, workers: int) -> None:
+    """Serve until SIGINT/SIGTERM: stop accepting, stop workers, close Redis. Twice forces."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting now", sig.name)
+            raise SystemExit(130)
+        log.info("%s received: shutting down", sig.name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    redis = connect(str(settings.redis_url))
+    store = Store.build(redis, settings)
+    try:
+        await store.planning.ensure_group()
+        runners = [
+            Worker(store=store, settings=settings, agent=build_agent(settings))
+            for _ in range(workers)
+        ]
+        worker_tasks = [asyncio.create_task(w.run(stop), name=f"worker-{w.name}") for w in runners]
+        web: _Server | None = None
+        web_task: asyncio.Task[None] | None = None
+        if server:
+            config = uvicorn.Config(
+                create_app(settings, redis=redis),
+                host=settings.host,
+                port=settings.port,
+                log_level="info",
+                lifespan="on",
+            )
+            web = _Server(config)
+            web_task = asyncio.create_task(web.serve(), name="api")
+        await _wait_stop(stop, web_task)
+        # Order: stop accepting requests, then end the workers. A run cut short here is not
+        # acked: its lease lapses and another worker picks it up.
+        if web is not None and web_task is not None:
+            web.should_exit = True
+            await web_task
+        for task in worker_tasks:
+            task.cancel()
+        await asyncio.gather(*worker_tasks, return_exceptions=True)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await redis.aclose()
+
+
+async def _wait_stop(stop: asyncio.Event, web_task: asyncio.Task[None] | None) -> None:
+    waiters: set[asyncio.Task[object]] = {asyncio.create_task(stop.wait())}
+    if web_task is not None:
+        waiters.add(web_task)
+    done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        if task is not web_task:
+            task.cancel()
+    if web_task in done:
+        stop.set()
+        web_task.result()  # a server that failed to start (port taken) raises here

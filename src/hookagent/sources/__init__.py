@@ -1,0 +1,9 @@
+"""Webhook sources: one parser and signature check per provider."""
+
+from __future__ import annotations
+
+from hookagent.sources.base import Ignored, verify_hmac_sha256
+from hookagent.sources.jira import parse_jira
+from hookagent.sources.sentry import parse_sentry
+
+__all__ = ["Ignored", "parse_jira", "parse_sentry", "verify_hmac_sha256"]

@@ -1,0 +1,98 @@
+"""Jira webhooks: ``jira:issue_created`` starts a task."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from hookagent.models import NewTask
+from hookagent.sources.base import Ignored, clip_prompt, field, obj, pick_repo, require_object, text
+
+_REPO_LINE = re.compile(
+    r"^\s*repo(?:sitory)?\s*:\s*([\w.-]+/[\w.-]+)", re.IGNORECASE | re.MULTILINE
+)
+_GITHUB_URL = re.compile(r"github\.com[/:]([\w.-]+)/([\w.-]+?)(?:\.git)?(?:[/#?\s)\]]|$)")
+
+
+def parse_jira(payload: Any, *, default_repo: str | None) -> NewTask:
+    """A task from ``jira:issue_created``; :class:`Ignored` for other events."""
+    body = require_object(payload)
+    event = text(body.get("webhookEvent"))
+    if event != "jira:issue_created":
+        raise Ignored(f"Jira event {event or '(none)'!r} does not start tasks")
+    issue = obj(body.get("issue"))
+    fields = obj(issue.get("fields"))
+    key = text(issue.get("key"))
+    summary = text(fields.get("summary")) or key or "Jira issue"
+    description = adf_text(fields.get("description"))
+    repo = pick_repo(
+        find_repo(description), default_repo, "a 'Repository: owner/name' line to the description"
+    )
+    url = browse_url(text(issue.get("self")), key)
+    lines = [
+        f"Jira issue {key}: {summary}",
+        field("Type", text(obj(fields.get("issuetype")).get("name"))),
+        field("Priority", text(obj(fields.get("priority")).get("name"))),
+        field("Labels", ", ".join(text(x) for x in fields.get("labels") or [] if text(x))),
+        field("Reporter", text(obj(body.get("user")).get("displayName"))),
+        f"Link: {url}" if url else "",
+        "",
+        description,
+    ]
+    return NewTask(
+        source="jira",
+        repository=repo,
+        title=f"{key}: {summary}" if key else summary,
+        prompt=clip_prompt("\n".join(lines).strip()),
+        external_id=key or None,
+        url=url,
+    )
+
+
+def find_repo(description: str) -> str | None:
+    """``Repository: owner/name`` line, else the first GitHub URL."""
+    line = _REPO_LINE.search(description)
+    if line:
+        return line.group(1).removesuffix(".git")
+    link = _GITHUB_URL.search(description)
+    if link:
+        return f"{link.group(1)}/{link.group(2)}"
+    return None
+
+
+def adf_text(value: Any) -> str:
+    """Plain text of a description given as text or as Atlassian Document Format."""
+    if isinstance(value, str):
+        return value.strip()
+    parts: list[str] = []
+    _walk_adf(value, parts)
+    return "".join(parts).strip()
+
+
+def _walk_adf(node: Any, out: list[str]) -> None:
+    if isinstance(node, list):
+        for child in node:
+            _walk_adf(child, out)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "text":
+        out.append(text(node.get("text")) if node.get("text") != " " else " ")
+        for mark in node.get("marks") or []:
+            href = obj(obj(mark).get("attrs")).get("href")
+            if isinstance(href, str):
+                out.append(f" ({href})")
+    if node.get("type") == "hardBreak":
+        out.append("\n")
+    _walk_adf(node.get("content"), out)
+    if node.get("type") in {"paragraph", "heading", "listItem", "codeBlock"}:
+        out.append("\n")
+
+
+def browse_url(self_url: str, key: str) -> str | None:
+    """``https://host/browse/KEY`` from the issue's REST ``self`` link."""
+    if not self_url or not key:
+        return None
+    parts = urlsplit(self_url)
+    return f"{parts.scheme}://{parts.netloc}/browse/{key}" if parts.netloc else None

@@ -1,0 +1,59 @@
+"""Redis-backed storage: tasks, the job queue and task logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from hookagent.keys import Keys
+from hookagent.models import PHASE_QUEUES, Phase
+from hookagent.settings import Settings
+from hookagent.store.logs import LogStore
+from hookagent.store.queue import Job, JobQueue
+from hookagent.store.tasks import TaskStore
+
+__all__ = ["Job", "JobQueue", "LogStore", "Store", "TaskStore", "connect"]
+
+
+def connect(url: str) -> Redis:
+    """An asyncio Redis client (hiredis parser when installed) with string replies."""
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_keepalive=True,
+        retry_on_timeout=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """The stores one process needs, built from one Redis client and the settings."""
+
+    redis: Redis
+    tasks: TaskStore
+    logs: LogStore
+    planning: JobQueue
+
+    @classmethod
+    def build(cls, redis: Redis, settings: Settings) -> Store:
+        """Wire the stores to ``redis`` with the configured prefix, TTLs and lease."""
+        keys = Keys(settings.key_prefix)
+        return cls(
+            redis=redis,
+            tasks=TaskStore(redis, keys, ttl_seconds=settings.task_ttl),
+            logs=LogStore(
+                redis, keys, ttl_seconds=settings.log_ttl, max_lines=settings.log_max_lines
+            ),
+            planning=JobQueue(
+                redis,
+                keys,
+                name=PHASE_QUEUES[Phase.PLAN],
+                lease_ms=int(settings.lease_seconds * 1000),
+            ),
+        )
+
+    def queue_for(self, phase: Phase) -> JobQueue:
+        """The queue that carries ``phase`` jobs."""
+        return self.planning

@@ -1,0 +1,116 @@
+"""A small reliable job queue on a Redis Stream consumer group.
+
+A job stays in the group's pending list until its worker acks it. The pending entry's idle
+time is the lease: the worker renews it (XCLAIM by its owner) while the job runs, and any
+worker reclaims jobs idle past the lease (XAUTOCLAIM), so a dead worker's job runs again.
+XAUTOCLAIM counts deliveries, which caps retries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from hookagent.keys import WORKER_GROUP, Keys
+from hookagent.models import Phase
+
+# Renew only while we still own the entry: a plain XCLAIM with min-idle 0 would steal it
+# back from a worker that reclaimed it after our lease lapsed.
+_RENEW = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A delivered job: its stream entry id, task, phase and how often it was delivered."""
+
+    job_id: str
+    task_id: str
+    phase: Phase
+    deliveries: int
+
+
+class JobQueue:
+    """Enqueue, claim, renew and ack jobs of one named queue."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, name: str, lease_ms: int) -> None:
+        # Typed loosely on purpose: redis-py's annotations differ from 5.x to 8.x, and with
+        # decode_responses=True every reply here is str.
+        self._redis: Any = redis
+        self._key = keys.queue(name)
+        self.name = name
+        self.lease_ms = lease_ms
+        self._renew = redis.register_script(_RENEW)
+
+    async def ensure_group(self) -> None:
+        """Create the stream and its consumer group if missing."""
+        try:
+            await self._redis.xgroup_create(self._key, WORKER_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def enqueue(self, task_id: str, phase: Phase) -> str:
+        """Add a job; returns its entry id."""
+        job_id: str = await self._redis.xadd(self._key, {"task_id": task_id, "phase": phase})
+        return job_id
+
+    async def claim(self, consumer: str, *, block_ms: int) -> Job | None:
+        """A job whose lease lapsed, else the next new one (waiting up to ``block_ms``)."""
+        stale = await self.reclaim(consumer)
+        if stale is not None:
+            return stale
+        reply = await self._redis.xreadgroup(
+            WORKER_GROUP, consumer, {self._key: ">"}, count=1, block=block_ms
+        )
+        if not reply:
+            return None
+        entry_id, fields = reply[0][1][0]
+        return _job(entry_id, fields, deliveries=1)
+
+    async def reclaim(self, consumer: str) -> Job | None:
+        """Take over one job whose worker stopped renewing its lease."""
+        _, claimed, *_ = await self._redis.xautoclaim(
+            self._key, WORKER_GROUP, consumer, min_idle_time=self.lease_ms, start_id="0-0", count=1
+        )
+        if not claimed:
+            return None
+        entry_id, fields = claimed[0]
+        pending = await self._redis.xpending_range(
+            self._key, WORKER_GROUP, min=entry_id, max=entry_id, count=1
+        )
+        deliveries = int(pending[0]["times_delivered"]) if pending else 1
+        return _job(entry_id, fields, deliveries=deliveries)
+
+    async def renew(self, job: Job, consumer: str) -> bool:
+        """Reset the job's idle time; False when another worker has taken it over."""
+        owned: int = await self._renew(keys=[self._key], args=[WORKER_GROUP, consumer, job.job_id])
+        return owned == 1
+
+    async def ack(self, job: Job) -> None:
+        """Finish the job for good: ack it and drop it from the stream."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self._key, WORKER_GROUP, job.job_id)
+            pipe.xdel(self._key, job.job_id)
+            await pipe.execute()
+
+    async def pending_count(self) -> int:
+        """How many jobs are delivered but not yet acked."""
+        info = await self._redis.xpending(self._key, WORKER_GROUP)
+        return int(info["pending"])
+
+
+def _job(entry_id: str, fields: dict[str, str], *, deliveries: int) -> Job:
+    return Job(
+        job_id=entry_id,
+        task_id=fields["task_id"],
+        phase=Phase(fields.get("phase", Phase.PLAN)),
+        deliveries=deliveries,
+    )

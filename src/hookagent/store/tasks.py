@@ -1,0 +1,202 @@
+"""Task records: one hash per task, a status history list, and listing indexes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from hookagent.errors import ConflictError, FencedOut, TaskNotFound
+from hookagent.keys import Keys
+from hookagent.models import (
+    NewTask,
+    StatusChange,
+    Task,
+    TaskStatus,
+    new_task_id,
+    utc_iso,
+)
+
+# One script moves a task between statuses. Modes:
+#   claim - a worker starts an attempt: new lease token, attempt + 1
+#   fence - a worker writes: only while it still holds the lease token
+#   free  - anyone (the API): only the allowed from-statuses are checked
+# It runs on the task's own slot (hash + history), so it is atomic on a cluster too.
+_TRANSITION = """
+local mode, token, new_status, allowed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, reason, ttl = ARGV[5], ARGV[6], tonumber(ARGV[7])
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return redis.error_reply('NOTFOUND') end
+if mode == 'fence' and redis.call('HGET', KEYS[1], 'lease_token') ~= token then
+  return redis.error_reply('FENCED')
+end
+if allowed ~= '' and not string.find(',' .. allowed .. ',', ',' .. cur .. ',', 1, true) then
+  return redis.error_reply('CONFLICT ' .. cur)
+end
+local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0')
+if mode == 'claim' then
+  attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+  redis.call('HSET', KEYS[1], 'lease_token', token)
+elseif mode == 'free' then
+  redis.call('HDEL', KEYS[1], 'lease_token')
+end
+redis.call('HSET', KEYS[1], 'status', new_status, 'updated_at', now)
+for i = 8, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+local record = {status = new_status, at = now, attempt = attempt}
+if reason ~= '' then record['reason'] = reason end
+redis.call('RPUSH', KEYS[2], cjson.encode(record))
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return {cur, attempt}
+"""
+
+
+def created_ms(task_id: str) -> int:
+    """The creation time encoded in a task id, used as the index score."""
+    parts = task_id.split("-")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
+
+
+class TaskStore:
+    """Creates, reads, lists and moves tasks between statuses."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, ttl_seconds: int) -> None:
+        # Typed loosely on purpose: redis-py's annotations differ from 5.x to 8.x, and with
+        # decode_responses=True every reply here is str.
+        self._redis: Any = redis
+        self._keys = keys
+        self._ttl_ms = ttl_seconds * 1000
+        self._transition = redis.register_script(_TRANSITION)
+
+    async def create(self, new: NewTask, *, queue: str) -> Task:
+        """Store a new task in ``queued`` and index it."""
+        now = utc_iso()
+        task = Task(
+            task_id=new_task_id(),
+            status=TaskStatus.QUEUED,
+            queue=queue,
+            created_at=now,
+            updated_at=now,
+            **new.model_dump(),
+        )
+        k, tid = self._keys, task.task_id
+        record = StatusChange(status=TaskStatus.QUEUED, at=now).model_dump_json(exclude_none=True)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(k.task(tid), mapping=task.to_hash())
+            pipe.pexpire(k.task(tid), self._ttl_ms)
+            pipe.rpush(k.history(tid), record)
+            pipe.pexpire(k.history(tid), self._ttl_ms)
+            pipe.zadd(k.tasks_by_created(), {tid: created_ms(tid)})
+            pipe.zadd(k.tasks_by_status(task.status), {tid: created_ms(tid)})
+            await pipe.execute()
+        return task
+
+    async def get(self, task_id: str) -> Task:
+        """The task, or :class:`TaskNotFound`."""
+        data: dict[str, str] = await self._redis.hgetall(self._keys.task(task_id))
+        if not data:
+            raise TaskNotFound(f"no task {task_id!r} (unknown or expired)")
+        return Task.from_hash(data)
+
+    async def history(self, task_id: str) -> list[StatusChange]:
+        """The task's status changes, oldest first."""
+        rows: list[str] = await self._redis.lrange(self._keys.history(task_id), 0, -1)
+        return [StatusChange.model_validate_json(row) for row in rows]
+
+    async def lease_token(self, task_id: str) -> str | None:
+        """The token of the attempt that currently holds the task, if any."""
+        token: str | None = await self._redis.hget(self._keys.task(task_id), "lease_token")
+        return token
+
+    async def claim(
+        self, task_id: str, *, token: str, status: TaskStatus, allowed: Iterable[TaskStatus]
+    ) -> int:
+        """Start a worker attempt: take the lease token, set ``status``; returns the attempt."""
+        _, attempt = await self._run("claim", task_id, token, status, allowed, None, {})
+        return attempt
+
+    async def advance(
+        self,
+        task_id: str,
+        status: TaskStatus,
+        *,
+        token: str | None = None,
+        allowed: Iterable[TaskStatus] = (),
+        reason: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> TaskStatus:
+        """Move to ``status``; fenced by ``token`` when given. Returns the previous status."""
+        mode = "fence" if token is not None else "free"
+        old, _ = await self._run(mode, task_id, token or "", status, allowed, reason, fields or {})
+        return old
+
+    async def list(self, *, status: TaskStatus | None, limit: int) -> list[Task]:
+        """Newest first, optionally only those in ``status``."""
+        index = self._keys.tasks_by_status(status) if status else self._keys.tasks_by_created()
+        ids: list[str] = await self._redis.zrevrange(index, 0, limit - 1)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for tid in ids:
+                pipe.hgetall(self._keys.task(tid))
+            rows: list[dict[str, str]] = await pipe.execute()
+        expired = [tid for tid, row in zip(ids, rows, strict=True) if not row]
+        if expired:
+            # Hashes expire by TTL; their index entries are dropped when a reader meets them.
+            await self._redis.zrem(index, *expired)
+        tasks = [Task.from_hash(row) for row in rows if row]
+        return [t for t in tasks if status is None or t.status == status]
+
+    async def _run(
+        self,
+        mode: str,
+        task_id: str,
+        token: str,
+        status: TaskStatus,
+        allowed: Iterable[TaskStatus],
+        reason: str | None,
+        fields: Mapping[str, Any],
+    ) -> tuple[TaskStatus, int]:
+        k = self._keys
+        args: list[str] = [
+            mode,
+            token,
+            status.value,
+            ",".join(s.value for s in allowed),
+            utc_iso(),
+            reason or "",
+            str(self._ttl_ms),
+        ]
+        for name, value in fields.items():
+            args += [name, "" if value is None else str(value)]
+        try:
+            old, attempt = await self._transition(
+                keys=[k.task(task_id), k.history(task_id)], args=args
+            )
+        except ResponseError as exc:
+            raise _translate(task_id, str(exc)) from None
+        old_status = TaskStatus(old)
+        if old_status != status:
+            score = created_ms(task_id)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(k.tasks_by_status(old_status), task_id)
+                pipe.zadd(k.tasks_by_status(status), {task_id: score})
+                await pipe.execute()
+        return old_status, int(attempt)
+
+
+def _translate(task_id: str, reply: str) -> Exception:
+    if reply.startswith("NOTFOUND"):
+        return TaskNotFound(f"no task {task_id!r} (unknown or expired)")
+    if reply.startswith("FENCED"):
+        return FencedOut(f"task {task_id} is held by another attempt")
+    if reply.startswith("CONFLICT"):
+        current = reply.partition(" ")[2]
+        return ConflictError(f"task {task_id} is {current}")
+    return RuntimeError(reply)

@@ -1,0 +1,125 @@
+"""Buffered log writer: one Redis round trip per batch, flushed at least every few ms."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+
+from hookagent.models import LogStream, utc_iso
+from hookagent.store.logs import LogStore, NewLine
+
+log = logging.getLogger(__name__)
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` characters with a visible marker saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [truncated {len(text) - limit} characters]"
+
+
+class LogWriter:
+    """Collects lines for one task attempt and writes them in batches.
+
+    A batch goes out when it reaches ``batch_lines`` or ``flush_ms`` after its first line,
+    whichever is first. Writers block (backpressure) when a full batch is waiting, so a
+    fast agent is slowed to Redis's pace instead of growing memory without bound.
+    """
+
+    def __init__(
+        self,
+        store: LogStore,
+        task_id: str,
+        *,
+        token: str,
+        attempt: int,
+        batch_lines: int,
+        flush_ms: int,
+        line_max: int,
+        raw_max: int,
+    ) -> None:
+        self._store = store
+        self._task_id = task_id
+        self._token = token
+        self._attempt = attempt
+        self._batch_lines = batch_lines
+        self._flush_s = flush_ms / 1000
+        self._line_max = line_max
+        self._raw_max = raw_max
+        self._buffer: list[NewLine] = []
+        self._pending = asyncio.Event()
+        self._full = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self.error: BaseException | None = None
+
+    async def __aenter__(self) -> LogWriter:
+        self._flusher = asyncio.create_task(self._run(), name=f"log-flush-{self._task_id}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        if self.error is None:
+            await self.flush()
+
+    def add(
+        self, stream: LogStream, text: str, *, kind: str = "", raw: str = "", ts: str = ""
+    ) -> None:
+        """Queue one line; the ``[stream] `` prefix is added here."""
+        message = clip(f"[{stream.value}] {text}", self._line_max)
+        self._buffer.append(
+            NewLine(ts or utc_iso(), stream.value, message, kind, clip(raw, self._raw_max))
+        )
+        self._pending.set()
+        if len(self._buffer) >= self._batch_lines:
+            self._full.set()
+
+    async def wait_room(self) -> None:
+        """Flush now when the buffer holds a full batch (backpressure for fast producers)."""
+        if self.error is not None:
+            raise self.error
+        if len(self._buffer) >= self._batch_lines:
+            await self.flush()
+
+    async def system(self, text: str) -> None:
+        """Write a ``[system]`` line and flush it at once."""
+        self.add(LogStream.SYSTEM, text)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything buffered so far."""
+        async with self._lock:
+            while self._buffer:
+                batch = self._buffer[: self._batch_lines]
+                del self._buffer[: self._batch_lines]
+                await self._store.append(
+                    self._task_id, batch, token=self._token, attempt=self._attempt
+                )
+            self._pending.clear()
+            self._full.clear()
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._pending.wait()
+                try:
+                    async with asyncio.timeout(self._flush_s):
+                        await self._full.wait()
+                except TimeoutError:
+                    pass  # the interval is up: flush what we have
+                await self.flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Kept for the worker, which stops the run: a fenced-out or failing writer
+            # must not let the agent go on producing lines nobody stores.
+            log.warning("log writer for %s stopped: %r", self._task_id, exc)
+            self.error = exc

@@ -1,0 +1,75 @@
+"""Repository names and task workspaces: validate, then clone with git."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from pathlib import Path
+
+from hookagent.errors import WorkspaceError
+
+_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,99})/[A-Za-z0-9_.-]{1,100}$")
+_TASK_ID = re.compile(r"^task-[0-9]+-[0-9a-f]+$")
+
+
+def validate_repo(name: str, allowed: frozenset[str] = frozenset()) -> str:
+    """``owner/name`` or :class:`WorkspaceError`; optionally only from ``allowed``."""
+    repo = name.strip().removesuffix(".git")
+    if not _REPO.match(repo) or ".." in repo or repo.split("/")[1] in {".", ""}:
+        raise WorkspaceError(f"repository {name!r} is not of the form owner/name")
+    if allowed and repo.lower() not in allowed:
+        raise WorkspaceError(f"repository {repo!r} is not in HOOKAGENT_ALLOWED_REPOS")
+    return repo
+
+
+class Workspaces:
+    """Clones a task's repository into ``root/<task_id>``."""
+
+    def __init__(self, root: Path, *, url_template: str, timeout: float) -> None:
+        self._root = root
+        self._template = url_template
+        self._timeout = timeout
+
+    def path(self, task_id: str) -> Path:
+        """Where the task's clone lives."""
+        if not _TASK_ID.match(task_id):
+            raise WorkspaceError(f"bad task id {task_id!r}")
+        return self._root / task_id
+
+    async def clone(self, task_id: str, repo: str) -> Path:
+        """A fresh clone (an earlier attempt's leftovers are removed first)."""
+        target = self.path(task_id)
+        if target.exists():
+            await asyncio.to_thread(shutil.rmtree, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        url = self._template.format(repo=repo)
+        await self._git("clone", "--quiet", "--no-tags", "--", url, str(target))
+        return target
+
+    async def _git(self, *args: str) -> None:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+        proc = await asyncio.create_subprocess_exec(
+            "git",
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            async with asyncio.timeout(self._timeout):
+                _, err = await proc.communicate()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise WorkspaceError(f"git {args[0]} timed out after {self._timeout:.0f}s") from None
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        if proc.returncode != 0:
+            detail = err.decode("utf-8", errors="replace").strip()[-2000:]
+            raise WorkspaceError(f"git {args[0]} failed (exit {proc.returncode}): {detail}")
