@@ -70,6 +70,7 @@ class EmbeddedValkey:
         self._proc: subprocess.Popen[str] | None = None
         self._ready = threading.Event()
         self._tail: deque[str] = deque(maxlen=40)
+        self._drainer: threading.Thread | None = None
         self.url = ""
 
     def __enter__(self) -> EmbeddedValkey:
@@ -100,7 +101,8 @@ class EmbeddedValkey:
                 errors="replace",
                 preexec_fn=_die_with_parent,
             )
-            threading.Thread(target=self._drain, name="valkey-log", daemon=True).start()
+            self._drainer = threading.Thread(target=self._drain, name="valkey-log", daemon=True)
+            self._drainer.start()
             if not self._ready.wait(START_TIMEOUT_S) or self._proc.poll() is not None:
                 tail = "\n".join(self._tail)
                 self.stop()
@@ -121,6 +123,11 @@ class EmbeddedValkey:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self._drainer is not None:
+            self._drainer.join(STOP_TIMEOUT_S)
+            self._drainer = None
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
         self._release_lock()
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from hookagent.keys import Keys
 from hookagent.models import PHASE_QUEUES, Phase
@@ -16,15 +16,22 @@ from hookagent.store.tasks import TaskStore
 __all__ = ["Job", "JobQueue", "LogStore", "Store", "TaskStore", "connect"]
 
 
+MAX_CONNECTIONS = 128
+
+
 def connect(url: str) -> Redis:
-    """An asyncio Redis client (hiredis parser when installed) with string replies."""
-    return Redis.from_url(
+    """An asyncio Redis client (hiredis parser when installed) with string replies.
+
+    The pool blocks when all connections are busy instead of failing the request.
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
         health_check_interval=30,
-        socket_keepalive=True,
-        retry_on_timeout=True,
+        max_connections=MAX_CONNECTIONS,
+        timeout=30,
     )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 @dataclass(frozen=True, slots=True)

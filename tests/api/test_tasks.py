@@ -1,0 +1,114 @@
+"""Task endpoints in the seed's shapes, and their errors."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from hookagent.api import create_app
+from hookagent.models import LogStream, NewTask, TaskStatus
+from hookagent.settings import Settings
+from hookagent.store import Store
+from hookagent.store.logs import NewLine
+
+
+async def seeded(store: Store, lines: int = 45) -> str:
+    new = NewTask(source="sentry", repository="acme/x", title="Boom", prompt="ctx")
+    task = await store.tasks.create(new, queue="planning-queue")
+    batch = [
+        NewLine("2026-01-24T10:00:00.000Z", "stdout", f"[stdout] line {i}") for i in range(lines)
+    ]
+    await store.logs.append(task.task_id, batch)
+    return task.task_id
+
+
+async def test_logs_page_matches_the_seed(client: httpx.AsyncClient, store: Store) -> None:
+    tid = await seeded(store)
+    body = (await client.get(f"/tasks/{tid}/logs", params={"limit": 10, "offset": 40})).json()
+    assert set(body) == {"task_id", "logs", "offset", "limit", "total", "has_more"}
+    assert (body["offset"], body["limit"], body["total"], body["has_more"]) == (40, 10, 45, False)
+    assert [e["seq"] for e in body["logs"]] == [40, 41, 42, 43, 44]
+    entry = body["logs"][0]
+    assert entry["timestamp"] == "2026-01-24T10:00:00.000Z"
+    assert entry["message"] == "[stdout] line 40" and entry["stream"] == LogStream.STDOUT
+    first = (await client.get(f"/tasks/{tid}/logs")).json()
+    assert (len(first["logs"]), first["has_more"]) == (45, False)
+    some = (await client.get(f"/tasks/{tid}/logs", params={"limit": 20})).json()
+    assert some["has_more"] is True
+    everything = (await client.get(f"/tasks/{tid}/logs", params={"limit": -1})).json()
+    assert len(everything["logs"]) == 45
+
+
+@pytest.mark.parametrize(
+    "params", [{"offset": -1}, {"limit": 0}, {"limit": 10_001}, {"limit": -2}, {"offset": "x"}]
+)
+async def test_bad_paging_is_422(
+    client: httpx.AsyncClient, store: Store, params: dict[str, object]
+) -> None:
+    tid = await seeded(store, 1)
+    response = await client.get(f"/tasks/{tid}/logs", params=params)
+    assert response.status_code == 422
+    assert "error" in response.json()
+
+
+async def test_unknown_task_is_404_everywhere(client: httpx.AsyncClient) -> None:
+    for path in ("/tasks/task-1-ff", "/tasks/task-1-ff/status", "/tasks/task-1-ff/logs"):
+        response = await client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["error"] == "task_not_found"
+
+
+async def test_status_and_details(client: httpx.AsyncClient, store: Store) -> None:
+    tid = await seeded(store, 3)
+    await store.tasks.advance(tid, TaskStatus.FAILED, reason="boom", fields={"error": "boom"})
+    status = (await client.get(f"/tasks/{tid}/status")).json()
+    assert status["status"] == "failed"
+    meta = status["metadata"]
+    assert (meta["status"], meta["queue"], meta["error"]) == ("failed", "planning-queue", "boom")
+    assert meta["updated_at"].endswith("Z") and "plan" in meta
+    detail = (await client.get(f"/tasks/{tid}")).json()
+    assert [h["status"] for h in detail["history"]] == ["queued", "failed"]
+    assert detail["history"][1]["reason"] == "boom"
+    assert (detail["source"], detail["repository"], detail["log_total"]) == ("sentry", "acme/x", 3)
+
+
+async def test_list_newest_first_with_status_filter(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    a = await seeded(store, 0)
+    b = await seeded(store, 0)
+    await store.tasks.advance(a, TaskStatus.FAILED)
+    for path in ("/tasks/", "/tasks"):
+        listed = (await client.get(path)).json()
+        assert {t["task_id"] for t in listed["tasks"]} == {a, b}
+    failed = (await client.get("/tasks/", params={"status": "failed"})).json()
+    assert [t["task_id"] for t in failed["tasks"]] == [a]
+    bad = await client.get("/tasks/", params={"status": "sleeping"})
+    assert bad.status_code == 422
+
+
+async def test_healthz_and_docs(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok", "redis": "ok"}
+    assert (await client.get("/docs")).status_code == 200
+    assert (await client.get("/redoc")).status_code == 200
+    assert "/webhooks/sentry" in (await client.get("/openapi.json")).json()["paths"]
+
+
+async def test_unknown_route_is_json_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/nope")
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+async def test_redis_down_is_503_json(settings: Settings) -> None:
+    dead = Redis.from_url("redis://127.0.0.1:1/0", decode_responses=True, socket_connect_timeout=1)
+    app = create_app(settings, redis=dead)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://h"
+        ) as http:
+            for path in ("/healthz", "/tasks/", "/tasks/task-1-aa/logs"):
+                response = await http.get(path)
+                assert response.status_code == 503, path
+                assert response.json()["error"] == "store_unavailable"
+    await dead.aclose()

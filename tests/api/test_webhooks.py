@@ -1,0 +1,161 @@
+"""Webhook endpoints: accepted deliveries, signatures and every kind of bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from hookagent.api import create_app
+from hookagent.models import TaskStatus
+from hookagent.settings import Settings
+from hookagent.store import Store
+from tests.helpers import FIXTURES
+
+SEED = (FIXTURES / "sentry-seed-example.json").read_bytes()
+JSON = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize("path", ["/webhooks/sentry", "/webhooks/sentry/"])
+async def test_seed_curl_queues_a_task_and_a_job(
+    client: httpx.AsyncClient, store: Store, path: str
+) -> None:
+    response = await client.post(path, content=SEED, headers=JSON)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "queued" and body["task_id"].startswith("task-")
+    task = await store.tasks.get(body["task_id"])
+    assert (task.repository, task.status, task.queue) == (
+        "myorg/myrepo",
+        TaskStatus.QUEUED,
+        "planning-queue",
+    )
+    await store.planning.ensure_group()  # a worker creates it; jobs queued before are kept
+    job = await store.planning.claim("test", block_ms=100)
+    assert job is not None and job.task_id == body["task_id"]
+
+
+async def test_jira_with_and_without_slash(client: httpx.AsyncClient) -> None:
+    body = (FIXTURES / "jira-issue-created.json").read_bytes()
+    for path in ("/webhooks/jira", "/webhooks/jira/"):
+        response = await client.post(path, content=body, headers=JSON)
+        assert response.status_code == 202, response.text
+
+
+async def test_malformed_json(client: httpx.AsyncClient) -> None:
+    response = await client.post("/webhooks/sentry", content=b'{"id": ', headers=JSON)
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_json"
+
+
+async def test_wrong_content_type(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/webhooks/sentry", content=SEED, headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported_media_type"
+
+
+async def test_oversized_body_is_413_and_the_server_keeps_serving(
+    client: httpx.AsyncClient,
+) -> None:
+    big = b'{"x": "' + b"a" * (2 * 1024 * 1024) + b'"}'
+    response = await client.post("/webhooks/sentry", content=big, headers=JSON)
+    assert response.status_code == 413
+    assert response.json()["error"] == "body_too_large"
+
+    async def chunks():  # no content-length: the streamed count must catch it
+        for _ in range(40):
+            yield b"a" * 65536
+
+    streamed = await client.post("/webhooks/jira", content=chunks(), headers=JSON)
+    assert streamed.status_code == 413
+    assert (await client.post("/webhooks/sentry", content=SEED, headers=JSON)).status_code == 202
+
+
+async def test_no_repository_is_422_saying_so(client: httpx.AsyncClient) -> None:
+    payload = {"data": {"event": {"message": "boom"}}}
+    response = await client.post("/webhooks/sentry", json=payload)
+    assert response.status_code == 422
+    assert "no repository" in response.json()["detail"]
+
+
+async def test_bad_repository_name_is_422(client: httpx.AsyncClient) -> None:
+    payload = {"data": {"event": {"message": "x", "tags": [["repository", "../../etc"]]}}}
+    response = await client.post("/webhooks/sentry", json=payload)
+    assert response.status_code == 422
+    assert "owner/name" in response.json()["detail"]
+
+
+async def test_ignored_delivery_is_200_without_a_task(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    body = (FIXTURES / "jira-comment-created.json").read_bytes()
+    response = await client.post("/webhooks/jira", content=body, headers=JSON)
+    assert response.status_code == 200
+    assert response.json()["status"] == "ignored"
+    assert await store.tasks.list(status=None, limit=10) == []
+
+
+async def test_sentry_signature(settings: Settings, redis: object) -> None:
+    own = settings.model_copy(update={"sentry_client_secret": SecretStr("s3cr3t-value")})
+    app = create_app(own, redis=redis)  # type: ignore[arg-type]
+    body = (FIXTURES / "sentry-event-alert.json").read_bytes()
+    good = hmac.new(b"s3cr3t-value", body, hashlib.sha256).hexdigest()
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://h"
+        ) as http:
+            ok = await http.post(
+                "/webhooks/sentry", content=body, headers={**JSON, "sentry-hook-signature": good}
+            )
+            assert ok.status_code == 202, ok.text
+            bad = await http.post(
+                "/webhooks/sentry",
+                content=body + b" ",
+                headers={**JSON, "sentry-hook-signature": good},
+            )
+            assert bad.status_code == 401 and bad.json()["error"] == "bad_signature"
+            missing = await http.post("/webhooks/sentry", content=body, headers=JSON)
+            assert missing.status_code == 401
+
+
+async def test_jira_signature(settings: Settings, redis: object) -> None:
+    own = settings.model_copy(update={"jira_webhook_secret": SecretStr("jira-s3cret")})
+    app = create_app(own, redis=redis)  # type: ignore[arg-type]
+    body = (FIXTURES / "jira-issue-created.json").read_bytes()
+    sig = "sha256=" + hmac.new(b"jira-s3cret", body, hashlib.sha256).hexdigest()
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://h"
+        ) as http:
+            ok = await http.post(
+                "/webhooks/jira", content=body, headers={**JSON, "x-hub-signature": sig}
+            )
+            assert ok.status_code == 202, ok.text
+            wrong = await http.post(
+                "/webhooks/jira", content=body, headers={**JSON, "x-hub-signature": sig[:-2] + "00"}
+            )
+            assert wrong.status_code == 401
+
+
+def test_placeholder_secret_is_refused() -> None:
+    with pytest.raises(ValueError, match="placeholder"):
+        Settings(sentry_client_secret=SecretStr("changeme"))
+
+
+async def test_allowed_repos(settings: Settings, redis: object) -> None:
+    own = settings.model_copy(update={"allowed_repos": "acme/payments-api"})
+    app = create_app(own, redis=redis)  # type: ignore[arg-type]
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://h"
+        ) as http:
+            refused = await http.post("/webhooks/sentry", content=SEED, headers=JSON)
+            assert refused.status_code == 422 and "ALLOWED_REPOS" in refused.json()["detail"]
+            body = (FIXTURES / "sentry-event-alert.json").read_bytes()
+            assert (
+                await http.post("/webhooks/sentry", content=body, headers=JSON)
+            ).status_code == 202

@@ -1,0 +1,113 @@
+"""Shared fixtures: a real Valkey/Redis, per-test key prefixes, git remotes, a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from hookagent.api import create_app
+from hookagent.embedded import EmbeddedValkey
+from hookagent.settings import Settings
+from hookagent.store import Store, connect
+from hookagent.worker import Worker
+from tests.helpers import REPO, fake_agent, make_remote
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """HOOKAGENT_TEST_REDIS_URL if set, else an embedded Valkey for the whole session."""
+    external = os.environ.get("HOOKAGENT_TEST_REDIS_URL")
+    if external:
+        yield external
+        return
+    with EmbeddedValkey(tmp_path_factory.mktemp("valkey")) as valkey:
+        yield valkey.url
+
+
+@pytest.fixture
+async def redis(redis_url: str, prefix: str) -> AsyncIterator[Redis]:
+    """A client; afterwards deletes only the keys under this test's prefix."""
+    client = connect(redis_url)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix no other test (or user) shares."""
+    return f"hktest-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def remotes(tmp_path: Path) -> Path:
+    """A directory of bare git remotes; ``acme/payments-api`` has a commit with a README."""
+    root = tmp_path / "remotes"
+    make_remote(root, REPO)
+    return root
+
+
+@pytest.fixture
+def settings(redis_url: str, prefix: str, tmp_path: Path, remotes: Path) -> Settings:
+    """Settings for one test: its own prefix, data dir, remotes and the fake agent."""
+    return Settings(
+        redis_url=redis_url,
+        key_prefix=prefix,
+        data_dir=tmp_path / "data",
+        git_url_template=f"file://{remotes}/{{repo}}.git",
+        agent="command",
+        agent_command=fake_agent("echo"),
+        planning_timeout=30,
+        kill_grace=1,
+        lease_seconds=5,
+        log_flush_ms=20,
+    )
+
+
+@pytest.fixture
+def store(redis: Redis, settings: Settings) -> Store:
+    """Stores bound to this test's prefix."""
+    return Store.build(redis, settings)
+
+
+@pytest.fixture
+async def client(settings: Settings, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client speaking to the app in-process (lifespan run)."""
+    app = create_app(settings, redis=redis)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hookagent") as http:
+            yield http
+
+
+RunWorker = Callable[..., Worker]
+
+
+@pytest.fixture
+async def start_worker(store: Store, settings: Settings) -> AsyncIterator[RunWorker]:
+    """Starts in-process worker loops (optionally with other settings); stops them after."""
+    from hookagent.agents import build_agent
+
+    stop = asyncio.Event()
+    running: list[asyncio.Task[None]] = []
+
+    def start(**overrides: object) -> Worker:
+        own = settings.model_copy(update=overrides)
+        worker = Worker(store=Store.build(store.redis, own), settings=own, agent=build_agent(own))
+        running.append(asyncio.create_task(worker.run(stop)))
+        return worker
+
+    yield start
+    stop.set()
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)

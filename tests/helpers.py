@@ -1,0 +1,59 @@
+"""Helpers shared by the tests: the fake agent, git remotes, waiting on a task."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from hookagent.models import TaskStatus
+from hookagent.store import Store
+
+FAKE_AGENT = Path(__file__).parent / "fake_agent.py"
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
+REPO = "acme/payments-api"
+
+
+def fake_agent(*args: str) -> str:
+    """The HOOKAGENT_AGENT_COMMAND that runs the fake agent in ``args`` mode."""
+    return shlex.join([sys.executable, str(FAKE_AGENT), *args])
+
+
+def make_remote(root: Path, repo: str) -> Path:
+    """Create ``root/<repo>.git`` with one commit."""
+    bare = root / f"{repo}.git"
+    seed = root / "seed" / repo
+    seed.mkdir(parents=True)
+    (seed / "README.md").write_text("# payments-api\nThe payments service.\n")
+    (seed / "app.py").write_text("def total(xs):\n    return sum(xs) / len(xs)\n")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}  # fmt: skip
+    run = lambda *a, cwd=seed: subprocess.run(a, cwd=cwd, env=env, check=True, capture_output=True)  # noqa: E731
+    run("git", "init", "-q", "-b", "main")
+    run("git", "add", ".")
+    run("git", "commit", "-q", "-m", "initial")
+    run("git", "clone", "-q", "--bare", str(seed), str(bare), cwd=root)
+    return bare
+
+
+async def wait_status(
+    store: Store, task_id: str, statuses: set[TaskStatus], *, timeout: float = 30
+) -> TaskStatus:
+    """Wait until the task reaches one of ``statuses``, reading its log stream with XREAD BLOCK.
+
+    Every status change of a worker is preceded by a ``[system]`` log line, so blocking on
+    the log stream wakes us exactly when something happened.
+    """
+    keys = store.tasks._keys
+    last = "0-0"
+    async with asyncio.timeout(timeout):
+        while True:
+            task = await store.tasks.get(task_id)
+            if task.status in statuses:
+                return task.status
+            reply = await store.redis.xread({keys.logs(task_id): last}, block=1000, count=1000)
+            for _, entries in reply:
+                last = entries[-1][0]

@@ -1,0 +1,65 @@
+"""Jira payloads: plain and ADF descriptions, repository discovery."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hookagent.errors import PayloadError
+from hookagent.sources import Ignored, parse_jira
+from tests.helpers import FIXTURES
+
+
+def created(description: object) -> dict[str, object]:
+    return {
+        "webhookEvent": "jira:issue_created",
+        "issue": {
+            "key": "OPS-7",
+            "self": "https://acme.atlassian.net/rest/api/2/issue/7",
+            "fields": {"summary": "Broken", "description": description},
+        },
+    }
+
+
+def test_fixture_issue_created() -> None:
+    payload = json.loads((FIXTURES / "jira-issue-created.json").read_text())
+    task = parse_jira(payload, default_repo=None)
+    assert task.repository == "acme/payments-api"
+    assert task.title == "PAY-231: Checkout fails when coupon has no amount"
+    assert task.url == "https://acme.atlassian.net/browse/PAY-231"
+    assert "Priority: High" in task.prompt and "LEGACY10" in task.prompt
+
+
+def test_github_url_in_description() -> None:
+    task = parse_jira(created("See https://github.com/acme/web-app/issues/3"), default_repo=None)
+    assert task.repository == "acme/web-app"
+
+
+def test_adf_description() -> None:
+    adf = {
+        "type": "doc",
+        "version": 1,
+        "content": [
+            {
+                "type": "paragraph",
+                "content": [{"type": "text", "text": "Repository: acme/adf-repo"}],
+            },
+            {"type": "paragraph", "content": [{"type": "text", "text": "It crashes."}]},
+        ],
+    }
+    task = parse_jira(created(adf), default_repo=None)
+    assert task.repository == "acme/adf-repo"
+    assert "It crashes." in task.prompt
+
+
+def test_no_repository_anywhere_is_a_clear_error() -> None:
+    with pytest.raises(PayloadError, match="Repository: owner/name"):
+        parse_jira(created("nothing here"), default_repo=None)
+    assert parse_jira(created(None), default_repo="acme/d").repository == "acme/d"
+
+
+def test_other_events_start_nothing() -> None:
+    payload = json.loads((FIXTURES / "jira-comment-created.json").read_text())
+    with pytest.raises(Ignored):
+        parse_jira(payload, default_repo="acme/d")

@@ -1,0 +1,92 @@
+"""Log streams: dense seqs, fenced batches, the cap marker, TTL, the buffered writer."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from hookagent.errors import FencedOut
+from hookagent.keys import Keys
+from hookagent.models import LogStream, NewTask, TaskStatus
+from hookagent.settings import Settings
+from hookagent.store import LogStore, Store
+from hookagent.store.logs import NewLine
+from hookagent.store.writer import LogWriter
+
+pytestmark = pytest.mark.store
+
+
+async def make_task(store: Store) -> str:
+    new = NewTask(source="jira", repository="acme/x", title="t", prompt="p")
+    return (await store.tasks.create(new, queue="q")).task_id
+
+
+def lines(n: int, start: int = 0) -> list[NewLine]:
+    return [
+        NewLine("2026-01-01T00:00:00.000Z", "stdout", f"[stdout] l{i}")
+        for i in range(start, start + n)
+    ]
+
+
+async def test_offsets_map_to_entries(store: Store) -> None:
+    tid = await make_task(store)
+    assert await store.logs.append(tid, lines(250)) == 250
+    page, total = await store.logs.read(tid, offset=100, limit=50)
+    assert total == 250
+    assert [e.seq for e in page] == list(range(100, 150))
+    assert page[0].message == "[stdout] l100" and page[0].stream is LogStream.STDOUT
+    everything, _ = await store.logs.read(tid, offset=0, limit=-1)
+    assert len(everything) == 250
+    tail, _ = await store.logs.read(tid, offset=240, limit=100)
+    assert [e.seq for e in tail] == list(range(240, 250))
+
+
+async def test_cap_ends_with_a_visible_marker(redis: Redis, prefix: str, store: Store) -> None:
+    capped = LogStore(redis, Keys(prefix), ttl_seconds=60, max_lines=10)
+    tid = await make_task(store)
+    await capped.append(tid, lines(6))
+    await capped.append(tid, lines(20, start=6))
+    await capped.append(tid, lines(5, start=26))
+    page, total = await capped.read(tid, offset=0, limit=-1)
+    assert total == 10
+    assert page[8].message == "[stdout] l8"
+    assert "log limit of 10 lines reached" in page[9].message
+    assert page[9].stream is LogStream.SYSTEM
+
+
+async def test_appends_are_fenced_by_the_lease_token(store: Store) -> None:
+    tid = await make_task(store)
+    await store.tasks.claim(tid, token="new", status=TaskStatus.DISCOVERING, allowed=())
+    with pytest.raises(FencedOut):
+        await store.logs.append(tid, lines(1), token="old")
+    await store.logs.append(tid, lines(1), token="new", attempt=1)
+    [entry], _ = await store.logs.read(tid, offset=0, limit=10)
+    assert entry.attempt == 1
+
+
+async def test_log_ttl_is_set(redis: Redis, prefix: str, store: Store) -> None:
+    tid = await make_task(store)
+    await store.logs.append(tid, lines(1))
+    ttl = await redis.ttl(Keys(prefix).logs(tid))
+    assert 0 < ttl <= 86400
+
+
+async def test_writer_batches_truncates_and_flushes_on_exit(
+    store: Store, settings: Settings
+) -> None:
+    tid = await make_task(store)
+    async with LogWriter(
+        store.logs, tid, token="", attempt=0, batch_lines=100, flush_ms=20, line_max=100, raw_max=10
+    ) as writer:
+        for i in range(1050):
+            writer.add(LogStream.STDOUT, f"n{i}")
+            await writer.wait_room()
+        writer.add(LogStream.STDERR, "y" * 500, raw='{"a": "' + "z" * 50 + '"}')
+    page, total = await store.logs.read(tid, offset=1049, limit=-1)
+    assert total == 1051
+    assert page[0].message == "[stdout] n1049"
+    assert (
+        page[1].message.startswith("[stderr] yyy")
+        and "[truncated 409 characters]" in page[1].message
+    )
+    assert isinstance(page[1].raw, str) and page[1].raw.endswith("[truncated 49 characters]")

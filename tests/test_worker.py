@@ -1,0 +1,135 @@
+"""The worker end to end in-process: webhook → clone → agent → logs → status."""
+
+from __future__ import annotations
+
+import httpx
+
+from hookagent.models import TaskStatus
+from hookagent.store import Store
+from tests.conftest import RunWorker
+from tests.helpers import FIXTURES, fake_agent, wait_status
+
+DONE = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
+ALERT = (FIXTURES / "sentry-event-alert.json").read_bytes()
+
+
+async def submit(client: httpx.AsyncClient) -> str:
+    response = await client.post(
+        "/webhooks/sentry", content=ALERT, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 202, response.text
+    task_id: str = response.json()["task_id"]
+    return task_id
+
+
+async def logs(client: httpx.AsyncClient, task_id: str) -> list[str]:
+    body = (await client.get(f"/tasks/{task_id}/logs", params={"limit": -1})).json()
+    return [e["message"] for e in body["logs"]]
+
+
+async def test_plan_reaches_pending_approval(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker
+) -> None:
+    start_worker()
+    tid = await submit(client)
+    assert await wait_status(store, tid, DONE) is TaskStatus.PENDING_APPROVAL
+    messages = await logs(client, tid)
+    assert messages[0].startswith("[system] attempt 1 (delivery 1): planning with command")
+    assert "[system] cloned acme/payments-api into workspace " + tid in messages
+    assert any(m.startswith("[stdout] stdin first line: You are investigating") for m in messages)
+    assert messages[-1] == "[system] plan ready; waiting for approval"
+    status = (await client.get(f"/tasks/{tid}/status")).json()
+    assert "PLAN: fix the bug" in status["metadata"]["plan"]
+    detail = (await client.get(f"/tasks/{tid}")).json()
+    assert [h["status"] for h in detail["history"]] == ["queued", "discovering", "pending_approval"]
+
+
+async def test_stdout_and_stderr_are_interleaved_and_labelled(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker
+) -> None:
+    start_worker(agent_command=fake_agent("mixed", "50"))
+    tid = await submit(client)
+    assert await wait_status(store, tid, DONE) is TaskStatus.PENDING_APPROVAL
+    messages = await logs(client, tid)
+    assert [m for m in messages if m.startswith("[stdout] out")] == [
+        f"[stdout] out {i}" for i in range(50)
+    ]
+    assert [m for m in messages if m.startswith("[stderr]")] == [
+        f"[stderr] err {i}" for i in range(50)
+    ]
+
+
+async def test_crash_fails_with_reason_and_worker_lives_on(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker
+) -> None:
+    worker = start_worker(agent_command=fake_agent("crash", "3"))
+    first = await submit(client)
+    second = await submit(client)
+    assert await wait_status(store, first, DONE) is TaskStatus.FAILED
+    assert await wait_status(store, second, DONE) is TaskStatus.FAILED
+    messages = await logs(client, first)
+    assert "[stderr] Traceback: boom" in messages
+    assert messages[-1] == "[system] failed: exit code 3"
+    task = await store.tasks.get(first)
+    assert task.error == "exit code 3"
+    assert worker.jobs_done == 2
+
+
+async def test_missing_binary(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker
+) -> None:
+    start_worker(agent_command="hookagent-no-such-binary --flag")
+    tid = await submit(client)
+    assert await wait_status(store, tid, DONE) is TaskStatus.FAILED
+    assert (await logs(client, tid))[-1] == (
+        "[system] failed: agent binary not found: 'hookagent-no-such-binary' (is it installed and on PATH?)"
+    )
+
+
+async def test_hang_times_out(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker
+) -> None:
+    start_worker(agent_command=fake_agent("hang"), planning_timeout=2)
+    tid = await submit(client)
+    assert await wait_status(store, tid, DONE) is TaskStatus.FAILED
+    task = await store.tasks.get(tid)
+    assert task.error == "agent timed out after 2s (HOOKAGENT_PLANNING_TIMEOUT)"
+    assert "[stdout] hanging now" in await logs(client, tid)
+
+
+async def test_binary_junk_and_huge_lines_are_stored(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker
+) -> None:
+    start_worker(agent_command=fake_agent("huge", str(3 * 1024 * 1024)), log_line_max=1000)
+    tid = await submit(client)
+    assert await wait_status(store, tid, DONE) is TaskStatus.PENDING_APPROVAL
+    messages = await logs(client, tid)
+    huge = next(m for m in messages if m.startswith("[stdout] xxx"))
+    assert huge.endswith(f"[truncated {3 * 1024 * 1024 + 9 - 1000} characters]")
+    assert "[stdout] after huge" in messages
+
+    start_worker(agent_command=fake_agent("binary"))
+    junk = await submit(client)
+    assert await wait_status(store, junk, DONE) is TaskStatus.PENDING_APPROVAL
+
+
+async def test_unclonable_repository_fails_clearly(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker
+) -> None:
+    start_worker()
+    payload = {"data": {"event": {"title": "x", "tags": [["repository", "acme/missing-repo"]]}}}
+    tid = (await client.post("/webhooks/sentry", json=payload)).json()["task_id"]
+    assert await wait_status(store, tid, DONE) is TaskStatus.FAILED
+    task = await store.tasks.get(tid)
+    assert task.error is not None and task.error.startswith("git clone failed (exit 128)")
+
+
+async def test_log_cap_stops_a_flood(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker
+) -> None:
+    start_worker(agent_command=fake_agent("lines", "5000"), log_max_lines=100)
+    tid = await submit(client)
+    assert await wait_status(store, tid, DONE) is TaskStatus.PENDING_APPROVAL
+    body = (await client.get(f"/tasks/{tid}/logs", params={"limit": -1})).json()
+    assert body["total"] == 100
+    assert "log limit of 100 lines reached" in body["logs"][-1]["message"]
