@@ -82,7 +82,8 @@ async def test_missing_binary(
     tid = await submit(client)
     assert await wait_status(store, tid, DONE) is TaskStatus.FAILED
     assert (await logs(client, tid))[-1] == (
-        "[system] failed: agent binary not found: 'hookagent-no-such-binary' (is it installed and on PATH?)"
+        "[system] failed: agent binary not found: 'hookagent-no-such-binary' "
+        "(is it installed and on PATH?)"
     )
 
 

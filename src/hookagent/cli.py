@@ -30,10 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except HookagentError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(exc.message)}")
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(exc.message)}")
         return 1
     except httpx.TransportError as exc:
-        Console(stderr=True).print(
+        Console(stderr=True, soft_wrap=True).print(
             f"[bold red]error:[/] cannot reach {args.url}: {escape(str(exc))}"
         )
         return 1
@@ -134,7 +134,10 @@ def _tasks(args: argparse.Namespace) -> int:
     if args.status:
         params["status"] = args.status
     data = _get(args, "/tasks/", **params)
-    table = Table("task", "status", "source", "repository", "title", "created")
+    table = Table()
+    table.add_column("task", no_wrap=True)
+    for name in ("status", "source", "repository", "title", "created"):
+        table.add_column(name)
     for row in data["tasks"]:
         table.add_row(
             row["task_id"], row["status"], row["source"], row["repository"],

@@ -88,6 +88,8 @@ class EmbeddedValkey:
     def start(self) -> str:
         """Start the server and wait until it accepts connections; returns its URL."""
         binary = self._binary or find_valkey()
+        if not os.access(binary, os.X_OK):
+            raise EmbeddedStoreError(f"valkey server {binary!r} is missing or not executable")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         try:

@@ -170,7 +170,7 @@ class Worker:
             argv,
             stdin=prompt,
             cwd=path,
-            on_lines=_line_sink(run, writer),
+            on_lines=line_sink(run, writer),
             timeout=self._settings.planning_timeout,
             kill_grace=self._settings.kill_grace,
         )
@@ -229,7 +229,7 @@ class Worker:
         await self._store.logs.append(job.task_id, [line])
 
 
-def _line_sink(
+def line_sink(
     run: AgentRun, writer: LogWriter
 ) -> Callable[[LogStream, list[str]], Awaitable[None]]:
     async def sink(stream: LogStream, lines: list[str]) -> None:

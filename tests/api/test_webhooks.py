@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+
 import httpx
 import pytest
 from pydantic import SecretStr

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from hookagent.models import LogStream
 
 CHUNK_BYTES = 256 * 1024
 DRAIN_SECONDS = 2.0
+_PR_SET_PDEATHSIG = 1
 OnLines = Callable[[LogStream, list[str]], Awaitable[None]]
 
 
@@ -67,6 +70,7 @@ async def run_process(
             cwd=cwd,
             env=dict(env) if env is not None else None,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     except FileNotFoundError:
         raise AgentError(
@@ -99,6 +103,13 @@ async def run_process(
         # Runs on success, timeout, cancellation and errors alike: no process outlives the run.
         await _stop_group(proc, kill_grace)
     return RunResult(proc.returncode, timed_out, time.monotonic() - started)
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec. If the worker is SIGKILLed, the kernel kills the agent
+    # too instead of leaving it running unwatched while the job is handed to another worker.
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:

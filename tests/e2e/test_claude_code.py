@@ -1,0 +1,76 @@
+"""End to end with the real Claude Code CLI (from npm) against the local Messages API stub."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hookagent.models import TaskStatus
+from hookagent.store import Store
+from tests.anthropic_stub import MessagesStub, Turn
+from tests.conftest import RunWorker
+from tests.helpers import FIXTURES, wait_status
+
+pytestmark = pytest.mark.e2e
+
+
+def claude_bin() -> str:
+    """The CLI installed by the test command (cached outside the checkout), or on PATH."""
+    explicit = os.environ.get("HOOKAGENT_TEST_CLAUDE_BIN")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    cached = cache / "hookagent" / "npm" / "node_modules" / ".bin" / "claude"
+    for candidate in (explicit, str(cached), shutil.which("claude")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    if os.environ.get("CI"):
+        pytest.fail("the Claude Code CLI is not installed; the test command installs it with npm")
+    pytest.skip("the Claude Code CLI is not installed (run the README's test command)")
+
+
+async def test_webhook_to_plan_with_the_real_cli(
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    binary = claude_bin()
+    turns = [
+        Turn(
+            tool="Bash", tool_input={"command": "cat README.md", "description": "Read the README"}
+        ),
+        Turn(text="PLAN: guard the empty-list case in app.py and add a test."),
+    ]
+    with MessagesStub(turns) as stub:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key")
+        monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))
+        start_worker(agent="claude", claude_bin=binary, planning_timeout=120)
+        body = (FIXTURES / "sentry-event-alert.json").read_bytes()
+        response = await client.post(
+            "/webhooks/sentry", content=body, headers={"content-type": "application/json"}
+        )
+        tid = response.json()["task_id"]
+        final = await wait_status(
+            store, tid, {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}, timeout=120
+        )
+        logs = (await client.get(f"/tasks/{tid}/logs", params={"limit": -1})).json()["logs"]
+        messages = [e["message"] for e in logs]
+        assert final is TaskStatus.PENDING_APPROVAL, messages
+        # The CLI really ran the tool in the clone: the README's text came back as its result.
+        assert "[stdout] Bash: cat README.md" in messages
+        assert any(m.startswith("[stdout] tool result: # payments-api") for m in messages), messages
+        tool_use = next(e for e in logs if e["message"] == "[stdout] Bash: cat README.md")
+        assert tool_use["kind"] == "tool_use" and tool_use["raw"]["type"] == "assistant"
+        # The prompt reached the model through stdin, with the Sentry context in it.
+        first = stub.requests[0]["body"]["messages"][0]["content"]
+        text = first if isinstance(first, str) else " ".join(b.get("text", "") for b in first)
+        assert "KeyError: 'currency'" in text
+        task = await store.tasks.get(tid)
+        assert task.plan == "PLAN: guard the empty-list case in app.py and add a test."
+        assert task.session_id and task.num_turns == 2 and task.total_cost_usd is not None
