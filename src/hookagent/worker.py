@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -15,6 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hookagent.agents import Agent, AgentOutcome, AgentRun, run_process
 from hookagent.agents.prompts import planning_prompt
+from hookagent.agents.runner import OnLines
 from hookagent.errors import AgentError, ConflictError, FencedOut, TaskNotFound, WorkspaceError
 from hookagent.models import LogStream, Phase, TaskStatus, utc_iso
 from hookagent.settings import Settings
@@ -229,9 +230,9 @@ class Worker:
         await self._store.logs.append(job.task_id, [line])
 
 
-def line_sink(
-    run: AgentRun, writer: LogWriter
-) -> Callable[[LogStream, list[str]], Awaitable[None]]:
+def line_sink(run: AgentRun, writer: LogWriter) -> OnLines:
+    """Feed agent output through the adapter into the log writer."""
+
     async def sink(stream: LogStream, lines: list[str]) -> None:
         ts = utc_iso()  # one clock read per chunk: its lines arrived together
         for line in lines:

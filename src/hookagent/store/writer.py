@@ -10,6 +10,9 @@ from hookagent.models import LogStream, utc_iso
 from hookagent.store.logs import LogStore, NewLine
 
 log = logging.getLogger(__name__)
+# Looked up per line on the hot path; enum attribute access costs more than a dict hit.
+_PREFIX = {stream: f"[{stream.value}] " for stream in LogStream}
+_VALUE = {stream: stream.value for stream in LogStream}
 
 
 def clip(text: str, limit: int) -> str:
@@ -74,11 +77,14 @@ class LogWriter:
         self, stream: LogStream, text: str, *, kind: str = "", raw: str = "", ts: str = ""
     ) -> None:
         """Queue one line; the ``[stream] `` prefix is added here."""
-        message = clip(f"[{stream.value}] {text}", self._line_max)
-        self._buffer.append(
-            NewLine(ts or utc_iso(), stream.value, message, kind, clip(raw, self._raw_max))
-        )
-        self._pending.set()
+        message = _PREFIX[stream] + text
+        if len(message) > self._line_max:
+            message = clip(message, self._line_max)
+        if len(raw) > self._raw_max:
+            raw = clip(raw, self._raw_max)
+        self._buffer.append(NewLine(ts or utc_iso(), _VALUE[stream], message, kind, raw))
+        if not self._pending.is_set():
+            self._pending.set()
         if len(self._buffer) >= self._batch_lines:
             self._full.set()
 

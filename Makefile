@@ -1,0 +1,18 @@
+.PHONY: install run test lint bench
+
+install:
+	bash scripts/bootstrap.sh dev
+
+run:
+	bash scripts/up.sh
+
+test:
+	bash scripts/test.sh
+
+lint:
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
+	.venv/bin/mypy src
+
+bench:
+	.venv/bin/python bench/ingest.py

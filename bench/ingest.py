@@ -1,0 +1,170 @@
+"""Ingest benchmark: an agent printing N short lines, from its pipe into Redis.
+
+Compares hookagent's path (chunked pipe reads → adapter → batched, fenced Lua appends to a
+per-task stream) with the seed's design (``readline()`` then one awaited RPUSH and one
+EXPIRE per line), in the same run, against the same server.
+
+    python bench/ingest.py [--lines 1000000] [--seed-lines 100000] [--redis-url URL]
+
+Without --redis-url an embedded Valkey is started in a temp dir. Prints one table row each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from hookagent.agents.command import CommandRun
+from hookagent.agents.runner import run_process
+from hookagent.embedded import EmbeddedValkey
+from hookagent.keys import Keys
+from hookagent.models import NewTask, utc_iso
+from hookagent.settings import Settings
+from hookagent.store import Store, connect
+from hookagent.store.writer import LogWriter
+from hookagent.worker import line_sink
+
+
+def printer(lines: int) -> list[str]:
+    """An 'agent' that prints ``lines`` short lines as fast as it can."""
+    code = (
+        "import sys\n"
+        f"n = {lines}\n"
+        "w = sys.stdout.write\n"
+        "for s in range(0, n, 10000):\n"
+        "    w(''.join(f'line {i} of the agent output\\n' for i in range(s, min(n, s + 10000))))\n"
+    )
+    return [sys.executable, "-c", code]
+
+
+FOLLOWER = """
+import sys, time
+from redis import Redis
+url, key, lines = sys.argv[1], sys.argv[2], int(sys.argv[3])
+client = Redis.from_url(url, decode_responses=True)
+client.ping()
+print("ready", flush=True)
+last = "0-0"
+while True:
+    for _, entries in client.xread({key: last}, block=10000, count=10000) or []:
+        last = entries[-1][0]
+    if int(last.partition("-")[2]) >= lines:
+        print(time.time(), flush=True)
+        break
+"""
+
+
+async def ours(redis: Redis, url: str, lines: int) -> tuple[float, float]:
+    """Lines/s from pipe to Redis and the delay until a blocked reader sees the last line."""
+    settings = Settings(key_prefix=f"bench-{uuid.uuid4().hex[:8]}", log_max_lines=lines + 10)
+    store = Store.build(redis, settings)
+    task = await store.tasks.create(
+        NewTask(source="bench", repository="o/r", title="t", prompt="p"), queue="q"
+    )
+    log_key = Keys(settings.key_prefix).logs(task.task_id)
+    # The follower runs in its own process, like an API server would, so its parsing does
+    # not compete with the ingest path for this process's CPU.
+    follower = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FOLLOWER, url, log_key, str(lines), stdout=asyncio.subprocess.PIPE
+    )
+    assert follower.stdout is not None
+    assert (await follower.stdout.readline()).strip() == b"ready"
+    run = CommandRun()
+    last_read = 0.0
+    async with LogWriter(
+        store.logs,
+        task.task_id,
+        token="",
+        attempt=1,
+        batch_lines=settings.log_batch_lines,
+        flush_ms=settings.log_flush_ms,
+        line_max=settings.log_line_max,
+        raw_max=settings.log_raw_max,
+    ) as writer:
+        sink = line_sink(run, writer)
+
+        async def timed_sink(stream, chunk):  # type: ignore[no-untyped-def]
+            nonlocal last_read
+            last_read = time.time()
+            await sink(stream, chunk)
+
+        started = time.perf_counter()
+        result = await run_process(
+            printer(lines),
+            stdin=b"",
+            cwd=Path.cwd(),
+            on_lines=timed_sink,
+            timeout=600,
+            kill_grace=1,
+        )
+    stored = time.perf_counter()
+    seen = float((await follower.stdout.readline()).decode())
+    await follower.wait()
+    total = await store.logs.total(task.task_id)
+    if result.exit_code != 0 or total != lines:
+        raise SystemExit(f"bench run broken: exit {result.exit_code}, stored {total} of {lines}")
+    await redis.delete(log_key, Keys(settings.key_prefix).task(task.task_id))
+    return lines / (stored - started), (seen - last_read) * 1000
+
+
+async def seed_design(redis: Redis, lines: int) -> float:
+    """The seed's worker: readline(), then RPUSH + EXPIRE awaited per line."""
+    key = f"bench-seed-{uuid.uuid4().hex[:8]}:logs"
+    proc = await asyncio.create_subprocess_exec(
+        *printer(lines), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    started = time.perf_counter()
+    while line := await proc.stdout.readline():
+        entry = {"timestamp": utc_iso(), "message": f"[stdout] {line.decode().rstrip()}"}
+        await redis.rpush(key, json.dumps(entry))
+        await redis.expire(key, 86400)
+    await proc.wait()
+    elapsed = time.perf_counter() - started
+    stored = await redis.llen(key)
+    await redis.delete(key)
+    if stored != lines:
+        raise SystemExit(f"seed run broken: stored {stored} of {lines}")
+    return lines / elapsed
+
+
+async def main(args: argparse.Namespace) -> None:
+    """Run both designs and print a table."""
+    redis = connect(args.redis_url)
+    try:
+        rate, delay = await ours(redis, args.redis_url, args.lines)
+        seed_rate = await seed_design(redis, args.seed_lines)
+    finally:
+        await redis.aclose()
+    print("| design | lines | lines/s | last line visible after |")
+    print("|---|---:|---:|---:|")
+    print(f"| hookagent (batched stream appends) | {args.lines:,} | {rate:,.0f} | {delay:.1f} ms |")
+    print(f"| seed (RPUSH + EXPIRE per line) | {args.seed_lines:,} | {seed_rate:,.0f} | - |")
+    print(f"\nspeed-up: {rate / seed_rate:.1f}x")
+
+
+def cli() -> None:
+    """Parse arguments; start an embedded Valkey unless --redis-url is given."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--seed-lines", type=int, default=100_000)
+    parser.add_argument("--redis-url")
+    args = parser.parse_args()
+    if args.redis_url:
+        asyncio.run(main(args))
+        return
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp)) as valkey:
+        args.redis_url = valkey.url
+        asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    cli()

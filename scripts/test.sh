@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One command: install everything the suite needs, lint, type-check, run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh dev
+
+# The real Claude Code CLI for the end-to-end test, cached outside the checkout.
+claude_version=2.1.197
+npm_dir="${XDG_CACHE_HOME:-$HOME/.cache}/hookagent/npm"
+if [ ! -x "$npm_dir/node_modules/.bin/claude" ] || \
+   ! grep -q "\"version\": \"$claude_version\"" "$npm_dir/node_modules/@anthropic-ai/claude-code/package.json" 2>/dev/null; then
+  mkdir -p "$npm_dir"
+  npm install --prefix "$npm_dir" --no-audit --no-fund --loglevel=error \
+    "@anthropic-ai/claude-code@$claude_version"
+fi
+export HOOKAGENT_TEST_CLAUDE_BIN="$npm_dir/node_modules/.bin/claude"
+
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+.venv/bin/mypy src
+.venv/bin/pytest "$@"
