@@ -53,7 +53,6 @@ class Worker:
             timeout=settings.clone_timeout,
         )
         self.name = consumer_name()
-        self.jobs_done = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take jobs until ``stop`` is set; Redis outages are waited out with backoff."""
@@ -87,7 +86,6 @@ class Worker:
             return
         if finished:
             await self._queue.ack(job)
-            self.jobs_done += 1
 
     async def _process(self, job: Job) -> bool:
         tasks = self._store.tasks
