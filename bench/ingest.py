@@ -27,10 +27,10 @@ from hookagent.agents.runner import run_process
 from hookagent.embedded import EmbeddedValkey
 from hookagent.keys import Keys
 from hookagent.models import NewTask, utc_iso
+from hookagent.phases import line_sink
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
 from hookagent.store.writer import LogWriter
-from hookagent.worker import line_sink
 
 
 def printer(lines: int) -> list[str]:

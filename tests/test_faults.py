@@ -66,7 +66,7 @@ def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
 async def queue_task(store: Store) -> str:
     new = NewTask(source="sentry", repository=REPO, title="Boom", prompt="ctx")
     task = await store.tasks.create(new, queue="planning-queue")
-    await store.planning.enqueue(task.task_id, Phase.PLAN)
+    await store.jobs.enqueue(task.task_id, Phase.PLAN)
     return task.task_id
 
 

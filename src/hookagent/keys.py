@@ -40,3 +40,19 @@ class Keys:
     def queue(self, name: str) -> str:
         """A job stream, read by the consumer group :data:`WORKER_GROUP`."""
         return f"{self.prefix}:queue:{{{name}}}"
+
+    def cancel_channel(self, task_id: str) -> str:
+        """Pub/Sub channel on which a cancel of the task is announced to its worker."""
+        return f"{self.prefix}:task:{{{task_id}}}:cancel"
+
+    def plans(self, task_id: str) -> str:
+        """Every plan the task's planning attempts produced, oldest first."""
+        return f"{self.prefix}:task:{{{task_id}}}:plans"
+
+    def delivery(self, source: str, delivery_id: str) -> str:
+        """Marks a webhook delivery as seen (value: the task it created)."""
+        return f"{self.prefix}:delivery:{source}:{delivery_id}"
+
+    def ref(self, source: str, ref: str) -> str:
+        """Maps an outside object (Jira key, GitHub issue or PR, Sentry issue) to a task."""
+        return f"{self.prefix}:ref:{source}:{ref}"

@@ -55,9 +55,17 @@ class Phase(StrEnum):
     """A job's phase, which names its queue."""
 
     PLAN = "plan"
+    EXECUTE = "execute"
 
 
-PHASE_QUEUES = {Phase.PLAN: "planning-queue"}
+# Names shown in a task's ``queue`` field (the seed's ``planning-queue``); all phases travel
+# on one job stream so a worker waits on a single XREADGROUP.
+PHASE_QUEUES = {Phase.PLAN: "planning-queue", Phase.EXECUTE: "execution-queue"}
+ACTIVE_STATUSES = {
+    Phase.PLAN: (TaskStatus.QUEUED, TaskStatus.DISCOVERING),
+    Phase.EXECUTE: (TaskStatus.APPROVED, TaskStatus.EXECUTING),
+}
+RUNNING_STATUS = {Phase.PLAN: TaskStatus.DISCOVERING, Phase.EXECUTE: TaskStatus.EXECUTING}
 
 
 def utc_iso(epoch: float | None = None) -> str:
@@ -106,9 +114,17 @@ class Task(BaseModel):
     external_id: str | None = None
     url: str | None = None
     attempt: int = 0
+    phase: Phase = Phase.PLAN
     plan: str | None = None
     result: str | None = None
     error: str | None = None
+    feedback: str | None = None
+    approver: str | None = None
+    approval_comment: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    pr_url: str | None = None
+    pr_number: int | None = None
     agent: str | None = None
     session_id: str | None = None
     num_turns: int | None = None
@@ -197,6 +213,7 @@ class TaskDetail(Task):
     """``GET /tasks/{id}``: the task, its status history and log count."""
 
     history: list[StatusChange] = Field(default_factory=list)
+    plans: list[str] = Field(default_factory=list)
     log_total: int = 0
 
 
@@ -224,3 +241,20 @@ class WebhookAccepted(BaseModel):
 
     task_id: str
     status: TaskStatus
+
+
+class ActionRequest(BaseModel):
+    """Body of approve/reject/revise/cancel/retry; every field is optional."""
+
+    comment: str | None = Field(default=None, max_length=10_000)
+    reason: str | None = Field(default=None, max_length=10_000)
+    feedback: str | None = Field(default=None, max_length=10_000)
+    actor: str | None = Field(default=None, max_length=200)
+
+
+class ActionResult(BaseModel):
+    """What a lifecycle action answers: the task's new status."""
+
+    task_id: str
+    status: TaskStatus
+    previous: TaskStatus

@@ -55,7 +55,7 @@ async def run_services(settings: Settings, *, server: bool, workers: int) -> Non
     redis = connect(str(settings.redis_url))
     store = Store.build(redis, settings)
     try:
-        await store.planning.ensure_group()
+        await store.jobs.ensure_group()
         runners = [
             Worker(store=store, settings=settings, agent=build_agent(settings))
             for _ in range(workers)
@@ -74,14 +74,12 @@ async def run_services(settings: Settings, *, server: bool, workers: int) -> Non
             web = _Server(config)
             web_task = asyncio.create_task(web.serve(), name="api")
         await _wait_stop(stop, web_task)
-        # Order: stop accepting requests, then end the workers. A run cut short here is not
-        # acked: its lease lapses and another worker picks it up.
+        # Order: stop accepting requests, let running jobs finish up to the grace period,
+        # then cancel the rest; a cancelled job is handed back to the queue at once.
         if web is not None and web_task is not None:
             web.should_exit = True
             await web_task
-        for task in worker_tasks:
-            task.cancel()
-        await asyncio.gather(*worker_tasks, return_exceptions=True)
+        await _drain_workers(runners, worker_tasks, settings.shutdown_grace)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -99,3 +97,15 @@ async def _wait_stop(stop: asyncio.Event, web_task: asyncio.Task[None] | None) -
     if web_task in done:
         stop.set()
         web_task.result()  # a server that failed to start (port taken) raises here
+
+
+async def _drain_workers(
+    runners: list[Worker], tasks: list[asyncio.Task[None]], grace: float
+) -> None:
+    busy = [t for w, t in zip(runners, tasks, strict=True) if w.busy]
+    if busy:
+        log.info("waiting up to %.0fs for %d running job(s)", grace, len(busy))
+        await asyncio.wait(busy, timeout=grace)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

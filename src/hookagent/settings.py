@@ -41,7 +41,26 @@ class Settings(BaseSettings):
     claude_model: str | None = None
     claude_max_turns: int | None = Field(default=None, ge=1)
     claude_extra_args: str = ""
+    claude_allowed_tools: str = "Bash,Read,Edit,Write,Glob,Grep,MultiEdit,TodoWrite"
     planning_timeout: float = Field(default=300.0, gt=0)
+    execution_timeout: float = Field(default=600.0, gt=0)
+    stall_timeout: float = Field(default=120.0, gt=0)
+    stall_kill: float | None = Field(default=None, gt=0)
+    approval_ttl: float | None = Field(default=None, gt=0)
+    shutdown_grace: float = Field(default=30.0, ge=0)
+
+    git_author_name: str = "hookagent"
+    git_author_email: str = "hookagent@localhost"
+    github_api_url: str = "https://api.github.com"
+    github_token: SecretStr | None = None
+    github_webhook_secret: SecretStr | None = None
+    github_label: str = "hookagent"
+    github_approvers: str = ""
+    jira_approvers: str = ""
+    jira_approve_status: str = "Approved"
+    jira_reject_status: str = "Rejected"
+    public_url: str = "http://127.0.0.1:8000"
+    dedupe_ttl: int = Field(default=86400, ge=60)
     kill_grace: float = Field(default=5.0, gt=0)
 
     log_ttl: int = Field(default=86400, ge=1)
@@ -55,7 +74,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0)
     max_deliveries: int = Field(default=3, ge=1)
 
-    @field_validator("sentry_client_secret", "jira_webhook_secret")
+    @field_validator(
+        "sentry_client_secret", "jira_webhook_secret", "github_webhook_secret", "github_token"
+    )
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or value.get_secret_value() == "":
@@ -73,6 +94,16 @@ class Settings(BaseSettings):
     def allowed_repo_set(self) -> frozenset[str]:
         """Repositories tasks may target; empty means any."""
         return frozenset(r.strip().lower() for r in self.allowed_repos.split(",") if r.strip())
+
+    def approvers(self, source: str) -> frozenset[str]:
+        """Who may approve from ``source`` (github logins, Jira account ids or names)."""
+        raw = {"github": self.github_approvers, "jira": self.jira_approvers}.get(source, "")
+        return frozenset(a.strip().lower() for a in raw.split(",") if a.strip())
+
+    @property
+    def allowed_tools(self) -> list[str]:
+        """Tools the execution agent may use without asking."""
+        return [t.strip() for t in self.claude_allowed_tools.split(",") if t.strip()]
 
     @property
     def agent_argv(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""The worker: claims jobs, runs the agent on a clone, writes status and logs."""
+"""The worker loop: claims jobs, holds their lease, stops them on cancel, hands them back."""
 
 from __future__ import annotations
 
@@ -11,27 +11,39 @@ from collections.abc import Coroutine
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from hookagent.agents import Agent, AgentOutcome, AgentRun, run_process
-from hookagent.agents.prompts import planning_prompt
-from hookagent.agents.runner import OnLines
-from hookagent.errors import AgentError, ConflictError, FencedOut, TaskNotFound, WorkspaceError
-from hookagent.models import LogStream, Phase, TaskStatus, utc_iso
+from hookagent.agents import Agent
+from hookagent.errors import ConflictError, FencedOut, TaskNotFound
+from hookagent.keys import Keys
+from hookagent.models import (
+    ACTIVE_STATUSES,
+    RUNNING_STATUS,
+    TERMINAL_STATUSES,
+    LogStream,
+    TaskStatus,
+    utc_iso,
+)
+from hookagent.phases import PhaseRunner
 from hookagent.settings import Settings
 from hookagent.store import Job, JobQueue, Store
 from hookagent.store.logs import NewLine
 from hookagent.store.writer import LogWriter
-from hookagent.workspace import Workspaces
 
 log = logging.getLogger(__name__)
 
-ACTIVE = (TaskStatus.QUEUED, TaskStatus.DISCOVERING)
 BACKOFF_MAX_S = 5.0
+# A cancel normally arrives by Pub/Sub at once; this re-check covers a missed message.
+CANCEL_RECHECK_S = 10.0
 
 
 class LeaseLost(Exception):
     """Another worker reclaimed the job: this attempt must stop without touching the task."""
+
+
+class TaskCancelled(Exception):
+    """Someone cancelled the task while this worker ran it."""
 
 
 def consumer_name() -> str:
@@ -45,76 +57,130 @@ class Worker:
     def __init__(self, *, store: Store, settings: Settings, agent: Agent) -> None:
         self._store = store
         self._settings = settings
-        self._agent = agent
-        self._queue: JobQueue = store.planning
-        self._workspaces = Workspaces(
-            settings.workspaces,
-            url_template=settings.git_url_template,
-            timeout=settings.clone_timeout,
-        )
+        self._queue: JobQueue = store.jobs
+        self._keys = Keys(settings.key_prefix)
         self.name = consumer_name()
+        self._phases = PhaseRunner(store=store, settings=settings, agent=agent, worker=self.name)
+        self.busy = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take jobs until ``stop`` is set; Redis outages are waited out with backoff."""
         block_ms = max(100, self._queue.lease_ms // 2)
         backoff = 0.1
-        while not stop.is_set():
-            try:
-                await self._queue.ensure_group()
-                job = await self._queue.claim(self.name, block_ms=block_ms)
-                backoff = 0.1
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning(
-                    "worker %s: Redis unreachable (%r); retrying in %.1fs", self.name, exc, backoff
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
-                continue
-            if job is not None:
-                await self.process(job)
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                try:
+                    job = await self._next_job(stopping, block_ms)
+                    backoff = 0.1
+                except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+                    # Unreachable, restarting, or the stream was deleted (NOGROUP): wait, retry;
+                    # ensure_group recreates what is missing.
+                    log.warning(
+                        "worker %s: Redis error %r; retry in %.1fs", self.name, exc, backoff
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                    continue
+                if job is None:
+                    continue
+                try:
+                    await self.process(job)
+                except Exception:
+                    # A bug must not take the worker down with it: the job stays pending, is
+                    # reclaimed after its lease and fails for good at the delivery cap.
+                    log.exception("worker %s: unexpected error on %s", self.name, job.task_id)
+        finally:
+            stopping.cancel()
+
+    async def _next_job(self, stopping: asyncio.Task[Any], block_ms: int) -> Job | None:
+        await self._queue.ensure_group()
+        claim = asyncio.create_task(self._queue.claim(self.name, block_ms=block_ms))
+        await asyncio.wait({claim, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not claim.done():
+            # Stopping: a job delivered to us at this instant stays pending under our name
+            # and is reclaimed by another worker once its lease lapses.
+            claim.cancel()
+            await asyncio.gather(claim, return_exceptions=True)
+            return None
+        return claim.result()
 
     async def process(self, job: Job) -> None:
         """Run one job; ack it once the task reached a status, else leave it to a successor."""
+        self.busy = True
         try:
-            finished = await self._process(job)
-        except (LeaseLost, FencedOut) as exc:
-            log.warning("worker %s: gave up %s: %s", self.name, job.task_id, exc)
-            return
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            # Not acked: the lease lapses and a worker picks the job up once Redis is back.
-            log.warning("worker %s: Redis lost during %s: %r", self.name, job.task_id, exc)
-            return
+            finished = await self._guarded(job)
+        except asyncio.CancelledError:
+            await self._hand_back(job)
+            raise
+        finally:
+            self.busy = False
         if finished:
             await self._queue.ack(job)
 
+    async def _guarded(self, job: Job) -> bool:
+        try:
+            return await self._process(job)
+        except TaskCancelled:
+            log.info("worker %s: %s was cancelled; agent stopped", self.name, job.task_id)
+            return True
+        except LeaseLost as exc:
+            log.warning("worker %s: gave up %s: %s", self.name, job.task_id, exc)
+            return False
+        except FencedOut:
+            # Fenced by a cancel (the API drops the lease) or by a successor: ack only the former.
+            return await self._is_finished(job.task_id)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # Not acked: the lease lapses and a worker picks the job up once Redis is back.
+            log.warning("worker %s: Redis lost during %s: %r", self.name, job.task_id, exc)
+            return False
+
     async def _process(self, job: Job) -> bool:
-        tasks = self._store.tasks
         if job.deliveries > self._settings.max_deliveries:
             await self._give_up(job)
             return True
         token = f"{self.name}:{job.job_id}:{secrets.token_hex(4)}"
         try:
-            attempt = await tasks.claim(
-                job.task_id, token=token, status=TaskStatus.DISCOVERING, allowed=ACTIVE
+            attempt = await self._store.tasks.claim(
+                job.task_id,
+                token=token,
+                status=RUNNING_STATUS[job.phase],
+                allowed=ACTIVE_STATUSES[job.phase],
             )
         except (TaskNotFound, ConflictError) as exc:
             log.info("worker %s: skipping job for %s: %s", self.name, job.task_id, exc)
             return True
-        await self._with_lease(job, self._plan(job, token, attempt))
+        s = self._settings
+        async with LogWriter(
+            self._store.logs,
+            job.task_id,
+            token=token,
+            attempt=attempt,
+            batch_lines=s.log_batch_lines,
+            flush_ms=s.log_flush_ms,
+            line_max=s.log_line_max,
+            raw_max=s.log_raw_max,
+        ) as writer:
+            work = self._phases.run(job, writer, token=token, attempt=attempt)
+            await self._supervise(job, work)
         return True
 
-    async def _with_lease(self, job: Job, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` while renewing the job's lease; stop it if the lease is lost."""
+    async def _supervise(self, job: Job, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` while renewing the lease and listening for a cancel; stop it on either."""
         runner = asyncio.create_task(work)
         keeper = asyncio.create_task(self._keep_lease(job))
+        watcher = asyncio.create_task(self._watch_cancel(job.task_id))
         try:
-            await asyncio.wait({runner, keeper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({runner, keeper, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (runner, keeper):
+            for task in (runner, keeper, watcher):
                 task.cancel()
-            await asyncio.gather(runner, keeper, return_exceptions=True)
-        if not keeper.cancelled() and (lost := keeper.exception()) is not None:
-            raise lost
+            await asyncio.gather(runner, keeper, watcher, return_exceptions=True)
+        if not watcher.cancelled() and watcher.exception() is None:
+            raise TaskCancelled(job.task_id)
+        for task in (keeper, watcher):
+            if not task.cancelled() and (error := task.exception()) is not None:
+                raise error
         runner.result()
 
     async def _keep_lease(self, job: Job) -> None:
@@ -124,89 +190,38 @@ class Worker:
             if not await self._queue.renew(job, self.name):
                 raise LeaseLost(f"job {job.job_id} was reclaimed by another worker")
 
-    async def _plan(self, job: Job, token: str, attempt: int) -> None:
-        task = await self._store.tasks.get(job.task_id)
-        s = self._settings
-        async with LogWriter(
-            self._store.logs,
-            task.task_id,
-            token=token,
-            attempt=attempt,
-            batch_lines=s.log_batch_lines,
-            flush_ms=s.log_flush_ms,
-            line_max=s.log_line_max,
-            raw_max=s.log_raw_max,
-        ) as writer:
-            await writer.system(
-                f"attempt {attempt} (delivery {job.deliveries}): planning with {self._agent.name} "
-                f"on worker {self.name}"
-            )
-            try:
-                outcome = await self._run_agent(
-                    task.task_id,
-                    task.repository,
-                    writer,
-                    prompt=planning_prompt(
-                        repository=task.repository,
-                        source=task.source,
-                        title=task.title,
-                        context=task.prompt,
-                    ),
+    async def _watch_cancel(self, task_id: str) -> None:
+        """Return when the task is cancelled (Pub/Sub, with a status re-check as a backstop)."""
+        async with self._store.redis.pubsub() as pubsub:
+            await pubsub.subscribe(self._keys.cancel_channel(task_id))
+            while True:
+                # Checked after subscribing, so a cancel between claim and here is not missed.
+                if (await self._store.tasks.get(task_id)).status is TaskStatus.CANCELLED:
+                    return
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=CANCEL_RECHECK_S
                 )
-            except (AgentError, WorkspaceError) as exc:
-                outcome = AgentOutcome(ok=False, error=exc.message)
-            await self._conclude(task.task_id, token, writer, outcome)
+                if message is not None:
+                    return
 
-    async def _run_agent(
-        self, task_id: str, repo: str, writer: LogWriter, *, prompt: bytes
-    ) -> AgentOutcome:
-        path = await self._workspaces.clone(task_id, repo)
-        await writer.system(f"cloned {repo} into workspace {path.name}")
-        argv = self._agent.argv(Phase.PLAN)
-        await writer.system(f"running {' '.join(argv)}")
-        run = self._agent.start()
-        result = await run_process(
-            argv,
-            stdin=prompt,
-            cwd=path,
-            on_lines=line_sink(run, writer),
-            timeout=self._settings.planning_timeout,
-            kill_grace=self._settings.kill_grace,
-        )
-        outcome = run.finish(result.exit_code)
-        if result.timed_out:
-            outcome.ok = False
-            outcome.error = f"agent {result.describe} (HOOKAGENT_PLANNING_TIMEOUT)"
-        elif not outcome.ok and outcome.error is None:
-            outcome.error = f"agent failed: {result.describe}"
-        await writer.system(f"agent exited: {result.describe} after {result.duration_s:.1f}s")
-        return outcome
+    async def _hand_back(self, job: Job) -> None:
+        """On shutdown: say so in the task's log and make the job claimable at once."""
+        try:
+            token = await self._store.tasks.lease_token(job.task_id) or ""
+            if token.startswith(f"{self.name}:"):
+                text = f"[system] worker {self.name} stopping; job handed back to the queue"
+                line = NewLine(utc_iso(), LogStream.SYSTEM.value, text)
+                await self._store.logs.append(job.task_id, [line], token=token)
+            await self._queue.release(job, self.name)
+        except (RedisConnectionError, RedisTimeoutError, FencedOut, TaskNotFound) as exc:
+            log.warning("worker %s: could not hand back %s: %r", self.name, job.task_id, exc)
 
-    async def _conclude(
-        self, task_id: str, token: str, writer: LogWriter, outcome: AgentOutcome
-    ) -> None:
-        fields: dict[str, object] = {"agent": self._agent.name, **outcome.stats}
-        if outcome.ok and not (outcome.plan or "").strip():
-            outcome.ok, outcome.error = False, "agent finished without a plan"
-        if outcome.ok:
-            await writer.system("plan ready; waiting for approval")
-            await writer.flush()
-            fields |= {"plan": outcome.plan, "result": outcome.result, "error": None}
-            await self._store.tasks.advance(
-                task_id, TaskStatus.PENDING_APPROVAL, token=token, allowed=ACTIVE, fields=fields
-            )
-            return
-        await writer.system(f"failed: {outcome.error}")
-        await writer.flush()
-        fields |= {"error": outcome.error, "plan": outcome.plan, "result": outcome.result}
-        await self._store.tasks.advance(
-            task_id,
-            TaskStatus.FAILED,
-            token=token,
-            allowed=ACTIVE,
-            reason=outcome.error,
-            fields=fields,
-        )
+    async def _is_finished(self, task_id: str) -> bool:
+        try:
+            task = await self._store.tasks.get(task_id)
+        except TaskNotFound:
+            return True
+        return task.status in TERMINAL_STATUSES
 
     async def _give_up(self, job: Job) -> None:
         reason = (
@@ -217,7 +232,7 @@ class Worker:
             await self._store.tasks.advance(
                 job.task_id,
                 TaskStatus.FAILED,
-                allowed=ACTIVE,
+                allowed=ACTIVE_STATUSES[job.phase],
                 reason=reason,
                 fields={"error": reason},
             )
@@ -226,16 +241,3 @@ class Worker:
             return
         line = NewLine(utc_iso(), LogStream.SYSTEM.value, f"[system] failed: {reason}")
         await self._store.logs.append(job.task_id, [line])
-
-
-def line_sink(run: AgentRun, writer: LogWriter) -> OnLines:
-    """Feed agent output through the adapter into the log writer."""
-
-    async def sink(stream: LogStream, lines: list[str]) -> None:
-        ts = utc_iso()  # one clock read per chunk: its lines arrived together
-        for line in lines:
-            for out in run.parse(stream, line):
-                writer.add(out.stream, out.text, kind=out.kind or "", raw=out.raw, ts=ts)
-        await writer.wait_room()
-
-    return sink

@@ -48,7 +48,32 @@ class Workspaces:
         await self._git("clone", "--quiet", "--no-tags", "--", url, str(target))
         return target
 
-    async def _git(self, *args: str) -> None:
+    async def start_branch(self, path: Path, branch: str) -> str:
+        """Create and check out ``branch``; returns the branch it starts from (the default)."""
+        base = await self._git_out(path, "rev-parse", "--abbrev-ref", "HEAD")
+        await self._git("-C", str(path), "checkout", "--quiet", "-b", branch)
+        return base
+
+    async def commit_all(self, path: Path, message: str, *, name: str, email: str) -> str | None:
+        """Commit every change in the clone; the new commit's sha, or None when nothing changed."""
+        await self._git("-C", str(path), "add", "--all")
+        status = await self._git_out(path, "status", "--porcelain")
+        if not status:
+            return None
+        await self._git(
+            "-C", str(path), "-c", f"user.name={name}", "-c", f"user.email={email}",
+            "commit", "--quiet", "--no-verify", "-m", message,
+        )  # fmt: skip
+        return await self._git_out(path, "rev-parse", "HEAD")
+
+    async def push(self, path: Path, branch: str) -> None:
+        """Push ``branch`` to origin (a rejected push raises with git's reason)."""
+        await self._git("-C", str(path), "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
+
+    async def _git_out(self, path: Path, *args: str) -> str:
+        return (await self._git("-C", str(path), *args)).strip()
+
+    async def _git(self, *args: str) -> str:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
         proc = await asyncio.create_subprocess_exec(
             "git",
@@ -61,15 +86,21 @@ class Workspaces:
         )
         try:
             async with asyncio.timeout(self._timeout):
-                _, err = await proc.communicate()
+                out, err = await proc.communicate()
         except TimeoutError:
             proc.kill()
             await proc.wait()
-            raise WorkspaceError(f"git {args[0]} timed out after {self._timeout:.0f}s") from None
+            raise WorkspaceError(
+                f"git {' '.join(args[:3])} timed out after {self._timeout:.0f}s"
+            ) from None
         finally:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+        verb = next(
+            (a for a in args if not a.startswith("-") and "=" not in a and "/" not in a), ""
+        )
         if proc.returncode != 0:
             detail = err.decode("utf-8", errors="replace").strip()[-2000:]
-            raise WorkspaceError(f"git {args[0]} failed (exit {proc.returncode}): {detail}")
+            raise WorkspaceError(f"git {verb} failed (exit {proc.returncode}): {detail}")
+        return out.decode("utf-8", errors="replace")

@@ -33,8 +33,8 @@ async def test_seed_curl_queues_a_task_and_a_job(
         TaskStatus.QUEUED,
         "planning-queue",
     )
-    await store.planning.ensure_group()  # a worker creates it; jobs queued before are kept
-    job = await store.planning.claim("test", block_ms=100)
+    await store.jobs.ensure_group()  # a worker creates it; jobs queued before are kept
+    job = await store.jobs.claim("test", block_ms=100)
     assert job is not None and job.task_id == body["task_id"]
 
 

@@ -30,4 +30,5 @@ def build_agent(settings: Settings) -> Agent:
         model=settings.claude_model,
         max_turns=settings.claude_max_turns,
         extra_args=settings.claude_extra_argv,
+        allowed_tools=settings.allowed_tools,
     )

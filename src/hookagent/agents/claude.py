@@ -25,16 +25,27 @@ class ClaudeAgent:
         model: str | None = None,
         max_turns: int | None = None,
         extra_args: list[str] | None = None,
+        allowed_tools: list[str] | None = None,
     ) -> None:
         self._binary = binary
+        self._allowed = allowed_tools or []
         self._model = model
         self._max_turns = max_turns
         self._extra = extra_args or []
 
     def argv(self, phase: Phase) -> list[str]:
-        """Headless, streaming JSON events; planning runs in plan mode (read-only)."""
+        """Headless, streaming JSON events; planning is read-only, execution may edit.
+
+        Never ``--dangerously-skip-permissions``: execution gets ``acceptEdits`` and an
+        explicit ``--allowedTools`` list instead.
+        """
         argv = [self._binary, "-p", "--output-format", "stream-json", "--verbose"]
-        argv += ["--permission-mode", "plan"]
+        if phase is Phase.EXECUTE:
+            argv += ["--permission-mode", "acceptEdits"]
+            if self._allowed:
+                argv += ["--allowedTools", ",".join(self._allowed)]
+        else:
+            argv += ["--permission-mode", "plan"]
         if self._model:
             argv += ["--model", self._model]
         if self._max_turns:

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from hookagent.api.errors import install_error_handlers
 from hookagent.api.limits import BodyLimitMiddleware
-from hookagent.api.routes import health, tasks, webhooks
+from hookagent.api.routes import actions, health, tasks, webhooks
 from hookagent.errors import HookagentError
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
@@ -45,5 +45,6 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(webhooks.router)
     app.include_router(tasks.router)
+    app.include_router(actions.router)
     app.include_router(health.router)
     return app

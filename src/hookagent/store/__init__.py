@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from hookagent.keys import Keys
-from hookagent.models import PHASE_QUEUES, Phase
 from hookagent.settings import Settings
 from hookagent.store.logs import LogStore
 from hookagent.store.queue import Job, JobQueue
@@ -41,7 +40,7 @@ class Store:
     redis: Redis
     tasks: TaskStore
     logs: LogStore
-    planning: JobQueue
+    jobs: JobQueue
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
@@ -53,14 +52,10 @@ class Store:
             logs=LogStore(
                 redis, keys, ttl_seconds=settings.log_ttl, max_lines=settings.log_max_lines
             ),
-            planning=JobQueue(
+            jobs=JobQueue(
                 redis,
                 keys,
-                name=PHASE_QUEUES[Phase.PLAN],
+                name="jobs",
                 lease_ms=int(settings.lease_seconds * 1000),
             ),
         )
-
-    def queue_for(self, phase: Phase) -> JobQueue:
-        """The queue that carries ``phase`` jobs."""
-        return self.planning

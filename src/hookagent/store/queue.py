@@ -45,6 +45,7 @@ class JobQueue:
         # decode_responses=True every reply here is str.
         self._redis: Any = redis
         self._key = keys.queue(name)
+        self.key = self._key
         self.name = name
         self.lease_ms = lease_ms
         self._renew = redis.register_script(_RENEW)
@@ -93,6 +94,12 @@ class JobQueue:
         """Reset the job's idle time; False when another worker has taken it over."""
         owned: int = await self._renew(keys=[self._key], args=[WORKER_GROUP, consumer, job.job_id])
         return owned == 1
+
+    async def release(self, job: Job, consumer: str) -> None:
+        """Hand a job back: mark it idle past the lease so the next claim reclaims it at once."""
+        await self._redis.xclaim(
+            self._key, WORKER_GROUP, consumer, 0, [job.job_id], idle=self.lease_ms, justid=True
+        )
 
     async def ack(self, job: Job) -> None:
         """Finish the job for good: ack it and drop it from the stream."""

@@ -12,6 +12,7 @@ from hookagent.errors import ConflictError, FencedOut, TaskNotFound
 from hookagent.keys import Keys
 from hookagent.models import (
     NewTask,
+    Phase,
     StatusChange,
     Task,
     TaskStatus,
@@ -22,11 +23,14 @@ from hookagent.models import (
 # One script moves a task between statuses. Modes:
 #   claim - a worker starts an attempt: new lease token, attempt + 1
 #   fence - a worker writes: only while it still holds the lease token
-#   free  - anyone (the API): only the allowed from-statuses are checked
-# It runs on the task's own slot (hash + history), so it is atomic on a cluster too.
+#   free  - anyone (the API): only the allowed from-statuses are checked; the lease is dropped
+# It runs on the task's own slot (hash + history), so it is atomic on a cluster too. With a
+# third key (the job stream) it also queues a job for phase ARGV[8] in the same step, so an
+# approval cannot be recorded without its execution job; that form spans two slots and is
+# the one place a Redis Cluster deployment must co-locate the job stream.
 _TRANSITION = """
 local mode, token, new_status, allowed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now, reason, ttl = ARGV[5], ARGV[6], tonumber(ARGV[7])
+local now, reason, ttl, job_phase = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return redis.error_reply('NOTFOUND') end
 if mode == 'fence' and redis.call('HGET', KEYS[1], 'lease_token') ~= token then
@@ -43,7 +47,7 @@ elseif mode == 'free' then
   redis.call('HDEL', KEYS[1], 'lease_token')
 end
 redis.call('HSET', KEYS[1], 'status', new_status, 'updated_at', now)
-for i = 8, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', KEYS[1], ARGV[i])
   else
@@ -55,6 +59,10 @@ if reason ~= '' then record['reason'] = reason end
 redis.call('RPUSH', KEYS[2], cjson.encode(record))
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
+if KEYS[3] then
+  local task_id = redis.call('HGET', KEYS[1], 'task_id')
+  redis.call('XADD', KEYS[3], '*', 'task_id', task_id, 'phase', job_phase)
+end
 return {cur, attempt}
 """
 
@@ -120,7 +128,7 @@ class TaskStore:
         self, task_id: str, *, token: str, status: TaskStatus, allowed: Iterable[TaskStatus]
     ) -> int:
         """Start a worker attempt: take the lease token, set ``status``; returns the attempt."""
-        _, attempt = await self._run("claim", task_id, token, status, allowed, None, {})
+        _, attempt = await self._run("claim", task_id, token, status, allowed, None, {}, None)
         return attempt
 
     async def advance(
@@ -132,11 +140,30 @@ class TaskStore:
         allowed: Iterable[TaskStatus] = (),
         reason: str | None = None,
         fields: Mapping[str, Any] | None = None,
+        enqueue: tuple[str, Phase] | None = None,
     ) -> TaskStatus:
-        """Move to ``status``; fenced by ``token`` when given. Returns the previous status."""
+        """Move to ``status``; fenced by ``token`` when given. Returns the previous status.
+
+        ``enqueue`` (job stream key, phase) adds the job in the same atomic step.
+        """
         mode = "fence" if token is not None else "free"
-        old, _ = await self._run(mode, task_id, token or "", status, allowed, reason, fields or {})
+        old, _ = await self._run(
+            mode, task_id, token or "", status, allowed, reason, fields or {}, enqueue
+        )
         return old
+
+    async def add_plan(self, task_id: str, plan: str) -> None:
+        """Keep a plan in the task's plan history (revisions keep the earlier ones)."""
+        key = self._keys.plans(task_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, plan)
+            pipe.pexpire(key, self._ttl_ms)
+            await pipe.execute()
+
+    async def plans(self, task_id: str) -> list[str]:
+        """Every plan produced for the task, oldest first."""
+        plans: list[str] = await self._redis.lrange(self._keys.plans(task_id), 0, -1)
+        return plans
 
     async def list(self, *, status: TaskStatus | None, limit: int) -> list[Task]:
         """Newest first, optionally only those in ``status``."""
@@ -162,6 +189,7 @@ class TaskStore:
         allowed: Iterable[TaskStatus],
         reason: str | None,
         fields: Mapping[str, Any],
+        enqueue: tuple[str, Phase] | None = None,
     ) -> tuple[TaskStatus, int]:
         k = self._keys
         args: list[str] = [
@@ -172,13 +200,15 @@ class TaskStore:
             utc_iso(),
             reason or "",
             str(self._ttl_ms),
+            enqueue[1].value if enqueue else "",
         ]
         for name, value in fields.items():
             args += [name, "" if value is None else str(value)]
+        keys = [k.task(task_id), k.history(task_id)]
+        if enqueue:
+            keys.append(enqueue[0])
         try:
-            old, attempt = await self._transition(
-                keys=[k.task(task_id), k.history(task_id)], args=args
-            )
+            old, attempt = await self._transition(keys=keys, args=args)
         except ResponseError as exc:
             raise _translate(task_id, str(exc)) from None
         old_status = TaskStatus(old)

@@ -41,8 +41,9 @@ async def get_task(task_id: str, store: StoreDep) -> TaskDetail:
     """Everything about the task, with its status history."""
     task = await store.tasks.get(task_id)
     history = await store.tasks.history(task_id)
+    plans = await store.tasks.plans(task_id)
     total = await store.logs.total(task_id)
-    return TaskDetail(**task.model_dump(), history=history, log_total=total)
+    return TaskDetail(**task.model_dump(), history=history, plans=plans, log_total=total)
 
 
 @router.get("/{task_id}/status")

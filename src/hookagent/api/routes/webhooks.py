@@ -94,6 +94,6 @@ async def _accept(
         return JSONResponse({"status": "ignored", "reason": ignored.reason}, status_code=200)
     new.repository = validate_repo(new.repository, settings.allowed_repo_set)
     task = await store.tasks.create(new, queue=PHASE_QUEUES[Phase.PLAN])
-    await store.queue_for(Phase.PLAN).enqueue(task.task_id, Phase.PLAN)
+    await store.jobs.enqueue(task.task_id, Phase.PLAN)
     accepted = WebhookAccepted(task_id=task.task_id, status=task.status)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)

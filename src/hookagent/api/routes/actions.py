@@ -1,0 +1,77 @@
+"""``POST /tasks/{id}/approve|reject|revise|cancel|retry``: a person's decisions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request
+
+from hookagent.api.deps import SettingsDep, StoreDep
+from hookagent.lifecycle import Lifecycle
+from hookagent.models import ActionRequest, ActionResult
+
+router = APIRouter(prefix="/tasks", tags=["lifecycle"])
+
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Not allowed from the task's current status"}
+}
+
+
+def get_lifecycle(store: StoreDep, settings: SettingsDep) -> Lifecycle:
+    """The lifecycle service over the app's store."""
+    return Lifecycle(store, settings)
+
+
+LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
+ActionBody = Annotated[ActionRequest | None, Body()]
+
+
+def _actor(request: Request, body: ActionRequest | None) -> str:
+    if body is not None and body.actor:
+        return body.actor
+    client = request.client.host if request.client else "unknown"
+    return f"api ({client})"
+
+
+@router.post("/{task_id}/approve", responses=_CONFLICT)
+async def approve(
+    task_id: str, request: Request, lifecycle: LifecycleDep, body: ActionBody = None
+) -> ActionResult:
+    """Approve the plan: the execution job is queued in the same step."""
+    comment = body.comment if body else None
+    return await lifecycle.approve(task_id, actor=_actor(request, body), comment=comment)
+
+
+@router.post("/{task_id}/reject", responses=_CONFLICT)
+async def reject(
+    task_id: str, request: Request, lifecycle: LifecycleDep, body: ActionBody = None
+) -> ActionResult:
+    """Reject the plan; the task ends ``rejected``."""
+    reason = body.reason if body else None
+    return await lifecycle.reject(task_id, actor=_actor(request, body), reason=reason)
+
+
+@router.post("/{task_id}/revise", responses=_CONFLICT)
+async def revise(
+    task_id: str, request: Request, lifecycle: LifecycleDep, body: ActionBody = None
+) -> ActionResult:
+    """Plan again with ``feedback``; the earlier plan is kept."""
+    feedback = (body.feedback or body.comment or "") if body else ""
+    return await lifecycle.revise(task_id, actor=_actor(request, body), feedback=feedback)
+
+
+@router.post("/{task_id}/cancel", responses=_CONFLICT)
+async def cancel(
+    task_id: str, request: Request, lifecycle: LifecycleDep, body: ActionBody = None
+) -> ActionResult:
+    """Stop the task wherever it is; a running agent is killed."""
+    reason = body.reason if body else None
+    return await lifecycle.cancel(task_id, actor=_actor(request, body), reason=reason)
+
+
+@router.post("/{task_id}/retry", responses=_CONFLICT)
+async def retry(
+    task_id: str, request: Request, lifecycle: LifecycleDep, body: ActionBody = None
+) -> ActionResult:
+    """Start a new attempt of a failed or cancelled task from the phase it stopped in."""
+    return await lifecycle.retry(task_id, actor=_actor(request, body))
