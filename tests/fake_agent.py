@@ -8,7 +8,7 @@ import sys
 import time
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read top to bottom
     """Run the scenario named by argv[0] with its arguments."""
     prompt = sys.stdin.read()
     mode, args = (argv[0], argv[1:]) if argv else ("echo", [])
@@ -40,11 +40,11 @@ def main(argv: list[str]) -> int:
         print("Traceback: boom", file=sys.stderr, flush=True)
         return int(args[0]) if args else 3
     if mode == "hang":
-        print("hanging now", flush=True)
         if args and args[0] == "spawn":
             child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
             with open(args[1], "w") as pidfile:
                 pidfile.write(f"{os.getpid()} {child.pid}")
+        print("hanging now", flush=True)
         time.sleep(600)
         return 0
     if mode == "slow":
@@ -54,8 +54,34 @@ def main(argv: list[str]) -> int:
             time.sleep(pause)
         print("PLAN: slow done")
         return 0
+    if mode == "auto":
+        return auto(prompt, args)
     print(f"unknown mode {mode}", file=sys.stderr)
     return 2
+
+
+def auto(prompt: str, args: list[str]) -> int:
+    """Plan when planning, edit app.py when executing; ``noop`` edits nothing.
+
+    ``flaky MARKER`` fails the first run (creating MARKER) and works from then on.
+    """
+    if args[:1] == ["flaky"] and not os.path.exists(args[1]):
+        open(args[1], "w").close()
+        print("flaky failure", file=sys.stderr)
+        return 9
+    if "Approved plan:" not in prompt:
+        if "Reviewer's feedback:" in prompt:
+            feedback = prompt.split("Reviewer's feedback:", 1)[1].strip().splitlines()[0]
+            print(f"PLAN v2: guard the division; also {feedback}")
+        else:
+            print("PLAN: guard the division in app.py")
+        return 0
+    print("editing app.py")
+    if args[:1] != ["noop"]:
+        with open("app.py", "a") as source:
+            source.write("\n\ndef safe_total(xs):\n    return total(xs) if xs else 0\n")
+    print("done")
+    return 0
 
 
 if __name__ == "__main__":

@@ -57,3 +57,33 @@ async def wait_status(
             reply = await store.redis.xread({keys.logs(task_id): last}, block=1000, count=1000)
             for _, entries in reply:
                 last = entries[-1][0]
+
+
+async def wait_for_line(store: Store, task_id: str, needle: str, timeout: float = 30) -> None:
+    """Block on the task's log stream (XREAD BLOCK) until a line containing ``needle`` arrives."""
+    keys = store.tasks._keys
+    last = "0-0"
+    async with asyncio.timeout(timeout):
+        while True:
+            reply = await store.redis.xread({keys.logs(task_id): last}, block=1000, count=1000)
+            for _, entries in reply:
+                last = entries[-1][0]
+                if any(needle in fields.get("msg", "") for _, fields in entries):
+                    return
+
+
+async def wait_dead(pid: int, timeout: float = 15) -> None:
+    """Wait for any process (not only our child) to exit, on its pidfd: no polling."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    exited = asyncio.Event()
+    loop.add_reader(fd, exited.set)
+    try:
+        async with asyncio.timeout(timeout):
+            await exited.wait()
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)

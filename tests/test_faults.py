@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 from hookagent.models import NewTask, Phase, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
-from tests.helpers import REPO, fake_agent, wait_status
+from tests.helpers import REPO, fake_agent, wait_for_line, wait_status
 
 DONE = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
 
@@ -68,19 +67,6 @@ async def queue_task(store: Store) -> str:
     task = await store.tasks.create(new, queue="planning-queue")
     await store.jobs.enqueue(task.task_id, Phase.PLAN)
     return task.task_id
-
-
-async def wait_for_line(store: Store, task_id: str, needle: str, timeout: float = 30) -> None:
-    """Block on the task's log stream until a line containing ``needle`` arrives."""
-    keys = store.tasks._keys
-    last = "0-0"
-    async with asyncio.timeout(timeout):
-        while True:
-            reply = await store.redis.xread({keys.logs(task_id): last}, block=1000, count=1000)
-            for _, entries in reply:
-                last = entries[-1][0]
-                if any(needle in fields.get("msg", "") for _, fields in entries):
-                    return
 
 
 async def test_sigkill_mid_run_is_reclaimed_and_finishes(store: Store, workers: Workers) -> None:
