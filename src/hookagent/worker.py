@@ -96,14 +96,15 @@ class Worker:
     async def _next_job(self, stopping: asyncio.Task[Any], block_ms: int) -> Job | None:
         await self._queue.ensure_group()
         claim = asyncio.create_task(self._queue.claim(self.name, block_ms=block_ms))
-        await asyncio.wait({claim, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not claim.done():
-            # Stopping: a job delivered to us at this instant stays pending under our name
-            # and is reclaimed by another worker once its lease lapses.
-            claim.cancel()
-            await asyncio.gather(claim, return_exceptions=True)
-            return None
-        return claim.result()
+        try:
+            await asyncio.wait({claim, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not claim.done():
+                # Stopping (or cancelled): a job delivered to us at this instant stays pending
+                # under our name and is reclaimed by another worker once its lease lapses.
+                claim.cancel()
+                await asyncio.gather(claim, return_exceptions=True)
+        return None if claim.cancelled() else claim.result()
 
     async def process(self, job: Job) -> None:
         """Run one job; ack it once the task reached a status, else leave it to a successor."""
