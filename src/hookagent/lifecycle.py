@@ -45,7 +45,7 @@ class Lifecycle:
             fields={"approver": actor, "approval_comment": comment, "phase": Phase.EXECUTE},
             enqueue=(self._store.jobs.key, Phase.EXECUTE),
         )
-        await self._say(task_id, f"approved by {actor}" + (f": {comment}" if comment else ""))
+        await self.say(task_id, f"approved by {actor}" + (f": {comment}" if comment else ""))
         return ActionResult(task_id=task_id, status=TaskStatus.APPROVED, previous=previous)
 
     async def reject(self, task_id: str, *, actor: str, reason: str | None = None) -> ActionResult:
@@ -54,7 +54,7 @@ class Lifecycle:
         previous = await self._store.tasks.advance(
             task_id, TaskStatus.REJECTED, allowed=(TaskStatus.PENDING_APPROVAL,), reason=text
         )
-        await self._say(task_id, text)
+        await self.say(task_id, text)
         return ActionResult(task_id=task_id, status=TaskStatus.REJECTED, previous=previous)
 
     async def revise(self, task_id: str, *, actor: str, feedback: str) -> ActionResult:
@@ -70,7 +70,7 @@ class Lifecycle:
             fields={"feedback": feedback, "phase": Phase.PLAN},
             enqueue=(self._store.jobs.key, Phase.PLAN),
         )
-        await self._say(task_id, text)
+        await self.say(task_id, text)
         return ActionResult(task_id=task_id, status=TaskStatus.QUEUED, previous=previous)
 
     async def cancel(self, task_id: str, *, actor: str, reason: str | None = None) -> ActionResult:
@@ -83,7 +83,7 @@ class Lifecycle:
             reason=text,
             fields={"error": text},
         )
-        await self._say(task_id, text)
+        await self.say(task_id, text)
         # The transition already dropped the worker's lease token (its writes now fail);
         # the message makes it stop the agent at once rather than at its next write.
         await self._store.redis.publish(self._keys.cancel_channel(task_id), actor)
@@ -102,7 +102,7 @@ class Lifecycle:
             fields={"error": None},
             enqueue=(self._store.jobs.key, task.phase),
         )
-        await self._say(task_id, text)
+        await self.say(task_id, text)
         return ActionResult(task_id=task_id, status=status, previous=previous)
 
     async def _refuse_expired(self, task: Task) -> None:
@@ -120,9 +120,10 @@ class Lifecycle:
             reason=text,
             fields={"error": text},
         )
-        await self._say(task.task_id, text)
+        await self.say(task.task_id, text)
         raise ConflictError(f"task {task.task_id} is cancelled: {text}")
 
-    async def _say(self, task_id: str, text: str) -> None:
+    async def say(self, task_id: str, text: str) -> None:
+        """Write a ``[system]`` line to the task's log (unfenced: it comes from a person)."""
         line = NewLine(utc_iso(), LogStream.SYSTEM.value, f"[system] {text}")
         await self._store.logs.append(task_id, [line])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hookagent.errors import PayloadError
-from hookagent.sources import Ignored, parse_jira
+from hookagent.sources import Command, Ignored, Verb, parse_jira
 from tests.helpers import FIXTURES
 
 
@@ -60,6 +60,28 @@ def test_no_repository_anywhere_is_a_clear_error() -> None:
 
 
 def test_other_events_start_nothing() -> None:
-    payload = json.loads((FIXTURES / "jira-comment-created.json").read_text())
     with pytest.raises(Ignored):
-        parse_jira(payload, default_repo="acme/d")
+        parse_jira({"webhookEvent": "jira:issue_deleted"}, default_repo="acme/d")
+    updated = json.loads((FIXTURES / "jira-issue-updated.json").read_text())
+    with pytest.raises(Ignored):
+        parse_jira(updated, default_repo=None, approve_status="Done")
+
+
+def test_comment_is_a_command() -> None:
+    payload = json.loads((FIXTURES / "jira-comment-created.json").read_text())
+    command = parse_jira(payload, default_repo=None)
+    assert isinstance(command, Command)
+    assert (command.ref, command.verb, command.text) == (
+        "PAY-231",
+        Verb.REVISE,
+        "also cover coupons with a zero rate",
+    )
+    assert command.actor == "Lee Lead"
+    assert command.actor_names == ("5b10ac8d82e05b22cc7d4ef6", "Lee Lead")
+
+
+def test_transition_to_approved_is_an_approval() -> None:
+    payload = json.loads((FIXTURES / "jira-issue-updated.json").read_text())
+    command = parse_jira(payload, default_repo=None)
+    assert isinstance(command, Command) and command.verb is Verb.APPROVE
+    assert command.text == "moved to Approved"

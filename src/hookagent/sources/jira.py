@@ -6,8 +6,10 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from hookagent.errors import PayloadError
 from hookagent.models import NewTask
 from hookagent.sources.base import Ignored, clip_prompt, field, obj, pick_repo, require_object, text
+from hookagent.sources.commands import Command, Verb, parse_mention
 
 _REPO_LINE = re.compile(
     r"^\s*repo(?:sitory)?\s*:\s*([\w.-]+/[\w.-]+)", re.IGNORECASE | re.MULTILINE
@@ -15,10 +17,20 @@ _REPO_LINE = re.compile(
 _GITHUB_URL = re.compile(r"github\.com[/:]([\w.-]+)/([\w.-]+?)(?:\.git)?(?:[/#?\s)\]]|$)")
 
 
-def parse_jira(payload: Any, *, default_repo: str | None) -> NewTask:
-    """A task from ``jira:issue_created``; :class:`Ignored` for other events."""
+def parse_jira(
+    payload: Any,
+    *,
+    default_repo: str | None,
+    approve_status: str = "Approved",
+    reject_status: str = "Rejected",
+) -> NewTask | Command:
+    """A task from ``jira:issue_created``; a command from a comment or a status transition."""
     body = require_object(payload)
     event = text(body.get("webhookEvent"))
+    if event == "comment_created":
+        return _comment(body)
+    if event == "jira:issue_updated":
+        return _transition(body, approve_status, reject_status)
     if event != "jira:issue_created":
         raise Ignored(f"Jira event {event or '(none)'!r} does not start tasks")
     issue = obj(body.get("issue"))
@@ -47,6 +59,44 @@ def parse_jira(payload: Any, *, default_repo: str | None) -> NewTask:
         prompt=clip_prompt("\n".join(lines).strip()),
         external_id=key or None,
         url=url,
+    )
+
+
+def _comment(body: dict[str, Any]) -> Command:
+    comment = obj(body.get("comment"))
+    parsed = parse_mention(adf_text(comment.get("body")))
+    if parsed is None:
+        raise Ignored("no @hookagent command in the comment")
+    verb, rest = parsed
+    author = obj(comment.get("author"))
+    return _command(body, verb, rest, author)
+
+
+def _transition(body: dict[str, Any], approve_status: str, reject_status: str) -> Command:
+    for item in obj(body.get("changelog")).get("items") or []:
+        item = obj(item)
+        if text(item.get("field")).lower() != "status":
+            continue
+        target = text(item.get("toString"))
+        if target.lower() == approve_status.lower():
+            return _command(body, Verb.APPROVE, f"moved to {target}", obj(body.get("user")))
+        if target.lower() == reject_status.lower():
+            return _command(body, Verb.REJECT, f"moved to {target}", obj(body.get("user")))
+    raise Ignored("no status transition that approves or rejects")
+
+
+def _command(body: dict[str, Any], verb: Verb, rest: str, person: dict[str, Any]) -> Command:
+    key = text(obj(body.get("issue")).get("key"))
+    if not key:
+        raise PayloadError("Jira payload has no issue key")
+    names = tuple(n for n in (text(person.get("accountId")), text(person.get("displayName"))) if n)
+    return Command(
+        source="jira",
+        ref=key,
+        verb=verb,
+        text=rest,
+        actor=text(person.get("displayName")) or text(person.get("accountId")) or "unknown",
+        actor_names=names,
     )
 
 

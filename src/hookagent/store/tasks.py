@@ -84,11 +84,11 @@ class TaskStore:
         self._ttl_ms = ttl_seconds * 1000
         self._transition = redis.register_script(_TRANSITION)
 
-    async def create(self, new: NewTask, *, queue: str) -> Task:
+    async def create(self, new: NewTask, *, queue: str, task_id: str | None = None) -> Task:
         """Store a new task in ``queued`` and index it."""
         now = utc_iso()
         task = Task(
-            task_id=new_task_id(),
+            task_id=task_id or new_task_id(),
             status=TaskStatus.QUEUED,
             queue=queue,
             created_at=now,

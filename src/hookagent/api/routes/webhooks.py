@@ -1,4 +1,4 @@
-"""``POST /webhooks/{source}``: verify, parse, store a task, queue its planning job."""
+"""``POST /webhooks/{sentry,jira,github}``: verify, parse, then a new task or a command."""
 
 from __future__ import annotations
 
@@ -8,22 +8,36 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import SecretStr
 
 from hookagent.api.deps import SettingsDep, StoreDep
 from hookagent.errors import MalformedBody, UnsupportedMediaType
-from hookagent.models import PHASE_QUEUES, NewTask, Phase, WebhookAccepted
+from hookagent.intake import Intake
+from hookagent.models import NewTask, WebhookAccepted
 from hookagent.settings import Settings
-from hookagent.sources import Ignored, parse_jira, parse_sentry, verify_hmac_sha256
+from hookagent.sources import (
+    Command,
+    Ignored,
+    UnknownCommand,
+    parse_github,
+    parse_jira,
+    parse_sentry,
+    verify_hmac_sha256,
+)
 from hookagent.store import Store
-from hookagent.workspace import validate_repo
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
+Parser = Callable[[Any], NewTask | Command]
+
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Delivery understood but starts no task"},
+    200: {"description": "Duplicate, command applied, or a delivery that starts nothing"},
     202: {"model": WebhookAccepted, "description": "Task queued"},
     400: {"description": "Malformed JSON"},
     401: {"description": "Bad or missing signature"},
+    403: {"description": "Command from someone who is not an approver"},
+    404: {"description": "Command for an object no task is linked to"},
+    409: {"description": "Command not allowed in the task's status"},
     413: {"description": "Body too large"},
     415: {"description": "Not JSON"},
     422: {"description": "No usable repository, or not a JSON object"},
@@ -34,66 +48,88 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.post("/sentry/", status_code=202, include_in_schema=False)
 async def sentry_webhook(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResponse:
     """Sentry: the seed's shape, integration ``issue``/``event_alert``, or the legacy plugin."""
-    body = await request.body()
-    if settings.sentry_client_secret is not None:
-        verify_hmac_sha256(
-            body,
-            settings.sentry_client_secret.get_secret_value(),
-            request.headers.get("sentry-hook-signature"),
-        )
+    body = await _verified(request, settings.sentry_client_secret, "sentry-hook-signature", "")
     resource = request.headers.get("sentry-hook-resource")
-    return await _accept(
-        request,
-        body,
-        store,
-        settings,
-        lambda payload: parse_sentry(
-            payload, resource=resource, default_repo=settings.default_repo
-        ),
-    )
+    default = settings.default_repo
+
+    def parse(payload: Any) -> NewTask:
+        return parse_sentry(payload, resource=resource, default_repo=default)
+
+    payload = _json(request, body)
+    action = payload.get("action", "") if isinstance(payload, dict) else ""
+    return await _handle(store, settings, payload, parse, lambda new: f"{new.external_id}:{action}")
 
 
 @router.post("/jira", status_code=202, responses=_RESPONSES)
 @router.post("/jira/", status_code=202, include_in_schema=False)
 async def jira_webhook(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResponse:
-    """Jira: ``jira:issue_created`` starts a task."""
-    body = await request.body()
-    if settings.jira_webhook_secret is not None:
-        verify_hmac_sha256(
-            body,
-            settings.jira_webhook_secret.get_secret_value(),
-            request.headers.get("x-hub-signature"),
-            prefix="sha256=",
+    """Jira: ``jira:issue_created`` starts a task; comments and transitions command one."""
+    body = await _verified(request, settings.jira_webhook_secret, "x-hub-signature", "sha256=")
+
+    def parse(payload: Any) -> NewTask | Command:
+        return parse_jira(
+            payload,
+            default_repo=settings.default_repo,
+            approve_status=settings.jira_approve_status,
+            reject_status=settings.jira_reject_status,
         )
-    return await _accept(
-        request,
-        body,
-        store,
-        settings,
-        lambda payload: parse_jira(payload, default_repo=settings.default_repo),
-    )
+
+    delivery = request.headers.get("x-atlassian-webhook-identifier")
+    return await _handle(store, settings, _json(request, body), parse, lambda _: delivery)
 
 
-async def _accept(
-    request: Request,
-    body: bytes,
-    store: Store,
-    settings: Settings,
-    parse: Callable[[Any], NewTask],
-) -> JSONResponse:
+@router.post("/github", status_code=202, responses=_RESPONSES)
+@router.post("/github/", status_code=202, include_in_schema=False)
+async def github_webhook(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+    """GitHub: a labelled issue starts a task; ``@hookagent <command>`` comments command one."""
+    secret = settings.github_webhook_secret
+    body = await _verified(request, secret, "x-hub-signature-256", "sha256=")
+    event = request.headers.get("x-github-event")
+
+    def parse(payload: Any) -> NewTask | Command:
+        return parse_github(payload, event=event, label=settings.github_label)
+
+    delivery = request.headers.get("x-github-delivery")
+    return await _handle(store, settings, _json(request, body), parse, lambda _: delivery)
+
+
+async def _verified(request: Request, secret: SecretStr | None, header: str, prefix: str) -> bytes:
+    body = await request.body()
+    if secret is not None:
+        verify_hmac_sha256(
+            body, secret.get_secret_value(), request.headers.get(header), prefix=prefix
+        )
+    return body
+
+
+def _json(request: Request, body: bytes) -> Any:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() not in {"application/json", ""}:
         raise UnsupportedMediaType(f"expected application/json, got {content_type!r}")
     try:
-        payload = json.loads(body)
+        return json.loads(body)
     except ValueError as exc:
         raise MalformedBody(f"body is not valid JSON: {exc}") from None
+
+
+async def _handle(
+    store: Store,
+    settings: Settings,
+    payload: Any,
+    parse: Parser,
+    delivery_of: Callable[[Any], str | None],
+) -> JSONResponse:
     try:
-        new = parse(payload)
+        parsed = parse(payload)
     except Ignored as ignored:
         return JSONResponse({"status": "ignored", "reason": ignored.reason}, status_code=200)
-    new.repository = validate_repo(new.repository, settings.allowed_repo_set)
-    task = await store.tasks.create(new, queue=PHASE_QUEUES[Phase.PLAN])
-    await store.jobs.enqueue(task.task_id, Phase.PLAN)
-    accepted = WebhookAccepted(task_id=task.task_id, status=task.status)
-    return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+    except UnknownCommand as unknown:
+        reason = f"unknown command {unknown.word!r}; try approve, reject, revise, status, cancel"
+        return JSONResponse({"status": "ignored", "reason": reason}, status_code=200)
+    intake = Intake(store, settings)
+    if isinstance(parsed, Command):
+        outcome = await intake.command(parsed, delivery=delivery_of(parsed))
+    else:
+        delivery = delivery_of(parsed) if parsed.external_id or parsed.source != "sentry" else None
+        outcome = await intake.new_task(parsed, delivery=delivery)
+    return JSONResponse(outcome.body, status_code=outcome.status_code)

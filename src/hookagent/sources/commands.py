@@ -1,0 +1,53 @@
+"""``@hookagent <command>`` in comments, and the command a webhook delivers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Verb(StrEnum):
+    """What a person asks hookagent to do from a comment or a transition."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    REVISE = "revise"
+    STATUS = "status"
+    CANCEL = "cancel"
+
+
+_MENTION = re.compile(r"(?:^|\s)@hookagent\b[:,]?\s*(\S*)\s*(.*)", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command for the task ``ref`` points at, from ``actor`` (as the source names them)."""
+
+    source: str
+    ref: str
+    verb: Verb
+    text: str
+    actor: str
+    actor_names: tuple[str, ...]
+
+
+class UnknownCommand(Exception):
+    """``@hookagent`` followed by a word that is not a command."""
+
+    def __init__(self, word: str) -> None:
+        super().__init__(word)
+        self.word = word
+
+
+def parse_mention(body: str) -> tuple[Verb, str] | None:
+    """``(verb, rest)`` of the first ``@hookagent`` mention; None when there is none."""
+    match = _MENTION.search(body or "")
+    if match is None:
+        return None
+    word = match.group(1).lower().strip(".,:;!")
+    try:
+        verb = Verb(word)
+    except ValueError:
+        raise UnknownCommand(word or "(nothing)") from None
+    return verb, match.group(2).strip()

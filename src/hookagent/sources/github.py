@@ -1,0 +1,69 @@
+"""GitHub webhooks: a labelled issue starts a task; ``@hookagent`` comments command one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hookagent.models import NewTask
+from hookagent.sources.base import Ignored, clip_prompt, field, obj, require_object, text
+from hookagent.sources.commands import Command, parse_mention
+
+
+def parse_github(payload: Any, *, event: str | None, label: str) -> NewTask | Command:
+    """A task from ``issues`` opened/labeled with ``label``, a command from ``issue_comment``."""
+    body = require_object(payload)
+    repo = text(obj(body.get("repository")).get("full_name"))
+    issue = obj(body.get("issue"))
+    action = text(body.get("action"))
+    if event == "ping":
+        raise Ignored("ping")
+    if event == "issue_comment":
+        return _comment(body, repo, issue, action)
+    if event != "issues":
+        raise Ignored(f"GitHub event {event or '(none)'!r} does not start tasks")
+    labels = {text(obj(x).get("name")).lower() for x in issue.get("labels") or []}
+    if action == "labeled" and text(obj(body.get("label")).get("name")).lower() != label.lower():
+        raise Ignored(f"label is not {label!r}")
+    if action not in {"opened", "labeled"} or label.lower() not in labels:
+        raise Ignored(f"issue {action or '?'} without the {label!r} label starts no task")
+    number = text(issue.get("number"))
+    title = text(issue.get("title")) or f"Issue #{number}"
+    lines = [
+        f"GitHub issue {repo}#{number}: {title}",
+        field("Opened by", text(obj(issue.get("user")).get("login"))),
+        field("Labels", ", ".join(sorted(labels))),
+        field("Link", text(issue.get("html_url"))),
+        "",
+        text(issue.get("body")),
+    ]
+    return NewTask(
+        source="github",
+        repository=repo,
+        title=title,
+        prompt=clip_prompt("\n".join(lines).strip()),
+        external_id=f"{repo}#{number}",
+        url=text(issue.get("html_url")) or None,
+    )
+
+
+def _comment(body: dict[str, Any], repo: str, issue: dict[str, Any], action: str) -> Command:
+    if action != "created":
+        raise Ignored(f"comment {action or '?'} is not a new comment")
+    comment = obj(body.get("comment"))
+    if text(obj(comment.get("user")).get("type")) == "Bot":
+        raise Ignored("comments by bots are not commands")
+    parsed = parse_mention(text(comment.get("body")))
+    if parsed is None:
+        raise Ignored("no @hookagent command in the comment")
+    verb, rest = parsed
+    login = text(obj(comment.get("user")).get("login")) or text(
+        obj(body.get("sender")).get("login")
+    )
+    return Command(
+        source="github",
+        ref=f"{repo}#{text(issue.get('number'))}",
+        verb=verb,
+        text=rest,
+        actor=login,
+        actor_names=(login,),
+    )

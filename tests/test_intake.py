@@ -1,0 +1,174 @@
+"""Deliveries end to end: dedupe, GitHub issues, and commands from comments and transitions."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
+from hookagent.api import create_app
+from hookagent.models import TaskStatus
+from hookagent.settings import Settings
+from hookagent.store import Store
+from tests.helpers import FIXTURES
+
+GITHUB_ISSUE = json.loads(FIXTURES.joinpath("github-issues-labeled.json").read_text())
+GITHUB_COMMENT = json.loads(FIXTURES.joinpath("github-issue-comment.json").read_text())
+JIRA_CREATED = json.loads(FIXTURES.joinpath("jira-issue-created.json").read_text())
+JIRA_COMMENT = json.loads(FIXTURES.joinpath("jira-comment-created.json").read_text())
+ALERT = json.loads(FIXTURES.joinpath("sentry-event-alert.json").read_text())
+SECRET = "gh-webhook-s3cret"
+
+
+@pytest.fixture
+async def http(settings: Settings, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
+    own = settings.model_copy(
+        update={
+            "github_webhook_secret": SecretStr(SECRET),
+            "github_approvers": "lee-lead",
+            "jira_approvers": "5b10ac8d82e05b22cc7d4ef6",
+        }
+    )
+    app = create_app(own, redis=redis)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://h"
+        ) as client:
+            yield client
+
+
+async def github(
+    http: httpx.AsyncClient, event: str, payload: dict[str, Any], delivery: str
+) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "content-type": "application/json",
+        "x-github-event": event,
+        "x-github-delivery": delivery,
+        "x-hub-signature-256": signature,
+    }
+    return await http.post("/webhooks/github", content=body, headers=headers)
+
+
+async def test_github_issue_and_redelivery(http: httpx.AsyncClient, store: Store) -> None:
+    first = await github(http, "issues", GITHUB_ISSUE, "d-1")
+    assert first.status_code == 202, first.text
+    again = await github(http, "issues", GITHUB_ISSUE, "d-1")
+    assert again.status_code == 200
+    assert again.json()["task_id"] == first.json()["task_id"] and again.json()["duplicate"] is True
+    assert len(await store.tasks.list(status=None, limit=10)) == 1
+
+
+async def test_github_signature_is_checked(http: httpx.AsyncClient) -> None:
+    headers = {
+        "content-type": "application/json",
+        "x-github-event": "issues",
+        "x-hub-signature-256": "sha256=00",
+    }
+    response = await http.post(
+        "/webhooks/github", content=json.dumps(GITHUB_ISSUE), headers=headers
+    )
+    assert response.status_code == 401
+
+
+async def test_same_incident_while_open_is_one_task(http: httpx.AsyncClient, store: Store) -> None:
+    responses = await asyncio.gather(
+        *(http.post("/webhooks/sentry", json=ALERT) for _ in range(20))
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] * 19 + [202]
+    assert len({r.json()["task_id"] for r in responses}) == 1
+    tid = responses[0].json()["task_id"]
+    await store.tasks.advance(tid, TaskStatus.FAILED, reason="done with it")
+    fresh = await http.post("/webhooks/sentry", json={**ALERT, "action": "triggered"})
+    assert fresh.status_code == 200, "the same delivery (issue id + action) stays a duplicate"
+    other_action = await http.post("/webhooks/sentry", json={**ALERT, "action": "re-triggered"})
+    assert other_action.status_code == 202 and other_action.json()["task_id"] != tid
+
+
+async def pending_github_task(http: httpx.AsyncClient, store: Store, number: int = 413) -> str:
+    issue = json.loads(json.dumps(GITHUB_ISSUE))
+    issue["issue"]["number"] = number
+    tid: str = (await github(http, "issues", issue, f"issue-{number}")).json()["task_id"]
+    await store.tasks.advance(tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "the plan"})
+    return tid
+
+
+async def test_approver_comment_approves(http: httpx.AsyncClient, store: Store) -> None:
+    tid = await pending_github_task(http, store)
+    response = await github(http, "issue_comment", GITHUB_COMMENT, "c-1")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "approved"
+    task = await store.tasks.get(tid)
+    assert (task.status, task.approval_comment) == (TaskStatus.APPROVED, "looks right, go ahead")
+    assert (await github(http, "issue_comment", GITHUB_COMMENT, "c-1")).json()[
+        "status"
+    ] == "duplicate"
+
+
+async def test_non_approver_is_refused_and_it_is_logged(
+    http: httpx.AsyncClient, store: Store
+) -> None:
+    tid = await pending_github_task(http, store)
+    comment = json.loads(json.dumps(GITHUB_COMMENT))
+    comment["comment"]["user"]["login"] = "mallory"
+    response = await github(http, "issue_comment", comment, "c-2")
+    assert response.status_code == 403 and response.json()["error"] == "not_an_approver"
+    assert (await store.tasks.get(tid)).status is TaskStatus.PENDING_APPROVAL
+    entries, _ = await store.logs.read(tid, offset=0, limit=-1)
+    assert entries[-1].message == (
+        "[system] approve from github by mallory refused: not in HOOKAGENT_GITHUB_APPROVERS"
+    )
+
+
+async def test_command_on_a_finished_task_is_409_and_logged(
+    http: httpx.AsyncClient, store: Store
+) -> None:
+    tid = await pending_github_task(http, store)
+    await store.tasks.advance(tid, TaskStatus.REJECTED)
+    response = await github(http, "issue_comment", GITHUB_COMMENT, "c-3")
+    assert response.status_code == 409
+    entries, _ = await store.logs.read(tid, offset=0, limit=-1)
+    assert entries[-1].message.endswith(f"refused: task {tid} is rejected")
+
+
+async def test_command_for_an_unknown_object_is_404(http: httpx.AsyncClient) -> None:
+    response = await github(http, "issue_comment", GITHUB_COMMENT, "c-4")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "no task for github acme/payments-api#413"
+
+
+async def test_unknown_command_word_is_explained(http: httpx.AsyncClient) -> None:
+    comment = json.loads(json.dumps(GITHUB_COMMENT))
+    comment["comment"]["body"] = "@hookagent deploy"
+    response = await github(http, "issue_comment", comment, "c-5")
+    assert response.status_code == 200 and "unknown command 'deploy'" in response.json()["reason"]
+
+
+async def test_jira_comment_revises(http: httpx.AsyncClient, store: Store) -> None:
+    created = await http.post("/webhooks/jira", json=JIRA_CREATED)
+    tid = created.json()["task_id"]
+    await store.tasks.advance(tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "v1"})
+    response = await http.post(
+        "/webhooks/jira", json=JIRA_COMMENT, headers={"x-atlassian-webhook-identifier": "j-1"}
+    )
+    assert response.status_code == 200, response.text
+    task = await store.tasks.get(tid)
+    assert (task.status, task.feedback) == (
+        TaskStatus.QUEUED,
+        "also cover coupons with a zero rate",
+    )
+    status = await http.post(
+        "/webhooks/jira",
+        json={**JIRA_COMMENT, "comment": {**JIRA_COMMENT["comment"], "body": "@hookagent status"}},
+    )
+    assert status.json() == {"task_id": tid, "status": "queued", "plan": "v1"}
