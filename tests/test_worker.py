@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import httpx
 
 from hookagent.models import TaskStatus
@@ -14,9 +17,9 @@ ALERT = (FIXTURES / "sentry-event-alert.json").read_bytes()
 
 
 async def submit(client: httpx.AsyncClient) -> str:
-    response = await client.post(
-        "/webhooks/sentry", content=ALERT, headers={"content-type": "application/json"}
-    )
+    payload = json.loads(ALERT)
+    payload["data"]["event"]["issue_id"] = uuid.uuid4().hex  # a new incident each time
+    response = await client.post("/webhooks/sentry", json=payload)
     assert response.status_code == 202, response.text
     task_id: str = response.json()["task_id"]
     return task_id
