@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis import Redis
 
 from tests.helpers import FIXTURES, fake_agent
 
@@ -35,7 +37,7 @@ class Up:
             "HOOKAGENT_DATA_DIR": str(data_dir),
             "HOOKAGENT_GIT_URL_TEMPLATE": f"file://{remotes}/{{repo}}.git",
             "HOOKAGENT_AGENT": "command",
-            "HOOKAGENT_AGENT_COMMAND": fake_agent("echo"),
+            "HOOKAGENT_AGENT_COMMAND": fake_agent("auto"),
         }
         self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
@@ -122,6 +124,7 @@ def test_up_serves_the_seed_flow_and_keeps_tasks_across_restarts(
     missing = cli("status", "task-1-00", "--url", up.url)
     assert missing.returncode == 1 and "404" in missing.stderr
 
+    lifecycle_through_the_cli(up.url, data, tmp_path)
     assert up.stop() == 0
     assert "Traceback" not in "".join(up.output)
 
@@ -132,6 +135,43 @@ def test_up_serves_the_seed_flow_and_keeps_tasks_across_restarts(
     logs = cli("logs", pid, "--url", again.url)
     assert logs.returncode == 0 and "[system] attempt 1" in logs.stdout
     assert again.stop() == 0
+
+
+def wait_line(data: Path, task_id: str, needle: str) -> None:
+    """Block on the task's log stream in the embedded Valkey until ``needle`` shows up."""
+    client = Redis(unix_socket_path=str(data / "valkey.sock"), decode_responses=True)
+    key, last = f"hookagent:task:{{{task_id}}}:logs", "0-0"
+    try:
+        for _ in range(60):
+            for _, entries in client.xread({key: last}, block=1000) or []:
+                last = entries[-1][0]
+                if any(needle in fields["msg"] for _, fields in entries):
+                    return
+        raise AssertionError(f"{needle!r} never appeared in {task_id}'s log")
+    finally:
+        client.close()
+
+
+def lifecycle_through_the_cli(url: str, data: Path, tmp_path: Path) -> None:
+    payload = json.loads((FIXTURES / "jira-issue-created.json").read_text())
+    first, second = tmp_path / "one.json", tmp_path / "two.json"
+    first.write_text(json.dumps(payload))
+    payload["issue"]["key"] = "PAY-232"
+    second.write_text(json.dumps(payload))
+    submitted = cli("submit", "jira", str(first), "--url", url)
+    assert submitted.returncode == 0, submitted.stderr
+    tid = json.loads(submitted.stdout)["task_id"]
+    other = json.loads(cli("submit", "jira", str(second), "--url", url).stdout)["task_id"]
+    wait_line(data, tid, "plan ready")
+    approve = cli("approve", tid, "--comment", "go", "--as", "dana", "--url", url)
+    assert approve.returncode == 0 and "pending_approval → approved" in approve.stdout
+    wait_line(data, tid, "[system] completed")
+    assert "completed" in cli("status", tid, "--url", url).stdout
+    retry = cli("retry", tid, "--url", url)
+    assert retry.returncode == 1 and f"409: task {tid} is completed" in retry.stderr
+    wait_line(data, other, "plan ready")
+    reject = cli("reject", other, "--reason", "not now", "--url", url)
+    assert reject.returncode == 0 and "→ rejected" in reject.stdout
 
 
 def test_client_commands_explain_an_unreachable_server() -> None:

@@ -66,6 +66,26 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--offset", type=int, default=0)
     logs.add_argument("--limit", type=int, default=-1)
     logs.set_defaults(run=_logs)
+
+    for verb, help_text, text_arg in (
+        ("approve", "approve a pending plan (queues its execution)", "--comment"),
+        ("reject", "reject a pending plan", "--reason"),
+        ("revise", "plan again with feedback", "--feedback"),
+        ("cancel", "stop a task wherever it is", "--reason"),
+        ("retry", "new attempt of a failed or cancelled task", None),
+    ):
+        action = _client(sub, verb, help_text)
+        action.add_argument("task_id")
+        if text_arg:
+            action.add_argument(text_arg, required=verb == "revise")
+        action.add_argument("--as", dest="actor", help="who you are, for the task's log")
+        action.set_defaults(run=_action, verb=verb)
+
+    submit = _client(sub, "submit", "post a webhook payload file to a running server")
+    submit.add_argument("source", choices=["sentry", "jira", "github"])
+    submit.add_argument("file", help="a JSON payload")
+    submit.add_argument("--event", default="issues", help="X-GitHub-Event for github")
+    submit.set_defaults(run=_submit)
     return parser
 
 
@@ -119,7 +139,11 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _get(args: argparse.Namespace, path: str, **params: Any) -> Any:
-    response = httpx.get(f"{args.url.rstrip('/')}{path}", params=params, timeout=30)
+    return _checked(httpx.get(f"{args.url.rstrip('/')}{path}", params=params, timeout=30))
+
+
+def _checked(response: httpx.Response) -> Any:
+    """The JSON body, or the API's error detail as a HookagentError."""
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail")
@@ -127,6 +151,33 @@ def _get(args: argparse.Namespace, path: str, **params: Any) -> Any:
             detail = response.text
         raise HookagentError(f"{response.status_code}: {detail}")
     return response.json()
+
+
+def _post(args: argparse.Namespace, path: str, **kwargs: Any) -> Any:
+    return _checked(httpx.post(f"{args.url.rstrip('/')}{path}", timeout=30, **kwargs))
+
+
+def _action(args: argparse.Namespace) -> int:
+    body = {
+        name: getattr(args, name, None)
+        for name in ("comment", "reason", "feedback", "actor")
+        if getattr(args, name, None)
+    }
+    body.setdefault("actor", "cli")
+    data = _post(args, f"/tasks/{args.task_id}/{args.verb}", json=body)
+    Console().print(f"{data['task_id']}: {data['previous']} → [bold]{data['status']}[/]")
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    with open(args.file, "rb") as handle:
+        body = handle.read()
+    headers = {"content-type": "application/json"}
+    if args.source == "github":
+        headers["x-github-event"] = args.event
+    data = _post(args, f"/webhooks/{args.source}", content=body, headers=headers)
+    Console(soft_wrap=True).print_json(data=data)
+    return 0
 
 
 def _tasks(args: argparse.Namespace) -> int:
