@@ -29,8 +29,10 @@ class Turn:
 class MessagesStub:
     """Serves a scripted conversation on 127.0.0.1; records every request body."""
 
-    def __init__(self, turns: list[Turn]) -> None:
+    def __init__(self, turns: list[Turn], *, when: dict[str, list[Turn]] | None = None) -> None:
         self.turns = turns
+        # Other scripts, chosen when their marker appears in the conversation's first message.
+        self.when = when or {}
         self.requests: list[dict[str, Any]] = []
         stub = self
 
@@ -91,8 +93,11 @@ class MessagesStub:
         """The scripted turn for this point of the conversation (side requests get text)."""
         if not body.get("tools"):
             return Turn(text="hookagent stub")
-        done = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
-        return self.turns[min(done, len(self.turns) - 1)]
+        messages = body.get("messages", [])
+        done = sum(1 for m in messages if m.get("role") == "assistant")
+        opening = json.dumps(messages[0].get("content")) if messages else ""
+        turns = next((t for marker, t in self.when.items() if marker in opening), self.turns)
+        return turns[min(done, len(turns) - 1)]
 
     def __enter__(self) -> MessagesStub:
         self._thread.start()
