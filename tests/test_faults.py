@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from hookagent.embedded import EmbeddedValkey
 from hookagent.models import NewTask, Phase, TaskStatus
 from hookagent.settings import Settings
-from hookagent.store import Store
+from hookagent.store import Store, connect
 from tests.helpers import REPO, fake_agent, wait_for_line, wait_status
 
 DONE = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
@@ -62,10 +64,14 @@ def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
     group.stop()
 
 
-async def queue_task(store: Store) -> str:
+async def queue_task(store: Store, phase: Phase = Phase.PLAN) -> str:
     new = NewTask(source="sentry", repository=REPO, title="Boom", prompt="ctx")
     task = await store.tasks.create(new, queue="planning-queue")
-    await store.jobs.enqueue(task.task_id, Phase.PLAN)
+    if phase is Phase.EXECUTE:
+        await store.tasks.advance(
+            task.task_id, TaskStatus.APPROVED, fields={"plan": "do it", "phase": phase}
+        )
+    await store.jobs.enqueue(task.task_id, phase)
     return task.task_id
 
 
@@ -112,3 +118,59 @@ async def test_racing_workers_run_each_task_once(store: Store, workers: Workers)
         runs = [e for e in entries if "planning with command" in e.message]
         assert len(runs) == 1, [e.message for e in runs]
         assert (await store.tasks.get(tid)).attempt == 1
+
+
+async def test_sigterm_hands_the_running_job_back(store: Store, workers: Workers) -> None:
+    tid = await queue_task(store)
+    slow = {"HOOKAGENT_LEASE_SECONDS": "60", "HOOKAGENT_SHUTDOWN_GRACE": "0.5"}
+    leaving = workers.start(fake_agent("slow", "300", "0.05"), **slow)
+    await wait_for_line(store, tid, "tick 2")
+    leaving.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(leaving.wait, 30) == 0
+    # The lease is a minute long, yet the next worker takes the job over at once.
+    workers.start(fake_agent("echo"), **slow)
+    assert await wait_status(store, tid, DONE, timeout=20) is TaskStatus.PENDING_APPROVAL
+    entries, _ = await store.logs.read(tid, offset=0, limit=-1)
+    assert any(e.message.endswith("stopping; job handed back to the queue") for e in entries)
+
+
+async def test_sigkill_during_execution(store: Store, workers: Workers) -> None:
+    tid = await queue_task(store, phase=Phase.EXECUTE)
+    victim = workers.start(fake_agent("slow", "30", "0.1"))
+    await wait_for_line(store, tid, "tick 3")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    workers.start(fake_agent("slow", "2", "0.01"))
+    assert (
+        await wait_status(store, tid, {TaskStatus.COMPLETED, TaskStatus.FAILED})
+        is TaskStatus.COMPLETED
+    )
+    task = await store.tasks.get(tid)
+    assert (task.attempt, task.result) == (2, "no changes")
+
+
+async def test_redis_restart_mid_run_loses_nothing(tmp_path: Path, settings: Settings) -> None:
+    data = tmp_path / "own-valkey"
+    valkey = EmbeddedValkey(data)
+    url = valkey.start()
+    own = settings.model_copy(update={"redis_url": url})
+    workers = Workers(own, tmp_path)
+    client = connect(url)
+    try:
+        store = Store.build(client, own)
+        tid = await queue_task(store)
+        workers.start(fake_agent("slow", "40", "0.1"))
+        await wait_for_line(store, tid, "tick 5")
+        before, _ = await store.logs.read(tid, offset=0, limit=-1)
+        await asyncio.to_thread(valkey.stop)  # SIGTERM: Valkey writes its AOF and exits
+        valkey = EmbeddedValkey(data)
+        assert await asyncio.to_thread(valkey.start) == url
+        assert await wait_status(store, tid, DONE, timeout=60) is TaskStatus.PENDING_APPROVAL
+        after, _ = await store.logs.read(tid, offset=0, limit=-1)
+        assert [e.message for e in after[: len(before)]] == [e.message for e in before]
+        assert [e.seq for e in after] == list(range(len(after))), "no gap in the cursor"
+        assert "[stdout] PLAN: slow done" in [e.message for e in after]
+    finally:
+        workers.stop()
+        await client.aclose()
+        valkey.stop()

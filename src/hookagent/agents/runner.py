@@ -99,6 +99,9 @@ async def run_process(
                     _signal_group(proc.pid, signal.SIGKILL)
     except TimeoutError:
         timed_out = True
+    except BaseExceptionGroup as group:
+        # A reader's sink failed (Redis gone, lease fenced): surface that error itself.
+        raise group.exceptions[0] from None
     finally:
         # Runs on success, timeout, cancellation and errors alike: no process outlives the run.
         await _stop_group(proc, kill_grace)
