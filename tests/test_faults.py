@@ -40,6 +40,7 @@ class Workers:
             "HOOKAGENT_AGENT": "command",
             "HOOKAGENT_AGENT_COMMAND": agent,
             "HOOKAGENT_LEASE_SECONDS": "1",
+            "HOOKAGENT_KILL_GRACE": "2",
             **env,
         }
         log = (self.tmp / f"worker-{len(self.procs)}.log").open("wb")
@@ -49,6 +50,10 @@ class Workers:
         log.close()
         self.procs.append(proc)
         return proc
+
+    def log(self, index: int) -> str:
+        """What worker ``index`` printed (for failure messages)."""
+        return (self.tmp / f"worker-{index}.log").read_text()
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -104,7 +109,7 @@ async def test_retry_cap_fails_with_worker_lost(store: Store, workers: Workers) 
         "worker lost: the job was delivered 2 times"
     )
     entries, _ = await store.logs.read(tid, offset=0, limit=-1)
-    assert entries[-1].message.startswith("[system] failed: worker lost")
+    assert entries[-1].message.startswith("[system] status failed: worker lost")
 
 
 async def test_racing_workers_run_each_task_once(store: Store, workers: Workers) -> None:
@@ -126,7 +131,11 @@ async def test_sigterm_hands_the_running_job_back(store: Store, workers: Workers
     leaving = workers.start(fake_agent("slow", "300", "0.05"), **slow)
     await wait_for_line(store, tid, "tick 2")
     leaving.send_signal(signal.SIGTERM)
-    assert await asyncio.to_thread(leaving.wait, 30) == 0
+    try:
+        code = await asyncio.to_thread(leaving.wait, 60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(workers.log(0)) from None
+    assert code == 0, workers.log(0)
     # The lease is a minute long, yet the next worker takes the job over at once.
     workers.start(fake_agent("echo"), **slow)
     assert await wait_status(store, tid, DONE, timeout=20) is TaskStatus.PENDING_APPROVAL

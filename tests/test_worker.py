@@ -37,10 +37,14 @@ async def test_plan_reaches_pending_approval(
     tid = await submit(client)
     assert await wait_status(store, tid, DONE) is TaskStatus.PENDING_APPROVAL
     messages = await logs(client, tid)
-    assert messages[0].startswith("[system] attempt 1 (delivery 1): planning with command")
+    assert messages[1].startswith("[system] attempt 1 (delivery 1): planning with command")
     assert "[system] cloned acme/payments-api into workspace " + tid in messages
     assert any(m.startswith("[stdout] stdin first line: You are investigating") for m in messages)
-    assert messages[-1] == "[system] plan ready; waiting for approval"
+    assert messages[-2:] == [
+        "[system] plan ready; waiting for approval",
+        "[system] status pending_approval",
+    ]
+    assert messages[0] == "[system] status discovering"
     status = (await client.get(f"/tasks/{tid}/status")).json()
     assert "PLAN: fix the bug" in status["metadata"]["plan"]
     detail = (await client.get(f"/tasks/{tid}")).json()
@@ -72,11 +76,11 @@ async def test_crash_fails_with_reason_and_worker_lives_on(
     assert await wait_status(store, second, DONE) is TaskStatus.FAILED
     messages = await logs(client, first)
     assert "[stderr] Traceback: boom" in messages
-    assert messages[-1] == "[system] failed: exit code 3"
+    assert messages[-1] == "[system] status failed: exit code 3"
     task = await store.tasks.get(first)
     assert task.error == "exit code 3"
     # The same (only) worker went on to run the second task after the first one failed.
-    assert (await logs(client, second))[0].endswith(f"on worker {worker.name}")
+    assert (await logs(client, second))[1].endswith(f"on worker {worker.name}")
 
 
 async def test_missing_binary(
@@ -86,7 +90,7 @@ async def test_missing_binary(
     tid = await submit(client)
     assert await wait_status(store, tid, DONE) is TaskStatus.FAILED
     assert (await logs(client, tid))[-1] == (
-        "[system] failed: agent binary not found: 'hookagent-no-such-binary' "
+        "[system] status failed: agent binary not found: 'hookagent-no-such-binary' "
         "(is it installed and on PATH?)"
     )
 

@@ -49,6 +49,7 @@ class EventKind(StrEnum):
     RESULT = "result"
     ERROR = "error"
     RAW = "raw"
+    STATUS = "status"
 
 
 class Phase(StrEnum):
@@ -153,6 +154,7 @@ class LogEntry(BaseModel):
     message: str
     attempt: int | None = None
     kind: EventKind | None = None
+    status: TaskStatus | None = None
     raw: Any = None
 
     @classmethod
@@ -167,6 +169,7 @@ class LogEntry(BaseModel):
             message=fields.get("msg", ""),
             attempt=int(attempt) if attempt else None,
             kind=EventKind(fields["kind"]) if fields.get("kind") else None,
+            status=TaskStatus(fields["status"]) if fields.get("status") else None,
             raw=_decode_raw(raw) if raw else None,
         )
 

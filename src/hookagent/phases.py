@@ -196,8 +196,7 @@ class PhaseRunner:
         outcome: AgentOutcome,
         fields: dict[str, Any],
     ) -> None:
-        await writer.system(f"failed: {outcome.error}")
-        await writer.flush()
+        await writer.flush()  # the status entry that follows carries the reason
         fields |= {"error": outcome.error, "result": outcome.result}
         if outcome.plan and task.phase is Phase.PLAN:
             fields["plan"] = outcome.plan

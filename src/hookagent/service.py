@@ -109,3 +109,4 @@ async def _drain_workers(
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    log.info("workers stopped")

@@ -239,6 +239,3 @@ class Worker:
             )
         except (TaskNotFound, ConflictError) as exc:
             log.info("worker %s: not failing %s: %s", self.name, job.task_id, exc)
-            return
-        line = NewLine(utc_iso(), LogStream.SYSTEM.value, f"[system] failed: {reason}")
-        await self._store.logs.append(job.task_id, [line])

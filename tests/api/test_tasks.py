@@ -70,7 +70,7 @@ async def test_status_and_details(client: httpx.AsyncClient, store: Store) -> No
     detail = (await client.get(f"/tasks/{tid}")).json()
     assert [h["status"] for h in detail["history"]] == ["queued", "failed"]
     assert detail["history"][1]["reason"] == "boom"
-    assert (detail["source"], detail["repository"], detail["log_total"]) == ("sentry", "acme/x", 3)
+    assert (detail["source"], detail["repository"], detail["log_total"]) == ("sentry", "acme/x", 4)
 
 
 async def test_list_newest_first_with_status_filter(

@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 from hookagent.errors import FencedOut
 from hookagent.keys import Keys
-from hookagent.models import LogStream, NewTask, TaskStatus
+from hookagent.models import EventKind, LogStream, NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import LogStore, Store
 from hookagent.store.logs import NewLine
@@ -60,7 +60,12 @@ async def test_appends_are_fenced_by_the_lease_token(store: Store) -> None:
     with pytest.raises(FencedOut):
         await store.logs.append(tid, lines(1), token="old")
     await store.logs.append(tid, lines(1), token="new", attempt=1)
-    [entry], _ = await store.logs.read(tid, offset=0, limit=10)
+    [status, entry], _ = await store.logs.read(tid, offset=0, limit=10)
+    assert (status.kind, status.status, status.message) == (
+        EventKind.STATUS,
+        TaskStatus.DISCOVERING,
+        "[system] status discovering",
+    )
     assert entry.attempt == 1
 
 

@@ -48,7 +48,9 @@ class Store:
         keys = Keys(settings.key_prefix)
         return cls(
             redis=redis,
-            tasks=TaskStore(redis, keys, ttl_seconds=settings.task_ttl),
+            tasks=TaskStore(
+                redis, keys, ttl_seconds=settings.task_ttl, log_ttl_seconds=settings.log_ttl
+            ),
             logs=LogStore(
                 redis, keys, ttl_seconds=settings.log_ttl, max_lines=settings.log_max_lines
             ),

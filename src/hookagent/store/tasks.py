@@ -24,13 +24,16 @@ from hookagent.models import (
 #   claim - a worker starts an attempt: new lease token, attempt + 1
 #   fence - a worker writes: only while it still holds the lease token
 #   free  - anyone (the API): only the allowed from-statuses are checked; the lease is dropped
-# It runs on the task's own slot (hash + history), so it is atomic on a cluster too. With a
-# third key (the job stream) it also queues a job for phase ARGV[8] in the same step, so an
+# It runs on the task's own slot (hash, history, log), so it is atomic on a cluster too.
+# Every change is also a log entry of kind ``status``: followers see status changes in
+# order with the output, on the same cursor. With a fourth key (the job stream) it also
+# queues a job for phase ARGV[8] in the same step, so an
 # approval cannot be recorded without its execution job; that form spans two slots and is
 # the one place a Redis Cluster deployment must co-locate the job stream.
 _TRANSITION = """
 local mode, token, new_status, allowed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, reason, ttl, job_phase = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local log_ttl = tonumber(ARGV[9])
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return redis.error_reply('NOTFOUND') end
 if mode == 'fence' and redis.call('HGET', KEYS[1], 'lease_token') ~= token then
@@ -47,7 +50,7 @@ elseif mode == 'free' then
   redis.call('HDEL', KEYS[1], 'lease_token')
 end
 redis.call('HSET', KEYS[1], 'status', new_status, 'updated_at', now)
-for i = 9, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', KEYS[1], ARGV[i])
   else
@@ -59,9 +62,18 @@ if reason ~= '' then record['reason'] = reason end
 redis.call('RPUSH', KEYS[2], cjson.encode(record))
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
-if KEYS[3] then
+if redis.call('HEXISTS', KEYS[1], 'log_capped') == 0 then
+  local seq = tonumber(redis.call('HGET', KEYS[1], 'log_seq') or '0')
+  local msg = '[system] status ' .. new_status
+  if reason ~= '' then msg = msg .. ': ' .. reason end
+  redis.call('XADD', KEYS[3], '0-' .. (seq + 1), 'ts', now, 'stream', 'system', 'msg', msg,
+    'attempt', attempt, 'kind', 'status', 'status', new_status)
+  redis.call('HSET', KEYS[1], 'log_seq', seq + 1)
+  redis.call('PEXPIRE', KEYS[3], log_ttl)
+end
+if KEYS[4] then
   local task_id = redis.call('HGET', KEYS[1], 'task_id')
-  redis.call('XADD', KEYS[3], '*', 'task_id', task_id, 'phase', job_phase)
+  redis.call('XADD', KEYS[4], '*', 'task_id', task_id, 'phase', job_phase)
 end
 return {cur, attempt}
 """
@@ -76,12 +88,15 @@ def created_ms(task_id: str) -> int:
 class TaskStore:
     """Creates, reads, lists and moves tasks between statuses."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, ttl_seconds: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, *, ttl_seconds: int, log_ttl_seconds: int = 86400
+    ) -> None:
         # Typed loosely on purpose: redis-py's annotations differ from 5.x to 8.x, and with
         # decode_responses=True every reply here is str.
         self._redis: Any = redis
         self._keys = keys
         self._ttl_ms = ttl_seconds * 1000
+        self._log_ttl_ms = log_ttl_seconds * 1000
         self._transition = redis.register_script(_TRANSITION)
 
     async def create(self, new: NewTask, *, queue: str, task_id: str | None = None) -> Task:
@@ -201,10 +216,11 @@ class TaskStore:
             reason or "",
             str(self._ttl_ms),
             enqueue[1].value if enqueue else "",
+            str(self._log_ttl_ms),
         ]
         for name, value in fields.items():
             args += [name, "" if value is None else str(value)]
-        keys = [k.task(task_id), k.history(task_id)]
+        keys = [k.task(task_id), k.history(task_id), k.logs(task_id)]
         if enqueue:
             keys.append(enqueue[0])
         try:
