@@ -191,6 +191,7 @@ class LogsPage(BaseModel):
     limit: int
     total: int
     has_more: bool
+    next_offset: int
 
 
 class StatusMetadata(BaseModel):

@@ -26,7 +26,7 @@ async def seeded(store: Store, lines: int = 45) -> str:
 async def test_logs_page_matches_the_seed(client: httpx.AsyncClient, store: Store) -> None:
     tid = await seeded(store)
     body = (await client.get(f"/tasks/{tid}/logs", params={"limit": 10, "offset": 40})).json()
-    assert set(body) == {"task_id", "logs", "offset", "limit", "total", "has_more"}
+    assert set(body) == {"task_id", "logs", "offset", "limit", "total", "has_more", "next_offset"}
     assert (body["offset"], body["limit"], body["total"], body["has_more"]) == (40, 10, 45, False)
     assert [e["seq"] for e in body["logs"]] == [40, 41, 42, 43, 44]
     entry = body["logs"][0]

@@ -10,10 +10,12 @@ from redis.asyncio import Redis
 
 from hookagent.api.errors import install_error_handlers
 from hookagent.api.limits import BodyLimitMiddleware
-from hookagent.api.routes import actions, health, tasks, webhooks
+from hookagent.api.routes import actions, health, stream, tasks, webhooks
 from hookagent.errors import HookagentError
+from hookagent.keys import Keys
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
+from hookagent.store.feed import FeedHub
 
 
 def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
@@ -26,10 +28,18 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = redis if redis is not None else connect(str(settings.redis_url))
-        app.state.store = Store.build(client, settings)
+        blocking = connect(settings.redis_url) if settings.redis_url else client
+        store = Store.build(client, settings)
+        app.state.store = store
+        app.state.feeds = FeedHub(
+            blocking, Keys(settings.key_prefix), logs=store.logs, tasks=store.tasks
+        )
         try:
             yield
         finally:
+            await app.state.feeds.close()
+            if blocking is not client:
+                await blocking.aclose()
             if redis is None:
                 await client.aclose()
 
@@ -46,5 +56,6 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(tasks.router)
     app.include_router(actions.router)
+    app.include_router(stream.router)
     app.include_router(health.router)
     return app

@@ -4,23 +4,45 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query
+from starlette.requests import HTTPConnection
 
+from hookagent.logfilter import LogFilter
 from hookagent.settings import Settings
 from hookagent.store import Store
+from hookagent.store.feed import FeedHub
 
 
-def get_store(request: Request) -> Store:
+def get_store(request: HTTPConnection) -> Store:
     """The store built by the app's lifespan."""
     store: Store = request.app.state.store
     return store
 
 
-def get_settings_dep(request: Request) -> Settings:
+def get_settings_dep(request: HTTPConnection) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
+def get_feeds(request: HTTPConnection) -> FeedHub:
+    """The app's live-feed hub (one XREAD loop per followed task)."""
+    feeds: FeedHub = request.app.state.feeds
+    return feeds
+
+
+def get_filter(
+    stream: Annotated[list[str] | None, Query(description="stdout, stderr, system")] = None,
+    kind: Annotated[list[str] | None, Query(description="repeatable: text, tool_use, …")] = None,
+    level: Annotated[str | None, Query(description="info, warning, error")] = None,
+    q: Annotated[str | None, Query(max_length=500, description="substring, any case")] = None,
+    regex: Annotated[str | None, Query(description="bounded regular expression")] = None,
+) -> LogFilter:
+    """The log filter given by query parameters (422 when one is invalid)."""
+    return LogFilter.build(stream=stream or (), kind=kind or (), level=level, q=q, regex_text=regex)
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
+FeedsDep = Annotated[FeedHub, Depends(get_feeds)]
+FilterDep = Annotated[LogFilter, Depends(get_filter)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

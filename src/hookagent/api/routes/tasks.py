@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from hookagent.api.deps import StoreDep
+from hookagent.api.deps import FeedsDep, FilterDep, StoreDep
 from hookagent.errors import PayloadError
+from hookagent.logfilter import collect
 from hookagent.models import (
+    LogEntry,
     LogsPage,
     StatusMetadata,
     TaskDetail,
@@ -65,19 +68,57 @@ async def get_status(task_id: str, store: StoreDep) -> TaskStatusResponse:
 async def get_logs(
     task_id: str,
     store: StoreDep,
+    feeds: FeedsDep,
+    flt: FilterDep,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=-1, le=MAX_PAGE, description="-1 for all")] = 100,
-    follow: bool = False,
+    follow: Annotated[bool, Query(description="long-poll: wait for entries at offset")] = False,
+    wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait (follow)")] = 25,
 ) -> LogsPage:
-    """Log entries from ``offset``; ``seq`` of each entry is its offset."""
+    """Log entries from ``offset`` (each entry's ``seq`` is its offset), filtered.
+
+    ``next_offset`` is where to continue; with ``follow=true`` the call waits up to ``wait``
+    seconds when nothing (matching) is there yet.
+    """
     if limit == 0:
         raise PayloadError("limit must be -1 (all) or between 1 and 10000")
-    entries, total = await store.logs.read(task_id, offset=offset, limit=limit)
+    if not follow:
+        entries, total = await store.logs.read(task_id, offset=offset, limit=limit)
+        if not flt.empty:
+
+            async def page(seq: int, count: int) -> list[LogEntry]:
+                return (await store.logs.read(task_id, offset=seq, limit=count))[0]
+
+            entries, cursor = await collect(page, flt, offset=offset, limit=limit)
+        else:
+            cursor = offset + len(entries)
+        return _page(task_id, entries, offset, limit, total, cursor)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    async with feeds.follow(task_id) as feed:
+
+        async def recent(seq: int, count: int) -> list[LogEntry]:
+            return await feeds.read(feed, seq, count)
+
+        cursor = offset
+        while True:
+            entries, cursor = await collect(recent, flt, offset=cursor, limit=limit)
+            remaining = deadline - loop.time()
+            if entries or remaining <= 0 or feed.terminal:
+                break
+            await feed.wait_beyond(cursor, remaining)
+        return _page(task_id, entries, offset, limit, feed.next_seq, cursor)
+
+
+def _page(
+    task_id: str, entries: list[LogEntry], offset: int, limit: int, total: int, cursor: int
+) -> LogsPage:
     return LogsPage(
         task_id=task_id,
         logs=entries,
         offset=offset,
         limit=limit,
         total=total,
-        has_more=offset + len(entries) < total,
+        has_more=cursor < total,
+        next_offset=cursor,
     )

@@ -1,0 +1,145 @@
+"""Live log feeds: one blocking XREAD loop per followed task per process, shared by all followers.
+
+A thousand followers of one task cost one XREAD BLOCK loop, not a thousand: the loop keeps
+the newest entries in memory and wakes every follower when more arrive. A follower behind
+that window catches up with XRANGE, one page at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio import Redis
+
+from hookagent.keys import Keys
+from hookagent.models import TERMINAL_STATUSES, EventKind, LogEntry, TaskStatus
+from hookagent.store.logs import LogStore
+from hookagent.store.tasks import TaskStore
+
+log = logging.getLogger(__name__)
+
+BLOCK_MS = 15_000
+READ_COUNT = 1000
+RETRY_S = 1.0
+
+
+class TaskFeed:
+    """The live tail of one task's log, with a condition followers wait on."""
+
+    def __init__(self, task_id: str, *, next_seq: int, status: TaskStatus, window: int) -> None:
+        self.task_id = task_id
+        self.next_seq = next_seq
+        self.status = status
+        self._recent: deque[LogEntry] = deque(maxlen=window)
+        self._changed = asyncio.Condition()
+        self.followers = 0
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the task's latest status (as the feed has seen it) is final."""
+        return self.status in TERMINAL_STATUSES
+
+    def recent_from(self, seq: int, limit: int) -> list[LogEntry] | None:
+        """Entries from ``seq`` out of memory; None when ``seq`` is older than the window."""
+        if seq >= self.next_seq:
+            return []
+        if not self._recent or seq < self._recent[0].seq:
+            return None
+        start = seq - self._recent[0].seq
+        return [self._recent[i] for i in range(start, min(len(self._recent), start + limit))]
+
+    async def publish(self, entries: list[LogEntry]) -> None:
+        """Add entries read from Redis and wake every follower."""
+        for entry in entries:
+            self._recent.append(entry)
+            if entry.kind is EventKind.STATUS and entry.status is not None:
+                self.status = entry.status
+        self.next_seq = entries[-1].seq + 1
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_beyond(self, seq: int, timeout: float) -> bool:
+        """Wait until an entry at or after ``seq`` exists; False on timeout."""
+        async with self._changed:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait_for(lambda: self.next_seq > seq)
+            except TimeoutError:
+                return False
+        return True
+
+
+class FeedHub:
+    """Owns the per-task feeds of this process; ``follow`` hands one out while it is in use."""
+
+    def __init__(
+        self, blocking: Redis, keys: Keys, *, logs: LogStore, tasks: TaskStore, window: int = 10_000
+    ) -> None:
+        # A client of its own: XREAD BLOCK holds a connection, so it must not take them from
+        # the pool that serves requests.
+        self._blocking: Any = blocking
+        self._keys = keys
+        self._logs = logs
+        self._tasks = tasks
+        self._window = window
+        self._feeds: dict[str, TaskFeed] = {}
+        self._loops: dict[str, asyncio.Task[None]] = {}
+
+    @contextlib.asynccontextmanager
+    async def follow(self, task_id: str) -> AsyncIterator[TaskFeed]:
+        """The task's feed (created on first use, its loop stopped after the last follower)."""
+        feed = self._feeds.get(task_id)
+        if feed is None:
+            task = await self._tasks.get(task_id)  # 404 for unknown tasks, before any loop
+            feed = self._feeds.get(task_id)
+            if feed is None:
+                total = await self._logs.total(task_id)
+                feed = TaskFeed(task_id, next_seq=total, status=task.status, window=self._window)
+                self._feeds[task_id] = feed
+                self._loops[task_id] = asyncio.create_task(self._run(feed), name=f"feed-{task_id}")
+        feed.followers += 1
+        try:
+            yield feed
+        finally:
+            feed.followers -= 1
+            if feed.followers == 0 and self._feeds.get(task_id) is feed:
+                del self._feeds[task_id]
+                self._loops.pop(task_id).cancel()
+
+    async def read(self, feed: TaskFeed, seq: int, limit: int) -> list[LogEntry]:
+        """Entries from ``seq``: from memory when recent, else from Redis."""
+        recent = feed.recent_from(seq, limit)
+        if recent is not None:
+            return recent
+        entries, _ = await self._logs.read(feed.task_id, offset=seq, limit=limit)
+        return entries
+
+    async def close(self) -> None:
+        """Stop every loop (app shutdown)."""
+        for loop in self._loops.values():
+            loop.cancel()
+        await asyncio.gather(*self._loops.values(), return_exceptions=True)
+        self._loops.clear()
+        self._feeds.clear()
+
+    async def _run(self, feed: TaskFeed) -> None:
+        key = self._keys.logs(feed.task_id)
+        last = f"0-{feed.next_seq}"
+        while True:
+            try:
+                reply = await self._blocking.xread({key: last}, block=BLOCK_MS, count=READ_COUNT)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("feed %s: %r; retrying", feed.task_id, exc)
+                await asyncio.sleep(RETRY_S)  # back off while Redis is away
+                continue
+            for _, rows in reply or []:
+                entries = [LogEntry.from_fields(entry_id, fields) for entry_id, fields in rows]
+                last = rows[-1][0]
+                await feed.publish(entries)

@@ -1,0 +1,221 @@
+"""Live logs over long-poll, SSE and WebSocket against a real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+from redis.asyncio import Redis
+
+from hookagent.api import create_app
+from hookagent.models import NewTask, TaskStatus
+from hookagent.settings import Settings
+from hookagent.store import Store
+from hookagent.store.logs import NewLine
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def server(settings: Settings, redis: Redis) -> AsyncIterator[str]:
+    """A real uvicorn server on a free loopback port; yields its base URL."""
+    app = create_app(settings, redis=redis)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    web = uvicorn.Server(config)
+    serving = asyncio.create_task(web.serve())
+    async with asyncio.timeout(10):
+        while not web.started:  # uvicorn offers no event for this
+            await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    web.should_exit = True
+    await serving
+
+
+async def new_task(store: Store) -> str:
+    new = NewTask(source="sentry", repository="acme/x", title="t", prompt="p")
+    return (await store.tasks.create(new, queue="planning-queue")).task_id
+
+
+async def produce(store: Store, task_id: str, total: int, batch: int = 100) -> None:
+    """Append ``total`` lines in batches, yielding to the loop between them, then finish."""
+    for start in range(0, total, batch):
+        lines = [
+            NewLine("2026-01-01T00:00:00.000Z", "stdout", f"[stdout] line {i}")
+            for i in range(start, min(total, start + batch))
+        ]
+        await store.logs.append(task_id, lines)
+        await asyncio.sleep(0)
+    await store.tasks.advance(task_id, TaskStatus.COMPLETED, reason="done")
+
+
+async def read_sse(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    stop_after: int | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Parse an SSE stream into (events, event types); disconnect after ``stop_after`` events."""
+    events: list[dict[str, Any]] = []
+    kinds: list[str] = []
+    async with http.stream("GET", url, headers=headers or {}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event: dict[str, Any] = {}
+        async for line in response.aiter_lines():
+            if line.startswith("id: "):
+                event["id"] = int(line[4:])
+            elif line.startswith("event: "):
+                event["event"] = line[7:]
+            elif line.startswith("data: "):
+                event["data"] = json.loads(line[6:])
+            elif line == "" and "data" in event:
+                kinds.append(event.get("event", "message"))
+                events.append(event)
+                event = {}
+                if kinds[-1] == "end" or (stop_after is not None and len(events) >= stop_after):
+                    break
+    return events, kinds
+
+
+async def test_sse_resume_with_last_event_id_has_no_gap_or_duplicate(
+    server: str, store: Store
+) -> None:
+    tid = await new_task(store)
+    producing = asyncio.create_task(produce(store, tid, 3000))
+    async with httpx.AsyncClient(timeout=30) as http:
+        first, _ = await read_sse(http, f"{server}/tasks/{tid}/logs/stream", stop_after=1000)
+        last = first[-1]["id"]
+        rest, kinds = await read_sse(
+            http, f"{server}/tasks/{tid}/logs/stream", headers={"Last-Event-ID": str(last)}
+        )
+    await producing
+    logs = [e for e in first + rest if e.get("event") is None]
+    assert [e["id"] for e in logs] == list(range(3000))
+    assert [e["data"]["message"] for e in logs[:2]] == ["[stdout] line 0", "[stdout] line 1"]
+    assert kinds[-2:] == ["status", "end"]
+    assert rest[-2]["data"]["status"] == "completed" and rest[-1]["data"] == {"status": "completed"}
+
+
+async def test_two_hundred_followers_all_get_every_line(
+    server: str, store: Store, settings: Settings
+) -> None:
+    tid = await new_task(store)
+    limits = httpx.Limits(max_connections=250)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        followers = [
+            asyncio.create_task(read_sse(http, f"{server}/tasks/{tid}/logs/stream"))
+            for _ in range(200)
+        ]
+        await asyncio.sleep(0.5)  # let them connect before the agent starts talking
+        await produce(store, tid, 500)
+        results = await asyncio.gather(*followers)
+    for events, kinds in results:
+        assert [e["id"] for e in events if e.get("event") is None] == list(range(500))
+        assert kinds[-1] == "end"
+
+
+async def test_sse_filters_and_unknown_task(server: str, store: Store) -> None:
+    tid = await new_task(store)
+    await store.logs.append(
+        tid,
+        [
+            NewLine("2026-01-01T00:00:00.000Z", "stdout", "[stdout] all good"),
+            NewLine("2026-01-01T00:00:00.000Z", "stderr", "[stderr] Traceback: boom"),
+        ],
+    )
+    await store.tasks.advance(tid, TaskStatus.FAILED, reason="boom")
+    async with httpx.AsyncClient(timeout=10) as http:
+        events, kinds = await read_sse(http, f"{server}/tasks/{tid}/logs/stream?level=error")
+        missing = await http.get(f"{server}/tasks/task-1-00/logs/stream")
+    messages = [e["data"]["message"] for e in events if e.get("event") is None]
+    assert messages == ["[stderr] Traceback: boom"]
+    assert kinds == ["message", "status", "end"]
+    assert missing.status_code == 404 and missing.json()["error"] == "task_not_found"
+
+
+async def test_websocket_follow_seek_and_filter(server: str, store: Store) -> None:
+    tid = await new_task(store)
+    await produce(store, tid, 50, batch=10)
+    ws_url = server.replace("http://", "ws://") + f"/tasks/{tid}/logs/ws?offset=40&q=line%204"
+    async with websockets.connect(ws_url) as ws:
+        got = [json.loads(await ws.recv()) for _ in range(12)]
+    assert [m["seq"] for m in got if m["type"] == "log"] == list(range(40, 50))
+    assert [m["type"] for m in got[-2:]] == ["status", "end"]
+
+    live = await new_task(store)
+    async with websockets.connect(
+        server.replace("http://", "ws://") + f"/tasks/{live}/logs/ws"
+    ) as ws:
+        await store.logs.append(
+            live, [NewLine("t", "stdout", "[stdout] one"), NewLine("t", "stderr", "[stderr] two")]
+        )
+        first = json.loads(await ws.recv())
+        assert first["message"] == "[stdout] one"
+        await ws.send(json.dumps({"offset": 0, "filter": {"stream": ["stderr"]}}))
+        again = json.loads(await ws.recv())
+        assert (again["seq"], again["message"]) == (1, "[stderr] two")
+        await ws.send(json.dumps({"filter": {"regex": "("}}))
+        error = json.loads(await ws.recv())
+        assert error["type"] == "error" and "bad regex" in error["detail"]
+
+
+async def test_long_poll_waits_for_the_next_entry(client: httpx.AsyncClient, store: Store) -> None:
+    tid = await new_task(store)
+    await store.logs.append(tid, [NewLine("t", "stdout", "[stdout] first")])
+    now = await client.get(f"/tasks/{tid}/logs", params={"follow": "true", "offset": 0})
+    assert [e["message"] for e in now.json()["logs"]] == ["[stdout] first"]
+    waiting = asyncio.create_task(
+        client.get(f"/tasks/{tid}/logs", params={"follow": "true", "offset": 1, "wait": 20})
+    )
+    await asyncio.sleep(0.2)
+    assert not waiting.done(), "nothing new yet: the request waits"
+    await store.logs.append(tid, [NewLine("t", "stdout", "[stdout] second")])
+    body = (await waiting).json()
+    assert [(e["seq"], e["message"]) for e in body["logs"]] == [(1, "[stdout] second")]
+    assert body["next_offset"] == 2
+    empty = await client.get(
+        f"/tasks/{tid}/logs", params={"follow": "true", "offset": 2, "wait": 0.2}
+    )
+    assert empty.json()["logs"] == [] and empty.json()["next_offset"] == 2
+
+
+async def test_filters_on_paging_report_the_cursor(client: httpx.AsyncClient, store: Store) -> None:
+    tid = await new_task(store)
+    lines = [NewLine("t", "stdout", f"[stdout] tick {i}") for i in range(3000)]
+    lines[2500] = NewLine("t", "stderr", "[stderr] Error: disk full")
+    await store.logs.append(tid, lines)
+    body = (await client.get(f"/tasks/{tid}/logs", params={"q": "DISK", "limit": 10})).json()
+    assert [e["seq"] for e in body["logs"]] == [2500]
+    assert body["next_offset"] == 3000 and body["has_more"] is False
+    by_regex = (
+        await client.get(f"/tasks/{tid}/logs", params={"regex": r"tick 1\d{3}$", "limit": 5})
+    ).json()
+    assert [e["seq"] for e in by_regex["logs"]] == [1000, 1001, 1002, 1003, 1004]
+    assert by_regex["next_offset"] == 1005
+    for bad in ({"regex": "("}, {"regex": "x" * 300}, {"stream": "nope"}, {"level": "loud"}):
+        response = await client.get(f"/tasks/{tid}/logs", params=bad)
+        assert response.status_code == 422, bad
+
+
+async def test_catastrophic_regex_is_422_not_a_hang(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    tid = await new_task(store)
+    await store.logs.append(tid, [NewLine("t", "stdout", "[stdout] " + "a" * 40 + "!")])
+    response = await client.get(f"/tasks/{tid}/logs", params={"regex": "(a|aa)+$"})
+    assert response.status_code == 422
+    assert "too expensive" in response.json()["detail"]
