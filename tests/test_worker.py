@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import httpx
 
@@ -142,3 +143,21 @@ async def test_log_cap_stops_a_flood(
     body = (await client.get(f"/tasks/{tid}/logs", params={"limit": -1})).json()
     assert body["total"] == 100
     assert "log limit of 100 lines reached" in body["logs"][-1]["message"]
+
+
+async def test_progress_is_saved_and_shown_in_status(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path
+) -> None:
+    recording = Path(__file__).parent / "agents" / "recordings" / "claude-todos.jsonl"
+    fake_claude = tmp_path / "claude"
+    fake_claude.write_text(f"#!/bin/sh\ncat > /dev/null\ncat '{recording}'\n")
+    fake_claude.chmod(0o755)
+    start_worker(agent="claude", claude_bin=str(fake_claude))
+    tid = await submit(client)
+    assert await wait_status(store, tid, DONE) is TaskStatus.PENDING_APPROVAL
+    progress = (await client.get(f"/tasks/{tid}/progress")).json()["progress"]
+    assert progress["phase"] == "plan" and progress["turns"] == 4
+    assert progress["todos"] == {"done": 1, "total": 2}
+    assert progress["tool_calls"] == {"TodoWrite": 2, "Edit": 1} and progress["lines"] == 9
+    status = (await client.get(f"/tasks/{tid}/status")).json()
+    assert status["metadata"]["progress"]["cost_usd"] == 0.0123

@@ -45,6 +45,10 @@ class Keys:
         """Pub/Sub channel on which a cancel of the task is announced to its worker."""
         return f"{self.prefix}:task:{{{task_id}}}:cancel"
 
+    def progress(self, task_id: str) -> str:
+        """The latest attempt's progress, as one JSON document."""
+        return f"{self.prefix}:task:{{{task_id}}}:progress"
+
     def plans(self, task_id: str) -> str:
         """Every plan the task's planning attempts produced, oldest first."""
         return f"{self.prefix}:task:{{{task_id}}}:plans"

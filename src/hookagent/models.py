@@ -203,6 +203,7 @@ class StatusMetadata(BaseModel):
     queue: str
     attempt: int
     error: str | None = None
+    progress: dict[str, Any] | None = None
 
 
 class TaskStatusResponse(BaseModel):

@@ -19,6 +19,45 @@ from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
 from hookagent.workspace import Workspaces
 
+PROGRESS_EVERY_S = 1.0
+
+
+class Reporter:
+    """Saves a run's progress (adapter counters plus phase and timing) at most once a second."""
+
+    def __init__(
+        self, store: Store, task_id: str, phase: Phase, run: AgentRun, clock: list[float]
+    ) -> None:
+        self._store = store
+        self._task_id = task_id
+        self._phase = phase
+        self._run = run
+        self._clock = clock
+        self._started = time.monotonic()
+        self._started_wall = time.time()
+        self._saved: dict[str, Any] | None = None
+
+    async def every(self, interval: float) -> None:
+        """Save whenever something changed, on a timer."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.save()
+
+    async def save(self) -> None:
+        """Write the progress document if it changed since the last write."""
+        snapshot = self._run.progress.snapshot()
+        if snapshot == self._saved:
+            return
+        self._saved = snapshot
+        last_output = self._started_wall + (self._clock[0] - self._started)
+        document = {
+            "phase": self._phase.value,
+            "elapsed_s": round(time.monotonic() - self._started, 1),
+            "last_output_at": utc_iso(last_output),
+            **snapshot,
+        }
+        await self._store.tasks.save_progress(self._task_id, document)
+
 
 class Stalled(Exception):
     """The agent printed nothing for longer than ``HOOKAGENT_STALL_KILL``."""
@@ -29,6 +68,7 @@ def line_sink(run: AgentRun, writer: LogWriter, clock: list[float] | None = None
 
     async def sink(stream: LogStream, lines: list[str]) -> None:
         ts = utc_iso()  # one clock read per chunk: its lines arrived together
+        run.progress.lines += len(lines)
         if clock is not None:
             clock[0] = time.monotonic()
         for line in lines:
@@ -233,13 +273,17 @@ class PhaseRunner:
             )
         )
         watchdog = asyncio.create_task(self._watch_stall(clock, writer))
+        report = Reporter(self._store, writer.task_id, phase, run, clock)
+        reporting = asyncio.create_task(report.every(PROGRESS_EVERY_S))
         try:
             await asyncio.wait({agent, watchdog}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             watchdog.cancel()
+            reporting.cancel()
             if not agent.done():
                 agent.cancel()  # the runner kills the agent's process group
-            await asyncio.gather(agent, watchdog, return_exceptions=True)
+            await asyncio.gather(agent, watchdog, reporting, return_exceptions=True)
+        await report.save()
         if not watchdog.cancelled() and isinstance(watchdog.exception(), Stalled):
             quiet = f"no output for {s.stall_kill:.0f}s (HOOKAGENT_STALL_KILL)"
             await writer.system(f"agent stopped: {quiet}")

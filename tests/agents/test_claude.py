@@ -92,3 +92,16 @@ def test_non_json_and_unknown_events_are_kept_raw() -> None:
     assert unknown.kind is EventKind.RAW and unknown.raw
     [err] = run.parse(LogStream.STDERR, "boom")
     assert (err.stream, err.text) == (LogStream.STDERR, "boom")
+
+
+def test_progress_counts_turns_tools_files_todos_tokens_and_cost() -> None:
+    run, _ = replay("claude-todos.jsonl")
+    assert run.progress.snapshot() == {
+        "turns": 4,
+        "tool_calls": {"TodoWrite": 2, "Edit": 1},
+        "files_touched": ["/srv/ws/app.py"],
+        "todos": {"done": 1, "total": 2},
+        "tokens": {"input": 4900, "output": 200},
+        "cost_usd": 0.0123,
+        "lines": 0,
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from hookagent.agents.progress import Progress
 from hookagent.models import EventKind, LogStream, Phase
 
 
@@ -30,6 +31,8 @@ class AgentOutcome:
 
 class AgentRun(Protocol):
     """Parses the output of one run and judges it at the end."""
+
+    progress: Progress
 
     def parse(self, stream: LogStream, line: str) -> list[AgentLine]:
         """Turn one output line into zero or more log lines."""

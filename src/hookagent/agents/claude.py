@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome
+from hookagent.agents.progress import Progress
 from hookagent.models import EventKind, LogStream, Phase
 
 SUMMARY_CHARS = 2000
@@ -64,6 +65,7 @@ class ClaudeRun:
         self.exit_plan: str | None = None
         self.result_event: dict[str, Any] | None = None
         self.session_id: str | None = None
+        self.progress = Progress()
 
     def parse(self, stream: LogStream, line: str) -> list[AgentLine]:
         """One or more readable lines per event; anything that is not an event stays raw."""
@@ -111,11 +113,17 @@ class ClaudeRun:
         if kind == "system":
             return [_line(EventKind.RAW, _system_text(event))]
         if kind == "assistant":
+            self.progress.turns += 1
+            message = event.get("message")
+            self.progress.usage(message.get("usage") if isinstance(message, dict) else None)
             return [self._block(block) for block in _content(event)]
         if kind == "user":
             return [_tool_result(b) for b in _content(event) if b.get("type") == "tool_result"]
         if kind == "result":
             self.result_event = event
+            cost = event.get("total_cost_usd")
+            if isinstance(cost, int | float):
+                self.progress.cost_usd = float(cost)
             return [
                 _line(
                     EventKind.ERROR if event.get("is_error") else EventKind.RESULT,
@@ -134,6 +142,7 @@ class ClaudeRun:
             name = str(block.get("name", "tool"))
             raw_input = block.get("input")
             tool_input: dict[str, Any] = raw_input if isinstance(raw_input, dict) else {}
+            self.progress.tool_call(name, tool_input)
             if name == "ExitPlanMode" and isinstance(tool_input.get("plan"), str):
                 self.exit_plan = tool_input["plan"]
             return _line(EventKind.TOOL_USE, f"{name}: {_summarise_input(tool_input)}")

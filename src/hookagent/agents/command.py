@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hookagent.agents.base import AgentLine, AgentOutcome
+from hookagent.agents.progress import Progress
 from hookagent.models import EventKind, LogStream, Phase
 
 PLAN_MAX_CHARS = 256 * 1024
@@ -33,6 +34,7 @@ class CommandRun:
     def __init__(self) -> None:
         self._out: list[str] = []
         self._size = 0
+        self.progress = Progress()
 
     def parse(self, stream: LogStream, line: str) -> list[AgentLine]:
         """One log line per output line."""

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 BLOCK_MS = 15_000
 READ_COUNT = 1000
 RETRY_S = 1.0
+PROGRESS_EVERY_S = 1.0
 
 
 class TaskFeed:
@@ -38,6 +39,8 @@ class TaskFeed:
         self._recent: deque[LogEntry] = deque(maxlen=window)
         self._changed = asyncio.Condition()
         self.followers = 0
+        self.progress: dict[str, Any] | None = None
+        self.progress_version = 0
 
     @property
     def terminal(self) -> bool:
@@ -88,6 +91,7 @@ class FeedHub:
         self._tasks = tasks
         self._window = window
         self._feeds: dict[str, TaskFeed] = {}
+        self._progress_read: dict[str, float] = {}
         self._loops: dict[str, asyncio.Task[None]] = {}
 
     @contextlib.asynccontextmanager
@@ -109,6 +113,7 @@ class FeedHub:
             feed.followers -= 1
             if feed.followers == 0 and self._feeds.get(task_id) is feed:
                 del self._feeds[task_id]
+                self._progress_read.pop(task_id, None)
                 self._loops.pop(task_id).cancel()
 
     async def read(self, feed: TaskFeed, seq: int, limit: int) -> list[LogEntry]:
@@ -142,4 +147,17 @@ class FeedHub:
             for _, rows in reply or []:
                 entries = [LogEntry.from_fields(entry_id, fields) for entry_id, fields in rows]
                 last = rows[-1][0]
+                await self._refresh_progress(feed)
                 await feed.publish(entries)
+
+    async def _refresh_progress(self, feed: TaskFeed) -> None:
+        # Progress changes when output arrives, so it is looked at on those wakes, at most
+        # once a second per task: followers get it without a read of their own.
+        now = asyncio.get_running_loop().time()
+        if now - self._progress_read.get(feed.task_id, 0.0) < PROGRESS_EVERY_S:
+            return
+        self._progress_read[feed.task_id] = now
+        progress = await self._tasks.progress(feed.task_id)
+        if progress is not None and progress != feed.progress:
+            feed.progress = progress
+            feed.progress_version += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -166,6 +167,18 @@ class TaskStore:
             mode, task_id, token or "", status, allowed, reason, fields or {}, enqueue
         )
         return old
+
+    async def save_progress(self, task_id: str, progress: dict[str, Any]) -> None:
+        """Replace the task's progress document."""
+        await self._redis.set(self._keys.progress(task_id), json.dumps(progress), px=self._ttl_ms)
+
+    async def progress(self, task_id: str) -> dict[str, Any] | None:
+        """The task's latest progress document, if any run reported one."""
+        raw: str | None = await self._redis.get(self._keys.progress(task_id))
+        if raw is None:
+            return None
+        data: dict[str, Any] = json.loads(raw)
+        return data
 
     async def add_plan(self, task_id: str, plan: str) -> None:
         """Keep a plan in the task's plan history (revisions keep the earlier ones)."""

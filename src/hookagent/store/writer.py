@@ -44,6 +44,7 @@ class LogWriter:
     ) -> None:
         self._store = store
         self._task_id = task_id
+        self.task_id = task_id
         self._token = token
         self._attempt = attempt
         self._batch_lines = batch_lines

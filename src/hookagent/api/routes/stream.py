@@ -67,12 +67,15 @@ async def stream_logs(
 
     async def events() -> AsyncIterator[str]:
         try:
-            cursor = offset
+            cursor, progress_seen = offset, 0
             yield f"retry: 2000\n: following {task_id} from {cursor}\n\n"
             while True:
                 sent, cursor = await _entries(feeds, feed, cursor, flt)
                 for entry in sent:
                     yield _sse(entry)
+                if feed.progress_version != progress_seen:
+                    progress_seen = feed.progress_version
+                    yield f"event: progress\ndata: {json.dumps(feed.progress)}\n\n"
                 if cursor >= feed.next_seq and feed.terminal:
                     yield f"event: end\ndata: {json.dumps({'status': feed.status})}\n\n"
                     return
@@ -110,7 +113,7 @@ async def websocket_logs(
 async def _serve_socket(
     websocket: WebSocket, feeds: FeedHub, feed: TaskFeed, offset: int, flt: LogFilter
 ) -> None:
-    state: dict[str, Any] = {"cursor": offset, "filter": flt}
+    state: dict[str, Any] = {"cursor": offset, "filter": flt, "progress": 0}
     control = asyncio.Event()
     reader = asyncio.create_task(_read_controls(websocket, state, control))
     try:
@@ -121,6 +124,9 @@ async def _serve_socket(
                 await websocket.send_json(
                     {"type": kind, **entry.model_dump(mode="json", exclude_none=True)}
                 )
+            if feed.progress_version != state["progress"]:
+                state["progress"] = feed.progress_version
+                await websocket.send_json({"type": "progress", **(feed.progress or {})})
             if state["cursor"] >= feed.next_seq and feed.terminal:
                 await websocket.send_json({"type": "end", "status": feed.status})
                 await websocket.close()

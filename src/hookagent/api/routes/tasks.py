@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -49,9 +49,17 @@ async def get_task(task_id: str, store: StoreDep) -> TaskDetail:
     return TaskDetail(**task.model_dump(), history=history, plans=plans, log_total=total)
 
 
+@router.get("/{task_id}/progress")
+async def get_progress(task_id: str, store: StoreDep) -> dict[str, Any]:
+    """The latest attempt's progress: phase, turns, tool calls, files, todos, tokens, cost."""
+    task = await store.tasks.get(task_id)
+    progress = await store.tasks.progress(task_id)
+    return {"task_id": task_id, "status": task.status, "progress": progress}
+
+
 @router.get("/{task_id}/status")
 async def get_status(task_id: str, store: StoreDep) -> TaskStatusResponse:
-    """The status and the seed's ``metadata`` object."""
+    """The status and the seed's ``metadata`` object (with the latest progress)."""
     task = await store.tasks.get(task_id)
     metadata = StatusMetadata(
         status=task.status,
@@ -60,6 +68,7 @@ async def get_status(task_id: str, store: StoreDep) -> TaskStatusResponse:
         queue=task.queue,
         attempt=task.attempt,
         error=task.error,
+        progress=await store.tasks.progress(task_id),
     )
     return TaskStatusResponse(task_id=task.task_id, status=task.status, metadata=metadata)
 
