@@ -35,9 +35,12 @@ class Settings(BaseSettings):
     git_url_template: str = "https://github.com/{repo}.git"
     clone_timeout: float = Field(default=300.0, gt=0)
 
-    agent: Literal["claude", "command"] = "claude"
+    agent: Literal["claude", "codex", "gemini", "command"] = "claude"
     agent_command: str = ""
     claude_bin: str = "claude"
+    codex_bin: str = "codex"
+    gemini_bin: str = "gemini"
+    agent_model: str | None = None
     claude_model: str | None = None
     claude_max_turns: int | None = Field(default=None, ge=1)
     claude_extra_args: str = ""

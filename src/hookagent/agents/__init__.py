@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from hookagent.agents.base import Agent, AgentLine, AgentOutcome, AgentRun
 from hookagent.agents.claude import ClaudeAgent
+from hookagent.agents.codex import CodexAgent
 from hookagent.agents.command import CommandAgent
+from hookagent.agents.gemini import GeminiAgent
 from hookagent.agents.runner import RunResult, run_process
 from hookagent.settings import Settings
 
@@ -14,7 +16,9 @@ __all__ = [
     "AgentOutcome",
     "AgentRun",
     "ClaudeAgent",
+    "CodexAgent",
     "CommandAgent",
+    "GeminiAgent",
     "RunResult",
     "build_agent",
     "run_process",
@@ -25,6 +29,10 @@ def build_agent(settings: Settings) -> Agent:
     """The adapter ``HOOKAGENT_AGENT`` names."""
     if settings.agent == "command":
         return CommandAgent(settings.agent_argv)
+    if settings.agent == "codex":
+        return CodexAgent(settings.codex_bin, model=settings.agent_model)
+    if settings.agent == "gemini":
+        return GeminiAgent(settings.gemini_bin, model=settings.agent_model)
     return ClaudeAgent(
         settings.claude_bin,
         model=settings.claude_model,

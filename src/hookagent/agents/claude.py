@@ -7,9 +7,9 @@ from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome
 from hookagent.agents.progress import Progress
+from hookagent.agents.text import short
 from hookagent.models import EventKind, LogStream, Phase
 
-SUMMARY_CHARS = 2000
 # Tool inputs worth showing instead of the whole JSON, in order of preference.
 _INPUT_HINTS = ("command", "file_path", "path", "pattern", "url", "query", "description")
 
@@ -175,8 +175,8 @@ def _summarise_input(tool_input: dict[str, Any]) -> str:
     for hint in _INPUT_HINTS:
         value = tool_input.get(hint)
         if isinstance(value, str) and value:
-            return _short(value)
-    return _short(json.dumps(tool_input, ensure_ascii=False))
+            return short(value)
+    return short(json.dumps(tool_input, ensure_ascii=False))
 
 
 def _tool_result(block: dict[str, Any]) -> AgentLine:
@@ -189,7 +189,7 @@ def _tool_result(block: dict[str, Any]) -> AgentLine:
         )
     label = "tool error" if block.get("is_error") else "tool result"
     kind = EventKind.ERROR if block.get("is_error") else EventKind.TOOL_RESULT
-    return _line(kind, f"{label}: {_short(str(content or ''))}")
+    return _line(kind, f"{label}: {short(str(content or ''))}")
 
 
 def _result_text(event: dict[str, Any]) -> str:
@@ -201,7 +201,7 @@ def _result_text(event: dict[str, Any]) -> str:
         parts.append(f"{event['duration_ms']} ms")
     if event.get("is_error"):
         parts.append("is_error")
-    return f"result ({', '.join(parts)}): {_short(str(event.get('result', '')))}"
+    return f"result ({', '.join(parts)}): {short(str(event.get('result', '')))}"
 
 
 def _denied_plan(result: dict[str, Any]) -> str | None:
@@ -225,10 +225,3 @@ def _stats(result: dict[str, Any]) -> dict[str, str | int | float]:
         if isinstance(value, kind | int) and not isinstance(value, bool):
             stats[name] = value
     return stats
-
-
-def _short(text: str) -> str:
-    text = text.strip()
-    if len(text) <= SUMMARY_CHARS:
-        return text
-    return f"{text[:SUMMARY_CHARS]}… [{len(text) - SUMMARY_CHARS} more characters]"

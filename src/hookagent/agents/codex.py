@@ -1,0 +1,131 @@
+"""The OpenAI Codex CLI adapter: ``codex exec --json`` JSONL events to log lines."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hookagent.agents.base import AgentLine, AgentOutcome
+from hookagent.agents.progress import Progress
+from hookagent.agents.text import short
+from hookagent.models import EventKind, LogStream, Phase
+
+
+class CodexAgent:
+    """``codex exec --json -``: read-only sandbox to plan, workspace-write to execute."""
+
+    name = "codex"
+
+    def __init__(
+        self, binary: str, *, model: str | None = None, extra_args: list[str] | None = None
+    ) -> None:
+        self._binary = binary
+        self._model = model
+        self._extra = extra_args or []
+
+    def argv(self, phase: Phase) -> list[str]:
+        """The prompt is read from stdin (the trailing ``-``)."""
+        sandbox = "workspace-write" if phase is Phase.EXECUTE else "read-only"
+        argv = [self._binary, "exec", "--json", "--sandbox", sandbox, "--skip-git-repo-check"]
+        if self._model:
+            argv += ["--model", self._model]
+        return [*argv, *self._extra, "-"]
+
+    def start(self) -> CodexRun:
+        """A fresh run parser."""
+        return CodexRun()
+
+
+class CodexRun:
+    """Parses thread/turn/item events; the plan is the last agent message."""
+
+    def __init__(self) -> None:
+        self.progress = Progress()
+        self.thread_id: str | None = None
+        self.last_message: str | None = None
+        self.failure: str | None = None
+        self.completed = False
+
+    def parse(self, stream: LogStream, line: str) -> list[AgentLine]:
+        """One line per event worth reading; unknown events stay raw."""
+        if stream is not LogStream.STDOUT:
+            return [AgentLine(stream, line)]
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return [AgentLine(stream, line, EventKind.RAW)]
+        if not isinstance(event, dict):
+            return [AgentLine(stream, line, EventKind.RAW)]
+        described = self._describe(event)
+        if described is None:
+            described = (EventKind.RAW, str(event.get("type", "event")))
+        return [AgentLine(stream, described[1], described[0], line)]
+
+    def finish(self, exit_code: int | None) -> AgentOutcome:
+        """Success needs ``turn.completed``, no ``turn.failed`` and exit code 0."""
+        stats: dict[str, str | int | float] = {"num_turns": self.progress.turns}
+        if self.thread_id:
+            stats["session_id"] = self.thread_id
+        if self.failure or not self.completed or exit_code != 0:
+            error = self.failure or f"codex exit code {exit_code}, no turn.completed"
+            return AgentOutcome(ok=False, plan=self.last_message, error=error, stats=stats)
+        return AgentOutcome(ok=True, plan=self.last_message, result=self.last_message, stats=stats)
+
+    def _describe(self, event: dict[str, Any]) -> tuple[EventKind, str] | None:
+        kind = event.get("type")
+        if kind == "thread.started":
+            self.thread_id = str(event.get("thread_id", ""))
+            return EventKind.RAW, f"thread {self.thread_id} started"
+        if kind == "turn.started":
+            self.progress.turns += 1
+            return EventKind.RAW, "turn started"
+        if kind == "turn.completed":
+            self.completed = True
+            self.progress.usage(event.get("usage"))
+            raw_usage = event.get("usage")
+            usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+            tokens = f"{usage.get('input_tokens', '?')} in, {usage.get('output_tokens', '?')} out"
+            return EventKind.RESULT, f"turn completed ({tokens})"
+        if kind in ("turn.failed", "error"):
+            nested = event.get("error")
+            error: dict[str, Any] = nested if isinstance(nested, dict) else event
+            self.failure = f"codex: {error.get('message', 'failed')}"
+            return EventKind.ERROR, self.failure
+        item = event.get("item")
+        if kind in ("item.started", "item.updated", "item.completed") and isinstance(item, dict):
+            return self._item(item, done=kind == "item.completed")
+        return None
+
+    def _item(self, item: dict[str, Any], *, done: bool) -> tuple[EventKind, str] | None:
+        itype = item.get("type") or item.get("item_type")
+        if itype == "agent_message" and done:
+            self.last_message = str(item.get("text", ""))
+            return EventKind.TEXT, self.last_message
+        if itype == "reasoning" and done:
+            return EventKind.THINKING, f"thinking: {short(str(item.get('text', '')))}"
+        if itype == "command_execution":
+            command = str(item.get("command", ""))
+            if not done:
+                self.progress.tool_call("command", {})
+                return EventKind.TOOL_USE, f"Bash: {command}"
+            failed = item.get("exit_code") not in (0, None)
+            output = short(str(item.get("aggregated_output", "")))
+            label = f"tool error (exit {item.get('exit_code')})" if failed else "tool result"
+            return (EventKind.ERROR if failed else EventKind.TOOL_RESULT), f"{label}: {output}"
+        if itype == "file_change" and done:
+            changes = [c for c in item.get("changes") or [] if isinstance(c, dict)]
+            for change in changes:
+                self.progress.tool_call("file_change", {"path": str(change.get("path", ""))})
+            listed = ", ".join(f"{c.get('kind', 'change')} {c.get('path', '')}" for c in changes)
+            return EventKind.TOOL_USE, f"Edit: {listed}"
+        if itype == "todo_list":
+            todos = [t for t in item.get("items") or [] if isinstance(t, dict)]
+            self.progress.todos_total = len(todos)
+            self.progress.todos_done = sum(1 for t in todos if t.get("completed"))
+            return (
+                EventKind.TEXT,
+                f"todo list: {self.progress.todos_done}/{self.progress.todos_total} done",
+            )
+        if done:
+            return EventKind.RAW, f"{itype} item"
+        return None
