@@ -53,6 +53,10 @@ class Keys:
         """Every plan the task's planning attempts produced, oldest first."""
         return f"{self.prefix}:task:{{{task_id}}}:plans"
 
+    def term(self, term: str) -> str:
+        """Search index: the tasks whose logs contain ``term``."""
+        return f"{self.prefix}:search:term:{term}"
+
     def delivery(self, source: str, delivery_id: str) -> str:
         """Marks a webhook delivery as seen (value: the task it created)."""
         return f"{self.prefix}:delivery:{source}:{delivery_id}"

@@ -155,6 +155,7 @@ class Worker:
         async with LogWriter(
             self._store.logs,
             job.task_id,
+            index=self._store.search,
             token=token,
             attempt=attempt,
             batch_lines=s.log_batch_lines,

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from hookagent.api.errors import install_error_handlers
 from hookagent.api.limits import BodyLimitMiddleware
-from hookagent.api.routes import actions, health, stream, tasks, webhooks
+from hookagent.api.routes import actions, health, search, stream, tasks, webhooks
 from hookagent.errors import HookagentError
 from hookagent.keys import Keys
 from hookagent.settings import Settings
@@ -57,5 +57,6 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(actions.router)
     app.include_router(stream.router)
+    app.include_router(search.router)
     app.include_router(health.router)
     return app

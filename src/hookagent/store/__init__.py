@@ -10,6 +10,7 @@ from hookagent.keys import Keys
 from hookagent.settings import Settings
 from hookagent.store.logs import LogStore
 from hookagent.store.queue import Job, JobQueue
+from hookagent.store.search import SearchIndex
 from hookagent.store.tasks import TaskStore
 
 __all__ = ["Job", "JobQueue", "LogStore", "Store", "TaskStore", "connect"]
@@ -41,19 +42,21 @@ class Store:
     tasks: TaskStore
     logs: LogStore
     jobs: JobQueue
+    search: SearchIndex
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
         """Wire the stores to ``redis`` with the configured prefix, TTLs and lease."""
         keys = Keys(settings.key_prefix)
+        tasks = TaskStore(
+            redis, keys, ttl_seconds=settings.task_ttl, log_ttl_seconds=settings.log_ttl
+        )
+        logs = LogStore(redis, keys, ttl_seconds=settings.log_ttl, max_lines=settings.log_max_lines)
         return cls(
             redis=redis,
-            tasks=TaskStore(
-                redis, keys, ttl_seconds=settings.task_ttl, log_ttl_seconds=settings.log_ttl
-            ),
-            logs=LogStore(
-                redis, keys, ttl_seconds=settings.log_ttl, max_lines=settings.log_max_lines
-            ),
+            tasks=tasks,
+            logs=logs,
+            search=SearchIndex(redis, keys, tasks=tasks, logs=logs, ttl_seconds=settings.log_ttl),
             jobs=JobQueue(
                 redis,
                 keys,

@@ -8,6 +8,7 @@ from types import TracebackType
 
 from hookagent.models import LogStream, utc_iso
 from hookagent.store.logs import LogStore, NewLine
+from hookagent.store.search import MAX_TERMS_PER_TASK, SearchIndex, terms_of
 
 log = logging.getLogger(__name__)
 # Looked up per line on the hot path; enum attribute access costs more than a dict hit.
@@ -35,6 +36,7 @@ class LogWriter:
         store: LogStore,
         task_id: str,
         *,
+        index: SearchIndex | None = None,
         token: str,
         attempt: int,
         batch_lines: int,
@@ -43,6 +45,8 @@ class LogWriter:
         raw_max: int,
     ) -> None:
         self._store = store
+        self._index = index
+        self._indexed: set[str] = set()
         self._task_id = task_id
         self.task_id = task_id
         self._token = token
@@ -110,6 +114,11 @@ class LogWriter:
                 await self._store.append(
                     self._task_id, batch, token=self._token, attempt=self._attempt
                 )
+                if self._index is not None and len(self._indexed) < MAX_TERMS_PER_TASK:
+                    fresh = terms_of(line.message for line in batch) - self._indexed
+                    if fresh:
+                        self._indexed |= fresh
+                        await self._index.add(self._task_id, fresh)
             self._pending.clear()
             self._full.clear()
 

@@ -1,0 +1,132 @@
+"""Search benchmark: 24 h of logs (2,000 tasks x 1,000 lines), ingest rate and query latency.
+
+Ingests the same generated logs twice through the worker's LogWriter, with and without the
+search index, and reports lines/s for both; then times first-page queries (p50, p95).
+
+    python bench/search.py [--tasks 2000] [--lines 1000] [--redis-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from hookagent.embedded import EmbeddedValkey
+from hookagent.models import LogStream, NewTask
+from hookagent.settings import Settings
+from hookagent.store import Store, connect
+from hookagent.store.writer import LogWriter
+
+VOCABULARY = (
+    "error warning retry timeout connection refused database query slow index table "
+    "payment invoice coupon checkout cart order user session token expired cache miss "
+    "worker queue job lease reclaim deploy rollout canary kubernetes pod restart memory"
+).split()
+QUERIES = ["timeout", "payment failed", '"connection refused"', "coupon expired", "canary pod"]
+
+
+def lines_for(rng: random.Random, count: int, task_no: int) -> list[str]:
+    """Log-like lines, with a few rare words so some queries are selective."""
+    out = []
+    for i in range(count):
+        words = rng.choices(VOCABULARY, k=6)
+        if rng.random() < 0.001:
+            words.append("failed")
+        out.append(f"step {i} task {task_no}: {' '.join(words)}")
+    return out
+
+
+async def ingest(redis: Redis, tasks: int, lines: int, *, index: bool) -> tuple[float, Store]:
+    settings = Settings(key_prefix=f"bench-search-{uuid.uuid4().hex[:8]}", log_max_lines=lines + 10)
+    store = Store.build(redis, settings)
+    rng = random.Random(1)
+    batches = [lines_for(rng, lines, n) for n in range(tasks)]
+    started = time.perf_counter()
+    for batch in batches:
+        new = NewTask(source="bench", repository="o/r", title="t", prompt="p")
+        task = await store.tasks.create(new, queue="q")
+        async with LogWriter(
+            store.logs,
+            task.task_id,
+            index=store.search if index else None,
+            token="",
+            attempt=1,
+            batch_lines=settings.log_batch_lines,
+            flush_ms=settings.log_flush_ms,
+            line_max=settings.log_line_max,
+            raw_max=settings.log_raw_max,
+        ) as writer:
+            for line in batch:
+                writer.add(LogStream.STDOUT, line)
+            await writer.wait_room()
+    elapsed = time.perf_counter() - started
+    return tasks * lines / elapsed, store
+
+
+async def cleanup(redis: Redis, prefix: str) -> None:
+    keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=10_000)]
+    for start in range(0, len(keys), 10_000):
+        await redis.delete(*keys[start : start + 10_000])
+
+
+async def main(args: argparse.Namespace) -> None:
+    """Run the benchmark and print a table."""
+    redis = connect(args.redis_url)
+    try:
+        plain_rate, plain = await ingest(redis, args.tasks, args.lines, index=False)
+        await cleanup(redis, plain.tasks._keys.prefix)
+        indexed_rate, store = await ingest(redis, args.tasks, args.lines, index=True)
+        timings: dict[str, list[float]] = {q: [] for q in QUERIES}
+        for _ in range(args.rounds):
+            for q in QUERIES:
+                started = time.perf_counter()
+                await store.search.search(q, limit=50)
+                timings[q].append((time.perf_counter() - started) * 1000)
+        await cleanup(redis, store.tasks._keys.prefix)
+    finally:
+        await redis.aclose()
+    total = args.tasks * args.lines
+    print(f"| ingest ({total:,} lines) | lines/s |")
+    print("|---|---:|")
+    print(f"| without index | {plain_rate:,.0f} |")
+    print(f"| with index | {indexed_rate:,.0f} ({indexed_rate / plain_rate:.0%}) |")
+    print()
+    print("| query (first page, 50 hits) | p50 ms | p95 ms |")
+    print("|---|---:|---:|")
+    everything: list[float] = []
+    for q, samples in timings.items():
+        everything += samples
+        p95 = statistics.quantiles(samples, n=20)[-1] if len(samples) > 1 else samples[0]
+        print(f"| `{q}` | {statistics.median(samples):.1f} | {p95:.1f} |")
+    print(
+        f"| all queries | {statistics.median(everything):.1f} | "
+        f"{statistics.quantiles(everything, n=20)[-1]:.1f} |"
+    )
+
+
+def cli() -> None:
+    """Parse arguments; start an embedded Valkey unless --redis-url is given."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--lines", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--redis-url")
+    args = parser.parse_args()
+    if args.redis_url:
+        asyncio.run(main(args))
+        return
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp)) as valkey:
+        args.redis_url = valkey.url
+        asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    cli()
