@@ -167,6 +167,17 @@ def lifecycle_through_the_cli(url: str, data: Path, tmp_path: Path) -> None:
     assert approve.returncode == 0 and "pending_approval → approved" in approve.stdout
     wait_line(data, tid, "[system] completed")
     assert "completed" in cli("status", tid, "--url", url).stdout
+    followed = cli("logs", tid, "-f", "--url", url)
+    assert followed.returncode == 0 and followed.stdout.rstrip().endswith("— task completed —")
+    as_json = cli("logs", tid, "-f", "--json", "--grep", "approved by", "--url", url)
+    entries = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [e["message"] for e in entries if e.get("kind") != "status"] == [
+        "[system] approved by dana: go"
+    ]
+    tail = cli("logs", tid, "--tail", "1", "--json", "--url", url).stdout.splitlines()
+    assert [json.loads(line)["message"] for line in tail] == ["[system] status completed"]
+    found = cli("search", "guard division", "--url", url)
+    assert found.returncode == 0 and tid in found.stdout
     retry = cli("retry", tid, "--url", url)
     assert retry.returncode == 1 and f"409: task {tid} is completed" in retry.stderr
     wait_line(data, other, "plan ready")

@@ -12,20 +12,20 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from hookagent import client
 from hookagent.errors import HookagentError
 from hookagent.service import embedded_store, run_services
 from hookagent.settings import Settings, get_settings
-
-STYLES = {"stdout": "", "stderr": "red", "system": "cyan"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
+    serving = args.run in (_up, _server, _worker)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO if serving else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         code: int = args.run(args)
@@ -57,15 +57,28 @@ def _parser() -> argparse.ArgumentParser:
     tasks = _client(sub, "tasks", "list tasks, newest first")
     tasks.add_argument("--status")
     tasks.add_argument("--limit", type=int, default=50)
-    tasks.set_defaults(run=_tasks)
+    tasks.set_defaults(run=client.tasks)
     status = _client(sub, "status", "a task's status and plan")
     status.add_argument("task_id")
-    status.set_defaults(run=_status)
+    status.set_defaults(run=client.status)
     logs = _client(sub, "logs", "a task's log lines")
     logs.add_argument("task_id")
     logs.add_argument("--offset", type=int, default=0)
     logs.add_argument("--limit", type=int, default=-1)
-    logs.set_defaults(run=_logs)
+    logs.add_argument("-f", "--follow", action="store_true", help="follow live (resumes)")
+    logs.add_argument("--tail", type=int, help="only the last N lines (then follow)")
+    logs.add_argument("--since", help="only lines newer than 10m, 2h, 1d or an ISO time")
+    logs.add_argument("--grep", help="only lines containing this (any case)")
+    logs.add_argument("--json", action="store_true", help="one JSON entry a line")
+    logs.set_defaults(run=client.logs)
+    found = _client(sub, "search", "search every task's log")
+    found.add_argument("query", help='words and "phrases", all must match')
+    found.add_argument("--status")
+    found.add_argument("--since")
+    found.add_argument("--limit", type=int, default=50)
+    found.set_defaults(run=client.search)
+    watching = _client(sub, "watch", "running tasks with live progress")
+    watching.set_defaults(run=client.watch)
 
     for verb, help_text, text_arg in (
         ("approve", "approve a pending plan (queues its execution)", "--comment"),
@@ -79,13 +92,13 @@ def _parser() -> argparse.ArgumentParser:
         if text_arg:
             action.add_argument(text_arg, required=verb == "revise")
         action.add_argument("--as", dest="actor", help="who you are, for the task's log")
-        action.set_defaults(run=_action, verb=verb)
+        action.set_defaults(run=client.action, verb=verb)
 
     submit = _client(sub, "submit", "post a webhook payload file to a running server")
     submit.add_argument("source", choices=["sentry", "jira", "github"])
     submit.add_argument("file", help="a JSON payload")
     submit.add_argument("--event", default="issues", help="X-GitHub-Event for github")
-    submit.set_defaults(run=_submit)
+    submit.set_defaults(run=client.submit)
     return parser
 
 
@@ -135,91 +148,6 @@ def _worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _require_redis(settings)
     asyncio.run(run_services(settings, server=False, workers=max(1, settings.workers)))
-    return 0
-
-
-def _get(args: argparse.Namespace, path: str, **params: Any) -> Any:
-    return _checked(httpx.get(f"{args.url.rstrip('/')}{path}", params=params, timeout=30))
-
-
-def _checked(response: httpx.Response) -> Any:
-    """The JSON body, or the API's error detail as a HookagentError."""
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text
-        raise HookagentError(f"{response.status_code}: {detail}")
-    return response.json()
-
-
-def _post(args: argparse.Namespace, path: str, **kwargs: Any) -> Any:
-    return _checked(httpx.post(f"{args.url.rstrip('/')}{path}", timeout=30, **kwargs))
-
-
-def _action(args: argparse.Namespace) -> int:
-    body = {
-        name: getattr(args, name, None)
-        for name in ("comment", "reason", "feedback", "actor")
-        if getattr(args, name, None)
-    }
-    body.setdefault("actor", "cli")
-    data = _post(args, f"/tasks/{args.task_id}/{args.verb}", json=body)
-    Console().print(f"{data['task_id']}: {data['previous']} → [bold]{data['status']}[/]")
-    return 0
-
-
-def _submit(args: argparse.Namespace) -> int:
-    with open(args.file, "rb") as handle:
-        body = handle.read()
-    headers = {"content-type": "application/json"}
-    if args.source == "github":
-        headers["x-github-event"] = args.event
-    data = _post(args, f"/webhooks/{args.source}", content=body, headers=headers)
-    Console(soft_wrap=True).print_json(data=data)
-    return 0
-
-
-def _tasks(args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {"limit": args.limit}
-    if args.status:
-        params["status"] = args.status
-    data = _get(args, "/tasks/", **params)
-    table = Table()
-    table.add_column("task", no_wrap=True)
-    for name in ("status", "source", "repository", "title", "created"):
-        table.add_column(name)
-    for row in data["tasks"]:
-        table.add_row(
-            row["task_id"], row["status"], row["source"], row["repository"],
-            escape(row["title"][:60]), row["created_at"],
-        )  # fmt: skip
-    Console().print(table)
-    return 0
-
-
-def _status(args: argparse.Namespace) -> int:
-    data = _get(args, f"/tasks/{args.task_id}/status")
-    console = Console()
-    meta = data["metadata"]
-    console.print(f"[bold]{data['task_id']}[/]  {data['status']}  (updated {meta['updated_at']})")
-    if meta.get("error"):
-        console.print(f"[red]error:[/] {escape(meta['error'])}")
-    if meta.get("plan"):
-        console.print("[bold]plan:[/]")
-        console.print(escape(meta["plan"]))
-    return 0
-
-
-def _logs(args: argparse.Namespace) -> int:
-    data = _get(args, f"/tasks/{args.task_id}/logs", offset=args.offset, limit=args.limit)
-    console = Console(highlight=False, soft_wrap=True)
-    for entry in data["logs"]:
-        style = STYLES.get(entry["stream"], "")
-        line = f"[dim]{entry['seq']:>6} {entry['timestamp']}[/] {escape(entry['message'])}"
-        console.print(f"[{style}]{line}[/]" if style else line)
-    if data["has_more"]:
-        console.print(f"[dim]… more from --offset {args.offset + len(data['logs'])}[/]")
     return 0
 
 

@@ -1,0 +1,286 @@
+"""The CLI's client side: calls the REST API, follows SSE with resume, renders for people."""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from hookagent.errors import HookagentError
+
+STYLES = {"stdout": "", "stderr": "red", "system": "cyan"}
+KIND_STYLES = {
+    "tool_use": "yellow",
+    "tool_result": "dim",
+    "error": "bold red",
+    "status": "bold cyan",
+}
+RECONNECT_MAX_S = 10.0
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+
+
+def checked(response: httpx.Response) -> Any:
+    """The JSON body, or the API's error detail as a :class:`HookagentError`."""
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text
+        raise HookagentError(f"{response.status_code}: {detail}")
+    return response.json()
+
+
+def get(args: argparse.Namespace, path: str, **params: Any) -> Any:
+    """GET a JSON resource of the API named by ``--url``."""
+    return checked(httpx.get(f"{args.url.rstrip('/')}{path}", params=params, timeout=30))
+
+
+def post(args: argparse.Namespace, path: str, **kwargs: Any) -> Any:
+    """POST to the API named by ``--url``."""
+    return checked(httpx.post(f"{args.url.rstrip('/')}{path}", timeout=30, **kwargs))
+
+
+def since_to_iso(value: str) -> str:
+    """``10m``/``2h``/``1d`` ago, or an ISO time, as the timestamp entries are compared with."""
+    match = _DURATION.match(value.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        moment = datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    else:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise HookagentError(
+                f"--since takes 10m, 2h, 1d or an ISO time, not {value!r}"
+            ) from None
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def render(console: Console, entry: dict[str, Any], *, as_json: bool) -> None:
+    """One entry: a JSON line, or a coloured line for people."""
+    if as_json:
+        console.print_json(json.dumps(entry), indent=None, highlight=False)
+        return
+    style = KIND_STYLES.get(entry.get("kind") or "", STYLES.get(entry.get("stream", ""), ""))
+    line = f"[dim]{entry['seq']:>6} {entry['timestamp']}[/] {escape(entry['message'])}"
+    console.print(f"[{style}]{line}[/]" if style else line)
+
+
+def sse_events(
+    client: httpx.Client, url: str, params: dict[str, Any], last_id: int | None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event, data) pairs; reconnects with ``Last-Event-ID`` after a dropped connection."""
+    backoff = 0.5
+    while True:
+        headers = {"Last-Event-ID": str(last_id)} if last_id is not None else {}
+        try:
+            with client.stream(
+                "GET", url, params=params, headers=headers, timeout=None
+            ) as response:
+                checked_stream(response)
+                backoff = 0.5
+                event, data = "message", ""
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: "):
+                        data = line[6:]
+                    elif line.startswith("id: "):
+                        last_id = int(line[4:])
+                    elif line == "" and data:
+                        yield event, json.loads(data)
+                        if event == "end":
+                            return
+                        event, data = "message", ""
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError) as exc:
+            Console(stderr=True).print(
+                f"[dim]connection lost ({exc!r}); resuming after {last_id}[/]"
+            )
+            time.sleep(backoff)  # reconnect backoff, not a poll
+            backoff = min(backoff * 2, RECONNECT_MAX_S)
+
+
+def checked_stream(response: httpx.Response) -> None:
+    """Raise the API's error for a stream that did not start."""
+    if response.status_code >= 400:
+        response.read()
+        checked(response)
+
+
+def follow(args: argparse.Namespace) -> int:
+    """``logs -f``: print entries as they arrive until the task ends."""
+    console = Console(highlight=False, soft_wrap=True)
+    params: dict[str, Any] = {}
+    if args.grep:
+        params["q"] = args.grep
+    start: int | None = None
+    if args.tail is not None:
+        total = get(args, f"/tasks/{args.task_id}/logs", offset=0, limit=1)["total"]
+        start = max(0, total - args.tail)
+    elif args.offset:
+        start = args.offset
+    since = since_to_iso(args.since) if args.since else None
+    url = f"{args.url.rstrip('/')}/tasks/{args.task_id}/logs/stream"
+    # Resuming "after seq start-1" is how SSE says "from start".
+    last = start - 1 if start else None
+    with httpx.Client() as client:
+        for event, data in sse_events(client, url, params, last):
+            if event == "end":
+                if not args.json:
+                    console.print(f"[bold]— task {data.get('status')} —[/]")
+                return 0
+            if event == "progress" or (since and data.get("timestamp", "") < since):
+                continue
+            render(console, data, as_json=args.json)
+    return 0
+
+
+def watch(args: argparse.Namespace) -> int:
+    """Running tasks with live progress, redrawn every second until Ctrl-C."""
+    console = Console()
+    with Live(console=console, refresh_per_second=2) as live:
+        try:
+            while True:
+                live.update(_watch_table(args))
+                time.sleep(1.0)  # a screen refresh, not a wait for work
+        except KeyboardInterrupt:
+            return 0
+
+
+def _watch_table(args: argparse.Namespace) -> Table:
+    table = Table(title="running tasks")
+    for name in ("task", "status", "phase", "turns", "tools", "todos", "tokens", "elapsed"):
+        table.add_column(name, no_wrap=name == "task")
+    running = []
+    for status in ("discovering", "executing"):
+        running += get(args, "/tasks/", status=status, limit=100)["tasks"]
+    for row in running:
+        progress = get(args, f"/tasks/{row['task_id']}/progress").get("progress") or {}
+        todos = progress.get("todos") or {}
+        bar = ""
+        if todos.get("total"):
+            done = int(10 * todos["done"] / todos["total"])
+            bar = f"{'█' * done}{'░' * (10 - done)} {todos['done']}/{todos['total']}"
+        tokens = progress.get("tokens") or {}
+        table.add_row(
+            row["task_id"], row["status"], str(progress.get("phase", "")),
+            str(progress.get("turns", "")), str(sum((progress.get("tool_calls") or {}).values())),
+            bar, f"{tokens.get('input', 0)}/{tokens.get('output', 0)}",
+            f"{progress.get('elapsed_s', '')}s",
+        )  # fmt: skip
+    return table
+
+
+def search(args: argparse.Namespace) -> int:
+    """Print search hits with the matches highlighted."""
+    params: dict[str, Any] = {"q": args.query, "limit": args.limit}
+    if args.status:
+        params["status"] = args.status
+    if args.since:
+        params["since"] = since_to_iso(args.since)
+    data = get(args, "/search", **params)
+    console = Console(highlight=False, soft_wrap=True)
+    for hit in data["hits"]:
+        line = Text(f"{hit['task_id']} #{hit['seq']} {hit['timestamp']} ", style="dim")
+        marked = False
+        for part in re.split(r"(</?mark>)", hit["snippet"]):
+            if part in ("<mark>", "</mark>"):
+                marked = part == "<mark>"
+            else:
+                line.append(html.unescape(part), style="reverse" if marked else "")
+        console.print(line)
+    if not data["hits"]:
+        console.print("[dim]no matches[/]")
+    return 0
+
+
+def tasks(args: argparse.Namespace) -> int:
+    """A table of tasks, newest first."""
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.status:
+        params["status"] = args.status
+    table = Table()
+    table.add_column("task", no_wrap=True)
+    for name in ("status", "source", "repository", "title", "created"):
+        table.add_column(name)
+    for row in get(args, "/tasks/", **params)["tasks"]:
+        table.add_row(
+            row["task_id"], row["status"], row["source"], row["repository"],
+            escape(row["title"][:60]), row["created_at"],
+        )  # fmt: skip
+    Console().print(table)
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    """A task's status, error and plan."""
+    data = get(args, f"/tasks/{args.task_id}/status")
+    console = Console()
+    meta = data["metadata"]
+    console.print(f"[bold]{data['task_id']}[/]  {data['status']}  (updated {meta['updated_at']})")
+    if meta.get("error"):
+        console.print(f"[red]error:[/] {escape(meta['error'])}")
+    if meta.get("plan"):
+        console.print("[bold]plan:[/]")
+        console.print(escape(meta["plan"]))
+    return 0
+
+
+def logs(args: argparse.Namespace) -> int:
+    """A page of log lines, or ``-f`` to follow live."""
+    if args.follow:
+        return follow(args)
+    params: dict[str, Any] = {"offset": args.offset, "limit": args.limit}
+    if args.grep:
+        params["q"] = args.grep
+    if args.tail is not None:
+        total = get(args, f"/tasks/{args.task_id}/logs", offset=0, limit=1)["total"]
+        params["offset"] = max(0, total - args.tail)
+    data = get(args, f"/tasks/{args.task_id}/logs", **params)
+    since = since_to_iso(args.since) if args.since else None
+    console = Console(highlight=False, soft_wrap=True)
+    for entry in data["logs"]:
+        if not since or entry["timestamp"] >= since:
+            render(console, entry, as_json=args.json)
+    if data["has_more"] and not args.json:
+        console.print(f"[dim]… more from --offset {data['next_offset']}[/]")
+    return 0
+
+
+def action(args: argparse.Namespace) -> int:
+    """approve, reject, revise, cancel or retry."""
+    body = {
+        name: getattr(args, name, None)
+        for name in ("comment", "reason", "feedback", "actor")
+        if getattr(args, name, None)
+    }
+    body.setdefault("actor", "cli")
+    data = post(args, f"/tasks/{args.task_id}/{args.verb}", json=body)
+    Console().print(f"{data['task_id']}: {data['previous']} → [bold]{data['status']}[/]")
+    return 0
+
+
+def submit(args: argparse.Namespace) -> int:
+    """Post a payload file as the named source would."""
+    with open(args.file, "rb") as handle:
+        body = handle.read()
+    headers = {"content-type": "application/json"}
+    if args.source == "github":
+        headers["x-github-event"] = args.event
+    data = post(args, f"/webhooks/{args.source}", content=body, headers=headers)
+    Console(soft_wrap=True).print_json(data=data)
+    return 0
