@@ -219,3 +219,65 @@ async def test_catastrophic_regex_is_422_not_a_hang(
     response = await client.get(f"/tasks/{tid}/logs", params={"regex": "(a|aa)+$"})
     assert response.status_code == 422
     assert "too expensive" in response.json()["detail"]
+
+
+async def test_long_poll_loop_reads_thousands_of_lines_without_gaps(
+    server: str, store: Store
+) -> None:
+    tid = await new_task(store)
+    producing = asyncio.create_task(produce(store, tid, 3000))
+    seen: list[int] = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        cursor = 0
+        while True:
+            params = {"follow": "true", "offset": cursor, "limit": 700, "wait": 10}
+            body = (await http.get(f"{server}/tasks/{tid}/logs", params=params)).json()
+            seen += [e["seq"] for e in body["logs"] if e.get("kind") != "status"]
+            cursor = body["next_offset"]
+            if any(e.get("status") == "completed" for e in body["logs"]):
+                break
+    await producing
+    assert seen == list(range(3000))
+
+
+async def test_websocket_reconnect_at_offset_has_no_gap(server: str, store: Store) -> None:
+    tid = await new_task(store)
+    producing = asyncio.create_task(produce(store, tid, 2000))
+    base = server.replace("http://", "ws://") + f"/tasks/{tid}/logs/ws"
+    seqs: list[int] = []
+    async with websockets.connect(base) as ws:
+        while len(seqs) < 700:
+            message = json.loads(await ws.recv())
+            if message["type"] == "log":
+                seqs.append(message["seq"])
+    async with websockets.connect(f"{base}?offset={seqs[-1] + 1}") as ws:
+        while True:
+            message = json.loads(await ws.recv())
+            if message["type"] == "log":
+                seqs.append(message["seq"])
+            if message["type"] == "end":
+                break
+    await producing
+    assert seqs == list(range(2000))
+
+
+async def test_followers_share_one_redis_read_loop(server: str, store: Store, redis: Redis) -> None:
+    async def xread_calls() -> int:
+        stats = await redis.info("commandstats")
+        return int(stats.get("cmdstat_xread", {}).get("calls", 0))
+
+    tid = await new_task(store)
+    limits = httpx.Limits(max_connections=120)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        followers = [
+            asyncio.create_task(read_sse(http, f"{server}/tasks/{tid}/logs/stream"))
+            for _ in range(100)
+        ]
+        await asyncio.sleep(0.5)  # let them all connect
+        before = await xread_calls()
+        await produce(store, tid, 1000, batch=50)
+        await asyncio.gather(*followers)
+        used = await xread_calls() - before
+    # 21 writes (20 batches and the final status) wake one shared loop: about one XREAD
+    # each, not one per follower (which would be over 2,000).
+    assert used <= 60, used
