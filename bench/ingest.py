@@ -15,16 +15,15 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from redis.asyncio import Redis
 
+from common import run
 from hookagent.agents.command import CommandRun
 from hookagent.agents.runner import run_process
-from hookagent.embedded import EmbeddedValkey
 from hookagent.keys import Keys
 from hookagent.models import NewTask, utc_iso
 from hookagent.phases import line_sink
@@ -157,13 +156,7 @@ def cli() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--seed-lines", type=int, default=100_000)
     parser.add_argument("--redis-url")
-    args = parser.parse_args()
-    if args.redis_url:
-        asyncio.run(main(args))
-        return
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp)) as valkey:
-        args.redis_url = valkey.url
-        asyncio.run(main(args))
+    run(main, parser.parse_args())
 
 
 if __name__ == "__main__":

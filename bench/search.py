@@ -9,17 +9,14 @@ search index, and reports lines/s for both; then times first-page queries (p50, 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from redis.asyncio import Redis
 
-from hookagent.embedded import EmbeddedValkey
+from common import run
 from hookagent.models import LogStream, NewTask
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
@@ -119,13 +116,7 @@ def cli() -> None:
     parser.add_argument("--lines", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--redis-url")
-    args = parser.parse_args()
-    if args.redis_url:
-        asyncio.run(main(args))
-        return
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp)) as valkey:
-        args.redis_url = valkey.url
-        asyncio.run(main(args))
+    run(main, parser.parse_args())
 
 
 if __name__ == "__main__":

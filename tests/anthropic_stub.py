@@ -9,12 +9,12 @@ Each answer is chosen by how many assistant turns the conversation already holds
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.stub_server import LocalServer
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Turn:
     tool_input: dict[str, Any] = field(default_factory=dict)
 
 
-class MessagesStub:
+class MessagesStub(LocalServer):
     """Serves a scripted conversation on 127.0.0.1; records every request body."""
 
     def __init__(self, turns: list[Turn], *, when: dict[str, list[Turn]] | None = None) -> None:
@@ -80,14 +80,7 @@ class MessagesStub:
                     self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
                     self.wfile.flush()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The base URL to put in ANTHROPIC_BASE_URL."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(Handler)
 
     def reply_for(self, body: dict[str, Any]) -> Turn:
         """The scripted turn for this point of the conversation (side requests get text)."""
@@ -98,20 +91,6 @@ class MessagesStub:
         opening = json.dumps(messages[0].get("content")) if messages else ""
         turns = next((t for marker, t in self.when.items() if marker in opening), self.turns)
         return turns[min(done, len(turns) - 1)]
-
-    def __enter__(self) -> MessagesStub:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 def _events(model: str, turn: Turn) -> list[tuple[str, dict[str, Any]]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from hookagent.agents.progress import Progress
 from hookagent.models import EventKind, LogStream, Phase
@@ -51,3 +53,44 @@ class Agent(Protocol):
 
     def start(self) -> AgentRun:
         """A fresh parser for one run."""
+
+
+class JsonLinesRun(ABC):
+    """Base of parsers for CLIs that print one JSON event per stdout line."""
+
+    progress: Progress
+
+    def parse(self, stream: LogStream, line: str) -> list[AgentLine]:
+        """Readable lines for one event; stderr and non-JSON output are kept as they are."""
+        if stream is not LogStream.STDOUT:
+            return [AgentLine(stream, line)]
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            return [AgentLine(stream, line, EventKind.RAW)]
+        lines = self.describe(event) or [
+            AgentLine(stream, str(event.get("type", "event")), EventKind.RAW)
+        ]
+        # The raw event rides on the first line only, so it is stored once.
+        return [lines[0]._replace(raw=line), *lines[1:]]
+
+    @abstractmethod
+    def describe(self, event: dict[str, Any]) -> list[AgentLine]:
+        """Readable stdout lines for one event (empty: keep it as a raw line)."""
+
+    @abstractmethod
+    def finish(self, exit_code: int | None) -> AgentOutcome:
+        """The outcome, once the process has exited with ``exit_code``."""
+
+
+class ModelCli:
+    """Common constructor of the CLI adapters that take a binary, a model and extra args."""
+
+    def __init__(
+        self, binary: str, *, model: str | None = None, extra_args: list[str] | None = None
+    ) -> None:
+        self._binary = binary
+        self._model = model
+        self._extra = extra_args or []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hookagent.agents.base import AgentLine, AgentOutcome
+from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun
 from hookagent.agents.progress import Progress
 from hookagent.agents.text import short
 from hookagent.models import EventKind, LogStream, Phase
@@ -58,7 +58,7 @@ class ClaudeAgent:
         return ClaudeRun()
 
 
-class ClaudeRun:
+class ClaudeRun(JsonLinesRun):
     """Parses stream-json events, remembering the plan, the result and the run's stats."""
 
     def __init__(self) -> None:
@@ -66,23 +66,6 @@ class ClaudeRun:
         self.result_event: dict[str, Any] | None = None
         self.session_id: str | None = None
         self.progress = Progress()
-
-    def parse(self, stream: LogStream, line: str) -> list[AgentLine]:
-        """One or more readable lines per event; anything that is not an event stays raw."""
-        if stream is not LogStream.STDOUT:
-            return [AgentLine(stream, line)]
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return [AgentLine(stream, line, EventKind.RAW)]
-        if not isinstance(event, dict):
-            return [AgentLine(stream, line, EventKind.RAW)]
-        lines = self._describe(event)
-        if not lines:
-            lines = [AgentLine(stream, f"{event.get('type', 'event')}", EventKind.RAW)]
-        first = lines[0]
-        # The raw event rides on the first line only, so it is stored once.
-        return [first._replace(raw=line), *lines[1:]]
 
     def finish(self, exit_code: int | None) -> AgentOutcome:
         """Judge the run by the ``result`` event (``is_error`` wins over ``subtype``)."""
@@ -106,7 +89,8 @@ class ClaudeRun:
             )
         return AgentOutcome(ok=True, plan=plan, result=text, stats=stats)
 
-    def _describe(self, event: dict[str, Any]) -> list[AgentLine]:
+    def describe(self, event: dict[str, Any]) -> list[AgentLine]:
+        """Assistant blocks, tool results and the final result as readable lines."""
         kind = event.get("type")
         if isinstance(event.get("session_id"), str):
             self.session_id = event["session_id"]

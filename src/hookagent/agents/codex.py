@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from hookagent.agents.base import AgentLine, AgentOutcome
+from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli
 from hookagent.agents.progress import Progress
 from hookagent.agents.text import short
 from hookagent.models import EventKind, LogStream, Phase
 
 
-class CodexAgent:
+class CodexAgent(ModelCli):
     """``codex exec --json -``: read-only sandbox to plan, workspace-write to execute."""
 
     name = "codex"
-
-    def __init__(
-        self, binary: str, *, model: str | None = None, extra_args: list[str] | None = None
-    ) -> None:
-        self._binary = binary
-        self._model = model
-        self._extra = extra_args or []
 
     def argv(self, phase: Phase) -> list[str]:
         """The prompt is read from stdin (the trailing ``-``)."""
@@ -36,7 +28,7 @@ class CodexAgent:
         return CodexRun()
 
 
-class CodexRun:
+class CodexRun(JsonLinesRun):
     """Parses thread/turn/item events; the plan is the last agent message."""
 
     def __init__(self) -> None:
@@ -46,20 +38,12 @@ class CodexRun:
         self.failure: str | None = None
         self.completed = False
 
-    def parse(self, stream: LogStream, line: str) -> list[AgentLine]:
-        """One line per event worth reading; unknown events stay raw."""
-        if stream is not LogStream.STDOUT:
-            return [AgentLine(stream, line)]
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return [AgentLine(stream, line, EventKind.RAW)]
-        if not isinstance(event, dict):
-            return [AgentLine(stream, line, EventKind.RAW)]
+    def describe(self, event: dict[str, Any]) -> list[AgentLine]:
+        """One readable line per event worth reading."""
         described = self._describe(event)
         if described is None:
-            described = (EventKind.RAW, str(event.get("type", "event")))
-        return [AgentLine(stream, described[1], described[0], line)]
+            return []
+        return [AgentLine(LogStream.STDOUT, described[1], described[0])]
 
     def finish(self, exit_code: int | None) -> AgentOutcome:
         """Success needs ``turn.completed``, no ``turn.failed`` and exit code 0."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hookagent.agents.base import AgentLine, AgentOutcome
+from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli
 from hookagent.agents.progress import Progress
 from hookagent.agents.text import short
 from hookagent.models import EventKind, LogStream, Phase
@@ -15,17 +15,10 @@ from hookagent.models import EventKind, LogStream, Phase
 STDIN_PROMPT = "Follow the instructions given on standard input."
 
 
-class GeminiAgent:
+class GeminiAgent(ModelCli):
     """``gemini -p … -o stream-json``: default approvals to plan, auto_edit to execute."""
 
     name = "gemini"
-
-    def __init__(
-        self, binary: str, *, model: str | None = None, extra_args: list[str] | None = None
-    ) -> None:
-        self._binary = binary
-        self._model = model
-        self._extra = extra_args or []
 
     def argv(self, phase: Phase) -> list[str]:
         """The command line; approvals depend on the phase."""
@@ -40,7 +33,7 @@ class GeminiAgent:
         return GeminiRun()
 
 
-class GeminiRun:
+class GeminiRun(JsonLinesRun):
     """Parses init/message/tool_use/tool_result/error/result; the plan is the assistant's text."""
 
     def __init__(self) -> None:
@@ -50,18 +43,12 @@ class GeminiRun:
         self.result: dict[str, Any] | None = None
         self._tools: dict[str, str] = {}
 
-    def parse(self, stream: LogStream, line: str) -> list[AgentLine]:
-        """One line per event; assistant deltas are logged as they come."""
-        if stream is not LogStream.STDOUT:
-            return [AgentLine(stream, line)]
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return [AgentLine(stream, line, EventKind.RAW)]
-        if not isinstance(event, dict):
-            return [AgentLine(stream, line, EventKind.RAW)]
-        kind, text = self._describe(event)
-        return [AgentLine(stream, text, kind, line)]
+    def describe(self, event: dict[str, Any]) -> list[AgentLine]:
+        """One readable line per event worth reading."""
+        described = self._describe(event)
+        if described is None:
+            return []
+        return [AgentLine(LogStream.STDOUT, described[1], described[0])]
 
     def finish(self, exit_code: int | None) -> AgentOutcome:
         """Success is a ``result`` with status success and exit code 0."""
