@@ -21,27 +21,23 @@ from hookagent.store import Store
 from hookagent.store.logs import NewLine
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def server(settings: Settings, redis: Redis) -> AsyncIterator[str]:
     """A real uvicorn server on a free loopback port; yields its base URL."""
     app = create_app(settings, redis=redis)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # Bound and listening before uvicorn starts: early clients wait in the backlog, so
+    # there is nothing to poll for.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
     web = uvicorn.Server(config)
-    serving = asyncio.create_task(web.serve())
-    async with asyncio.timeout(10):
-        while not web.started:  # uvicorn offers no event for this
-            await asyncio.sleep(0.01)
+    serving = asyncio.create_task(web.serve(sockets=[sock]))
     yield f"http://127.0.0.1:{port}"
     web.should_exit = True
     await serving
+    sock.close()
 
 
 async def new_task(store: Store) -> str:
@@ -120,7 +116,6 @@ async def test_two_hundred_followers_all_get_every_line(
             asyncio.create_task(read_sse(http, f"{server}/tasks/{tid}/logs/stream"))
             for _ in range(200)
         ]
-        await asyncio.sleep(0.5)  # let them connect before the agent starts talking
         await produce(store, tid, 500)
         results = await asyncio.gather(*followers)
     for events, kinds in results:
@@ -273,7 +268,6 @@ async def test_followers_share_one_redis_read_loop(server: str, store: Store, re
             asyncio.create_task(read_sse(http, f"{server}/tasks/{tid}/logs/stream"))
             for _ in range(100)
         ]
-        await asyncio.sleep(0.5)  # let them all connect
         before = await xread_calls()
         await produce(store, tid, 1000, batch=50)
         await asyncio.gather(*followers)

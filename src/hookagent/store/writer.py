@@ -75,8 +75,16 @@ class LogWriter:
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
-        if self.error is None:
+        if self.error is not None:
+            return
+        if exc_type is None:
             await self.flush()
+            return
+        try:
+            await self.flush()
+        except Exception as flush_error:
+            # Leaving on an error (or a cancel): that one is what the caller must see.
+            log.warning("log writer for %s: last flush failed: %r", self._task_id, flush_error)
 
     def add(
         self, stream: LogStream, text: str, *, kind: str = "", raw: str = "", ts: str = ""
