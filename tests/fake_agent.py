@@ -47,6 +47,11 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         print("hanging now", flush=True)
         time.sleep(600)
         return 0
+    if mode == "spawn-slow":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        with open(args[0], "w") as pidfile:
+            pidfile.write(f"{os.getpid()} {child.pid}")
+        mode, args = "slow", args[1:]
     if mode == "slow":
         count, pause = int(args[0]), float(args[1])
         for i in range(count):

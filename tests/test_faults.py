@@ -16,7 +16,7 @@ from hookagent.embedded import EmbeddedValkey
 from hookagent.models import NewTask, Phase, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
-from tests.helpers import REPO, fake_agent, wait_for_line, wait_status
+from tests.helpers import REPO, fake_agent, wait_dead, wait_for_line, wait_status
 
 DONE = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
 
@@ -82,12 +82,17 @@ async def queue_task(store: Store, phase: Phase = Phase.PLAN) -> str:
 
 async def test_sigkill_mid_run_is_reclaimed_and_finishes(store: Store, workers: Workers) -> None:
     tid = await queue_task(store)
-    victim = workers.start(fake_agent("slow", "30", "0.1"))
+    pidfile = workers.tmp / "agent.pids"
+    victim = workers.start(fake_agent("spawn-slow", str(pidfile), "300", "0.1"))
     await wait_for_line(store, tid, "tick 3")
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     workers.start(fake_agent("slow", "3", "0.01"))
     assert await wait_status(store, tid, DONE) is TaskStatus.PENDING_APPROVAL
+    # Nothing of the killed attempt is left running: the agent died with its worker
+    # (PDEATHSIG) and the successor killed the rest of its process group.
+    for pid in map(int, pidfile.read_text().split()):
+        await wait_dead(pid)
     task = await store.tasks.get(tid)
     assert task.attempt == 2
     entries, _ = await store.logs.read(tid, offset=0, limit=-1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -260,6 +261,12 @@ class PhaseRunner:
         )
         argv = self._agent.argv(phase)
         await writer.system(f"running {' '.join(argv)}")
+
+        async def remember(pgid: int) -> None:
+            # So that a successor on this host can end what a killed worker left running.
+            fields = {"agent_host": socket.gethostname(), "agent_pgid": str(pgid)}
+            await self._store.tasks.set_fenced(writer.task_id, writer.token, fields)
+
         run = self._agent.start()
         clock = [time.monotonic()]
         agent = asyncio.create_task(
@@ -270,6 +277,7 @@ class PhaseRunner:
                 on_lines=line_sink(run, writer, clock),
                 timeout=timeout,
                 kill_grace=s.kill_grace,
+                on_start=remember,
             )
         )
         watchdog = asyncio.create_task(self._watch_stall(clock, writer))

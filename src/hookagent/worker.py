@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import socket
 from collections.abc import Coroutine
 from typing import Any
@@ -140,6 +141,8 @@ class Worker:
         if job.deliveries > self._settings.max_deliveries:
             await self._give_up(job)
             return True
+        if job.deliveries > 1:
+            await self._end_predecessor(job.task_id)
         token = f"{self.name}:{job.job_id}:{secrets.token_hex(4)}"
         try:
             attempt = await self._store.tasks.claim(
@@ -217,6 +220,19 @@ class Worker:
             await self._queue.release(job, self.name)
         except (RedisConnectionError, RedisTimeoutError, FencedOut, TaskNotFound) as exc:
             log.warning("worker %s: could not hand back %s: %r", self.name, job.task_id, exc)
+
+    async def _end_predecessor(self, task_id: str) -> None:
+        """Kill what a dead worker on this host left of its agent (its process group)."""
+        host, pgid = await self._store.tasks.agent_process(task_id)
+        if host != socket.gethostname() or not pgid:
+            return
+        try:
+            os.killpg(int(pgid), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        text = f"[system] killed process group {pgid} left by the previous attempt"
+        line = NewLine(utc_iso(), LogStream.SYSTEM.value, text)
+        await self._store.logs.append(task_id, [line])
 
     async def _is_finished(self, task_id: str) -> bool:
         try:

@@ -53,6 +53,7 @@ async def run_process(
     kill_grace: float,
     env: Mapping[str, str] | None = None,
     max_line_bytes: int = 64 * 1024 * 1024,
+    on_start: Callable[[int], Awaitable[None]] | None = None,
 ) -> RunResult:
     """Run ``argv`` in its own process group, feed it ``stdin``, stream its lines.
 
@@ -80,6 +81,8 @@ async def run_process(
         raise AgentError(f"agent binary is not executable: {argv[0]!r}") from None
     timed_out = False
     try:
+        if on_start is not None:
+            await on_start(proc.pid)  # its process group id too (start_new_session)
         async with asyncio.timeout(timeout):
             async with asyncio.TaskGroup() as group:
                 group.create_task(_feed(proc, stdin))

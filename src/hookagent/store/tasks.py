@@ -80,6 +80,17 @@ return {cur, attempt}
 """
 
 
+_SET_FENCED = """
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+
+def _flat(fields: Mapping[str, str]) -> list[str]:
+    return [part for pair in fields.items() for part in pair]
+
+
 def created_ms(task_id: str) -> int:
     """The creation time encoded in a task id, used as the index score."""
     parts = task_id.split("-")
@@ -99,6 +110,7 @@ class TaskStore:
         self._ttl_ms = ttl_seconds * 1000
         self._log_ttl_ms = log_ttl_seconds * 1000
         self._transition = redis.register_script(_TRANSITION)
+        self._set_fenced = redis.register_script(_SET_FENCED)
 
     async def create(self, new: NewTask, *, queue: str, task_id: str | None = None) -> Task:
         """Store a new task in ``queued`` and index it."""
@@ -167,6 +179,18 @@ class TaskStore:
             mode, task_id, token or "", status, allowed, reason, fields or {}, enqueue
         )
         return old
+
+    async def set_fenced(self, task_id: str, token: str, fields: Mapping[str, str]) -> None:
+        """Set fields while ``token`` still holds the task (no status change)."""
+        if not await self._set_fenced(
+            keys=[self._keys.task(task_id)], args=[token, *_flat(fields)]
+        ):
+            raise FencedOut(f"task {task_id} is held by another attempt")
+
+    async def agent_process(self, task_id: str) -> tuple[str | None, str | None]:
+        """Host and process group of the agent the latest attempt started."""
+        host, pgid = await self._redis.hmget(self._keys.task(task_id), ["agent_host", "agent_pgid"])
+        return host, pgid
 
     async def save_progress(self, task_id: str, progress: dict[str, Any]) -> None:
         """Replace the task's progress document."""

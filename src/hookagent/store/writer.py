@@ -50,6 +50,7 @@ class LogWriter:
         self._task_id = task_id
         self.task_id = task_id
         self._token = token
+        self.token = token
         self._attempt = attempt
         self._batch_lines = batch_lines
         self._flush_s = flush_ms / 1000
