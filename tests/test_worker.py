@@ -17,10 +17,10 @@ DONE = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
 ALERT = (FIXTURES / "sentry-event-alert.json").read_bytes()
 
 
-async def submit(client: httpx.AsyncClient) -> str:
+async def submit(client: httpx.AsyncClient, **params: str) -> str:
     payload = json.loads(ALERT)
     payload["data"]["event"]["issue_id"] = uuid.uuid4().hex  # a new incident each time
-    response = await client.post("/webhooks/sentry", json=payload)
+    response = await client.post("/webhooks/sentry", json=payload, params=params)
     assert response.status_code == 202, response.text
     task_id: str = response.json()["task_id"]
     return task_id
@@ -152,8 +152,9 @@ async def test_progress_is_saved_and_shown_in_status(
     fake_claude = tmp_path / "claude"
     fake_claude.write_text(f"#!/bin/sh\ncat > /dev/null\ncat '{recording}'\n")
     fake_claude.chmod(0o755)
-    start_worker(agent="claude", claude_bin=str(fake_claude))
-    tid = await submit(client)
+    # The worker's default agent is the plain command; this task asks for Claude.
+    start_worker(claude_bin=str(fake_claude))
+    tid = await submit(client, agent="claude")
     assert await wait_status(store, tid, DONE) is TaskStatus.PENDING_APPROVAL
     progress = (await client.get(f"/tasks/{tid}/progress")).json()["progress"]
     assert progress["phase"] == "plan" and progress["turns"] == 4
@@ -161,3 +162,6 @@ async def test_progress_is_saved_and_shown_in_status(
     assert progress["tool_calls"] == {"TodoWrite": 2, "Edit": 1} and progress["lines"] == 9
     status = (await client.get(f"/tasks/{tid}/status")).json()
     assert status["metadata"]["progress"]["cost_usd"] == 0.0123
+    assert (await store.tasks.get(tid)).agent == "claude"
+    bad = await client.post("/webhooks/sentry", content=ALERT, params={"agent": "eliza"})
+    assert bad.status_code == 422

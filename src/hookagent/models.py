@@ -89,6 +89,7 @@ class NewTask(BaseModel):
     prompt: str
     external_id: str | None = None
     url: str | None = None
+    agent: str | None = None
 
 
 class StatusChange(BaseModel):

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hookagent.agents import Agent, AgentOutcome, AgentRun, run_process
+from hookagent.agents import Agent, AgentOutcome, AgentRun, build_agent, run_process
 from hookagent.agents.prompts import execution_prompt, planning_prompt
 from hookagent.agents.runner import OnLines
 from hookagent.errors import AgentError, WorkspaceError
@@ -87,6 +87,7 @@ class PhaseRunner:
         self._store = store
         self._settings = settings
         self._agent = agent
+        self._others: dict[str, Agent] = {}
         self._worker = worker
         self._keys = Keys(settings.key_prefix)
         self._workspaces = Workspaces(
@@ -98,17 +99,27 @@ class PhaseRunner:
     async def run(self, job: Job, writer: LogWriter, *, token: str, attempt: int) -> None:
         """The job's phase, start to recorded outcome."""
         task = await self._store.tasks.get(job.task_id)
+        agent = self._agent_for(task)
         verb = "planning" if job.phase is Phase.PLAN else "executing the approved plan"
         await writer.system(
-            f"attempt {attempt} (delivery {job.deliveries}): {verb} with {self._agent.name} "
+            f"attempt {attempt} (delivery {job.deliveries}): {verb} with {agent.name} "
             f"on worker {self._worker}"
         )
         if job.phase is Phase.EXECUTE:
-            await self._execute(task, writer, token)
+            await self._execute(agent, task, writer, token)
         else:
-            await self._plan(task, writer, token)
+            await self._plan(agent, task, writer, token)
 
-    async def _plan(self, task: Task, writer: LogWriter, token: str) -> None:
+    def _agent_for(self, task: Task) -> Agent:
+        """The task's own agent when it names one (``?agent=`` on the webhook), else the default."""
+        name = task.agent or self._agent.name
+        if name == self._agent.name:
+            return self._agent
+        if name not in self._others:
+            self._others[name] = build_agent(self._settings.model_copy(update={"agent": name}))
+        return self._others[name]
+
+    async def _plan(self, agent: Agent, task: Task, writer: LogWriter, token: str) -> None:
         prompt = planning_prompt(
             repository=task.repository,
             source=task.source,
@@ -119,12 +130,12 @@ class PhaseRunner:
         )
         try:
             path = await self._clone(task, writer)
-            outcome = await self._run_agent(path, Phase.PLAN, prompt, writer)
+            outcome = await self._run_agent(agent, path, Phase.PLAN, prompt, writer)
         except (AgentError, WorkspaceError) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
         if outcome.ok and not (outcome.plan or "").strip():
             outcome.ok, outcome.error = False, "agent finished without a plan"
-        fields: dict[str, Any] = {"agent": self._agent.name, **outcome.stats}
+        fields: dict[str, Any] = {"agent": agent.name, **outcome.stats}
         if not outcome.ok:
             await self._fail(task, writer, token, outcome, fields)
             return
@@ -140,7 +151,7 @@ class PhaseRunner:
             fields=fields,
         )
 
-    async def _execute(self, task: Task, writer: LogWriter, token: str) -> None:
+    async def _execute(self, agent: Agent, task: Task, writer: LogWriter, token: str) -> None:
         branch = f"hookagent/{task.task_id}"
         prompt = execution_prompt(
             repository=task.repository,
@@ -150,11 +161,11 @@ class PhaseRunner:
             plan=task.plan or "",
             comment=task.approval_comment,
         )
-        fields: dict[str, Any] = {"agent": self._agent.name, "branch": branch}
+        fields: dict[str, Any] = {"agent": agent.name, "branch": branch}
         try:
             path = await self._clone(task, writer)
             base = await self._workspaces.start_branch(path, branch)
-            outcome = await self._run_agent(path, Phase.EXECUTE, prompt, writer)
+            outcome = await self._run_agent(agent, path, Phase.EXECUTE, prompt, writer)
             fields |= outcome.stats
             if outcome.ok:
                 fields |= await self._publish(task, path, branch, base, writer)
@@ -251,7 +262,7 @@ class PhaseRunner:
         )
 
     async def _run_agent(
-        self, path: Path, phase: Phase, prompt: bytes, writer: LogWriter
+        self, agent: Agent, path: Path, phase: Phase, prompt: bytes, writer: LogWriter
     ) -> AgentOutcome:
         s = self._settings
         timeout, knob = (
@@ -259,7 +270,7 @@ class PhaseRunner:
             if phase is Phase.PLAN
             else (s.execution_timeout, "HOOKAGENT_EXECUTION_TIMEOUT")
         )
-        argv = self._agent.argv(phase)
+        argv = agent.argv(phase)
         await writer.system(f"running {' '.join(argv)}")
 
         async def remember(pgid: int) -> None:
@@ -267,9 +278,9 @@ class PhaseRunner:
             fields = {"agent_host": socket.gethostname(), "agent_pgid": str(pgid)}
             await self._store.tasks.set_fenced(writer.task_id, writer.token, fields)
 
-        run = self._agent.start()
+        run = agent.start()
         clock = [time.monotonic()]
-        agent = asyncio.create_task(
+        running = asyncio.create_task(
             run_process(
                 argv,
                 stdin=prompt,
@@ -284,19 +295,19 @@ class PhaseRunner:
         report = Reporter(self._store, writer.task_id, phase, run, clock)
         reporting = asyncio.create_task(report.every(PROGRESS_EVERY_S))
         try:
-            await asyncio.wait({agent, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({running, watchdog}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             watchdog.cancel()
             reporting.cancel()
-            if not agent.done():
-                agent.cancel()  # the runner kills the agent's process group
-            await asyncio.gather(agent, watchdog, reporting, return_exceptions=True)
+            if not running.done():
+                running.cancel()  # the runner kills the agent's process group
+            await asyncio.gather(running, watchdog, reporting, return_exceptions=True)
         await report.save()
         if not watchdog.cancelled() and isinstance(watchdog.exception(), Stalled):
             quiet = f"no output for {s.stall_kill:.0f}s (HOOKAGENT_STALL_KILL)"
             await writer.system(f"agent stopped: {quiet}")
             return AgentOutcome(ok=False, error=f"stalled: {quiet}")
-        result = agent.result()
+        result = running.result()
         outcome = run.finish(result.exit_code)
         if result.timed_out:
             outcome.ok = False

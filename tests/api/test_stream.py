@@ -12,6 +12,7 @@ import httpx
 import pytest
 import uvicorn
 import websockets
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from hookagent.api import create_app
@@ -22,8 +23,8 @@ from hookagent.store.logs import NewLine
 
 
 @pytest.fixture
-async def server(settings: Settings, redis: Redis) -> AsyncIterator[str]:
-    """A real uvicorn server on a free loopback port; yields its base URL."""
+async def live(settings: Settings, redis: Redis) -> AsyncIterator[tuple[str, FastAPI]]:
+    """A real uvicorn server on a free loopback port; yields its base URL and app."""
     app = create_app(settings, redis=redis)
     # Bound and listening before uvicorn starts: early clients wait in the backlog, so
     # there is nothing to poll for.
@@ -34,10 +35,16 @@ async def server(settings: Settings, redis: Redis) -> AsyncIterator[str]:
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     web = uvicorn.Server(config)
     serving = asyncio.create_task(web.serve(sockets=[sock]))
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", app
     web.should_exit = True
     await serving
     sock.close()
+
+
+@pytest.fixture
+def server(live: tuple[str, FastAPI]) -> str:
+    """The live server's base URL."""
+    return live[0]
 
 
 async def new_task(store: Store) -> str:
@@ -275,3 +282,19 @@ async def test_followers_share_one_redis_read_loop(server: str, store: Store, re
     # 21 writes (20 batches and the final status) wake one shared loop: about one XREAD
     # each, not one per follower (which would be over 2,000).
     assert used <= 60, used
+
+
+async def test_a_gone_client_stops_the_redis_loop(live: tuple[str, FastAPI], store: Store) -> None:
+    url, app = live
+    tid = await new_task(store)
+    await store.logs.append(tid, [NewLine("t", "stdout", "[stdout] hello")])
+    feeds = app.state.feeds
+    async with httpx.AsyncClient(timeout=10) as http:
+        events, _ = await read_sse(http, f"{url}/tasks/{tid}/logs/stream", stop_after=1)
+        assert events[0]["data"]["message"] == "[stdout] hello"
+        assert tid in feeds._feeds
+    # The client closed its connection: the server cancels the stream and, with no
+    # follower left, the task's XREAD loop. There is no event to wait on from outside.
+    async with asyncio.timeout(10):
+        while tid in feeds._feeds:
+            await asyncio.sleep(0.05)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
@@ -29,6 +29,10 @@ from hookagent.store import Store
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 Parser = Callable[[Any], NewTask | Command]
+AgentChoice = Annotated[
+    Literal["claude", "codex", "gemini", "command"] | None,
+    Query(description="run this task with another agent than HOOKAGENT_AGENT"),
+]
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Duplicate, command applied, or a delivery that starts nothing"},
@@ -46,7 +50,9 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.post("/sentry", status_code=202, responses=_RESPONSES)
 @router.post("/sentry/", status_code=202, include_in_schema=False)
-async def sentry_webhook(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+async def sentry_webhook(
+    request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
+) -> JSONResponse:
     """Sentry: the seed's shape, integration ``issue``/``event_alert``, or the legacy plugin."""
     body = await _verified(request, settings.sentry_client_secret, "sentry-hook-signature", "")
     resource = request.headers.get("sentry-hook-resource")
@@ -57,12 +63,18 @@ async def sentry_webhook(request: Request, store: StoreDep, settings: SettingsDe
 
     payload = _json(request, body)
     action = payload.get("action", "") if isinstance(payload, dict) else ""
-    return await _handle(store, settings, payload, parse, lambda new: f"{new.external_id}:{action}")
+
+    def delivery(new: Any) -> str:
+        return f"{new.external_id}:{action}"
+
+    return await _handle(store, settings, payload, parse, delivery, agent)
 
 
 @router.post("/jira", status_code=202, responses=_RESPONSES)
 @router.post("/jira/", status_code=202, include_in_schema=False)
-async def jira_webhook(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+async def jira_webhook(
+    request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
+) -> JSONResponse:
     """Jira: ``jira:issue_created`` starts a task; comments and transitions command one."""
     body = await _verified(request, settings.jira_webhook_secret, "x-hub-signature", "sha256=")
 
@@ -75,12 +87,14 @@ async def jira_webhook(request: Request, store: StoreDep, settings: SettingsDep)
         )
 
     delivery = request.headers.get("x-atlassian-webhook-identifier")
-    return await _handle(store, settings, _json(request, body), parse, lambda _: delivery)
+    return await _handle(store, settings, _json(request, body), parse, lambda _: delivery, agent)
 
 
 @router.post("/github", status_code=202, responses=_RESPONSES)
 @router.post("/github/", status_code=202, include_in_schema=False)
-async def github_webhook(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+async def github_webhook(
+    request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
+) -> JSONResponse:
     """GitHub: a labelled issue starts a task; ``@hookagent <command>`` comments command one."""
     secret = settings.github_webhook_secret
     body = await _verified(request, secret, "x-hub-signature-256", "sha256=")
@@ -90,7 +104,7 @@ async def github_webhook(request: Request, store: StoreDep, settings: SettingsDe
         return parse_github(payload, event=event, label=settings.github_label)
 
     delivery = request.headers.get("x-github-delivery")
-    return await _handle(store, settings, _json(request, body), parse, lambda _: delivery)
+    return await _handle(store, settings, _json(request, body), parse, lambda _: delivery, agent)
 
 
 async def _verified(request: Request, secret: SecretStr | None, header: str, prefix: str) -> bytes:
@@ -118,6 +132,7 @@ async def _handle(
     payload: Any,
     parse: Parser,
     delivery_of: Callable[[Any], str | None],
+    agent: str | None,
 ) -> JSONResponse:
     try:
         parsed = parse(payload)
@@ -130,6 +145,7 @@ async def _handle(
     if isinstance(parsed, Command):
         outcome = await intake.command(parsed, delivery=delivery_of(parsed))
     else:
+        parsed.agent = agent
         delivery = delivery_of(parsed) if parsed.external_id or parsed.source != "sentry" else None
         outcome = await intake.new_task(parsed, delivery=delivery)
     return JSONResponse(outcome.body, status_code=outcome.status_code)
