@@ -141,6 +141,7 @@ async def test_sigterm_hands_the_running_job_back(store: Store, workers: Workers
     except subprocess.TimeoutExpired:
         raise AssertionError(workers.log(0)) from None
     assert code == 0, workers.log(0)
+    assert "did not stop" not in workers.log(0), workers.log(0)
     # The lease is a minute long, yet the next worker takes the job over at once.
     workers.start(fake_agent("echo"), **slow)
     assert await wait_status(store, tid, DONE, timeout=20) is TaskStatus.PENDING_APPROVAL

@@ -54,10 +54,13 @@ def _free_port() -> int:
         return port
 
 
+# Resolved in the parent: nothing may be dlopen'ed between fork and exec.
+_PRCTL = ctypes.CDLL(None).prctl
+
+
 def _die_with_parent() -> None:
     # If hookagent is SIGKILLed, the kernel sends the server SIGTERM instead of orphaning it.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedValkey:

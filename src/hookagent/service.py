@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import signal
 from collections.abc import Generator, Iterator
@@ -18,6 +19,8 @@ from hookagent.store import Store, connect
 from hookagent.worker import Worker
 
 log = logging.getLogger(__name__)
+
+STOP_MARGIN_S = 10.0
 
 
 class _Server(uvicorn.Server):
@@ -79,7 +82,7 @@ async def run_services(settings: Settings, *, server: bool, workers: int) -> Non
         if web is not None and web_task is not None:
             web.should_exit = True
             await web_task
-        await _drain_workers(runners, worker_tasks, settings.shutdown_grace)
+        await _drain_workers(runners, worker_tasks, settings.shutdown_grace, settings.kill_grace)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -100,7 +103,7 @@ async def _wait_stop(stop: asyncio.Event, web_task: asyncio.Task[None] | None) -
 
 
 async def _drain_workers(
-    runners: list[Worker], tasks: list[asyncio.Task[None]], grace: float
+    runners: list[Worker], tasks: list[asyncio.Task[None]], grace: float, kill_grace: float
 ) -> None:
     busy = [t for w, t in zip(runners, tasks, strict=True) if w.busy]
     if busy:
@@ -108,5 +111,15 @@ async def _drain_workers(
         await asyncio.wait(busy, timeout=grace)
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    # Cancelled jobs kill their agents (SIGTERM, then SIGKILL after the kill grace) and hand
+    # the job back; past that, a stuck worker must not keep the process from exiting.
+    _, stuck = await asyncio.wait(tasks, timeout=kill_grace + STOP_MARGIN_S)
+    for task in stuck:
+        log.error("worker did not stop; leaving it: %s", _stack(task))
     log.info("workers stopped")
+
+
+def _stack(task: asyncio.Task[None]) -> str:
+    buffer = io.StringIO()
+    task.print_stack(file=buffer)
+    return buffer.getvalue()

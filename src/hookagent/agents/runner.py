@@ -111,11 +111,16 @@ async def run_process(
     return RunResult(proc.returncode, timed_out, time.monotonic() - started)
 
 
+# Looked up once, in the parent: between fork and exec the child may only call what is
+# already loaded (a dlopen there can deadlock on a lock another thread held at fork time).
+_PRCTL = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
+
+
 def _die_with_parent() -> None:
     # Runs in the child before exec. If the worker is SIGKILLed, the kernel kills the agent
     # too instead of leaving it running unwatched while the job is handed to another worker.
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
