@@ -57,8 +57,12 @@ class Intake:
                         await redis.set(delivery_key, existing, ex=ttl)
                     return await self._duplicate(existing, "an open task exists for it")
                 await redis.set(ref, task_id, ex=self._settings.task_ttl)
-        task = await self._store.tasks.create(new, queue=PHASE_QUEUES[Phase.PLAN], task_id=task_id)
-        await self._store.jobs.enqueue(task.task_id, Phase.PLAN)
+        task = await self._store.tasks.create(
+            new,
+            queue=PHASE_QUEUES[Phase.PLAN],
+            task_id=task_id,
+            job=(self._store.jobs.key, Phase.PLAN),
+        )
         return Outcome(202, {"task_id": task.task_id, "status": task.status.value})
 
     async def command(self, command: Command, *, delivery: str | None) -> Outcome:

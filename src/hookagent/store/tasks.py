@@ -112,8 +112,19 @@ class TaskStore:
         self._transition = redis.register_script(_TRANSITION)
         self._set_fenced = redis.register_script(_SET_FENCED)
 
-    async def create(self, new: NewTask, *, queue: str, task_id: str | None = None) -> Task:
-        """Store a new task in ``queued`` and index it."""
+    async def create(
+        self,
+        new: NewTask,
+        *,
+        queue: str,
+        task_id: str | None = None,
+        job: tuple[str, Phase] | None = None,
+    ) -> Task:
+        """Store a new task in ``queued``, index it and (``job``) queue its first job.
+
+        All in one pipeline: one round trip, so there is no window in which the task is
+        stored but its job not yet sent.
+        """
         now = utc_iso()
         task = Task(
             task_id=task_id or new_task_id(),
@@ -132,6 +143,8 @@ class TaskStore:
             pipe.pexpire(k.history(tid), self._ttl_ms)
             pipe.zadd(k.tasks_by_created(), {tid: created_ms(tid)})
             pipe.zadd(k.tasks_by_status(task.status), {tid: created_ms(tid)})
+            if job is not None:
+                pipe.xadd(job[0], {"task_id": tid, "phase": job[1].value})
             await pipe.execute()
         return task
 
