@@ -81,6 +81,7 @@ async def ours(redis: Redis, url: str, lines: int) -> tuple[float, float]:
     async with LogWriter(
         store.logs,
         task.task_id,
+        index=store.search,  # as the worker writes: with the search index
         token="",
         attempt=1,
         batch_lines=settings.log_batch_lines,
@@ -111,6 +112,8 @@ async def ours(redis: Redis, url: str, lines: int) -> tuple[float, float]:
     if result.exit_code != 0 or total != lines:
         raise SystemExit(f"bench run broken: exit {result.exit_code}, stored {total} of {lines}")
     await redis.delete(log_key, Keys(settings.key_prefix).task(task.task_id))
+    async for key in redis.scan_iter(match=f"{settings.key_prefix}:search:*", count=1000):
+        await redis.delete(key)
     return lines / (stored - started), (seen - last_read) * 1000
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import pytest
 from redis.asyncio import Redis
 
@@ -95,3 +96,25 @@ async def test_writer_batches_truncates_and_flushes_on_exit(
         and "[truncated 409 characters]" in page[1].message
     )
     assert isinstance(page[1].raw, str) and page[1].raw.endswith("[truncated 49 characters]")
+
+
+async def test_writer_never_drops_a_batch_in_flight_at_exit(store: Store) -> None:
+    # A batch is sent while the next fills; leaving the writer must wait for it, not cancel it.
+    for _ in range(5):
+        tid = await make_task(store)
+        async with LogWriter(
+            store.logs,
+            tid,
+            token="",
+            attempt=0,
+            batch_lines=100,
+            flush_ms=5,
+            line_max=100,
+            raw_max=0,
+        ) as writer:
+            for i in range(150):
+                writer.add(LogStream.STDOUT, f"n{i}")
+            await writer.wait_room()  # a full batch: the flusher takes it...
+            for _ in range(3):
+                await asyncio.sleep(0)  # ...and is awaiting Redis's reply when we leave
+        assert await store.logs.total(tid) == 150

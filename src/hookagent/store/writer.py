@@ -27,7 +27,7 @@ class LogWriter:
     """Collects lines for one task attempt and writes them in batches.
 
     A batch goes out when it reaches ``batch_lines`` or ``flush_ms`` after its first line,
-    whichever is first. Writers block (backpressure) when a full batch is waiting, so a
+    whichever is first. Producers block (backpressure) once two batches are waiting, so a
     fast agent is slowed to Redis's pace instead of growing memory without bound.
     """
 
@@ -74,7 +74,10 @@ class LogWriter:
         tb: TracebackType | None,
     ) -> None:
         if self._flusher is not None:
-            self._flusher.cancel()
+            # Never cancel the flusher halfway through a batch: that batch is already out of
+            # the buffer, and cancelling its append would drop it. Take the lock first.
+            async with self._lock:
+                self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
         if self.error is not None:
             return
@@ -103,10 +106,16 @@ class LogWriter:
             self._full.set()
 
     async def wait_room(self) -> None:
-        """Flush now when the buffer holds a full batch (backpressure for fast producers)."""
+        """Hand a full batch to the flusher; block only when Redis is a batch behind.
+
+        One batch is in flight while the next one fills, so parsing the agent's output and
+        Redis appending it overlap instead of taking turns.
+        """
         if self.error is not None:
             raise self.error
         if len(self._buffer) >= self._batch_lines:
+            self._full.set()
+        if len(self._buffer) >= 2 * self._batch_lines:
             await self.flush()
 
     async def system(self, text: str) -> None:
