@@ -12,12 +12,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from hookagent.api import create_app
 from hookagent.embedded import EmbeddedValkey
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
 from hookagent.worker import Worker
-from tests.helpers import REPO, fake_agent, make_remote
+from tests.helpers import REPO, app_client, fake_agent, make_remote
 
 
 @pytest.fixture(scope="session")
@@ -82,11 +81,8 @@ def store(redis: Redis, settings: Settings) -> Store:
 @pytest.fixture
 async def client(settings: Settings, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client speaking to the app in-process (lifespan run)."""
-    app = create_app(settings, redis=redis)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hookagent") as http:
-            yield http
+    async with app_client(settings, redis) as http:
+        yield http
 
 
 RunWorker = Callable[..., Worker]

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
+from redis.asyncio import Redis
+
+from hookagent.api import create_app
 from hookagent.models import TaskStatus
+from hookagent.settings import Settings
 from hookagent.store import Store
 
 FAKE_AGENT = Path(__file__).parent / "fake_agent.py"
@@ -87,3 +94,15 @@ async def wait_dead(pid: int, timeout: float = 15) -> None:
     finally:
         loop.remove_reader(fd)
         os.close(fd)
+
+
+@contextlib.asynccontextmanager
+async def app_client(
+    settings: Settings, redis: Redis | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client speaking to a fresh app in-process, its lifespan run around it."""
+    app = create_app(settings, redis=redis)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hookagent") as http:
+            yield http

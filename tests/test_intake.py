@@ -14,11 +14,10 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from hookagent.api import create_app
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, app_client
 
 GITHUB_ISSUE = json.loads(FIXTURES.joinpath("github-issues-labeled.json").read_text())
 GITHUB_COMMENT = json.loads(FIXTURES.joinpath("github-issue-comment.json").read_text())
@@ -37,12 +36,8 @@ async def http(settings: Settings, redis: Redis) -> AsyncIterator[httpx.AsyncCli
             "jira_approvers": "5b10ac8d82e05b22cc7d4ef6",
         }
     )
-    app = create_app(own, redis=redis)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://h"
-        ) as client:
-            yield client
+    async with app_client(own, redis) as client:
+        yield client
 
 
 async def github(

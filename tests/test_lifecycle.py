@@ -19,7 +19,15 @@ from hookagent.store import Store
 from hookagent.worker import Worker
 from tests.conftest import RunWorker
 from tests.github_stub import GitHubStub
-from tests.helpers import FIXTURES, REPO, fake_agent, wait_dead, wait_for_line, wait_status
+from tests.helpers import (
+    FIXTURES,
+    REPO,
+    app_client,
+    fake_agent,
+    wait_dead,
+    wait_for_line,
+    wait_status,
+)
 
 ALERT = (FIXTURES / "sentry-event-alert.json").read_bytes()
 JSON = {"content-type": "application/json"}
@@ -284,13 +292,9 @@ async def test_approval_expires(
     tid = await submit(client)
     await store.tasks.advance(tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "p"})
     own = settings.model_copy(update={"approval_ttl": 0.2})
-    app = create_app(own, redis=redis)  # type: ignore[arg-type]
     await asyncio.sleep(0.3)  # the approval window is real time
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://h"
-        ) as http:
-            response = await http.post(f"/tasks/{tid}/approve")
+    async with app_client(own, redis) as http:
+        response = await http.post(f"/tasks/{tid}/approve")
     assert response.status_code == 409 and "approval expired" in response.json()["detail"]
     assert (await store.tasks.get(tid)).status is TaskStatus.CANCELLED
 

@@ -6,11 +6,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from hookagent.api import create_app
 from hookagent.models import LogStream, NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.logs import NewLine
+from tests.helpers import app_client
 
 
 async def seeded(store: Store, lines: int = 45) -> str:
@@ -102,13 +102,9 @@ async def test_unknown_route_is_json_404(client: httpx.AsyncClient) -> None:
 
 async def test_redis_down_is_503_json(settings: Settings) -> None:
     dead = Redis.from_url("redis://127.0.0.1:1/0", decode_responses=True, socket_connect_timeout=1)
-    app = create_app(settings, redis=dead)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://h"
-        ) as http:
-            for path in ("/healthz", "/tasks/", "/tasks/task-1-aa/logs"):
-                response = await http.get(path)
-                assert response.status_code == 503, path
-                assert response.json()["error"] == "store_unavailable"
+    async with app_client(settings, dead) as http:
+        for path in ("/healthz", "/tasks/", "/tasks/task-1-aa/logs"):
+            response = await http.get(path)
+            assert response.status_code == 503, path
+            assert response.json()["error"] == "store_unavailable"
     await dead.aclose()

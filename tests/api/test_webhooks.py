@@ -10,11 +10,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from hookagent.api import create_app
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, app_client
 
 SEED = (FIXTURES / "sentry-seed-example.json").read_bytes()
 JSON = {"content-type": "application/json"}
@@ -104,44 +103,36 @@ async def test_ignored_delivery_is_200_without_a_task(
 
 async def test_sentry_signature(settings: Settings, redis: object) -> None:
     own = settings.model_copy(update={"sentry_client_secret": SecretStr("s3cr3t-value")})
-    app = create_app(own, redis=redis)  # type: ignore[arg-type]
     body = (FIXTURES / "sentry-event-alert.json").read_bytes()
     good = hmac.new(b"s3cr3t-value", body, hashlib.sha256).hexdigest()
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://h"
-        ) as http:
-            ok = await http.post(
-                "/webhooks/sentry", content=body, headers={**JSON, "sentry-hook-signature": good}
-            )
-            assert ok.status_code == 202, ok.text
-            bad = await http.post(
-                "/webhooks/sentry",
-                content=body + b" ",
-                headers={**JSON, "sentry-hook-signature": good},
-            )
-            assert bad.status_code == 401 and bad.json()["error"] == "bad_signature"
-            missing = await http.post("/webhooks/sentry", content=body, headers=JSON)
-            assert missing.status_code == 401
+    async with app_client(own, redis) as http:
+        ok = await http.post(
+            "/webhooks/sentry", content=body, headers={**JSON, "sentry-hook-signature": good}
+        )
+        assert ok.status_code == 202, ok.text
+        bad = await http.post(
+            "/webhooks/sentry",
+            content=body + b" ",
+            headers={**JSON, "sentry-hook-signature": good},
+        )
+        assert bad.status_code == 401 and bad.json()["error"] == "bad_signature"
+        missing = await http.post("/webhooks/sentry", content=body, headers=JSON)
+        assert missing.status_code == 401
 
 
 async def test_jira_signature(settings: Settings, redis: object) -> None:
     own = settings.model_copy(update={"jira_webhook_secret": SecretStr("jira-s3cret")})
-    app = create_app(own, redis=redis)  # type: ignore[arg-type]
     body = (FIXTURES / "jira-issue-created.json").read_bytes()
     sig = "sha256=" + hmac.new(b"jira-s3cret", body, hashlib.sha256).hexdigest()
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://h"
-        ) as http:
-            ok = await http.post(
-                "/webhooks/jira", content=body, headers={**JSON, "x-hub-signature": sig}
-            )
-            assert ok.status_code == 202, ok.text
-            wrong = await http.post(
-                "/webhooks/jira", content=body, headers={**JSON, "x-hub-signature": sig[:-2] + "00"}
-            )
-            assert wrong.status_code == 401
+    async with app_client(own, redis) as http:
+        ok = await http.post(
+            "/webhooks/jira", content=body, headers={**JSON, "x-hub-signature": sig}
+        )
+        assert ok.status_code == 202, ok.text
+        wrong = await http.post(
+            "/webhooks/jira", content=body, headers={**JSON, "x-hub-signature": sig[:-2] + "00"}
+        )
+        assert wrong.status_code == 401
 
 
 def test_placeholder_secret_is_refused() -> None:
@@ -151,14 +142,8 @@ def test_placeholder_secret_is_refused() -> None:
 
 async def test_allowed_repos(settings: Settings, redis: object) -> None:
     own = settings.model_copy(update={"allowed_repos": "acme/payments-api"})
-    app = create_app(own, redis=redis)  # type: ignore[arg-type]
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://h"
-        ) as http:
-            refused = await http.post("/webhooks/sentry", content=SEED, headers=JSON)
-            assert refused.status_code == 422 and "ALLOWED_REPOS" in refused.json()["detail"]
-            body = (FIXTURES / "sentry-event-alert.json").read_bytes()
-            assert (
-                await http.post("/webhooks/sentry", content=body, headers=JSON)
-            ).status_code == 202
+    async with app_client(own, redis) as http:
+        refused = await http.post("/webhooks/sentry", content=SEED, headers=JSON)
+        assert refused.status_code == 422 and "ALLOWED_REPOS" in refused.json()["detail"]
+        body = (FIXTURES / "sentry-event-alert.json").read_bytes()
+        assert (await http.post("/webhooks/sentry", content=body, headers=JSON)).status_code == 202
