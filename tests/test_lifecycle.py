@@ -12,7 +12,6 @@ import pytest
 from pydantic import SecretStr
 
 from hookagent.agents import build_agent
-from hookagent.api import create_app
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
@@ -234,14 +233,11 @@ async def test_cancel_from_another_api_process_kills_the_agent(
     start_worker(agent_command=fake_agent("hang", "spawn", str(pidfile)))
     tid = await submit(client)
     await wait_for_line(store, tid, "hanging now")  # printed after the pid file is written
-    other = create_app(settings)  # its own Redis connection, like a second API server
-    async with other.router.lifespan_context(other):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=other), base_url="http://b"
-        ) as http:
-            response = await http.post(
-                f"/tasks/{tid}/cancel", json={"actor": "dana", "reason": "wrong repo"}
-            )
+    # A second app with its own Redis connection, like another API server.
+    async with app_client(settings) as http:
+        response = await http.post(
+            f"/tasks/{tid}/cancel", json={"actor": "dana", "reason": "wrong repo"}
+        )
     assert response.json() == {"task_id": tid, "status": "cancelled", "previous": "discovering"}
     for pid in map(int, pidfile.read_text().split()):
         await wait_dead(pid)

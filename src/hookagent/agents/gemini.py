@@ -41,7 +41,6 @@ class GeminiRun(JsonLinesRun):
         self.session_id: str | None = None
         self._text: list[str] = []
         self.result: dict[str, Any] | None = None
-        self._tools: dict[str, str] = {}
 
     def describe(self, event: dict[str, Any]) -> list[AgentLine]:
         """One readable line per event worth reading."""
@@ -88,7 +87,6 @@ class GeminiRun(JsonLinesRun):
             name = str(event.get("tool_name", "tool"))
             raw = event.get("parameters")
             params: dict[str, Any] = raw if isinstance(raw, dict) else {}
-            self._tools[str(event.get("tool_id", ""))] = name
             self.progress.tool_call(name, params)
             hints = ("command", "file_path", "path", "pattern")
             hint = next((str(params[k]) for k in hints if params.get(k)), "")
