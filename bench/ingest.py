@@ -26,10 +26,10 @@ from hookagent.agents.command import CommandRun
 from hookagent.agents.runner import run_process
 from hookagent.keys import Keys
 from hookagent.models import NewTask, utc_iso
-from hookagent.phases import line_sink
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
 from hookagent.store.writer import LogWriter
+from hookagent.worker import line_sink
 
 
 def printer(lines: int) -> list[str]:
@@ -66,7 +66,7 @@ async def ours(redis: Redis, url: str, lines: int) -> tuple[float, float]:
     settings = Settings(key_prefix=f"bench-{uuid.uuid4().hex[:8]}", log_max_lines=lines + 10)
     store = Store.build(redis, settings)
     task = await store.tasks.create(
-        NewTask(source="bench", repository="o/r", title="t", prompt="p"), queue="q"
+        NewTask(source="bench", repository="o/r", title="t", prompt="p")
     )
     log_key = Keys(settings.key_prefix).logs(task.task_id)
     # The follower runs in its own process, like an API server would, so its parsing does

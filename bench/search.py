@@ -49,7 +49,7 @@ async def ingest(redis: Redis, tasks: int, lines: int, *, index: bool) -> tuple[
     started = time.perf_counter()
     for batch in batches:
         new = NewTask(source="bench", repository="o/r", title="t", prompt="p")
-        task = await store.tasks.create(new, queue="q")
+        task = await store.tasks.create(new)
         async with LogWriter(
             store.logs,
             task.task_id,

@@ -15,12 +15,12 @@ import httpx
 from redis.asyncio import Redis
 
 from hookagent.api import create_app
-from hookagent.models import TaskStatus
+from hookagent.models import TRANSITIONS, Action, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
 
 FAKE_AGENT = Path(__file__).parent / "fake_agent.py"
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
+FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
 REPO = "acme/payments-api"
 
 
@@ -54,7 +54,7 @@ async def wait_status(
     Every status change of a worker is preceded by a ``[system]`` log line, so blocking on
     the log stream wakes us exactly when something happened.
     """
-    keys = store.tasks._keys
+    keys = store.keys
     last = "0-0"
     async with asyncio.timeout(timeout):
         while True:
@@ -68,7 +68,7 @@ async def wait_status(
 
 async def wait_for_line(store: Store, task_id: str, needle: str, timeout: float = 30) -> None:
     """Block on the task's log stream (XREAD BLOCK) until a line containing ``needle`` arrives."""
-    keys = store.tasks._keys
+    keys = store.keys
     last = "0-0"
     async with asyncio.timeout(timeout):
         while True:
@@ -106,3 +106,35 @@ async def app_client(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hookagent") as http:
             yield http
+
+
+def path_to(start: TaskStatus, goal: TaskStatus) -> list[Action]:
+    """The shortest list of actions from ``start`` to ``goal`` in the transition table."""
+    paths: dict[TaskStatus, list[Action]] = {start: []}
+    frontier = [start]
+    while frontier and goal not in paths:
+        status = frontier.pop(0)
+        for action, rule in TRANSITIONS.items():
+            if status in rule.allowed and rule.to not in paths:
+                paths[rule.to] = [*paths[status], action]
+                frontier.append(rule.to)
+    if goal not in paths:
+        raise ValueError(f"no way from {start} to {goal}")
+    return paths[goal]
+
+
+async def move_to(
+    store: Store,
+    task_id: str,
+    status: TaskStatus,
+    *,
+    reason: str | None = None,
+    fields: dict[str, str] | None = None,
+) -> None:
+    """Walk a task to ``status`` through allowed actions; the last one carries the extras."""
+    steps = path_to((await store.tasks.get(task_id)).status, status)
+    for number, action in enumerate(steps, 1):
+        last = number == len(steps)
+        await store.tasks.advance(
+            task_id, action, reason=reason if last else None, fields=fields if last else None
+        )

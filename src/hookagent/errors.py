@@ -1,12 +1,11 @@
-"""The hookagent error hierarchy; the API maps each to an HTTP status."""
+"""The hookagent error hierarchy; ``api/errors.py`` maps each to an HTTP status."""
 
 from __future__ import annotations
 
 
 class HookagentError(Exception):
-    """Base of every error hookagent raises on purpose."""
+    """Base of every error hookagent raises on purpose; ``code`` names it in JSON answers."""
 
-    status_code = 500
     code = "internal_error"
 
     def __init__(self, message: str) -> None:
@@ -18,37 +17,38 @@ class HookagentError(Exception):
 
 
 class PayloadError(HookagentError):
-    """A webhook body that parses but cannot become a task."""
+    """A webhook body or request that parses but cannot be used."""
 
-    status_code = 422
     code = "invalid_payload"
 
 
 class SignatureError(HookagentError):
     """A webhook whose signature is missing or wrong."""
 
-    status_code = 401
     code = "bad_signature"
+
+
+class NotAnApprover(HookagentError):
+    """A command from someone not listed in the source's approvers."""
+
+    code = "not_an_approver"
 
 
 class TaskNotFound(HookagentError):
     """No task with that id (or it expired)."""
 
-    status_code = 404
     code = "task_not_found"
 
 
 class ConflictError(HookagentError):
     """A status transition that the task's current status does not allow."""
 
-    status_code = 409
     code = "conflict"
 
 
 class FencedOut(HookagentError):
     """A write by a worker that no longer holds the task's lease."""
 
-    status_code = 409
     code = "fenced_out"
 
 
@@ -61,8 +61,13 @@ class AgentError(HookagentError):
 class WorkspaceError(HookagentError):
     """The repository could not be validated, cloned or prepared."""
 
-    status_code = 422
     code = "workspace_failed"
+
+
+class PullRequestError(HookagentError):
+    """The forge refused to open the pull request."""
+
+    code = "pull_request_failed"
 
 
 class EmbeddedStoreError(HookagentError):
@@ -74,19 +79,34 @@ class EmbeddedStoreError(HookagentError):
 class BodyTooLarge(HookagentError):
     """A request body over ``HOOKAGENT_MAX_BODY_BYTES``."""
 
-    status_code = 413
     code = "body_too_large"
 
 
 class UnsupportedMediaType(HookagentError):
     """A webhook that is not JSON."""
 
-    status_code = 415
     code = "unsupported_media_type"
 
 
 class MalformedBody(HookagentError):
     """A body that is not valid JSON."""
 
-    status_code = 400
     code = "malformed_json"
+
+
+class Stalled(HookagentError):
+    """The agent printed nothing for longer than ``HOOKAGENT_STALL_KILL``."""
+
+    code = "stalled"
+
+
+class LeaseLost(HookagentError):
+    """Another worker reclaimed the job: this attempt must stop without touching the task."""
+
+    code = "lease_lost"
+
+
+class TaskCancelled(HookagentError):
+    """Someone cancelled the task while a worker ran it."""
+
+    code = "cancelled"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -53,26 +54,92 @@ class EventKind(StrEnum):
 
 
 class Phase(StrEnum):
-    """A job's phase, which names its queue."""
+    """A job's phase: planning (read-only) or execution (edits, commit, push, PR)."""
 
     PLAN = "plan"
     EXECUTE = "execute"
 
 
-# Names shown in a task's ``queue`` field (the seed's ``planning-queue``); all phases travel
-# on one job stream so a worker waits on a single XREADGROUP.
+# The seed's ``metadata.queue`` names; every phase travels on one job stream so a worker
+# waits on a single XREADGROUP, and the name follows from the task's phase.
 PHASE_QUEUES = {Phase.PLAN: "planning-queue", Phase.EXECUTE: "execution-queue"}
-ACTIVE_STATUSES = {
-    Phase.PLAN: (TaskStatus.QUEUED, TaskStatus.DISCOVERING),
-    Phase.EXECUTE: (TaskStatus.APPROVED, TaskStatus.EXECUTING),
+
+
+class Action(StrEnum):
+    """Everything that may move a task from one status to another."""
+
+    START_PLAN = "start_plan"
+    PLAN_READY = "plan_ready"
+    FAIL_PLAN = "fail_plan"
+    APPROVE = "approve"
+    REJECT = "reject"
+    REVISE = "revise"
+    EXPIRE = "expire"
+    START_EXECUTE = "start_execute"
+    COMPLETE = "complete"
+    FAIL_EXECUTE = "fail_execute"
+    CANCEL = "cancel"
+    RETRY_PLAN = "retry_plan"
+    RETRY_EXECUTE = "retry_execute"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The statuses an action may start from and the status it leads to."""
+
+    allowed: frozenset[TaskStatus]
+    to: TaskStatus
+
+
+_S = TaskStatus
+_PLANNING = frozenset({_S.QUEUED, _S.DISCOVERING})
+_EXECUTING = frozenset({_S.APPROVED, _S.EXECUTING})
+_OPEN = frozenset(s for s in TaskStatus if s not in TERMINAL_STATUSES)
+_ENDED_BADLY = frozenset({_S.FAILED, _S.CANCELLED})
+
+# The one table of what may happen in which status; the transition script receives its row.
+# A phase's start is allowed from its running status too: a reclaimed job starts again.
+TRANSITIONS: dict[Action, Transition] = {
+    Action.START_PLAN: Transition(_PLANNING, _S.DISCOVERING),
+    Action.PLAN_READY: Transition(_PLANNING, _S.PENDING_APPROVAL),
+    Action.FAIL_PLAN: Transition(_PLANNING, _S.FAILED),
+    Action.APPROVE: Transition(frozenset({_S.PENDING_APPROVAL}), _S.APPROVED),
+    Action.REJECT: Transition(frozenset({_S.PENDING_APPROVAL}), _S.REJECTED),
+    Action.REVISE: Transition(frozenset({_S.PENDING_APPROVAL}), _S.QUEUED),
+    Action.EXPIRE: Transition(frozenset({_S.PENDING_APPROVAL}), _S.CANCELLED),
+    Action.START_EXECUTE: Transition(_EXECUTING, _S.EXECUTING),
+    Action.COMPLETE: Transition(_EXECUTING, _S.COMPLETED),
+    Action.FAIL_EXECUTE: Transition(_EXECUTING, _S.FAILED),
+    Action.CANCEL: Transition(_OPEN, _S.CANCELLED),
+    Action.RETRY_PLAN: Transition(_ENDED_BADLY, _S.QUEUED),
+    Action.RETRY_EXECUTE: Transition(_ENDED_BADLY, _S.APPROVED),
 }
-RUNNING_STATUS = {Phase.PLAN: TaskStatus.DISCOVERING, Phase.EXECUTE: TaskStatus.EXECUTING}
+START = {Phase.PLAN: Action.START_PLAN, Phase.EXECUTE: Action.START_EXECUTE}
+FAIL = {Phase.PLAN: Action.FAIL_PLAN, Phase.EXECUTE: Action.FAIL_EXECUTE}
+RETRY = {Phase.PLAN: Action.RETRY_PLAN, Phase.EXECUTE: Action.RETRY_EXECUTE}
 
 
 def utc_iso(epoch: float | None = None) -> str:
     """UTC ISO-8601 with milliseconds and ``Z``, as the seed's log entries carry."""
     moment = datetime.fromtimestamp(time.time() if epoch is None else epoch, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# Control characters (C0, DEL, C1) and Unicode line breaks, escaped in text that people and
+# payloads supply before it becomes part of a log line.
+_CONTROLS = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for c in [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
+}
+_CONTROLS |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
+def one_line(text: str, limit: int = 2000) -> str:
+    """``text`` made safe for one log line: control characters escaped, length capped."""
+    escaped = text.translate(_CONTROLS)
+    if len(escaped) <= limit:
+        return escaped
+    return f"{escaped[:limit]}… [{len(escaped) - limit} more characters]"
 
 
 def new_task_id() -> str:
@@ -110,7 +177,6 @@ class Task(BaseModel):
     title: str
     prompt: str
     status: TaskStatus
-    queue: str
     created_at: str
     updated_at: str
     external_id: str | None = None

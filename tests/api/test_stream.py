@@ -20,6 +20,7 @@ from hookagent.models import NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.logs import NewLine
+from tests.helpers import move_to
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def server(live: tuple[str, FastAPI]) -> str:
 
 async def new_task(store: Store) -> str:
     new = NewTask(source="sentry", repository="acme/x", title="t", prompt="p")
-    return (await store.tasks.create(new, queue="planning-queue")).task_id
+    return (await store.tasks.create(new)).task_id
 
 
 async def produce(store: Store, task_id: str, total: int, batch: int = 100) -> None:
@@ -61,7 +62,7 @@ async def produce(store: Store, task_id: str, total: int, batch: int = 100) -> N
         ]
         await store.logs.append(task_id, lines)
         await asyncio.sleep(0)
-    await store.tasks.advance(task_id, TaskStatus.COMPLETED, reason="done")
+    await move_to(store, task_id, TaskStatus.COMPLETED, reason="done")
 
 
 async def read_sse(
@@ -139,7 +140,7 @@ async def test_sse_filters_and_unknown_task(server: str, store: Store) -> None:
             NewLine("2026-01-01T00:00:00.000Z", "stderr", "[stderr] Traceback: boom"),
         ],
     )
-    await store.tasks.advance(tid, TaskStatus.FAILED, reason="boom")
+    await move_to(store, tid, TaskStatus.FAILED, reason="boom")
     async with httpx.AsyncClient(timeout=10) as http:
         events, kinds = await read_sse(http, f"{server}/tasks/{tid}/logs/stream?level=error")
         missing = await http.get(f"{server}/tasks/task-1-00/logs/stream")
@@ -154,7 +155,7 @@ async def test_websocket_follow_seek_and_filter(server: str, store: Store) -> No
     await produce(store, tid, 50, batch=10)
     ws_url = server.replace("http://", "ws://") + f"/tasks/{tid}/logs/ws?offset=40&q=line%204"
     async with websockets.connect(ws_url) as ws:
-        got = [json.loads(await ws.recv()) for _ in range(12)]
+        got = [json.loads(message) async for message in ws]  # until the server closes
     assert [m["seq"] for m in got if m["type"] == "log"] == list(range(40, 50))
     assert [m["type"] for m in got[-2:]] == ["status", "end"]
 

@@ -10,12 +10,12 @@ from hookagent.models import LogStream, NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.logs import NewLine
-from tests.helpers import app_client
+from tests.helpers import app_client, move_to
 
 
 async def seeded(store: Store, lines: int = 45) -> str:
     new = NewTask(source="sentry", repository="acme/x", title="Boom", prompt="ctx")
-    task = await store.tasks.create(new, queue="planning-queue")
+    task = await store.tasks.create(new)
     batch = [
         NewLine("2026-01-24T10:00:00.000Z", "stdout", f"[stdout] line {i}") for i in range(lines)
     ]
@@ -61,7 +61,7 @@ async def test_unknown_task_is_404_everywhere(client: httpx.AsyncClient) -> None
 
 async def test_status_and_details(client: httpx.AsyncClient, store: Store) -> None:
     tid = await seeded(store, 3)
-    await store.tasks.advance(tid, TaskStatus.FAILED, reason="boom", fields={"error": "boom"})
+    await move_to(store, tid, TaskStatus.FAILED, reason="boom", fields={"error": "boom"})
     status = (await client.get(f"/tasks/{tid}/status")).json()
     assert status["status"] == "failed"
     meta = status["metadata"]
@@ -78,7 +78,7 @@ async def test_list_newest_first_with_status_filter(
 ) -> None:
     a = await seeded(store, 0)
     b = await seeded(store, 0)
-    await store.tasks.advance(a, TaskStatus.FAILED)
+    await move_to(store, a, TaskStatus.FAILED)
     for path in ("/tasks/", "/tasks"):
         listed = (await client.get(path)).json()
         assert {t["task_id"] for t in listed["tasks"]} == {a, b}

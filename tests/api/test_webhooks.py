@@ -28,11 +28,9 @@ async def test_seed_curl_queues_a_task_and_a_job(
     body = response.json()
     assert body["status"] == "queued" and body["task_id"].startswith("task-")
     task = await store.tasks.get(body["task_id"])
-    assert (task.repository, task.status, task.queue) == (
-        "myorg/myrepo",
-        TaskStatus.QUEUED,
-        "planning-queue",
-    )
+    assert (task.repository, task.status) == ("myorg/myrepo", TaskStatus.QUEUED)
+    status = (await client.get(f"/tasks/{task.task_id}/status")).json()
+    assert status["metadata"]["queue"] == "planning-queue"
     await store.jobs.ensure_group()  # a worker creates it; jobs queued before are kept
     job = await store.jobs.claim("test", block_ms=100)
     assert job is not None and job.task_id == body["task_id"]

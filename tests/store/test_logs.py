@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from hookagent.errors import FencedOut
 from hookagent.keys import Keys
-from hookagent.models import EventKind, LogStream, NewTask, TaskStatus
+from hookagent.models import EventKind, LogStream, NewTask, Phase, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import LogStore, Store
 from hookagent.store.logs import NewLine
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.store
 
 async def make_task(store: Store) -> str:
     new = NewTask(source="jira", repository="acme/x", title="t", prompt="p")
-    return (await store.tasks.create(new, queue="q")).task_id
+    return (await store.tasks.create(new)).task_id
 
 
 def lines(n: int, start: int = 0) -> list[NewLine]:
@@ -58,7 +58,7 @@ async def test_cap_ends_with_a_visible_marker(redis: Redis, prefix: str, store: 
 
 async def test_appends_are_fenced_by_the_lease_token(store: Store) -> None:
     tid = await make_task(store)
-    await store.tasks.claim(tid, token="new", status=TaskStatus.DISCOVERING, allowed=())
+    await store.tasks.claim(tid, token="new", phase=Phase.PLAN)
     with pytest.raises(FencedOut):
         await store.logs.append(tid, lines(1), token="old")
     await store.logs.append(tid, lines(1), token="new", attempt=1)

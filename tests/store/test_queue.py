@@ -7,34 +7,36 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from hookagent.keys import Keys
-from hookagent.models import Phase
-from hookagent.store import JobQueue
+from hookagent.models import NewTask, Phase
+from hookagent.settings import Settings
+from hookagent.store import JobQueue, Store
 
 pytestmark = pytest.mark.store
 
 
-def queue(redis: Redis, prefix: str, lease_ms: int = 300) -> JobQueue:
-    return JobQueue(redis, Keys(prefix), name="planning-queue", lease_ms=lease_ms)
+async def queue(redis: Redis, settings: Settings, lease_ms: int = 300) -> tuple[JobQueue, str]:
+    """The job queue with the given lease, holding the planning job of one new task."""
+    store = Store.build(redis, settings.model_copy(update={"lease_seconds": lease_ms / 1000}))
+    await store.jobs.ensure_group()
+    new = NewTask(source="test", repository="acme/payments-api", title="t", prompt="p")
+    task = await store.tasks.create(new)
+    return store.jobs, task.task_id
 
 
-async def test_one_job_goes_to_one_consumer(redis: Redis, prefix: str) -> None:
-    q = queue(redis, prefix, lease_ms=60_000)
-    await q.ensure_group()
+async def test_one_job_goes_to_one_consumer(redis: Redis, settings: Settings) -> None:
+    q, task_id = await queue(redis, settings, lease_ms=60_000)
     await q.ensure_group()  # idempotent
-    await q.enqueue("task-1-aa", Phase.PLAN)
     got = await asyncio.gather(*(q.claim(f"c{i}", block_ms=200) for i in range(5)))
     jobs = [j for j in got if j is not None]
     assert len(jobs) == 1
-    assert (jobs[0].task_id, jobs[0].phase, jobs[0].deliveries) == ("task-1-aa", Phase.PLAN, 1)
+    assert (jobs[0].task_id, jobs[0].phase, jobs[0].deliveries) == (task_id, Phase.PLAN, 1)
     await q.ack(jobs[0])
-    assert await q.pending_count() == 0
+    assert (await redis.xpending(q.key, "workers"))["pending"] == 0
+    assert await redis.xlen(q.key) == 0
 
 
-async def test_lapsed_lease_is_reclaimed_and_counted(redis: Redis, prefix: str) -> None:
-    q = queue(redis, prefix, lease_ms=200)
-    await q.ensure_group()
-    await q.enqueue("task-1-bb", Phase.PLAN)
+async def test_lapsed_lease_is_reclaimed_and_counted(redis: Redis, settings: Settings) -> None:
+    q, _ = await queue(redis, settings, lease_ms=200)
     first = await q.claim("dead", block_ms=100)
     assert first is not None
     assert await q.claim("alive", block_ms=50) is None  # still leased
@@ -45,10 +47,8 @@ async def test_lapsed_lease_is_reclaimed_and_counted(redis: Redis, prefix: str) 
     assert await q.renew(second, "alive")
 
 
-async def test_renewal_keeps_the_job(redis: Redis, prefix: str) -> None:
-    q = queue(redis, prefix, lease_ms=300)
-    await q.ensure_group()
-    await q.enqueue("task-1-cc", Phase.PLAN)
+async def test_renewal_keeps_the_job(redis: Redis, settings: Settings) -> None:
+    q, _ = await queue(redis, settings, lease_ms=300)
     job = await q.claim("owner", block_ms=100)
     assert job is not None
     for _ in range(4):

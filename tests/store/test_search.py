@@ -12,6 +12,7 @@ from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.search import Query
 from hookagent.store.writer import LogWriter
+from tests.helpers import move_to
 
 pytestmark = pytest.mark.store
 
@@ -36,7 +37,7 @@ async def make_logs(
     logs: dict[str, list[str]] = {}
     for _ in range(tasks):
         new = NewTask(source="jira", repository="acme/x", title="t", prompt="p")
-        tid = (await store.tasks.create(new, queue="q")).task_id
+        tid = (await store.tasks.create(new)).task_id
         async with LogWriter(
             store.logs, tid, index=store.search, token="", attempt=1,
             batch_lines=100, flush_ms=20, line_max=1000, raw_max=0,
@@ -73,7 +74,7 @@ async def test_newest_first_status_filter_and_snippet(store: Store, settings: Se
     hits = await store.search.search("alpha", limit=1)
     assert hits[0].task_id == newest and "<mark>alpha</mark>" in hits[0].snippet
     some = next(iter(logs))
-    await store.tasks.advance(some, TaskStatus.FAILED)
+    await move_to(store, some, TaskStatus.FAILED)
     failed = await store.search.search("alpha", status=TaskStatus.FAILED, limit=1000)
     assert {h.task_id for h in failed} == {some}
 

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from hookagent.errors import ConflictError, FencedOut, TaskNotFound
-from hookagent.models import NewTask, TaskStatus
+from hookagent.models import TRANSITIONS, Action, NewTask, Phase, TaskStatus
 from hookagent.store import Store
+from tests.helpers import move_to
 
 pytestmark = pytest.mark.store
 
@@ -18,7 +19,7 @@ def new_task(title: str = "ZeroDivisionError") -> NewTask:
 
 
 async def test_create_get_and_history(store: Store) -> None:
-    task = await store.tasks.create(new_task(), queue="planning-queue")
+    task = await store.tasks.create(new_task())
     assert task.task_id.startswith("task-")
     got = await store.tasks.get(task.task_id)
     assert got.status is TaskStatus.QUEUED and got.title == "ZeroDivisionError"
@@ -27,17 +28,17 @@ async def test_create_get_and_history(store: Store) -> None:
 
 
 async def test_ids_are_unique_under_concurrency(store: Store) -> None:
-    tasks = await asyncio.gather(*(store.tasks.create(new_task(), queue="q") for _ in range(500)))
+    tasks = await asyncio.gather(*(store.tasks.create(new_task()) for _ in range(500)))
     assert len({t.task_id for t in tasks}) == 500
     listed = await store.tasks.list(status=None, limit=1000)
     assert len(listed) == 500
 
 
 async def test_list_is_newest_first_and_filters_by_status(store: Store) -> None:
-    first = await store.tasks.create(new_task("first"), queue="q")
+    first = await store.tasks.create(new_task("first"))
     await asyncio.sleep(0.002)  # ids carry ms; make creation order unambiguous
-    second = await store.tasks.create(new_task("second"), queue="q")
-    await store.tasks.advance(first.task_id, TaskStatus.FAILED, reason="boom")
+    second = await store.tasks.create(new_task("second"))
+    await move_to(store, first.task_id, TaskStatus.FAILED, reason="boom")
     assert [t.title for t in await store.tasks.list(status=None, limit=10)] == ["second", "first"]
     assert [t.task_id for t in await store.tasks.list(status=TaskStatus.FAILED, limit=10)] == [
         first.task_id
@@ -47,35 +48,47 @@ async def test_list_is_newest_first_and_filters_by_status(store: Store) -> None:
 
 
 async def test_claim_fences_out_the_previous_attempt(store: Store) -> None:
-    task = await store.tasks.create(new_task(), queue="q")
-    allowed = (TaskStatus.QUEUED, TaskStatus.DISCOVERING)
-    one = await store.tasks.claim(
-        task.task_id, token="a", status=TaskStatus.DISCOVERING, allowed=allowed
-    )
-    two = await store.tasks.claim(
-        task.task_id, token="b", status=TaskStatus.DISCOVERING, allowed=allowed
-    )
+    task = await store.tasks.create(new_task())
+    one = await store.tasks.claim(task.task_id, token="a", phase=Phase.PLAN)
+    two = await store.tasks.claim(task.task_id, token="b", phase=Phase.PLAN)
     assert (one, two) == (1, 2)
     with pytest.raises(FencedOut):
-        await store.tasks.advance(task.task_id, TaskStatus.FAILED, token="a")
-    await store.tasks.advance(
-        task.task_id, TaskStatus.PENDING_APPROVAL, token="b", fields={"plan": "do it"}
-    )
+        await store.tasks.advance(task.task_id, Action.FAIL_PLAN, token="a")
+    await store.tasks.advance(task.task_id, Action.PLAN_READY, token="b", fields={"plan": "do it"})
     got = await store.tasks.get(task.task_id)
     assert (got.status, got.plan, got.attempt) == (TaskStatus.PENDING_APPROVAL, "do it", 2)
 
 
 async def test_disallowed_transition_names_the_current_status(store: Store) -> None:
-    task = await store.tasks.create(new_task(), queue="q")
-    await store.tasks.advance(task.task_id, TaskStatus.CANCELLED)
+    task = await store.tasks.create(new_task())
+    await store.tasks.advance(task.task_id, Action.CANCEL)
     with pytest.raises(ConflictError, match="is cancelled"):
-        await store.tasks.claim(
-            task.task_id, token="t", status=TaskStatus.DISCOVERING, allowed=(TaskStatus.QUEUED,)
-        )
+        await store.tasks.claim(task.task_id, token="t", phase=Phase.PLAN)
+
+
+@pytest.mark.parametrize("action", list(Action))
+async def test_the_transition_table_is_what_the_store_enforces(
+    store: Store, action: Action
+) -> None:
+    """Every action from every status: allowed exactly where the one table says so."""
+    rule = TRANSITIONS[action]
+    for status in TaskStatus:
+        task = await store.tasks.create(new_task(f"{action} from {status}"))
+        await move_to(store, task.task_id, status)
+        if status in rule.allowed:
+            assert await store.tasks.advance(task.task_id, action) is status
+            assert (await store.tasks.get(task.task_id)).status is rule.to
+            assert task.task_id in {
+                t.task_id for t in await store.tasks.list(status=rule.to, limit=1000)
+            }
+        else:
+            with pytest.raises(ConflictError, match=f"is {status.value}"):
+                await store.tasks.advance(task.task_id, action)
+            assert (await store.tasks.get(task.task_id)).status is status
 
 
 async def test_unknown_task(store: Store) -> None:
     with pytest.raises(TaskNotFound):
         await store.tasks.get("task-1-00")
     with pytest.raises(TaskNotFound):
-        await store.tasks.advance("task-1-00", TaskStatus.FAILED)
+        await store.tasks.advance("task-1-00", Action.CANCEL)

@@ -12,7 +12,6 @@ from hookagent.api.errors import install_error_handlers
 from hookagent.api.limits import BodyLimitMiddleware
 from hookagent.api.routes import actions, health, search, stream, tasks, webhooks
 from hookagent.errors import HookagentError
-from hookagent.keys import Keys
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
 from hookagent.store.feed import FeedHub
@@ -31,9 +30,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
         blocking = connect(settings.redis_url) if settings.redis_url else client
         store = Store.build(client, settings)
         app.state.store = store
-        app.state.feeds = FeedHub(
-            blocking, Keys(settings.key_prefix), logs=store.logs, tasks=store.tasks
-        )
+        app.state.feeds = FeedHub(blocking, store.keys, logs=store.logs, tasks=store.tasks)
         try:
             yield
         finally:

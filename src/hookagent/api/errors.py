@@ -11,9 +11,33 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
+from hookagent import errors
 from hookagent.errors import HookagentError
 
 log = logging.getLogger(__name__)
+
+# HTTP lives here alone: the domain raises errors, this table says what each one answers.
+_STATUS: dict[type[HookagentError], int] = {
+    errors.PayloadError: 422,
+    errors.SignatureError: 401,
+    errors.NotAnApprover: 403,
+    errors.TaskNotFound: 404,
+    errors.ConflictError: 409,
+    errors.FencedOut: 409,
+    errors.WorkspaceError: 422,
+    errors.PullRequestError: 502,
+    errors.BodyTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.MalformedBody: 400,
+}
+
+
+def http_status(exc: HookagentError) -> int:
+    """The HTTP status an error answers (its closest listed class; 500 when none is)."""
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return 500
 
 
 def error_response(status: int, code: str, detail: object) -> JSONResponse:
@@ -23,7 +47,7 @@ def error_response(status: int, code: str, detail: object) -> JSONResponse:
 
 async def _hookagent(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HookagentError)  # registered for this type only
-    return error_response(exc.status_code, exc.code, exc.message)
+    return error_response(http_status(exc), exc.code, exc.message)
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:

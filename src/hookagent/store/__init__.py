@@ -1,4 +1,4 @@
-"""Redis-backed storage: tasks, the job queue and task logs."""
+"""The only package that talks to Redis: tasks, queue, logs, refs, cancels, search, feeds."""
 
 from __future__ import annotations
 
@@ -8,12 +8,25 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from hookagent.keys import Keys
 from hookagent.settings import Settings
-from hookagent.store.logs import LogStore
+from hookagent.store.cancels import CancelSignals
+from hookagent.store.logs import LogStore, NewLine
 from hookagent.store.queue import Job, JobQueue
+from hookagent.store.refs import Marks, RefStore
 from hookagent.store.search import SearchIndex
 from hookagent.store.tasks import TaskStore
 
-__all__ = ["Job", "JobQueue", "LogStore", "Store", "TaskStore", "connect"]
+__all__ = [
+    "CancelSignals",
+    "Job",
+    "JobQueue",
+    "LogStore",
+    "Marks",
+    "NewLine",
+    "RefStore",
+    "Store",
+    "TaskStore",
+    "connect",
+]
 
 
 MAX_CONNECTIONS = 128
@@ -39,28 +52,44 @@ class Store:
     """The stores one process needs, built from one Redis client and the settings."""
 
     redis: Redis
+    keys: Keys
     tasks: TaskStore
     logs: LogStore
     jobs: JobQueue
+    refs: RefStore
+    cancels: CancelSignals
     search: SearchIndex
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
         """Wire the stores to ``redis`` with the configured prefix, TTLs and lease."""
         keys = Keys(settings.key_prefix)
+        jobs = JobQueue(redis, keys, name="jobs", lease_ms=int(settings.lease_seconds * 1000))
         tasks = TaskStore(
-            redis, keys, ttl_seconds=settings.task_ttl, log_ttl_seconds=settings.log_ttl
+            redis,
+            keys,
+            jobs=jobs,
+            ttl_seconds=settings.task_ttl,
+            log_ttl_seconds=settings.log_ttl,
+            dedupe_ttl_seconds=settings.dedupe_ttl,
         )
         logs = LogStore(redis, keys, ttl_seconds=settings.log_ttl, max_lines=settings.log_max_lines)
         return cls(
             redis=redis,
+            keys=keys,
             tasks=tasks,
             logs=logs,
-            search=SearchIndex(redis, keys, tasks=tasks, logs=logs, ttl_seconds=settings.log_ttl),
-            jobs=JobQueue(
+            jobs=jobs,
+            refs=RefStore(
                 redis,
                 keys,
-                name="jobs",
-                lease_ms=int(settings.lease_seconds * 1000),
+                dedupe_ttl_seconds=settings.dedupe_ttl,
+                link_ttl_seconds=settings.task_ttl,
             ),
+            cancels=CancelSignals(redis, keys, tasks=tasks),
+            search=SearchIndex(redis, keys, tasks=tasks, logs=logs, ttl_seconds=settings.log_ttl),
         )
+
+    async def ping(self) -> None:
+        """Raise a Redis error unless the server answers PING."""
+        await self.redis.ping()

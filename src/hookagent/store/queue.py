@@ -8,6 +8,7 @@ XAUTOCLAIM counts deliveries, which caps retries.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +45,7 @@ class JobQueue:
         # Typed loosely on purpose: redis-py's annotations differ from 5.x to 8.x, and with
         # decode_responses=True every reply here is str.
         self._redis: Any = redis
-        self._key = keys.queue(name)
-        self.key = self._key
+        self.key = keys.queue(name)
         self.name = name
         self.lease_ms = lease_ms
         self._renew = redis.register_script(_RENEW)
@@ -53,15 +53,15 @@ class JobQueue:
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if missing."""
         try:
-            await self._redis.xgroup_create(self._key, WORKER_GROUP, id="0", mkstream=True)
+            await self._redis.xgroup_create(self.key, WORKER_GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def enqueue(self, task_id: str, phase: Phase) -> str:
-        """Add a job; returns its entry id."""
-        job_id: str = await self._redis.xadd(self._key, {"task_id": task_id, "phase": phase})
-        return job_id
+    @staticmethod
+    def message(task_id: str, phase: Phase) -> str:
+        """A job's stream fields as the flat JSON list the task scripts XADD (one format)."""
+        return json.dumps(["task_id", task_id, "phase", phase.value])
 
     async def claim(self, consumer: str, *, block_ms: int) -> Job | None:
         """A job whose lease lapsed, else the next new one (waiting up to ``block_ms``)."""
@@ -69,7 +69,7 @@ class JobQueue:
         if stale is not None:
             return stale
         reply = await self._redis.xreadgroup(
-            WORKER_GROUP, consumer, {self._key: ">"}, count=1, block=block_ms
+            WORKER_GROUP, consumer, {self.key: ">"}, count=1, block=block_ms
         )
         if not reply:
             return None
@@ -79,39 +79,34 @@ class JobQueue:
     async def reclaim(self, consumer: str) -> Job | None:
         """Take over one job whose worker stopped renewing its lease."""
         _, claimed, *_ = await self._redis.xautoclaim(
-            self._key, WORKER_GROUP, consumer, min_idle_time=self.lease_ms, start_id="0-0", count=1
+            self.key, WORKER_GROUP, consumer, min_idle_time=self.lease_ms, start_id="0-0", count=1
         )
         if not claimed:
             return None
         entry_id, fields = claimed[0]
         pending = await self._redis.xpending_range(
-            self._key, WORKER_GROUP, min=entry_id, max=entry_id, count=1
+            self.key, WORKER_GROUP, min=entry_id, max=entry_id, count=1
         )
         deliveries = int(pending[0]["times_delivered"]) if pending else 1
         return _job(entry_id, fields, deliveries=deliveries)
 
     async def renew(self, job: Job, consumer: str) -> bool:
         """Reset the job's idle time; False when another worker has taken it over."""
-        owned: int = await self._renew(keys=[self._key], args=[WORKER_GROUP, consumer, job.job_id])
+        owned: int = await self._renew(keys=[self.key], args=[WORKER_GROUP, consumer, job.job_id])
         return owned == 1
 
     async def release(self, job: Job, consumer: str) -> None:
         """Hand a job back: mark it idle past the lease so the next claim reclaims it at once."""
         await self._redis.xclaim(
-            self._key, WORKER_GROUP, consumer, 0, [job.job_id], idle=self.lease_ms, justid=True
+            self.key, WORKER_GROUP, consumer, 0, [job.job_id], idle=self.lease_ms, justid=True
         )
 
     async def ack(self, job: Job) -> None:
         """Finish the job for good: ack it and drop it from the stream."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self._key, WORKER_GROUP, job.job_id)
-            pipe.xdel(self._key, job.job_id)
+            pipe.xack(self.key, WORKER_GROUP, job.job_id)
+            pipe.xdel(self.key, job.job_id)
             await pipe.execute()
-
-    async def pending_count(self) -> int:
-        """How many jobs are delivered but not yet acked."""
-        info = await self._redis.xpending(self._key, WORKER_GROUP)
-        return int(info["pending"])
 
 
 def _job(entry_id: str, fields: dict[str, str], *, deliveries: int) -> Job:

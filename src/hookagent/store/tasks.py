@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio import Redis
@@ -12,6 +12,9 @@ from redis.exceptions import ResponseError
 from hookagent.errors import ConflictError, FencedOut, TaskNotFound
 from hookagent.keys import Keys
 from hookagent.models import (
+    START,
+    TRANSITIONS,
+    Action,
     NewTask,
     Phase,
     StatusChange,
@@ -20,6 +23,8 @@ from hookagent.models import (
     new_task_id,
     utc_iso,
 )
+from hookagent.store.queue import JobQueue
+from hookagent.store.refs import Marks
 
 # One script moves a task between statuses. Modes:
 #   claim - a worker starts an attempt: new lease token, attempt + 1
@@ -27,13 +32,14 @@ from hookagent.models import (
 #   free  - anyone (the API): only the allowed from-statuses are checked; the lease is dropped
 # It runs on the task's own slot (hash, history, log), so it is atomic on a cluster too.
 # Every change is also a log entry of kind ``status``: followers see status changes in
-# order with the output, on the same cursor. With a fourth key (the job stream) it also
-# queues a job for phase ARGV[8] in the same step, so an
+# order with the output, on the same cursor. ``allowed`` and the new status come from the
+# one transition table (models.TRANSITIONS). With a fourth key (the job stream) it also
+# queues the job message ARGV[8] (JSON, built by store/queue.py) in the same step, so an
 # approval cannot be recorded without its execution job; that form spans two slots and is
-# the one place a Redis Cluster deployment must co-locate the job stream.
+# one place a Redis Cluster deployment must co-locate the job stream.
 _TRANSITION = """
 local mode, token, new_status, allowed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now, reason, ttl, job_phase = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local now, reason, ttl, job = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local log_ttl = tonumber(ARGV[9])
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return redis.error_reply('NOTFOUND') end
@@ -73,10 +79,35 @@ if redis.call('HEXISTS', KEYS[1], 'log_capped') == 0 then
   redis.call('PEXPIRE', KEYS[3], log_ttl)
 end
 if KEYS[4] then
-  local task_id = redis.call('HGET', KEYS[1], 'task_id')
-  redis.call('XADD', KEYS[4], '*', 'task_id', task_id, 'phase', job_phase)
+  redis.call('XADD', KEYS[4], '*', unpack(cjson.decode(job)))
 end
 return {cur, attempt}
+"""
+
+# A new task in one step: its hash, history, both indexes, its first job and its dedupe
+# marks (delivery id, incident ref). The marks are compare-and-set against what intake read
+# (ARGV[7], ARGV[8]; '' = absent), so two deliveries racing for one incident create one
+# task, and a stale mark (its task gone) is replaced. Nothing is written unless everything
+# is: a failure anywhere before this call leaves no mark behind, and the sender's retry
+# creates the task. Spans several slots: on a Redis Cluster the intake keys need one node.
+_CREATE = """
+local task_id, ttl, score, record = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local job, dedupe_ttl = ARGV[5], tonumber(ARGV[6])
+local n, delivery, ref = 5, nil, nil
+if ARGV[9] == '1' then n = n + 1; delivery = KEYS[n] end
+if ARGV[10] == '1' then n = n + 1; ref = KEYS[n] end
+if delivery and (redis.call('GET', delivery) or '') ~= ARGV[7] then return 0 end
+if ref and (redis.call('GET', ref) or '') ~= ARGV[8] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 11))
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('RPUSH', KEYS[2], record)
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('ZADD', KEYS[3], score, task_id)
+redis.call('ZADD', KEYS[4], score, task_id)
+redis.call('XADD', KEYS[5], '*', unpack(cjson.decode(job)))
+if delivery then redis.call('SET', delivery, task_id, 'PX', dedupe_ttl) end
+if ref then redis.call('SET', ref, task_id, 'PX', ttl) end
+return 1
 """
 
 
@@ -101,52 +132,78 @@ class TaskStore:
     """Creates, reads, lists and moves tasks between statuses."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, *, ttl_seconds: int, log_ttl_seconds: int = 86400
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        jobs: JobQueue,
+        ttl_seconds: int,
+        log_ttl_seconds: int = 86400,
+        dedupe_ttl_seconds: int = 86400,
     ) -> None:
         # Typed loosely on purpose: redis-py's annotations differ from 5.x to 8.x, and with
         # decode_responses=True every reply here is str.
         self._redis: Any = redis
         self._keys = keys
+        self._jobs = jobs
         self._ttl_ms = ttl_seconds * 1000
         self._log_ttl_ms = log_ttl_seconds * 1000
+        self._dedupe_ttl_ms = dedupe_ttl_seconds * 1000
         self._transition = redis.register_script(_TRANSITION)
+        self._create = redis.register_script(_CREATE)
         self._set_fenced = redis.register_script(_SET_FENCED)
 
-    async def create(
-        self,
-        new: NewTask,
-        *,
-        queue: str,
-        task_id: str | None = None,
-        job: tuple[str, Phase] | None = None,
-    ) -> Task:
-        """Store a new task in ``queued``, index it and (``job``) queue its first job.
+    async def create(self, new: NewTask, *, task_id: str | None = None) -> Task:
+        """Store a new task in ``queued`` with its indexes and planning job, in one step."""
+        task = await self.create_marked(new, Marks(source=new.source), task_id=task_id)
+        if task is None:  # no marks to compare, so nothing can have raced it
+            raise RuntimeError("task creation without marks was refused")
+        return task
 
-        All in one pipeline: one round trip, so there is no window in which the task is
-        stored but its job not yet sent.
+    async def create_marked(
+        self, new: NewTask, marks: Marks, *, task_id: str | None = None
+    ) -> Task | None:
+        """Like :meth:`create`, setting the delivery and incident marks in the same step.
+
+        Only if the marks still hold what intake read (``marks.seen_*``); None means another
+        delivery got there first, and nothing was written.
         """
         now = utc_iso()
         task = Task(
             task_id=task_id or new_task_id(),
             status=TaskStatus.QUEUED,
-            queue=queue,
             created_at=now,
             updated_at=now,
             **new.model_dump(),
         )
         k, tid = self._keys, task.task_id
+        keys = [
+            k.task(tid),
+            k.history(tid),
+            k.tasks_by_created(),
+            k.tasks_by_status(task.status),
+            self._jobs.key,
+        ]
+        if marks.delivery:
+            keys.append(k.delivery(marks.source, marks.delivery))
+        if marks.ref:
+            keys.append(k.ref(marks.source, marks.ref))
         record = StatusChange(status=TaskStatus.QUEUED, at=now).model_dump_json(exclude_none=True)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(k.task(tid), mapping=task.to_hash())
-            pipe.pexpire(k.task(tid), self._ttl_ms)
-            pipe.rpush(k.history(tid), record)
-            pipe.pexpire(k.history(tid), self._ttl_ms)
-            pipe.zadd(k.tasks_by_created(), {tid: created_ms(tid)})
-            pipe.zadd(k.tasks_by_status(task.status), {tid: created_ms(tid)})
-            if job is not None:
-                pipe.xadd(job[0], {"task_id": tid, "phase": job[1].value})
-            await pipe.execute()
-        return task
+        args = [
+            tid,
+            self._ttl_ms,
+            created_ms(tid),
+            record,
+            self._jobs.message(tid, Phase.PLAN),
+            self._dedupe_ttl_ms,
+            marks.seen_delivery or "",
+            marks.seen_ref or "",
+            "1" if marks.delivery else "0",
+            "1" if marks.ref else "0",
+            *_flat(task.to_hash()),
+        ]
+        created = await self._create(keys=keys, args=args)
+        return task if created == 1 else None
 
     async def get(self, task_id: str) -> Task:
         """The task, or :class:`TaskNotFound`."""
@@ -165,32 +222,27 @@ class TaskStore:
         token: str | None = await self._redis.hget(self._keys.task(task_id), "lease_token")
         return token
 
-    async def claim(
-        self, task_id: str, *, token: str, status: TaskStatus, allowed: Iterable[TaskStatus]
-    ) -> int:
-        """Start a worker attempt: take the lease token, set ``status``; returns the attempt."""
-        _, attempt = await self._run("claim", task_id, token, status, allowed, None, {}, None)
+    async def claim(self, task_id: str, *, token: str, phase: Phase) -> int:
+        """Start a worker attempt of ``phase``: take the lease token; returns the attempt."""
+        _, attempt = await self._run("claim", task_id, token, START[phase], None, {}, None)
         return attempt
 
     async def advance(
         self,
         task_id: str,
-        status: TaskStatus,
+        action: Action,
         *,
         token: str | None = None,
-        allowed: Iterable[TaskStatus] = (),
         reason: str | None = None,
         fields: Mapping[str, Any] | None = None,
-        enqueue: tuple[str, Phase] | None = None,
+        enqueue: Phase | None = None,
     ) -> TaskStatus:
-        """Move to ``status``; fenced by ``token`` when given. Returns the previous status.
+        """Apply ``action`` (fenced by ``token`` when given); returns the previous status.
 
-        ``enqueue`` (job stream key, phase) adds the job in the same atomic step.
+        ``enqueue`` queues a job of that phase in the same atomic step.
         """
         mode = "fence" if token is not None else "free"
-        old, _ = await self._run(
-            mode, task_id, token or "", status, allowed, reason, fields or {}, enqueue
-        )
+        old, _ = await self._run(mode, task_id, token or "", action, reason, fields or {}, enqueue)
         return old
 
     async def set_fenced(self, task_id: str, token: str, fields: Mapping[str, str]) -> None:
@@ -250,39 +302,38 @@ class TaskStore:
         mode: str,
         task_id: str,
         token: str,
-        status: TaskStatus,
-        allowed: Iterable[TaskStatus],
+        action: Action,
         reason: str | None,
         fields: Mapping[str, Any],
-        enqueue: tuple[str, Phase] | None = None,
+        enqueue: Phase | None = None,
     ) -> tuple[TaskStatus, int]:
-        k = self._keys
+        k, rule = self._keys, TRANSITIONS[action]
         args: list[str] = [
             mode,
             token,
-            status.value,
-            ",".join(s.value for s in allowed),
+            rule.to.value,
+            ",".join(sorted(s.value for s in rule.allowed)),
             utc_iso(),
             reason or "",
             str(self._ttl_ms),
-            enqueue[1].value if enqueue else "",
+            self._jobs.message(task_id, enqueue) if enqueue else "",
             str(self._log_ttl_ms),
         ]
         for name, value in fields.items():
             args += [name, "" if value is None else str(value)]
         keys = [k.task(task_id), k.history(task_id), k.logs(task_id)]
         if enqueue:
-            keys.append(enqueue[0])
+            keys.append(self._jobs.key)
         try:
             old, attempt = await self._transition(keys=keys, args=args)
         except ResponseError as exc:
             raise _translate(task_id, str(exc)) from None
         old_status = TaskStatus(old)
-        if old_status != status:
+        if old_status != rule.to:
             score = created_ms(task_id)
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.zrem(k.tasks_by_status(old_status), task_id)
-                pipe.zadd(k.tasks_by_status(status), {task_id: score})
+                pipe.zadd(k.tasks_by_status(rule.to), {task_id: score})
                 await pipe.execute()
         return old_status, int(attempt)
 

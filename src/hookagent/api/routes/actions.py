@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 
 from hookagent.api.deps import SettingsDep, StoreDep
-from hookagent.lifecycle import Lifecycle
 from hookagent.models import ActionRequest, ActionResult
+from hookagent.services.lifecycle import Lifecycle
 
 router = APIRouter(prefix="/tasks", tags=["lifecycle"])
 

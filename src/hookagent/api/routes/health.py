@@ -12,5 +12,5 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz")
 async def healthz(store: StoreDep) -> dict[str, str]:
     """200 when Redis answers PING; 503 (JSON) when it does not."""
-    await store.redis.ping()
+    await store.ping()
     return {"status": "ok", "redis": "ok"}

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from hookagent.api.deps import FeedsDep, FilterDep
+from hookagent.api.errors import http_status
 from hookagent.errors import HookagentError
 from hookagent.logfilter import LogFilter
 from hookagent.models import EventKind, LogEntry
@@ -105,7 +106,7 @@ async def websocket_logs(
             await _serve_socket(websocket, feeds, feed, offset, flt)
     except HookagentError as exc:
         await websocket.send_json({"type": "error", "error": exc.code, "detail": exc.message})
-        await websocket.close(code=4404 if exc.status_code == 404 else 4400)
+        await websocket.close(code=4404 if http_status(exc) == 404 else 4400)
     except WebSocketDisconnect:
         return
 

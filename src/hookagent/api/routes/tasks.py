@@ -11,6 +11,7 @@ from hookagent.api.deps import FeedsDep, FilterDep, StoreDep
 from hookagent.errors import PayloadError
 from hookagent.logfilter import collect
 from hookagent.models import (
+    PHASE_QUEUES,
     LogEntry,
     LogsPage,
     StatusMetadata,
@@ -65,7 +66,7 @@ async def get_status(task_id: str, store: StoreDep) -> TaskStatusResponse:
         status=task.status,
         updated_at=task.updated_at,
         plan=task.plan,
-        queue=task.queue,
+        queue=PHASE_QUEUES[task.phase],
         attempt=task.attempt,
         error=task.error,
         progress=await store.tasks.progress(task_id),

@@ -12,8 +12,8 @@ from pydantic import SecretStr
 
 from hookagent.api.deps import SettingsDep, StoreDep
 from hookagent.errors import MalformedBody, UnsupportedMediaType
-from hookagent.intake import Intake
 from hookagent.models import NewTask, WebhookAccepted
+from hookagent.services.intake import Applied, Created, Duplicate, Intake, Outcome, Reported
 from hookagent.settings import Settings
 from hookagent.sources import (
     Command,
@@ -143,9 +143,33 @@ async def _handle(
         return JSONResponse({"status": "ignored", "reason": reason}, status_code=200)
     intake = Intake(store, settings)
     if isinstance(parsed, Command):
-        outcome = await intake.command(parsed, delivery=delivery_of(parsed))
+        outcome: Outcome = await intake.command(parsed, delivery=delivery_of(parsed))
     else:
         parsed.agent = agent
         delivery = delivery_of(parsed) if parsed.external_id or parsed.source != "sentry" else None
         outcome = await intake.new_task(parsed, delivery=delivery)
-    return JSONResponse(outcome.body, status_code=outcome.status_code)
+    return _answer(outcome)
+
+
+def _answer(outcome: Outcome) -> JSONResponse:
+    """The HTTP answer to a delivery's outcome."""
+    if isinstance(outcome, Created):
+        body = {"task_id": outcome.task.task_id, "status": outcome.task.status.value}
+        return JSONResponse(body, status_code=202)
+    if isinstance(outcome, Duplicate):
+        if outcome.task_id is None:  # a command delivered twice
+            return JSONResponse({"status": "duplicate", "detail": outcome.detail})
+        status = outcome.status.value if outcome.status else None
+        return JSONResponse(
+            {
+                "task_id": outcome.task_id,
+                "status": status,
+                "duplicate": True,
+                "detail": outcome.detail,
+            }
+        )
+    if isinstance(outcome, Reported):
+        task = outcome.task
+        return JSONResponse({"task_id": task.task_id, "status": task.status, "plan": task.plan})
+    assert isinstance(outcome, Applied)  # the last kind; mypy checks the union is covered
+    return JSONResponse(outcome.result.model_dump(mode="json"))

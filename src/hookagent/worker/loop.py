@@ -16,35 +16,17 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hookagent.agents import Agent
-from hookagent.errors import ConflictError, FencedOut, TaskNotFound
-from hookagent.keys import Keys
-from hookagent.models import (
-    ACTIVE_STATUSES,
-    RUNNING_STATUS,
-    TERMINAL_STATUSES,
-    LogStream,
-    TaskStatus,
-    utc_iso,
-)
-from hookagent.phases import PhaseRunner
+from hookagent.errors import ConflictError, FencedOut, LeaseLost, TaskCancelled, TaskNotFound
+from hookagent.models import FAIL, TERMINAL_STATUSES, LogStream, utc_iso
+from hookagent.race import race
 from hookagent.settings import Settings
-from hookagent.store import Job, JobQueue, Store
-from hookagent.store.logs import NewLine
+from hookagent.store import Job, JobQueue, NewLine, Store
 from hookagent.store.writer import LogWriter
+from hookagent.worker.phases import PhaseRunner
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MAX_S = 5.0
-# A cancel normally arrives by Pub/Sub at once; this re-check covers a missed message.
-CANCEL_RECHECK_S = 10.0
-
-
-class LeaseLost(Exception):
-    """Another worker reclaimed the job: this attempt must stop without touching the task."""
-
-
-class TaskCancelled(Exception):
-    """Someone cancelled the task while this worker ran it."""
 
 
 def consumer_name() -> str:
@@ -59,53 +41,44 @@ class Worker:
         self._store = store
         self._settings = settings
         self._queue: JobQueue = store.jobs
-        self._keys = Keys(settings.key_prefix)
         self.name = consumer_name()
         self._phases = PhaseRunner(store=store, settings=settings, agent=agent, worker=self.name)
         self.busy = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Take jobs until ``stop`` is set; Redis outages are waited out with backoff."""
+        """Take jobs until ``stop`` is set; Redis outages are waited out with backoff.
+
+        Nothing but ``stop`` (or a cancel from its owner) ends this loop: an error in one job
+        is logged and the loop takes the next.
+        """
         block_ms = max(100, self._queue.lease_ms // 2)
         backoff = 0.1
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            while not stop.is_set():
-                try:
-                    job = await self._next_job(stopping, block_ms)
-                    backoff = 0.1
-                except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
-                    # Unreachable, restarting, or the stream was deleted (NOGROUP): wait, retry;
-                    # ensure_group recreates what is missing.
-                    log.warning(
-                        "worker %s: Redis error %r; retry in %.1fs", self.name, exc, backoff
-                    )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, BACKOFF_MAX_S)
-                    continue
-                if job is None:
-                    continue
-                try:
-                    await self.process(job)
-                except Exception:
-                    # A bug must not take the worker down with it: the job stays pending, is
-                    # reclaimed after its lease and fails for good at the delivery cap.
-                    log.exception("worker %s: unexpected error on %s", self.name, job.task_id)
-        finally:
-            stopping.cancel()
+        while not stop.is_set():
+            try:
+                job = await self._next_job(stop, block_ms)
+                backoff = 0.1
+            except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+                # Unreachable, restarting, or the stream was deleted (NOGROUP): wait, retry;
+                # ensure_group recreates what is missing.
+                log.warning("worker %s: Redis error %r; retry in %.1fs", self.name, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                continue
+            if job is None:
+                continue
+            try:
+                await self.process(job)
+            except Exception:
+                # A bug must not take the worker down with it: the job stays pending, is
+                # reclaimed after its lease and fails for good at the delivery cap.
+                log.exception("worker %s: unexpected error on %s", self.name, job.task_id)
 
-    async def _next_job(self, stopping: asyncio.Task[Any], block_ms: int) -> Job | None:
+    async def _next_job(self, stop: asyncio.Event, block_ms: int) -> Job | None:
         await self._queue.ensure_group()
-        claim = asyncio.create_task(self._queue.claim(self.name, block_ms=block_ms))
-        try:
-            await asyncio.wait({claim, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not claim.done():
-                # Stopping (or cancelled): a job delivered to us at this instant stays pending
-                # under our name and is reclaimed by another worker once its lease lapses.
-                claim.cancel()
-                await asyncio.gather(claim, return_exceptions=True)
-        return None if claim.cancelled() else claim.result()
+        # Stopping wins the race: a job delivered to us at that instant stays pending under
+        # our name and is reclaimed by another worker once its lease lapses.
+        which, job = await race(self._queue.claim(self.name, block_ms=block_ms), stop.wait())
+        return job if which == 0 else None
 
     async def process(self, job: Job) -> None:
         """Run one job; ack it once the task reached a status, else leave it to a successor."""
@@ -145,12 +118,7 @@ class Worker:
             await self._end_predecessor(job.task_id)
         token = f"{self.name}:{job.job_id}:{secrets.token_hex(4)}"
         try:
-            attempt = await self._store.tasks.claim(
-                job.task_id,
-                token=token,
-                status=RUNNING_STATUS[job.phase],
-                allowed=ACTIVE_STATUSES[job.phase],
-            )
+            attempt = await self._store.tasks.claim(job.task_id, token=token, phase=job.phase)
         except (TaskNotFound, ConflictError) as exc:
             log.info("worker %s: skipping job for %s: %s", self.name, job.task_id, exc)
             return True
@@ -172,21 +140,9 @@ class Worker:
 
     async def _supervise(self, job: Job, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` while renewing the lease and listening for a cancel; stop it on either."""
-        runner = asyncio.create_task(work)
-        keeper = asyncio.create_task(self._keep_lease(job))
-        watcher = asyncio.create_task(self._watch_cancel(job.task_id))
-        try:
-            await asyncio.wait({runner, keeper, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (runner, keeper, watcher):
-                task.cancel()
-            await asyncio.gather(runner, keeper, watcher, return_exceptions=True)
-        if not watcher.cancelled() and watcher.exception() is None:
+        which, _ = await race(work, self._keep_lease(job), self._store.cancels.wait(job.task_id))
+        if which == 2:
             raise TaskCancelled(job.task_id)
-        for task in (keeper, watcher):
-            if not task.cancelled() and (error := task.exception()) is not None:
-                raise error
-        runner.result()
 
     async def _keep_lease(self, job: Job) -> None:
         interval = self._queue.lease_ms / 3000
@@ -194,20 +150,6 @@ class Worker:
             await asyncio.sleep(interval)  # a heartbeat timer, not a poll
             if not await self._queue.renew(job, self.name):
                 raise LeaseLost(f"job {job.job_id} was reclaimed by another worker")
-
-    async def _watch_cancel(self, task_id: str) -> None:
-        """Return when the task is cancelled (Pub/Sub, with a status re-check as a backstop)."""
-        async with self._store.redis.pubsub() as pubsub:
-            await pubsub.subscribe(self._keys.cancel_channel(task_id))
-            while True:
-                # Checked after subscribing, so a cancel between claim and here is not missed.
-                if (await self._store.tasks.get(task_id)).status is TaskStatus.CANCELLED:
-                    return
-                message = await pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=CANCEL_RECHECK_S
-                )
-                if message is not None:
-                    return
 
     async def _hand_back(self, job: Job) -> None:
         """On shutdown: say so in the task's log and make the job claimable at once."""
@@ -248,11 +190,7 @@ class Worker:
         )
         try:
             await self._store.tasks.advance(
-                job.task_id,
-                TaskStatus.FAILED,
-                allowed=ACTIVE_STATUSES[job.phase],
-                reason=reason,
-                fields={"error": reason},
+                job.task_id, FAIL[job.phase], reason=reason, fields={"error": reason}
             )
         except (TaskNotFound, ConflictError) as exc:
             log.info("worker %s: not failing %s: %s", self.name, job.task_id, exc)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 
-from hookagent.models import TaskStatus
+from hookagent.models import Phase, TaskStatus
 from hookagent.store import Store
 from tests.conftest import RunWorker
-from tests.helpers import FIXTURES, fake_agent, wait_status
+from tests.helpers import FIXTURES, fake_agent, wait_for_line, wait_status
 
 DONE = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
 ALERT = (FIXTURES / "sentry-event-alert.json").read_bytes()
@@ -148,7 +148,7 @@ async def test_log_cap_stops_a_flood(
 async def test_progress_is_saved_and_shown_in_status(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path
 ) -> None:
-    recording = Path(__file__).parent / "agents" / "recordings" / "claude-todos.jsonl"
+    recording = Path(__file__).parents[1] / "agents" / "recordings" / "claude-todos.jsonl"
     fake_claude = tmp_path / "claude"
     fake_claude.write_text(f"#!/bin/sh\ncat > /dev/null\ncat '{recording}'\n")
     fake_claude.chmod(0o755)
@@ -165,3 +165,20 @@ async def test_progress_is_saved_and_shown_in_status(
     assert (await store.tasks.get(tid)).agent == "claude"
     bad = await client.post("/webhooks/sentry", content=ALERT, params={"agent": "eliza"})
     assert bad.status_code == 422
+
+
+async def test_a_failing_watchdog_fails_the_attempt_not_the_worker(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker
+) -> None:
+    """The stall watchdog's warning is refused (the lease moved on): the loop lives on."""
+    start_worker(agent_command=fake_agent("hang"), stall_timeout=2, lease_seconds=30)
+    stuck = await submit(client)
+    await wait_for_line(store, stuck, "hanging now")
+    # Another attempt takes the lease, as a reclaiming worker would: this worker's next log
+    # write (the watchdog's stall warning) is fenced out.
+    await store.tasks.claim(stuck, token="successor", phase=Phase.PLAN)
+    survivor = await submit(client)
+    # The same worker loop must go on taking jobs; before the fix it died here silently.
+    await wait_for_line(store, survivor, "hanging now")
+    log = await logs(client, stuck)
+    assert not any("warning: no output" in m for m in log), "the fenced warning was not written"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from hookagent.embedded import EmbeddedValkey
-from hookagent.models import NewTask, Phase, TaskStatus
+from hookagent.models import Action, NewTask, Phase, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
-from tests.helpers import REPO, fake_agent, wait_dead, wait_for_line, wait_status
+from tests.helpers import REPO, fake_agent, move_to, wait_dead, wait_for_line, wait_status
 
 DONE = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
 
@@ -71,12 +71,18 @@ def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
 
 async def queue_task(store: Store, phase: Phase = Phase.PLAN) -> str:
     new = NewTask(source="sentry", repository=REPO, title="Boom", prompt="ctx")
-    task = await store.tasks.create(new, queue="planning-queue")
+    task = await store.tasks.create(new)  # its planning job is queued with it
     if phase is Phase.EXECUTE:
+        # Take the planning job off the queue and walk the task to approval, as a worker and
+        # a person would; the approval queues the execution job.
+        await store.jobs.ensure_group()
+        job = await store.jobs.claim("test", block_ms=100)
+        assert job is not None and job.task_id == task.task_id
+        await store.jobs.ack(job)
+        await move_to(store, task.task_id, TaskStatus.PENDING_APPROVAL, fields={"plan": "do it"})
         await store.tasks.advance(
-            task.task_id, TaskStatus.APPROVED, fields={"plan": "do it", "phase": phase}
+            task.task_id, Action.APPROVE, fields={"phase": phase}, enqueue=Phase.EXECUTE
         )
-    await store.jobs.enqueue(task.task_id, phase)
     return task.task_id
 
 

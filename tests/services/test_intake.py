@@ -14,10 +14,11 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from hookagent.models import TaskStatus
+from hookagent.models import NewTask, TaskStatus
+from hookagent.services.intake import Created, Duplicate, Intake
 from hookagent.settings import Settings
 from hookagent.store import Store
-from tests.helpers import FIXTURES, app_client
+from tests.helpers import FIXTURES, app_client, move_to
 
 GITHUB_ISSUE = json.loads(FIXTURES.joinpath("github-issues-labeled.json").read_text())
 GITHUB_COMMENT = json.loads(FIXTURES.joinpath("github-issue-comment.json").read_text())
@@ -25,6 +26,7 @@ JIRA_CREATED = json.loads(FIXTURES.joinpath("jira-issue-created.json").read_text
 JIRA_COMMENT = json.loads(FIXTURES.joinpath("jira-comment-created.json").read_text())
 ALERT = json.loads(FIXTURES.joinpath("sentry-event-alert.json").read_text())
 SECRET = "gh-webhook-s3cret"
+JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
@@ -83,7 +85,7 @@ async def test_same_incident_while_open_is_one_task(http: httpx.AsyncClient, sto
     assert codes == [200] * 19 + [202]
     assert len({r.json()["task_id"] for r in responses}) == 1
     tid = responses[0].json()["task_id"]
-    await store.tasks.advance(tid, TaskStatus.FAILED, reason="done with it")
+    await move_to(store, tid, TaskStatus.FAILED, reason="done with it")
     fresh = await http.post("/webhooks/sentry", json={**ALERT, "action": "triggered"})
     assert fresh.status_code == 200, "the same delivery (issue id + action) stays a duplicate"
     other_action = await http.post("/webhooks/sentry", json={**ALERT, "action": "re-triggered"})
@@ -94,7 +96,7 @@ async def pending_github_task(http: httpx.AsyncClient, store: Store, number: int
     issue = json.loads(json.dumps(GITHUB_ISSUE))
     issue["issue"]["number"] = number
     tid: str = (await github(http, "issues", issue, f"issue-{number}")).json()["task_id"]
-    await store.tasks.advance(tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "the plan"})
+    await move_to(store, tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "the plan"})
     return tid
 
 
@@ -129,7 +131,7 @@ async def test_command_on_a_finished_task_is_409_and_logged(
     http: httpx.AsyncClient, store: Store
 ) -> None:
     tid = await pending_github_task(http, store)
-    await store.tasks.advance(tid, TaskStatus.REJECTED)
+    await move_to(store, tid, TaskStatus.REJECTED)
     response = await github(http, "issue_comment", GITHUB_COMMENT, "c-3")
     assert response.status_code == 409
     entries, _ = await store.logs.read(tid, offset=0, limit=-1)
@@ -152,7 +154,7 @@ async def test_unknown_command_word_is_explained(http: httpx.AsyncClient) -> Non
 async def test_jira_comment_revises(http: httpx.AsyncClient, store: Store) -> None:
     created = await http.post("/webhooks/jira", json=JIRA_CREATED)
     tid = created.json()["task_id"]
-    await store.tasks.advance(tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "v1"})
+    await move_to(store, tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "v1"})
     response = await http.post(
         "/webhooks/jira", json=JIRA_COMMENT, headers={"x-atlassian-webhook-identifier": "j-1"}
     )
@@ -167,3 +169,58 @@ async def test_jira_comment_revises(http: httpx.AsyncClient, store: Store) -> No
         json={**JIRA_COMMENT, "comment": {**JIRA_COMMENT["comment"], "body": "@hookagent status"}},
     )
     assert status.json() == {"task_id": tid, "status": "queued", "plan": "v1"}
+
+
+async def test_an_intake_failure_leaves_no_mark_and_the_retry_creates_the_task(
+    store: Store, settings: Settings
+) -> None:
+    """Nothing of a delivery is kept unless its task is: the sender's retry is not a duplicate."""
+    intake = Intake(store, settings)
+    # A value Redis cannot take (a lone surrogate cannot be encoded): the write fails late,
+    # after everything intake checked, where the delivery mark used to be set already.
+    broken = NewTask.model_construct(
+        source="sentry", repository="acme/payments-api", title="bad \ud800", prompt="p",
+        external_id="incident-1", url=None, agent=None,
+    )  # fmt: skip
+    with pytest.raises(UnicodeEncodeError):
+        await intake.new_task(broken, delivery="incident-1:created")
+    assert await store.refs.seen("sentry", delivery="incident-1:created", ref="incident-1") == (
+        None,
+        None,
+    )
+    assert await store.tasks.list(status=None, limit=10) == []
+    retry = NewTask(source="sentry", repository="acme/payments-api", title="bad", prompt="p",
+                    external_id="incident-1")  # fmt: skip
+    outcome = await intake.new_task(retry, delivery="incident-1:created")
+    assert isinstance(outcome, Created)
+    again = await intake.new_task(retry, delivery="incident-1:created")
+    assert isinstance(again, Duplicate) and again.task_id == outcome.task.task_id
+
+
+async def test_a_stale_mark_does_not_swallow_a_delivery(store: Store, settings: Settings) -> None:
+    """A delivery mark whose task is gone (expired, or an old bug) is replaced, not obeyed."""
+    await store.refs.mark_delivery("sentry", "incident-2:created", "task-1-dead")
+    new = NewTask(source="sentry", repository="acme/payments-api", title="t", prompt="p",
+                  external_id="incident-2")  # fmt: skip
+    outcome = await Intake(store, settings).new_task(new, delivery="incident-2:created")
+    assert isinstance(outcome, Created)
+    seen = await store.refs.seen("sentry", delivery="incident-2:created", ref="incident-2")
+    assert seen == (outcome.task.task_id, outcome.task.task_id)
+
+
+async def test_a_payload_with_a_lone_surrogate_is_accepted_once(
+    http: httpx.AsyncClient, store: Store
+) -> None:
+    """Valid JSON holding ``\\ud800`` (the issue's reproduction): one task, its retry a dup."""
+    payload = json.loads(json.dumps(ALERT))
+    payload["data"]["event"]["title"] = "bad SURROGATE surrogate"
+    payload["data"]["event"]["issue_id"] = "surrogate-1"
+    # json.dumps would refuse to write a lone surrogate; the escape is valid JSON all the same.
+    body = json.dumps(payload).replace("SURROGATE", "\\ud800")
+    assert "\\ud800" in body
+    first = await http.post("/webhooks/sentry", content=body, headers=JSON)
+    assert first.status_code == 202, first.text
+    retry = await http.post("/webhooks/sentry", content=body, headers=JSON)
+    assert retry.status_code == 200 and retry.json()["task_id"] == first.json()["task_id"]
+    task = (await http.get(f"/tasks/{first.json()['task_id']}")).json()
+    assert "\ufffd" in task["title"]

@@ -6,16 +6,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from hookagent.errors import HookagentError
+from hookagent.errors import PullRequestError
 
 API_VERSION = "2022-11-28"
-
-
-class PullRequestError(HookagentError):
-    """GitHub refused to open the pull request."""
-
-    status_code = 502
-    code = "pull_request_failed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Repository names and task workspaces: validate, then clone with git."""
+"""Task workspaces: clone with git, branch, commit, push."""
 
 from __future__ import annotations
 
@@ -10,18 +10,7 @@ from pathlib import Path
 
 from hookagent.errors import WorkspaceError
 
-_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,99})/[A-Za-z0-9_.-]{1,100}$")
 _TASK_ID = re.compile(r"^task-[0-9]+-[0-9a-f]+$")
-
-
-def validate_repo(name: str, allowed: frozenset[str] = frozenset()) -> str:
-    """``owner/name`` or :class:`WorkspaceError`; optionally only from ``allowed``."""
-    repo = name.strip().removesuffix(".git")
-    if not _REPO.match(repo) or ".." in repo or repo.split("/")[1] in {".", ""}:
-        raise WorkspaceError(f"repository {name!r} is not of the form owner/name")
-    if allowed and repo.lower() not in allowed:
-        raise WorkspaceError(f"repository {repo!r} is not in HOOKAGENT_ALLOWED_REPOS")
-    return repo
 
 
 class Workspaces:

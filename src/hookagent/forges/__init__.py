@@ -1,0 +1,1 @@
+"""Outbound calls to code forges: open a change request (GitHub today)."""

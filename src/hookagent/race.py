@@ -1,0 +1,28 @@
+"""Run coroutines side by side until the first one finishes; the others are cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+
+async def race(*coros: Coroutine[Any, Any, Any]) -> tuple[int, Any]:
+    """The index and result of the first coroutine to finish; the rest are cancelled.
+
+    The others are awaited before this returns, so none outlives the call. The first one's
+    error is raised as itself (a real error wins over a plain result when both are ready at
+    once); a cancel of the caller cancels all of them and is re-raised, never swallowed.
+    """
+    tasks = [asyncio.ensure_future(coro) for coro in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        # Shielded so that a second cancel of the caller cannot leave a task half-stopped.
+        await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+    finished = [task for task in tasks if task in done]
+    failed = [t for t in finished if not t.cancelled() and t.exception() is not None]
+    first = (failed or finished)[0]
+    return tasks.index(first), first.result()

@@ -1,0 +1,1 @@
+"""Domain operations over the store: intake of deliveries and the lifecycle of a task."""

@@ -1,0 +1,132 @@
+"""What happens to a parsed delivery: dedupe, then a new task or a command on an existing one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hookagent.errors import ConflictError, NotAnApprover, TaskNotFound
+from hookagent.models import TERMINAL_STATUSES, ActionResult, NewTask, Task, TaskStatus, one_line
+from hookagent.repos import validate_repo
+from hookagent.services.lifecycle import Lifecycle
+from hookagent.settings import Settings
+from hookagent.sources import Command, Verb
+from hookagent.store import Marks, Store
+
+# Deliveries for one incident racing each other: each round one of them creates the task.
+MAX_ROUNDS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A new task was queued."""
+
+    task: Task
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """The delivery was seen before, or an open task exists for its incident."""
+
+    task_id: str | None
+    status: TaskStatus | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A command changed the task's status."""
+
+    result: ActionResult
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """A ``status`` command: the task as it is."""
+
+    task: Task
+
+
+Outcome = Created | Duplicate | Applied | Reported
+
+
+class Intake:
+    """Turns deliveries into tasks or lifecycle actions, at most once per delivery."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+        self._lifecycle = Lifecycle(store, settings)
+
+    async def new_task(self, new: NewTask, *, delivery: str | None) -> Created | Duplicate:
+        """Queue a task, unless this delivery or an open task for the same incident exists.
+
+        The task, its job and both marks are written in one step, so a failure leaves no
+        mark behind and the sender's retry creates the task.
+        """
+        new.repository = validate_repo(new.repository, self._settings.allowed_repo_set)
+        refs, ref = self._store.refs, new.external_id
+        for _ in range(MAX_ROUNDS):
+            by_delivery, by_ref = await refs.seen(new.source, delivery=delivery, ref=ref)
+            if by_delivery and (found := await self._find(by_delivery)) is not None:
+                return Duplicate(found.task_id, found.status, "delivery seen before")
+            if by_ref and (found := await self._find(by_ref)) is not None:
+                if found.status not in TERMINAL_STATUSES:
+                    if delivery:
+                        await refs.mark_delivery(new.source, delivery, found.task_id)
+                    return Duplicate(found.task_id, found.status, "an open task exists for it")
+            marks = Marks(new.source, delivery, ref, seen_delivery=by_delivery, seen_ref=by_ref)
+            task = await self._store.tasks.create_marked(new, marks)
+            if task is not None:
+                return Created(task)
+        raise ConflictError("too many simultaneous deliveries for this incident; retry")
+
+    async def command(self, command: Command, *, delivery: str | None) -> Outcome:
+        """Apply ``@hookagent <verb>`` (or a transition) to the task the source object maps to."""
+        refs = self._store.refs
+        if delivery and not await refs.claim_delivery(command.source, delivery, command.verb):
+            return Duplicate(None, None, "delivery seen before")
+        try:
+            return await self._command(command)
+        except (ConflictError, NotAnApprover, TaskNotFound):
+            raise  # a decided refusal: the same delivery again is refused the same way
+        except BaseException:
+            # Anything else (Redis gone, a bug): the sender's retry must not be a duplicate.
+            if delivery:
+                await refs.forget_delivery(command.source, delivery)
+            raise
+
+    async def _command(self, command: Command) -> Outcome:
+        task_id = await self._store.refs.task_for(command.source, command.ref)
+        if not task_id:
+            raise TaskNotFound(f"no task for {command.source} {one_line(command.ref, 200)}")
+        task = await self._store.tasks.get(task_id)
+        if command.verb is Verb.STATUS:
+            return Reported(task)
+        where = f"{command.verb.value} from {command.source} by {one_line(command.actor, 200)}"
+        approvers = self._settings.approvers(command.source)
+        if not approvers & {name.lower() for name in command.actor_names}:
+            await self._lifecycle.say(
+                task_id, f"{where} refused: not in HOOKAGENT_{command.source.upper()}_APPROVERS"
+            )
+            raise NotAnApprover(f"{one_line(command.actor, 200)} may not {command.verb} tasks")
+        try:
+            return Applied(await self._apply(task_id, command))
+        except ConflictError as exc:
+            await self._lifecycle.say(task_id, f"{where} refused: {exc.message}")
+            raise
+
+    async def _apply(self, task_id: str, command: Command) -> ActionResult:
+        life, actor, text = self._lifecycle, f"{command.actor} ({command.source})", command.text
+        if command.verb is Verb.APPROVE:
+            return await life.approve(task_id, actor=actor, comment=text or None)
+        if command.verb is Verb.REJECT:
+            return await life.reject(task_id, actor=actor, reason=text or None)
+        if command.verb is Verb.REVISE:
+            return await life.revise(task_id, actor=actor, feedback=text)
+        return await life.cancel(task_id, actor=actor, reason=text or None)
+
+    async def _find(self, task_id: str) -> Task | None:
+        try:
+            return await self._store.tasks.get(task_id)
+        except TaskNotFound:
+            return None

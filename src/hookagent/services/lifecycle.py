@@ -1,0 +1,116 @@
+"""Human decisions on a task: approve, reject, revise, cancel, retry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from hookagent.errors import ConflictError
+from hookagent.models import (
+    RETRY,
+    TRANSITIONS,
+    Action,
+    ActionResult,
+    LogStream,
+    Phase,
+    Task,
+    TaskStatus,
+    one_line,
+    utc_iso,
+)
+from hookagent.settings import Settings
+from hookagent.store import NewLine, Store
+
+ACTOR_MAX = 200
+TEXT_MAX = 2000
+
+
+class Lifecycle:
+    """Applies a person's decision to a task, atomically, with a ``[system]`` log line.
+
+    Names and texts people supply reach the log through :func:`one_line`: control characters
+    are escaped and lengths capped, so nobody can print a forged ``[system]`` line.
+    """
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+
+    async def approve(
+        self, task_id: str, *, actor: str, comment: str | None = None
+    ) -> ActionResult:
+        """``pending_approval → approved`` and the execution job, in one step."""
+        task = await self._store.tasks.get(task_id)
+        await self._refuse_expired(task)
+        text = _said("approved", actor, comment)
+        fields = {"approver": actor, "approval_comment": comment, "phase": Phase.EXECUTE}
+        return await self._apply(
+            task_id, Action.APPROVE, text, fields=fields, enqueue=Phase.EXECUTE
+        )
+
+    async def reject(self, task_id: str, *, actor: str, reason: str | None = None) -> ActionResult:
+        """``pending_approval → rejected``."""
+        return await self._apply(task_id, Action.REJECT, _said("rejected", actor, reason))
+
+    async def revise(self, task_id: str, *, actor: str, feedback: str) -> ActionResult:
+        """Plan again with the reviewer's feedback; the earlier plan stays in the plan history."""
+        if not feedback.strip():
+            raise ConflictError("revise needs feedback saying what to change")
+        text = _said("revision requested", actor, feedback)
+        fields = {"feedback": feedback, "phase": Phase.PLAN}
+        return await self._apply(task_id, Action.REVISE, text, fields=fields, enqueue=Phase.PLAN)
+
+    async def cancel(self, task_id: str, *, actor: str, reason: str | None = None) -> ActionResult:
+        """End the task wherever it is; its worker (on any machine) is told to stop the agent."""
+        text = _said("cancelled", actor, reason, at=utc_iso())
+        result = await self._apply(task_id, Action.CANCEL, text, fields={"error": text})
+        # The transition already dropped the worker's lease token (its writes now fail);
+        # the signal makes it stop the agent at once rather than at its next write.
+        await self._store.cancels.announce(task_id, actor)
+        return result
+
+    async def retry(self, task_id: str, *, actor: str) -> ActionResult:
+        """A new attempt of a failed or cancelled task, from the phase it stopped in."""
+        task = await self._store.tasks.get(task_id)
+        text = _said(f"retry of the {task.phase.value} phase requested", actor, None)
+        return await self._apply(
+            task_id, RETRY[task.phase], text, fields={"error": None}, enqueue=task.phase
+        )
+
+    async def _apply(
+        self,
+        task_id: str,
+        action: Action,
+        text: str,
+        *,
+        fields: Mapping[str, object] | None = None,
+        enqueue: Phase | None = None,
+    ) -> ActionResult:
+        previous = await self._store.tasks.advance(
+            task_id, action, reason=text, fields=fields, enqueue=enqueue
+        )
+        await self.say(task_id, text)
+        status = TRANSITIONS[action].to
+        return ActionResult(task_id=task_id, status=status, previous=previous)
+
+    async def _refuse_expired(self, task: Task) -> None:
+        ttl = self._settings.approval_ttl
+        if ttl is None or task.status is not TaskStatus.PENDING_APPROVAL:
+            return
+        waited = datetime.now(UTC) - datetime.fromisoformat(task.updated_at.replace("Z", "+00:00"))
+        if waited.total_seconds() <= ttl:
+            return
+        text = f"approval expired after {ttl:.0f}s (HOOKAGENT_APPROVAL_TTL)"
+        await self._apply(task.task_id, Action.EXPIRE, text, fields={"error": text})
+        raise ConflictError(f"task {task.task_id} is cancelled: {text}")
+
+    async def say(self, task_id: str, text: str) -> None:
+        """Write a ``[system]`` line to the task's log (unfenced: it comes from a person)."""
+        line = NewLine(utc_iso(), LogStream.SYSTEM.value, f"[system] {one_line(text)}")
+        await self._store.logs.append(task_id, [line])
+
+
+def _said(what: str, actor: str, text: str | None, *, at: str | None = None) -> str:
+    """``<what> by <actor>[ at <time>][: <text>]``, the person's words made safe for one line."""
+    said = f"{what} by {one_line(actor, ACTOR_MAX)}" + (f" at {at}" if at else "")
+    return f"{said}: {one_line(text, TEXT_MAX)}" if text else said

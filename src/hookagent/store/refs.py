@@ -1,0 +1,75 @@
+"""Dedupe marks and links: webhook deliveries seen, and outside objects mapped to tasks.
+
+A delivery mark remembers a delivery id (GitHub ``X-GitHub-Delivery``, Jira's webhook id,
+Sentry issue + action) for the dedupe TTL; a ref maps an outside object (a Sentry issue, a
+Jira key, a GitHub issue or pull request) to the task it started, for the task's TTL. A new
+task's marks are set together with the task itself (``TaskStore.create_marked``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from hookagent.keys import Keys
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """The marks a new task claims, and what intake saw in them before (None: absent)."""
+
+    source: str
+    delivery: str | None = None
+    ref: str | None = None
+    seen_delivery: str | None = None
+    seen_ref: str | None = None
+
+
+class RefStore:
+    """Reads and writes delivery marks and object → task links."""
+
+    def __init__(
+        self, redis: Redis, keys: Keys, *, dedupe_ttl_seconds: int, link_ttl_seconds: int
+    ) -> None:
+        self._redis: Any = redis  # replies are str (decode_responses=True)
+        self._keys = keys
+        self._dedupe_ttl = dedupe_ttl_seconds
+        self._link_ttl = link_ttl_seconds
+
+    async def seen(
+        self, source: str, *, delivery: str | None, ref: str | None
+    ) -> tuple[str | None, str | None]:
+        """The task a delivery id and an object currently point to (None where unmarked)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if delivery:
+                pipe.get(self._keys.delivery(source, delivery))
+            if ref:
+                pipe.get(self._keys.ref(source, ref))
+            replies: list[str | None] = list(await pipe.execute())
+        by_delivery = replies.pop(0) if delivery else None
+        by_ref = replies.pop(0) if ref else None
+        return by_delivery, by_ref
+
+    async def mark_delivery(self, source: str, delivery: str, value: str) -> None:
+        """Point a delivery id at ``value`` (a task id) for the dedupe TTL."""
+        await self._redis.set(self._keys.delivery(source, delivery), value, ex=self._dedupe_ttl)
+
+    async def claim_delivery(self, source: str, delivery: str, value: str) -> bool:
+        """Mark a delivery id unless it is marked already; False for a redelivery."""
+        key = self._keys.delivery(source, delivery)
+        return bool(await self._redis.set(key, value, nx=True, ex=self._dedupe_ttl))
+
+    async def forget_delivery(self, source: str, delivery: str) -> None:
+        """Drop a delivery mark, so the sender's retry of a failed delivery is not a duplicate."""
+        await self._redis.delete(self._keys.delivery(source, delivery))
+
+    async def task_for(self, source: str, ref: str) -> str | None:
+        """The task an outside object is linked to."""
+        task_id: str | None = await self._redis.get(self._keys.ref(source, ref))
+        return task_id
+
+    async def link(self, source: str, ref: str, task_id: str) -> None:
+        """Link an outside object (e.g. the pull request a task opened) to the task."""
+        await self._redis.set(self._keys.ref(source, ref), task_id, ex=self._link_ttl)

@@ -1,0 +1,134 @@
+"""What a worker does in each phase: plan (read-only) and execute (edit, then publish)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hookagent.agents import Agent, AgentOutcome, build_agent
+from hookagent.agents.prompts import execution_prompt, planning_prompt
+from hookagent.errors import AgentError, PullRequestError, WorkspaceError
+from hookagent.models import FAIL, Action, Phase, Task
+from hookagent.settings import Settings
+from hookagent.store import Job, Store
+from hookagent.store.writer import LogWriter
+from hookagent.worker.publish import Publisher
+from hookagent.worker.run import AgentSession
+from hookagent.worker.workspace import Workspaces
+
+
+class PhaseRunner:
+    """Runs one claimed job's phase and records its outcome (fenced by the attempt token)."""
+
+    def __init__(self, *, store: Store, settings: Settings, agent: Agent, worker: str) -> None:
+        self._store = store
+        self._settings = settings
+        self._agent = agent
+        self._others: dict[str, Agent] = {}
+        self._worker = worker
+        self._workspaces = Workspaces(
+            settings.workspaces,
+            url_template=settings.git_url_template,
+            timeout=settings.clone_timeout,
+        )
+        self._session = AgentSession(store=store, settings=settings)
+        self._publisher = Publisher(store=store, settings=settings, workspaces=self._workspaces)
+
+    async def run(self, job: Job, writer: LogWriter, *, token: str, attempt: int) -> None:
+        """The job's phase, start to recorded outcome."""
+        task = await self._store.tasks.get(job.task_id)
+        agent = self._agent_for(task)
+        verb = "planning" if job.phase is Phase.PLAN else "executing the approved plan"
+        await writer.system(
+            f"attempt {attempt} (delivery {job.deliveries}): {verb} with {agent.name} "
+            f"on worker {self._worker}"
+        )
+        if job.phase is Phase.EXECUTE:
+            await self._execute(agent, task, writer, token)
+        else:
+            await self._plan(agent, task, writer, token)
+
+    def _agent_for(self, task: Task) -> Agent:
+        """The task's own agent when it names one (``?agent=`` on the webhook), else the default."""
+        name = task.agent or self._agent.name
+        if name == self._agent.name:
+            return self._agent
+        if name not in self._others:
+            self._others[name] = build_agent(self._settings.model_copy(update={"agent": name}))
+        return self._others[name]
+
+    async def _plan(self, agent: Agent, task: Task, writer: LogWriter, token: str) -> None:
+        prompt = planning_prompt(
+            repository=task.repository,
+            source=task.source,
+            title=task.title,
+            context=task.prompt,
+            previous_plan=task.plan,
+            feedback=task.feedback,
+        )
+        try:
+            path = await self._clone(task, writer)
+            outcome = await self._session.run(agent, path, Phase.PLAN, prompt, writer)
+        except (AgentError, WorkspaceError) as exc:
+            outcome = AgentOutcome(ok=False, error=exc.message)
+        if outcome.ok and not (outcome.plan or "").strip():
+            outcome.ok, outcome.error = False, "agent finished without a plan"
+        fields: dict[str, Any] = {"agent": agent.name, **outcome.stats}
+        if not outcome.ok:
+            await self._fail(task, writer, token, outcome, fields)
+            return
+        await self._store.tasks.add_plan(task.task_id, str(outcome.plan))
+        await writer.system("plan ready; waiting for approval")
+        await writer.flush()
+        fields |= {"plan": outcome.plan, "result": outcome.result, "error": None, "feedback": None}
+        await self._store.tasks.advance(task.task_id, Action.PLAN_READY, token=token, fields=fields)
+
+    async def _execute(self, agent: Agent, task: Task, writer: LogWriter, token: str) -> None:
+        branch = f"hookagent/{task.task_id}"
+        prompt = execution_prompt(
+            repository=task.repository,
+            source=task.source,
+            title=task.title,
+            context=task.prompt,
+            plan=task.plan or "",
+            comment=task.approval_comment,
+        )
+        fields: dict[str, Any] = {"agent": agent.name, "branch": branch}
+        try:
+            path = await self._clone(task, writer)
+            base = await self._workspaces.start_branch(path, branch)
+            outcome = await self._session.run(agent, path, Phase.EXECUTE, prompt, writer)
+            fields |= outcome.stats
+            if outcome.ok:
+                fields |= await self._publisher.publish(task, path, branch, base, writer)
+        except (AgentError, WorkspaceError, PullRequestError) as exc:
+            outcome = AgentOutcome(ok=False, error=exc.message)
+        if not outcome.ok:
+            await self._fail(task, writer, token, outcome, fields)
+            return
+        await writer.system(f"completed: {fields.get('result')}")
+        await writer.flush()
+        await self._store.tasks.advance(
+            task.task_id, Action.COMPLETE, token=token, fields=fields | {"error": None}
+        )
+
+    async def _clone(self, task: Task, writer: LogWriter) -> Path:
+        path = await self._workspaces.clone(task.task_id, task.repository)
+        await writer.system(f"cloned {task.repository} into workspace {path.name}")
+        return path
+
+    async def _fail(
+        self,
+        task: Task,
+        writer: LogWriter,
+        token: str,
+        outcome: AgentOutcome,
+        fields: dict[str, Any],
+    ) -> None:
+        await writer.flush()  # the status entry that follows carries the reason
+        fields |= {"error": outcome.error, "result": outcome.result}
+        if outcome.plan and task.phase is Phase.PLAN:
+            fields["plan"] = outcome.plan
+        await self._store.tasks.advance(
+            task.task_id, FAIL[task.phase], token=token, reason=outcome.error, fields=fields
+        )

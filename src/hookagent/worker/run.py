@@ -1,0 +1,150 @@
+"""Run the agent CLI for one phase: output into the log, progress saved, stalls watched."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from hookagent.agents import Agent, AgentOutcome, AgentRun, run_process
+from hookagent.agents.runner import OnLines
+from hookagent.errors import Stalled
+from hookagent.models import LogStream, Phase, utc_iso
+from hookagent.race import race
+from hookagent.settings import Settings
+from hookagent.store import Store
+from hookagent.store.writer import LogWriter
+
+PROGRESS_EVERY_S = 1.0
+
+
+class Reporter:
+    """Saves a run's progress (adapter counters plus phase and timing) at most once a second."""
+
+    def __init__(
+        self, store: Store, task_id: str, phase: Phase, run: AgentRun, clock: list[float]
+    ) -> None:
+        self._store = store
+        self._task_id = task_id
+        self._phase = phase
+        self._run = run
+        self._clock = clock
+        self._started = time.monotonic()
+        self._started_wall = time.time()
+        self._saved: dict[str, Any] | None = None
+
+    async def every(self, interval: float) -> None:
+        """Save whenever something changed, on a timer."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.save()
+
+    async def save(self) -> None:
+        """Write the progress document if it changed since the last write."""
+        snapshot = self._run.progress.snapshot()
+        if snapshot == self._saved:
+            return
+        self._saved = snapshot
+        last_output = self._started_wall + (self._clock[0] - self._started)
+        document = {
+            "phase": self._phase.value,
+            "elapsed_s": round(time.monotonic() - self._started, 1),
+            "last_output_at": utc_iso(last_output),
+            **snapshot,
+        }
+        await self._store.tasks.save_progress(self._task_id, document)
+
+
+def line_sink(run: AgentRun, writer: LogWriter, clock: list[float] | None = None) -> OnLines:
+    """Feed agent output through the adapter into the log writer (and note when it came)."""
+
+    async def sink(stream: LogStream, lines: list[str]) -> None:
+        ts = utc_iso()  # one clock read per chunk: its lines arrived together
+        run.progress.lines += len(lines)
+        if clock is not None:
+            clock[0] = time.monotonic()
+        for line in lines:
+            for out in run.parse(stream, line):
+                writer.add(out.stream, out.text, kind=out.kind or "", raw=out.raw, ts=ts)
+        await writer.wait_room()
+
+    return sink
+
+
+class AgentSession:
+    """Runs an agent in a workspace for one phase and judges the outcome."""
+
+    def __init__(self, *, store: Store, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+
+    async def run(
+        self, agent: Agent, path: Path, phase: Phase, prompt: bytes, writer: LogWriter
+    ) -> AgentOutcome:
+        """The agent's outcome; a stall or timeout is a failed outcome with its reason."""
+        s = self._settings
+        timeout, knob = (
+            (s.planning_timeout, "HOOKAGENT_PLANNING_TIMEOUT")
+            if phase is Phase.PLAN
+            else (s.execution_timeout, "HOOKAGENT_EXECUTION_TIMEOUT")
+        )
+        argv = agent.argv(phase)
+        await writer.system(f"running {' '.join(argv)}")
+
+        async def remember(pgid: int) -> None:
+            # So that a successor on this host can end what a killed worker left running.
+            fields = {"agent_host": socket.gethostname(), "agent_pgid": str(pgid)}
+            await self._store.tasks.set_fenced(writer.task_id, writer.token, fields)
+
+        run = agent.start()
+        clock = [time.monotonic()]
+        report = Reporter(self._store, writer.task_id, phase, run, clock)
+        agent_process = run_process(
+            argv,
+            stdin=prompt,
+            cwd=path,
+            on_lines=line_sink(run, writer, clock),
+            timeout=timeout,
+            kill_grace=s.kill_grace,
+            on_start=remember,
+        )
+        try:
+            # The agent, its stall watchdog and the progress timer: whichever ends first ends
+            # all three (cancelling the agent kills its process group). A watchdog that fails
+            # for another reason (a fenced or failing log write) raises that error here.
+            _, result = await race(
+                agent_process, self._watch_stall(clock, writer), report.every(PROGRESS_EVERY_S)
+            )
+        except Stalled:
+            await report.save()
+            quiet = f"no output for {s.stall_kill:.0f}s (HOOKAGENT_STALL_KILL)"
+            await writer.system(f"agent stopped: {quiet}")
+            return AgentOutcome(ok=False, error=f"stalled: {quiet}")
+        await report.save()
+        outcome = run.finish(result.exit_code)
+        if result.timed_out:
+            outcome.ok = False
+            outcome.error = f"agent {result.describe} ({knob})"
+        elif not outcome.ok and outcome.error is None:
+            outcome.error = f"agent failed: {result.describe}"
+        await writer.system(f"agent exited: {result.describe} after {result.duration_s:.1f}s")
+        return outcome
+
+    async def _watch_stall(self, clock: list[float], writer: LogWriter) -> None:
+        """Warn once per silence past the stall timeout; raise Stalled past the kill limit."""
+        warn, kill = self._settings.stall_timeout, self._settings.stall_kill
+        warned_for = -1.0
+        while True:
+            last = clock[0]
+            quiet = time.monotonic() - last
+            if kill is not None and quiet >= kill:
+                raise Stalled(f"no output for {quiet:.0f}s")
+            if quiet >= warn and warned_for != last:
+                warned_for = last
+                await writer.system(f"warning: no output from the agent for {quiet:.0f}s")
+            next_warn = warn - quiet if warned_for != last else float("inf")
+            next_kill = kill - quiet if kill is not None else float("inf")
+            wait = min(next_warn, next_kill, warn)
+            await asyncio.sleep(max(wait, 0.05))  # a timer to the next deadline, not a poll
