@@ -7,7 +7,7 @@ import contextlib
 import io
 import logging
 import signal
-from collections.abc import Generator, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 
 import uvicorn
 
@@ -21,6 +21,7 @@ from hookagent.worker import Worker
 log = logging.getLogger(__name__)
 
 STOP_MARGIN_S = 10.0
+RESTART_DELAY_S = 1.0
 
 
 class _Server(uvicorn.Server):
@@ -63,7 +64,10 @@ async def run_services(settings: Settings, *, server: bool, workers: int) -> Non
             Worker(store=store, settings=settings, agent=build_agent(settings))
             for _ in range(workers)
         ]
-        worker_tasks = [asyncio.create_task(w.run(stop), name=f"worker-{w.name}") for w in runners]
+        worker_tasks = [
+            asyncio.create_task(keep_running(f"worker {w.name}", w.run, stop), name=w.name)
+            for w in runners
+        ]
         web: _Server | None = None
         web_task: asyncio.Task[None] | None = None
         if server:
@@ -87,6 +91,29 @@ async def run_services(settings: Settings, *, server: bool, workers: int) -> Non
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await redis.aclose()
+
+
+async def keep_running(
+    name: str, loop: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    """Run ``loop(stop)`` until ``stop`` is set; if it ends before that, log it and restart it.
+
+    A worker loop is meant to end only on shutdown; one that dies of a bug must not leave a
+    process that looks healthy but takes no jobs. A cancel (shutdown) is never swallowed.
+    """
+    while not stop.is_set():
+        try:
+            await loop(stop)
+        except Exception:
+            log.exception("%s died; restarting it", name)
+        else:
+            if stop.is_set():
+                return
+            log.error("%s ended although nothing asked it to; restarting it", name)
+        # Waited on the stop event, so a shutdown during the pause is not held up.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(RESTART_DELAY_S):
+                await stop.wait()
 
 
 async def _wait_stop(stop: asyncio.Event, web_task: asyncio.Task[None] | None) -> None:
