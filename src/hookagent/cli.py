@@ -16,7 +16,6 @@ from rich.markup import escape
 
 from hookagent import client
 from hookagent.errors import HookagentError
-from hookagent.service import embedded_store, run_services
 from hookagent.settings import ClientSettings, Settings, describe_errors, get_settings
 
 EXIT_CONFIG = 2
@@ -148,7 +147,13 @@ def _require_redis(settings: Settings) -> None:
         raise HookagentError("HOOKAGENT_REDIS_URL is required here; `hookagent up` embeds Valkey")
 
 
+# The server side (FastAPI, uvicorn, the worker) is imported only by the commands that run
+# it: the client commands start in a third of the time without it.
+
+
 def _up(args: argparse.Namespace) -> int:
+    from hookagent.service import embedded_store, run_services
+
     settings: Settings = args.settings
     with embedded_store(settings) as ready:
         asyncio.run(run_services(ready, server=True, workers=ready.workers))
@@ -156,6 +161,8 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
+    from hookagent.service import run_services
+
     settings: Settings = args.settings
     _require_redis(settings)
     asyncio.run(run_services(settings, server=True, workers=0))
@@ -163,6 +170,8 @@ def _server(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from hookagent.service import run_services
+
     settings: Settings = args.settings
     _require_redis(settings)
     asyncio.run(run_services(settings, server=False, workers=max(1, settings.workers)))
