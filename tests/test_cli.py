@@ -16,6 +16,7 @@ import httpx
 import pytest
 from redis import Redis
 
+from hookagent.settings import get_settings
 from tests.helpers import FIXTURES, fake_agent
 
 READY = "Uvicorn running on"
@@ -202,3 +203,120 @@ def test_server_without_redis_url_says_what_to_do() -> None:
     )
     assert result.returncode == 1
     assert "HOOKAGENT_REDIS_URL is required" in result.stderr
+
+
+def bare_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any HOOKAGENT_* setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKAGENT_")}
+    return env | extra
+
+
+def processes_naming(needle: str) -> list[int]:
+    """Pids of every process whose command line mentions ``needle`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # the process ended while we looked; it cannot be one we care about
+        if needle.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The only line on stderr, checked to be an error and not a traceback."""
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "says"),
+    [
+        ({"HOOKAGENT_GITHUB_TOKEN": "changeme"}, "HOOKAGENT_GITHUB_TOKEN", "placeholder"),
+        (
+            {"HOOKAGENT_AGENT": "bogus"},
+            "HOOKAGENT_AGENT",
+            "must be one of claude, codex, gemini, command (got 'bogus')",
+        ),
+        ({"HOOKAGENT_AGENT": "command"}, "HOOKAGENT_AGENT_COMMAND", "HOOKAGENT_AGENT=command"),
+        ({"HOOKAGENT_WORKERS": "many"}, "HOOKAGENT_WORKERS", "integer"),
+    ],
+    ids=["placeholder-token", "unknown-agent", "command-without-command", "workers-not-a-number"],
+)
+def test_up_refuses_a_bad_setting_in_one_line_and_starts_nothing(
+    tmp_path: Path, env: dict[str, str], variable: str, says: str
+) -> None:
+    data = tmp_path / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "hookagent.cli", "up", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env=bare_env(HOOKAGENT_DATA_DIR=str(data), **env),
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    line = one_error_line(result)
+    assert line.startswith(f"error: {variable}: ") and says in line, line
+    # Nothing started: the embedded Valkey creates its data dir and lock first.
+    assert not data.exists()
+    assert processes_naming(str(data)) == []
+
+
+def test_every_bad_setting_gets_its_own_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hookagent.cli", "server"],
+        capture_output=True,
+        text=True,
+        env=bare_env(HOOKAGENT_AGENT="bogus", HOOKAGENT_LOG_FLUSH_MS="0"),
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == [
+        "HOOKAGENT_AGENT",
+        "HOOKAGENT_LOG_FLUSH_MS",
+    ], result.stderr
+
+
+def test_submit_explains_a_file_it_cannot_use(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: the file must fail first
+    not_json = tmp_path / "not.json"
+    not_json.write_text("{ this is not json")
+    for path, says in (
+        (tmp_path / "missing.json", "No such file"),
+        (tmp_path, "Is a directory"),
+        (not_json, "not JSON"),
+    ):
+        result = cli("submit", "sentry", str(path), "--url", url)
+        assert result.returncode != 0
+        line = one_error_line(result)
+        assert str(path) in line and says in line and "cannot reach" not in line, line
+
+
+def test_client_commands_take_the_server_from_hookagent_url() -> None:
+    from_env, from_flag = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    command = [sys.executable, "-m", "hookagent.cli", "tasks"]
+    env = bare_env(HOOKAGENT_URL=from_env)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1 and f"cannot reach {from_env}" in one_error_line(result)
+    flagged = subprocess.run(
+        [*command, "--url", from_flag], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert f"cannot reach {from_flag}" in one_error_line(flagged)
+
+
+def test_public_url_defaults_to_the_served_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HOOKAGENT_PUBLIC_URL", "HOOKAGENT_HOST", "HOOKAGENT_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert get_settings(port=9000).public_url == "http://127.0.0.1:9000"
+    assert get_settings(host="10.0.0.7", port=8080).public_url == "http://10.0.0.7:8080"
+    assert get_settings(host="::1", port=8080).public_url == "http://[::1]:8080"
+    monkeypatch.setenv("HOOKAGENT_PUBLIC_URL", "https://hookagent.example.com")
+    assert get_settings(port=9000).public_url == "https://hookagent.example.com"

@@ -10,13 +10,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
 from hookagent import client
 from hookagent.errors import HookagentError
-from hookagent.service import embedded_store, run_services
-from hookagent.settings import Settings, get_settings
+from hookagent.settings import ClientSettings, Settings, describe_errors, get_settings
+
+EXIT_CONFIG = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,16 +30,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        # The whole configuration is checked here, before anything starts.
+        if serving:
+            args.settings = _settings(args)
+        else:
+            args.url = args.url or ClientSettings().url
+    except ValidationError as exc:
+        for line in describe_errors(exc):
+            _error(line)
+        return EXIT_CONFIG
+    try:
         code: int = args.run(args)
     except HookagentError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(exc.message)}")
+        _error(exc.message)
         return 1
     except httpx.TransportError as exc:
-        Console(stderr=True, soft_wrap=True).print(
-            f"[bold red]error:[/] cannot reach {args.url}: {escape(str(exc))}"
-        )
+        _error(f"cannot reach {args.url}: {exc}")
         return 1
     return code
+
+
+def _error(message: str) -> None:
+    # soft_wrap: one message stays one line, whatever the terminal's width.
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,7 +128,9 @@ def _serve_options(parser: argparse.ArgumentParser, *, workers: bool) -> None:
 
 def _client(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
-    parser.add_argument("--url", default="http://127.0.0.1:8000", help="the hookagent API")
+    parser.add_argument(
+        "--url", help="the hookagent API (HOOKAGENT_URL, default http://127.0.0.1:8000)"
+    )
     return parser
 
 
@@ -130,22 +147,32 @@ def _require_redis(settings: Settings) -> None:
         raise HookagentError("HOOKAGENT_REDIS_URL is required here; `hookagent up` embeds Valkey")
 
 
+# The server side (FastAPI, uvicorn, the worker) is imported only by the commands that run
+# it: the client commands start in a third of the time without it.
+
+
 def _up(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    from hookagent.service import embedded_store, run_services
+
+    settings: Settings = args.settings
     with embedded_store(settings) as ready:
         asyncio.run(run_services(ready, server=True, workers=ready.workers))
     return 0
 
 
 def _server(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    from hookagent.service import run_services
+
+    settings: Settings = args.settings
     _require_redis(settings)
     asyncio.run(run_services(settings, server=True, workers=0))
     return 0
 
 
 def _worker(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    from hookagent.service import run_services
+
+    settings: Settings = args.settings
     _require_redis(settings)
     asyncio.run(run_services(settings, server=False, workers=max(1, settings.workers)))
     return 0

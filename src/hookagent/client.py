@@ -276,8 +276,16 @@ def action(args: argparse.Namespace) -> int:
 
 def submit(args: argparse.Namespace) -> int:
     """Post a payload file as the named source would."""
-    with open(args.file, "rb") as handle:
-        body = handle.read()
+    try:
+        with open(args.file, "rb") as handle:
+            body = handle.read()
+    except OSError as exc:
+        raise HookagentError(f"cannot read {args.file}: {exc.strerror}") from None
+    try:
+        json.loads(body)
+    except ValueError as exc:
+        # Checked here so a typo gets its reason, not the server's 400.
+        raise HookagentError(f"{args.file} is not JSON: {exc}") from None
     headers = {"content-type": "application/json"}
     if args.source == "github":
         headers["x-github-event"] = args.event

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import shlex
+import socket
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values people paste from examples; a webhook "secured" by one of these is not secured.
@@ -36,7 +44,8 @@ class Settings(BaseSettings):
     clone_timeout: float = Field(default=300.0, gt=0)
 
     agent: Literal["claude", "codex", "gemini", "command"] = "claude"
-    agent_command: str = ""
+    # Validated even when unset: the command agent without a command must be refused.
+    agent_command: str = Field(default="", validate_default=True)
     claude_bin: str = "claude"
     codex_bin: str = "codex"
     gemini_bin: str = "gemini"
@@ -62,7 +71,7 @@ class Settings(BaseSettings):
     jira_approvers: str = ""
     jira_approve_status: str = "Approved"
     jira_reject_status: str = "Rejected"
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = ""  # empty: the address served, see _default_public_url
     dedupe_ttl: int = Field(default=86400, ge=60)
     kill_grace: float = Field(default=5.0, gt=0)
 
@@ -87,6 +96,35 @@ class Settings(BaseSettings):
         if value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:
             raise ValueError("is a placeholder; set a real secret or leave it unset")
         return value
+
+    @field_validator("agent_command")
+    @classmethod
+    def _command_agent_needs_command(cls, value: str, info: ValidationInfo) -> str:
+        # shlex errors (an unclosed quote) belong here too, not in the first task's run.
+        if not shlex.split(value) and info.data.get("agent") == "command":
+            raise ValueError(
+                "is empty but HOOKAGENT_AGENT=command needs it: set the command line to run "
+                "(it reads the prompt on stdin; its stdout is the plan)"
+            )
+        return value
+
+    @field_validator("claude_extra_args")
+    @classmethod
+    def _split_cleanly(cls, value: str) -> str:
+        shlex.split(value)
+        return value
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> Settings:
+        # Links in pull requests must point at the port this process serves, not a constant.
+        if not self.public_url:
+            host = self.host
+            if host in ("", "0.0.0.0", "::"):
+                host = socket.gethostname()
+            if ":" in host:
+                host = f"[{host}]"
+            self.public_url = f"http://{host}:{self.port}"
+        return self
 
     @property
     def workspaces(self) -> Path:
@@ -119,6 +157,34 @@ class Settings(BaseSettings):
         return shlex.split(self.claude_extra_args)
 
 
+class ClientSettings(BaseSettings):
+    """What the CLI's client commands read from the environment (only HOOKAGENT_URL)."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKAGENT_", extra="ignore")
+
+    url: str = "http://127.0.0.1:8000"
+
+
 def get_settings(**overrides: object) -> Settings:
     """Build settings from the environment, with explicit overrides taking precedence."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per refused setting, named as its environment variable, saying what to do."""
+    lines = []
+    for item in error.errors(include_url=False):
+        field = str(item["loc"][0]) if item["loc"] else ""
+        name = f"HOOKAGENT_{field.upper()}" if field else "settings"
+        info = Settings.model_fields.get(field)
+        if item["type"] == "literal_error" and info is not None:
+            message = "must be one of " + ", ".join(map(str, get_args(info.annotation)))
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            message = message[:1].lower() + message[1:]
+        # Secrets are never echoed, not even a refused one.
+        secret = info is not None and SecretStr in (get_args(info.annotation) or (info.annotation,))
+        given = item.get("input")
+        shown = "" if secret or given in (None, "") else f" (got {given!r})"
+        lines.append(f"{name}: {message}{shown}")
+    return lines

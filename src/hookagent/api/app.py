@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from hookagent.api.errors import install_error_handlers
 from hookagent.api.limits import BodyLimitMiddleware
 from hookagent.api.routes import actions, health, search, stream, tasks, webhooks
+from hookagent.api.routes.docs import install_docs
 from hookagent.errors import HookagentError
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
@@ -46,6 +47,9 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         redirect_slashes=False,
+        # Served by routes/docs.py from local files; FastAPI's defaults need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -56,4 +60,5 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(search.router)
     app.include_router(health.router)
+    install_docs(app)
     return app
