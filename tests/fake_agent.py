@@ -61,6 +61,11 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         return 0
     if mode == "auto":
         return auto(prompt, args)
+    if mode == "env":
+        for name, value in sorted(os.environ.items()):
+            print(f"env {name}={value}")
+        print("PLAN: printed the environment")
+        return 0
     print(f"unknown mode {mode}", file=sys.stderr)
     return 2
 

@@ -15,6 +15,7 @@ from hookagent.errors import AgentError, WorkspaceError
 from hookagent.github import PullRequestError, open_pull_request
 from hookagent.keys import Keys
 from hookagent.models import ACTIVE_STATUSES, LogStream, Phase, Task, TaskStatus, utc_iso
+from hookagent.sandbox import prepare_command
 from hookagent.settings import Settings
 from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
@@ -270,7 +271,7 @@ class PhaseRunner:
             if phase is Phase.PLAN
             else (s.execution_timeout, "HOOKAGENT_EXECUTION_TIMEOUT")
         )
-        argv = agent.argv(phase)
+        argv, env = await prepare_command(agent, phase, path, s)
         await writer.system(f"running {' '.join(argv)}")
 
         async def remember(pgid: int) -> None:
@@ -288,6 +289,7 @@ class PhaseRunner:
                 on_lines=line_sink(run, writer, clock),
                 timeout=timeout,
                 kill_grace=s.kill_grace,
+                env=env,
                 on_start=remember,
             )
         )
