@@ -4,6 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh dev
 
+# bubblewrap for the sandbox tests; installed only where we can (root with apt-get).
+if ! command -v bwrap >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && apt-get install -y -qq bubblewrap
+fi
+
 # The real Claude Code CLI for the end-to-end test, cached outside the checkout.
 claude_version=2.1.197
 npm_dir="${XDG_CACHE_HOME:-$HOME/.cache}/hookagent/npm"

@@ -61,6 +61,13 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         return 0
     if mode == "auto":
         return auto(prompt, args)
+    if mode == "env":
+        for name, value in sorted(os.environ.items()):
+            print(f"env {name}={value}")
+        print("PLAN: printed the environment")
+        return 0
+    if mode == "probe":
+        return probe()
     print(f"unknown mode {mode}", file=sys.stderr)
     return 2
 
@@ -86,6 +93,26 @@ def auto(prompt: str, args: list[str]) -> int:
         with open("app.py", "a") as source:
             source.write("\n\ndef safe_total(xs):\n    return total(xs) if xs else 0\n")
     print("done")
+    return 0
+
+
+def probe() -> int:
+    """Try to read each path in PROBE_READ and write each in PROBE_WRITE; print what happened."""
+    for path in filter(None, os.environ.get("PROBE_READ", "").split(os.pathsep)):
+        try:
+            with open(path) as source:
+                print(f"read {path}: ok {source.readline().strip()}")
+        except OSError as exc:
+            print(f"read {path}: {type(exc).__name__} {exc.strerror}")
+    for path in filter(None, os.environ.get("PROBE_WRITE", "").split(os.pathsep)):
+        try:
+            with open(path, "w") as target:
+                target.write("written from inside the agent\n")
+            print(f"write {path}: ok")
+        except OSError as exc:
+            print(f"write {path}: {type(exc).__name__} {exc.strerror}")
+    print(f"HOME is {os.environ.get('HOME')}")
+    print("PLAN: probed")
     return 0
 
 

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     claude_max_turns: int | None = Field(default=None, ge=1)
     claude_extra_args: str = ""
     claude_allowed_tools: str = "Bash,Read,Edit,Write,Glob,Grep,MultiEdit,TodoWrite"
+    # Names (``FOO_*``: a prefix) passed on to the agent besides the basics and its adapter's.
+    agent_env: str = Field(default="", pattern=r"^\s*([A-Za-z_][A-Za-z0-9_]*\*?\s*(,\s*|$))*$")
+    sandbox: Literal["none", "bwrap"] = "none"
     planning_timeout: float = Field(default=300.0, gt=0)
     execution_timeout: float = Field(default=600.0, gt=0)
     stall_timeout: float = Field(default=120.0, gt=0)

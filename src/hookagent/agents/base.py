@@ -47,6 +47,8 @@ class Agent(Protocol):
     """An agent CLI hookagent knows how to drive."""
 
     name: str
+    # Environment names (``FOO_*``: a prefix) the CLI needs on top of the basics.
+    env_names: tuple[str, ...]
 
     def argv(self, phase: Phase) -> list[str]:
         """The command line for ``phase``; the prompt goes on stdin, never here."""

@@ -18,6 +18,7 @@ class ClaudeAgent:
     """Builds the Claude Code command line for each phase."""
 
     name = "claude"
+    env_names: tuple[str, ...] = ("ANTHROPIC_*", "CLAUDE_CODE_*", "CLAUDE_CONFIG_DIR")
 
     def __init__(
         self,

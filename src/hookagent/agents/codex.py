@@ -14,6 +14,7 @@ class CodexAgent(ModelCli):
     """``codex exec --json -``: read-only sandbox to plan, workspace-write to execute."""
 
     name = "codex"
+    env_names: tuple[str, ...] = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_*")
 
     def argv(self, phase: Phase) -> list[str]:
         """The prompt is read from stdin (the trailing ``-``)."""

@@ -13,6 +13,7 @@ class CommandAgent:
     """Runs a fixed argv; its stdout is the plan."""
 
     name = "command"
+    env_names: tuple[str, ...] = ()  # the operator lists what it needs: HOOKAGENT_AGENT_ENV
 
     def __init__(self, argv: list[str]) -> None:
         if not argv:

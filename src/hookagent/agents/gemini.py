@@ -19,6 +19,7 @@ class GeminiAgent(ModelCli):
     """``gemini -p … -o stream-json``: default approvals to plan, auto_edit to execute."""
 
     name = "gemini"
+    env_names: tuple[str, ...] = ("GEMINI_*", "GOOGLE_*")
 
     def argv(self, phase: Phase) -> list[str]:
         """The command line; approvals depend on the phase."""

@@ -16,6 +16,7 @@ from hookagent.race import race
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.writer import LogWriter
+from hookagent.worker.sandbox import prepare_command
 
 PROGRESS_EVERY_S = 1.0
 
@@ -90,8 +91,9 @@ class AgentSession:
             if phase is Phase.PLAN
             else (s.execution_timeout, "HOOKAGENT_EXECUTION_TIMEOUT")
         )
-        argv = agent.argv(phase)
-        await writer.system(f"running {' '.join(argv)}")
+        argv, env = await prepare_command(agent, phase, path, s)
+        where = " in a bwrap sandbox" if s.sandbox == "bwrap" else ""
+        await writer.system(f"running {' '.join(agent.argv(phase))}{where}")
 
         async def remember(pgid: int) -> None:
             # So that a successor on this host can end what a killed worker left running.
@@ -108,6 +110,7 @@ class AgentSession:
             on_lines=line_sink(run, writer, clock),
             timeout=timeout,
             kill_grace=s.kill_grace,
+            env=env,
             on_start=remember,
         )
         try:
