@@ -131,7 +131,8 @@ async def test_plan_approve_execute_under_bwrap_pushes_the_branch(
     assert approved.status_code == 200, approved.text
     assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED, await messages(store, tid)
     log = await messages(store, tid)
-    assert sum(1 for m in log if m.startswith("[system] running ") and " --ro-bind " in m) == 2
+    sandboxed = [m for m in log if m.startswith("[system] running ")]
+    assert len(sandboxed) == 2 and all(m.endswith(" in a bwrap sandbox") for m in sandboxed)
     task = await store.tasks.get(tid)
     assert task.commit
     # The edit the agent made inside the sandbox is in the pushed branch.
