@@ -90,11 +90,7 @@ class PhaseRunner:
         self._others: dict[str, Agent] = {}
         self._worker = worker
         self._keys = Keys(settings.key_prefix)
-        self._workspaces = Workspaces(
-            settings.workspaces,
-            url_template=settings.git_url_template,
-            timeout=settings.clone_timeout,
-        )
+        self._workspaces = Workspaces.from_settings(settings)
 
     async def run(self, job: Job, writer: LogWriter, *, token: str, attempt: int) -> None:
         """The job's phase, start to recorded outcome."""

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     default_repo: str | None = None
     allowed_repos: str = ""
     git_url_template: str = "https://github.com/{repo}.git"
+    git_token: SecretStr | None = None
     clone_timeout: float = Field(default=300.0, gt=0)
 
     agent: Literal["claude", "codex", "gemini", "command"] = "claude"
@@ -78,7 +79,11 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(default=3, ge=1)
 
     @field_validator(
-        "sentry_client_secret", "jira_webhook_secret", "github_webhook_secret", "github_token"
+        "sentry_client_secret",
+        "jira_webhook_secret",
+        "github_webhook_secret",
+        "github_token",
+        "git_token",
     )
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
