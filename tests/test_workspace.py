@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,3 +154,69 @@ async def test_github_token_goes_to_github_hosts_only(
     )
     with pytest.raises(WorkspaceError, match="Authentication failed"):
         await Workspaces.from_settings(other).clone(TASK, REPO)
+
+
+async def test_directories_are_private(tmp_path: Path, remotes: Path) -> None:
+    template = f"file://{remotes}/{{repo}}.git"
+    data = tmp_path / "data"
+    path = await Workspaces(data / "workspaces", url_template=template, timeout=30).clone(
+        TASK, REPO
+    )
+    assert (mode(data), mode(data / "workspaces"), mode(path)) == (0o700, 0o700, 0o700)
+
+    loose = tmp_path / "loose"
+    (loose / "workspaces").mkdir(parents=True)
+    for directory in (loose, loose / "workspaces"):
+        directory.chmod(0o755)
+    settings = Settings(data_dir=loose, git_url_template=template)
+    await Workspaces.from_settings(settings).clone(TASK, REPO)
+    assert mode(loose) == mode(loose / "workspaces") == 0o700, "existing ones are tightened"
+
+
+async def test_remove_deletes_whatever_the_agent_left(tmp_path: Path, remotes: Path) -> None:
+    spaces = Workspaces(tmp_path / "ws", url_template=f"file://{remotes}/{{repo}}.git", timeout=30)
+    path = await spaces.clone(TASK, REPO)
+    locked = path / "cache" / "mod"
+    locked.mkdir(parents=True)
+    (locked / "f").write_text("x")
+    locked.chmod(0o500)  # read-only, like Go's module cache
+    assert await spaces.remove(TASK) and not path.exists()
+    assert await spaces.remove(TASK), "removing what is gone is fine"
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("x")
+    path.symlink_to(outside)  # the agent replaced its workspace with a link
+    assert await spaces.remove(TASK)
+    assert not path.is_symlink() and (outside / "keep.txt").exists()
+
+
+async def test_sweep_removes_ended_and_unknown_keeps_live_and_recent(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    spaces = Workspaces(root, url_template="file:///nowhere/{repo}.git", timeout=30)
+    old = time.time() - 3 * 3600
+    names = {
+        "live_old": "task-1-aa",
+        "ended_old": "task-2-bb",
+        "unknown_old": "task-3-cc",
+        "failed_recent": "task-4-dd",
+    }
+    for key, name in names.items():
+        (root / name / "src").mkdir(parents=True)
+        if key.endswith("_old"):
+            os.utime(root / name, (old, old))
+    (root / "notes").mkdir()  # not a task's: never touched
+    os.utime(root / "notes", (old, old))
+    statuses = {"task-1-aa": "executing", "task-2-bb": "completed", "task-4-dd": "failed"}
+
+    async def is_live(task_id: str) -> bool:
+        return statuses.get(task_id) == "executing"
+
+    removed = await spaces.sweep(is_live, keep_failed_s=3600)
+    assert removed == ["task-2-bb", "task-3-cc"]
+    assert sorted(p.name for p in root.iterdir()) == ["notes", "task-1-aa", "task-4-dd"]
+
+    assert await spaces.sweep({"task-1-aa"}, keep_failed_s=0) == ["task-4-dd"]
+    assert await spaces.sweep(set(), keep_failed_s=0) == ["task-1-aa"]
+    assert sorted(p.name for p in root.iterdir()) == ["notes"]
+    assert await Workspaces(tmp_path / "none", url_template="", timeout=1).sweep(set(), 0) == []

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     key_prefix: str = "hookagent"
     data_dir: Path = Path(".hookagent")
     workspace_dir: Path | None = None
+    keep_failed_workspaces: float = Field(default=0.0, ge=0)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

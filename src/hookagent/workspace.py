@@ -1,4 +1,4 @@
-"""Repository names and task workspaces: validate, then clone with git.
+"""Repository names and task workspaces: validate, clone with git, remove when done.
 
 Credentials never sit in a URL that git stores or prints. An http(s) template's userinfo
 (``https://user:token@host/{repo}.git``) is taken out of it; the clone is made from the bare
@@ -7,21 +7,29 @@ URL, so ``origin`` and ``.git/config`` hold no secret. Git gets the credentials 
 (``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``) and only for clone and
 push: nothing credentialed is written to disk. Every error text is scrubbed of URL
 userinfo and of the token itself.
+
+Workspaces live in a 0700 root, one 0700 directory per task, and are removed when the task
+ends; :meth:`Workspaces.sweep` removes what a crash or a cancel left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from hookagent.errors import WorkspaceError
 from hookagent.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_GIT_USER = "x-access-token"
 REDACTED = "[REDACTED]"
@@ -30,6 +38,8 @@ _TASK_ID = re.compile(r"^task-[0-9]+-[0-9a-f]+$")
 # The userinfo of an http(s) URL: everything up to the last "@" before the path.
 _HTTP_USERINFO = re.compile(r"^(?P<scheme>https?)://(?P<userinfo>[^/?#]*)@", re.IGNORECASE)
 _ANY_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@")
+
+IsLive = Callable[[str], Awaitable[bool]] | AbstractSet[str]
 
 
 def validate_repo(name: str, allowed: frozenset[str] = frozenset()) -> str:
@@ -70,8 +80,44 @@ def _on_github(url: str, api_url: str) -> bool:
     return parts.scheme in {"http", "https"} and host == api_host != "api.github.com"
 
 
+def _private_dir(path: Path) -> None:
+    """Create ``path`` and its missing parents mode 0700, or tighten it to 0700."""
+    for missing in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        missing.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)
+
+
+def _rmtree(path: Path) -> None:
+    """Delete ``path`` whatever the agent did to it (a symlink in its place, read-only dirs)."""
+    if path.is_symlink():
+        path.unlink()
+        return
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        return  # gone already, or removed concurrently by another sweeper
+    except PermissionError:
+        # A directory made read-only (Go's module cache does this) cannot be emptied until it
+        # is writable again; symlinks are skipped so nothing outside the tree is touched.
+        path.chmod(0o700)
+        for top, dirs, _ in os.walk(path):
+            for name in dirs:
+                inner = os.path.join(top, name)
+                if not os.path.islink(inner):
+                    os.chmod(inner, 0o700)
+        shutil.rmtree(path)
+
+
+def _age(path: Path) -> float:
+    """Seconds since ``path`` last changed; infinite when it vanished meanwhile."""
+    try:
+        return time.time() - path.lstat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
+
+
 class Workspaces:
-    """Clones a task's repository into ``root/<task_id>``."""
+    """Clones a task's repository into ``root/<task_id>`` and removes it afterwards."""
 
     def __init__(
         self,
@@ -80,8 +126,11 @@ class Workspaces:
         url_template: str,
         timeout: float,
         token: str | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self._root = root
+        # The data dir is made private too: in external-Redis mode nothing else creates it.
+        self._private = [d for d in (data_dir, root) if d is not None]
         self._template, user, password = split_credentials(url_template)
         self._timeout = timeout
         self._secrets = [s for s in (token, password) if s]
@@ -113,6 +162,7 @@ class Workspaces:
             url_template=settings.git_url_template,
             timeout=settings.clone_timeout,
             token=secret.get_secret_value() if secret is not None else None,
+            data_dir=settings.data_dir if settings.workspace_dir is None else None,
         )
 
     def path(self, task_id: str) -> Path:
@@ -128,13 +178,59 @@ class Workspaces:
     async def clone(self, task_id: str, repo: str) -> Path:
         """A fresh clone (an earlier attempt's leftovers are removed first)."""
         target = self.path(task_id)
-        if target.exists():
-            await asyncio.to_thread(shutil.rmtree, target)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await asyncio.to_thread(_rmtree, target)
+            for directory in self._private:
+                _private_dir(directory)
+            target.mkdir(mode=0o700)  # git clones into an empty directory it is given
+        except OSError as exc:
+            raise WorkspaceError(f"could not prepare workspace {task_id}: {exc}") from None
         await self._git(
             "clone", "--quiet", "--no-tags", "--", self.url(repo), str(target), auth=True
         )
         return target
+
+    async def remove(self, task_id: str) -> bool:
+        """Delete the task's workspace; False (and a warning logged) when the disk refused."""
+        try:
+            await asyncio.to_thread(_rmtree, self.path(task_id))
+        except OSError as exc:
+            log.warning("could not remove workspace %s: %s", task_id, exc)
+            return False
+        return True
+
+    def keep(self, task_id: str) -> None:
+        """Start a failed task's keep window now (the sweeper reads the directory's mtime)."""
+        path = self.path(task_id)
+        if path.is_dir() and not path.is_symlink():
+            try:
+                os.utime(path)
+            except OSError as exc:
+                log.warning("could not mark workspace %s as kept: %s", task_id, exc)
+
+    async def sweep(self, is_live: IsLive, keep_failed_s: float) -> list[str]:
+        """Remove workspaces of tasks that ended or are gone, once unchanged for ``keep_failed_s``.
+
+        ``is_live`` is a set of live task ids or an async predicate; names that are not task
+        ids are left alone. Returns the task ids whose workspaces were removed.
+        """
+        try:
+            entries = sorted(self._root.iterdir())
+        except FileNotFoundError:
+            return []
+        removed: list[str] = []
+        for entry in entries:
+            task_id = entry.name
+            if not _TASK_ID.match(task_id):
+                continue
+            live = (
+                task_id in is_live if isinstance(is_live, AbstractSet) else await is_live(task_id)
+            )
+            if live or _age(entry) < keep_failed_s:
+                continue
+            if await self.remove(task_id):
+                removed.append(task_id)
+        return removed
 
     async def start_branch(self, path: Path, branch: str) -> str:
         """Create and check out ``branch``; returns the branch it starts from (the default)."""
