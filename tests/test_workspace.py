@@ -9,15 +9,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
 from hookagent.errors import WorkspaceError
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
+from hookagent.store import Store
 from hookagent.workspace import Workspaces, _scrub, split_credentials
+from tests.conftest import RunWorker
 from tests.git_http import GitHttpServer
-from tests.helpers import FIXTURES, REPO
+from tests.helpers import FIXTURES, REPO, fake_agent, wait_status
 
 TOKEN = "ghs_s3cretTokenValue42"
 WRONG = "ghs_wrongTokenValue99"
@@ -220,3 +223,53 @@ async def test_sweep_removes_ended_and_unknown_keeps_live_and_recent(tmp_path: P
     assert await spaces.sweep(set(), keep_failed_s=0) == ["task-1-aa"]
     assert sorted(p.name for p in root.iterdir()) == ["notes"]
     assert await Workspaces(tmp_path / "none", url_template="", timeout=1).sweep(set(), 0) == []
+
+
+async def submit(client: httpx.AsyncClient) -> str:
+    response = await client.post(
+        "/webhooks/sentry", content=ALERT, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 202, response.text
+    task_id: str = response.json()["task_id"]
+    return task_id
+
+
+async def test_worker_removes_the_workspace_after_plan_and_completion(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, settings: Settings
+) -> None:
+    start_worker(agent_command=fake_agent("auto"))
+    tid = await submit(client)
+    assert await wait_status(store, tid, PLANNED) is TaskStatus.PENDING_APPROVAL
+    assert not (settings.workspaces / tid).exists(), "no clone waits with the plan"
+    approved = await client.post(f"/tasks/{tid}/approve")
+    assert approved.status_code == 200, approved.text
+    assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+    assert (await store.tasks.get(tid)).commit is not None, "it cloned, committed and pushed"
+    assert list(settings.workspaces.iterdir()) == []
+    assert mode(settings.data_dir) == mode(settings.workspaces) == 0o700
+
+
+@pytest.mark.parametrize("keep_hours", [0, 1])
+async def test_failed_workspace_is_kept_only_within_the_window(
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    settings: Settings,
+    keep_hours: int,
+) -> None:
+    start_worker(agent_command=fake_agent("crash", "3"), keep_failed_workspaces=keep_hours)
+    tid = await submit(client)
+    assert await wait_status(store, tid, PLANNED) is TaskStatus.FAILED
+    assert (settings.workspaces / tid / "README.md").exists() is bool(keep_hours)
+
+
+async def test_worker_sweeps_leftovers_when_it_starts(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, settings: Settings
+) -> None:
+    leftover = settings.workspaces / TASK  # a task this store never heard of
+    (leftover / "src").mkdir(parents=True)
+    start_worker()
+    tid = await submit(client)
+    # The sweep runs before the worker claims its first job, so by now it has run.
+    assert await wait_status(store, tid, PLANNED) is TaskStatus.PENDING_APPROVAL
+    assert not leftover.exists()

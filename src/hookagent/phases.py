@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from pathlib import Path
@@ -11,16 +12,29 @@ from typing import Any
 from hookagent.agents import Agent, AgentOutcome, AgentRun, build_agent, run_process
 from hookagent.agents.prompts import execution_prompt, planning_prompt
 from hookagent.agents.runner import OnLines
-from hookagent.errors import AgentError, WorkspaceError
+from hookagent.errors import AgentError, TaskNotFound, WorkspaceError
 from hookagent.github import PullRequestError, open_pull_request
 from hookagent.keys import Keys
-from hookagent.models import ACTIVE_STATUSES, LogStream, Phase, Task, TaskStatus, utc_iso
+from hookagent.models import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    LogStream,
+    Phase,
+    Task,
+    TaskStatus,
+    utc_iso,
+)
 from hookagent.settings import Settings
 from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
 from hookagent.workspace import Workspaces
 
+log = logging.getLogger(__name__)
+
 PROGRESS_EVERY_S = 1.0
+# Leftover workspaces (a crash, a cancel, a failed task's keep window) are rare: a sweep
+# every ten minutes keeps the disk tidy without a Redis read per directory per job.
+SWEEP_EVERY_S = 600.0
 
 
 class Reporter:
@@ -91,6 +105,7 @@ class PhaseRunner:
         self._worker = worker
         self._keys = Keys(settings.key_prefix)
         self._workspaces = Workspaces.from_settings(settings)
+        self._next_sweep = 0.0
 
     async def run(self, job: Job, writer: LogWriter, *, token: str, attempt: int) -> None:
         """The job's phase, start to recorded outcome."""
@@ -135,6 +150,8 @@ class PhaseRunner:
         if not outcome.ok:
             await self._fail(task, writer, token, outcome, fields)
             return
+        # Execution clones afresh, so nothing needs this clone while the plan waits.
+        await self._workspaces.remove(task.task_id)
         await self._store.tasks.add_plan(task.task_id, str(outcome.plan))
         await writer.system("plan ready; waiting for approval")
         await writer.flush()
@@ -170,6 +187,8 @@ class PhaseRunner:
         if not outcome.ok:
             await self._fail(task, writer, token, outcome, fields)
             return
+        # Removed before the status changes: a task that reads as ended has no clone left.
+        await self._workspaces.remove(task.task_id)
         await writer.system(f"completed: {fields.get('result')}")
         await writer.flush()
         await self._store.tasks.advance(
@@ -248,6 +267,10 @@ class PhaseRunner:
         fields |= {"error": outcome.error, "result": outcome.result}
         if outcome.plan and task.phase is Phase.PLAN:
             fields["plan"] = outcome.plan
+        if self._settings.keep_failed_workspaces > 0:
+            self._workspaces.keep(task.task_id)  # for debugging; the sweeper removes it later
+        else:
+            await self._workspaces.remove(task.task_id)
         await self._store.tasks.advance(
             task.task_id,
             TaskStatus.FAILED,
@@ -256,6 +279,28 @@ class PhaseRunner:
             reason=outcome.error,
             fields=fields,
         )
+
+    async def sweep_workspaces(self) -> None:
+        """Remove workspaces of ended or vanished tasks; at most once per ``SWEEP_EVERY_S``."""
+        if time.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = time.monotonic() + SWEEP_EVERY_S
+        keep_s = self._settings.keep_failed_workspaces * 3600
+        try:
+            removed = await self._workspaces.sweep(self._is_live, keep_s)
+        except Exception:
+            # Housekeeping must never stop the worker from taking jobs; the next sweep retries.
+            log.exception("worker %s: workspace sweep failed", self._worker)
+            return
+        if removed:
+            log.info("worker %s: removed %d leftover workspaces", self._worker, len(removed))
+
+    async def _is_live(self, task_id: str) -> bool:
+        try:
+            task = await self._store.tasks.get(task_id)
+        except TaskNotFound:
+            return False
+        return task.status not in TERMINAL_STATUSES
 
     async def _run_agent(
         self, agent: Agent, path: Path, phase: Phase, prompt: bytes, writer: LogWriter

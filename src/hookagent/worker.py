@@ -71,6 +71,7 @@ class Worker:
         stopping = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
+                await self._phases.sweep_workspaces()  # between jobs, at most every 10 minutes
                 try:
                     job = await self._next_job(stopping, block_ms)
                     backoff = 0.1
