@@ -56,3 +56,12 @@ def test_long_data_dir_falls_back_to_a_loopback_port(tmp_path: Path) -> None:
 def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(EmbeddedStoreError, match="missing or not executable"):
         EmbeddedValkey(tmp_path, binary=str(tmp_path / "nope")).start()
+
+
+def test_data_dir_is_private(tmp_path: Path) -> None:
+    fresh, loose = tmp_path / "fresh", tmp_path / "loose"
+    loose.mkdir()
+    loose.chmod(0o755)
+    for data_dir in (fresh, loose):
+        with EmbeddedValkey(data_dir):
+            assert data_dir.stat().st_mode & 0o777 == 0o700

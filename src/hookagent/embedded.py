@@ -93,7 +93,9 @@ class EmbeddedValkey:
         binary = self._binary or find_valkey()
         if not os.access(binary, os.X_OK):
             raise EmbeddedStoreError(f"valkey server {binary!r} is missing or not executable")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The AOF holds every task, log and plan: only our user may read it.
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
         self._take_lock()
         try:
             argv, self.url = self._command(binary)

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     key_prefix: str = "hookagent"
     data_dir: Path = Path(".hookagent")
     workspace_dir: Path | None = None
+    keep_failed_workspaces: float = Field(default=0.0, ge=0)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -41,6 +42,7 @@ class Settings(BaseSettings):
     default_repo: str | None = None
     allowed_repos: str = ""
     git_url_template: str = "https://github.com/{repo}.git"
+    git_token: SecretStr | None = None
     clone_timeout: float = Field(default=300.0, gt=0)
 
     agent: Literal["claude", "codex", "gemini", "command"] = "claude"
@@ -90,7 +92,11 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(default=3, ge=1)
 
     @field_validator(
-        "sentry_client_secret", "jira_webhook_secret", "github_webhook_secret", "github_token"
+        "sentry_client_secret",
+        "jira_webhook_secret",
+        "github_webhook_secret",
+        "github_token",
+        "git_token",
     )
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:

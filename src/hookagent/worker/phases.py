@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from hookagent.agents import Agent, AgentOutcome, build_agent
 from hookagent.agents.prompts import execution_prompt, planning_prompt
-from hookagent.errors import AgentError, PullRequestError, WorkspaceError
-from hookagent.models import FAIL, Action, Phase, Task
+from hookagent.errors import AgentError, PullRequestError, TaskNotFound, WorkspaceError
+from hookagent.models import FAIL, TERMINAL_STATUSES, Action, Phase, Task
 from hookagent.settings import Settings
 from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.publish import Publisher
 from hookagent.worker.run import AgentSession
 from hookagent.worker.workspace import Workspaces
+
+log = logging.getLogger(__name__)
+
+# Leftover workspaces (a crash, a cancel, a failed task's keep window) are rare: a sweep
+# every ten minutes keeps the disk tidy without a Redis read per directory per job.
+SWEEP_EVERY_S = 600.0
 
 
 class PhaseRunner:
@@ -26,11 +34,8 @@ class PhaseRunner:
         self._agent = agent
         self._others: dict[str, Agent] = {}
         self._worker = worker
-        self._workspaces = Workspaces(
-            settings.workspaces,
-            url_template=settings.git_url_template,
-            timeout=settings.clone_timeout,
-        )
+        self._workspaces = Workspaces.from_settings(settings)
+        self._next_sweep = 0.0
         self._session = AgentSession(store=store, settings=settings)
         self._publisher = Publisher(store=store, settings=settings, workspaces=self._workspaces)
 
@@ -77,6 +82,8 @@ class PhaseRunner:
         if not outcome.ok:
             await self._fail(task, writer, token, outcome, fields)
             return
+        # Execution clones afresh, so nothing needs this clone while the plan waits.
+        await self._workspaces.remove(task.task_id)
         await self._store.tasks.add_plan(task.task_id, str(outcome.plan))
         await writer.system("plan ready; waiting for approval")
         await writer.flush()
@@ -106,6 +113,8 @@ class PhaseRunner:
         if not outcome.ok:
             await self._fail(task, writer, token, outcome, fields)
             return
+        # Removed before the status changes: a task that reads as ended has no clone left.
+        await self._workspaces.remove(task.task_id)
         await writer.system(f"completed: {fields.get('result')}")
         await writer.flush()
         await self._store.tasks.advance(
@@ -129,6 +138,32 @@ class PhaseRunner:
         fields |= {"error": outcome.error, "result": outcome.result}
         if outcome.plan and task.phase is Phase.PLAN:
             fields["plan"] = outcome.plan
+        if self._settings.keep_failed_workspaces > 0:
+            self._workspaces.keep(task.task_id)  # for debugging; the sweeper removes it later
+        else:
+            await self._workspaces.remove(task.task_id)
         await self._store.tasks.advance(
             task.task_id, FAIL[task.phase], token=token, reason=outcome.error, fields=fields
         )
+
+    async def sweep_workspaces(self) -> None:
+        """Remove workspaces of ended or vanished tasks; at most once per ``SWEEP_EVERY_S``."""
+        if time.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = time.monotonic() + SWEEP_EVERY_S
+        keep_s = self._settings.keep_failed_workspaces * 3600
+        try:
+            removed = await self._workspaces.sweep(self._is_live, keep_s)
+        except Exception:
+            # Housekeeping must never stop the worker from taking jobs; the next sweep retries.
+            log.exception("worker %s: workspace sweep failed", self._worker)
+            return
+        if removed:
+            log.info("worker %s: removed %d leftover workspaces", self._worker, len(removed))
+
+    async def _is_live(self, task_id: str) -> bool:
+        try:
+            task = await self._store.tasks.get(task_id)
+        except TaskNotFound:
+            return False
+        return task.status not in TERMINAL_STATUSES
