@@ -14,6 +14,7 @@ import uvicorn
 from hookagent.agents import build_agent
 from hookagent.api import create_app
 from hookagent.embedded import EmbeddedValkey
+from hookagent.race import race
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
 from hookagent.worker import Worker
@@ -117,16 +118,18 @@ async def keep_running(
 
 
 async def _wait_stop(stop: asyncio.Event, web_task: asyncio.Task[None] | None) -> None:
-    waiters: set[asyncio.Task[object]] = {asyncio.create_task(stop.wait())}
-    if web_task is not None:
-        waiters.add(web_task)
-    done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        if task is not web_task:
-            task.cancel()
-    if web_task in done:
+    """Until a signal, or until the server ends by itself (one that failed to start raises)."""
+    if web_task is None:
+        await stop.wait()
+        return
+
+    async def serving() -> None:
+        # Shielded: the server is stopped gracefully (should_exit), never cancelled.
+        await asyncio.shield(web_task)
+
+    which, _ = await race(stop.wait(), serving())
+    if which == 1:
         stop.set()
-        web_task.result()  # a server that failed to start (port taken) raises here
 
 
 async def _drain_workers(
