@@ -15,6 +15,8 @@ from hookagent.errors import AgentError, WorkspaceError
 from hookagent.github import PullRequestError, open_pull_request
 from hookagent.keys import Keys
 from hookagent.models import ACTIVE_STATUSES, LogStream, Phase, Task, TaskStatus, utc_iso
+from hookagent.redact import RedactingStream, Redactor
+from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
 from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
@@ -64,14 +66,28 @@ class Stalled(Exception):
     """The agent printed nothing for longer than ``HOOKAGENT_STALL_KILL``."""
 
 
-def line_sink(run: AgentRun, writer: LogWriter, clock: list[float] | None = None) -> OnLines:
-    """Feed agent output through the adapter into the log writer (and note when it came)."""
+def line_sink(
+    run: AgentRun,
+    writer: LogWriter,
+    clock: list[float] | None = None,
+    *,
+    redactor: Redactor | None = None,
+) -> OnLines:
+    """Feed agent output, redacted, through the adapter into the log writer (note when)."""
+    redacting: dict[LogStream, RedactingStream] = {}
 
     async def sink(stream: LogStream, lines: list[str]) -> None:
         ts = utc_iso()  # one clock read per chunk: its lines arrived together
         run.progress.lines += len(lines)
         if clock is not None:
             clock[0] = time.monotonic()
+        if redactor is not None:
+            # Before the adapter: the message, raw event, search terms, plan and progress
+            # are all made from these lines. One state per stream: a PEM block on stdout
+            # must not swallow stderr.
+            if stream not in redacting:
+                redacting[stream] = redactor.for_run()
+            lines = redacting[stream].redact_lines(lines)
         for line in lines:
             for out in run.parse(stream, line):
                 writer.add(out.stream, out.text, kind=out.kind or "", raw=out.raw, ts=ts)
@@ -83,8 +99,17 @@ def line_sink(run: AgentRun, writer: LogWriter, clock: list[float] | None = None
 class PhaseRunner:
     """Runs one claimed job's phase and records its outcome (fenced by the attempt token)."""
 
-    def __init__(self, *, store: Store, settings: Settings, agent: Agent, worker: str) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: Settings,
+        agent: Agent,
+        worker: str,
+        redactor: Redactor | None = None,
+    ) -> None:
         self._store = store
+        self.redactor = build_redactor(settings) if redactor is None else redactor
         self._settings = settings
         self._agent = agent
         self._others: dict[str, Agent] = {}
@@ -229,7 +254,7 @@ class PhaseRunner:
         cost = f"${task.total_cost_usd:.4f}" if task.total_cost_usd is not None else "n/a"
         link = f"{self._settings.public_url.rstrip('/')}/tasks/{task.task_id}"
         source = f"[{task.source}]({task.url})" if task.url else task.source
-        return (
+        return self.redactor.redact(
             f"Opened by hookagent for task [{task.task_id}]({link}) from {source}.\n\n"
             f"## Plan\n\n{task.plan or '(none)'}\n\n"
             f"Approved by {task.approver or 'unknown'}. Planning cost: {cost}.\n"
@@ -249,6 +274,8 @@ class PhaseRunner:
         fields: dict[str, Any],
     ) -> None:
         await writer.flush()  # the status entry that follows carries the reason
+        if outcome.error:
+            outcome.error = self.redactor.redact(outcome.error)  # git errors quote URLs
         fields |= {"error": outcome.error, "result": outcome.result}
         if outcome.plan and task.phase is Phase.PLAN:
             fields["plan"] = outcome.plan
@@ -285,7 +312,7 @@ class PhaseRunner:
                 argv,
                 stdin=prompt,
                 cwd=path,
-                on_lines=line_sink(run, writer, clock),
+                on_lines=line_sink(run, writer, clock, redactor=self.redactor),
                 timeout=timeout,
                 kill_grace=s.kill_grace,
                 on_start=remember,

@@ -165,6 +165,7 @@ class Worker:
             flush_ms=s.log_flush_ms,
             line_max=s.log_line_max,
             raw_max=s.log_raw_max,
+            redactor=self._phases.redactor,
         ) as writer:
             work = self._phases.run(job, writer, token=token, attempt=attempt)
             await self._supervise(job, work)
