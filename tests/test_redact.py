@@ -92,6 +92,9 @@ def test_url_credentials_keep_scheme_user_and_host() -> None:
     assert Redactor().redact("redis://:p4ssw0rd@cache:6379/0") == (
         "redis://:[REDACTED:url_credentials]@cache:6379/0"
     )
+    assert Redactor().redact("https://me@corp.example:p@ss:w0rd@host/x") == (
+        "https://me@corp.example:[REDACTED:url_credentials]@host/x"
+    )
 
 
 def test_a_token_inside_a_url_is_gone_whichever_rule_fires() -> None:

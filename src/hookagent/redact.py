@@ -2,8 +2,9 @@
 
 A :class:`Redactor` knows the configured secret values (with their JSON-escaped and
 URL-encoded forms) and the shapes of well-known credentials; every match becomes
-``[REDACTED:<kind>]``. The marker holds no quote and no backslash, and no shape matches a
-quote, a backslash or a newline, so a JSON line stays valid JSON and a batch keeps its lines.
+``[REDACTED:<kind>]``. The marker holds no quote and no backslash, and no match crosses a
+quote, a newline or half a backslash escape, so a JSON line stays valid JSON and a batch
+keeps its lines.
 
 Clean output must cost next to nothing, and one regex alternating a dozen shapes is slow in
 CPython (it tries every alternative at every position). So each shape has literal needles
@@ -30,18 +31,17 @@ from urllib.parse import quote, quote_plus
 MIN_SECRET_CHARS = 8
 
 # (kind, needles, pattern). The pattern is matched where a needle starts; its group ``v``,
-# if any, is what gets replaced (the rest is kept). Shapes ask for a non-alphanumeric
-# character before them so that words merely containing a prefix ("task-", "risk-") pass.
+# if any, is what gets replaced (the rest is kept). Each needle costs a scan of every
+# batch, so they are few and shared ("gh" for five GitHub prefixes, "sk-" for two kinds).
+# Shapes ask for a non-alphanumeric character before them so that words merely containing
+# a prefix ("task-", "risk-") pass.
 # An OpenAI key must hold a digit: real keys are random base62, hyphenated words are not.
 _SHAPES: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("url_credentials", ("://",), r"://[^\s/:@\"'\\<>`]*:(?P<v>[^\s/@\"'\\<>`]+)@"),
-    (
-        "github_token",
-        ("ghp_", "gho_", "ghs_", "ghu_", "ghr_"),
-        r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{30,255}",
-    ),
+    # The password runs to the last "@" before the path, as in URL parsing: "p@ss" is whole.
+    ("url_credentials", ("://",), r"://[^\s/:\"'\\<>`]*:(?P<v>[^\s/\"'\\<>`]+)@"),
+    ("github_token", ("gh",), r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{30,255}"),
     ("github_token", ("github_pat_",), r"(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{22,255}"),
-    ("anthropic_key", ("sk-ant-",), r"(?<![A-Za-z0-9_-])sk-ant-[A-Za-z0-9_-]{20,}"),
+    ("anthropic_key", ("sk-",), r"(?<![A-Za-z0-9_-])sk-ant-[A-Za-z0-9_-]{20,}"),
     (
         "openai_key",
         ("sk-",),
@@ -51,7 +51,7 @@ _SHAPES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("aws_access_key", ("AKIA", "ASIA"), r"(?<![A-Za-z0-9])A[SK]IA[A-Z0-9]{16}(?![A-Za-z0-9])"),
     (
         "aws_secret_key",
-        ("ecret_access_key", "ECRET_ACCESS_KEY", "ecretAccessKey"),
+        ("ecret", "ECRET"),
         r"(?:ecret_access_key|ECRET_ACCESS_KEY|ecretAccessKey)[\"']?[ \t]*[:=][ \t]*[\"']?"
         r"(?P<v>[A-Za-z0-9/+=]{20,})",
     ),
@@ -112,11 +112,10 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._values = frozenset(secret_forms(secrets))
-        self._shapes = [
-            (needle, re.compile(pattern), marker(kind))
-            for kind, needles, pattern in _SHAPES
-            for needle in needles
-        ]
+        self._probes: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+        for kind, needles, pattern in _SHAPES:
+            for needle in needles:
+                self._probes.setdefault(needle, []).append((re.compile(pattern), marker(kind)))
         self._secret = marker("secret")
 
     @property
@@ -147,14 +146,15 @@ class Redactor:
             while at >= 0:
                 found.append((at, at + len(value), self._secret))
                 at = find(value, at + 1)
-        for needle, pattern, replacement in self._shapes:
+        for needle, probes in self._probes.items():
             at = find(needle)
             while at >= 0:
-                match = pattern.match(text, at)
-                if match is not None:
-                    # A group ``v`` marks the secret part; the rest (a key name, a user) stays.
-                    start, end = match.span("v") if "v" in pattern.groupindex else match.span()
-                    found.append((start, end, replacement))
+                for pattern, replacement in probes:
+                    match = pattern.match(text, at)
+                    if match is not None:
+                        # A group ``v`` is the secret part; the rest (a key name, a user) stays.
+                        span = match.span("v") if "v" in pattern.groupindex else match.span()
+                        found.append((*span, replacement))
                 at = find(needle, at + 1)
         return found
 
