@@ -11,7 +11,10 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from hookagent.models import TaskStatus
+from hookagent.agents import build_agent
+from hookagent.models import NewTask, TaskStatus
+from hookagent.phases import PhaseRunner
+from hookagent.settings import Settings
 from hookagent.store import Store
 from tests.conftest import RunWorker
 from tests.helpers import FAKE_AGENT, FIXTURES, fake_agent, wait_status
@@ -93,3 +96,15 @@ async def test_json_agent_events_plan_and_progress_are_redacted(
     assert task["plan"] == "Rotate [REDACTED:secret] and [REDACTED:github_token]"
     progress = (await client.get(f"/tasks/{tid}/progress")).json()["progress"]
     assert progress["files_touched"] == ["/srv/[REDACTED:secret]/.env"]
+
+
+async def test_pull_request_body_is_redacted(store: Store, settings: Settings) -> None:
+    """A plan from before redaction (or edited by hand) does not reach GitHub as it is."""
+    own = settings.model_copy(update={"github_token": SecretStr(CONFIGURED)})
+    runner = PhaseRunner(store=store, settings=own, agent=build_agent(own), worker="w")
+    new = NewTask(source="sentry", repository="acme/api", title="t", prompt="p")
+    task = await store.tasks.create(new, queue="q")
+    plan = f"1. rotate {CONFIGURED}\n2. revoke {SHAPED}\n"
+    body = runner._pr_body(task.model_copy(update={"plan": plan, "approver": "lee"}))
+    assert "1. rotate [REDACTED:secret]\n2. revoke [REDACTED:github_token]\n" in body
+    assert CONFIGURED not in body and SHAPED not in body and "Approved by lee." in body
