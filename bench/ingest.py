@@ -10,6 +10,7 @@ both hookagent runs; with redaction it is scrubbed.
 
 Without --redis-url an embedded Valkey is started in a temp dir. Prints one table row each;
 with --rounds N the two hookagent runs alternate N times and the best of each is shown.
+CPU µs/line is this process's CPU time per line, steadier than lines/s on a shared machine.
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ while True:
 
 async def ours(
     redis: Redis, url: str, lines: int, redactor: Redactor | None = None
-) -> tuple[float, float]:
-    """Lines/s from pipe to Redis and the delay until a blocked reader sees the last line."""
+) -> tuple[float, float, float]:
+    """Lines/s from pipe to Redis, the delay until a blocked reader sees the last line, and
+    this process's CPU µs per line (steadier than wall time on a shared machine)."""
     settings = Settings(key_prefix=f"bench-{uuid.uuid4().hex[:8]}", log_max_lines=lines + 10)
     store = Store.build(redis, settings)
     task = await store.tasks.create(
@@ -123,7 +125,7 @@ async def ours(
             last_read = time.time()
             await sink(stream, chunk)
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = await run_process(
             printer(lines),
             stdin=b"",
@@ -132,7 +134,7 @@ async def ours(
             timeout=600,
             kill_grace=1,
         )
-    stored = time.perf_counter()
+    stored, cpu = time.perf_counter(), time.process_time() - cpu
     seen = float((await follower.stdout.readline()).decode())
     await follower.wait()
     total = await store.logs.total(task.task_id)
@@ -144,7 +146,7 @@ async def ours(
     await redis.delete(log_key, Keys(settings.key_prefix).task(task.task_id))
     async for key in redis.scan_iter(match=f"{settings.key_prefix}:search:*", count=1000):
         await redis.delete(key)
-    return lines / (stored - started), (seen - last_read) * 1000
+    return lines / (stored - started), (seen - last_read) * 1000, cpu / lines * 1e6
 
 
 async def seed_design(redis: Redis, lines: int) -> float:
@@ -172,8 +174,8 @@ async def main(args: argparse.Namespace) -> None:
     """Run both designs and print a table."""
     redis = connect(args.redis_url)
     redactor = bench_redactor()
-    plain: list[tuple[float, float]] = []
-    redacted: list[tuple[float, float]] = []
+    plain: list[tuple[float, float, float]] = []
+    redacted: list[tuple[float, float, float]] = []
     try:
         for _ in range(args.rounds):
             plain.append(await ours(redis, args.redis_url, args.lines))
@@ -181,18 +183,26 @@ async def main(args: argparse.Namespace) -> None:
         seed_rate = await seed_design(redis, args.seed_lines)
     finally:
         await redis.aclose()
-    rate, delay = max(plain)
-    red_rate, red_delay = max(redacted)
-    print("| design | lines | lines/s | last line visible after |")
-    print("|---|---:|---:|---:|")
-    print(f"| hookagent (batched stream appends) | {args.lines:,} | {rate:,.0f} | {delay:.1f} ms |")
+    rate, delay, _ = max(plain)
+    red_rate, red_delay, _ = max(redacted)
+    cpu, red_cpu = min(p[2] for p in plain), min(r[2] for r in redacted)
+    print("| design | lines | lines/s | last line visible after | CPU µs/line |")
+    print("|---|---:|---:|---:|---:|")
+    print(
+        f"| hookagent (batched stream appends) | {args.lines:,} | {rate:,.0f} | {delay:.1f} ms "
+        f"| {cpu:.1f} |"
+    )
     print(
         f"| hookagent + redaction ({redactor.secret_count} secret texts, 1 line in "
-        f"{TOKEN_EVERY:,} with a token) | {args.lines:,} | {red_rate:,.0f} | {red_delay:.1f} ms |"
+        f"{TOKEN_EVERY:,} with a token) | {args.lines:,} | {red_rate:,.0f} | {red_delay:.1f} ms "
+        f"| {red_cpu:.1f} |"
     )
-    print(f"| seed (RPUSH + EXPIRE per line) | {args.seed_lines:,} | {seed_rate:,.0f} | - |")
+    print(f"| seed (RPUSH + EXPIRE per line) | {args.seed_lines:,} | {seed_rate:,.0f} | - | - |")
     print(f"\nspeed-up: {rate / seed_rate:.1f}x")
-    print(f"redaction: {red_rate / rate:.2f}x the rate without ({1 - red_rate / rate:+.1%} cost)")
+    print(
+        f"redaction: {red_rate / rate:.2f}x the rate without ({1 - red_rate / rate:+.1%}), "
+        f"{red_cpu / cpu:.2f}x the CPU per line ({red_cpu / cpu - 1:+.1%})"
+    )
     if args.rounds > 1:
         runs = ", ".join(f"{p[0]:,.0f}/{r[0]:,.0f}" for p, r in zip(plain, redacted, strict=True))
         print(f"rounds (without/with): {runs}")
