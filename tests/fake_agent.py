@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,6 +69,10 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         return 0
     if mode == "probe":
         return probe()
+    if mode == "leak":
+        return leak(args)
+    if mode == "leak-claude":
+        return leak_claude(args)
     print(f"unknown mode {mode}", file=sys.stderr)
     return 2
 
@@ -113,6 +118,44 @@ def probe() -> int:
             print(f"write {path}: {type(exc).__name__} {exc.strerror}")
     print(f"HOME is {os.environ.get('HOME')}")
     print("PLAN: probed")
+    return 0
+
+
+FAKE_PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIEowIBAAKCAQEAfakefakefakeFAKEFAKEFAKE0123456789fakefakefakefake\n"
+    "Zm9yIHRlc3RzIG9ubHkgLSBub3QgYSByZWFsIGtleSBhdCBhbGwgZmFrZWZha2U=\n"
+    "-----END RSA PRIVATE KEY-----"
+)
+
+
+def leak(secrets: list[str]) -> int:
+    """Print every secret in ``secrets`` the ways agents do: text, stderr, JSON, a PEM block."""
+    for secret in secrets:
+        print(f"using credential {secret} now")
+        print(f"fatal: https://x-access-token:{secret}@github.com/acme/api.git", file=sys.stderr)
+    print(FAKE_PEM)
+    print(json.dumps({"type": "tool_result", "content": FAKE_PEM + "\n", "token": secrets[0]}))
+    print(f"PLAN: rotate {' and '.join(secrets)}")
+    return 0
+
+
+def leak_claude(secrets: list[str]) -> int:
+    """Claude Code stream-json events that carry ``secrets`` in a path, a tool result, the plan."""
+    path = f"/srv/{secrets[0]}/.env"
+    events = [
+        {"type": "system", "subtype": "init", "session_id": "s-1", "model": "fake", "tools": []},
+        {"type": "assistant", "message": {"content": [
+            {"type": "tool_use", "name": "Read", "input": {"file_path": path}}]}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "content": (
+            f"GITHUB_TOKEN={secrets[1]}\n{FAKE_PEM}\n")}]}},
+        {"type": "assistant", "message": {"content": [{"type": "tool_use", "name": "ExitPlanMode",
+            "input": {"plan": f"Rotate {' and '.join(secrets)}"}}]}},
+        {"type": "result", "subtype": "success", "is_error": False, "num_turns": 2,
+         "result": f"rotate {secrets[0]}", "total_cost_usd": 0.01, "session_id": "s-1"},
+    ]  # fmt: skip
+    for event in events:
+        print(json.dumps(event))
     return 0
 
 

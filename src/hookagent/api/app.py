@@ -13,6 +13,7 @@ from hookagent.api.limits import BodyLimitMiddleware
 from hookagent.api.routes import actions, health, search, stream, tasks, webhooks
 from hookagent.api.routes.docs import install_docs
 from hookagent.errors import HookagentError
+from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
 from hookagent.store.feed import FeedHub
@@ -52,6 +53,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.redactor = build_redactor(settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(webhooks.router)

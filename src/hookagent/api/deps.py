@@ -8,6 +8,7 @@ from fastapi import Depends, Query
 from starlette.requests import HTTPConnection
 
 from hookagent.logfilter import LogFilter
+from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.feed import FeedHub
@@ -23,6 +24,12 @@ def get_settings_dep(request: HTTPConnection) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+def get_redactor(request: HTTPConnection) -> Redactor:
+    """The redactor of every configured secret, built once with the app."""
+    redactor: Redactor = request.app.state.redactor
+    return redactor
 
 
 def get_feeds(request: HTTPConnection) -> FeedHub:
@@ -46,3 +53,4 @@ StoreDep = Annotated[Store, Depends(get_store)]
 FeedsDep = Annotated[FeedHub, Depends(get_feeds)]
 FilterDep = Annotated[LogFilter, Depends(get_filter)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+RedactorDep = Annotated[Redactor, Depends(get_redactor)]

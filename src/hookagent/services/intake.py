@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from hookagent.errors import ConflictError, NotAnApprover, TaskNotFound
 from hookagent.models import TERMINAL_STATUSES, ActionResult, NewTask, Task, TaskStatus, one_line
+from hookagent.redact import Redactor
 from hookagent.repos import validate_repo
 from hookagent.services.lifecycle import Lifecycle
 from hookagent.settings import Settings
@@ -52,10 +53,12 @@ Outcome = Created | Duplicate | Applied | Reported
 class Intake:
     """Turns deliveries into tasks or lifecycle actions, at most once per delivery."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, *, redactor: Redactor | None = None
+    ) -> None:
         self._store = store
         self._settings = settings
-        self._lifecycle = Lifecycle(store, settings)
+        self._lifecycle = Lifecycle(store, settings, redactor=redactor)
 
     async def new_task(self, new: NewTask, *, delivery: str | None) -> Created | Duplicate:
         """Queue a task, unless this delivery or an open task for the same incident exists.

@@ -18,6 +18,8 @@ from hookagent.models import (
     one_line,
     utc_iso,
 )
+from hookagent.redact import Redactor
+from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
 from hookagent.store import NewLine, Store
 
@@ -32,9 +34,13 @@ class Lifecycle:
     are escaped and lengths capped, so nobody can print a forged ``[system]`` line.
     """
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, *, redactor: Redactor | None = None
+    ) -> None:
         self._store = store
         self._settings = settings
+        # Built from the settings when not given (~0.1 ms): people paste tokens into comments.
+        self._redactor = redactor or build_redactor(settings)
 
     async def approve(
         self, task_id: str, *, actor: str, comment: str | None = None
@@ -86,6 +92,7 @@ class Lifecycle:
         fields: Mapping[str, object] | None = None,
         enqueue: Phase | None = None,
     ) -> ActionResult:
+        text = self._redactor.redact(text)  # a person may paste a token into a comment
         previous = await self._store.tasks.advance(
             task_id, action, reason=text, fields=fields, enqueue=enqueue
         )
@@ -106,7 +113,8 @@ class Lifecycle:
 
     async def say(self, task_id: str, text: str) -> None:
         """Write a ``[system]`` line to the task's log (unfenced: it comes from a person)."""
-        line = NewLine(utc_iso(), LogStream.SYSTEM.value, f"[system] {one_line(text)}")
+        text = one_line(self._redactor.redact(text))
+        line = NewLine(utc_iso(), LogStream.SYSTEM.value, f"[system] {text}")
         await self._store.logs.append(task_id, [line])
 
 

@@ -7,6 +7,7 @@ import logging
 from types import TracebackType
 
 from hookagent.models import LogStream, utc_iso
+from hookagent.redact import Redactor
 from hookagent.store.logs import LogStore, NewLine
 from hookagent.store.search import MAX_TERMS_PER_TASK, SearchIndex, terms_of
 
@@ -43,8 +44,10 @@ class LogWriter:
         flush_ms: int,
         line_max: int,
         raw_max: int,
+        redactor: Redactor | None = None,
     ) -> None:
         self._store = store
+        self._redactor = redactor
         self._index = index
         self._indexed: set[str] = set()
         self._task_id = task_id
@@ -119,7 +122,9 @@ class LogWriter:
             await self.flush()
 
     async def system(self, text: str) -> None:
-        """Write a ``[system]`` line and flush it at once."""
+        """Write a ``[system]`` line (redacted, with a redactor) and flush it at once."""
+        if self._redactor is not None:
+            text = self._redactor.redact(text)
         self.add(LogStream.SYSTEM, text)
         await self.flush()
 

@@ -19,6 +19,8 @@ from hookagent.agents import Agent
 from hookagent.errors import ConflictError, FencedOut, LeaseLost, TaskCancelled, TaskNotFound
 from hookagent.models import FAIL, TERMINAL_STATUSES, LogStream, utc_iso
 from hookagent.race import race
+from hookagent.redact import Redactor
+from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
 from hookagent.store import Job, JobQueue, NewLine, Store
 from hookagent.store.writer import LogWriter
@@ -37,12 +39,18 @@ def consumer_name() -> str:
 class Worker:
     """One worker loop: one job at a time. Run several for concurrency."""
 
-    def __init__(self, *, store: Store, settings: Settings, agent: Agent) -> None:
+    def __init__(
+        self, *, store: Store, settings: Settings, agent: Agent, redactor: Redactor | None = None
+    ) -> None:
         self._store = store
         self._settings = settings
         self._queue: JobQueue = store.jobs
         self.name = consumer_name()
-        self._phases = PhaseRunner(store=store, settings=settings, agent=agent, worker=self.name)
+        # Every configured secret and known credential shape, read once per worker.
+        self._redactor = build_redactor(settings) if redactor is None else redactor
+        self._phases = PhaseRunner(
+            store=store, settings=settings, agent=agent, worker=self.name, redactor=self._redactor
+        )
         self.busy = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -134,6 +142,7 @@ class Worker:
             flush_ms=s.log_flush_ms,
             line_max=s.log_line_max,
             raw_max=s.log_raw_max,
+            redactor=self._redactor,
         ) as writer:
             work = self._phases.run(job, writer, token=token, attempt=attempt)
             await self._supervise(job, work)

@@ -11,6 +11,7 @@ from hookagent.agents import Agent, AgentOutcome, build_agent
 from hookagent.agents.prompts import execution_prompt, planning_prompt
 from hookagent.errors import AgentError, PullRequestError, TaskNotFound, WorkspaceError
 from hookagent.models import FAIL, TERMINAL_STATUSES, Action, Phase, Task
+from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
@@ -28,16 +29,21 @@ SWEEP_EVERY_S = 600.0
 class PhaseRunner:
     """Runs one claimed job's phase and records its outcome (fenced by the attempt token)."""
 
-    def __init__(self, *, store: Store, settings: Settings, agent: Agent, worker: str) -> None:
+    def __init__(
+        self, *, store: Store, settings: Settings, agent: Agent, worker: str, redactor: Redactor
+    ) -> None:
         self._store = store
+        self._redactor = redactor
         self._settings = settings
         self._agent = agent
         self._others: dict[str, Agent] = {}
         self._worker = worker
         self._workspaces = Workspaces.from_settings(settings)
         self._next_sweep = 0.0
-        self._session = AgentSession(store=store, settings=settings)
-        self._publisher = Publisher(store=store, settings=settings, workspaces=self._workspaces)
+        self._session = AgentSession(store=store, settings=settings, redactor=redactor)
+        self._publisher = Publisher(
+            store=store, settings=settings, workspaces=self._workspaces, redactor=redactor
+        )
 
     async def run(self, job: Job, writer: LogWriter, *, token: str, attempt: int) -> None:
         """The job's phase, start to recorded outcome."""
@@ -135,6 +141,8 @@ class PhaseRunner:
         fields: dict[str, Any],
     ) -> None:
         await writer.flush()  # the status entry that follows carries the reason
+        if outcome.error:
+            outcome.error = self._redactor.redact(outcome.error)  # git errors quote URLs
         fields |= {"error": outcome.error, "result": outcome.result}
         if outcome.plan and task.phase is Phase.PLAN:
             fields["plan"] = outcome.plan

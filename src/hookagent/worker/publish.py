@@ -8,6 +8,7 @@ from typing import Any
 from hookagent.errors import WorkspaceError
 from hookagent.forges.github import open_pull_request
 from hookagent.models import Task
+from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.writer import LogWriter
@@ -17,10 +18,13 @@ from hookagent.worker.workspace import Workspaces
 class Publisher:
     """Turns an executed workspace into a commit, a pushed branch and a pull request."""
 
-    def __init__(self, *, store: Store, settings: Settings, workspaces: Workspaces) -> None:
+    def __init__(
+        self, *, store: Store, settings: Settings, workspaces: Workspaces, redactor: Redactor
+    ) -> None:
         self._store = store
         self._settings = settings
         self._workspaces = workspaces
+        self._redactor = redactor
 
     async def publish(
         self, task: Task, path: Path, branch: str, base: str, writer: LogWriter
@@ -65,7 +69,7 @@ class Publisher:
         cost = f"${task.total_cost_usd:.4f}" if task.total_cost_usd is not None else "n/a"
         link = f"{self._settings.public_url.rstrip('/')}/tasks/{task.task_id}"
         source = f"[{task.source}]({task.url})" if task.url else task.source
-        return (
+        return self._redactor.redact(
             f"Opened by hookagent for task [{task.task_id}]({link}) from {source}.\n\n"
             f"## Plan\n\n{task.plan or '(none)'}\n\n"
             f"Approved by {task.approver or 'unknown'}. Planning cost: {cost}.\n"

@@ -13,6 +13,7 @@ from hookagent.agents.runner import OnLines
 from hookagent.errors import Stalled
 from hookagent.models import LogStream, Phase, utc_iso
 from hookagent.race import race
+from hookagent.redact import RedactingStream, Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.writer import LogWriter
@@ -58,14 +59,28 @@ class Reporter:
         await self._store.tasks.save_progress(self._task_id, document)
 
 
-def line_sink(run: AgentRun, writer: LogWriter, clock: list[float] | None = None) -> OnLines:
-    """Feed agent output through the adapter into the log writer (and note when it came)."""
+def line_sink(
+    run: AgentRun,
+    writer: LogWriter,
+    clock: list[float] | None = None,
+    *,
+    redactor: Redactor | None = None,
+) -> OnLines:
+    """Feed agent output, redacted, through the adapter into the log writer (note when)."""
+    redacting: dict[LogStream, RedactingStream] = {}
 
     async def sink(stream: LogStream, lines: list[str]) -> None:
         ts = utc_iso()  # one clock read per chunk: its lines arrived together
         run.progress.lines += len(lines)
         if clock is not None:
             clock[0] = time.monotonic()
+        if redactor is not None:
+            # Before the adapter: the message, raw event, search terms, plan and progress
+            # are all made from these lines. One state per stream: a PEM block on stdout
+            # must not swallow stderr.
+            if stream not in redacting:
+                redacting[stream] = redactor.for_run()
+            lines = redacting[stream].redact_lines(lines)
         for line in lines:
             for out in run.parse(stream, line):
                 writer.add(out.stream, out.text, kind=out.kind or "", raw=out.raw, ts=ts)
@@ -77,9 +92,10 @@ def line_sink(run: AgentRun, writer: LogWriter, clock: list[float] | None = None
 class AgentSession:
     """Runs an agent in a workspace for one phase and judges the outcome."""
 
-    def __init__(self, *, store: Store, settings: Settings) -> None:
+    def __init__(self, *, store: Store, settings: Settings, redactor: Redactor) -> None:
         self._store = store
         self._settings = settings
+        self._redactor = redactor
 
     async def run(
         self, agent: Agent, path: Path, phase: Phase, prompt: bytes, writer: LogWriter
@@ -107,7 +123,7 @@ class AgentSession:
             argv,
             stdin=prompt,
             cwd=path,
-            on_lines=line_sink(run, writer, clock),
+            on_lines=line_sink(run, writer, clock, redactor=self._redactor),
             timeout=timeout,
             kill_grace=s.kill_grace,
             env=env,

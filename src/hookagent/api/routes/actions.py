@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 
-from hookagent.api.deps import SettingsDep, StoreDep
+from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep
 from hookagent.models import ActionRequest, ActionResult
 from hookagent.services.lifecycle import Lifecycle
 
@@ -17,9 +17,9 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_lifecycle(store: StoreDep, settings: SettingsDep) -> Lifecycle:
+def get_lifecycle(store: StoreDep, settings: SettingsDep, redactor: RedactorDep) -> Lifecycle:
     """The lifecycle service over the app's store."""
-    return Lifecycle(store, settings)
+    return Lifecycle(store, settings, redactor=redactor)
 
 
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
