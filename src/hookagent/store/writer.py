@@ -50,9 +50,7 @@ class LogWriter:
         self._redactor = redactor
         self._index = index
         self._indexed: set[str] = set()
-        self._task_id = task_id
         self.task_id = task_id
-        self._token = token
         self.token = token
         self._attempt = attempt
         self._batch_lines = batch_lines
@@ -67,7 +65,7 @@ class LogWriter:
         self.error: BaseException | None = None
 
     async def __aenter__(self) -> LogWriter:
-        self._flusher = asyncio.create_task(self._run(), name=f"log-flush-{self._task_id}")
+        self._flusher = asyncio.create_task(self._run(), name=f"log-flush-{self.task_id}")
         return self
 
     async def __aexit__(
@@ -91,7 +89,7 @@ class LogWriter:
             await self.flush()
         except Exception as flush_error:
             # Leaving on an error (or a cancel): that one is what the caller must see.
-            log.warning("log writer for %s: last flush failed: %r", self._task_id, flush_error)
+            log.warning("log writer for %s: last flush failed: %r", self.task_id, flush_error)
 
     def add(
         self, stream: LogStream, text: str, *, kind: str = "", raw: str = "", ts: str = ""
@@ -135,13 +133,13 @@ class LogWriter:
                 batch = self._buffer[: self._batch_lines]
                 del self._buffer[: self._batch_lines]
                 await self._store.append(
-                    self._task_id, batch, token=self._token, attempt=self._attempt
+                    self.task_id, batch, token=self.token, attempt=self._attempt
                 )
                 if self._index is not None and len(self._indexed) < MAX_TERMS_PER_TASK:
                     fresh = terms_of(line.message for line in batch) - self._indexed
                     if fresh:
                         self._indexed |= fresh
-                        await self._index.add(self._task_id, fresh)
+                        await self._index.add(self.task_id, fresh)
             self._pending.clear()
             self._full.clear()
 
@@ -160,5 +158,5 @@ class LogWriter:
         except Exception as exc:
             # Kept for the worker, which stops the run: a fenced-out or failing writer
             # must not let the agent go on producing lines nobody stores.
-            log.warning("log writer for %s stopped: %r", self._task_id, exc)
+            log.warning("log writer for %s stopped: %r", self.task_id, exc)
             self.error = exc
