@@ -233,7 +233,12 @@ async def test_long_poll_loop_reads_thousands_of_lines_without_gaps(
     async with httpx.AsyncClient(timeout=30) as http:
         cursor = 0
         while True:
-            params = {"follow": "true", "offset": cursor, "limit": 700, "wait": 10}
+            params: dict[str, str | int] = {
+                "follow": "true",
+                "offset": cursor,
+                "limit": 700,
+                "wait": 10,
+            }
             body = (await http.get(f"{server}/tasks/{tid}/logs", params=params)).json()
             seen += [e["seq"] for e in body["logs"] if e.get("kind") != "status"]
             cursor = body["next_offset"]

@@ -44,7 +44,7 @@ async def test_logs_page_matches_the_seed(client: httpx.AsyncClient, store: Stor
     "params", [{"offset": -1}, {"limit": 0}, {"limit": 10_001}, {"limit": -2}, {"offset": "x"}]
 )
 async def test_bad_paging_is_422(
-    client: httpx.AsyncClient, store: Store, params: dict[str, object]
+    client: httpx.AsyncClient, store: Store, params: dict[str, int | str]
 ) -> None:
     tid = await seeded(store, 1)
     response = await client.get(f"/tasks/{tid}/logs", params=params)

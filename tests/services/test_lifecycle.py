@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from hookagent.agents import build_agent
 from hookagent.models import TaskStatus
@@ -284,7 +285,7 @@ async def test_stalled_agent_is_warned_then_killed(
 
 
 async def test_approval_expires(
-    client: httpx.AsyncClient, store: Store, settings: Settings, redis: object
+    client: httpx.AsyncClient, store: Store, settings: Settings, redis: Redis
 ) -> None:
     tid = await submit(client)
     await move_to(store, tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "p"})
