@@ -257,7 +257,9 @@ async def test_cancel_from_another_api_process_kills_the_agent(
             f"/tasks/{tid}/cancel", json={"actor": "dana", "reason": "wrong repo"}
         )
     assert response.json() == {"task_id": tid, "status": "cancelled", "previous": "discovering"}
-    for pid in map(int, pidfile.read_text().split()):
+    pids = [int(pid) for pid in pidfile.read_text().split()]
+    assert len(pids) == 2, pids  # the agent and the child it spawned
+    for pid in pids:
         await wait_dead(pid)
     log = await messages(store, tid)
     assert any(
