@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import httpx
 import pytest
@@ -30,10 +31,10 @@ WORDS = [
 ]
 
 
-async def write_log(store: Store, lines: list[str]) -> str:
+async def write_log(store: Store, lines: list[str], *, task_id: str | None = None) -> str:
     """A new task whose log holds ``lines`` on stdout, written and indexed by a LogWriter."""
     new = NewTask(source="jira", repository="acme/x", title="t", prompt="p")
-    tid = (await store.tasks.create(new)).task_id
+    tid = (await store.tasks.create(new, task_id=task_id)).task_id
     async with LogWriter(
         store.logs, tid, index=store.search, token="", attempt=1,
         batch_lines=100, flush_ms=20, line_max=1000, raw_max=0,
@@ -49,8 +50,13 @@ async def make_logs(
 ) -> dict[str, list[str]]:
     rng = random.Random(7)
     logs: dict[str, list[str]] = {}
-    for _ in range(tasks):
-        tid = await write_log(store, [" ".join(rng.choices(WORDS, k=4)) for _ in range(lines)])
+    # One millisecond apart in their ids, so "newest first" has one right answer.
+    ms = time.time_ns() // 1_000_000
+    for n in range(tasks):
+        lines_of_task = [" ".join(rng.choices(WORDS, k=4)) for _ in range(lines)]
+        tid = await write_log(
+            store, lines_of_task, task_id=f"task-{ms + n}-{rng.randbytes(6).hex()}"
+        )
         entries, _ = await store.logs.read(tid, offset=0, limit=-1)
         logs[tid] = [e.message for e in entries]
         assert len(logs[tid]) == lines
