@@ -12,7 +12,7 @@ test:
 lint:
 	.venv/bin/ruff check src tests bench
 	.venv/bin/ruff format --check src tests bench
-	.venv/bin/mypy src
+	.venv/bin/mypy src tests bench
 
 bench:
 	.venv/bin/python bench/ingest.py

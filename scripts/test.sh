@@ -22,5 +22,5 @@ export HOOKAGENT_TEST_CLAUDE_BIN="$npm_dir/node_modules/.bin/claude"
 
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
-.venv/bin/mypy src
+.venv/bin/mypy src tests bench
 .venv/bin/pytest "$@"

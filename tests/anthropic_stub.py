@@ -94,7 +94,7 @@ class MessagesStub(LocalServer):
 
 
 def _events(model: str, turn: Turn) -> list[tuple[str, dict[str, Any]]]:
-    message = {
+    message: dict[str, Any] = {
         "id": f"msg_{uuid.uuid4().hex[:24]}",
         "type": "message",
         "role": "assistant",

@@ -19,6 +19,13 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         print("stdin first line: " + prompt.splitlines()[0] if prompt else "empty stdin")
         print("PLAN: fix the bug")
         return 0
+    if mode == "prompt":
+        # Every line of the prompt (only those holding one of ``args``, if any), then a plan.
+        for line in prompt.splitlines():
+            if not args or any(word in line for word in args):
+                print(f"prompt| {line}")
+        print("PLAN: guard the division in app.py")
+        return 0
     if mode == "lines":
         count = int(args[0])
         out.write("".join(f"line {i}\n" for i in range(count)))

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 from redis.asyncio import Redis
@@ -38,12 +39,28 @@ def make_remote(root: Path, repo: str) -> Path:
     (seed / "app.py").write_text("def total(xs):\n    return sum(xs) / len(xs)\n")
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}  # fmt: skip
-    run = lambda *a, cwd=seed: subprocess.run(a, cwd=cwd, env=env, check=True, capture_output=True)  # noqa: E731
+
+    def run(*args: str, cwd: Path = seed) -> None:
+        subprocess.run(args, cwd=cwd, env=env, check=True, capture_output=True)
+
     run("git", "init", "-q", "-b", "main")
     run("git", "add", ".")
     run("git", "commit", "-q", "-m", "initial")
     run("git", "clone", "-q", "--bare", str(seed), str(bare), cwd=root)
     return bare
+
+
+StreamEntries = list[tuple[str, dict[str, str]]]
+
+
+def stream_entries(reply: object) -> StreamEntries:
+    """The entries of an XREAD reply, read over RESP2 with ``decode_responses=True``.
+
+    redis-py types the reply as the union of every protocol's shape; ours is always
+    ``[[stream, [(entry_id, {field: value}), ...]], ...]``, or None when the block timed out.
+    """
+    streams = cast("list[tuple[str, StreamEntries]]", reply or [])
+    return [entry for _, entries in streams for entry in entries]
 
 
 async def wait_status(
@@ -62,7 +79,7 @@ async def wait_status(
             if task.status in statuses:
                 return task.status
             reply = await store.redis.xread({keys.logs(task_id): last}, block=1000, count=1000)
-            for _, entries in reply:
+            if entries := stream_entries(reply):
                 last = entries[-1][0]
 
 
@@ -73,7 +90,7 @@ async def wait_for_line(store: Store, task_id: str, needle: str, timeout: float 
     async with asyncio.timeout(timeout):
         while True:
             reply = await store.redis.xread({keys.logs(task_id): last}, block=1000, count=1000)
-            for _, entries in reply:
+            if entries := stream_entries(reply):
                 last = entries[-1][0]
                 if any(needle in fields.get("msg", "") for _, fields in entries):
                     return

@@ -17,7 +17,7 @@ import pytest
 from redis import Redis
 
 from hookagent.settings import get_settings
-from tests.helpers import FIXTURES, fake_agent
+from tests.helpers import FIXTURES, fake_agent, stream_entries
 
 READY = "Uvicorn running on"
 
@@ -144,7 +144,7 @@ def wait_line(data: Path, task_id: str, needle: str) -> None:
     key, last = f"hookagent:task:{{{task_id}}}:logs", "0-0"
     try:
         for _ in range(60):
-            for _, entries in client.xread({key: last}, block=1000) or []:
+            if entries := stream_entries(client.xread({key: last}, block=1000)):
                 last = entries[-1][0]
                 if any(needle in fields["msg"] for _, fields in entries):
                     return

@@ -1,20 +1,55 @@
-"""Key shapes are a storage format: pin them."""
+"""Key shapes are a storage format: pin them, every one, with its real name."""
 
 from __future__ import annotations
 
-from hookagent.keys import Keys
+import inspect
+
+from hookagent.keys import WORKER_GROUP, Keys
+
+TID = "task-1-abc"
+
+# Every public builder of Keys("hk"), called with sample arguments, and the exact key it
+# must return. A builder added to Keys without a line here fails the completeness test.
+PINNED: dict[str, tuple[str, str]] = {
+    "task": (Keys("hk").task(TID), "hk:task:{task-1-abc}"),
+    "history": (Keys("hk").history(TID), "hk:task:{task-1-abc}:history"),
+    "logs": (Keys("hk").logs(TID), "hk:task:{task-1-abc}:logs"),
+    "tasks_by_created": (Keys("hk").tasks_by_created(), "hk:tasks:created"),
+    "tasks_by_status": (Keys("hk").tasks_by_status("queued"), "hk:tasks:status:queued"),
+    "queue": (Keys("hk").queue("planning-queue"), "hk:queue:{planning-queue}"),
+    "cancel_channel": (Keys("hk").cancel_channel(TID), "hk:task:{task-1-abc}:cancel"),
+    "progress": (Keys("hk").progress(TID), "hk:task:{task-1-abc}:progress"),
+    "plans": (Keys("hk").plans(TID), "hk:task:{task-1-abc}:plans"),
+    "term": (Keys("hk").term("keyerror"), "hk:search:term:keyerror"),
+    "delivery": (Keys("hk").delivery("github", "d-42"), "hk:delivery:github:d-42"),
+    "ref": (Keys("hk").ref("jira", "PAY-231"), "hk:ref:jira:PAY-231"),
+}
 
 
-def test_task_keys_share_one_hash_tag() -> None:
-    keys = Keys("hookagent")
-    tid = "task-1-abc"
-    assert keys.task(tid) == "hookagent:task:{task-1-abc}"
-    assert keys.history(tid) == "hookagent:task:{task-1-abc}:history"
-    assert keys.logs(tid) == "hookagent:task:{task-1-abc}:logs"
+def public_methods(cls: type) -> set[str]:
+    """Names of the callables a class defines for its users (no ``_`` prefix)."""
+    return {
+        name
+        for name, member in inspect.getmembers(cls, callable)
+        if not name.startswith("_") and not inspect.isclass(member)
+    }
 
 
-def test_index_and_queue_keys() -> None:
-    keys = Keys("hk")
-    assert keys.tasks_by_created() == "hk:tasks:created"
-    assert keys.tasks_by_status("queued") == "hk:tasks:status:queued"
-    assert keys.queue("planning-queue") == "hk:queue:{planning-queue}"
+def test_every_builder_returns_its_pinned_key() -> None:
+    mismatched = {name: got for name, (got, want) in PINNED.items() if got != want}
+    assert mismatched == {}
+
+
+def test_every_public_builder_is_pinned() -> None:
+    assert public_methods(Keys) == set(PINNED)
+
+
+def test_default_prefix_is_hookagent() -> None:
+    keys = Keys()
+    assert keys.prefix == "hookagent"
+    assert keys.task(TID) == "hookagent:task:{task-1-abc}"
+    assert keys.logs(TID) == "hookagent:task:{task-1-abc}:logs"
+
+
+def test_worker_group_name() -> None:
+    assert WORKER_GROUP == "workers"

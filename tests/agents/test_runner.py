@@ -75,7 +75,9 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     sink, _, timed_out = await run(tmp_path, "hang", "spawn", str(pidfile), timeout=3)
     assert timed_out
     assert sink.lines[LogStream.STDOUT] == ["hanging now"]
-    for pid in map(int, pidfile.read_text().split()):
+    pids = [int(pid) for pid in pidfile.read_text().split()]
+    assert len(pids) == 2, pids  # the agent and the child it spawned
+    for pid in pids:
         assert not _alive(pid), f"process {pid} outlived the run"
 
 

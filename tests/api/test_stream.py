@@ -233,7 +233,12 @@ async def test_long_poll_loop_reads_thousands_of_lines_without_gaps(
     async with httpx.AsyncClient(timeout=30) as http:
         cursor = 0
         while True:
-            params = {"follow": "true", "offset": cursor, "limit": 700, "wait": 10}
+            params: dict[str, str | int] = {
+                "follow": "true",
+                "offset": cursor,
+                "limit": 700,
+                "wait": 10,
+            }
             body = (await http.get(f"{server}/tasks/{tid}/logs", params=params)).json()
             seen += [e["seq"] for e in body["logs"] if e.get("kind") != "status"]
             cursor = body["next_offset"]
@@ -281,8 +286,9 @@ async def test_followers_share_one_redis_read_loop(server: str, store: Store, re
         await asyncio.gather(*followers)
         used = await xread_calls() - before
     # 21 writes (20 batches and the final status) wake one shared loop: about one XREAD
-    # each, not one per follower (which would be over 2,000).
-    assert used <= 60, used
+    # each, not one per follower (which would be over 2,000). None at all would mean the
+    # count measured nothing.
+    assert 1 <= used <= 60, used
 
 
 async def test_a_gone_client_stops_the_redis_loop(live: tuple[str, FastAPI], store: Store) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from redis.asyncio import Redis
@@ -13,9 +15,9 @@ from hookagent.store.logs import NewLine
 from tests.helpers import app_client, move_to
 
 
-async def seeded(store: Store, lines: int = 45) -> str:
+async def seeded(store: Store, lines: int = 45, *, task_id: str | None = None) -> str:
     new = NewTask(source="sentry", repository="acme/x", title="Boom", prompt="ctx")
-    task = await store.tasks.create(new)
+    task = await store.tasks.create(new, task_id=task_id)
     batch = [
         NewLine("2026-01-24T10:00:00.000Z", "stdout", f"[stdout] line {i}") for i in range(lines)
     ]
@@ -44,7 +46,7 @@ async def test_logs_page_matches_the_seed(client: httpx.AsyncClient, store: Stor
     "params", [{"offset": -1}, {"limit": 0}, {"limit": 10_001}, {"limit": -2}, {"offset": "x"}]
 )
 async def test_bad_paging_is_422(
-    client: httpx.AsyncClient, store: Store, params: dict[str, object]
+    client: httpx.AsyncClient, store: Store, params: dict[str, int | str]
 ) -> None:
     tid = await seeded(store, 1)
     response = await client.get(f"/tasks/{tid}/logs", params=params)
@@ -76,14 +78,19 @@ async def test_status_and_details(client: httpx.AsyncClient, store: Store) -> No
 async def test_list_newest_first_with_status_filter(
     client: httpx.AsyncClient, store: Store
 ) -> None:
-    a = await seeded(store, 0)
-    b = await seeded(store, 0)
+    # Ids carry the creation time: spelled out, the order cannot hang on a clock tick, and
+    # b is stored before a, so insertion order would not pass for newest first.
+    ms = time.time_ns() // 1_000_000
+    a, b, c = (f"task-{ms + n}-{letter * 12}" for n, letter in enumerate("abc"))
+    for tid in (b, a, c):
+        await seeded(store, 0, task_id=tid)
     await move_to(store, a, TaskStatus.FAILED)
+    await move_to(store, c, TaskStatus.FAILED)
     for path in ("/tasks/", "/tasks"):
         listed = (await client.get(path)).json()
-        assert {t["task_id"] for t in listed["tasks"]} == {a, b}
+        assert [t["task_id"] for t in listed["tasks"]] == [c, b, a]
     failed = (await client.get("/tasks/", params={"status": "failed"})).json()
-    assert [t["task_id"] for t in failed["tasks"]] == [a]
+    assert [t["task_id"] for t in failed["tasks"]] == [c, a]
     bad = await client.get("/tasks/", params={"status": "sleeping"})
     assert bad.status_code == 422
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
@@ -66,7 +68,9 @@ async def test_oversized_body_is_413_and_the_server_keeps_serving(
     assert response.status_code == 413
     assert response.json()["error"] == "body_too_large"
 
-    async def chunks():  # no content-length: the streamed count must catch it
+    async def chunks() -> AsyncIterator[
+        bytes
+    ]:  # no content-length: the streamed count must catch it
         for _ in range(40):
             yield b"a" * 65536
 
@@ -99,7 +103,7 @@ async def test_ignored_delivery_is_200_without_a_task(
     assert await store.tasks.list(status=None, limit=10) == []
 
 
-async def test_sentry_signature(settings: Settings, redis: object) -> None:
+async def test_sentry_signature(settings: Settings, redis: Redis) -> None:
     own = settings.model_copy(update={"sentry_client_secret": SecretStr("s3cr3t-value")})
     body = (FIXTURES / "sentry-event-alert.json").read_bytes()
     good = hmac.new(b"s3cr3t-value", body, hashlib.sha256).hexdigest()
@@ -118,7 +122,7 @@ async def test_sentry_signature(settings: Settings, redis: object) -> None:
         assert missing.status_code == 401
 
 
-async def test_jira_signature(settings: Settings, redis: object) -> None:
+async def test_jira_signature(settings: Settings, redis: Redis) -> None:
     own = settings.model_copy(update={"jira_webhook_secret": SecretStr("jira-s3cret")})
     body = (FIXTURES / "jira-issue-created.json").read_bytes()
     sig = "sha256=" + hmac.new(b"jira-s3cret", body, hashlib.sha256).hexdigest()
@@ -138,7 +142,7 @@ def test_placeholder_secret_is_refused() -> None:
         Settings(sentry_client_secret=SecretStr("changeme"))
 
 
-async def test_allowed_repos(settings: Settings, redis: object) -> None:
+async def test_allowed_repos(settings: Settings, redis: Redis) -> None:
     own = settings.model_copy(update={"allowed_repos": "acme/payments-api"})
     async with app_client(own, redis) as http:
         refused = await http.post("/webhooks/sentry", content=SEED, headers=JSON)

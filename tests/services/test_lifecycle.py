@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from hookagent.agents import build_agent
 from hookagent.models import TaskStatus
@@ -117,15 +118,31 @@ async def test_plan_approve_execute_push_and_pull_request(
 async def test_execution_prompt_carries_plan_and_comment(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker
 ) -> None:
-    start_worker(agent_command=fake_agent("echo"))
+    # The fake agent echoes the prompt lines holding these words: none in planning, so the
+    # plan is its one PLAN line; in execution, the plan and the comment under their headings.
+    words = [
+        "You are fixing",
+        "Approved plan:",
+        "PLAN:",
+        "Approver's comment:",
+        "keep the old name",
+    ]
+    start_worker(agent_command=fake_agent("prompt", *words))
     tid = await submit(client)
-    await wait_status(store, tid, PLANNED)
-    await client.post(f"/tasks/{tid}/approve", json={"comment": "ship it"})
-    await wait_status(store, tid, ENDED)
-    # `echo` prints the prompt's size and first line; the plan and comment are in the prompt
-    # the execution agent got, which the fake agent saw on stdin.
-    log = await messages(store, tid)
-    assert any("You are fixing an issue in the repository" in m for m in log)
+    assert await wait_status(store, tid, PLANNED) is TaskStatus.PENDING_APPROVAL
+    assert (await store.tasks.get(tid)).plan == "PLAN: guard the division in app.py"
+    comment = "ship it, but keep the old name"
+    approved = await client.post(f"/tasks/{tid}/approve", json={"comment": comment})
+    assert approved.status_code == 200, approved.text
+    assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+    seen = [m for m in await messages(store, tid) if m.startswith("[stdout] prompt| ")]
+    assert [m.removeprefix("[stdout] prompt| ") for m in seen] == [
+        f"You are fixing an issue in the repository {REPO}, which is checked out in the current",
+        "Approved plan:",
+        "PLAN: guard the division in app.py",
+        "Approver's comment:",
+        comment,
+    ]
 
 
 async def test_no_token_pushes_the_branch_and_says_so(
@@ -240,7 +257,9 @@ async def test_cancel_from_another_api_process_kills_the_agent(
             f"/tasks/{tid}/cancel", json={"actor": "dana", "reason": "wrong repo"}
         )
     assert response.json() == {"task_id": tid, "status": "cancelled", "previous": "discovering"}
-    for pid in map(int, pidfile.read_text().split()):
+    pids = [int(pid) for pid in pidfile.read_text().split()]
+    assert len(pids) == 2, pids  # the agent and the child it spawned
+    for pid in pids:
         await wait_dead(pid)
     log = await messages(store, tid)
     assert any(
@@ -284,7 +303,7 @@ async def test_stalled_agent_is_warned_then_killed(
 
 
 async def test_approval_expires(
-    client: httpx.AsyncClient, store: Store, settings: Settings, redis: object
+    client: httpx.AsyncClient, store: Store, settings: Settings, redis: Redis
 ) -> None:
     tid = await submit(client)
     await move_to(store, tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "p"})

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from hookagent.errors import PayloadError
+from hookagent.models import NewTask
 from hookagent.sources import Command, Ignored, Verb, parse_jira
 from tests.helpers import FIXTURES
 
@@ -22,9 +23,16 @@ def created(description: object) -> dict[str, object]:
     }
 
 
+def parse_task(payload: object, *, default_repo: str | None) -> NewTask:
+    """``parse_jira`` for a payload that must start a task, not carry a command."""
+    parsed = parse_jira(payload, default_repo=default_repo)
+    assert isinstance(parsed, NewTask), parsed
+    return parsed
+
+
 def test_fixture_issue_created() -> None:
     payload = json.loads((FIXTURES / "jira-issue-created.json").read_text())
-    task = parse_jira(payload, default_repo=None)
+    task = parse_task(payload, default_repo=None)
     assert task.repository == "acme/payments-api"
     assert task.title == "PAY-231: Checkout fails when coupon has no amount"
     assert task.url == "https://acme.atlassian.net/browse/PAY-231"
@@ -32,7 +40,7 @@ def test_fixture_issue_created() -> None:
 
 
 def test_github_url_in_description() -> None:
-    task = parse_jira(created("See https://github.com/acme/web-app/issues/3"), default_repo=None)
+    task = parse_task(created("See https://github.com/acme/web-app/issues/3"), default_repo=None)
     assert task.repository == "acme/web-app"
 
 
@@ -48,7 +56,7 @@ def test_adf_description() -> None:
             {"type": "paragraph", "content": [{"type": "text", "text": "It crashes."}]},
         ],
     }
-    task = parse_jira(created(adf), default_repo=None)
+    task = parse_task(created(adf), default_repo=None)
     assert task.repository == "acme/adf-repo"
     assert "It crashes." in task.prompt
 
@@ -56,7 +64,7 @@ def test_adf_description() -> None:
 def test_no_repository_anywhere_is_a_clear_error() -> None:
     with pytest.raises(PayloadError, match="Repository: owner/name"):
         parse_jira(created("nothing here"), default_repo=None)
-    assert parse_jira(created(None), default_repo="acme/d").repository == "acme/d"
+    assert parse_task(created(None), default_repo="acme/d").repository == "acme/d"
 
 
 def test_other_events_start_nothing() -> None:

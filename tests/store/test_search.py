@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import httpx
 import pytest
@@ -30,23 +31,35 @@ WORDS = [
 ]
 
 
+async def write_log(store: Store, lines: list[str], *, task_id: str | None = None) -> str:
+    """A new task whose log holds ``lines`` on stdout, written and indexed by a LogWriter."""
+    new = NewTask(source="jira", repository="acme/x", title="t", prompt="p")
+    tid = (await store.tasks.create(new, task_id=task_id)).task_id
+    async with LogWriter(
+        store.logs, tid, index=store.search, token="", attempt=1,
+        batch_lines=100, flush_ms=20, line_max=1000, raw_max=0,
+    ) as writer:  # fmt: skip
+        for line in lines:
+            writer.add(LogStream.STDOUT, line)
+            await writer.wait_room()
+    return tid
+
+
 async def make_logs(
     store: Store, settings: Settings, tasks: int, lines: int
 ) -> dict[str, list[str]]:
     rng = random.Random(7)
     logs: dict[str, list[str]] = {}
-    for _ in range(tasks):
-        new = NewTask(source="jira", repository="acme/x", title="t", prompt="p")
-        tid = (await store.tasks.create(new)).task_id
-        async with LogWriter(
-            store.logs, tid, index=store.search, token="", attempt=1,
-            batch_lines=100, flush_ms=20, line_max=1000, raw_max=0,
-        ) as writer:  # fmt: skip
-            for _ in range(lines):
-                writer.add(LogStream.STDOUT, " ".join(rng.choices(WORDS, k=4)))
-                await writer.wait_room()
+    # One millisecond apart in their ids, so "newest first" has one right answer.
+    ms = time.time_ns() // 1_000_000
+    for n in range(tasks):
+        lines_of_task = [" ".join(rng.choices(WORDS, k=4)) for _ in range(lines)]
+        tid = await write_log(
+            store, lines_of_task, task_id=f"task-{ms + n}-{rng.randbytes(6).hex()}"
+        )
         entries, _ = await store.logs.read(tid, offset=0, limit=-1)
         logs[tid] = [e.message for e in entries]
+        assert len(logs[tid]) == lines
     return logs
 
 
@@ -58,14 +71,18 @@ def brute(logs: dict[str, list[str]], text: str) -> set[tuple[str, int]]:
 
 
 @pytest.mark.parametrize(
-    "text", ["alpha", "alpha bravo", '"golf hotel"', "juliet echo delta", "zulu"]
-)
+    ("text", "found"),
+    [("alpha", True), ("alpha bravo", True), ('"golf hotel"', True),
+     ("juliet echo delta", True), ("zulu", False)],
+)  # fmt: skip
 async def test_search_agrees_with_a_brute_force_scan(
-    store: Store, settings: Settings, text: str
+    store: Store, settings: Settings, text: str, found: bool
 ) -> None:
     logs = await make_logs(store, settings, tasks=12, lines=150)
+    expected = brute(logs, text)
+    assert bool(expected) is found  # two empty answers would agree about nothing
     hits = await store.search.search(text, limit=100_000)
-    assert {(h.task_id, h.seq) for h in hits} == brute(logs, text)
+    assert {(h.task_id, h.seq) for h in hits} == expected
 
 
 async def test_newest_first_status_filter_and_snippet(store: Store, settings: Settings) -> None:
@@ -79,10 +96,28 @@ async def test_newest_first_status_filter_and_snippet(store: Store, settings: Se
     assert {h.task_id for h in failed} == {some}
 
 
-async def test_search_endpoint(client: httpx.AsyncClient, store: Store, settings: Settings) -> None:
-    await make_logs(store, settings, tasks=2, lines=30)
+async def test_search_endpoint(client: httpx.AsyncClient, store: Store) -> None:
+    tid = await write_log(
+        store,
+        [
+            "alpha bravo",
+            "alpha charlie bravo",
+            "Alpha Bravo again",
+            "bravo alpha",
+            "x <alpha bravo>",
+            "alpha bravo last",
+        ],
+    )
+    # Newer and holding both words, so a candidate, but never the phrase: no hits from it.
+    await write_log(store, ["alpha only", "bravo only"])
     body = (await client.get("/search", params={"q": '"alpha bravo"', "limit": 3})).json()
-    assert body["count"] == len(body["hits"]) <= 3
-    assert all("<mark>alpha bravo</mark>" in h["snippet"].lower() for h in body["hits"])
+    assert body["query"] == '"alpha bravo"' and body["count"] == 3
+    assert [(h["task_id"], h["seq"], h["stream"], h["snippet"]) for h in body["hits"]] == [
+        (tid, 0, "stdout", "[stdout] <mark>alpha bravo</mark>"),
+        (tid, 2, "stdout", "[stdout] <mark>Alpha Bravo</mark> again"),
+        (tid, 4, "stdout", "[stdout] x &lt;<mark>alpha bravo</mark>&gt;"),
+    ]
+    everything = (await client.get("/search", params={"q": '"alpha bravo"'})).json()
+    assert [h["seq"] for h in everything["hits"]] == [0, 2, 4, 5]
     assert (await client.get("/search", params={"q": ""})).status_code == 422
     assert (await client.get("/search", params={"q": "x", "since": "yesterday"})).status_code == 422

@@ -97,7 +97,9 @@ async def test_sigkill_mid_run_is_reclaimed_and_finishes(store: Store, workers: 
     assert await wait_status(store, tid, DONE) is TaskStatus.PENDING_APPROVAL
     # Nothing of the killed attempt is left running: the agent died with its worker
     # (PDEATHSIG) and the successor killed the rest of its process group.
-    for pid in map(int, pidfile.read_text().split()):
+    pids = [int(pid) for pid in pidfile.read_text().split()]
+    assert len(pids) == 2, pids  # the agent and the child it spawned
+    for pid in pids:
         await wait_dead(pid)
     task = await store.tasks.get(tid)
     assert task.attempt == 2

@@ -100,8 +100,8 @@ async def test_planning_agent_sees_only_its_own_workspace(
     log = await messages(store, second)
     assert "[stdout] read README.md: ok # payments-api" in log
     # Another task's workspace, the data dir and the real home are not there at all.
-    for path in reads[1:]:
-        assert f"[stdout] read {path}: FileNotFoundError No such file or directory" in log, log
+    for hidden in reads[1:]:
+        assert f"[stdout] read {hidden}: FileNotFoundError No such file or directory" in log, log
     # Planning cannot write its workspace; /tmp and the private
     # home are the sandbox's own tmpfs: writable, gone when the agent exits.
     assert "[stdout] write planted.txt: OSError Read-only file system" in log, log
