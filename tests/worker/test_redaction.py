@@ -7,6 +7,7 @@ import shlex
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -39,9 +40,9 @@ async def run_task(client: httpx.AsyncClient, store: Store, **params: str) -> st
     return tid
 
 
-async def assert_nothing_secret(client: httpx.AsyncClient, tid: str) -> list[dict[str, str]]:
+async def assert_nothing_secret(client: httpx.AsyncClient, tid: str) -> list[dict[str, Any]]:
     """No secret in the log (messages and raw events), search, task or progress; the log."""
-    entries: list[dict[str, str]] = (
+    entries: list[dict[str, Any]] = (
         await client.get(f"/tasks/{tid}/logs", params={"limit": -1})
     ).json()["logs"]
     task = (await client.get(f"/tasks/{tid}")).json()
