@@ -78,6 +78,8 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         return probe()
     if mode == "leak":
         return leak(args)
+    if mode == "leak-all":
+        return leak_all(prompt, args)
     if mode == "leak-claude":
         return leak_claude(args)
     print(f"unknown mode {mode}", file=sys.stderr)
@@ -144,6 +146,28 @@ def leak(secrets: list[str]) -> int:
     print(FAKE_PEM)
     print(json.dumps({"type": "tool_result", "content": FAKE_PEM + "\n", "token": secrets[0]}))
     print(f"PLAN: rotate {' and '.join(secrets)}")
+    return 0
+
+
+def leak_all(prompt: str, args: list[str]) -> int:
+    """Print the whole environment, the lines of ``args[0]`` and the clone's git config.
+
+    In the execution phase it also edits a file, so there is something to push.
+    """
+    for name, value in sorted(os.environ.items()):
+        print(f"env {name}={value}")
+    with open(args[0]) as shapes:
+        secrets = shapes.read().splitlines()
+    for line in secrets:
+        print(f"found {line}")
+        print(f"warning: {line}", file=sys.stderr)
+    with open(".git/config") as config:
+        print(config.read())
+    print(json.dumps({"type": "note", "seen": secrets}))
+    if "Approved plan:" in prompt:
+        with open("app.py", "a") as source:
+            source.write("\n# rotated credentials\n")
+    print("PLAN: rotate " + " and ".join(secrets))
     return 0
 
 

@@ -276,3 +276,11 @@ def test_token_as_the_user_of_the_git_url() -> None:
     settings = Settings(git_url_template=f"https://{token}@github.com/{{repo}}.git")
     assert token in secret_values(settings, {})
     assert secret_values(Settings(github_token=SecretStr("")), {}) == []
+
+
+@pytest.mark.parametrize("lines", [PEM_LINES, PEM_LINES[:3]], ids=["whole", "no-end"])
+def test_pem_printed_as_a_json_array_of_lines(lines: list[str]) -> None:
+    """Found by the leak test: a key as separate JSON strings leaked its body."""
+    line = json.dumps({"seen": lines, "next": "kept"})
+    [redacted] = Redactor().for_run().redact_lines([line])
+    assert json.loads(redacted) == {"seen": ["[REDACTED:private_key]"], "next": "kept"}

@@ -69,7 +69,8 @@ _PEM_BEGIN = re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----")
 _PEM_END = re.compile(r"-----END[A-Z0-9 ]*PRIVATE KEY-----")
 # Base64, PEM headers (Proc-Type: 4,ENCRYPTED) and the line breaks of a key printed inside
 # a JSON string as \n escapes; no quote, so the match ends where the JSON string ends.
-_PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,. \t-]|\\[nrt])*")
+# Also the next element of a JSON array when it is more key text (a key printed as a list).
+_PEM_BODY = re.compile(r'(?:[A-Za-z0-9+/=:,. \t-]|\\[nrt]|"\s*,\s*"(?=[A-Za-z0-9+/=]{16}))*')
 
 Span = tuple[int, int, str]
 
@@ -235,9 +236,11 @@ def _redact_pem(line: str) -> tuple[str, bool]:
     opened = False
     while (begin := _PEM_BEGIN.search(line, position)) is not None:
         parts += (line[position : begin.start()], marker("private_key"))
+        # An END later on the line closes the key whatever lies between (a JSON array of
+        # lines, say): both ends sit in strings, so the line stays valid JSON.
+        end = _PEM_END.search(line, begin.end())
         body = _PEM_BODY.match(line, begin.end())
         stop = body.end() if body is not None else begin.end()
-        end = _PEM_END.search(line, begin.end(), stop)
         position = end.end() if end is not None else stop
         # Only a key printed as lines (nothing after BEGIN) continues below; one inside a
         # JSON string carries its line breaks as \n escapes and ends where the string does.
