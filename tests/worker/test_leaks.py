@@ -101,10 +101,10 @@ def found_in(text: str) -> list[str]:
 
 async def aof_text(redis: Redis) -> str | None:
     """Everything in the server's append-only file(s), or None when it keeps none."""
-    config: dict[str, str] = await redis.config_get("*")
+    config = await redis.config_get("*")
     if config.get("appendonly") != "yes":
         return None
-    folder = Path(config["dir"]) / config.get("appenddirname", "appendonlydir")
+    folder = Path(str(config["dir"])) / str(config.get("appenddirname") or "appendonlydir")
     return "".join(f.read_bytes().decode("utf-8", "replace") for f in sorted(folder.iterdir()))
 
 
