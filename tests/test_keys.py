@@ -18,3 +18,11 @@ def test_index_and_queue_keys() -> None:
     assert keys.tasks_by_created() == "hk:tasks:created"
     assert keys.tasks_by_status("queued") == "hk:tasks:status:queued"
     assert keys.queue("planning-queue") == "hk:queue:{planning-queue}"
+
+
+def test_limit_keys() -> None:
+    keys = Keys("hk")
+    assert keys.rate("github", 29_000_000) == "hk:rate:github:29000000"
+    # One hash tag per repository: the slot script touches both keys on one cluster slot.
+    assert keys.repo_runs("Acme/API") == "hk:runs:{acme/api}"
+    assert keys.repo_waiting("acme/api") == "hk:runs:{acme/api}:waiting"
