@@ -167,6 +167,39 @@ async def test_progress_is_saved_and_shown_in_status(
     assert bad.status_code == 422
 
 
+def fake_claude(tmp_path: Path, recording: str) -> Path:
+    """A ``claude`` that swallows its prompt and prints a recorded stream-json run."""
+    played = Path(__file__).parents[1] / "agents" / "recordings" / recording
+    binary = tmp_path / "claude"
+    binary.write_text(f"#!/bin/sh\ncat > /dev/null\ncat '{played}'\n")
+    binary.chmod(0o755)
+    return binary
+
+
+async def test_a_run_over_budget_fails_with_the_reason(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path
+) -> None:
+    """The recording reports $0.0123: over a $0.01 budget the run fails, plan or not."""
+    start_worker(claude_bin=str(fake_claude(tmp_path, "claude-todos.jsonl")), max_budget_usd=0.01)
+    tid = await submit(client, agent="claude")
+    assert await wait_status(store, tid, DONE) is TaskStatus.FAILED
+    reason = "budget exceeded: $0.0123 > HOOKAGENT_MAX_BUDGET_USD=$0.01"
+    task = await store.tasks.get(tid)
+    assert task.error == reason and task.plan is None
+    messages = await logs(client, tid)
+    assert f"[system] agent stopped: {reason}" in messages
+    assert messages[-1] == f"[system] status failed: {reason}"
+    assert "--max-budget-usd 0.01" in next(m for m in messages if "running " in m)
+
+
+async def test_a_run_within_budget_is_not_stopped(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path
+) -> None:
+    start_worker(claude_bin=str(fake_claude(tmp_path, "claude-todos.jsonl")), max_budget_usd=0.02)
+    tid = await submit(client, agent="claude")
+    assert await wait_status(store, tid, DONE) is TaskStatus.PENDING_APPROVAL
+
+
 async def test_a_failing_watchdog_fails_the_attempt_not_the_worker(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker
 ) -> None:

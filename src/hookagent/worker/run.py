@@ -10,7 +10,7 @@ from typing import Any
 
 from hookagent.agents import Agent, AgentOutcome, AgentRun, run_process
 from hookagent.agents.runner import OnLines
-from hookagent.errors import Stalled
+from hookagent.errors import BudgetExceeded, Stalled
 from hookagent.models import LogStream, Phase, utc_iso
 from hookagent.race import race
 from hookagent.settings import Settings
@@ -58,8 +58,18 @@ class Reporter:
         await self._store.tasks.save_progress(self._task_id, document)
 
 
-def line_sink(run: AgentRun, writer: LogWriter, clock: list[float] | None = None) -> OnLines:
-    """Feed agent output through the adapter into the log writer (and note when it came)."""
+def line_sink(
+    run: AgentRun,
+    writer: LogWriter,
+    clock: list[float] | None = None,
+    *,
+    budget_usd: float | None = None,
+) -> OnLines:
+    """Feed agent output through the adapter into the log writer (and note when it came).
+
+    Raises :class:`BudgetExceeded` once the cost the agent reports passes ``budget_usd``:
+    the runner then stops the agent's process group.
+    """
 
     async def sink(stream: LogStream, lines: list[str]) -> None:
         ts = utc_iso()  # one clock read per chunk: its lines arrived together
@@ -69,9 +79,20 @@ def line_sink(run: AgentRun, writer: LogWriter, clock: list[float] | None = None
         for line in lines:
             for out in run.parse(stream, line):
                 writer.add(out.stream, out.text, kind=out.kind or "", raw=out.raw, ts=ts)
+        cost = run.progress.cost_usd
+        if budget_usd is not None and cost is not None and cost > budget_usd:
+            limit = f"HOOKAGENT_MAX_BUDGET_USD=${dollars(budget_usd)}"
+            raise BudgetExceeded(f"budget exceeded: ${dollars(cost)} > {limit}")
         await writer.wait_room()
 
     return sink
+
+
+def dollars(amount: float) -> str:
+    """An amount with cents, and more digits only when they matter (0.0123, 1.50)."""
+    text = f"{amount:.4f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"{whole}.{cents.ljust(2, '0')}"
 
 
 class AgentSession:
@@ -107,7 +128,7 @@ class AgentSession:
             argv,
             stdin=prompt,
             cwd=path,
-            on_lines=line_sink(run, writer, clock),
+            on_lines=line_sink(run, writer, clock, budget_usd=s.max_budget_usd),
             timeout=timeout,
             kill_grace=s.kill_grace,
             env=env,
@@ -125,6 +146,10 @@ class AgentSession:
             quiet = f"no output for {s.stall_kill:.0f}s (HOOKAGENT_STALL_KILL)"
             await writer.system(f"agent stopped: {quiet}")
             return AgentOutcome(ok=False, error=f"stalled: {quiet}")
+        except BudgetExceeded as exc:
+            await report.save()
+            await writer.system(f"agent stopped: {exc.message}")
+            return AgentOutcome(ok=False, error=exc.message, stats=_cost(run))
         await report.save()
         outcome = run.finish(result.exit_code)
         if result.timed_out:
@@ -151,3 +176,8 @@ class AgentSession:
             next_kill = kill - quiet if kill is not None else float("inf")
             wait = min(next_warn, next_kill, warn)
             await asyncio.sleep(max(wait, 0.05))  # a timer to the next deadline, not a poll
+
+
+def _cost(run: AgentRun) -> dict[str, str | int | float]:
+    cost = run.progress.cost_usd
+    return {} if cost is None else {"total_cost_usd": cost}
