@@ -23,6 +23,10 @@ PINNED: dict[str, tuple[str, str]] = {
     "term": (Keys("hk").term("keyerror"), "hk:search:term:keyerror"),
     "delivery": (Keys("hk").delivery("github", "d-42"), "hk:delivery:github:d-42"),
     "ref": (Keys("hk").ref("jira", "PAY-231"), "hk:ref:jira:PAY-231"),
+    "rate": (Keys("hk").rate("github", 29_000_000), "hk:rate:github:29000000"),
+    # One hash tag per repository: the slot script touches both keys on one cluster slot.
+    "repo_runs": (Keys("hk").repo_runs("Acme/API"), "hk:runs:{acme/api}"),
+    "repo_waiting": (Keys("hk").repo_waiting("acme/api"), "hk:runs:{acme/api}:waiting"),
 }
 
 

@@ -100,6 +100,34 @@ class Stalled(HookagentError):
     code = "stalled"
 
 
+class BudgetExceeded(HookagentError):
+    """The agent's reported cost passed ``HOOKAGENT_MAX_BUDGET_USD``."""
+
+    code = "budget_exceeded"
+
+
+class RetryLater(HookagentError):
+    """A refusal the sender should retry after ``retry_after_s`` seconds."""
+
+    code = "retry_later"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimited(RetryLater):
+    """More deliveries from one source this minute than ``HOOKAGENT_RATE_LIMIT``."""
+
+    code = "rate_limited"
+
+
+class QueueFull(RetryLater):
+    """``HOOKAGENT_MAX_QUEUED`` tasks are queued already; a new one must wait."""
+
+    code = "queue_full"
+
+
 class LeaseLost(HookagentError):
     """Another worker reclaimed the job: this attempt must stop without touching the task."""
 

@@ -64,3 +64,15 @@ class Keys:
     def ref(self, source: str, ref: str) -> str:
         """Maps an outside object (Jira key, GitHub issue or PR, Sentry issue) to a task."""
         return f"{self.prefix}:ref:{source}:{ref}"
+
+    def rate(self, source: str, window: int) -> str:
+        """Deliveries counted from ``source`` in one fixed window (minute number since epoch)."""
+        return f"{self.prefix}:rate:{source}:{window}"
+
+    def repo_runs(self, repo: str) -> str:
+        """Sorted set of the agent runs holding a slot of ``repo``, scored by expiry (ms)."""
+        return f"{self.prefix}:runs:{{{repo.lower()}}}"
+
+    def repo_waiting(self, repo: str) -> str:
+        """Sorted set of tasks told they wait for a slot of ``repo``, scored by when (ms)."""
+        return f"{self.prefix}:runs:{{{repo.lower()}}}:waiting"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 import socket
 from pathlib import Path
@@ -37,6 +38,10 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=0, le=64)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # None: required unless the API only listens on loopback (see signatures_required).
+    require_signatures: bool | None = None
+    rate_limit: int = Field(default=600, ge=0)
+    max_queued: int = Field(default=1000, ge=0)
     sentry_client_secret: SecretStr | None = None
     jira_webhook_secret: SecretStr | None = None
     default_repo: str | None = None
@@ -55,6 +60,8 @@ class Settings(BaseSettings):
     claude_model: str | None = None
     claude_max_turns: int | None = Field(default=None, ge=1)
     claude_extra_args: str = ""
+    max_budget_usd: float | None = Field(default=None, gt=0)
+    max_runs_per_repo: int = Field(default=0, ge=0)
     claude_allowed_tools: str = "Bash,Read,Edit,Write,Glob,Grep,MultiEdit,TodoWrite"
     # Names (``FOO_*``: a prefix) passed on to the agent besides the basics and its adapter's.
     agent_env: str = Field(default="", pattern=r"^\s*([A-Za-z_][A-Za-z0-9_]*\*?\s*(,\s*|$))*$")
@@ -136,6 +143,13 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def signatures_required(self) -> bool:
+        """Whether unsigned new-task deliveries are refused (auto: when not bound to loopback)."""
+        if self.require_signatures is not None:
+            return self.require_signatures
+        return not _is_loopback(self.host)
+
+    @property
     def workspaces(self) -> Path:
         """Where task workspaces are cloned."""
         return self.workspace_dir or self.data_dir / "workspaces"
@@ -164,6 +178,15 @@ class Settings(BaseSettings):
     def claude_extra_argv(self) -> list[str]:
         """Extra arguments appended to every Claude Code invocation."""
         return shlex.split(self.claude_extra_args)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # "" (all interfaces) or a name: reachable from elsewhere
 
 
 class ClientSettings(BaseSettings):

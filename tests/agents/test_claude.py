@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from hookagent.agents.claude import ClaudeAgent, ClaudeRun
 from hookagent.models import EventKind, LogStream, Phase
+from tests.e2e.test_claude_code import claude_bin
 
 RECORDINGS = Path(__file__).parent / "recordings"
 
@@ -26,6 +28,22 @@ def test_argv_streams_json_in_plan_mode_with_options() -> None:
         "/opt/claude", "-p", "--output-format", "stream-json", "--verbose",
         "--permission-mode", "plan", "--model", "sonnet", "--max-turns", "5", "--debug",
     ]  # fmt: skip
+
+
+def test_budget_is_passed_to_the_cli_in_both_phases() -> None:
+    agent = ClaudeAgent("claude", max_budget_usd=2.5)
+    for phase in Phase:
+        argv = agent.argv(phase)
+        assert argv[argv.index("--max-budget-usd") + 1] == "2.5"
+    assert "--max-budget-usd" not in ClaudeAgent("claude").argv(Phase.EXECUTE)
+
+
+def test_the_real_cli_knows_the_budget_flag() -> None:
+    """The flag we pass exists in the pinned Claude Code (an unknown flag would fail runs)."""
+    shown = subprocess.run(
+        [claude_bin(), "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "--max-budget-usd" in shown.stdout
 
 
 def test_real_cli_recording_becomes_readable_lines() -> None:

@@ -149,3 +149,39 @@ async def test_allowed_repos(settings: Settings, redis: Redis) -> None:
         assert refused.status_code == 422 and "ALLOWED_REPOS" in refused.json()["detail"]
         body = (FIXTURES / "sentry-event-alert.json").read_bytes()
         assert (await http.post("/webhooks/sentry", content=body, headers=JSON)).status_code == 202
+
+
+async def test_rate_limit_per_source_is_429_with_retry_after(
+    settings: Settings, redis: Redis, store: Store
+) -> None:
+    own = settings.model_copy(update={"rate_limit": 3})
+    ignored = {"webhookEvent": "jira:issue_deleted", "issue": {"key": "PAY-1"}}
+    async with app_client(own, redis) as http:
+        for _ in range(3):
+            assert (await http.post("/webhooks/jira", json=ignored)).status_code == 200
+        refused = await http.post("/webhooks/jira", json=ignored)
+        assert refused.status_code == 429
+        assert refused.json()["error"] == "rate_limited"
+        assert "HOOKAGENT_RATE_LIMIT" in refused.json()["detail"]
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        # Counted per source: Sentry still gets through.
+        assert (await http.post("/webhooks/sentry", content=SEED, headers=JSON)).status_code == 202
+
+
+async def test_rate_limit_zero_is_off(settings: Settings, redis: Redis) -> None:
+    own = settings.model_copy(update={"rate_limit": 0})
+    ignored = {"webhookEvent": "jira:issue_deleted", "issue": {"key": "PAY-1"}}
+    async with app_client(own, redis) as http:
+        codes = {(await http.post("/webhooks/jira", json=ignored)).status_code for _ in range(20)}
+    assert codes == {200}
+
+
+@pytest.mark.parametrize(
+    ("host", "required"),
+    [("127.0.0.1", False), ("::1", False), ("localhost", False), ("0.0.0.0", True),
+     ("", True), ("10.0.0.5", True), ("hookagent.internal", True)],
+)  # fmt: skip
+def test_signatures_are_required_unless_bound_to_loopback(host: str, required: bool) -> None:
+    assert Settings(host=host).signatures_required is required
+    assert Settings(host=host, require_signatures=False).signatures_required is False
+    assert Settings(host="127.0.0.1", require_signatures=True).signatures_required is True

@@ -55,3 +55,19 @@ async def test_renewal_keeps_the_job(redis: Redis, settings: Settings) -> None:
         await asyncio.sleep(0.1)
         assert await q.renew(job, "owner")
     assert await q.reclaim("thief") is None
+
+
+async def test_a_deferred_job_comes_back_without_counting_a_delivery(
+    redis: Redis, settings: Settings
+) -> None:
+    """Handing a job back for want of room is not a failed attempt: deliveries stay put."""
+    q, task_id = await queue(redis, settings, lease_ms=60_000)
+    job = await q.claim("first", block_ms=100)
+    assert job is not None and job.deliveries == 1
+    for consumer in ("second", "third"):
+        await q.defer(job, "first" if consumer == "second" else "second", after_ms=0)
+        again = await q.reclaim(consumer)
+        assert again is not None and (again.task_id, again.deliveries) == (task_id, 1)
+        job = again
+    await q.defer(job, "third", after_ms=30_000)
+    assert await q.reclaim("fourth") is None, "not before after_ms"

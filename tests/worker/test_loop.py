@@ -167,6 +167,64 @@ async def test_progress_is_saved_and_shown_in_status(
     assert bad.status_code == 422
 
 
+def fake_claude(tmp_path: Path, recording: str) -> Path:
+    """A ``claude`` that swallows its prompt and prints a recorded stream-json run."""
+    played = Path(__file__).parents[1] / "agents" / "recordings" / recording
+    binary = tmp_path / "claude"
+    binary.write_text(f"#!/bin/sh\ncat > /dev/null\ncat '{played}'\n")
+    binary.chmod(0o755)
+    return binary
+
+
+async def test_a_run_over_budget_fails_with_the_reason(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path
+) -> None:
+    """The recording reports $0.0123: over a $0.01 budget the run fails, plan or not."""
+    start_worker(claude_bin=str(fake_claude(tmp_path, "claude-todos.jsonl")), max_budget_usd=0.01)
+    tid = await submit(client, agent="claude")
+    assert await wait_status(store, tid, DONE) is TaskStatus.FAILED
+    reason = "budget exceeded: $0.0123 > HOOKAGENT_MAX_BUDGET_USD=$0.01"
+    task = await store.tasks.get(tid)
+    assert task.error == reason and task.plan is None
+    messages = await logs(client, tid)
+    assert f"[system] agent stopped: {reason}" in messages
+    assert messages[-1] == f"[system] status failed: {reason}"
+    assert "--max-budget-usd 0.01" in next(m for m in messages if "running " in m)
+
+
+async def test_a_run_within_budget_is_not_stopped(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path
+) -> None:
+    start_worker(claude_bin=str(fake_claude(tmp_path, "claude-todos.jsonl")), max_budget_usd=0.02)
+    tid = await submit(client, agent="claude")
+    assert await wait_status(store, tid, DONE) is TaskStatus.PENDING_APPROVAL
+
+
+async def test_runs_per_repo_are_limited_across_workers(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker
+) -> None:
+    """Two workers, one slot for the repository: the second task waits, then runs."""
+    for _ in range(2):
+        start_worker(agent_command=fake_agent("slow", "4", "0.25"), max_runs_per_repo=1)
+    tids = [await submit(client), await submit(client)]
+    for tid in tids:
+        assert await wait_status(store, tid, DONE) is TaskStatus.PENDING_APPROVAL
+    spans = []
+    for tid in tids:
+        at = {h.status: h.at for h in await store.tasks.history(tid)}
+        spans.append((at[TaskStatus.DISCOVERING], at[TaskStatus.PENDING_APPROVAL]))
+    (_, first_end), (second_start, _) = sorted(spans)
+    assert second_start >= first_end, f"two runs of one repository at once: {spans}"
+    waited = [await logs(client, tid) for tid in tids]
+    notes = [m for log in waited for m in log if m.startswith("[system] waiting:")]
+    assert notes == [
+        "[system] waiting: 1 run of acme/payments-api in progress (HOOKAGENT_MAX_RUNS_PER_REPO=1)"
+    ], "said once, by the task that waited"
+    for log in waited:  # the hand-back was not a failed delivery
+        assert any(m.startswith("[system] attempt 1 (delivery 1): planning") for m in log)
+    assert await store.redis.zcard(store.keys.repo_runs("acme/payments-api")) == 0
+
+
 async def test_a_failing_watchdog_fails_the_attempt_not_the_worker(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker
 ) -> None:

@@ -39,4 +39,5 @@ def build_agent(settings: Settings) -> Agent:
         max_turns=settings.claude_max_turns,
         extra_args=settings.claude_extra_argv,
         allowed_tools=settings.allowed_tools,
+        max_budget_usd=settings.max_budget_usd,
     )

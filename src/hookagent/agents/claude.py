@@ -28,8 +28,10 @@ class ClaudeAgent:
         max_turns: int | None = None,
         extra_args: list[str] | None = None,
         allowed_tools: list[str] | None = None,
+        max_budget_usd: float | None = None,
     ) -> None:
         self._binary = binary
+        self._budget = max_budget_usd
         self._allowed = allowed_tools or []
         self._model = model
         self._max_turns = max_turns
@@ -52,6 +54,8 @@ class ClaudeAgent:
             argv += ["--model", self._model]
         if self._max_turns:
             argv += ["--max-turns", str(self._max_turns)]
+        if self._budget is not None:
+            argv += ["--max-budget-usd", str(self._budget)]
         return argv + self._extra
 
     def start(self) -> ClaudeRun:

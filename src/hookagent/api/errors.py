@@ -29,6 +29,8 @@ _STATUS: dict[type[HookagentError], int] = {
     errors.BodyTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.MalformedBody: 400,
+    errors.RateLimited: 429,
+    errors.QueueFull: 503,
 }
 
 

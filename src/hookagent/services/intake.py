@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hookagent.errors import ConflictError, NotAnApprover, TaskNotFound
+from hookagent.errors import ConflictError, NotAnApprover, QueueFull, SignatureError, TaskNotFound
 from hookagent.models import TERMINAL_STATUSES, ActionResult, NewTask, Task, TaskStatus, one_line
 from hookagent.redact import Redactor
 from hookagent.repos import validate_repo
@@ -15,6 +15,14 @@ from hookagent.store import Marks, Store
 
 # Deliveries for one incident racing each other: each round one of them creates the task.
 MAX_ROUNDS = 8
+# What a sender refused by HOOKAGENT_MAX_QUEUED is told to wait before retrying.
+QUEUE_FULL_RETRY_AFTER_S = 30
+# The setting that holds each source's webhook secret, named in refusals.
+SECRET_SETTINGS = {
+    "github": "HOOKAGENT_GITHUB_WEBHOOK_SECRET",
+    "jira": "HOOKAGENT_JIRA_WEBHOOK_SECRET",
+    "sentry": "HOOKAGENT_SENTRY_CLIENT_SECRET",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +68,20 @@ class Intake:
         self._settings = settings
         self._lifecycle = Lifecycle(store, settings, redactor=redactor)
 
-    async def new_task(self, new: NewTask, *, delivery: str | None) -> Created | Duplicate:
+    async def new_task(
+        self, new: NewTask, *, delivery: str | None, signed: bool
+    ) -> Created | Duplicate:
         """Queue a task, unless this delivery or an open task for the same incident exists.
 
-        The task, its job and both marks are written in one step, so a failure leaves no
-        mark behind and the sender's retry creates the task.
+        ``signed``: the delivery's signature verified. Unsigned ones are refused when
+        signatures are required. The task, its job and both marks are written in one step,
+        so a failure leaves no mark behind and the sender's retry creates the task.
         """
+        if not signed and self._settings.signatures_required:
+            raise SignatureError(
+                f"unsigned delivery refused (HOOKAGENT_REQUIRE_SIGNATURES): set "
+                f"{_secret_setting(new.source)} and give the webhook the same secret"
+            )
         new.repository = validate_repo(new.repository, self._settings.allowed_repo_set)
         refs, ref = self._store.refs, new.external_id
         for _ in range(MAX_ROUNDS):
@@ -77,14 +93,24 @@ class Intake:
                     if delivery:
                         await refs.mark_delivery(new.source, delivery, found.task_id)
                     return Duplicate(found.task_id, found.status, "an open task exists for it")
+            await self._check_room()
             marks = Marks(new.source, delivery, ref, seen_delivery=by_delivery, seen_ref=by_ref)
             task = await self._store.tasks.create_marked(new, marks)
             if task is not None:
                 return Created(task)
         raise ConflictError("too many simultaneous deliveries for this incident; retry")
 
-    async def command(self, command: Command, *, delivery: str | None) -> Outcome:
-        """Apply ``@hookagent <verb>`` (or a transition) to the task the source object maps to."""
+    async def command(self, command: Command, *, delivery: str | None, signed: bool) -> Outcome:
+        """Apply ``@hookagent <verb>`` (or a transition) to the task the source object maps to.
+
+        Only from a delivery whose signature verified (``signed``), whatever else is
+        configured: anyone who can reach the endpoint can claim to be an approver.
+        """
+        if not signed:
+            raise SignatureError(
+                f"commands need a signed delivery: set {_secret_setting(command.source)} "
+                "and give the webhook the same secret"
+            )
         refs = self._store.refs
         if delivery and not await refs.claim_delivery(command.source, delivery, command.verb):
             return Duplicate(None, None, "delivery seen before")
@@ -128,8 +154,25 @@ class Intake:
             return await life.revise(task_id, actor=actor, feedback=text)
         return await life.cancel(task_id, actor=actor, reason=text or None)
 
+    async def _check_room(self) -> None:
+        """Refuse a new task while ``HOOKAGENT_MAX_QUEUED`` tasks wait for a worker.
+
+        A soft cap: deliveries racing at the cap may each pass the count before any of them
+        is queued, so it can be passed by as many as arrive at that instant.
+        """
+        cap = self._settings.max_queued
+        if cap and (queued := await self._store.tasks.count(TaskStatus.QUEUED)) >= cap:
+            raise QueueFull(
+                f"{queued} tasks are queued (HOOKAGENT_MAX_QUEUED={cap}); retry later",
+                retry_after_s=QUEUE_FULL_RETRY_AFTER_S,
+            )
+
     async def _find(self, task_id: str) -> Task | None:
         try:
             return await self._store.tasks.get(task_id)
         except TaskNotFound:
             return None
+
+
+def _secret_setting(source: str) -> str:
+    return SECRET_SETTINGS.get(source, f"HOOKAGENT_{source.upper()}_WEBHOOK_SECRET")

@@ -11,8 +11,10 @@ from hookagent.settings import Settings
 from hookagent.store.cancels import CancelSignals
 from hookagent.store.logs import LogStore, NewLine
 from hookagent.store.queue import Job, JobQueue
+from hookagent.store.rates import RateLimiter
 from hookagent.store.refs import Marks, RefStore
 from hookagent.store.search import SearchIndex
+from hookagent.store.slots import RepoSlots
 from hookagent.store.tasks import TaskStore
 
 __all__ = [
@@ -22,7 +24,9 @@ __all__ = [
     "LogStore",
     "Marks",
     "NewLine",
+    "RateLimiter",
     "RefStore",
+    "RepoSlots",
     "Store",
     "TaskStore",
     "connect",
@@ -59,6 +63,8 @@ class Store:
     refs: RefStore
     cancels: CancelSignals
     search: SearchIndex
+    rates: RateLimiter
+    slots: RepoSlots
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
@@ -88,6 +94,9 @@ class Store:
             ),
             cancels=CancelSignals(redis, keys, tasks=tasks),
             search=SearchIndex(redis, keys, tasks=tasks, logs=logs, ttl_seconds=settings.log_ttl),
+            rates=RateLimiter(redis, keys, limit=settings.rate_limit),
+            # A slot lapses like the job's lease, and is renewed with it.
+            slots=RepoSlots(redis, keys, limit=settings.max_runs_per_repo, ttl_ms=jobs.lease_ms),
         )
 
     async def ping(self) -> None:

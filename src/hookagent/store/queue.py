@@ -101,6 +101,24 @@ class JobQueue:
             self.key, WORKER_GROUP, consumer, 0, [job.job_id], idle=self.lease_ms, justid=True
         )
 
+    async def defer(self, job: Job, consumer: str, *, after_ms: int) -> None:
+        """Hand a job back to be reclaimed in ``after_ms``, this delivery not counted.
+
+        Its idle time is set short of the lease by ``after_ms``, and its delivery count one
+        back, since the reclaim (XAUTOCLAIM) counts it again: waiting for room is not a
+        failed attempt, so it never brings the job nearer ``HOOKAGENT_MAX_DELIVERIES``.
+        """
+        await self._redis.xclaim(
+            self.key,
+            WORKER_GROUP,
+            consumer,
+            0,
+            [job.job_id],
+            idle=max(self.lease_ms - after_ms, 0),
+            retrycount=job.deliveries - 1,
+            justid=True,
+        )
+
     async def ack(self, job: Job) -> None:
         """Finish the job for good: ack it and drop it from the stream."""
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -282,6 +282,10 @@ class TaskStore:
         plans: list[str] = await self._redis.lrange(self._keys.plans(task_id), 0, -1)
         return plans
 
+    async def count(self, status: TaskStatus) -> int:
+        """How many tasks the status index holds (ZCARD; an expired task counts until listed)."""
+        return int(await self._redis.zcard(self._keys.tasks_by_status(status)))
+
     async def list(self, *, status: TaskStatus | None, limit: int) -> list[Task]:
         """Newest first, optionally only those in ``status``."""
         index = self._keys.tasks_by_status(status) if status else self._keys.tasks_by_created()

@@ -29,6 +29,9 @@ from hookagent.worker.phases import PhaseRunner
 log = logging.getLogger(__name__)
 
 BACKOFF_MAX_S = 5.0
+# A job handed back for want of a repository slot is offered again after this long, at
+# most: short enough to start soon after a slot frees, long enough not to spin on it.
+DEFER_MAX_MS = 2000
 
 
 def consumer_name() -> str:
@@ -126,6 +129,16 @@ class Worker:
         if job.deliveries > 1:
             await self._end_predecessor(job.task_id)
         token = f"{self.name}:{job.job_id}:{secrets.token_hex(4)}"
+        repo = await self._limited_repo(job)
+        if repo is not None and not await self._take_slot(job, repo, token):
+            return False  # handed back: another worker, or this one, takes it later
+        try:
+            return await self._attempt(job, token, repo)
+        finally:
+            if repo is not None:
+                await self._release_slot(repo, token)
+
+    async def _attempt(self, job: Job, token: str, repo: str | None) -> bool:
         try:
             attempt = await self._store.tasks.claim(job.task_id, token=token, phase=job.phase)
         except (TaskNotFound, ConflictError) as exc:
@@ -145,21 +158,59 @@ class Worker:
             redactor=self._redactor,
         ) as writer:
             work = self._phases.run(job, writer, token=token, attempt=attempt)
-            await self._supervise(job, work)
+            await self._supervise(job, work, self._keep_lease(job, repo, token))
         return True
 
-    async def _supervise(self, job: Job, work: Coroutine[Any, Any, None]) -> None:
+    async def _supervise(
+        self, job: Job, work: Coroutine[Any, Any, None], lease: Coroutine[Any, Any, None]
+    ) -> None:
         """Run ``work`` while renewing the lease and listening for a cancel; stop it on either."""
-        which, _ = await race(work, self._keep_lease(job), self._store.cancels.wait(job.task_id))
+        which, _ = await race(work, lease, self._store.cancels.wait(job.task_id))
         if which == 2:
             raise TaskCancelled(job.task_id)
 
-    async def _keep_lease(self, job: Job) -> None:
+    async def _keep_lease(self, job: Job, repo: str | None, token: str) -> None:
+        """Renew the job's lease, and the repository slot with it, every third of a lease."""
         interval = self._queue.lease_ms / 3000
         while True:
             await asyncio.sleep(interval)  # a heartbeat timer, not a poll
             if not await self._queue.renew(job, self.name):
                 raise LeaseLost(f"job {job.job_id} was reclaimed by another worker")
+            if repo is not None and not await self._store.slots.renew(repo, token):
+                raise LeaseLost(f"the run slot of {repo} lapsed")
+
+    async def _limited_repo(self, job: Job) -> str | None:
+        """The task's repository when HOOKAGENT_MAX_RUNS_PER_REPO limits runs, else None."""
+        if not self._settings.max_runs_per_repo:
+            return None
+        try:
+            return (await self._store.tasks.get(job.task_id)).repository
+        except TaskNotFound:
+            return None  # the claim that follows skips the job
+
+    async def _take_slot(self, job: Job, repo: str, token: str) -> bool:
+        """A run slot of ``repo``; else the job is handed back, and the task log says why once."""
+        answer = await self._store.slots.take(repo, token, job.task_id)
+        if answer.held:
+            return True
+        if answer.first_wait:
+            runs = "run" if answer.running == 1 else "runs"
+            text = (
+                f"[system] waiting: {answer.running} {runs} of {repo} in progress "
+                f"(HOOKAGENT_MAX_RUNS_PER_REPO={self._settings.max_runs_per_repo})"
+            )
+            line = NewLine(utc_iso(), LogStream.SYSTEM.value, text)
+            await self._store.logs.append(job.task_id, [line])
+        after_ms = min(self._queue.lease_ms // 5, DEFER_MAX_MS)
+        await self._queue.defer(job, self.name, after_ms=after_ms)
+        return False
+
+    async def _release_slot(self, repo: str, token: str) -> None:
+        try:
+            await self._store.slots.release(repo, token)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # Not lost for good: the slot lapses one lease after its last renewal.
+            log.warning("worker %s: could not free the slot of %s: %r", self.name, repo, exc)
 
     async def _hand_back(self, job: Job) -> None:
         """On shutdown: say so in the task's log and make the job claimable at once."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from hookagent.agents import Agent, AgentOutcome, AgentRun, run_process
 from hookagent.agents.runner import OnLines
-from hookagent.errors import Stalled
+from hookagent.errors import BudgetExceeded, Stalled
 from hookagent.models import LogStream, Phase, utc_iso
 from hookagent.race import race
 from hookagent.redact import RedactingStream, Redactor
@@ -65,8 +65,13 @@ def line_sink(
     clock: list[float] | None = None,
     *,
     redactor: Redactor | None = None,
+    budget_usd: float | None = None,
 ) -> OnLines:
-    """Feed agent output, redacted, through the adapter into the log writer (note when)."""
+    """Feed agent output, redacted, through the adapter into the log writer (note when).
+
+    Raises :class:`BudgetExceeded` once the cost the agent reports passes ``budget_usd``:
+    the runner then stops the agent's process group.
+    """
     redacting: dict[LogStream, RedactingStream] = {}
 
     async def sink(stream: LogStream, lines: list[str]) -> None:
@@ -84,9 +89,20 @@ def line_sink(
         for line in lines:
             for out in run.parse(stream, line):
                 writer.add(out.stream, out.text, kind=out.kind or "", raw=out.raw, ts=ts)
+        cost = run.progress.cost_usd
+        if budget_usd is not None and cost is not None and cost > budget_usd:
+            limit = f"HOOKAGENT_MAX_BUDGET_USD=${dollars(budget_usd)}"
+            raise BudgetExceeded(f"budget exceeded: ${dollars(cost)} > {limit}")
         await writer.wait_room()
 
     return sink
+
+
+def dollars(amount: float) -> str:
+    """An amount with cents, and more digits only when they matter (0.0123, 1.50)."""
+    text = f"{amount:.4f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"{whole}.{cents.ljust(2, '0')}"
 
 
 class AgentSession:
@@ -123,7 +139,9 @@ class AgentSession:
             argv,
             stdin=prompt,
             cwd=path,
-            on_lines=line_sink(run, writer, clock, redactor=self._redactor),
+            on_lines=line_sink(
+                run, writer, clock, redactor=self._redactor, budget_usd=s.max_budget_usd
+            ),
             timeout=timeout,
             kill_grace=s.kill_grace,
             env=env,
@@ -141,6 +159,10 @@ class AgentSession:
             quiet = f"no output for {s.stall_kill:.0f}s (HOOKAGENT_STALL_KILL)"
             await writer.system(f"agent stopped: {quiet}")
             return AgentOutcome(ok=False, error=f"stalled: {quiet}")
+        except BudgetExceeded as exc:
+            await report.save()
+            await writer.system(f"agent stopped: {exc.message}")
+            return AgentOutcome(ok=False, error=exc.message, stats=_cost(run))
         await report.save()
         outcome = run.finish(result.exit_code)
         if result.timed_out:
@@ -167,3 +189,8 @@ class AgentSession:
             next_kill = kill - quiet if kill is not None else float("inf")
             wait = min(next_warn, next_kill, warn)
             await asyncio.sleep(max(wait, 0.05))  # a timer to the next deadline, not a poll
+
+
+def _cost(run: AgentRun) -> dict[str, str | int | float]:
+    cost = run.progress.cost_usd
+    return {} if cost is None else {"total_cost_usd": cost}

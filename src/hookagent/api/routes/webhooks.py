@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, NamedTuple, ParamSpec
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
 from hookagent.api.deps import SettingsDep, StoreDep
-from hookagent.errors import MalformedBody, UnsupportedMediaType
+from hookagent.api.errors import error_response, http_status
+from hookagent.errors import MalformedBody, RateLimited, RetryLater, UnsupportedMediaType
 from hookagent.models import NewTask, WebhookAccepted
 from hookagent.services.intake import Applied, Created, Duplicate, Intake, Outcome, Reported
 from hookagent.settings import Settings
@@ -29,6 +31,7 @@ from hookagent.store import Store
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 Parser = Callable[[Any], NewTask | Command]
+P = ParamSpec("P")
 AgentChoice = Annotated[
     Literal["claude", "codex", "gemini", "command"] | None,
     Query(description="run this task with another agent than HOOKAGENT_AGENT"),
@@ -38,23 +41,53 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Duplicate, command applied, or a delivery that starts nothing"},
     202: {"model": WebhookAccepted, "description": "Task queued"},
     400: {"description": "Malformed JSON"},
-    401: {"description": "Bad or missing signature"},
+    401: {"description": "Bad or missing signature, or a command in an unsigned delivery"},
     403: {"description": "Command from someone who is not an approver"},
     404: {"description": "Command for an object no task is linked to"},
     409: {"description": "Command not allowed in the task's status"},
     413: {"description": "Body too large"},
     415: {"description": "Not JSON"},
     422: {"description": "No usable repository, or not a JSON object"},
+    429: {"description": "Over HOOKAGENT_RATE_LIMIT deliveries this minute (see Retry-After)"},
+    503: {"description": "HOOKAGENT_MAX_QUEUED tasks are queued (see Retry-After)"},
 }
+
+
+class Verified(NamedTuple):
+    """A delivery's raw body, and whether its signature verified against a secret."""
+
+    body: bytes
+    signed: bool
+
+
+def _retry_after(
+    endpoint: Callable[P, Awaitable[JSONResponse]],
+) -> Callable[P, Awaitable[JSONResponse]]:
+    """Answer a :class:`RetryLater` refusal with its status and a ``Retry-After`` header."""
+
+    @functools.wraps(endpoint)
+    async def answer(*args: P.args, **kwargs: P.kwargs) -> JSONResponse:
+        try:
+            return await endpoint(*args, **kwargs)
+        except RetryLater as exc:
+            response = error_response(http_status(exc), exc.code, exc.message)
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+            return response
+
+    return answer
 
 
 @router.post("/sentry", status_code=202, responses=_RESPONSES)
 @router.post("/sentry/", status_code=202, include_in_schema=False)
+@_retry_after
 async def sentry_webhook(
     request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
 ) -> JSONResponse:
     """Sentry: the seed's shape, integration ``issue``/``event_alert``, or the legacy plugin."""
-    body = await _verified(request, settings.sentry_client_secret, "sentry-hook-signature", "")
+    await _admit(store, "sentry")
+    body, signed = await _verified(
+        request, settings.sentry_client_secret, "sentry-hook-signature", ""
+    )
     resource = request.headers.get("sentry-hook-resource")
     default = settings.default_repo
 
@@ -67,16 +100,20 @@ async def sentry_webhook(
     def delivery(new: Any) -> str:
         return f"{new.external_id}:{action}"
 
-    return await _handle(store, settings, payload, parse, delivery, agent)
+    return await _handle(store, settings, payload, parse, delivery, agent, signed=signed)
 
 
 @router.post("/jira", status_code=202, responses=_RESPONSES)
 @router.post("/jira/", status_code=202, include_in_schema=False)
+@_retry_after
 async def jira_webhook(
     request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
 ) -> JSONResponse:
     """Jira: ``jira:issue_created`` starts a task; comments and transitions command one."""
-    body = await _verified(request, settings.jira_webhook_secret, "x-hub-signature", "sha256=")
+    await _admit(store, "jira")
+    body, signed = await _verified(
+        request, settings.jira_webhook_secret, "x-hub-signature", "sha256="
+    )
 
     def parse(payload: Any) -> NewTask | Command:
         return parse_jira(
@@ -87,33 +124,50 @@ async def jira_webhook(
         )
 
     delivery = request.headers.get("x-atlassian-webhook-identifier")
-    return await _handle(store, settings, _json(request, body), parse, lambda _: delivery, agent)
+    payload = _json(request, body)
+    return await _handle(store, settings, payload, parse, lambda _: delivery, agent, signed=signed)
 
 
 @router.post("/github", status_code=202, responses=_RESPONSES)
 @router.post("/github/", status_code=202, include_in_schema=False)
+@_retry_after
 async def github_webhook(
     request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
 ) -> JSONResponse:
     """GitHub: a labelled issue starts a task; ``@hookagent <command>`` comments command one."""
+    await _admit(store, "github")
     secret = settings.github_webhook_secret
-    body = await _verified(request, secret, "x-hub-signature-256", "sha256=")
+    body, signed = await _verified(request, secret, "x-hub-signature-256", "sha256=")
     event = request.headers.get("x-github-event")
 
     def parse(payload: Any) -> NewTask | Command:
         return parse_github(payload, event=event, label=settings.github_label)
 
     delivery = request.headers.get("x-github-delivery")
-    return await _handle(store, settings, _json(request, body), parse, lambda _: delivery, agent)
+    payload = _json(request, body)
+    return await _handle(store, settings, payload, parse, lambda _: delivery, agent, signed=signed)
 
 
-async def _verified(request: Request, secret: SecretStr | None, header: str, prefix: str) -> bytes:
-    body = await request.body()
-    if secret is not None:
-        verify_hmac_sha256(
-            body, secret.get_secret_value(), request.headers.get(header), prefix=prefix
+async def _admit(store: Store, source: str) -> None:
+    """Count the delivery against ``HOOKAGENT_RATE_LIMIT``, before any other work on it."""
+    counted = await store.rates.count(source)
+    if not counted.allowed:
+        raise RateLimited(
+            f"more than {store.rates.limit} deliveries from {source} this minute "
+            "(HOOKAGENT_RATE_LIMIT); retry later",
+            retry_after_s=counted.retry_after_s,
         )
-    return body
+
+
+async def _verified(
+    request: Request, secret: SecretStr | None, header: str, prefix: str
+) -> Verified:
+    """The raw body, checked against ``secret``; unsigned only when no secret is set."""
+    body = await request.body()
+    if secret is None:
+        return Verified(body, signed=False)
+    verify_hmac_sha256(body, secret.get_secret_value(), request.headers.get(header), prefix=prefix)
+    return Verified(body, signed=True)
 
 
 def _json(request: Request, body: bytes) -> Any:
@@ -133,6 +187,8 @@ async def _handle(
     parse: Parser,
     delivery_of: Callable[[Any], str | None],
     agent: str | None,
+    *,
+    signed: bool,
 ) -> JSONResponse:
     try:
         parsed = parse(payload)
@@ -143,11 +199,11 @@ async def _handle(
         return JSONResponse({"status": "ignored", "reason": reason}, status_code=200)
     intake = Intake(store, settings)
     if isinstance(parsed, Command):
-        outcome: Outcome = await intake.command(parsed, delivery=delivery_of(parsed))
+        outcome: Outcome = await intake.command(parsed, delivery=delivery_of(parsed), signed=signed)
     else:
         parsed.agent = agent
         delivery = delivery_of(parsed) if parsed.external_id or parsed.source != "sentry" else None
-        outcome = await intake.new_task(parsed, delivery=delivery)
+        outcome = await intake.new_task(parsed, delivery=delivery, signed=signed)
     return _answer(outcome)
 
 
