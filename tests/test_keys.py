@@ -18,3 +18,7 @@ def test_index_and_queue_keys() -> None:
     assert keys.tasks_by_created() == "hk:tasks:created"
     assert keys.tasks_by_status("queued") == "hk:tasks:status:queued"
     assert keys.queue("planning-queue") == "hk:queue:{planning-queue}"
+
+
+def test_ticket_key_names_a_digest() -> None:
+    assert Keys("hk").ticket("ab12") == "hk:ticket:ab12"

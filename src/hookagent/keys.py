@@ -64,3 +64,7 @@ class Keys:
     def ref(self, source: str, ref: str) -> str:
         """Maps an outside object (Jira key, GitHub issue or PR, Sentry issue) to a task."""
         return f"{self.prefix}:ref:{source}:{ref}"
+
+    def ticket(self, digest: str) -> str:
+        """A single-use stream ticket, named by the SHA-256 of the ticket (never the ticket)."""
+        return f"{self.prefix}:ticket:{digest}"

@@ -1,4 +1,4 @@
-"""The only package that talks to Redis: tasks, queue, logs, refs, cancels, search, feeds."""
+"""The only package that talks to Redis: tasks, queue, logs, refs, cancels, search, tickets."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hookagent.store.queue import Job, JobQueue
 from hookagent.store.refs import Marks, RefStore
 from hookagent.store.search import SearchIndex
 from hookagent.store.tasks import TaskStore
+from hookagent.store.tickets import TicketStore
 
 __all__ = [
     "CancelSignals",
@@ -25,6 +26,7 @@ __all__ = [
     "RefStore",
     "Store",
     "TaskStore",
+    "TicketStore",
     "connect",
 ]
 
@@ -59,6 +61,7 @@ class Store:
     refs: RefStore
     cancels: CancelSignals
     search: SearchIndex
+    tickets: TicketStore
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
@@ -88,6 +91,7 @@ class Store:
             ),
             cancels=CancelSignals(redis, keys, tasks=tasks),
             search=SearchIndex(redis, keys, tasks=tasks, logs=logs, ttl_seconds=settings.log_ttl),
+            tickets=TicketStore(redis, keys),
         )
 
     async def ping(self) -> None:
