@@ -1,4 +1,4 @@
-"""Request dependencies as ``Annotated`` aliases: the store and settings the app owns."""
+"""Request dependencies as ``Annotated`` aliases: store, settings and caller of a request."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query
 from starlette.requests import HTTPConnection
 
+from hookagent.api.auth import Principal, principal_of
 from hookagent.logfilter import LogFilter
 from hookagent.settings import Settings
 from hookagent.store import Store
@@ -31,6 +32,11 @@ def get_feeds(request: HTTPConnection) -> FeedHub:
     return feeds
 
 
+def get_principal(request: HTTPConnection) -> Principal:
+    """Who the request acts as, as the router's guard found it."""
+    return principal_of(request)
+
+
 def get_filter(
     stream: Annotated[list[str] | None, Query(description="stdout, stderr, system")] = None,
     kind: Annotated[list[str] | None, Query(description="repeatable: text, tool_use, …")] = None,
@@ -46,3 +52,4 @@ StoreDep = Annotated[Store, Depends(get_store)]
 FeedsDep = Annotated[FeedHub, Depends(get_feeds)]
 FilterDep = Annotated[LogFilter, Depends(get_filter)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
