@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from hookagent.api.auth import Access, install_access
-from hookagent.api.auth.guard import route_keys
 from hookagent.api.errors import install_error_handlers
 from hookagent.api.limits import BodyLimitMiddleware
 from hookagent.api.routes import actions, docs, health, search, stream, tasks, tickets, webhooks
@@ -66,9 +65,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     rules.include(app, tickets.router, Access.VIEWER)
     rules.include(app, health.router, Access.OPEN)
     install_docs(app)
-    for route in docs.router.routes:
-        for key in route_keys(route):
-            rules.allow(key, Access.OPEN)
+    rules.allow_router(docs.router, Access.OPEN)
     rules.allow(f"MOUNT {docs.STATIC_URL}", Access.OPEN)
     rules.allow(f"GET {app.openapi_url}", Access.OPEN)
     rules.allow(f"HEAD {app.openapi_url}", Access.OPEN)

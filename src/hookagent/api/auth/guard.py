@@ -175,6 +175,12 @@ class RuleBook:
             raise ValueError(f"{key}: a role rule must be attached with include()")
         self._rules[key] = access
 
+    def allow_router(self, router: APIRouter, access: Access) -> None:
+        """Record ``access`` for the routes of a router included elsewhere (it needs no role)."""
+        for route in router.routes:
+            for key in route_keys(route):
+                self.allow(key, access)
+
     def rule(self, key: str) -> Access | None:
         """The rule of ``"METHOD /path"``, or None when there is none."""
         return self._rules.get(key)
