@@ -27,6 +27,7 @@ PINNED: dict[str, tuple[str, str]] = {
     # One hash tag per repository: the slot script touches both keys on one cluster slot.
     "repo_runs": (Keys("hk").repo_runs("Acme/API"), "hk:runs:{acme/api}"),
     "repo_waiting": (Keys("hk").repo_waiting("acme/api"), "hk:runs:{acme/api}:waiting"),
+    "ticket": (Keys("hk").ticket("ab12"), "hk:ticket:ab12"),
 }
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from hookagent import client
-from hookagent.errors import HookagentError
+from hookagent.errors import ConfigError, HookagentError
 from hookagent.settings import ClientSettings, Settings, describe_errors, get_settings
 
 EXIT_CONFIG = 2
@@ -33,11 +33,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The whole configuration is checked here, before anything starts.
         if serving:
             args.settings = _settings(args)
+            if args.run in (_up, _server):
+                _check_access(args.settings)
         else:
-            args.url = args.url or ClientSettings().url
+            env = ClientSettings()
+            args.url = args.url or env.url
+            args.token = args.token or (env.token.get_secret_value() if env.token else None)
     except ValidationError as exc:
         for line in describe_errors(exc):
             _error(line)
+        return EXIT_CONFIG
+    except ConfigError as exc:
+        _error(exc.message)
         return EXIT_CONFIG
     try:
         code: int = args.run(args)
@@ -106,7 +113,8 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument("task_id")
         if text_arg:
             action.add_argument(text_arg, required=verb == "revise")
-        action.add_argument("--as", dest="actor", help="who you are, for the task's log")
+        # Kept so old scripts still run; the server logs the token's name instead.
+        action.add_argument("--as", dest="actor", help=argparse.SUPPRESS)
         action.set_defaults(run=client.action, verb=verb)
 
     submit = _client(sub, "submit", "post a webhook payload file to a running server")
@@ -131,6 +139,7 @@ def _client(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--url", help="the hookagent API (HOOKAGENT_URL, default http://127.0.0.1:8000)"
     )
+    parser.add_argument("--token", help="API token, sent as a Bearer token (HOOKAGENT_TOKEN)")
     return parser
 
 
@@ -140,6 +149,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     return get_settings(
         **{n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     )
+
+
+def _check_access(settings: Settings) -> None:
+    # Malformed tokens, or a public address with none, stop the server before it starts.
+    from hookagent.api.auth import load_tokens
+
+    load_tokens(settings)
 
 
 def _require_redis(settings: Settings) -> None:

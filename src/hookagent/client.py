@@ -38,18 +38,29 @@ def checked(response: httpx.Response) -> Any:
             detail = response.json().get("detail")
         except ValueError:
             detail = response.text
+        if response.status_code == 401:
+            detail = f"{detail} (pass --token or set HOOKAGENT_TOKEN)"
         raise HookagentError(f"{response.status_code}: {detail}")
     return response.json()
 
 
+def auth_headers(args: argparse.Namespace) -> dict[str, str]:
+    """``Authorization: Bearer`` with ``--token`` / ``HOOKAGENT_TOKEN``, if one is given."""
+    token = getattr(args, "token", None)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def get(args: argparse.Namespace, path: str, **params: Any) -> Any:
     """GET a JSON resource of the API named by ``--url``."""
-    return checked(httpx.get(f"{args.url.rstrip('/')}{path}", params=params, timeout=30))
+    url = f"{args.url.rstrip('/')}{path}"
+    return checked(httpx.get(url, params=params, headers=auth_headers(args), timeout=30))
 
 
 def post(args: argparse.Namespace, path: str, **kwargs: Any) -> Any:
     """POST to the API named by ``--url``."""
-    return checked(httpx.post(f"{args.url.rstrip('/')}{path}", timeout=30, **kwargs))
+    headers = {**auth_headers(args), **kwargs.pop("headers", {})}
+    url = f"{args.url.rstrip('/')}{path}"
+    return checked(httpx.post(url, headers=headers, timeout=30, **kwargs))
 
 
 def since_to_iso(value: str) -> str:
@@ -137,7 +148,7 @@ def follow(args: argparse.Namespace) -> int:
     url = f"{args.url.rstrip('/')}/tasks/{args.task_id}/logs/stream"
     # Resuming "after seq start-1" is how SSE says "from start".
     last = start - 1 if start else None
-    with httpx.Client() as client:
+    with httpx.Client(headers=auth_headers(args)) as client:
         for event, data in sse_events(client, url, params, last):
             if event == "end":
                 if not args.json:
@@ -265,10 +276,11 @@ def action(args: argparse.Namespace) -> int:
     """approve, reject, revise, cancel or retry."""
     body = {
         name: getattr(args, name, None)
-        for name in ("comment", "reason", "feedback", "actor")
+        for name in ("comment", "reason", "feedback")
         if getattr(args, name, None)
     }
-    body.setdefault("actor", "cli")
+    if getattr(args, "actor", None):
+        Console(stderr=True).print("[dim]note: --as is ignored; the log names the API token[/]")
     data = post(args, f"/tasks/{args.task_id}/{args.verb}", json=body)
     Console().print(f"{data['task_id']}: {data['previous']} → [bold]{data['status']}[/]")
     return 0

@@ -138,3 +138,21 @@ class TaskCancelled(HookagentError):
     """Someone cancelled the task while a worker ran it."""
 
     code = "cancelled"
+
+
+class ConfigError(HookagentError):
+    """A setting that cannot be used, found when the process starts."""
+
+    code = "config_error"
+
+
+class Unauthenticated(HookagentError):
+    """A request to a protected route without a known API token or ticket."""
+
+    code = "unauthorized"
+
+
+class Forbidden(HookagentError):
+    """A request whose token's role does not allow the route."""
+
+    code = "forbidden"

@@ -76,3 +76,7 @@ class Keys:
     def repo_waiting(self, repo: str) -> str:
         """Sorted set of tasks told they wait for a slot of ``repo``, scored by when (ms)."""
         return f"{self.prefix}:runs:{{{repo.lower()}}}:waiting"
+
+    def ticket(self, digest: str) -> str:
+        """A single-use stream ticket, named by the SHA-256 of the ticket (never the ticket)."""
+        return f"{self.prefix}:ticket:{digest}"

@@ -321,6 +321,7 @@ class ActionRequest(BaseModel):
     comment: str | None = Field(default=None, max_length=10_000)
     reason: str | None = Field(default=None, max_length=10_000)
     feedback: str | None = Field(default=None, max_length=10_000)
+    # Accepted for old clients but ignored: the log names the authenticated token.
     actor: str | None = Field(default=None, max_length=200)
 
 

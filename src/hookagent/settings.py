@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     require_signatures: bool | None = None
     rate_limit: int = Field(default=600, ge=0)
     max_queued: int = Field(default=1000, ge=0)
+    # ``role:token`` / ``role:name:token`` entries; parsed and checked by api/auth/tokens.py.
+    api_tokens: SecretStr | None = None
+    api_tokens_file: Path | None = None
+    allow_anonymous: bool = False
+    cors_origins: str = ""
     sentry_client_secret: SecretStr | None = None
     jira_webhook_secret: SecretStr | None = None
     default_repo: str | None = None
@@ -113,6 +118,11 @@ class Settings(BaseSettings):
             raise ValueError("is a placeholder; set a real secret or leave it unset")
         return value
 
+    @field_validator("api_tokens")
+    @classmethod
+    def _blank_tokens_are_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None or not value.get_secret_value().strip() else value
+
     @field_validator("agent_command")
     @classmethod
     def _command_agent_needs_command(cls, value: str, info: ValidationInfo) -> str:
@@ -165,6 +175,11 @@ class Settings(BaseSettings):
         return frozenset(a.strip().lower() for a in raw.split(",") if a.strip())
 
     @property
+    def cors_origin_list(self) -> list[str]:
+        """Browser origins allowed to call the API (CORS and the Origin check); empty: none."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
     def allowed_tools(self) -> list[str]:
         """Tools the execution agent may use without asking."""
         return [t.strip() for t in self.claude_allowed_tools.split(",") if t.strip()]
@@ -190,11 +205,12 @@ def _is_loopback(host: str) -> bool:
 
 
 class ClientSettings(BaseSettings):
-    """What the CLI's client commands read from the environment (only HOOKAGENT_URL)."""
+    """What the CLI's client commands read from the environment: HOOKAGENT_URL, _TOKEN."""
 
     model_config = SettingsConfigDict(env_prefix="HOOKAGENT_", extra="ignore")
 
     url: str = "http://127.0.0.1:8000"
+    token: SecretStr | None = None
 
 
 def get_settings(**overrides: object) -> Settings:

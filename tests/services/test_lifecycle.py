@@ -76,7 +76,7 @@ async def test_plan_approve_execute_push_and_pull_request(
     tid = await submit(client)
     assert await wait_status(store, tid, PLANNED) is TaskStatus.PENDING_APPROVAL
     approved = await client.post(
-        f"/tasks/{tid}/approve", json={"comment": "keep it small", "actor": "lee-lead"}
+        f"/tasks/{tid}/approve", json={"comment": "keep it small", "actor": "ignored"}
     )
     assert approved.status_code == 200, approved.text
     assert approved.json() == {"task_id": tid, "status": "approved", "previous": "pending_approval"}
@@ -100,7 +100,8 @@ async def test_plan_approve_execute_push_and_pull_request(
     assert "PLAN: guard the division in app.py" in body["body"] and f"/tasks/{tid}" in body["body"]
 
     log = await messages(store, tid)
-    assert "[system] approved by lee-lead: keep it small" in log
+    # The log names who is authenticated (anonymous on loopback here), never the body's claim.
+    assert "[system] approved by anonymous (127.0.0.1): keep it small" in log
     executing = [m for m in log if "executing the approved plan" in m]
     assert len(executing) == 1, "approving twice queued one execution"
     assert any(m.startswith("[system] opened pull request #") for m in log)
@@ -263,7 +264,9 @@ async def test_cancel_from_another_api_process_kills_the_agent(
         await wait_dead(pid)
     log = await messages(store, tid)
     assert any(
-        m.startswith("[system] cancelled by dana at ") and m.endswith(": wrong repo") for m in log
+        m.startswith("[system] cancelled by anonymous (127.0.0.1) at ")
+        and m.endswith(": wrong repo")
+        for m in log
     )
     assert (await store.tasks.get(tid)).status is TaskStatus.CANCELLED
 
@@ -355,5 +358,7 @@ async def test_user_text_cannot_forge_log_lines(client: httpx.AsyncClient, store
     log = await messages(store, tid)
     assert not any("\n" in m or "\r" in m or "\x1b" in m for m in log)
     assert "[system] status completed" not in log
-    approved = [m for m in log if m.startswith("[system] approved by mallory\\n[system] status")]
-    assert len(approved) == 1 and len(approved[0]) < 2300, "escaped and capped"
+    assert not any("mallory" in m for m in log), "the body's actor is ignored"
+    approved = [m for m in log if m.startswith("[system] approved by anonymous (127.0.0.1): ok")]
+    assert len(approved) == 1 and "ok\\x1b[2K\\r\\n[system] status" in approved[0]
+    assert len(approved[0]) < 2300, "escaped and capped"

@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from hookagent.api.auth import Access, install_access
 from hookagent.api.errors import install_error_handlers
 from hookagent.api.limits import BodyLimitMiddleware
-from hookagent.api.routes import actions, health, search, stream, tasks, webhooks
+from hookagent.api.routes import actions, docs, health, search, stream, tasks, tickets, webhooks
 from hookagent.api.routes.docs import install_docs
 from hookagent.errors import HookagentError
 from hookagent.secret_values import build_redactor
@@ -56,11 +57,21 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     app.state.redactor = build_redactor(settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    app.include_router(webhooks.router)
-    app.include_router(tasks.router)
-    app.include_router(actions.router)
-    app.include_router(stream.router)
-    app.include_router(search.router)
-    app.include_router(health.router)
+    rules = install_access(app, settings)
+    # The access rule of every route: the README's roles table says the same.
+    rules.include(app, webhooks.router, Access.SIGNED)
+    rules.include(app, tasks.router, Access.VIEWER)
+    rules.include(app, actions.router, Access.OPERATOR)
+    rules.include(app, stream.router, Access.VIEWER, tickets=True)
+    rules.include(app, search.router, Access.VIEWER)
+    rules.include(app, tickets.router, Access.VIEWER)
+    rules.include(app, health.router, Access.OPEN)
     install_docs(app)
+    rules.allow_router(docs.router, Access.OPEN)
+    rules.allow(f"MOUNT {docs.STATIC_URL}", Access.OPEN)
+    rules.allow(f"GET {app.openapi_url}", Access.OPEN)
+    rules.allow(f"HEAD {app.openapi_url}", Access.OPEN)
+    if missing := rules.missing(app):
+        # Fail closed: a route nobody gave a rule would otherwise be served to anyone.
+        raise HookagentError(f"routes without an access rule: {', '.join(missing)}")
     return app

@@ -1,4 +1,4 @@
-"""Request dependencies as ``Annotated`` aliases: the store and settings the app owns."""
+"""Request dependencies as ``Annotated`` aliases: store, settings and caller of a request."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query
 from starlette.requests import HTTPConnection
 
+from hookagent.api.auth import Principal, principal_of
 from hookagent.logfilter import LogFilter
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
@@ -38,6 +39,11 @@ def get_feeds(request: HTTPConnection) -> FeedHub:
     return feeds
 
 
+def get_principal(request: HTTPConnection) -> Principal:
+    """Who the request acts as, as the router's guard found it."""
+    return principal_of(request)
+
+
 def get_filter(
     stream: Annotated[list[str] | None, Query(description="stdout, stderr, system")] = None,
     kind: Annotated[list[str] | None, Query(description="repeatable: text, tool_use, …")] = None,
@@ -54,3 +60,4 @@ FeedsDep = Annotated[FeedHub, Depends(get_feeds)]
 FilterDep = Annotated[LogFilter, Depends(get_filter)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 RedactorDep = Annotated[Redactor, Depends(get_redactor)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

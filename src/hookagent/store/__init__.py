@@ -1,4 +1,4 @@
-"""The only package that talks to Redis: tasks, queue, logs, refs, cancels, search, feeds."""
+"""The only package that talks to Redis: tasks, queue, logs, refs, cancels, search, tickets."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from hookagent.store.refs import Marks, RefStore
 from hookagent.store.search import SearchIndex
 from hookagent.store.slots import RepoSlots
 from hookagent.store.tasks import TaskStore
+from hookagent.store.tickets import TicketStore
 
 __all__ = [
     "CancelSignals",
@@ -29,6 +30,7 @@ __all__ = [
     "RepoSlots",
     "Store",
     "TaskStore",
+    "TicketStore",
     "connect",
 ]
 
@@ -65,6 +67,7 @@ class Store:
     search: SearchIndex
     rates: RateLimiter
     slots: RepoSlots
+    tickets: TicketStore
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
@@ -97,6 +100,7 @@ class Store:
             rates=RateLimiter(redis, keys, limit=settings.rate_limit),
             # A slot lapses like the job's lease, and is renewed with it.
             slots=RepoSlots(redis, keys, limit=settings.max_runs_per_repo, ttl_ms=jobs.lease_ms),
+            tickets=TicketStore(redis, keys),
         )
 
     async def ping(self) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 
+from hookagent.api.auth import principal_of
 from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep
 from hookagent.models import ActionRequest, ActionResult
 from hookagent.services.lifecycle import Lifecycle
@@ -26,11 +27,9 @@ LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 ActionBody = Annotated[ActionRequest | None, Body()]
 
 
-def _actor(request: Request, body: ActionRequest | None) -> str:
-    if body is not None and body.actor:
-        return body.actor
-    client = request.client.host if request.client else "unknown"
-    return f"api ({client})"
+def _actor(request: Request) -> str:
+    # The log names the token that decided; a body's "actor" is only a claim, so it is ignored.
+    return principal_of(request).name
 
 
 @router.post("/{task_id}/approve", responses=_CONFLICT)
@@ -39,7 +38,7 @@ async def approve(
 ) -> ActionResult:
     """Approve the plan: the execution job is queued in the same step."""
     comment = body.comment if body else None
-    return await lifecycle.approve(task_id, actor=_actor(request, body), comment=comment)
+    return await lifecycle.approve(task_id, actor=_actor(request), comment=comment)
 
 
 @router.post("/{task_id}/reject", responses=_CONFLICT)
@@ -48,7 +47,7 @@ async def reject(
 ) -> ActionResult:
     """Reject the plan; the task ends ``rejected``."""
     reason = body.reason if body else None
-    return await lifecycle.reject(task_id, actor=_actor(request, body), reason=reason)
+    return await lifecycle.reject(task_id, actor=_actor(request), reason=reason)
 
 
 @router.post("/{task_id}/revise", responses=_CONFLICT)
@@ -57,7 +56,7 @@ async def revise(
 ) -> ActionResult:
     """Plan again with ``feedback``; the earlier plan is kept."""
     feedback = (body.feedback or body.comment or "") if body else ""
-    return await lifecycle.revise(task_id, actor=_actor(request, body), feedback=feedback)
+    return await lifecycle.revise(task_id, actor=_actor(request), feedback=feedback)
 
 
 @router.post("/{task_id}/cancel", responses=_CONFLICT)
@@ -66,7 +65,7 @@ async def cancel(
 ) -> ActionResult:
     """Stop the task wherever it is; a running agent is killed."""
     reason = body.reason if body else None
-    return await lifecycle.cancel(task_id, actor=_actor(request, body), reason=reason)
+    return await lifecycle.cancel(task_id, actor=_actor(request), reason=reason)
 
 
 @router.post("/{task_id}/retry", responses=_CONFLICT)
@@ -74,4 +73,4 @@ async def retry(
     task_id: str, request: Request, lifecycle: LifecycleDep, body: ActionBody = None
 ) -> ActionResult:
     """Start a new attempt of a failed or cancelled task from the phase it stopped in."""
-    return await lifecycle.retry(task_id, actor=_actor(request, body))
+    return await lifecycle.retry(task_id, actor=_actor(request))

@@ -1,0 +1,60 @@
+"""API access control: tokens and roles, stream tickets, the Origin check, CORS."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from hookagent.api.auth.guard import (
+    Access,
+    Guard,
+    RuleBook,
+    StreamGuard,
+    access_denied,
+    principal_of,
+    served,
+)
+from hookagent.api.auth.origin import OriginMiddleware
+from hookagent.api.auth.tokens import Principal, Role, TokenTable, load_tokens, parse_tokens
+from hookagent.errors import Forbidden, Unauthenticated
+from hookagent.settings import Settings
+
+__all__ = [
+    "Access",
+    "Guard",
+    "Principal",
+    "Role",
+    "RuleBook",
+    "StreamGuard",
+    "TokenTable",
+    "install_access",
+    "load_tokens",
+    "parse_tokens",
+    "principal_of",
+    "served",
+]
+
+
+def install_access(app: FastAPI, settings: Settings) -> RuleBook:
+    """Load the tokens, add the Origin check (and CORS if configured); the rule book to fill."""
+    tokens = load_tokens(settings)
+    app.state.tokens = tokens
+    origins = settings.cors_origin_list
+    app.add_middleware(
+        OriginMiddleware, allowed=[*origins, settings.public_url], anonymous=not tokens
+    )
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            # Bearer tokens, not cookies: browsers need no credentials mode.
+            allow_credentials=False,
+            max_age=600,
+        )
+    app.add_exception_handler(Unauthenticated, access_denied)
+    app.add_exception_handler(Forbidden, access_denied)
+    rules = RuleBook()
+    app.state.rules = rules
+    return rules

@@ -1,0 +1,190 @@
+"""Who may call what: one rule per route, attached per router and kept in one rule book.
+
+A router is included with :meth:`RuleBook.include`, which both attaches the guard (a
+dependency that runs before any of the route's own) and records the rule, so what is
+enforced and what the book says cannot drift apart. ``create_app`` refuses to build an app
+with a route the book does not cover, and a test walks every route the same way.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, NoReturn
+
+import fastapi.routing
+from fastapi import APIRouter, Depends, FastAPI, Query
+from starlette.exceptions import WebSocketException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, WebSocketRoute
+
+from hookagent.api.auth.tokens import Principal, Role, TokenTable
+from hookagent.api.errors import error_response
+from hookagent.errors import Forbidden, HookagentError, Unauthenticated
+from hookagent.store import Store
+
+CHALLENGE = 'Bearer realm="hookagent"'
+# RFC 6455 leaves 4000-4999 to applications: 4401/4403 mirror the HTTP answers.
+WS_UNAUTHORIZED = 4401
+WS_FORBIDDEN = 4403
+
+
+class Access(enum.StrEnum):
+    """A route's rule: open to all, signed (webhooks check their signature), or a role."""
+
+    OPEN = "open"
+    SIGNED = "signed"
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def role(self) -> Role | None:
+        """The least role the rule needs; None when it needs no token."""
+        return None if self in (Access.OPEN, Access.SIGNED) else Role(self.value)
+
+
+TicketQuery = Annotated[
+    str | None,
+    Query(description="single-use ticket from POST /auth/ticket, for browsers (never a token)"),
+]
+
+
+class Guard:
+    """A router's role rule as a dependency: identifies the caller, then checks the role."""
+
+    def __init__(self, role: Role) -> None:
+        self.role = role
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.role.value!r})"
+
+    async def __call__(self, conn: HTTPConnection) -> None:
+        await admit(conn, self.role, ticket=None)
+
+
+class StreamGuard(Guard):
+    """A :class:`Guard` that also takes a ticket, for ``EventSource`` and browser WebSockets."""
+
+    async def __call__(self, conn: HTTPConnection, ticket: TicketQuery = None) -> None:
+        await admit(conn, self.role, ticket=ticket)
+
+
+async def admit(conn: HTTPConnection, needed: Role, *, ticket: str | None) -> Principal:
+    """The caller, if its role allows ``needed``; 401/403 (or a 4401/4403 close) otherwise."""
+    principal = await _identify(conn, ticket)
+    if not principal.role.allows(needed):
+        why = f"this needs the {needed} role; {principal.name} is {principal.role}"
+        _deny(conn, Forbidden(why))
+    conn.state.principal = principal
+    return principal
+
+
+async def _identify(conn: HTTPConnection, ticket: str | None) -> Principal:
+    tokens: TokenTable = conn.app.state.tokens
+    if not tokens:
+        # No tokens: the server refused to start unless it serves loopback (or was told to).
+        host = conn.client.host if conn.client else "unknown"
+        return Principal(name=f"anonymous ({host})", role=Role.ADMIN)
+    header = conn.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        found = tokens.match(token.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
+            _deny(conn, Unauthenticated("the API token is not one this server knows"))
+        return found
+    if ticket:
+        store: Store = conn.app.state.store
+        held = await store.tickets.redeem(ticket)
+        if held is None:
+            _deny(conn, Unauthenticated("the ticket is unknown, used or expired"))
+        return Principal(name=held[1], role=Role(held[0]))
+    _deny(conn, Unauthenticated("this needs an API token: send Authorization: Bearer <token>"))
+
+
+def _deny(conn: HTTPConnection, exc: HookagentError) -> NoReturn:
+    if conn.scope["type"] == "websocket":
+        code = WS_UNAUTHORIZED if isinstance(exc, Unauthenticated) else WS_FORBIDDEN
+        raise WebSocketException(code=code, reason=exc.message)
+    raise exc
+
+
+def principal_of(conn: HTTPConnection) -> Principal:
+    """Who the request acts as; a route reached without a guard is refused, not anonymous."""
+    principal: Principal | None = getattr(conn.state, "principal", None)
+    if principal is None:
+        raise Unauthenticated("this route has no access rule")
+    return principal
+
+
+async def access_denied(request: Request, exc: Exception) -> JSONResponse:
+    """401 with ``WWW-Authenticate``, or 403, in the API's JSON error shape."""
+    if not isinstance(exc, Unauthenticated | Forbidden):
+        raise exc
+    status = 401 if isinstance(exc, Unauthenticated) else 403
+    response = error_response(status, exc.code, exc.message)
+    if status == 401:
+        invalid = ', error="invalid_token"' if "authorization" in request.headers else ""
+        response.headers["WWW-Authenticate"] = CHALLENGE + invalid
+    return response
+
+
+def route_keys(route: Any) -> list[str]:
+    """``"GET /path"`` per method, ``"WEBSOCKET /path"`` or ``"MOUNT /path"`` for one route."""
+    original = getattr(route, "original_route", route)
+    path = getattr(route, "path", "?")
+    if isinstance(original, Mount):
+        return [f"MOUNT {path}"]
+    if isinstance(original, WebSocketRoute):
+        return [f"WEBSOCKET {path}"]
+    methods = getattr(route, "methods", None)
+    return [f"{method} {path}" for method in sorted(methods)] if methods else [f"ANY {path}"]
+
+
+def served(app: FastAPI) -> list[str]:
+    """The key of everything ``app`` routes, included routers flattened."""
+    # FastAPI ≥ 0.16x keeps included routers as branches; older versions list routes flat.
+    walk = getattr(fastapi.routing, "iter_route_contexts", None)
+    routes = list(walk(app.routes)) if walk is not None else list(app.routes)
+    return [key for route in routes for key in route_keys(route)]
+
+
+class RuleBook:
+    """Every route's rule, recorded where the rule is attached."""
+
+    def __init__(self) -> None:
+        self._rules: dict[str, Access] = {}
+
+    def __repr__(self) -> str:
+        return f"RuleBook({len(self._rules)} rules)"
+
+    def include(
+        self, app: FastAPI, router: APIRouter, access: Access, *, tickets: bool = False
+    ) -> None:
+        """Include ``router`` in ``app`` with ``access`` enforced on each of its routes."""
+        role = access.role
+        guard = None if role is None else (StreamGuard(role) if tickets else Guard(role))
+        app.include_router(router, dependencies=[Depends(guard)] if guard else None)
+        for route in router.routes:
+            for key in route_keys(route):
+                self._rules[key] = access
+
+    def allow(self, key: str, access: Access) -> None:
+        """Record the rule of a route not added through :meth:`include` (it must need no role)."""
+        if access.role is not None:
+            raise ValueError(f"{key}: a role rule must be attached with include()")
+        self._rules[key] = access
+
+    def allow_router(self, router: APIRouter, access: Access) -> None:
+        """Record ``access`` for the routes of a router included elsewhere (it needs no role)."""
+        for route in router.routes:
+            for key in route_keys(route):
+                self.allow(key, access)
+
+    def rule(self, key: str) -> Access | None:
+        """The rule of ``"METHOD /path"``, or None when there is none."""
+        return self._rules.get(key)
+
+    def missing(self, app: FastAPI) -> list[str]:
+        """Routes of ``app`` the book has no rule for: each one is a hole."""
+        return [key for key in served(app) if key not in self._rules]

@@ -1,0 +1,72 @@
+"""Refuses state-changing requests and WebSocket upgrades sent by another site's page.
+
+A browser sends ``Origin`` with every cross-site POST and WebSocket; webhook senders and
+the CLI send none. A foreign origin is refused before the app runs, whatever the token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hookagent.api.auth.tokens import is_loopback
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, lower-cased, no trailing slash."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class OriginMiddleware:
+    """403 ``forbidden_origin`` for an ``Origin`` that is neither ours nor configured."""
+
+    def __init__(self, app: ASGIApp, *, allowed: Iterable[str], anonymous: bool) -> None:
+        self.app = app
+        self.allowed = frozenset(origin_of(o) for o in allowed)
+        # Without tokens, a page whose host name was rebound to 127.0.0.1 would look like
+        # our own origin (Origin and Host agree); only loopback names count as ours then.
+        self.anonymous = anonymous
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        checked = scope["type"] == "websocket" or (
+            scope["type"] == "http" and scope["method"] in UNSAFE_METHODS
+        )
+        if checked:
+            headers = dict(scope["headers"])
+            origin = headers.get(b"origin")
+            if origin is not None and not self._trusted(
+                origin.decode("latin-1"), headers.get(b"host", b"").decode("latin-1")
+            ):
+                await self._refuse(scope, send, origin.decode("latin-1"))
+                return
+        await self.app(scope, receive, send)
+
+    def _trusted(self, origin: str, host: str) -> bool:
+        if origin_of(origin) in self.allowed:
+            return True
+        netloc = urlsplit(origin.strip()).netloc.lower()
+        if not netloc or netloc != host.strip().lower():
+            return False
+        return not self.anonymous or is_loopback(urlsplit(origin.strip()).hostname or "")
+
+    async def _refuse(self, scope: Scope, send: Send, origin: str) -> None:
+        detail = f"requests from the page at {origin[:200]!r} are not allowed here"
+        if scope["type"] == "websocket":
+            # A close before accept: the server answers the upgrade with 403.
+            await send({"type": "websocket.close", "code": 4403, "reason": "forbidden origin"})
+            return
+        body = json.dumps({"error": "forbidden_origin", "detail": detail}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
