@@ -18,3 +18,7 @@ def test_index_and_queue_keys() -> None:
     assert keys.tasks_by_created() == "hk:tasks:created"
     assert keys.tasks_by_status("queued") == "hk:tasks:status:queued"
     assert keys.queue("planning-queue") == "hk:queue:{planning-queue}"
+
+
+def test_events_key() -> None:
+    assert Keys("hk").events() == "hk:events"

@@ -1,4 +1,4 @@
-"""The only package that talks to Redis: tasks, queue, logs, refs, cancels, search, feeds."""
+"""The only package that talks to Redis: tasks, queue, logs, refs, search, feeds, events."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from hookagent.keys import Keys
 from hookagent.settings import Settings
 from hookagent.store.cancels import CancelSignals
+from hookagent.store.events import TaskEvents
 from hookagent.store.logs import LogStore, NewLine
 from hookagent.store.queue import Job, JobQueue
 from hookagent.store.refs import Marks, RefStore
@@ -24,6 +25,7 @@ __all__ = [
     "NewLine",
     "RefStore",
     "Store",
+    "TaskEvents",
     "TaskStore",
     "connect",
 ]
@@ -59,6 +61,7 @@ class Store:
     refs: RefStore
     cancels: CancelSignals
     search: SearchIndex
+    events: TaskEvents
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
@@ -88,6 +91,7 @@ class Store:
             ),
             cancels=CancelSignals(redis, keys, tasks=tasks),
             search=SearchIndex(redis, keys, tasks=tasks, logs=logs, ttl_seconds=settings.log_ttl),
+            events=TaskEvents(redis, keys),
         )
 
     async def ping(self) -> None:
