@@ -392,7 +392,10 @@ async def demo_tasks(store: Store) -> list[str]:
         if status is TaskStatus.COMPLETED:
             await store.logs.append(task_id, demo_log())
             await store.tasks.add_plan(task_id, DEMO_PLAN)
+            await move_to(store, task_id, TaskStatus.DISCOVERING)
             await move_to(store, task_id, TaskStatus.PENDING_APPROVAL, fields={"plan": DEMO_PLAN})
+            await move_to(store, task_id, TaskStatus.APPROVED)
+            await move_to(store, task_id, TaskStatus.EXECUTING)
             await store.tasks.save_progress(task_id, DEMO_PROGRESS)
         await move_to(store, task_id, status, fields=fields or None)
     return ids[::-1]  # newest first, as the board shows them: the showcase is first
