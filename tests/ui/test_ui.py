@@ -281,7 +281,8 @@ async def test_200k_line_log_paints_and_scrolls_fast(
     task_id = await big_task(store, 200_000)
     page, watched = await open_page(browser, server)
     await page.goto(f"/ui/tasks/{task_id}")
-    await page.wait_for_function("() => performance.getEntriesByName('log-loaded').length > 0")
+    loaded = "() => performance.getEntriesByName('log-loaded').length > 0"
+    await page.wait_for_function(loaded, timeout=60_000)
     await expect(page.locator("#log-state")).to_have_text("ended")
     figures = await page.evaluate(
         """async () => {
@@ -333,6 +334,9 @@ async def test_200k_line_log_paints_and_scrolls_fast(
     # Opening a permalink scrolls to its line and selects it; its gutter link copies it.
     page, watched = await open_page(browser, server)
     await page.goto(f"/ui/tasks/{task_id}#seq-123456")
+    # The line is shown once its page has arrived, before the rest; on a busy machine that
+    # can take longer than expect's default 5 s.
+    await page.wait_for_function("() => window.hookagentLog.nextSeq > 123456", timeout=60_000)
     await expect(page.locator("#row-seq-123456")).to_have_class("log-row stream-stdout selected")
     await expect(page.locator("#log-detail-text")).to_have_text("line 123456 ok")
     await page.locator("#row-seq-123456 a.ln").click()

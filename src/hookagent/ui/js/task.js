@@ -201,10 +201,13 @@ setInterval(() => {
 async function loadHistory() {
   const hash = /^#seq-(\d+)$/.exec(location.hash);
   let wanted = hash ? Number(hash[1]) : -1; // a permalink: shown as soon as its page is in
-  let offset = 0;
+  let pending = api.logs(taskId, 0, FIRST_PAGE);
   let first = true;
-  for (;;) {
-    const page = await api.logs(taskId, offset, first ? FIRST_PAGE : PAGE);
+  while (pending) {
+    const page = await pending;
+    // The next page is on its way while this one is added.
+    const more = page.logs.length > 0 && page.next_offset < page.total;
+    pending = more ? api.logs(taskId, page.next_offset, PAGE) : null;
     view.append(page.logs);
     if (first) {
       first = false;
@@ -215,8 +218,6 @@ async function loadHistory() {
       wanted = -1;
     }
     $("log-count").textContent = `${view.size.toLocaleString()} lines`;
-    if (!page.logs.length || page.next_offset >= page.total) break;
-    offset = page.next_offset;
   }
   performance.mark("log-loaded");
   if (wanted >= 0) goToSeq(wanted);
