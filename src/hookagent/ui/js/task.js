@@ -18,7 +18,7 @@ import {
 import { LogView } from "./logview.js";
 import { renderMarkdown } from "./markdown.js";
 
-const FIRST_PAGE = 2000; // small: the first lines paint sooner
+const FIRST_PAGE = 500; // small: the first lines paint sooner
 const PAGE = 10000;
 const PHASES = ["queued", "discovering", "pending_approval", "approved", "executing", "completed"];
 const RUNNING = new Set(["discovering", "executing"]);
@@ -44,6 +44,8 @@ async function start() {
   $("download").href = api.logsDownloadUrl(taskId);
   $("download").setAttribute("download", `${taskId}.log.json`);
   wireLogControls();
+  const firstLogs = api.logs(taskId, 0, FIRST_PAGE); // in parallel with the rest
+  firstLogs.catch(() => {}); // its error, if any, is handled where it is awaited
   const [detail, m, me] = await Promise.all([api.task(taskId), api.meta(), api.me()]);
   meta = m;
   actions = new ActionBar($("actions"), $("action-dialog"), {
@@ -54,7 +56,7 @@ async function start() {
   });
   showTask(detail);
   api.progress(taskId).then((p) => showProgress(p.progress)).catch(() => {});
-  await loadHistory();
+  await loadHistory(firstLogs);
   follow();
 }
 
@@ -198,10 +200,10 @@ setInterval(() => {
 
 // ---- the log ----
 
-async function loadHistory() {
+async function loadHistory(firstLogs) {
   const hash = /^#seq-(\d+)$/.exec(location.hash);
   let wanted = hash ? Number(hash[1]) : -1; // a permalink: shown as soon as its page is in
-  let pending = api.logs(taskId, 0, FIRST_PAGE);
+  let pending = firstLogs;
   let first = true;
   while (pending) {
     const page = await pending;
