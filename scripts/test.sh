@@ -9,6 +9,15 @@ if ! command -v bwrap >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)
   apt-get update -qq && apt-get install -y -qq bubblewrap
 fi
 
+# Chromium for the web UI tests (tests/ui), driven by Playwright: the distribution's
+# browser, never `playwright install` (that downloads its own).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && apt-get install -y -qq chromium
+fi
+if command -v chromium >/dev/null; then
+  export HOOKAGENT_TEST_CHROMIUM="${HOOKAGENT_TEST_CHROMIUM:-$(command -v chromium)}"
+fi
+
 # The real Claude Code CLI for the end-to-end test, cached outside the checkout.
 claude_version=2.1.197
 npm_dir="${XDG_CACHE_HOME:-$HOME/.cache}/hookagent/npm"

@@ -69,6 +69,8 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         return 0
     if mode == "auto":
         return auto(prompt, args)
+    if mode == "ui":
+        return ui(prompt, args)
     if mode == "env":
         for name, value in sorted(os.environ.items()):
             print(f"env {name}={value}")
@@ -107,6 +109,31 @@ def auto(prompt: str, args: list[str]) -> int:
         with open("app.py", "a") as source:
             source.write("\n\ndef safe_total(xs):\n    return total(xs) if xs else 0\n")
     print("done")
+    return 0
+
+
+def ui(prompt: str, args: list[str]) -> int:
+    """For the web UI: a Markdown plan printed step by step (``N`` steps, ``delay`` apart),
+    ANSI-coloured warnings and an error on stderr; when executing, edits app.py like ``auto``.
+    """
+    if "Approved plan:" in prompt:
+        print("\x1b[1mexecuting\x1b[0m the approved plan", flush=True)
+        with open("app.py", "a") as source:
+            source.write("\n\ndef safe_total(xs):\n    return total(xs) if xs else 0\n")
+        print("\x1b[32m✓ edited app.py\x1b[0m", flush=True)
+        return 0
+    count, pause = int(args[0]), float(args[1])
+    print("# Guard the division in `total`", flush=True)
+    print("", flush=True)
+    for i in range(count):
+        print(f"- [x] step {i}: read module_{i}.py", flush=True)
+        if i == 1:
+            warning = "\x1b[33mwarning\x1b[0m: \x1b[1mtotal()\x1b[0m divides by len(xs)"
+            print(warning, file=sys.stderr)
+            print("\x1b[31merror\x1b[0m: ZeroDivisionError on []", file=sys.stderr, flush=True)
+        time.sleep(pause)
+    print("\n```python\ndef total(xs):\n    return sum(xs) / len(xs) if xs else 0\n```")
+    print("**Risk**: low. A plan may say <script>alert(1)</script>; it stays text.")
     return 0
 
 

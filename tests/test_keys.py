@@ -28,6 +28,7 @@ PINNED: dict[str, tuple[str, str]] = {
     "repo_runs": (Keys("hk").repo_runs("Acme/API"), "hk:runs:{acme/api}"),
     "repo_waiting": (Keys("hk").repo_waiting("acme/api"), "hk:runs:{acme/api}:waiting"),
     "ticket": (Keys("hk").ticket("ab12"), "hk:ticket:ab12"),
+    "events": (Keys("hk").events(), "hk:events"),
 }
 
 

@@ -53,6 +53,10 @@ class Keys:
         """Every plan the task's planning attempts produced, oldest first."""
         return f"{self.prefix}:task:{{{task_id}}}:plans"
 
+    def events(self) -> str:
+        """Capped stream of every task's status changes (and creations), for live boards."""
+        return f"{self.prefix}:events"
+
     def term(self, term: str) -> str:
         """Search index: the tasks whose logs contain ``term``."""
         return f"{self.prefix}:search:term:{term}"

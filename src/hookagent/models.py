@@ -299,6 +299,12 @@ class TaskSummary(BaseModel):
     title: str
     created_at: str
     updated_at: str
+    # For boards: where it came from, what it cost, how it ended.
+    url: str | None = None
+    total_cost_usd: float | None = None
+    duration_ms: int | None = None
+    pr_url: str | None = None
+    branch: str | None = None
 
 
 class TaskList(BaseModel):

@@ -11,7 +11,18 @@ from redis.asyncio import Redis
 from hookagent.api.auth import Access, install_access
 from hookagent.api.errors import install_error_handlers
 from hookagent.api.limits import BodyLimitMiddleware
-from hookagent.api.routes import actions, docs, health, search, stream, tasks, tickets, webhooks
+from hookagent.api.routes import (
+    actions,
+    board,
+    docs,
+    health,
+    search,
+    stream,
+    tasks,
+    tickets,
+    ui,
+    webhooks,
+)
 from hookagent.api.routes.docs import install_docs
 from hookagent.errors import HookagentError
 from hookagent.secret_values import build_redactor
@@ -60,12 +71,17 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     rules = install_access(app, settings)
     # The access rule of every route: the README's roles table says the same.
     rules.include(app, webhooks.router, Access.SIGNED)
+    # The board's endpoints first: /tasks/events and /tasks/counts are not task ids.
+    rules.include(app, board.router, Access.VIEWER, tickets=True)
     rules.include(app, tasks.router, Access.VIEWER)
     rules.include(app, actions.router, Access.OPERATOR)
     rules.include(app, stream.router, Access.VIEWER, tickets=True)
     rules.include(app, search.router, Access.VIEWER)
     rules.include(app, tickets.router, Access.VIEWER)
     rules.include(app, health.router, Access.OPEN)
+    # Page shells, static assets and the transition table hold no data: the data they
+    # show comes from the API, under its own rules.
+    rules.include(app, ui.router, Access.OPEN)
     install_docs(app)
     rules.allow_router(docs.router, Access.OPEN)
     rules.allow(f"MOUNT {docs.STATIC_URL}", Access.OPEN)

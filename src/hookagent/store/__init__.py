@@ -1,4 +1,4 @@
-"""The only package that talks to Redis: tasks, queue, logs, refs, cancels, search, tickets."""
+"""The only package that talks to Redis: tasks, queue, logs, refs, cancels, search, events."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from hookagent.keys import Keys
 from hookagent.settings import Settings
 from hookagent.store.cancels import CancelSignals
+from hookagent.store.events import TaskEvents
 from hookagent.store.logs import LogStore, NewLine
 from hookagent.store.queue import Job, JobQueue
 from hookagent.store.rates import RateLimiter
@@ -29,6 +30,7 @@ __all__ = [
     "RefStore",
     "RepoSlots",
     "Store",
+    "TaskEvents",
     "TaskStore",
     "TicketStore",
     "connect",
@@ -68,6 +70,7 @@ class Store:
     rates: RateLimiter
     slots: RepoSlots
     tickets: TicketStore
+    events: TaskEvents
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
@@ -101,6 +104,7 @@ class Store:
             # A slot lapses like the job's lease, and is renewed with it.
             slots=RepoSlots(redis, keys, limit=settings.max_runs_per_repo, ttl_ms=jobs.lease_ms),
             tickets=TicketStore(redis, keys),
+            events=TaskEvents(redis, keys),
         )
 
     async def ping(self) -> None:

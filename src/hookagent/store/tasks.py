@@ -33,10 +33,12 @@ from hookagent.store.refs import Marks
 # It runs on the task's own slot (hash, history, log), so it is atomic on a cluster too.
 # Every change is also a log entry of kind ``status``: followers see status changes in
 # order with the output, on the same cursor. ``allowed`` and the new status come from the
-# one transition table (models.TRANSITIONS). With a fourth key (the job stream) it also
-# queues the job message ARGV[8] (JSON, built by store/queue.py) in the same step, so an
-# approval cannot be recorded without its execution job; that form spans two slots and is
-# one place a Redis Cluster deployment must co-locate the job stream.
+# one transition table (models.TRANSITIONS). The fourth key is the capped board stream
+# (keys.events): one entry per change, so a live board XREADs one stream instead of every
+# task's log. With a fifth key (the job stream) it also queues the job message ARGV[8]
+# (JSON, built by store/queue.py) in the same step, so an approval cannot be recorded without
+# its execution job. Both keys sit outside the task's slot: a Redis Cluster deployment must
+# co-locate them.
 _TRANSITION = """
 local mode, token, new_status, allowed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, reason, ttl, job = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
@@ -78,8 +80,10 @@ if redis.call('HEXISTS', KEYS[1], 'log_capped') == 0 then
   redis.call('HSET', KEYS[1], 'log_seq', seq + 1)
   redis.call('PEXPIRE', KEYS[3], log_ttl)
 end
-if KEYS[4] then
-  redis.call('XADD', KEYS[4], '*', unpack(cjson.decode(job)))
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', 1000, '*', 'task_id', redis.call('HGET', KEYS[1],
+  'task_id'), 'status', new_status, 'previous', cur, 'at', now)
+if KEYS[5] then
+  redis.call('XADD', KEYS[5], '*', unpack(cjson.decode(job)))
 end
 return {cur, attempt}
 """
@@ -89,11 +93,12 @@ return {cur, attempt}
 # (ARGV[7], ARGV[8]; '' = absent), so two deliveries racing for one incident create one
 # task, and a stale mark (its task gone) is replaced. Nothing is written unless everything
 # is: a failure anywhere before this call leaves no mark behind, and the sender's retry
-# creates the task. Spans several slots: on a Redis Cluster the intake keys need one node.
+# creates the task. KEYS[6] is the board stream (see _TRANSITION). Spans several slots: on a
+# Redis Cluster the intake keys need one node.
 _CREATE = """
 local task_id, ttl, score, record = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local job, dedupe_ttl = ARGV[5], tonumber(ARGV[6])
-local n, delivery, ref = 5, nil, nil
+local n, delivery, ref = 6, nil, nil
 if ARGV[9] == '1' then n = n + 1; delivery = KEYS[n] end
 if ARGV[10] == '1' then n = n + 1; ref = KEYS[n] end
 if delivery and (redis.call('GET', delivery) or '') ~= ARGV[7] then return 0 end
@@ -107,6 +112,7 @@ redis.call('ZADD', KEYS[4], score, task_id)
 redis.call('XADD', KEYS[5], '*', unpack(cjson.decode(job)))
 if delivery then redis.call('SET', delivery, task_id, 'PX', dedupe_ttl) end
 if ref then redis.call('SET', ref, task_id, 'PX', ttl) end
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', 1000, '*', 'task_id', task_id, 'status', 'queued')
 return 1
 """
 
@@ -183,6 +189,7 @@ class TaskStore:
             k.tasks_by_created(),
             k.tasks_by_status(task.status),
             self._jobs.key,
+            k.events(),
         ]
         if marks.delivery:
             keys.append(k.delivery(marks.source, marks.delivery))
@@ -286,6 +293,14 @@ class TaskStore:
         """How many tasks the status index holds (ZCARD; an expired task counts until listed)."""
         return int(await self._redis.zcard(self._keys.tasks_by_status(status)))
 
+    async def counts(self) -> dict[TaskStatus, int]:
+        """How many tasks each status index holds (expired ones linger until listed)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for status in TaskStatus:
+                pipe.zcard(self._keys.tasks_by_status(status))
+            sizes: list[int] = await pipe.execute()
+        return dict(zip(TaskStatus, sizes, strict=True))
+
     async def list(self, *, status: TaskStatus | None, limit: int) -> list[Task]:
         """Newest first, optionally only those in ``status``."""
         index = self._keys.tasks_by_status(status) if status else self._keys.tasks_by_created()
@@ -325,7 +340,7 @@ class TaskStore:
         ]
         for name, value in fields.items():
             args += [name, "" if value is None else str(value)]
-        keys = [k.task(task_id), k.history(task_id), k.logs(task_id)]
+        keys = [k.task(task_id), k.history(task_id), k.logs(task_id), k.events()]
         if enqueue:
             keys.append(self._jobs.key)
         try:
