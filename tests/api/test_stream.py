@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -298,3 +299,51 @@ async def test_a_gone_client_stops_the_redis_loop(live: tuple[str, FastAPI], sto
     async with asyncio.timeout(10):
         while tid in feeds._feeds:
             await asyncio.sleep(0.05)
+
+
+def feed_loops() -> list[asyncio.Task[Any]]:
+    """Feed loop tasks still running in this event loop (the server runs in it too)."""
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("feed-") and not t.done()]
+
+
+async def feed_clients(redis: Redis, settings: Settings) -> int:
+    """Connections the app's feed client holds, told apart by their CLIENT SETNAME."""
+    name = f"{settings.key_prefix}:feed"
+    return sum(1 for c in await redis.client_list() if c.get("name") == name)
+
+
+async def eventually(check: Any, timeout: float = 10) -> bool:
+    """Whether ``check()`` became true within ``timeout``; the server's cleanup has no signal."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while not await check():
+                await asyncio.sleep(0.05)
+    return bool(await check())
+
+
+async def test_finished_and_gone_followers_leave_no_loop_or_connection(
+    live: tuple[str, FastAPI], store: Store, redis: Redis, settings: Settings
+) -> None:
+    url, app = live
+    done, running = await new_task(store), await new_task(store)
+    await produce(store, done, 3)
+    await store.logs.append(running, [NewLine("t", "stdout", "[stdout] working")])
+    before = await feed_clients(redis, settings)
+    async with httpx.AsyncClient(timeout=10) as http:
+        for i in range(100):
+            await http.get(f"{url}/tasks/{done}/logs", params={"follow": "true", "wait": 3})
+            await http.get(
+                f"{url}/tasks/{running}/logs",
+                params={"follow": "true", "offset": 1, "wait": 0.05},
+            )
+            if i % 10 == 0:  # SSE too: to the end of a finished task, and away mid-stream
+                await read_sse(http, f"{url}/tasks/{done}/logs/stream")
+                await read_sse(http, f"{url}/tasks/{running}/logs/stream", stop_after=1)
+
+    async def settled() -> bool:
+        return not feed_loops() and await feed_clients(redis, settings) <= before + 1
+
+    if not await eventually(settled):
+        after = await feed_clients(redis, settings)
+        pytest.fail(f"{len(feed_loops())} loops left; feed connections {before} -> {after}")
+    assert not app.state.feeds._loops and not app.state.feeds._feeds

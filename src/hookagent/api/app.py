@@ -28,7 +28,11 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = redis if redis is not None else connect(str(settings.redis_url))
-        blocking = connect(settings.redis_url) if settings.redis_url else client
+        blocking = (
+            connect(settings.redis_url, client_name=f"{settings.key_prefix}:feed")
+            if settings.redis_url
+            else client
+        )
         store = Store.build(client, settings)
         app.state.store = store
         app.state.feeds = FeedHub(

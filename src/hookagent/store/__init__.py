@@ -19,13 +19,15 @@ __all__ = ["Job", "JobQueue", "LogStore", "Store", "TaskStore", "connect"]
 MAX_CONNECTIONS = 128
 
 
-def connect(url: str) -> Redis:
+def connect(url: str, *, client_name: str | None = None) -> Redis:
     """An asyncio Redis client (hiredis parser when installed) with string replies.
 
     The pool blocks when all connections are busy instead of failing the request.
+    ``client_name`` labels its connections in ``CLIENT LIST``.
     """
     pool = BlockingConnectionPool.from_url(
         url,
+        client_name=client_name,
         decode_responses=True,
         health_check_interval=30,
         max_connections=MAX_CONNECTIONS,

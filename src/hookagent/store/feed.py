@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 
@@ -27,6 +27,7 @@ BLOCK_MS = 15_000
 READ_COUNT = 1000
 RETRY_S = 1.0
 PROGRESS_EVERY_S = 1.0
+STOP_WAIT_S = 1.0
 
 
 class TaskFeed:
@@ -77,6 +78,20 @@ class TaskFeed:
         return True
 
 
+class _Loop(NamedTuple):
+    """A running XREAD loop and the event that tells it to end."""
+
+    task: asyncio.Task[None]
+    stop: asyncio.Event
+
+
+async def _wait_for(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` passes, whichever is first."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
+
+
 class FeedHub:
     """Owns the per-task feeds of this process; ``follow`` hands one out while it is in use."""
 
@@ -92,7 +107,9 @@ class FeedHub:
         self._window = window
         self._feeds: dict[str, TaskFeed] = {}
         self._progress_read: dict[str, float] = {}
-        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._loops: dict[str, _Loop] = {}
+        # Loops told to stop that have not ended yet; close() waits for them too.
+        self._stopping: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def follow(self, task_id: str) -> AsyncIterator[TaskFeed]:
@@ -105,7 +122,11 @@ class FeedHub:
                 total = await self._logs.total(task_id)
                 feed = TaskFeed(task_id, next_seq=total, status=task.status, window=self._window)
                 self._feeds[task_id] = feed
-                self._loops[task_id] = asyncio.create_task(self._run(feed), name=f"feed-{task_id}")
+                # A finished task's followers read what is there and leave; no loop for them.
+                if not feed.terminal:
+                    stop = asyncio.Event()
+                    runner = asyncio.create_task(self._run(feed, stop), name=f"feed-{task_id}")
+                    self._loops[task_id] = _Loop(runner, stop)
         feed.followers += 1
         try:
             yield feed
@@ -114,7 +135,10 @@ class FeedHub:
             if feed.followers == 0 and self._feeds.get(task_id) is feed:
                 del self._feeds[task_id]
                 self._progress_read.pop(task_id, None)
-                self._loops.pop(task_id).cancel()
+                # Popped before awaiting: a follower arriving meanwhile starts a fresh loop.
+                loop = self._loops.pop(task_id, None)
+                if loop is not None:
+                    await self._stop(loop)
 
     async def read(self, feed: TaskFeed, seq: int, limit: int) -> list[LogEntry]:
         """Entries from ``seq``: from memory when recent, else from Redis."""
@@ -125,30 +149,51 @@ class FeedHub:
         return entries
 
     async def close(self) -> None:
-        """Stop every loop (app shutdown)."""
-        for loop in self._loops.values():
-            loop.cancel()
-        await asyncio.gather(*self._loops.values(), return_exceptions=True)
+        """Stop every loop and wait for them to end (app shutdown)."""
+        loops = list(self._loops.values())
         self._loops.clear()
         self._feeds.clear()
+        for loop in loops:
+            loop.stop.set()
+            loop.task.cancel()
+        await asyncio.gather(
+            *(loop.task for loop in loops), *self._stopping, return_exceptions=True
+        )
 
-    async def _run(self, feed: TaskFeed) -> None:
+    async def _stop(self, loop: _Loop) -> None:
+        # The event, not the cancel, is what ends the loop: redis-py may turn a cancel into
+        # TimeoutError or ConnectionError (which the retry below would swallow), or lose it
+        # while connecting and block until the socket timeout. The cancel only cuts a
+        # blocked XREAD short; a loop that outlives the short wait is still awaited by close().
+        loop.stop.set()
+        loop.task.cancel()
+        self._stopping.add(loop.task)
+        loop.task.add_done_callback(self._ended)
+        await asyncio.wait({loop.task}, timeout=STOP_WAIT_S)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._stopping.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("feed loop %s ended with %r", task.get_name(), error)
+
+    async def _run(self, feed: TaskFeed, stop: asyncio.Event) -> None:
         key = self._keys.logs(feed.task_id)
         last = f"0-{feed.next_seq}"
-        while True:
+        while not stop.is_set():
             try:
                 reply = await self._blocking.xread({key: last}, block=BLOCK_MS, count=READ_COUNT)
+                for _, rows in reply or []:
+                    entries = [LogEntry.from_fields(entry_id, fields) for entry_id, fields in rows]
+                    last = rows[-1][0]
+                    await self._refresh_progress(feed)
+                    await feed.publish(entries)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if stop.is_set():
+                    return  # our own stop, surfaced by redis-py as an error
                 log.warning("feed %s: %r; retrying", feed.task_id, exc)
-                await asyncio.sleep(RETRY_S)  # back off while Redis is away
-                continue
-            for _, rows in reply or []:
-                entries = [LogEntry.from_fields(entry_id, fields) for entry_id, fields in rows]
-                last = rows[-1][0]
-                await self._refresh_progress(feed)
-                await feed.publish(entries)
+                await _wait_for(stop, RETRY_S)  # back off while Redis is away
 
     async def _refresh_progress(self, feed: TaskFeed) -> None:
         # Progress changes when output arrives, so it is looked at on those wakes, at most
