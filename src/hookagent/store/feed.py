@@ -27,7 +27,8 @@ BLOCK_MS = 15_000
 READ_COUNT = 1000
 RETRY_S = 1.0
 PROGRESS_EVERY_S = 1.0
-STOP_WAIT_S = 1.0
+STOP_WAIT_S = 2.0
+NUDGE_S = 0.02
 
 
 class TaskFeed:
@@ -79,10 +80,11 @@ class TaskFeed:
 
 
 class _Loop(NamedTuple):
-    """A running XREAD loop and the event that tells it to end."""
+    """A running XREAD loop, the event that tells it to end and its one-connection client."""
 
     task: asyncio.Task[None]
     stop: asyncio.Event
+    client: Any
 
 
 async def _wait_for(event: asyncio.Event, timeout: float) -> None:
@@ -108,7 +110,7 @@ class FeedHub:
         self._feeds: dict[str, TaskFeed] = {}
         self._progress_read: dict[str, float] = {}
         self._loops: dict[str, _Loop] = {}
-        # Loops told to stop that have not ended yet; close() waits for them too.
+        # Stops under way (each ends one loop); close() waits for them too.
         self._stopping: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
@@ -124,9 +126,11 @@ class FeedHub:
                 self._feeds[task_id] = feed
                 # A finished task's followers read what is there and leave; no loop for them.
                 if not feed.terminal:
-                    stop = asyncio.Event()
-                    runner = asyncio.create_task(self._run(feed, stop), name=f"feed-{task_id}")
-                    self._loops[task_id] = _Loop(runner, stop)
+                    stop, client = asyncio.Event(), self._blocking.client()
+                    run = self._run(feed, stop, client)
+                    self._loops[task_id] = _Loop(
+                        asyncio.create_task(run, name=f"feed-{task_id}"), stop, client
+                    )
         feed.followers += 1
         try:
             yield feed
@@ -153,35 +157,47 @@ class FeedHub:
         loops = list(self._loops.values())
         self._loops.clear()
         self._feeds.clear()
-        for loop in loops:
-            loop.stop.set()
-            loop.task.cancel()
-        await asyncio.gather(
-            *(loop.task for loop in loops), *self._stopping, return_exceptions=True
-        )
+        await asyncio.gather(*(self._stop(loop) for loop in loops))
+        await asyncio.gather(*self._stopping, return_exceptions=True)
 
     async def _stop(self, loop: _Loop) -> None:
+        # Stopping runs in a task of the hub's: a follower that is itself being cancelled
+        # (Starlette cancels a gone client's stream on every await) must not cut it short.
+        ender = asyncio.create_task(self._end(loop), name=f"stop-{loop.task.get_name()}")
+        self._stopping.add(ender)
+        ender.add_done_callback(self._stopping.discard)
+        await asyncio.shield(ender)
+
+    async def _end(self, loop: _Loop) -> None:
         # The event, not the cancel, is what ends the loop: redis-py may turn a cancel into
-        # TimeoutError or ConnectionError (which the retry below would swallow), or lose it
-        # while connecting and block until the socket timeout. The cancel only cuts a
-        # blocked XREAD short; a loop that outlives the short wait is still awaited by close().
+        # TimeoutError or ConnectionError (which the retry would swallow), or lose it outright
+        # (while connecting or taking the connection) and go on blocking for BLOCK_MS. So a
+        # loop still running after the cancel gets its socket closed, which ends any read.
         loop.stop.set()
         loop.task.cancel()
-        self._stopping.add(loop.task)
-        loop.task.add_done_callback(self._ended)
-        await asyncio.wait({loop.task}, timeout=STOP_WAIT_S)
+        deadline = asyncio.get_running_loop().time() + STOP_WAIT_S
+        while not loop.task.done() and asyncio.get_running_loop().time() < deadline:
+            done, _ = await asyncio.wait({loop.task}, timeout=NUDGE_S)
+            if not done and loop.client.connection is not None:
+                await loop.client.connection.disconnect(nowait=True)
+        if not loop.task.done():
+            log.warning("feed loop %s still running after its stop", loop.task.get_name())
+            await asyncio.wait({loop.task})  # its BLOCK ends within BLOCK_MS, then the event
+        if not loop.task.cancelled() and (error := loop.task.exception()) is not None:
+            log.warning("feed loop %s ended with %r", loop.task.get_name(), error)
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        self._stopping.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.warning("feed loop %s ended with %r", task.get_name(), error)
+    async def _run(self, feed: TaskFeed, stop: asyncio.Event, client: Any) -> None:
+        try:
+            await self._follow_stream(feed, stop, client)
+        finally:
+            await client.aclose()  # hands its connection back to the pool
 
-    async def _run(self, feed: TaskFeed, stop: asyncio.Event) -> None:
+    async def _follow_stream(self, feed: TaskFeed, stop: asyncio.Event, client: Any) -> None:
         key = self._keys.logs(feed.task_id)
         last = f"0-{feed.next_seq}"
         while not stop.is_set():
             try:
-                reply = await self._blocking.xread({key: last}, block=BLOCK_MS, count=READ_COUNT)
+                reply = await client.xread({key: last}, block=BLOCK_MS, count=READ_COUNT)
                 for _, rows in reply or []:
                     entries = [LogEntry.from_fields(entry_id, fields) for entry_id, fields in rows]
                     last = rows[-1][0]
