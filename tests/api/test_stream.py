@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -347,3 +348,21 @@ async def test_finished_and_gone_followers_leave_no_loop_or_connection(
         after = await feed_clients(redis, settings)
         pytest.fail(f"{len(feed_loops())} loops left; feed connections {before} -> {after}")
     assert not app.state.feeds._loops and not app.state.feeds._feeds
+
+
+async def test_long_poll_past_the_socket_timeout_logs_no_error(
+    client: httpx.AsyncClient, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    tid = await new_task(store)
+    params = {"follow": "true", "wait": 20}
+    waiting = asyncio.create_task(client.get(f"/tasks/{tid}/logs", params=params))
+    await asyncio.sleep(6)  # past redis-py 8's 5 s socket timeout; nothing to wait on
+    assert not waiting.done()
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    await store.logs.append(tid, [NewLine("t", "stdout", "[stdout] late")])
+    body = (await waiting).json()
+    assert loop.time() - sent < 1.0
+    assert [e["message"] for e in body["logs"]] == ["[stdout] late"]
+    assert [r.getMessage() for r in caplog.records] == []

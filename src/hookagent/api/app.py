@@ -15,7 +15,7 @@ from hookagent.errors import HookagentError
 from hookagent.keys import Keys
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
-from hookagent.store.feed import FeedHub
+from hookagent.store.feed import FEED_SOCKET_TIMEOUT_S, FeedHub
 
 
 def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
@@ -29,7 +29,11 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = redis if redis is not None else connect(str(settings.redis_url))
         blocking = (
-            connect(settings.redis_url, client_name=f"{settings.key_prefix}:feed")
+            connect(
+                settings.redis_url,
+                socket_timeout=FEED_SOCKET_TIMEOUT_S,
+                client_name=f"{settings.key_prefix}:feed",
+            )
             if settings.redis_url
             else client
         )

@@ -19,11 +19,14 @@ from redis.asyncio import Redis
 from hookagent.keys import Keys
 from hookagent.models import TERMINAL_STATUSES, EventKind, LogEntry, TaskStatus
 from hookagent.store.logs import LogStore
+from hookagent.store.queue import block_slice_ms
 from hookagent.store.tasks import TaskStore
 
 log = logging.getLogger(__name__)
 
 BLOCK_MS = 15_000
+# For the hub's own client: long enough that a full BLOCK_MS fits (see ``block_slice_ms``).
+FEED_SOCKET_TIMEOUT_S = BLOCK_MS / 1000 + 5.0
 READ_COUNT = 1000
 RETRY_S = 1.0
 PROGRESS_EVERY_S = 1.0
@@ -101,7 +104,8 @@ class FeedHub:
         self, blocking: Redis, keys: Keys, *, logs: LogStore, tasks: TaskStore, window: int = 10_000
     ) -> None:
         # A client of its own: XREAD BLOCK holds a connection, so it must not take them from
-        # the pool that serves requests.
+        # the pool that serves requests. Its socket timeout should exceed BLOCK_MS (see
+        # FEED_SOCKET_TIMEOUT_S); with a shorter one the loop blocks for less.
         self._blocking: Any = blocking
         self._keys = keys
         self._logs = logs
@@ -195,9 +199,10 @@ class FeedHub:
     async def _follow_stream(self, feed: TaskFeed, stop: asyncio.Event, client: Any) -> None:
         key = self._keys.logs(feed.task_id)
         last = f"0-{feed.next_seq}"
+        block = block_slice_ms(client, BLOCK_MS)
         while not stop.is_set():
             try:
-                reply = await client.xread({key: last}, block=BLOCK_MS, count=READ_COUNT)
+                reply = await client.xread({key: last}, block=block, count=READ_COUNT)
                 for _, rows in reply or []:
                     entries = [LogEntry.from_fields(entry_id, fields) for entry_id, fields in rows]
                     last = rows[-1][0]
