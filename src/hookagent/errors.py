@@ -90,3 +90,10 @@ class MalformedBody(HookagentError):
 
     status_code = 400
     code = "malformed_json"
+
+
+class JsonTooDeep(MalformedBody):
+    """JSON nested deeper than the parser is allowed to recurse."""
+
+    code = "too_deep"
+

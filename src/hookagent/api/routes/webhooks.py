@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -11,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
 from hookagent.api.deps import SettingsDep, StoreDep
-from hookagent.errors import MalformedBody, UnsupportedMediaType
+from hookagent.errors import UnsupportedMediaType
 from hookagent.intake import Intake
 from hookagent.models import NewTask, WebhookAccepted
 from hookagent.settings import Settings
@@ -24,6 +23,7 @@ from hookagent.sources import (
     parse_sentry,
     verify_hmac_sha256,
 )
+from hookagent.sources.payload import parse_json
 from hookagent.store import Store
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -120,10 +120,7 @@ def _json(request: Request, body: bytes) -> Any:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() not in {"application/json", ""}:
         raise UnsupportedMediaType(f"expected application/json, got {content_type!r}")
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise MalformedBody(f"body is not valid JSON: {exc}") from None
+    return parse_json(body)
 
 
 async def _handle(
