@@ -12,6 +12,10 @@ from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.feed import FeedHub
 
+# Offsets are log sequence numbers; past 2**53 they are neither real nor exact in JSON,
+# and unbounded ones reached Redis as invalid stream ids.
+MAX_OFFSET = 2**53
+
 
 def get_store(request: HTTPConnection) -> Store:
     """The store built by the app's lifespan."""
@@ -46,3 +50,4 @@ StoreDep = Annotated[Store, Depends(get_store)]
 FeedsDep = Annotated[FeedHub, Depends(get_feeds)]
 FilterDep = Annotated[LogFilter, Depends(get_filter)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="an entry's seq")]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from hookagent.api.deps import FeedsDep, FilterDep
+from hookagent.api.deps import MAX_OFFSET, FeedsDep, FilterDep, OffsetQuery
 from hookagent.errors import HookagentError
 from hookagent.logfilter import LogFilter
 from hookagent.models import EventKind, LogEntry
@@ -52,15 +52,16 @@ async def stream_logs(
     task_id: str,
     feeds: FeedsDep,
     flt: FilterDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Entries as SSE events (``id: <seq>``), ``event: status`` changes, ``event: end`` at the end.
 
     Reconnecting clients send ``Last-Event-ID`` and resume right after it.
     """
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        offset = int(last_event_id) + 1
+    resume = (last_event_id or "").strip()
+    if resume.isdigit() and len(resume) <= len(str(MAX_OFFSET)) and int(resume) < MAX_OFFSET:
+        offset = int(resume) + 1
     # Entered here, not in the generator, so an unknown task is a 404 before streaming.
     follow = feeds.follow(task_id)
     feed = await follow.__aenter__()
