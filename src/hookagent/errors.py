@@ -97,3 +97,11 @@ class JsonTooDeep(MalformedBody):
 
     code = "too_deep"
 
+
+QUOTE_MAX_CHARS = 100
+
+
+def quoted(value: object, limit: int = QUOTE_MAX_CHARS) -> str:
+    """``value`` as an error message may quote it: repr of at most ``limit`` characters, then …."""
+    text = str(value)
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"

@@ -7,6 +7,7 @@ import pytest
 from redis.asyncio import Redis
 
 from hookagent.api import create_app
+from hookagent.errors import TaskNotFound
 from hookagent.models import LogStream, NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
@@ -149,3 +150,20 @@ async def test_an_internal_error_quotes_no_redis_command_or_key(
     assert body["detail"] == "internal error; see the server log"
     assert set(body) <= {"error", "detail", "request_id"}
     assert "WRONGTYPE" not in response.text and settings.key_prefix not in response.text
+
+
+async def test_a_huge_unknown_id_is_not_echoed_back(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    with pytest.raises(TaskNotFound) as raised:
+        await store.tasks.get("task-" + "x" * 100_000)
+    assert len(raised.value.message) < 200
+    with pytest.raises(TaskNotFound) as raised:
+        await store.logs.read("task-" + "x" * 100_000, offset=0, limit=1)
+    assert len(raised.value.message) < 200
+    huge = "task-" + "x" * 60_000  # httpx refuses URLs of 64 KiB and more
+    for path in (f"/tasks/{huge}", f"/tasks/{huge}/logs", f"/tasks/{huge}/status"):
+        response = await client.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"] == "task_not_found"
+        assert len(response.content) < 400, len(response.content)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
 from hookagent.api.deps import SettingsDep, StoreDep
-from hookagent.errors import UnsupportedMediaType
+from hookagent.errors import UnsupportedMediaType, quoted
 from hookagent.intake import Intake
 from hookagent.models import NewTask, WebhookAccepted
 from hookagent.settings import Settings
@@ -119,7 +119,7 @@ async def _verified(request: Request, secret: SecretStr | None, header: str, pre
 def _json(request: Request, body: bytes) -> Any:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() not in {"application/json", ""}:
-        raise UnsupportedMediaType(f"expected application/json, got {content_type!r}")
+        raise UnsupportedMediaType(f"expected application/json, got {quoted(content_type)}")
     return parse_json(body)
 
 
