@@ -98,6 +98,19 @@ class JsonTooDeep(MalformedBody):
     code = "too_deep"
 
 
+class InvalidRequest(HookagentError):
+    """A request parameter out of range or of the wrong type (checked by hand, not FastAPI)."""
+
+    status_code = 422
+    code = "invalid_request"
+
+
+class InvalidControl(InvalidRequest):
+    """A WebSocket control message that is not ``{"offset": N}`` or ``{"filter": {...}}``."""
+
+    code = "invalid_control"
+
+
 QUOTE_MAX_CHARS = 100
 
 

@@ -366,3 +366,64 @@ async def test_long_poll_past_the_socket_timeout_logs_no_error(
     assert loop.time() - sent < 1.0
     assert [e["message"] for e in body["logs"]] == ["[stdout] late"]
     assert [r.getMessage() for r in caplog.records] == []
+
+
+async def test_websocket_bad_control_frames_get_an_error_and_the_socket_stays(
+    server: str, store: Store
+) -> None:
+    tid = await new_task(store)
+    await store.logs.append(tid, [NewLine("t", "stdout", "[stdout] hello")])
+    url = server.replace("http://", "ws://") + f"/tasks/{tid}/logs/ws"
+    bad: list[str | bytes] = [
+        "not json",
+        b"\x00\x01binary",
+        json.dumps({"filter": "x"}),
+        json.dumps([1, 2]),
+        "5",
+        "[" * 1000 + "]" * 1000,
+        json.dumps({"offset": -1}),
+        json.dumps({"offset": "x" * 500}),
+    ]
+    async with websockets.connect(url) as ws:
+        assert json.loads(await ws.recv())["message"] == "[stdout] hello"
+        for frame in bad:
+            await ws.send(frame)
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert reply["type"] == "error" and reply["error"] and reply["detail"], frame
+            assert len(reply["detail"]) < 300
+        await ws.send(json.dumps({"offset": 0}))  # still serving
+        again = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert (again["type"], again["seq"]) == ("log", 0)
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("offset=-1", 4422),
+        ("offset=x", 4422),
+        ("offset=99999999999999999999999", 4422),
+        ("level=loud", 4422),
+        ("regex=(", 4422),
+    ],
+)
+async def test_websocket_bad_query_is_an_error_then_a_close_code(
+    server: str, store: Store, query: str, code: int
+) -> None:
+    tid = await new_task(store)
+    url = server.replace("http://", "ws://") + f"/tasks/{tid}/logs/ws?{query}"
+    async with websockets.connect(url) as ws:
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+    assert reply["type"] == "error" and reply["error"] and reply["detail"]
+    assert ws.close_code == code and ws.close_reason
+
+
+async def test_websocket_unknown_task_closes_4404(server: str) -> None:
+    url = server.replace("http://", "ws://") + "/tasks/task-1-00/logs/ws"
+    async with websockets.connect(url) as ws:
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+    assert reply == {"type": "error", "error": "task_not_found", "detail": reply["detail"]}
+    assert ws.close_code == 4404 and ws.close_reason == "task_not_found"
