@@ -156,3 +156,30 @@ class Forbidden(HookagentError):
     """A request whose token's role does not allow the route."""
 
     code = "forbidden"
+
+
+class JsonTooDeep(MalformedBody):
+    """JSON nested deeper than the parser is allowed to recurse."""
+
+    code = "too_deep"
+
+
+class InvalidRequest(HookagentError):
+    """A request parameter out of range or of the wrong type (checked by hand, not FastAPI)."""
+
+    code = "invalid_request"
+
+
+class InvalidControl(InvalidRequest):
+    """A WebSocket control message that is not ``{"offset": N}`` or ``{"filter": {...}}``."""
+
+    code = "invalid_control"
+
+
+QUOTE_MAX_CHARS = 100
+
+
+def quoted(value: object, limit: int = QUOTE_MAX_CHARS) -> str:
+    """``value`` as an error message may quote it: repr of at most ``limit`` characters, then …."""
+    text = str(value)
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -305,3 +307,130 @@ async def test_a_gone_client_stops_the_redis_loop(live: tuple[str, FastAPI], sto
     async with asyncio.timeout(10):
         while tid in feeds._feeds:
             await asyncio.sleep(0.05)
+
+
+def feed_loops() -> list[asyncio.Task[Any]]:
+    """Feed loop tasks still running in this event loop (the server runs in it too)."""
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("feed-") and not t.done()]
+
+
+async def feed_clients(redis: Redis, settings: Settings) -> int:
+    """Connections the app's feed client holds, told apart by their CLIENT SETNAME."""
+    name = f"{settings.key_prefix}:feed"
+    return sum(1 for c in await redis.client_list() if c.get("name") == name)
+
+
+async def eventually(check: Any, timeout: float = 10) -> bool:
+    """Whether ``check()`` became true within ``timeout``; the server's cleanup has no signal."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while not await check():
+                await asyncio.sleep(0.05)
+    return bool(await check())
+
+
+async def test_finished_and_gone_followers_leave_no_loop_or_connection(
+    live: tuple[str, FastAPI], store: Store, redis: Redis, settings: Settings
+) -> None:
+    url, app = live
+    done, running = await new_task(store), await new_task(store)
+    await produce(store, done, 3)
+    await store.logs.append(running, [NewLine("t", "stdout", "[stdout] working")])
+    before = await feed_clients(redis, settings)
+    async with httpx.AsyncClient(timeout=10) as http:
+        for i in range(100):
+            await http.get(f"{url}/tasks/{done}/logs", params={"follow": "true", "wait": 3})
+            await http.get(
+                f"{url}/tasks/{running}/logs",
+                params={"follow": "true", "offset": 1, "wait": 0.05},
+            )
+            if i % 10 == 0:  # SSE too: to the end of a finished task, and away mid-stream
+                await read_sse(http, f"{url}/tasks/{done}/logs/stream")
+                await read_sse(http, f"{url}/tasks/{running}/logs/stream", stop_after=1)
+
+    async def settled() -> bool:
+        return not feed_loops() and await feed_clients(redis, settings) <= before + 1
+
+    if not await eventually(settled):
+        after = await feed_clients(redis, settings)
+        pytest.fail(f"{len(feed_loops())} loops left; feed connections {before} -> {after}")
+    assert not app.state.feeds._loops and not app.state.feeds._feeds
+
+
+async def test_long_poll_past_the_socket_timeout_logs_no_error(
+    client: httpx.AsyncClient, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    tid = await new_task(store)
+    params: dict[str, str | int] = {"follow": "true", "wait": 20}
+    waiting = asyncio.create_task(client.get(f"/tasks/{tid}/logs", params=params))
+    await asyncio.sleep(6)  # past redis-py 8's 5 s socket timeout; nothing to wait on
+    assert not waiting.done()
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    await store.logs.append(tid, [NewLine("t", "stdout", "[stdout] late")])
+    body = (await waiting).json()
+    assert loop.time() - sent < 1.0
+    assert [e["message"] for e in body["logs"]] == ["[stdout] late"]
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+async def test_websocket_bad_control_frames_get_an_error_and_the_socket_stays(
+    server: str, store: Store
+) -> None:
+    tid = await new_task(store)
+    await store.logs.append(tid, [NewLine("t", "stdout", "[stdout] hello")])
+    url = server.replace("http://", "ws://") + f"/tasks/{tid}/logs/ws"
+    bad: list[str | bytes] = [
+        "not json",
+        b"\x00\x01binary",
+        json.dumps({"filter": "x"}),
+        json.dumps([1, 2]),
+        "5",
+        "[" * 1000 + "]" * 1000,
+        json.dumps({"offset": -1}),
+        json.dumps({"offset": "x" * 500}),
+    ]
+    async with websockets.connect(url) as ws:
+        assert json.loads(await ws.recv())["message"] == "[stdout] hello"
+        for frame in bad:
+            await ws.send(frame)
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert reply["type"] == "error" and reply["error"] and reply["detail"], frame
+            assert len(reply["detail"]) < 300
+        await ws.send(json.dumps({"offset": 0}))  # still serving
+        again = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert (again["type"], again["seq"]) == ("log", 0)
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("offset=-1", 4422),
+        ("offset=x", 4422),
+        ("offset=99999999999999999999999", 4422),
+        ("level=loud", 4422),
+        ("regex=(", 4422),
+    ],
+)
+async def test_websocket_bad_query_is_an_error_then_a_close_code(
+    server: str, store: Store, query: str, code: int
+) -> None:
+    tid = await new_task(store)
+    url = server.replace("http://", "ws://") + f"/tasks/{tid}/logs/ws?{query}"
+    async with websockets.connect(url) as ws:
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+    assert reply["type"] == "error" and reply["error"] and reply["detail"]
+    assert ws.close_code == code and ws.close_reason
+
+
+async def test_websocket_unknown_task_closes_4404(server: str) -> None:
+    url = server.replace("http://", "ws://") + "/tasks/task-1-00/logs/ws"
+    async with websockets.connect(url) as ws:
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+    assert reply == {"type": "error", "error": "task_not_found", "detail": reply["detail"]}
+    assert ws.close_code == 4404 and ws.close_reason == "task_not_found"

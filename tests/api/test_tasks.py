@@ -8,6 +8,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from hookagent.api import create_app
+from hookagent.errors import TaskNotFound
 from hookagent.models import LogStream, NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
@@ -115,3 +117,61 @@ async def test_redis_down_is_503_json(settings: Settings) -> None:
             assert response.status_code == 503, path
             assert response.json()["error"] == "store_unavailable"
     await dead.aclose()
+
+
+async def test_huge_offset_is_422_without_internals(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    tid = await seeded(store, 1)
+    offsets: list[dict[str, str | int]] = [{"offset": "9" * 23}, {"offset": 2**53 + 1}]
+    for params in offsets:
+        response = await client.get(f"/tasks/{tid}/logs", params=params)
+        assert response.status_code == 422, response.text
+        assert "XRANGE" not in response.text and "hktest" not in response.text
+    follow: dict[str, str | int] = {"offset": "9" * 23, "follow": "true", "wait": 0}
+    assert (await client.get(f"/tasks/{tid}/logs", params=follow)).status_code == 422
+    stream = await client.get(f"/tasks/{tid}/logs/stream", params={"offset": 2**60})
+    assert stream.status_code == 422
+    await move_to(store, tid, TaskStatus.FAILED)
+    resume = {"Last-Event-ID": "9" * 30}  # not a seq we could have sent: start over
+    async with client.stream("GET", f"/tasks/{tid}/logs/stream", headers=resume) as sse:
+        text = (await sse.aread()).decode()
+    assert sse.status_code == 200 and "id: 0\n" in text and "event: end" in text
+
+
+async def test_an_internal_error_quotes_no_redis_command_or_key(
+    store: Store, redis: Redis, settings: Settings
+) -> None:
+    tid = await seeded(store, 1)
+    key = store.tasks._keys.task(tid)
+    await redis.delete(key)
+    await redis.set(key, "not a hash")  # real damage: WRONGTYPE from Redis
+    app = create_app(settings, redis=redis)
+    async with app.router.lifespan_context(app):
+        # The server answers, then re-raises for its log: this transport must not re-raise.
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hookagent") as http:
+            response = await http.get(f"/tasks/{tid}")
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error"] == "internal_error"
+    assert body["detail"] == "internal error; see the server log"
+    assert set(body) <= {"error", "detail", "request_id"}
+    assert "WRONGTYPE" not in response.text and settings.key_prefix not in response.text
+
+
+async def test_a_huge_unknown_id_is_not_echoed_back(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    with pytest.raises(TaskNotFound) as raised:
+        await store.tasks.get("task-" + "x" * 100_000)
+    assert len(raised.value.message) < 200
+    with pytest.raises(TaskNotFound) as raised:
+        await store.logs.read("task-" + "x" * 100_000, offset=0, limit=1)
+    assert len(raised.value.message) < 200
+    huge = "task-" + "x" * 60_000  # httpx refuses URLs of 64 KiB and more
+    for path in (f"/tasks/{huge}", f"/tasks/{huge}/logs", f"/tasks/{huge}/status"):
+        response = await client.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"] == "task_not_found"
+        assert len(response.content) < 400, len(response.content)

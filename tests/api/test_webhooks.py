@@ -185,3 +185,29 @@ def test_signatures_are_required_unless_bound_to_loopback(host: str, required: b
     assert Settings(host=host).signatures_required is required
     assert Settings(host=host, require_signatures=False).signatures_required is False
     assert Settings(host="127.0.0.1", require_signatures=True).signatures_required is True
+
+
+async def test_deeply_nested_body_is_400_and_the_server_keeps_serving(
+    client: httpx.AsyncClient,
+) -> None:
+    deep = b"[" * 1000 + b"]" * 1000
+    response = await client.post("/webhooks/sentry", content=deep, headers=JSON)
+    assert response.status_code == 400
+    assert response.json()["error"] == "too_deep"
+    assert (await client.post("/webhooks/sentry", content=SEED, headers=JSON)).status_code == 202
+
+
+async def test_lone_surrogate_becomes_a_replacement_character(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    body = (
+        b'{"data": {"event": {"message": "bad \\ud800 surrogate", '
+        b'"tags": [["repository", "acme/payments-api"]]}}, "\\udfff key": 1}'
+    )
+    response = await client.post("/webhooks/sentry", content=body, headers=JSON)
+    assert response.status_code == 202, response.text
+    task_id = response.json()["task_id"]
+    detail = await client.get(f"/tasks/{task_id}")
+    assert detail.status_code == 200
+    assert "bad \ufffd surrogate" in detail.json()["title"]
+    assert (await store.tasks.get(task_id)).title == detail.json()["title"]

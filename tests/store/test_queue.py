@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from redis.asyncio import Redis
 
-from hookagent.models import NewTask, Phase
+from hookagent.models import NewTask, Phase, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import JobQueue, Store
+from tests.conftest import RunWorker
+from tests.helpers import REPO, wait_status
 
 pytestmark = pytest.mark.store
 
@@ -71,3 +74,40 @@ async def test_a_deferred_job_comes_back_without_counting_a_delivery(
         job = again
     await q.defer(job, "third", after_ms=30_000)
     assert await q.reclaim("fourth") is None, "not before after_ms"
+
+
+# Past redis-py 8's default socket timeout of 5 s, which a blocking read must outlast.
+IDLE_S = 6.0
+
+
+async def test_claim_blocks_past_the_socket_timeout(store: Store) -> None:
+    q = store.jobs
+    await q.ensure_group()
+    claim = asyncio.create_task(q.claim("idle", block_ms=10_000))
+    await asyncio.sleep(IDLE_S)  # nothing to wait on: the point is to sit idle that long
+    assert not claim.done(), claim.exception() if claim.done() else None
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    task = await store.tasks.create(NewTask(source="t", repository=REPO, title="t", prompt="p"))
+    job = await claim
+    assert job is not None and job.task_id == task.task_id
+    assert loop.time() - sent < 0.5
+
+
+async def test_idle_worker_logs_no_timeout_and_picks_up_at_once(
+    store: Store, start_worker: RunWorker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    await store.jobs.ensure_group()
+    start_worker(lease_seconds=20)  # claims block for 10 s, past the socket timeout
+    await asyncio.sleep(IDLE_S)  # an idle worker: nothing happens that could be waited on
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    new = NewTask(source="sentry", repository=REPO, title="t", prompt="p")
+    task = await store.tasks.create(new)
+    await wait_status(store, task.task_id, {TaskStatus.DISCOVERING}, timeout=5)
+    picked_up = loop.time() - sent
+    finished = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
+    await wait_status(store, task.task_id, finished)
+    assert picked_up < 1.0
+    assert [r.getMessage() for r in caplog.records if "Timeout" in r.getMessage()] == []

@@ -28,7 +28,7 @@ from hookagent.errors import HookagentError
 from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
-from hookagent.store.feed import FeedHub
+from hookagent.store.feed import FEED_SOCKET_TIMEOUT_S, FeedHub
 
 
 def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
@@ -41,7 +41,15 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = redis if redis is not None else connect(str(settings.redis_url))
-        blocking = connect(settings.redis_url) if settings.redis_url else client
+        blocking = (
+            connect(
+                settings.redis_url,
+                socket_timeout=FEED_SOCKET_TIMEOUT_S,
+                client_name=f"{settings.key_prefix}:feed",
+            )
+            if settings.redis_url
+            else client
+        )
         store = Store.build(client, settings)
         app.state.store = store
         app.state.feeds = FeedHub(blocking, store.keys, logs=store.logs, tasks=store.tasks)

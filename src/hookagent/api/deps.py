@@ -14,6 +14,11 @@ from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.feed import FeedHub
 
+# Offsets are log sequence numbers; past 2**53 they are neither real nor exact in JSON,
+# and unbounded ones reached Redis as invalid stream ids.
+MAX_OFFSET = 2**53
+Q_MAX_CHARS = 500
+
 
 def get_store(request: HTTPConnection) -> Store:
     """The store built by the app's lifespan."""
@@ -48,7 +53,9 @@ def get_filter(
     stream: Annotated[list[str] | None, Query(description="stdout, stderr, system")] = None,
     kind: Annotated[list[str] | None, Query(description="repeatable: text, tool_use, …")] = None,
     level: Annotated[str | None, Query(description="info, warning, error")] = None,
-    q: Annotated[str | None, Query(max_length=500, description="substring, any case")] = None,
+    q: Annotated[
+        str | None, Query(max_length=Q_MAX_CHARS, description="substring, any case")
+    ] = None,
     regex: Annotated[str | None, Query(description="bounded regular expression")] = None,
 ) -> LogFilter:
     """The log filter given by query parameters (422 when one is invalid)."""
@@ -61,3 +68,4 @@ FilterDep = Annotated[LogFilter, Depends(get_filter)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 RedactorDep = Annotated[Redactor, Depends(get_redactor)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="an entry's seq")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +32,7 @@ _STATUS: dict[type[HookagentError], int] = {
     errors.MalformedBody: 400,
     errors.RateLimited: 429,
     errors.QueueFull: 503,
+    errors.InvalidRequest: 422,
 }
 
 
@@ -40,6 +42,9 @@ def http_status(exc: HookagentError) -> int:
         if cls in _STATUS:
             return _STATUS[cls]
     return 500
+
+
+INTERNAL_DETAIL = "internal error; see the server log"
 
 
 def error_response(status: int, code: str, detail: object) -> JSONResponse:
@@ -73,8 +78,20 @@ async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+    # The exception may quote a Redis command, a key or a path: it goes to the log only,
+    # and the id lets an operator find it there.
+    request_id = secrets.token_hex(6)
+    log.exception(
+        "unhandled error in %s %s [request %s]",
+        request.method,
+        request.url.path,
+        request_id,
+        exc_info=exc,
+    )
+    return JSONResponse(
+        {"error": "internal_error", "detail": INTERNAL_DETAIL, "request_id": request_id},
+        status_code=500,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

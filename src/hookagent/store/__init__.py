@@ -38,18 +38,28 @@ __all__ = [
 
 
 MAX_CONNECTIONS = 128
+# The same on every redis-py we support (5.x had none, 8.x defaults to 5 s): short enough
+# that a hung server fails a request instead of holding it.
+SOCKET_TIMEOUT_S = 5.0
 
 
-def connect(url: str) -> Redis:
+def connect(
+    url: str, *, socket_timeout: float = SOCKET_TIMEOUT_S, client_name: str | None = None
+) -> Redis:
     """An asyncio Redis client (hiredis parser when installed) with string replies.
 
     The pool blocks when all connections are busy instead of failing the request.
+    ``socket_timeout`` bounds every read, so blocking commands must BLOCK for less (or use
+    a client of their own with a longer one); ``client_name`` labels its connections in
+    ``CLIENT LIST``.
     """
     pool = BlockingConnectionPool.from_url(
         url,
+        client_name=client_name,
         decode_responses=True,
         health_check_interval=30,
         max_connections=MAX_CONNECTIONS,
+        socket_timeout=socket_timeout,
         timeout=30,
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it

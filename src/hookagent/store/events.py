@@ -20,6 +20,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from hookagent.keys import Keys
+from hookagent.store.queue import block_slice_ms
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class TaskEvents:
         self._changed = asyncio.Condition()
         self._followers = 0
         self._loop: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     async def latest_id(self) -> str:
         """The id of the newest entry, ``0-0`` when the stream is empty."""
@@ -89,13 +91,16 @@ class TaskEvents:
             newest = await self.latest_id()
             if self._loop is None:
                 self._newest = max(self._newest, stream_id(newest))
-                self._loop = asyncio.create_task(self._run(newest), name="task-events")
+                self._stop = asyncio.Event()
+                self._loop = asyncio.create_task(self._run(newest, self._stop), name="task-events")
         self._followers += 1
         try:
             yield self
         finally:
             self._followers -= 1
             if self._followers == 0 and self._loop is not None:
+                # The flag ends the loop even when redis-py turns the cancel into an error.
+                self._stop.set()
                 self._loop.cancel()
                 self._loop = None
 
@@ -110,15 +115,22 @@ class TaskEvents:
                 return False
         return True
 
-    async def _run(self, last: str) -> None:
-        while True:
+    async def _run(self, last: str, stop: asyncio.Event) -> None:
+        # Blocks in slices the shared client's socket timeout outlasts (redis-py 8: 5 s).
+        block = block_slice_ms(self._redis, BLOCK_MS)
+        while not stop.is_set():
             try:
-                reply = await self._redis.xread({self._key: last}, block=BLOCK_MS, count=1000)
+                reply = await self._redis.xread({self._key: last}, block=block, count=1000)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if stop.is_set():
+                    return
                 log.warning("task events: %r; retrying", exc)
-                await asyncio.sleep(RETRY_S)  # back off while Redis is away
+                # Back off while Redis is away, but end at once when told to.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RETRY_S):
+                        await stop.wait()
                 continue
             for _, rows in reply or []:
                 last = rows[-1][0]

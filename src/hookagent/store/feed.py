@@ -12,21 +12,26 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 
 from hookagent.keys import Keys
 from hookagent.models import TERMINAL_STATUSES, EventKind, LogEntry, TaskStatus
 from hookagent.store.logs import LogStore
+from hookagent.store.queue import block_slice_ms
 from hookagent.store.tasks import TaskStore
 
 log = logging.getLogger(__name__)
 
 BLOCK_MS = 15_000
+# For the hub's own client: long enough that a full BLOCK_MS fits (see ``block_slice_ms``).
+FEED_SOCKET_TIMEOUT_S = BLOCK_MS / 1000 + 5.0
 READ_COUNT = 1000
 RETRY_S = 1.0
 PROGRESS_EVERY_S = 1.0
+STOP_WAIT_S = 2.0
+NUDGE_S = 0.02
 
 
 class TaskFeed:
@@ -77,6 +82,21 @@ class TaskFeed:
         return True
 
 
+class _Loop(NamedTuple):
+    """A running XREAD loop, the event that tells it to end and its one-connection client."""
+
+    task: asyncio.Task[None]
+    stop: asyncio.Event
+    client: Any
+
+
+async def _wait_for(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` passes, whichever is first."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
+
+
 class FeedHub:
     """Owns the per-task feeds of this process; ``follow`` hands one out while it is in use."""
 
@@ -84,7 +104,8 @@ class FeedHub:
         self, blocking: Redis, keys: Keys, *, logs: LogStore, tasks: TaskStore, window: int = 10_000
     ) -> None:
         # A client of its own: XREAD BLOCK holds a connection, so it must not take them from
-        # the pool that serves requests.
+        # the pool that serves requests. Its socket timeout should exceed BLOCK_MS (see
+        # FEED_SOCKET_TIMEOUT_S); with a shorter one the loop blocks for less.
         self._blocking: Any = blocking
         self._keys = keys
         self._logs = logs
@@ -92,7 +113,9 @@ class FeedHub:
         self._window = window
         self._feeds: dict[str, TaskFeed] = {}
         self._progress_read: dict[str, float] = {}
-        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._loops: dict[str, _Loop] = {}
+        # Stops under way (each ends one loop); close() waits for them too.
+        self._stopping: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def follow(self, task_id: str) -> AsyncIterator[TaskFeed]:
@@ -105,7 +128,13 @@ class FeedHub:
                 total = await self._logs.total(task_id)
                 feed = TaskFeed(task_id, next_seq=total, status=task.status, window=self._window)
                 self._feeds[task_id] = feed
-                self._loops[task_id] = asyncio.create_task(self._run(feed), name=f"feed-{task_id}")
+                # A finished task's followers read what is there and leave; no loop for them.
+                if not feed.terminal:
+                    stop, client = asyncio.Event(), self._blocking.client()
+                    run = self._run(feed, stop, client)
+                    self._loops[task_id] = _Loop(
+                        asyncio.create_task(run, name=f"feed-{task_id}"), stop, client
+                    )
         feed.followers += 1
         try:
             yield feed
@@ -114,7 +143,10 @@ class FeedHub:
             if feed.followers == 0 and self._feeds.get(task_id) is feed:
                 del self._feeds[task_id]
                 self._progress_read.pop(task_id, None)
-                self._loops.pop(task_id).cancel()
+                # Popped before awaiting: a follower arriving meanwhile starts a fresh loop.
+                loop = self._loops.pop(task_id, None)
+                if loop is not None:
+                    await self._stop(loop)
 
     async def read(self, feed: TaskFeed, seq: int, limit: int) -> list[LogEntry]:
         """Entries from ``seq``: from memory when recent, else from Redis."""
@@ -125,30 +157,64 @@ class FeedHub:
         return entries
 
     async def close(self) -> None:
-        """Stop every loop (app shutdown)."""
-        for loop in self._loops.values():
-            loop.cancel()
-        await asyncio.gather(*self._loops.values(), return_exceptions=True)
+        """Stop every loop and wait for them to end (app shutdown)."""
+        loops = list(self._loops.values())
         self._loops.clear()
         self._feeds.clear()
+        await asyncio.gather(*(self._stop(loop) for loop in loops))
+        await asyncio.gather(*self._stopping, return_exceptions=True)
 
-    async def _run(self, feed: TaskFeed) -> None:
+    async def _stop(self, loop: _Loop) -> None:
+        # Stopping runs in a task of the hub's: a follower that is itself being cancelled
+        # (Starlette cancels a gone client's stream on every await) must not cut it short.
+        ender = asyncio.create_task(self._end(loop), name=f"stop-{loop.task.get_name()}")
+        self._stopping.add(ender)
+        ender.add_done_callback(self._stopping.discard)
+        await asyncio.shield(ender)
+
+    async def _end(self, loop: _Loop) -> None:
+        # The event, not the cancel, is what ends the loop: redis-py may turn a cancel into
+        # TimeoutError or ConnectionError (which the retry would swallow), or lose it outright
+        # (while connecting or taking the connection) and go on blocking for BLOCK_MS. So a
+        # loop still running after the cancel gets its socket closed, which ends any read.
+        loop.stop.set()
+        loop.task.cancel()
+        deadline = asyncio.get_running_loop().time() + STOP_WAIT_S
+        while not loop.task.done() and asyncio.get_running_loop().time() < deadline:
+            done, _ = await asyncio.wait({loop.task}, timeout=NUDGE_S)
+            if not done and loop.client.connection is not None:
+                await loop.client.connection.disconnect(nowait=True)
+        if not loop.task.done():
+            log.warning("feed loop %s still running after its stop", loop.task.get_name())
+            await asyncio.wait({loop.task})  # its BLOCK ends within BLOCK_MS, then the event
+        if not loop.task.cancelled() and (error := loop.task.exception()) is not None:
+            log.warning("feed loop %s ended with %r", loop.task.get_name(), error)
+
+    async def _run(self, feed: TaskFeed, stop: asyncio.Event, client: Any) -> None:
+        try:
+            await self._follow_stream(feed, stop, client)
+        finally:
+            await client.aclose()  # hands its connection back to the pool
+
+    async def _follow_stream(self, feed: TaskFeed, stop: asyncio.Event, client: Any) -> None:
         key = self._keys.logs(feed.task_id)
         last = f"0-{feed.next_seq}"
-        while True:
+        block = block_slice_ms(client, BLOCK_MS)
+        while not stop.is_set():
             try:
-                reply = await self._blocking.xread({key: last}, block=BLOCK_MS, count=READ_COUNT)
+                reply = await client.xread({key: last}, block=block, count=READ_COUNT)
+                for _, rows in reply or []:
+                    entries = [LogEntry.from_fields(entry_id, fields) for entry_id, fields in rows]
+                    last = rows[-1][0]
+                    await self._refresh_progress(feed)
+                    await feed.publish(entries)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if stop.is_set():
+                    return  # our own stop, surfaced by redis-py as an error
                 log.warning("feed %s: %r; retrying", feed.task_id, exc)
-                await asyncio.sleep(RETRY_S)  # back off while Redis is away
-                continue
-            for _, rows in reply or []:
-                entries = [LogEntry.from_fields(entry_id, fields) for entry_id, fields in rows]
-                last = rows[-1][0]
-                await self._refresh_progress(feed)
-                await feed.publish(entries)
+                await _wait_for(stop, RETRY_S)  # back off while Redis is away
 
     async def _refresh_progress(self, feed: TaskFeed) -> None:
         # Progress changes when output arrives, so it is looked at on those wakes, at most

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from hookagent.errors import FencedOut, TaskNotFound
+from hookagent.errors import FencedOut, TaskNotFound, quoted
 from hookagent.keys import Keys
 from hookagent.models import LogEntry
 
@@ -90,7 +90,7 @@ class LogStore:
             if str(exc).startswith("FENCED"):
                 raise FencedOut(f"task {task_id} is held by another attempt") from None
             if str(exc).startswith("NOTFOUND"):
-                raise TaskNotFound(f"no task {task_id!r} (unknown or expired)") from None
+                raise TaskNotFound(f"no task {quoted(task_id)} (unknown or expired)") from None
             raise
         return total
 
@@ -103,7 +103,7 @@ class LogStore:
             pipe.xlen(key)
             exists, rows, total = await pipe.execute()
         if not exists:
-            raise TaskNotFound(f"no task {task_id!r} (unknown or expired)")
+            raise TaskNotFound(f"no task {quoted(task_id)} (unknown or expired)")
         return [LogEntry.from_fields(entry_id, fields) for entry_id, fields in rows], int(total)
 
     async def total(self, task_id: str) -> int:

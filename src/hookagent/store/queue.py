@@ -8,6 +8,7 @@ XAUTOCLAIM counts deliveries, which caps retries.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,20 @@ if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 return 1
 """
+
+
+# What a blocking command's BLOCK leaves of the client's socket timeout, so its empty reply
+# arrives before redis-py gives up on the read (redis-py 8 defaults to a 5 s timeout).
+BLOCK_HEADROOM_S = 1.5
+MIN_BLOCK_MS = 100
+
+
+def block_slice_ms(redis: Redis, block_ms: int) -> int:
+    """The longest BLOCK (at most ``block_ms``) one call on ``redis`` may use without timing out."""
+    timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+    if timeout is None:
+        return block_ms
+    return min(block_ms, max(MIN_BLOCK_MS, int((float(timeout) - BLOCK_HEADROOM_S) * 1000)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +83,20 @@ class JobQueue:
         stale = await self.reclaim(consumer)
         if stale is not None:
             return stale
-        reply = await self._redis.xreadgroup(
-            WORKER_GROUP, consumer, {self.key: ">"}, count=1, block=block_ms
-        )
-        if not reply:
-            return None
-        entry_id, fields = reply[0][1][0]
-        return _job(entry_id, fields, deliveries=1)
+        # Waits in slices the client's socket timeout outlasts: the pool also serves short
+        # requests, so its timeout stays short and a long BLOCK is split instead.
+        deadline = asyncio.get_running_loop().time() + block_ms / 1000
+        while True:
+            remaining_ms = int((deadline - asyncio.get_running_loop().time()) * 1000)
+            block = block_slice_ms(self._redis, max(1, remaining_ms))  # BLOCK 0 is forever
+            reply = await self._redis.xreadgroup(
+                WORKER_GROUP, consumer, {self.key: ">"}, count=1, block=block
+            )
+            if reply:
+                entry_id, fields = reply[0][1][0]
+                return _job(entry_id, fields, deliveries=1)
+            if remaining_ms <= block:
+                return None
 
     async def reclaim(self, consumer: str) -> Job | None:
         """Take over one job whose worker stopped renewing its lease."""

@@ -9,7 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from hookagent.errors import ConflictError, FencedOut, TaskNotFound
+from hookagent.errors import ConflictError, FencedOut, TaskNotFound, quoted
 from hookagent.keys import Keys
 from hookagent.models import (
     START,
@@ -216,7 +216,7 @@ class TaskStore:
         """The task, or :class:`TaskNotFound`."""
         data: dict[str, str] = await self._redis.hgetall(self._keys.task(task_id))
         if not data:
-            raise TaskNotFound(f"no task {task_id!r} (unknown or expired)")
+            raise TaskNotFound(f"no task {quoted(task_id)} (unknown or expired)")
         return Task.from_hash(data)
 
     async def history(self, task_id: str) -> list[StatusChange]:
@@ -359,7 +359,7 @@ class TaskStore:
 
 def _translate(task_id: str, reply: str) -> Exception:
     if reply.startswith("NOTFOUND"):
-        return TaskNotFound(f"no task {task_id!r} (unknown or expired)")
+        return TaskNotFound(f"no task {quoted(task_id)} (unknown or expired)")
     if reply.startswith("FENCED"):
         return FencedOut(f"task {task_id} is held by another attempt")
     if reply.startswith("CONFLICT"):

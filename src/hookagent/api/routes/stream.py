@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Header, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
+from starlette.types import Message
 
-from hookagent.api.deps import FeedsDep, FilterDep
+from hookagent.api.deps import MAX_OFFSET, Q_MAX_CHARS, FeedsDep, FilterDep, OffsetQuery
 from hookagent.api.errors import http_status
-from hookagent.errors import HookagentError
+from hookagent.errors import HookagentError, InvalidControl, InvalidRequest, quoted
 from hookagent.logfilter import LogFilter
 from hookagent.models import EventKind, LogEntry
+from hookagent.sources.payload import parse_json
 from hookagent.store.feed import FeedHub, TaskFeed
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/tasks", tags=["live logs"])
 
 KEEPALIVE_S = 15.0
 BATCH = 500
+CONTROL_SHAPES = 'send {"offset": N} or {"filter": {"stream": [...], "q": "..."}}'
 
 
 def _is_status(entry: LogEntry) -> bool:
@@ -53,15 +59,16 @@ async def stream_logs(
     task_id: str,
     feeds: FeedsDep,
     flt: FilterDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Entries as SSE events (``id: <seq>``), ``event: status`` changes, ``event: end`` at the end.
 
     Reconnecting clients send ``Last-Event-ID`` and resume right after it.
     """
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        offset = int(last_event_id) + 1
+    resume = (last_event_id or "").strip()
+    if resume.isdigit() and len(resume) <= len(str(MAX_OFFSET)) and int(resume) < MAX_OFFSET:
+        offset = int(resume) + 1
     # Entered here, not in the generator, so an unknown task is a 404 before streaming.
     follow = feeds.follow(task_id)
     feed = await follow.__aenter__()
@@ -92,23 +99,60 @@ async def stream_logs(
 
 
 @router.websocket("/{task_id}/logs/ws")
-async def websocket_logs(
-    websocket: WebSocket,
-    task_id: str,
-    feeds: FeedsDep,
-    flt: FilterDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> None:
-    """The same entries and status events as JSON; send ``{"offset": N}`` or ``{"filter": {…}}``."""
+async def websocket_logs(websocket: WebSocket, task_id: str, feeds: FeedsDep) -> None:
+    """The same entries and status events as JSON; send ``{"offset": N}`` or ``{"filter": {…}}``.
+
+    Query parameters as for the other log endpoints (``offset``, ``stream``, ``kind``,
+    ``level``, ``q``, ``regex``); a bad one gets an error message and close code 4422.
+    """
+    # Accepted before anything is checked: a refusal during the handshake is a bare 403,
+    # while an accepted socket can say what was wrong.
     await websocket.accept()
     try:
+        offset, flt = _socket_params(websocket)
         async with feeds.follow(task_id) as feed:
             await _serve_socket(websocket, feeds, feed, offset, flt)
     except HookagentError as exc:
-        await websocket.send_json({"type": "error", "error": exc.code, "detail": exc.message})
-        await websocket.close(code=4404 if http_status(exc) == 404 else 4400)
+        await _close_with_error(websocket, exc)
     except WebSocketDisconnect:
         return
+    except Exception:
+        log.exception("WebSocket for %s failed", quoted(task_id))
+        await _close_with_error(websocket, HookagentError("internal error; see the server log"))
+
+
+async def _close_with_error(websocket: WebSocket, exc: HookagentError) -> None:
+    await websocket.send_json({"type": "error", "error": exc.code, "detail": exc.message})
+    # 4000 + the HTTP status the same error has elsewhere; the reason (at most 123 bytes)
+    # is the short error code.
+    status = http_status(exc)
+    code = 4000 + status if 400 <= status < 500 else 1011
+    await websocket.close(code=code, reason=exc.code)
+
+
+def _socket_params(websocket: WebSocket) -> tuple[int, LogFilter]:
+    """The offset and filter from the socket's query string (FastAPI would refuse with 403)."""
+    params = websocket.query_params
+    q = params.get("q")
+    if q is not None and len(q) > Q_MAX_CHARS:
+        raise InvalidRequest(f"q is longer than {Q_MAX_CHARS} characters")
+    flt = LogFilter.build(
+        stream=params.getlist("stream"),
+        kind=params.getlist("kind"),
+        level=params.get("level"),
+        q=q,
+        regex_text=params.get("regex"),
+    )
+    return _offset(params.get("offset", "0")), flt
+
+
+def _offset(value: object) -> int:
+    """A seek target: an int (or its digits) from 0 to MAX_OFFSET."""
+    if isinstance(value, str) and value.isdigit() and len(value) <= len(str(MAX_OFFSET)):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_OFFSET:
+        return value
+    raise InvalidRequest(f"offset must be an integer from 0 to {MAX_OFFSET}, not {quoted(value)}")
 
 
 async def _serve_socket(
@@ -150,26 +194,46 @@ async def _read_controls(
     websocket: WebSocket, state: dict[str, Any], control: asyncio.Event
 ) -> None:
     while True:
-        message = await websocket.receive_json()
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
         try:
-            if "offset" in message:
-                state["cursor"] = max(0, int(message["offset"]))
-            if "filter" in message:
-                raw = message["filter"] or {}
-                state["filter"] = LogFilter.build(
-                    stream=_list(raw.get("stream")),
-                    kind=_list(raw.get("kind")),
-                    level=raw.get("level"),
-                    q=raw.get("q"),
-                    regex_text=raw.get("regex"),
-                )
-        except (HookagentError, ValueError, TypeError, ValidationError) as exc:
-            detail = exc.message if isinstance(exc, HookagentError) else str(exc)
-            await websocket.send_json(
-                {"type": "error", "error": "invalid_control", "detail": detail}
-            )
+            _apply_control(state, message)
+        except HookagentError as exc:
+            await websocket.send_json({"type": "error", "error": exc.code, "detail": exc.message})
             continue
         control.set()
+
+
+def _apply_control(state: dict[str, Any], message: Message) -> None:
+    """Seek or refilter from one control frame; a bad frame raises and changes nothing."""
+    text = message.get("text")
+    if text is None:
+        raise InvalidControl("binary frames are not understood; send JSON text")
+    body = parse_json(text)
+    if not isinstance(body, dict):
+        raise InvalidControl(CONTROL_SHAPES)
+    cursor = _offset(body["offset"]) if "offset" in body else state["cursor"]
+    flt = state["filter"]
+    if "filter" in body:
+        raw = body["filter"] or {}
+        if not isinstance(raw, dict):
+            raise InvalidControl(f"filter must be an object; {CONTROL_SHAPES}")
+        try:
+            flt = LogFilter.build(
+                stream=_list(raw.get("stream")),
+                kind=_list(raw.get("kind")),
+                level=_text(raw.get("level")),
+                q=_text(raw.get("q")),
+                regex_text=_text(raw.get("regex")),
+            )
+        except (ValueError, TypeError, ValidationError) as exc:
+            raise InvalidControl(f"bad filter: {str(exc)[:200]}") from None
+    state["cursor"], state["filter"] = cursor, flt
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _list(value: Any) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from hookagent.api.deps import FeedsDep, FilterDep, StoreDep
+from hookagent.api.deps import FeedsDep, FilterDep, OffsetQuery, StoreDep
 from hookagent.errors import PayloadError
 from hookagent.logfilter import collect
 from hookagent.models import (
@@ -80,7 +80,7 @@ async def get_logs(
     store: StoreDep,
     feeds: FeedsDep,
     flt: FilterDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=-1, le=MAX_PAGE, description="-1 for all")] = 100,
     follow: Annotated[bool, Query(description="long-poll: wait for entries at offset")] = False,
     wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait (follow)")] = 25,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, NamedTuple, ParamSpec
 
@@ -13,7 +12,7 @@ from pydantic import SecretStr
 
 from hookagent.api.deps import SettingsDep, StoreDep
 from hookagent.api.errors import error_response, http_status
-from hookagent.errors import MalformedBody, RateLimited, RetryLater, UnsupportedMediaType
+from hookagent.errors import RateLimited, RetryLater, UnsupportedMediaType, quoted
 from hookagent.models import NewTask, WebhookAccepted
 from hookagent.services.intake import Applied, Created, Duplicate, Intake, Outcome, Reported
 from hookagent.settings import Settings
@@ -26,6 +25,7 @@ from hookagent.sources import (
     parse_sentry,
     verify_hmac_sha256,
 )
+from hookagent.sources.payload import parse_json
 from hookagent.store import Store
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -173,11 +173,8 @@ async def _verified(
 def _json(request: Request, body: bytes) -> Any:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() not in {"application/json", ""}:
-        raise UnsupportedMediaType(f"expected application/json, got {content_type!r}")
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise MalformedBody(f"body is not valid JSON: {exc}") from None
+        raise UnsupportedMediaType(f"expected application/json, got {quoted(content_type)}")
+    return parse_json(body)
 
 
 async def _handle(
