@@ -1,4 +1,4 @@
-"""The only package that talks to Redis: tasks, queue, logs, refs, cancels, search, feeds."""
+"""Only this package talks to Redis: tasks, queue, logs, refs, cancels, search, feeds, workers."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hookagent.store.queue import Job, JobQueue
 from hookagent.store.refs import Marks, RefStore
 from hookagent.store.search import SearchIndex
 from hookagent.store.tasks import TaskStore
+from hookagent.store.workers import Readiness, WorkerInfo, WorkerRegistry
 
 __all__ = [
     "CancelSignals",
@@ -22,9 +23,12 @@ __all__ = [
     "LogStore",
     "Marks",
     "NewLine",
+    "Readiness",
     "RefStore",
     "Store",
     "TaskStore",
+    "WorkerInfo",
+    "WorkerRegistry",
     "connect",
 ]
 
@@ -59,6 +63,7 @@ class Store:
     refs: RefStore
     cancels: CancelSignals
     search: SearchIndex
+    workers: WorkerRegistry
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
@@ -88,6 +93,7 @@ class Store:
             ),
             cancels=CancelSignals(redis, keys, tasks=tasks),
             search=SearchIndex(redis, keys, tasks=tasks, logs=logs, ttl_seconds=settings.log_ttl),
+            workers=WorkerRegistry(redis, keys, ttl_seconds=settings.worker_ttl),
         )
 
     async def ping(self) -> None:
