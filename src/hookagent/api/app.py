@@ -12,6 +12,7 @@ from hookagent.api.errors import install_error_handlers
 from hookagent.api.limits import BodyLimitMiddleware
 from hookagent.api.routes import actions, health, search, stream, tasks, webhooks
 from hookagent.api.routes.docs import install_docs
+from hookagent.api.routes.workers import router as workers_router
 from hookagent.errors import HookagentError
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
@@ -60,5 +61,6 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(search.router)
     app.include_router(health.router)
+    app.include_router(workers_router)
     install_docs(app)
     return app
