@@ -99,7 +99,7 @@ def check_redis(settings: Settings) -> list[Finding]:
         text = "HOOKAGENT_REDIS_URL is not a Redis URL (redis://, rediss:// or unix://)"
         return [Finding("redis", Level.FAIL, text)]
     if ready.redis_error is not None:
-        text = f"{url} is {ready.redis_error}: start it, or fix HOOKAGENT_REDIS_URL"
+        text = f"{url} {ready.redis_error}: check that it runs and HOOKAGENT_REDIS_URL is right"
         return [Finding("redis", Level.FAIL, text)]
     age = settings.ready_worker_age
     if ready.live_workers:

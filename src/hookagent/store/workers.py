@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, BusyLoadingError, RedisError, ResponseError
 
 from hookagent.keys import Keys
 
@@ -49,7 +49,7 @@ class WorkerInfo:
 
 @dataclass(frozen=True, slots=True)
 class Readiness:
-    """Whether Redis answered (else why not, in a word or two) and how many workers live."""
+    """Whether Redis answered (else why not, in a few words) and how many workers live."""
 
     redis_error: str | None
     live_workers: int
@@ -102,9 +102,7 @@ class WorkerRegistry:
                 await self._redis.ping()
                 live = await self.count_live(max_age)
         except (RedisError, OSError, TimeoutError) as exc:
-            # The kind of failure only: a message can quote the URL, and with it a password.
-            reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-            return Readiness(redis_error=f"unreachable ({reason})", live_workers=0)
+            return Readiness(redis_error=_failure(exc), live_workers=0)
         return Readiness(redis_error=None, live_workers=live)
 
     async def live(self, max_age: float) -> list[WorkerInfo]:
@@ -124,6 +122,20 @@ class WorkerRegistry:
     async def _now(self) -> float:
         seconds, micros = await self._redis.time()
         return int(seconds) + int(micros) / 1_000_000
+
+
+def _failure(exc: BaseException) -> str:
+    # The kind of failure only: a message can quote the URL, and with it a password.
+    name = type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        return "unreachable (timed out)"
+    if isinstance(exc, BusyLoadingError):
+        return f"still loading its data ({name})"
+    if isinstance(exc, AuthenticationError):
+        return f"refused the credentials ({name})"
+    if isinstance(exc, ResponseError):
+        return f"answered with an error ({name})"
+    return f"unreachable ({name})"
 
 
 def _info(record: dict[str, str]) -> WorkerInfo:
