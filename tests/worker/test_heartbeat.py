@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import httpx
 
@@ -39,11 +43,11 @@ async def live(store: Store, name: str) -> WorkerInfo | None:
 async def test_a_busy_worker_shows_its_job_in_the_registry_and_on_workers(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker
 ) -> None:
-    worker = start_worker(agent_command=fake_agent("hang"))
+    worker = start_worker(agent_command=fake_agent("slow", "5", "0.2"))
     tid = await submit(client)
     # The worker writes its busy record before it starts the agent, so once the agent
     # speaks the registry must already name the job.
-    await wait_for_line(store, tid, "hanging now")
+    await wait_for_line(store, tid, "tick 0")
     info = await live(store, worker.name)
     assert info is not None
     assert (info.task_id, info.phase) == (tid, "plan")
@@ -55,9 +59,8 @@ async def test_a_busy_worker_shows_its_job_in_the_registry_and_on_workers(
     (row,) = listed["workers"]
     assert row["name"] == worker.name and row["task_id"] == tid and row["phase"] == "plan"
     assert row["pid"] == os.getpid() and row["last_seen"].endswith("Z")
-
-    assert (await client.post(f"/tasks/{tid}/cancel")).status_code == 200
-    assert await wait_status(store, tid, {TaskStatus.CANCELLED}) is TaskStatus.CANCELLED
+    # Let the job end on its own: the agent's pipes are read to the end before teardown.
+    await wait_status(store, tid, {TaskStatus.PENDING_APPROVAL})
 
 
 async def test_a_worker_registers_with_a_ttl_and_deregisters_when_stopped(
@@ -82,19 +85,36 @@ async def test_a_worker_registers_with_a_ttl_and_deregisters_when_stopped(
     assert await store.workers.count_live(30) == 0
 
 
-async def test_a_cancelled_worker_deregisters_too(
-    client: httpx.AsyncClient, store: Store, settings: Settings
+async def test_a_worker_process_stopped_mid_job_hands_it_back_and_deregisters(
+    client: httpx.AsyncClient, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    # Shutdown past the grace period cancels the loop mid-job: the job is handed back and
-    # the worker still leaves the registry.
-    own = settings.model_copy(update={"agent_command": fake_agent("hang")})
-    worker = Worker(store=store, settings=own, agent=build_agent(own))
-    running = asyncio.create_task(worker.run(asyncio.Event()))
-    tid = await submit(client)
-    await wait_for_line(store, tid, "hanging now")
-    assert (await live(store, worker.name)) is not None
-    running.cancel()
-    await asyncio.gather(running, return_exceptions=True)
-    assert running.cancelled()
-    assert await live(store, worker.name) is None
+    # SIGTERM with no grace: the service cancels the loop mid-job, as past the grace period.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKAGENT_")} | {
+        "HOOKAGENT_REDIS_URL": str(settings.redis_url),
+        "HOOKAGENT_KEY_PREFIX": settings.key_prefix,
+        "HOOKAGENT_DATA_DIR": str(settings.data_dir),
+        "HOOKAGENT_GIT_URL_TEMPLATE": settings.git_url_template,
+        "HOOKAGENT_AGENT": "command",
+        "HOOKAGENT_AGENT_COMMAND": fake_agent("hang"),
+        "HOOKAGENT_SHUTDOWN_GRACE": "0",
+        "HOOKAGENT_KILL_GRACE": "1",
+    }
+    output = tmp_path / "worker.log"
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hookagent.cli", "worker"], env=env, stdout=sink, stderr=sink
+        )
+    try:
+        tid = await submit(client)
+        await wait_for_line(store, tid, "hanging now")
+        (info,) = await store.workers.live(30)
+        assert (info.pid, info.task_id, info.phase) == (proc.pid, tid, "plan")
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 0, output.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Gone at once, not after the record's TTL; the job is back in the queue.
+    assert await store.workers.live(30) == [], output.read_text()
     await wait_for_line(store, tid, "job handed back to the queue")
