@@ -122,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("file", help="a JSON payload")
     submit.add_argument("--event", default="issues", help="X-GitHub-Event for github")
     submit.set_defaults(run=client.submit)
+
+    doctor = sub.add_parser("doctor", help="check this machine's setup; exit 1 if a check fails")
+    doctor.set_defaults(run=_doctor, url=None)
     return parser
 
 
@@ -192,6 +195,17 @@ def _worker(args: argparse.Namespace) -> int:
     _require_redis(settings)
     asyncio.run(run_services(settings, server=False, workers=max(1, settings.workers)))
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from hookagent import doctor
+
+    findings = doctor.run()
+    marks = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[bold red]✗[/]"}
+    console = Console(soft_wrap=True)
+    for finding in findings:
+        console.print(f"{marks[finding.level]} {finding.check}: {escape(finding.message)}")
+    return doctor.exit_code(findings)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Every Redis key and group name hookagent uses, and nothing else.
 
 Per-task keys share the hash tag ``{<task_id>}`` so a task's hash, history and log stream
-live in one Redis Cluster slot and can be touched by one Lua script.
+live in one Redis Cluster slot and can be touched by one Lua script. The worker registry's
+keys share ``{workers}`` for the same reason: one script writes a record and its index.
 """
 
 from __future__ import annotations
@@ -84,3 +85,11 @@ class Keys:
     def ticket(self, digest: str) -> str:
         """A single-use stream ticket, named by the SHA-256 of the ticket (never the ticket)."""
         return f"{self.prefix}:ticket:{digest}"
+
+    def worker(self, name: str) -> str:
+        """A worker loop's heartbeat record (a hash that expires unless renewed)."""
+        return f"{self.prefix}:worker:{{workers}}:{name}"
+
+    def workers_by_seen(self) -> str:
+        """Sorted set of worker names scored by their last heartbeat (Redis time, seconds)."""
+        return f"{self.prefix}:workers:{{workers}}:seen"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import shlex
 import socket
 from pathlib import Path
@@ -102,6 +103,9 @@ class Settings(BaseSettings):
 
     lease_seconds: float = Field(default=30.0, gt=0)
     max_deliveries: int = Field(default=3, ge=1)
+    # Declared before heartbeat_seconds: its validator compares the two.
+    ready_worker_age: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator(
         "sentry_client_secret",
@@ -134,6 +138,15 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("heartbeat_seconds")
+    @classmethod
+    def _beat_within_ready_age(cls, value: float, info: ValidationInfo) -> float:
+        # Slower heartbeats would make /readyz report live workers as gone between beats.
+        age = info.data.get("ready_worker_age")
+        if age is not None and value >= age:
+            raise ValueError(f"must be below HOOKAGENT_READY_WORKER_AGE ({age:g} seconds)")
+        return value
+
     @field_validator("claude_extra_args")
     @classmethod
     def _split_cleanly(cls, value: str) -> str:
@@ -163,6 +176,11 @@ class Settings(BaseSettings):
     def workspaces(self) -> Path:
         """Where task workspaces are cloned."""
         return self.workspace_dir or self.data_dir / "workspaces"
+
+    @property
+    def worker_ttl(self) -> int:
+        """Seconds a worker's heartbeat record outlives its last beat."""
+        return math.ceil(max(self.ready_worker_age, 3 * self.heartbeat_seconds))
 
     @property
     def allowed_repo_set(self) -> frozenset[str]:

@@ -53,6 +53,8 @@ EXPECTED: dict[str, str | None] = {
     "GET /search": "viewer",
     "POST /auth/ticket": "viewer",
     "GET /healthz": None,
+    "GET /readyz": None,
+    "GET /workers": "viewer",
 }
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 CALLERS = ["anonymous", "viewer", "operator", "admin", "foreign-origin"]

@@ -22,6 +22,7 @@ from hookagent.api.routes import (
     tickets,
     ui,
     webhooks,
+    workers,
 )
 from hookagent.api.routes.docs import install_docs
 from hookagent.errors import HookagentError
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     rules.include(app, search.router, Access.VIEWER)
     rules.include(app, tickets.router, Access.VIEWER)
     rules.include(app, health.router, Access.OPEN)
+    rules.include(app, workers.router, Access.VIEWER)
     # Page shells, static assets and the transition table hold no data: the data they
     # show comes from the API, under its own rules.
     rules.include(app, ui.router, Access.OPEN)

@@ -1,4 +1,4 @@
-"""The only package that talks to Redis: tasks, queue, logs, refs, cancels, search, events."""
+"""The only package that talks to Redis: tasks, queue, logs, refs, cancels, search, workers."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from hookagent.store.search import SearchIndex
 from hookagent.store.slots import RepoSlots
 from hookagent.store.tasks import TaskStore
 from hookagent.store.tickets import TicketStore
+from hookagent.store.workers import Readiness, WorkerInfo, WorkerRegistry
 
 __all__ = [
     "CancelSignals",
@@ -27,12 +28,15 @@ __all__ = [
     "Marks",
     "NewLine",
     "RateLimiter",
+    "Readiness",
     "RefStore",
     "RepoSlots",
     "Store",
     "TaskEvents",
     "TaskStore",
     "TicketStore",
+    "WorkerInfo",
+    "WorkerRegistry",
     "connect",
 ]
 
@@ -81,6 +85,7 @@ class Store:
     slots: RepoSlots
     tickets: TicketStore
     events: TaskEvents
+    workers: WorkerRegistry
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
@@ -115,6 +120,7 @@ class Store:
             slots=RepoSlots(redis, keys, limit=settings.max_runs_per_repo, ttl_ms=jobs.lease_ms),
             tickets=TicketStore(redis, keys),
             events=TaskEvents(redis, keys),
+            workers=WorkerRegistry(redis, keys, ttl_seconds=settings.worker_ttl),
         )
 
     async def ping(self) -> None:

@@ -1,4 +1,8 @@
-"""The worker loop: claims jobs, holds their lease, stops them on cancel, hands them back."""
+"""The worker loop: claims jobs, holds their lease, stops them on cancel, hands them back.
+
+It also keeps its record in the worker registry fresh (a heartbeat), for ``/readyz`` and
+``/workers``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from hookagent import __version__
 from hookagent.agents import Agent
 from hookagent.errors import ConflictError, FencedOut, LeaseLost, TaskCancelled, TaskNotFound
 from hookagent.models import FAIL, TERMINAL_STATUSES, LogStream, utc_iso
@@ -22,7 +27,7 @@ from hookagent.race import race
 from hookagent.redact import Redactor
 from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
-from hookagent.store import Job, JobQueue, NewLine, Store
+from hookagent.store import Job, JobQueue, NewLine, Store, WorkerInfo
 from hookagent.store.writer import LogWriter
 from hookagent.worker.phases import PhaseRunner
 
@@ -55,8 +60,23 @@ class Worker:
             store=store, settings=settings, agent=agent, worker=self.name, redactor=self._redactor
         )
         self.busy = False
+        self._job: Job | None = None
+        self._host = socket.gethostname()
+        self._started_at = utc_iso()
+        self._beat_lock = asyncio.Lock()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Take jobs until ``stop`` is set, heartbeating meanwhile; deregister on the way out.
+
+        The heartbeat is a timer task owned by this call: it starts with the loop, and the
+        race cancels and awaits it when the loop ends, so none outlives ``run``.
+        """
+        try:
+            await race(self._take_jobs(stop), self._heartbeat())
+        finally:
+            await self._deregister()
+
+    async def _take_jobs(self, stop: asyncio.Event) -> None:
         """Take jobs until ``stop`` is set; Redis outages are waited out with backoff.
 
         Nothing but ``stop`` (or a cancel from its owner) ends this loop: an error in one job
@@ -85,6 +105,39 @@ class Worker:
                 # reclaimed after its lease and fails for good at the delivery cap.
                 log.exception("worker %s: unexpected error on %s", self.name, job.task_id)
 
+    async def _heartbeat(self) -> None:
+        """Renew this worker's registry record every ``HOOKAGENT_HEARTBEAT_SECONDS``."""
+        while True:
+            await self._beat()
+            await asyncio.sleep(self._settings.heartbeat_seconds)  # a timer, not a poll
+
+    async def _beat(self) -> None:
+        # Serialised, so a beat from the timer cannot land after a newer one from a job's
+        # start or end and show the worker idle while it is busy (or the reverse).
+        async with self._beat_lock:
+            job = self._job
+            info = WorkerInfo(
+                name=self.name,
+                host=self._host,
+                pid=os.getpid(),
+                started_at=self._started_at,
+                version=__version__,
+                task_id=job.task_id if job is not None else None,
+                phase=job.phase.value if job is not None else None,
+            )
+            try:
+                await self._store.workers.beat(info)
+            except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+                # The job loop waits out the outage; the next beat re-registers the worker.
+                log.warning("worker %s: heartbeat failed: %r", self.name, exc)
+
+    async def _deregister(self) -> None:
+        try:
+            await self._store.workers.deregister(self.name)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            # The record expires by itself after HOOKAGENT_READY_WORKER_AGE or so.
+            log.warning("worker %s: could not deregister: %r", self.name, exc)
+
     async def _next_job(self, stop: asyncio.Event, block_ms: int) -> Job | None:
         await self._queue.ensure_group()
         # Stopping wins the race: a job delivered to us at that instant stays pending under
@@ -95,6 +148,8 @@ class Worker:
     async def process(self, job: Job) -> None:
         """Run one job; ack it once the task reached a status, else leave it to a successor."""
         self.busy = True
+        self._job = job
+        await self._beat()  # the registry shows the job before its agent starts
         try:
             finished = await self._guarded(job)
         except asyncio.CancelledError:
@@ -102,8 +157,10 @@ class Worker:
             raise
         finally:
             self.busy = False
+            self._job = None
         if finished:
             await self._queue.ack(job)
+        await self._beat()
 
     async def _guarded(self, job: Job) -> bool:
         try:
