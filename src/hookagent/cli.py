@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.set_defaults(run=client.submit)
 
     doctor = sub.add_parser("doctor", help="check this machine's setup; exit 1 if a check fails")
-    doctor.set_defaults(run=_doctor, url=None)
+    doctor.set_defaults(run=_doctor, url=None, token=None)
     return parser
 
 

@@ -147,7 +147,8 @@ async def check_matrix(http: httpx.AsyncClient, store: Store) -> None:
             got = (key, caller, response.status_code)
             if refusal is None:
                 assert response.status_code not in (401, 403), (*got, response.text)
-                assert response.status_code < 500, (*got, response.text)
+                # /readyz answers 503 by design here: no worker runs in this test.
+                assert response.status_code < 500 or key == "GET /readyz", (*got, response.text)
             else:
                 assert response.status_code == refusal, (*got, response.text)
                 error = {401: "unauthorized", 403: "forbidden"}[refusal]
