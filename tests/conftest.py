@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pytest
 from redis.asyncio import Redis
 
@@ -17,6 +18,17 @@ from hookagent.settings import Settings
 from hookagent.store import Store, connect
 from hookagent.worker import Worker
 from tests.helpers import REPO, app_client, fake_agent, make_remote
+
+# Fuzz tests: "dev" by default, "ci" (same inputs every run) when CI is set, "deep" to hunt.
+# No deadline: 2 shared cores make timings noise; slow inputs get tests of their own.
+hypothesis.settings.register_profile("dev", max_examples=300, deadline=None)
+hypothesis.settings.register_profile(
+    "ci", max_examples=300, deadline=None, derandomize=True, database=None, print_blob=True
+)
+hypothesis.settings.register_profile("deep", max_examples=2_000, deadline=None)
+hypothesis.settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 
 @pytest.fixture(scope="session")

@@ -87,6 +87,11 @@ class JsonLinesRun(ABC):
         """The outcome, once the process has exited with ``exit_code``."""
 
 
+def objects(value: Any) -> list[dict[str, Any]]:
+    """The objects in ``value`` when it is a JSON array; empty for anything else."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 class ModelCli:
     """Common constructor of the CLI adapters that take a binary, a model and extra args."""
 

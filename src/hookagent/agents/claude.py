@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun
-from hookagent.agents.progress import Progress
+from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, objects
+from hookagent.agents.progress import Progress, finite
 from hookagent.agents.text import short
 from hookagent.models import EventKind, LogStream, Phase
 
@@ -110,9 +110,9 @@ class ClaudeRun(JsonLinesRun):
             return [_tool_result(b) for b in _content(event) if b.get("type") == "tool_result"]
         if kind == "result":
             self.result_event = event
-            cost = event.get("total_cost_usd")
-            if isinstance(cost, int | float):
-                self.progress.cost_usd = float(cost)
+            cost = finite(event.get("total_cost_usd"))
+            if cost is not None:
+                self.progress.cost_usd = cost
             return [
                 _line(
                     EventKind.ERROR if event.get("is_error") else EventKind.RESULT,
@@ -147,15 +147,16 @@ def _content(event: dict[str, Any]) -> list[dict[str, Any]]:
     content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
-    return [b for b in content or [] if isinstance(b, dict)]
+    return objects(content)
 
 
 def _system_text(event: dict[str, Any]) -> str:
     if event.get("subtype") == "init":
-        tools = event.get("tools") or []
+        tools = event.get("tools")
+        count = len(tools) if isinstance(tools, list) else 0
         return (
             f"session {event.get('session_id')} started: model {event.get('model')}, "
-            f"permission mode {event.get('permissionMode')}, {len(tools)} tools"
+            f"permission mode {event.get('permissionMode')}, {count} tools"
         )
     return f"system: {event.get('subtype', '')}"
 
@@ -182,9 +183,9 @@ def _tool_result(block: dict[str, Any]) -> AgentLine:
 
 
 def _result_text(event: dict[str, Any]) -> str:
-    cost = event.get("total_cost_usd")
+    cost = finite(event.get("total_cost_usd"))
     parts = [str(event.get("subtype", "")), f"{event.get('num_turns', '?')} turns"]
-    if isinstance(cost, int | float):
+    if cost is not None:
         parts.append(f"${cost:.4f}")
     if isinstance(event.get("duration_ms"), int):
         parts.append(f"{event['duration_ms']} ms")
@@ -194,7 +195,7 @@ def _result_text(event: dict[str, Any]) -> str:
 
 
 def _denied_plan(result: dict[str, Any]) -> str | None:
-    for denial in result.get("permission_denials") or []:
+    for denial in objects(result.get("permission_denials")):
         tool_input = denial.get("tool_input") if isinstance(denial, dict) else None
         if isinstance(tool_input, dict) and isinstance(tool_input.get("plan"), str):
             plan: str = tool_input["plan"]
@@ -210,7 +211,7 @@ def _stats(result: dict[str, Any]) -> dict[str, str | int | float]:
         ("total_cost_usd", float),
         ("duration_ms", int),
     ):
-        value = result.get(name)
+        value = finite(result.get(name)) if kind is float else result.get(name)
         if isinstance(value, kind | int) and not isinstance(value, bool):
             stats[name] = value
     return stats

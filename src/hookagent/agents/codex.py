@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli
+from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli, objects
 from hookagent.agents.progress import Progress
 from hookagent.agents.text import short
 from hookagent.models import EventKind, LogStream, Phase
@@ -98,13 +98,13 @@ class CodexRun(JsonLinesRun):
             label = f"tool error (exit {item.get('exit_code')})" if failed else "tool result"
             return (EventKind.ERROR if failed else EventKind.TOOL_RESULT), f"{label}: {output}"
         if itype == "file_change" and done:
-            changes = [c for c in item.get("changes") or [] if isinstance(c, dict)]
+            changes = objects(item.get("changes"))
             for change in changes:
                 self.progress.tool_call("file_change", {"path": str(change.get("path", ""))})
             listed = ", ".join(f"{c.get('kind', 'change')} {c.get('path', '')}" for c in changes)
             return EventKind.TOOL_USE, f"Edit: {listed}"
         if itype == "todo_list":
-            todos = [t for t in item.get("items") or [] if isinstance(t, dict)]
+            todos = objects(item.get("items"))
             self.progress.todos_total = len(todos)
             self.progress.todos_done = sum(1 for t in todos if t.get("completed"))
             return (

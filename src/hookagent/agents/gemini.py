@@ -58,8 +58,9 @@ class GeminiRun(JsonLinesRun):
             stats["session_id"] = self.session_id
         result = self.result or {}
         run_stats = result.get("stats")
-        if isinstance(run_stats, dict) and isinstance(run_stats.get("duration_ms"), int):
-            stats["duration_ms"] = run_stats["duration_ms"]
+        duration = run_stats.get("duration_ms") if isinstance(run_stats, dict) else None
+        if isinstance(duration, int) and not isinstance(duration, bool):  # "True" breaks Task
+            stats["duration_ms"] = duration
         if result.get("status") != "success" or exit_code != 0:
             failure = result.get("error")
             reason = failure.get("message") if isinstance(failure, dict) else None

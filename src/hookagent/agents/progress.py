@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +39,8 @@ class Progress:
     def usage(self, usage: Any) -> None:
         """Add a message's token usage."""
         if isinstance(usage, dict):
-            self.input_tokens += int(usage.get("input_tokens") or 0)
-            self.output_tokens += int(usage.get("output_tokens") or 0)
+            self.input_tokens += count(usage.get("input_tokens"))
+            self.output_tokens += count(usage.get("output_tokens"))
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -54,3 +55,22 @@ class Progress:
             "cost_usd": self.cost_usd,
             "lines": self.lines,
         }
+
+
+def finite(value: Any) -> float | None:
+    """A JSON number as a finite float; None for anything else (text, bool, NaN, 1e999, 10**400)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def count(value: Any) -> int:
+    """A JSON number as a count; 0 for anything that is not a finite number."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = finite(value)
+    return 0 if number is None else int(number)

@@ -38,6 +38,11 @@ def obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def array(value: Any) -> list[Any]:
+    """``value`` if it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
 def text(value: Any) -> str:
     """``value`` as stripped text when it is a string or number, else empty."""
     if isinstance(value, str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hookagent.models import NewTask
-from hookagent.sources.base import Ignored, clip_prompt, field, obj, require_object, text
+from hookagent.sources.base import Ignored, array, clip_prompt, field, obj, require_object, text
 from hookagent.sources.commands import Command, parse_mention
 
 
@@ -21,7 +21,7 @@ def parse_github(payload: Any, *, event: str | None, label: str) -> NewTask | Co
         return _comment(body, repo, issue, action)
     if event != "issues":
         raise Ignored(f"GitHub event {event or '(none)'!r} does not start tasks")
-    labels = {text(obj(x).get("name")).lower() for x in issue.get("labels") or []}
+    labels = {text(obj(x).get("name")).lower() for x in array(issue.get("labels"))}
     if action == "labeled" and text(obj(body.get("label")).get("name")).lower() != label.lower():
         raise Ignored(f"label is not {label!r}")
     if action not in {"opened", "labeled"} or label.lower() not in labels:

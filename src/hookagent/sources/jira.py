@@ -8,11 +8,22 @@ from urllib.parse import urlsplit
 
 from hookagent.errors import PayloadError
 from hookagent.models import NewTask
-from hookagent.sources.base import Ignored, clip_prompt, field, obj, pick_repo, require_object, text
+from hookagent.sources.base import (
+    Ignored,
+    array,
+    clip_prompt,
+    field,
+    obj,
+    pick_repo,
+    require_object,
+    text,
+)
 from hookagent.sources.commands import Command, Verb, parse_mention
 
+# Leading blanks, not ``\s*``: a ``\s*`` crossing newlines made a description of blank
+# lines quadratic (100,000 newlines took minutes); ``^`` already tries each line.
 _REPO_LINE = re.compile(
-    r"^\s*repo(?:sitory)?\s*:\s*([\w.-]+/[\w.-]+)", re.IGNORECASE | re.MULTILINE
+    r"^[^\S\n]*repo(?:sitory)?\s*:\s*([\w.-]+/[\w.-]+)", re.IGNORECASE | re.MULTILINE
 )
 _GITHUB_URL = re.compile(r"github\.com[/:]([\w.-]+)/([\w.-]+?)(?:\.git)?(?:[/#?\s)\]]|$)")
 
@@ -46,7 +57,7 @@ def parse_jira(
         f"Jira issue {key}: {summary}",
         field("Type", text(obj(fields.get("issuetype")).get("name"))),
         field("Priority", text(obj(fields.get("priority")).get("name"))),
-        field("Labels", ", ".join(text(x) for x in fields.get("labels") or [] if text(x))),
+        field("Labels", ", ".join(text(x) for x in array(fields.get("labels")) if text(x))),
         field("Reporter", text(obj(body.get("user")).get("displayName"))),
         f"Link: {url}" if url else "",
         "",
@@ -73,7 +84,7 @@ def _comment(body: dict[str, Any]) -> Command:
 
 
 def _transition(body: dict[str, Any], approve_status: str, reject_status: str) -> Command:
-    for item in obj(body.get("changelog")).get("items") or []:
+    for item in array(obj(body.get("changelog")).get("items")):
         item = obj(item)
         if text(item.get("field")).lower() != "status":
             continue
@@ -129,14 +140,15 @@ def _walk_adf(node: Any, out: list[str]) -> None:
         return
     if node.get("type") == "text":
         out.append(text(node.get("text")) if node.get("text") != " " else " ")
-        for mark in node.get("marks") or []:
+        for mark in array(node.get("marks")):
             href = obj(obj(mark).get("attrs")).get("href")
             if isinstance(href, str):
                 out.append(f" ({href})")
     if node.get("type") == "hardBreak":
         out.append("\n")
     _walk_adf(node.get("content"), out)
-    if node.get("type") in {"paragraph", "heading", "listItem", "codeBlock"}:
+    # A tuple, not a set: the payload's "type" may be a list or an object (unhashable).
+    if node.get("type") in ("paragraph", "heading", "listItem", "codeBlock"):
         out.append("\n")
 
 
@@ -144,5 +156,8 @@ def browse_url(self_url: str, key: str) -> str | None:
     """``https://host/browse/KEY`` from the issue's REST ``self`` link."""
     if not self_url or not key:
         return None
-    parts = urlsplit(self_url)
+    try:
+        parts = urlsplit(self_url)
+    except ValueError:  # "http://[::1" and other links urlsplit refuses
+        return None
     return f"{parts.scheme}://{parts.netloc}/browse/{key}" if parts.netloc else None
