@@ -26,7 +26,7 @@ from hookagent.models import EventKind, LogStream, Task
 from tests.strategies import Json, any_json, json_objects, load_json_lines, mutations, texts
 
 # Half the profile's examples for each of the four adapters: a run is up to 8 lines.
-EXAMPLES = max(1, settings.default.max_examples // 2)
+EXAMPLES = max(1, settings().max_examples // 2)
 RECORDINGS = Path(__file__).parent / "recordings"
 RECORDED = load_json_lines(RECORDINGS.glob("*.jsonl"))
 
