@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from hookagent.keys import WORKER_GROUP, Keys
+from hookagent.keys import NOTIFIER_GROUP, WORKER_GROUP, Keys
 
 TID = "task-1-abc"
 
@@ -23,6 +23,11 @@ PINNED: dict[str, tuple[str, str]] = {
     "term": (Keys("hk").term("keyerror"), "hk:search:term:keyerror"),
     "delivery": (Keys("hk").delivery("github", "d-42"), "hk:delivery:github:d-42"),
     "ref": (Keys("hk").ref("jira", "PAY-231"), "hk:ref:jira:PAY-231"),
+    "outbox": (Keys("hk").outbox(), "hk:outbox"),
+    "notify_state": (
+        Keys("hk").notify_state(TID, "slack"),
+        "hk:task:{task-1-abc}:notify:slack",
+    ),
 }
 
 
@@ -53,3 +58,7 @@ def test_default_prefix_is_hookagent() -> None:
 
 def test_worker_group_name() -> None:
     assert WORKER_GROUP == "workers"
+
+
+def test_notifier_group_name() -> None:
+    assert NOTIFIER_GROUP == "notifiers"

@@ -110,3 +110,20 @@ class TaskCancelled(HookagentError):
     """Someone cancelled the task while a worker ran it."""
 
     code = "cancelled"
+
+
+class OutboundError(HookagentError):
+    """An outside service (Slack, a forge, a webhook receiver) refused or failed a request.
+
+    ``retryable`` (rate limits, 5xx, network) says a later try may work; ``retry_after`` is
+    the wait the service asked for, in seconds.
+    """
+
+    code = "outbound_failed"
+
+    def __init__(
+        self, message: str, *, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 WORKER_GROUP = "workers"
+NOTIFIER_GROUP = "notifiers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +65,11 @@ class Keys:
     def ref(self, source: str, ref: str) -> str:
         """Maps an outside object (Jira key, GitHub issue or PR, Sentry issue) to a task."""
         return f"{self.prefix}:ref:{source}:{ref}"
+
+    def outbox(self) -> str:
+        """The outbox stream: one event per lifecycle change, read by :data:`NOTIFIER_GROUP`."""
+        return f"{self.prefix}:outbox"
+
+    def notify_state(self, task_id: str, channel: str) -> str:
+        """Delivery state of one task on one channel (Slack ts, comment id, sent events)."""
+        return f"{self.prefix}:task:{{{task_id}}}:notify:{channel}"

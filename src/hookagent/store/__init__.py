@@ -10,6 +10,7 @@ from hookagent.keys import Keys
 from hookagent.settings import Settings
 from hookagent.store.cancels import CancelSignals
 from hookagent.store.logs import LogStore, NewLine
+from hookagent.store.outbox import Outbox, OutboxEvent
 from hookagent.store.queue import Job, JobQueue
 from hookagent.store.refs import Marks, RefStore
 from hookagent.store.search import SearchIndex
@@ -22,6 +23,8 @@ __all__ = [
     "LogStore",
     "Marks",
     "NewLine",
+    "Outbox",
+    "OutboxEvent",
     "RefStore",
     "Store",
     "TaskStore",
@@ -59,6 +62,7 @@ class Store:
     refs: RefStore
     cancels: CancelSignals
     search: SearchIndex
+    outbox: Outbox
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
@@ -88,6 +92,12 @@ class Store:
             ),
             cancels=CancelSignals(redis, keys, tasks=tasks),
             search=SearchIndex(redis, keys, tasks=tasks, logs=logs, ttl_seconds=settings.log_ttl),
+            outbox=Outbox(
+                redis,
+                keys,
+                lease_ms=int(settings.notify_lease * 1000),
+                ttl_seconds=settings.task_ttl,
+            ),
         )
 
     async def ping(self) -> None:
