@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from hookagent.api.errors import install_error_handlers
 from hookagent.api.limits import BodyLimitMiddleware
-from hookagent.api.routes import actions, health, search, stream, tasks, webhooks
+from hookagent.api.routes import actions, health, search, slack, stream, tasks, webhooks
 from hookagent.api.routes.docs import install_docs
 from hookagent.errors import HookagentError
 from hookagent.secret_values import build_redactor
@@ -57,6 +57,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(webhooks.router)
+    app.include_router(slack.router)  # authenticated by Slack's request signature
     app.include_router(tasks.router)
     app.include_router(actions.router)
     app.include_router(stream.router)

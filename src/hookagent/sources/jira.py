@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from hookagent.errors import PayloadError
 from hookagent.models import NewTask
 from hookagent.sources.base import Ignored, clip_prompt, field, obj, pick_repo, require_object, text
-from hookagent.sources.commands import Command, Verb, parse_mention
+from hookagent.sources.commands import Command, Verb, is_own_comment, parse_mention
 
 _REPO_LINE = re.compile(
     r"^\s*repo(?:sitory)?\s*:\s*([\w.-]+/[\w.-]+)", re.IGNORECASE | re.MULTILINE
@@ -64,6 +64,8 @@ def parse_jira(
 
 def _comment(body: dict[str, Any]) -> Command:
     comment = obj(body.get("comment"))
+    if is_own_comment(adf_text(comment.get("body"))):
+        raise Ignored("hookagent's own comment (it carries the hookagent marker)")
     parsed = parse_mention(adf_text(comment.get("body")))
     if parsed is None:
         raise Ignored("no @hookagent command in the comment")

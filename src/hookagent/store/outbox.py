@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from hookagent.keys import NOTIFIER_GROUP, Keys
+from hookagent.models import TaskStatus
 
 # Only the owner renews: XCLAIM with min-idle 0 would steal an event back from a notifier
 # that took it over after our lease lapsed (the same guard as the job queue's).
@@ -73,6 +74,14 @@ class OutboxEvent:
     def name(self) -> str:
         """The public name, ``task.plan_ready`` and so on."""
         return EVENT_NAMES.get(self.event, f"task.{self.event}")
+
+    @property
+    def status(self) -> TaskStatus | None:
+        """The status the task moved to; None for ``created``."""
+        try:
+            return TaskStatus(self.event)
+        except ValueError:
+            return None
 
 
 class Outbox:
