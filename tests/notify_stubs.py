@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -71,6 +72,7 @@ class RecordingStub(LocalServer):
                     "raw": raw,
                     "body": _parse(raw, handler.headers),
                     "status": status,
+                    "at": time.monotonic(),
                 }
             )
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -80,8 +82,11 @@ class RecordingStub(LocalServer):
         for name, value in headers.items():
             handler.send_header(name, value)
         handler.send_header("content-length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        try:
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True  # the client died mid-request (a killed notifier)
         self.notify()
 
     def reply(self, method: str, path: str, body: Any) -> Any:

@@ -79,6 +79,8 @@ class Notifier:
         self._redactor = redactor or build_redactor(settings)
         self._given = senders
         self.name = notifier_name()
+        self.acked = 0
+        self._acked_changed = asyncio.Condition()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver events (and snippets of running tasks) until ``stop`` is set."""
@@ -125,17 +127,28 @@ class Notifier:
             crashed = event.deliveries - 1
             text = f"notifications of {event.name} dropped after {crashed} crashed attempts"
             await self._say(event, text + " (see the server log)")
-            await self._outbox.ack(event)
+            await self._ack(event)
             return
         try:
             task = await self._store.tasks.get(event.task_id)
         except TaskNotFound:
-            await self._outbox.ack(event)  # expired: nobody is left to tell
+            await self._ack(event)  # expired: nobody is left to tell
             return
         for sender in senders:
             if sender.wants(event, task):
                 await self._deliver(sender, event, task, stop)
+        await self._ack(event)
+
+    async def _ack(self, event: OutboxEvent) -> None:
         await self._outbox.ack(event)
+        async with self._acked_changed:
+            self.acked += 1
+            self._acked_changed.notify_all()
+
+    async def wait_acked(self, count: int) -> None:
+        """Wait until this notifier has acked ``count`` events in all."""
+        async with self._acked_changed:
+            await self._acked_changed.wait_for(lambda: self.acked >= count)
 
     async def _deliver(
         self, sender: Sender, event: OutboxEvent, task: Task, stop: asyncio.Event
