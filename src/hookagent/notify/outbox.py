@@ -99,7 +99,8 @@ class Notifier:
                     await sender.aclose()
 
     async def _consume(self, senders: list[Sender], stop: asyncio.Event) -> None:
-        block_ms = max(100, min(5000, self._outbox.lease_ms // 2))
+        # Well under redis-py's default socket timeout (5 s), which a longer block would hit.
+        block_ms = max(100, min(2000, self._outbox.lease_ms // 2))
         backoff = 0.1
         while not stop.is_set():
             try:
