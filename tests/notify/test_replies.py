@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -75,8 +76,8 @@ async def test_jira_comment_is_edited_in_place_and_the_issue_moves_on_pr(
         parse_jira(echoed, default_repo=None)
 
 
-def github_comment(body: str, login: str = "lee-lead") -> dict[str, object]:
-    payload = json.loads((FIXTURES / "github-issue-comment.json").read_text())
+def github_comment(body: str, login: str = "lee-lead") -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads((FIXTURES / "github-issue-comment.json").read_text())
     payload["comment"]["body"] = body
     payload["comment"]["user"] = {"login": login, "type": "User"}
     return payload
