@@ -91,7 +91,8 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
 def auto(prompt: str, args: list[str]) -> int:
     """Plan when planning, edit app.py when executing; ``noop`` edits nothing.
 
-    ``flaky MARKER`` fails the first run (creating MARKER) and works from then on.
+    ``flaky MARKER`` fails the first run (creating MARKER) and works from then on;
+    ``ticks N PAUSE`` prints N lines PAUSE seconds apart while executing.
     """
     if args[:1] == ["flaky"] and not os.path.exists(args[1]):
         open(args[1], "w").close()
@@ -105,6 +106,10 @@ def auto(prompt: str, args: list[str]) -> int:
             print("PLAN: guard the division in app.py")
         return 0
     print("editing app.py")
+    if args[:1] == ["ticks"]:
+        for i in range(int(args[1])):
+            print(f"tick {i}", flush=True)
+            time.sleep(float(args[2]))
     if args[:1] != ["noop"]:
         with open("app.py", "a") as source:
             source.write("\n\ndef safe_total(xs):\n    return total(xs) if xs else 0\n")

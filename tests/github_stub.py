@@ -1,4 +1,4 @@
-"""A local stand-in for the GitHub REST API's pull-request endpoint, recording requests."""
+"""A local stand-in for the GitHub REST API (pull requests, issue comments), recording requests."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from tests.stub_server import LocalServer
 
 
 class GitHubStub(LocalServer):
-    """``POST /repos/{owner}/{repo}/pulls`` → 201 with number and html_url, or a set failure."""
+    """``POST …/pulls`` → 201; ``POST …/issues/{n}/comments`` → 201; ``PATCH …/comments/{id}``."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.fail_with: tuple[int, dict[str, Any], dict[str, str]] | None = None
+        self.comments: dict[int, str] = {}  # comment id → its current body
+        self.pulls = 0
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -22,40 +24,61 @@ class GitHubStub(LocalServer):
                 return
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
-                stub.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": body}
-                )
-                parts = self.path.strip("/").split("/")
-                if len(parts) != 4 or parts[0] != "repos" or parts[3] != "pulls":
-                    self._send(404, {"message": "Not Found"})
-                elif stub.fail_with is not None:
-                    status, payload, headers = stub.fail_with
-                    self._send(status, payload, headers)
-                else:
-                    number = len(stub.requests) + 40
-                    owner, repo = parts[1], parts[2]
-                    self._send(
-                        201,
-                        {
-                            "number": number,
-                            "state": "open",
-                            "html_url": f"https://github.com/{owner}/{repo}/pull/{number}",
-                            "head": {"ref": body["head"]},
-                            "base": {"ref": body["base"]},
-                        },
-                    )
+                self._handle("POST")
 
-            def _send(
-                self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-            ) -> None:
+            def do_PATCH(self) -> None:
+                self._handle("PATCH")
+
+            def _handle(self, method: str) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+                with stub.changed:
+                    stub.requests.append(
+                        {"method": method, "path": self.path, "headers": dict(self.headers),
+                         "body": body}
+                    )  # fmt: skip
+                    status, payload, headers = stub.answer(method, self.path, body)
+                self._send(status, payload, headers)
+                stub.notify()
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json; charset=utf-8")
-                for name, value in (headers or {}).items():
+                for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
         super().__init__(Handler)
+
+    def answer(
+        self, method: str, path: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """What GitHub would answer (called with the lock held)."""
+        parts = path.strip("/").split("/")
+        if self.fail_with is not None:
+            return self.fail_with
+        if method == "POST" and len(parts) == 4 and parts[0] == "repos" and parts[3] == "pulls":
+            self.pulls += 1
+            number = self.pulls + 40
+            owner, repo = parts[1], parts[2]
+            html = f"https://github.com/{owner}/{repo}/pull/{number}"
+            pull = {"number": number, "state": "open", "html_url": html,
+                    "head": {"ref": body["head"]}, "base": {"ref": body["base"]}}  # fmt: skip
+            return 201, pull, {}
+        if method == "POST" and len(parts) == 6 and parts[3] == "issues" and parts[5] == "comments":
+            comment_id = 9000 + len(self.comments)
+            self.comments[comment_id] = body["body"]
+            return 201, {"id": comment_id, "html_url": f"https://github.com/c/{comment_id}"}, {}
+        if method == "PATCH" and len(parts) == 6 and parts[3:5] == ["issues", "comments"]:
+            comment_id = int(parts[5])
+            if comment_id not in self.comments:
+                return 404, {"message": "Not Found"}, {}
+            self.comments[comment_id] = body["body"]
+            return 200, {"id": comment_id, "html_url": f"https://github.com/c/{comment_id}"}, {}
+        return 404, {"message": "Not Found"}, {}
+
+    def comment_requests(self) -> list[dict[str, Any]]:
+        """The comment writes received, in order."""
+        return [r for r in self.requests if "/issues/" in r["path"]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from hookagent.keys import WORKER_GROUP, Keys
+from hookagent.keys import NOTIFIER_GROUP, WORKER_GROUP, Keys
 
 TID = "task-1-abc"
 
@@ -32,6 +32,11 @@ PINNED: dict[str, tuple[str, str]] = {
     # One hash tag for the registry: a heartbeat writes a record and the index together.
     "worker": (Keys("hk").worker("box-12-a1b2c3"), "hk:worker:{workers}:box-12-a1b2c3"),
     "workers_by_seen": (Keys("hk").workers_by_seen(), "hk:workers:{workers}:seen"),
+    "outbox": (Keys("hk").outbox(), "hk:outbox"),
+    "notify_state": (
+        Keys("hk").notify_state(TID, "slack"),
+        "hk:task:{task-1-abc}:notify:slack",
+    ),
 }
 
 
@@ -62,3 +67,7 @@ def test_default_prefix_is_hookagent() -> None:
 
 def test_worker_group_name() -> None:
     assert WORKER_GROUP == "workers"
+
+
+def test_notifier_group_name() -> None:
+    assert NOTIFIER_GROUP == "notifiers"

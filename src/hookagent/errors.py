@@ -183,3 +183,20 @@ def quoted(value: object, limit: int = QUOTE_MAX_CHARS) -> str:
     """``value`` as an error message may quote it: repr of at most ``limit`` characters, then …."""
     text = str(value)
     return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
+
+
+class OutboundError(HookagentError):
+    """An outside service (Slack, a forge, a webhook receiver) refused or failed a request.
+
+    ``retryable`` (rate limits, 5xx, network) says a later try may work; ``retry_after`` is
+    the wait the service asked for, in seconds.
+    """
+
+    code = "outbound_failed"
+
+    def __init__(
+        self, message: str, *, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 WORKER_GROUP = "workers"
+NOTIFIER_GROUP = "notifiers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +94,11 @@ class Keys:
     def workers_by_seen(self) -> str:
         """Sorted set of worker names scored by their last heartbeat (Redis time, seconds)."""
         return f"{self.prefix}:workers:{{workers}}:seen"
+
+    def outbox(self) -> str:
+        """The outbox stream: one event per lifecycle change, read by :data:`NOTIFIER_GROUP`."""
+        return f"{self.prefix}:outbox"
+
+    def notify_state(self, task_id: str, channel: str) -> str:
+        """Delivery state of one task on one channel (Slack ts, comment id, sent events)."""
+        return f"{self.prefix}:task:{{{task_id}}}:notify:{channel}"

@@ -14,6 +14,7 @@ import uvicorn
 from hookagent.agents import build_agent
 from hookagent.api import create_app
 from hookagent.embedded import EmbeddedValkey
+from hookagent.notify import Notifier
 from hookagent.race import race
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
@@ -61,6 +62,13 @@ async def run_services(settings: Settings, *, server: bool, workers: int) -> Non
     store = Store.build(redis, settings)
     try:
         await store.jobs.ensure_group()
+        # Notifications are delivered beside the workers, never inside a job (notify/outbox.py).
+        notifier = Notifier(store=store, settings=settings) if workers else None
+        notify_task = (
+            asyncio.create_task(keep_running("notifier", notifier.run, stop), name="notifier")
+            if notifier
+            else None
+        )
         runners = [
             Worker(store=store, settings=settings, agent=build_agent(settings))
             for _ in range(workers)
@@ -88,6 +96,11 @@ async def run_services(settings: Settings, *, server: bool, workers: int) -> Non
             web.should_exit = True
             await web_task
         await _drain_workers(runners, worker_tasks, settings.shutdown_grace, settings.kill_grace)
+        if notify_task is not None:
+            # It stops at the stop event; an event still being sent stays pending for the next.
+            await asyncio.wait([notify_task], timeout=STOP_MARGIN_S)
+            notify_task.cancel()
+            await asyncio.gather(notify_task, return_exceptions=True)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -107,12 +107,35 @@ class Settings(BaseSettings):
     ready_worker_age: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
 
+    # Notifications (notify/): every channel is optional and off until configured.
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_approvers: str = ""
+    slack_snippet_interval: float = Field(default=60.0, gt=0)
+    slack_webhook_url: SecretStr | None = None  # the URL itself is the credential
+    notify_urls: str = ""
+    notify_secret: SecretStr | None = None
+    notify_max_attempts: int = Field(default=6, ge=1)
+    notify_lease: float = Field(default=60.0, gt=0)
+    github_reply: bool = True
+    github_bot_login: str | None = None
+    jira_url: str | None = None
+    jira_email: str | None = None
+    jira_api_token: SecretStr | None = None
+    jira_transition_on_pr: str | None = None
+
     @field_validator(
         "sentry_client_secret",
         "jira_webhook_secret",
         "github_webhook_secret",
         "github_token",
         "git_token",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "notify_secret",
+        "jira_api_token",
     )
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
@@ -188,14 +211,23 @@ class Settings(BaseSettings):
         return frozenset(r.strip().lower() for r in self.allowed_repos.split(",") if r.strip())
 
     def approvers(self, source: str) -> frozenset[str]:
-        """Who may approve from ``source`` (github logins, Jira account ids or names)."""
-        raw = {"github": self.github_approvers, "jira": self.jira_approvers}.get(source, "")
+        """Who may approve from ``source`` (GitHub logins, Jira ids or names, Slack user ids)."""
+        raw = {
+            "github": self.github_approvers,
+            "jira": self.jira_approvers,
+            "slack": self.slack_approvers,
+        }.get(source, "")
         return frozenset(a.strip().lower() for a in raw.split(",") if a.strip())
 
     @property
     def cors_origin_list(self) -> list[str]:
         """Browser origins allowed to call the API (CORS and the Origin check); empty: none."""
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def notify_url_list(self) -> list[str]:
+        """Where signed outbound webhooks go."""
+        return [u.strip() for u in self.notify_urls.split(",") if u.strip()]
 
     @property
     def allowed_tools(self) -> list[str]:

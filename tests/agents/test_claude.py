@@ -119,6 +119,10 @@ def test_progress_counts_turns_tools_files_todos_tokens_and_cost() -> None:
         "tool_calls": {"TodoWrite": 2, "Edit": 1},
         "files_touched": ["/srv/ws/app.py"],
         "todos": {"done": 1, "total": 2},
+        "todo_items": [
+            {"content": "Guard empty list", "status": "completed"},
+            {"content": "Add test", "status": "in_progress"},
+        ],
         "tokens": {"input": 4900, "output": 200},
         "cost_usd": 0.0123,
         "lines": 0,

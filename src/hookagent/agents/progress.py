@@ -19,6 +19,7 @@ class Progress:
     files: set[str] = field(default_factory=set)
     todos_done: int | None = None
     todos_total: int | None = None
+    todo_items: list[dict[str, str]] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = None
@@ -35,6 +36,11 @@ class Progress:
             items = [t for t in todos if isinstance(t, dict)]
             self.todos_total = len(items)
             self.todos_done = sum(1 for t in items if t.get("status") == "completed")
+            # The items themselves feed the checklist in the reply on the source issue.
+            self.todo_items = [
+                {"content": str(t.get("content", ""))[:200], "status": str(t.get("status", ""))}
+                for t in items[:50]
+            ]
 
     def usage(self, usage: Any) -> None:
         """Add a message's token usage."""
@@ -51,6 +57,7 @@ class Progress:
             "todos": None
             if self.todos_total is None
             else {"done": self.todos_done, "total": self.todos_total},
+            "todo_items": self.todo_items,
             "tokens": {"input": self.input_tokens, "output": self.output_tokens},
             "cost_usd": self.cost_usd,
             "lines": self.lines,

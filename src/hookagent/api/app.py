@@ -17,6 +17,7 @@ from hookagent.api.routes import (
     docs,
     health,
     search,
+    slack,
     stream,
     tasks,
     tickets,
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     rules = install_access(app, settings)
     # The access rule of every route: the README's roles table says the same.
     rules.include(app, webhooks.router, Access.SIGNED)
+    rules.include(app, slack.router, Access.SIGNED)  # Slack's request signature
     # The board's endpoints first: /tasks/events and /tasks/counts are not task ids.
     rules.include(app, board.router, Access.VIEWER, tickets=True)
     rules.include(app, tasks.router, Access.VIEWER)

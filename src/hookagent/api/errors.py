@@ -27,6 +27,7 @@ _STATUS: dict[type[HookagentError], int] = {
     errors.FencedOut: 409,
     errors.WorkspaceError: 422,
     errors.PullRequestError: 502,
+    errors.OutboundError: 502,
     errors.BodyTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.MalformedBody: 400,

@@ -7,14 +7,22 @@ from hookagent.sources.commands import Command, UnknownCommand, Verb
 from hookagent.sources.github import parse_github
 from hookagent.sources.jira import parse_jira
 from hookagent.sources.sentry import parse_sentry
+from hookagent.sources.slack import (
+    SlackInteraction,
+    parse_slack_interaction,
+    verify_slack_signature,
+)
 
 __all__ = [
     "Command",
     "Ignored",
+    "SlackInteraction",
     "UnknownCommand",
     "Verb",
     "parse_github",
     "parse_jira",
     "parse_sentry",
+    "parse_slack_interaction",
     "verify_hmac_sha256",
+    "verify_slack_signature",
 ]

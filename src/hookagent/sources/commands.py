@@ -17,6 +17,10 @@ class Verb(StrEnum):
     CANCEL = "cancel"
 
 
+# hookagent's own comments carry this (an HTML comment on GitHub, a marker line on Jira), so
+# its replies, which explain ``@hookagent approve``, never read as commands.
+OWN_MARKER = "hookagent:task-"
+
 _MENTION = re.compile(r"(?:^|\s)@hookagent\b[:,]?\s*(\S*)\s*(.*)", re.IGNORECASE | re.DOTALL)
 
 
@@ -51,3 +55,8 @@ def parse_mention(body: str) -> tuple[Verb, str] | None:
     except ValueError:
         raise UnknownCommand(word or "(nothing)") from None
     return verb, match.group(2).strip()
+
+
+def is_own_comment(body: str) -> bool:
+    """Whether a comment is one of hookagent's own replies (it carries the marker)."""
+    return OWN_MARKER in (body or "")

@@ -6,11 +6,16 @@ from typing import Any
 
 from hookagent.models import NewTask
 from hookagent.sources.base import Ignored, array, clip_prompt, field, obj, require_object, text
-from hookagent.sources.commands import Command, parse_mention
+from hookagent.sources.commands import Command, is_own_comment, parse_mention
 
 
-def parse_github(payload: Any, *, event: str | None, label: str) -> NewTask | Command:
-    """A task from ``issues`` opened/labeled with ``label``, a command from ``issue_comment``."""
+def parse_github(
+    payload: Any, *, event: str | None, label: str, bot_login: str | None = None
+) -> NewTask | Command:
+    """A task from ``issues`` opened/labeled with ``label``, a command from ``issue_comment``.
+
+    hookagent's own comments (its marker, or written by ``bot_login``) are never commands.
+    """
     body = require_object(payload)
     repo = text(obj(body.get("repository")).get("full_name"))
     issue = obj(body.get("issue"))
@@ -18,7 +23,7 @@ def parse_github(payload: Any, *, event: str | None, label: str) -> NewTask | Co
     if event == "ping":
         raise Ignored("ping")
     if event == "issue_comment":
-        return _comment(body, repo, issue, action)
+        return _comment(body, repo, issue, action, bot_login)
     if event != "issues":
         raise Ignored(f"GitHub event {event or '(none)'!r} does not start tasks")
     labels = {text(obj(x).get("name")).lower() for x in array(issue.get("labels"))}
@@ -46,12 +51,19 @@ def parse_github(payload: Any, *, event: str | None, label: str) -> NewTask | Co
     )
 
 
-def _comment(body: dict[str, Any], repo: str, issue: dict[str, Any], action: str) -> Command:
+def _comment(
+    body: dict[str, Any], repo: str, issue: dict[str, Any], action: str, bot_login: str | None
+) -> Command:
     if action != "created":
         raise Ignored(f"comment {action or '?'} is not a new comment")
     comment = obj(body.get("comment"))
     if text(obj(comment.get("user")).get("type")) == "Bot":
         raise Ignored("comments by bots are not commands")
+    author = text(obj(comment.get("user")).get("login"))
+    if bot_login and author.lower() == bot_login.strip().lower():
+        raise Ignored("hookagent's own comment (HOOKAGENT_GITHUB_BOT_LOGIN)")
+    if is_own_comment(text(comment.get("body"))):
+        raise Ignored("hookagent's own comment (it carries the hookagent marker)")
     parsed = parse_mention(text(comment.get("body")))
     if parsed is None:
         raise Ignored("no @hookagent command in the comment")

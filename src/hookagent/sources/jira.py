@@ -18,7 +18,7 @@ from hookagent.sources.base import (
     require_object,
     text,
 )
-from hookagent.sources.commands import Command, Verb, parse_mention
+from hookagent.sources.commands import Command, Verb, is_own_comment, parse_mention
 
 # Leading blanks, not ``\s*``: a ``\s*`` crossing newlines made a description of blank
 # lines quadratic (100,000 newlines took minutes); ``^`` already tries each line.
@@ -75,6 +75,8 @@ def parse_jira(
 
 def _comment(body: dict[str, Any]) -> Command:
     comment = obj(body.get("comment"))
+    if is_own_comment(adf_text(comment.get("body"))):
+        raise Ignored("hookagent's own comment (it carries the hookagent marker)")
     parsed = parse_mention(adf_text(comment.get("body")))
     if parsed is None:
         raise Ignored("no @hookagent command in the comment")

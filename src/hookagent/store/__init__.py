@@ -11,6 +11,7 @@ from hookagent.settings import Settings
 from hookagent.store.cancels import CancelSignals
 from hookagent.store.events import TaskEvents
 from hookagent.store.logs import LogStore, NewLine
+from hookagent.store.outbox import Outbox, OutboxEvent
 from hookagent.store.queue import Job, JobQueue
 from hookagent.store.rates import RateLimiter
 from hookagent.store.refs import Marks, RefStore
@@ -27,6 +28,8 @@ __all__ = [
     "LogStore",
     "Marks",
     "NewLine",
+    "Outbox",
+    "OutboxEvent",
     "RateLimiter",
     "Readiness",
     "RefStore",
@@ -86,6 +89,7 @@ class Store:
     tickets: TicketStore
     events: TaskEvents
     workers: WorkerRegistry
+    outbox: Outbox
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
@@ -121,6 +125,12 @@ class Store:
             tickets=TicketStore(redis, keys),
             events=TaskEvents(redis, keys),
             workers=WorkerRegistry(redis, keys, ttl_seconds=settings.worker_ttl),
+            outbox=Outbox(
+                redis,
+                keys,
+                lease_ms=int(settings.notify_lease * 1000),
+                ttl_seconds=settings.task_ttl,
+            ),
         )
 
     async def ping(self) -> None:

@@ -30,19 +30,22 @@ from hookagent.store.refs import Marks
 #   claim - a worker starts an attempt: new lease token, attempt + 1
 #   fence - a worker writes: only while it still holds the lease token
 #   free  - anyone (the API): only the allowed from-statuses are checked; the lease is dropped
-# It runs on the task's own slot (hash, history, log), so it is atomic on a cluster too.
+# The task's own keys (hash, history, log) share one slot.
 # Every change is also a log entry of kind ``status``: followers see status changes in
 # order with the output, on the same cursor. ``allowed`` and the new status come from the
-# one transition table (models.TRANSITIONS). The fourth key is the capped board stream
-# (keys.events): one entry per change, so a live board XREADs one stream instead of every
-# task's log. With a fifth key (the job stream) it also queues the job message ARGV[8]
-# (JSON, built by store/queue.py) in the same step, so an approval cannot be recorded without
-# its execution job. Both keys sit outside the task's slot: a Redis Cluster deployment must
-# co-locate them.
+# one transition table (models.TRANSITIONS). A real change (not a reclaimed job restarting
+# its phase) also appends an event to the outbox, KEYS[4], in the same step: no change can
+# be recorded without its notification, and nothing is sent from inside a run. KEYS[5] is
+# the capped board stream (keys.events): one entry per change, so a live board XREADs one
+# stream instead of every task's log. With a sixth key (the job stream) it also queues the
+# job message ARGV[8] (JSON, built by store/queue.py) in the same step, so an approval
+# cannot be recorded without its execution job. The outbox, the board stream and the job
+# stream are other slots: a Redis Cluster deployment must co-locate them with the tasks (as
+# it must for intake).
 _TRANSITION = """
 local mode, token, new_status, allowed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, reason, ttl, job = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
-local log_ttl = tonumber(ARGV[9])
+local log_ttl, task_id = tonumber(ARGV[9]), ARGV[10]
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return redis.error_reply('NOTFOUND') end
 if mode == 'fence' and redis.call('HGET', KEYS[1], 'lease_token') ~= token then
@@ -59,7 +62,7 @@ elseif mode == 'free' then
   redis.call('HDEL', KEYS[1], 'lease_token')
 end
 redis.call('HSET', KEYS[1], 'status', new_status, 'updated_at', now)
-for i = 10, #ARGV, 2 do
+for i = 11, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', KEYS[1], ARGV[i])
   else
@@ -80,25 +83,29 @@ if redis.call('HEXISTS', KEYS[1], 'log_capped') == 0 then
   redis.call('HSET', KEYS[1], 'log_seq', seq + 1)
   redis.call('PEXPIRE', KEYS[3], log_ttl)
 end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', 1000, '*', 'task_id', redis.call('HGET', KEYS[1],
-  'task_id'), 'status', new_status, 'previous', cur, 'at', now)
-if KEYS[5] then
-  redis.call('XADD', KEYS[5], '*', unpack(cjson.decode(job)))
+if cur ~= new_status then
+  redis.call('XADD', KEYS[4], '*', 'task_id', task_id, 'event', new_status, 'previous', cur,
+    'at', now, 'attempt', attempt, 'reason', reason)
+end
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 'task_id', task_id,
+  'status', new_status, 'previous', cur, 'at', now)
+if KEYS[6] then
+  redis.call('XADD', KEYS[6], '*', unpack(cjson.decode(job)))
 end
 return {cur, attempt}
 """
 
 # A new task in one step: its hash, history, both indexes, its first job and its dedupe
-# marks (delivery id, incident ref). The marks are compare-and-set against what intake read
-# (ARGV[7], ARGV[8]; '' = absent), so two deliveries racing for one incident create one
-# task, and a stale mark (its task gone) is replaced. Nothing is written unless everything
-# is: a failure anywhere before this call leaves no mark behind, and the sender's retry
-# creates the task. KEYS[6] is the board stream (see _TRANSITION). Spans several slots: on a
-# Redis Cluster the intake keys need one node.
+# marks (delivery id, incident ref), and the ``created`` event in the outbox. The marks
+# are compare-and-set against what intake read (ARGV[7], ARGV[8]; '' = absent), so two
+# deliveries racing for one incident create one task, and a stale mark (its task gone) is
+# replaced. Nothing is written unless everything is: a failure anywhere before this call
+# leaves no mark behind, and the sender's retry creates the task. Spans several slots: on
+# a Redis Cluster the intake keys (and the outbox) need one node.
 _CREATE = """
 local task_id, ttl, score, record = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local job, dedupe_ttl = ARGV[5], tonumber(ARGV[6])
-local n, delivery, ref = 6, nil, nil
+local n, delivery, ref = 7, nil, nil
 if ARGV[9] == '1' then n = n + 1; delivery = KEYS[n] end
 if ARGV[10] == '1' then n = n + 1; ref = KEYS[n] end
 if delivery and (redis.call('GET', delivery) or '') ~= ARGV[7] then return 0 end
@@ -112,7 +119,9 @@ redis.call('ZADD', KEYS[4], score, task_id)
 redis.call('XADD', KEYS[5], '*', unpack(cjson.decode(job)))
 if delivery then redis.call('SET', delivery, task_id, 'PX', dedupe_ttl) end
 if ref then redis.call('SET', ref, task_id, 'PX', ttl) end
-redis.call('XADD', KEYS[6], 'MAXLEN', '~', 1000, '*', 'task_id', task_id, 'status', 'queued')
+redis.call('XADD', KEYS[6], '*', 'task_id', task_id, 'event', 'created', 'previous', '',
+  'at', redis.call('HGET', KEYS[1], 'created_at') or '', 'attempt', 0, 'reason', '')
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', 1000, '*', 'task_id', task_id, 'status', 'queued')
 return 1
 """
 
@@ -189,6 +198,7 @@ class TaskStore:
             k.tasks_by_created(),
             k.tasks_by_status(task.status),
             self._jobs.key,
+            k.outbox(),
             k.events(),
         ]
         if marks.delivery:
@@ -337,10 +347,11 @@ class TaskStore:
             str(self._ttl_ms),
             self._jobs.message(task_id, enqueue) if enqueue else "",
             str(self._log_ttl_ms),
+            task_id,
         ]
         for name, value in fields.items():
             args += [name, "" if value is None else str(value)]
-        keys = [k.task(task_id), k.history(task_id), k.logs(task_id), k.events()]
+        keys = [k.task(task_id), k.history(task_id), k.logs(task_id), k.outbox(), k.events()]
         if enqueue:
             keys.append(self._jobs.key)
         try:

@@ -141,7 +141,9 @@ async def github_webhook(
     event = request.headers.get("x-github-event")
 
     def parse(payload: Any) -> NewTask | Command:
-        return parse_github(payload, event=event, label=settings.github_label)
+        return parse_github(
+            payload, event=event, label=settings.github_label, bot_login=settings.github_bot_login
+        )
 
     delivery = request.headers.get("x-github-delivery")
     payload = _json(request, body)

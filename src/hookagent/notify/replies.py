@@ -1,0 +1,85 @@
+"""The reply on the source: one comment per task, rewritten as the task moves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hookagent.models import Task, TaskStatus
+from hookagent.notify.render import cost, duration, status_text, task_url, trim
+from hookagent.settings import Settings
+from hookagent.sources.commands import OWN_MARKER
+
+PLAN_CHARS = 20_000
+COMMANDS = "`@hookagent approve`, `@hookagent reject <reason>` or `@hookagent revise <feedback>`"
+
+
+def marker(task_id: str) -> str:
+    """The text that makes a comment recognisably hookagent's own (``hookagent:task-…``)."""
+    text = f"hookagent:{task_id}"
+    if OWN_MARKER not in text:  # task ids start with ``task-``; anything else is a bug
+        raise ValueError(f"not a task id: {task_id!r}")
+    return text
+
+
+def markdown_reply(
+    task: Task, settings: Settings, progress: dict[str, Any] | None, decided: str | None
+) -> str:
+    """The GitHub comment: status line, plan and how to approve, checklist, PR, cost, failure."""
+    link = task_url(settings, task.task_id)
+    parts = [
+        f"<!-- {marker(task.task_id)} -->",
+        f"**hookagent** · {status_text(task.status)} · [task {task.task_id}]({link})",
+    ]
+    if decided:
+        parts.append(f"> {decided}")
+    if task.status is TaskStatus.PENDING_APPROVAL:
+        plan, cut = trim(task.plan or "(no plan)", PLAN_CHARS)
+        more = f"\n\n[The full plan]({link})" if cut else ""
+        parts += [
+            f"<details open><summary>Plan</summary>\n\n{plan}{more}\n\n</details>",
+            f"To go ahead, comment {COMMANDS} (approvers: `HOOKAGENT_GITHUB_APPROVERS`).",
+        ]
+    checklist = _checklist(progress)
+    if checklist and task.status in {TaskStatus.EXECUTING, TaskStatus.COMPLETED, TaskStatus.FAILED}:
+        parts.append("**Progress**\n" + checklist)
+    parts += _outcome(task)
+    return "\n\n".join(parts)
+
+
+def jira_reply(task: Task, settings: Settings, decided: str | None) -> str:
+    """The Jira comment (wiki markup), with hookagent's marker on its last line."""
+    link = task_url(settings, task.task_id)
+    parts = [f"*hookagent* - {status_text(task.status)} - [task {task.task_id}|{link}]"]
+    if decided:
+        parts.append(f"bq. {decided}")
+    if task.status is TaskStatus.PENDING_APPROVAL:
+        plan, cut = trim(task.plan or "(no plan)", PLAN_CHARS)
+        more = f"\n[The full plan|{link}]" if cut else ""
+        parts += [
+            "{noformat}\n" + plan.replace("{noformat}", "") + "\n{noformat}" + more,
+            "To go ahead, comment @hookagent approve (or reject <reason>, revise <feedback>), "
+            f"or move the issue to {settings.jira_approve_status}.",
+        ]
+    parts += [line.replace("`", "") for line in _outcome(task)]
+    parts.append(f"_{marker(task.task_id)}_")
+    return "\n\n".join(parts)
+
+
+def _checklist(progress: dict[str, Any] | None) -> str:
+    items = (progress or {}).get("todo_items") or []
+    rows = []
+    for item in items:
+        if isinstance(item, dict):
+            done = "x" if item.get("status") == "completed" else " "
+            rows.append(f"- [{done}] {str(item.get('content', '')).strip()}")
+    return "\n".join(rows)
+
+
+def _outcome(task: Task) -> list[str]:
+    if task.status is TaskStatus.COMPLETED:
+        pr = f"Pull request: {task.pr_url}" if task.pr_url else (task.result or "no changes")
+        return [f"{pr} · cost {cost(task)} · {duration(task)}"]
+    if task.status in {TaskStatus.FAILED, TaskStatus.CANCELLED}:
+        reason, _ = trim(task.error or task.status.value, 2000)
+        return [f"Reason: `{reason}`" if "`" not in reason else f"Reason: {reason}"]
+    return []
