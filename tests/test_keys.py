@@ -20,6 +20,8 @@ PINNED: dict[str, tuple[str, str]] = {
     "cancel_channel": (Keys("hk").cancel_channel(TID), "hk:task:{task-1-abc}:cancel"),
     "progress": (Keys("hk").progress(TID), "hk:task:{task-1-abc}:progress"),
     "plans": (Keys("hk").plans(TID), "hk:task:{task-1-abc}:plans"),
+    "approvals": (Keys("hk").approvals(TID), "hk:task:{task-1-abc}:approvals"),
+    "feedbacks": (Keys("hk").feedbacks(TID), "hk:task:{task-1-abc}:feedbacks"),
     "term": (Keys("hk").term("keyerror"), "hk:search:term:keyerror"),
     "delivery": (Keys("hk").delivery("github", "d-42"), "hk:delivery:github:d-42"),
     "ref": (Keys("hk").ref("jira", "PAY-231"), "hk:ref:jira:PAY-231"),

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from hookagent import client
 from hookagent.errors import ConfigError, HookagentError
+from hookagent.policy import load_policies
 from hookagent.settings import ClientSettings, Settings, describe_errors, get_settings
 
 EXIT_CONFIG = 2
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.settings = _settings(args)
             if args.run in (_up, _server):
                 _check_access(args.settings)
+            load_policies(args.settings)  # an invalid policy file stops here, exit 2
         else:
             env = ClientSettings()
             args.url = args.url or env.url

@@ -200,3 +200,15 @@ class OutboundError(HookagentError):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+class PolicyError(ConfigError):
+    """The approval-policy file (``HOOKAGENT_POLICY_FILE``) cannot be read or is invalid."""
+
+    code = "policy_error"
+
+
+class PolicyViolation(HookagentError):
+    """An execution changed files its repository's policy forbids (``paths_denied``)."""
+
+    code = "policy_violation"

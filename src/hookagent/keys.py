@@ -55,6 +55,14 @@ class Keys:
         """Every plan the task's planning attempts produced, oldest first."""
         return f"{self.prefix}:task:{{{task_id}}}:plans"
 
+    def approvals(self, task_id: str) -> str:
+        """Set of the people who approved the task's current plan (multi-approval policies)."""
+        return f"{self.prefix}:task:{{{task_id}}}:approvals"
+
+    def feedbacks(self, task_id: str) -> str:
+        """Every reviewer feedback the task's plans answered, oldest first."""
+        return f"{self.prefix}:task:{{{task_id}}}:feedbacks"
+
     def events(self) -> str:
         """Capped stream of every task's status changes (and creations), for live boards."""
         return f"{self.prefix}:events"

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     stall_timeout: float = Field(default=120.0, gt=0)
     stall_kill: float | None = Field(default=None, gt=0)
     approval_ttl: float | None = Field(default=None, gt=0)
+    # The approval-policy TOML file (policy.py); unset: one approval, no per-repo rules.
+    policy_file: Path | None = None
     shutdown_grace: float = Field(default=30.0, ge=0)
 
     git_author_name: str = "hookagent"

@@ -16,6 +16,7 @@ from hookagent.api.routes import (
     board,
     docs,
     health,
+    policies,
     search,
     slack,
     stream,
@@ -27,6 +28,7 @@ from hookagent.api.routes import (
 )
 from hookagent.api.routes.docs import install_docs
 from hookagent.errors import HookagentError
+from hookagent.policy import load_policies
 from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
@@ -76,6 +78,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.redactor = build_redactor(settings)
+    app.state.policies = load_policies(settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     rules = install_access(app, settings)
@@ -91,6 +94,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     rules.include(app, tickets.router, Access.VIEWER)
     rules.include(app, health.router, Access.OPEN)
     rules.include(app, workers.router, Access.VIEWER)
+    rules.include(app, policies.router, Access.VIEWER)
     # Page shells, static assets and the transition table hold no data: the data they
     # show comes from the API, under its own rules.
     rules.include(app, ui.router, Access.OPEN)

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 
 from hookagent.api.auth import Principal, principal_of
 from hookagent.logfilter import LogFilter
+from hookagent.policy import Policies
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store
@@ -36,6 +37,12 @@ def get_redactor(request: HTTPConnection) -> Redactor:
     """The redactor of every configured secret, built once with the app."""
     redactor: Redactor = request.app.state.redactor
     return redactor
+
+
+def get_policies(request: HTTPConnection) -> Policies:
+    """The app's approval policies (one reader of the file, reloaded when it changes)."""
+    policies: Policies = request.app.state.policies
+    return policies
 
 
 def get_feeds(request: HTTPConnection) -> FeedHub:
@@ -68,4 +75,5 @@ FilterDep = Annotated[LogFilter, Depends(get_filter)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 RedactorDep = Annotated[Redactor, Depends(get_redactor)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+PoliciesDep = Annotated[Policies, Depends(get_policies)]
 OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="an entry's seq")]

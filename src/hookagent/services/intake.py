@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from hookagent.errors import ConflictError, NotAnApprover, QueueFull, SignatureError, TaskNotFound
 from hookagent.models import TERMINAL_STATUSES, ActionResult, NewTask, Task, TaskStatus, one_line
+from hookagent.policy import Policies
 from hookagent.redact import Redactor
 from hookagent.repos import validate_repo
 from hookagent.services.lifecycle import Lifecycle
@@ -62,11 +63,16 @@ class Intake:
     """Turns deliveries into tasks or lifecycle actions, at most once per delivery."""
 
     def __init__(
-        self, store: Store, settings: Settings, *, redactor: Redactor | None = None
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        redactor: Redactor | None = None,
+        policies: Policies | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
-        self._lifecycle = Lifecycle(store, settings, redactor=redactor)
+        self._lifecycle = Lifecycle(store, settings, redactor=redactor, policies=policies)
 
     async def new_task(
         self, new: NewTask, *, delivery: str | None, signed: bool

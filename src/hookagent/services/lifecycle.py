@@ -18,6 +18,7 @@ from hookagent.models import (
     one_line,
     utc_iso,
 )
+from hookagent.policy import Policies
 from hookagent.redact import Redactor
 from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
@@ -35,21 +36,44 @@ class Lifecycle:
     """
 
     def __init__(
-        self, store: Store, settings: Settings, *, redactor: Redactor | None = None
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        redactor: Redactor | None = None,
+        policies: Policies | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
+        self._policies = policies or Policies.from_settings(settings)
         # Built from the settings when not given (~0.1 ms): people paste tokens into comments.
         self._redactor = redactor or build_redactor(settings)
 
     async def approve(
         self, task_id: str, *, actor: str, comment: str | None = None
     ) -> ActionResult:
-        """``pending_approval → approved`` and the execution job, in one step."""
+        """``pending_approval → approved`` and the execution job, in one step.
+
+        When the repository's policy asks for ``approvals = N`` (N > 1), each distinct
+        approver's vote is recorded, and only the vote that reaches N approves: the others
+        are logged (``approved by lee (1 of 2)``) and leave the task waiting.
+        """
         task = await self._store.tasks.get(task_id)
         await self._refuse_expired(task)
-        text = _said("approved", actor, comment)
         fields = {"approver": actor, "approval_comment": comment, "phase": Phase.EXECUTE}
+        needed = self._policies.effective(task.repository).approvals
+        if needed > 1:
+            new, approvers = await self._store.tasks.vote(task_id, one_line(actor, ACTOR_MAX))
+            tally = f"{len(approvers)} of {needed}"
+            if len(approvers) < needed:
+                what = "approved" if new else "approval already counted"
+                await self.say(task_id, _said(what, actor, comment, note=tally))
+                status = TaskStatus.PENDING_APPROVAL
+                return ActionResult(task_id=task_id, status=status, previous=status)
+            fields["approver"] = ", ".join(approvers)
+            text = _said("approved", actor, comment, note=tally)
+        else:
+            text = _said("approved", actor, comment)
         return await self._apply(
             task_id, Action.APPROVE, text, fields=fields, enqueue=Phase.EXECUTE
         )
@@ -118,7 +142,10 @@ class Lifecycle:
         await self._store.logs.append(task_id, [line])
 
 
-def _said(what: str, actor: str, text: str | None, *, at: str | None = None) -> str:
-    """``<what> by <actor>[ at <time>][: <text>]``, the person's words made safe for one line."""
+def _said(
+    what: str, actor: str, text: str | None, *, at: str | None = None, note: str | None = None
+) -> str:
+    """``<what> by <actor>[ at <time>][ (<note>)][: <text>]``, the words made safe for one line."""
     said = f"{what} by {one_line(actor, ACTOR_MAX)}" + (f" at {at}" if at else "")
+    said += f" ({note})" if note else ""
     return f"{said}: {one_line(text, TEXT_MAX)}" if text else said

@@ -133,6 +133,20 @@ return 1
 """
 
 
+# One approver's vote on a plan that needs several: only while the task waits for approval,
+# on the task's slot, so a vote can never land on a task that moved on (or on the next plan:
+# the worker clears the set before a new plan becomes pending). Returns whether the vote is
+# new, and every approver so far.
+_VOTE = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return redis.error_reply('NOTFOUND') end
+if cur ~= 'pending_approval' then return redis.error_reply('CONFLICT ' .. cur) end
+local added = redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
+return {added, redis.call('SMEMBERS', KEYS[2])}
+"""
+
+
 def _flat(fields: Mapping[str, str]) -> list[str]:
     return [part for pair in fields.items() for part in pair]
 
@@ -167,6 +181,7 @@ class TaskStore:
         self._transition = redis.register_script(_TRANSITION)
         self._create = redis.register_script(_CREATE)
         self._set_fenced = redis.register_script(_SET_FENCED)
+        self._vote = redis.register_script(_VOTE)
 
     async def create(self, new: NewTask, *, task_id: str | None = None) -> Task:
         """Store a new task in ``queued`` with its indexes and planning job, in one step."""
@@ -298,6 +313,36 @@ class TaskStore:
         """Every plan produced for the task, oldest first."""
         plans: list[str] = await self._redis.lrange(self._keys.plans(task_id), 0, -1)
         return plans
+
+    async def vote(self, task_id: str, approver: str) -> tuple[bool, list[str]]:
+        """Record ``approver``'s approval of the pending plan: (new vote?, all approvers)."""
+        keys = [self._keys.task(task_id), self._keys.approvals(task_id)]
+        try:
+            added, members = await self._vote(keys=keys, args=[approver, self._ttl_ms])
+        except ResponseError as exc:
+            raise _translate(task_id, str(exc)) from None
+        return bool(added), sorted(members)
+
+    async def approvers(self, task_id: str) -> list[str]:
+        """Who approved the task's current plan so far (sorted)."""
+        return sorted(await self._redis.smembers(self._keys.approvals(task_id)))
+
+    async def clear_approvals(self, task_id: str) -> None:
+        """Forget the votes on the previous plan (a new plan needs new approvals)."""
+        await self._redis.delete(self._keys.approvals(task_id))
+
+    async def add_feedback(self, task_id: str, feedback: str) -> None:
+        """Keep a reviewer's feedback in the task's feedback history."""
+        key = self._keys.feedbacks(task_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, feedback)
+            pipe.pexpire(key, self._ttl_ms)
+            await pipe.execute()
+
+    async def feedbacks(self, task_id: str) -> list[str]:
+        """Every feedback the task's earlier plans answered, oldest first."""
+        items: list[str] = await self._redis.lrange(self._keys.feedbacks(task_id), 0, -1)
+        return items
 
     async def count(self, status: TaskStatus) -> int:
         """How many tasks the status index holds (ZCARD; an expired task counts until listed)."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 
 from hookagent.api.auth import principal_of
-from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep
+from hookagent.api.deps import PoliciesDep, RedactorDep, SettingsDep, StoreDep
 from hookagent.models import ActionRequest, ActionResult
 from hookagent.services.lifecycle import Lifecycle
 
@@ -18,9 +18,11 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_lifecycle(store: StoreDep, settings: SettingsDep, redactor: RedactorDep) -> Lifecycle:
+def get_lifecycle(
+    store: StoreDep, settings: SettingsDep, redactor: RedactorDep, policies: PoliciesDep
+) -> Lifecycle:
     """The lifecycle service over the app's store."""
-    return Lifecycle(store, settings, redactor=redactor)
+    return Lifecycle(store, settings, redactor=redactor, policies=policies)
 
 
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]

@@ -12,7 +12,7 @@ import time
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep
+from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep, get_policies
 from hookagent.errors import ConflictError, NotAnApprover
 from hookagent.models import TaskStatus, one_line
 from hookagent.notify.slack import open_revise_modal
@@ -55,7 +55,7 @@ async def slack_interactions(
         interaction = parse_slack_interaction(body)
     except Ignored as ignored:
         return JSONResponse({"status": "ignored", "reason": ignored.reason})
-    life = Lifecycle(store, settings, redactor=redactor)
+    life = Lifecycle(store, settings, redactor=redactor, policies=get_policies(request))
     actor = f"{interaction.user_name} (slack {interaction.user_id})"
     where = f"{interaction.verb.value} from slack by {one_line(actor, 200)}"
     if interaction.user_id.lower() not in settings.approvers("slack"):

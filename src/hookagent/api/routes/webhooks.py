@@ -10,10 +10,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
-from hookagent.api.deps import SettingsDep, StoreDep
+from hookagent.api.deps import SettingsDep, StoreDep, get_policies
 from hookagent.api.errors import error_response, http_status
 from hookagent.errors import RateLimited, RetryLater, UnsupportedMediaType, quoted
 from hookagent.models import NewTask, WebhookAccepted
+from hookagent.policy import Policies
 from hookagent.services.intake import Applied, Created, Duplicate, Intake, Outcome, Reported
 from hookagent.settings import Settings
 from hookagent.sources import (
@@ -100,7 +101,8 @@ async def sentry_webhook(
     def delivery(new: Any) -> str:
         return f"{new.external_id}:{action}"
 
-    return await _handle(store, settings, payload, parse, delivery, agent, signed=signed)
+    pol = get_policies(request)  # the app's reader: a bad reload keeps the last good file
+    return await _handle(store, settings, payload, parse, delivery, agent, signed=signed, pol=pol)
 
 
 @router.post("/jira", status_code=202, responses=_RESPONSES)
@@ -125,7 +127,10 @@ async def jira_webhook(
 
     delivery = request.headers.get("x-atlassian-webhook-identifier")
     payload = _json(request, body)
-    return await _handle(store, settings, payload, parse, lambda _: delivery, agent, signed=signed)
+    pol = get_policies(request)
+    return await _handle(
+        store, settings, payload, parse, lambda _: delivery, agent, signed=signed, pol=pol
+    )
 
 
 @router.post("/github", status_code=202, responses=_RESPONSES)
@@ -147,7 +152,10 @@ async def github_webhook(
 
     delivery = request.headers.get("x-github-delivery")
     payload = _json(request, body)
-    return await _handle(store, settings, payload, parse, lambda _: delivery, agent, signed=signed)
+    pol = get_policies(request)
+    return await _handle(
+        store, settings, payload, parse, lambda _: delivery, agent, signed=signed, pol=pol
+    )
 
 
 async def _admit(store: Store, source: str) -> None:
@@ -188,6 +196,7 @@ async def _handle(
     agent: str | None,
     *,
     signed: bool,
+    pol: Policies,
 ) -> JSONResponse:
     try:
         parsed = parse(payload)
@@ -196,7 +205,7 @@ async def _handle(
     except UnknownCommand as unknown:
         reason = f"unknown command {unknown.word!r}; try approve, reject, revise, status, cancel"
         return JSONResponse({"status": "ignored", "reason": reason}, status_code=200)
-    intake = Intake(store, settings)
+    intake = Intake(store, settings, policies=pol)
     if isinstance(parsed, Command):
         outcome: Outcome = await intake.command(parsed, delivery=delivery_of(parsed), signed=signed)
     else:

@@ -1,0 +1,101 @@
+"""Approval policies on the lifecycle: several distinct approvers before execution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from hookagent.errors import ConflictError
+from hookagent.models import NewTask, TaskStatus
+from hookagent.services.lifecycle import Lifecycle
+from hookagent.settings import Settings
+from hookagent.store import Store
+from tests.helpers import REPO, app_client, move_to
+
+POLICY = f"""\
+[default]
+approvals = 1
+
+[repo."{REPO}"]
+approvals = 2
+paths_denied = ["infra/**"]
+"""
+
+
+@pytest.fixture
+def policed(settings: Settings, tmp_path: Path) -> Settings:
+    path = tmp_path / "hookagent.toml"
+    path.write_text(POLICY)
+    return settings.model_copy(update={"policy_file": path})
+
+
+async def pending(store: Store, repo: str = REPO) -> str:
+    task = await store.tasks.create(
+        NewTask(source="sentry", repository=repo, title="boom", prompt="ZeroDivisionError")
+    )
+    await move_to(store, task.task_id, TaskStatus.PENDING_APPROVAL)
+    return task.task_id
+
+
+async def system_lines(store: Store, task_id: str) -> list[str]:
+    entries, _ = await store.logs.read(task_id, offset=0, limit=-1)
+    return [e.message for e in entries if e.message.startswith("[system] approv")]
+
+
+async def test_two_distinct_approvers_are_needed(store: Store, policed: Settings) -> None:
+    life = Lifecycle(store, policed)
+    tid = await pending(store)
+    first = await life.approve(tid, actor="lee", comment="looks right")
+    assert (first.status, first.previous) == (TaskStatus.PENDING_APPROVAL,) * 2
+    again = await life.approve(tid, actor="lee")
+    assert again.status is TaskStatus.PENDING_APPROVAL  # the same person counts once
+    assert (await store.tasks.get(tid)).status is TaskStatus.PENDING_APPROVAL
+    second = await life.approve(tid, actor="kim")
+    assert (second.status, second.previous) == (TaskStatus.APPROVED, TaskStatus.PENDING_APPROVAL)
+    task = await store.tasks.get(tid)
+    assert task.approver == "kim, lee"
+    assert await store.tasks.approvers(tid) == ["kim", "lee"]
+    assert await system_lines(store, tid) == [
+        "[system] approved by lee (1 of 2): looks right",
+        "[system] approval already counted by lee (1 of 2)",
+        "[system] approved by kim (2 of 2)",
+    ]
+    # The execution job was queued with the approving transition, once.
+    assert [h.status for h in await store.tasks.history(tid)][-1] is TaskStatus.APPROVED
+
+
+async def test_a_vote_on_a_task_not_waiting_is_refused(store: Store, policed: Settings) -> None:
+    life = Lifecycle(store, policed)
+    tid = await pending(store)
+    await life.reject(tid, actor="lee")
+    with pytest.raises(ConflictError, match="is rejected"):
+        await life.approve(tid, actor="kim")
+    assert await store.tasks.approvers(tid) == []
+
+
+async def test_other_repositories_keep_one_approval(store: Store, policed: Settings) -> None:
+    tid = await pending(store, "acme/other")
+    result = await Lifecycle(store, policed).approve(tid, actor="lee")
+    assert result.status is TaskStatus.APPROVED
+    assert await system_lines(store, tid) == ["[system] approved by lee"]
+
+
+async def test_the_api_shows_effective_policies(policed: Settings, redis: Redis) -> None:
+    async with app_client(policed, redis) as http:
+        body = (await http.get("/policies")).json()
+    assert body["file"] == str(policed.policy_file)
+    assert body["loaded_at"]
+    assert body["default"]["approvals"] == 1
+    assert body["repos"][REPO]["approvals"] == 2
+    assert body["repos"][REPO]["paths_denied"] == ["infra/**"]
+
+
+async def test_the_api_approves_only_at_the_count(policed: Settings, redis: Redis) -> None:
+    store = Store.build(redis, policed)
+    tid = await pending(store)
+    async with app_client(policed, redis) as http:
+        first = (await http.post(f"/tasks/{tid}/approve")).json()
+        assert first["status"] == "pending_approval"
+    assert (await store.tasks.get(tid)).status is TaskStatus.PENDING_APPROVAL

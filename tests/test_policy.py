@@ -1,0 +1,148 @@
+"""The policy file: parsing, validation errors, merging, reloading, globs and plan size."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hookagent.errors import PolicyError
+from hookagent.policy import Facts, Policies, glob_regex, parse_policies, plan_files
+from hookagent.settings import Settings
+from tests.test_cli import bare_env, free_port, one_error_line
+
+EXAMPLE = """\
+[default]
+approvals = 1
+
+[repo."acme/payments-api"]
+approvals = 2
+auto_approve = [{ source = "sentry", level = "warning" }, { labels = ["typo"], max_files = 1 }]
+paths_denied = ["infra/**", "secrets/**"]
+max_budget_usd = 2.0
+"""
+
+
+def test_repo_table_merges_over_the_default() -> None:
+    book = parse_policies(EXAMPLE + '\n[repo."acme/other"]\nmodel = "opus"\n', "hookagent.toml")
+    payments = book.effective("ACME/Payments-API")  # names are matched in any case
+    assert (payments.approvals, payments.max_budget_usd) == (2, 2.0)
+    assert payments.paths_denied == ("infra/**", "secrets/**")
+    assert book.effective("acme/other").model == "opus"
+    assert book.effective("acme/other").approvals == 1
+    assert book.effective("nobody/else") == book.default
+    view = book.view()
+    assert view["file"] == "hookagent.toml"
+    assert view["repos"]["acme/payments-api"]["approvals"] == 2
+
+
+def test_auto_rules_match_every_key_they_name() -> None:
+    policy = parse_policies(EXAMPLE, "h.toml").effective("acme/payments-api")
+    assert policy.auto_rule(Facts(source="sentry", level="warning")) is not None
+    assert policy.auto_rule(Facts(source="sentry", level="error")) is None
+    found = policy.auto_rule(Facts(source="github", labels=("Typo", "docs"), files=1))
+    assert found is not None and found[0] == 2
+    assert found[1].describe() == '{labels = ["typo"], max_files = 1}'
+    assert policy.auto_rule(Facts(source="github", labels=("typo",), files=2)) is None
+    first = policy.auto_approve[0].describe()
+    assert first == '{source = "sentry", level = "warning"}'
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("[default]\napprovals = 0\n", "[default] approvals: input should be greater than"),
+        ('[repo."acme/x"]\napprovals = "two"\n', '[repo."acme/x"] approvals: input should be'),
+        ('[repo."acme/x"]\npaths_deny = []\n', '[repo."acme/x"] paths_deny: extra inputs'),
+        ('[repo."x"]\napprovals = 1\n', '[repo."x"]: the repository must be owner/name'),
+        ("[defaults]\n", "unknown table [defaults]"),
+        ("[default]\nauto_approve = [{}]\n", "auto_approve.0: an empty rule would approve"),
+        ("[default\n", "invalid TOML"),
+    ],
+)
+def test_invalid_files_name_the_file_table_and_key(text: str, says: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policies(text, "hookagent.toml")
+    assert caught.value.message.startswith("HOOKAGENT_POLICY_FILE: hookagent.toml: ")
+    assert says in caught.value.message
+
+
+def test_reloads_on_change_and_keeps_the_last_good_policy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "hookagent.toml"
+    path.write_text(EXAMPLE)
+    policies = Policies(path)
+    assert policies.effective("acme/payments-api").approvals == 2
+    path.write_text(EXAMPLE.replace("approvals = 2", "approvals = 3"))
+    os.utime(path, ns=(1, 1))  # a distinct mtime even on a coarse clock
+    assert policies.effective("acme/payments-api").approvals == 3
+    path.write_text(EXAMPLE.replace("approvals = 2", "approvals = -1"))
+    os.utime(path, ns=(2, 2))
+    with caplog.at_level(logging.ERROR, logger="hookagent.policy"):
+        assert policies.effective("acme/payments-api").approvals == 3
+    assert "approvals: input should be greater than or equal to 1" in caplog.text
+    assert "keeping the policy loaded at" in caplog.text
+
+
+def test_no_file_means_one_approval_and_no_rules() -> None:
+    policy = Policies(None).effective("acme/payments-api")
+    assert (policy.approvals, policy.auto_approve, policy.paths_denied) == (1, (), ())
+
+
+def test_policy_overrides_the_run_settings(settings: Settings) -> None:
+    text = '[default]\nmodel = "opus"\ntimeout = 12\nallowed_tools = ["Read", "Edit"]\n'
+    own = parse_policies(text, "h.toml").default.run_settings(settings)
+    assert (own.claude_model, own.agent_model) == ("opus", "opus")
+    assert (own.planning_timeout, own.execution_timeout) == (12, 12)
+    assert own.allowed_tools == ["Read", "Edit"]
+
+
+@pytest.mark.parametrize(
+    ("glob", "path", "matches"),
+    [
+        ("infra/**", "infra/main.tf", True),
+        ("infra/**", "infra/modules/db/main.tf", True),
+        ("infra/**", "src/infra/main.tf", False),
+        ("infra/**", "infrastructure.md", False),
+        ("**/secrets/*", "a/b/secrets/x", True),
+        ("**/secrets/*", "secrets/x", True),
+        ("**/secrets/*", "secrets/x/y", False),
+        ("*.pem", "deep/down/key.pem", True),
+        ("src/*.py", "src/a/b.py", False),
+        ("config/[!a]*.yml", "config/b.yml", True),
+        ("config/[!a]*.yml", "config/a.yml", False),
+    ],
+)
+def test_globs(glob: str, path: str, matches: bool) -> None:
+    assert bool(glob_regex(glob).match(path)) is matches
+
+
+def test_plan_size_counts_distinct_files_named() -> None:
+    plan = (
+        "Guard the division in `app.py` (see app.py:2), add tests/test_app.py, "
+        "e.g. a case for [] i.e. empty; docs at https://example.com/guide.html; v1.2 ok."
+    )
+    assert plan_files(plan) == {"app.py", "tests/test_app.py"}
+
+
+def test_an_invalid_file_stops_start_up_with_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "hookagent.toml"
+    path.write_text('[repo."acme/payments-api"]\napprovals = 0\n')
+    data = tmp_path / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "hookagent.cli", "up", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env=bare_env(HOOKAGENT_DATA_DIR=str(data), HOOKAGENT_POLICY_FILE=str(path)),
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    line = one_error_line(result)
+    assert line.startswith(f"error: HOOKAGENT_POLICY_FILE: {path}: ")
+    assert '[repo."acme/payments-api"] approvals: input should be greater' in line
+    assert not data.exists()
