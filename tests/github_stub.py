@@ -17,6 +17,8 @@ class GitHubStub(LocalServer):
         self.fail_with: tuple[int, dict[str, Any], dict[str, str]] | None = None
         self.comments: dict[int, str] = {}  # comment id → its current body
         self.pulls = 0
+        # What ``GET …/issues/{n}/comments`` lists (GitHub's shape), one page of 100 at a time.
+        self.thread: list[dict[str, Any]] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -29,8 +31,12 @@ class GitHubStub(LocalServer):
             def do_PATCH(self) -> None:
                 self._handle("PATCH")
 
+            def do_GET(self) -> None:
+                self._handle("GET")
+
             def _handle(self, method: str) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length)) if length else {}
                 with stub.changed:
                     stub.requests.append(
                         {"method": method, "path": self.path, "headers": dict(self.headers),
@@ -40,7 +46,7 @@ class GitHubStub(LocalServer):
                 self._send(status, payload, headers)
                 stub.notify()
 
-            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+            def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json; charset=utf-8")
@@ -54,11 +60,16 @@ class GitHubStub(LocalServer):
 
     def answer(
         self, method: str, path: str, body: dict[str, Any]
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    ) -> tuple[int, Any, dict[str, str]]:
         """What GitHub would answer (called with the lock held)."""
+        path, _, query = path.partition("?")
         parts = path.strip("/").split("/")
         if self.fail_with is not None:
             return self.fail_with
+        if method == "GET" and len(parts) == 6 and parts[3] == "issues" and parts[5] == "comments":
+            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+            page, per_page = int(params.get("page", "1")), int(params.get("per_page", "30"))
+            return 200, self.thread[(page - 1) * per_page : page * per_page], {}
         if method == "POST" and len(parts) == 4 and parts[0] == "repos" and parts[3] == "pulls":
             self.pulls += 1
             number = self.pulls + 40
@@ -80,5 +91,5 @@ class GitHubStub(LocalServer):
         return 404, {"message": "Not Found"}, {}
 
     def comment_requests(self) -> list[dict[str, Any]]:
-        """The comment writes received, in order."""
-        return [r for r in self.requests if "/issues/" in r["path"]]
+        """The comment writes received, in order (reads of the thread are not writes)."""
+        return [r for r in self.requests if "/issues/" in r["path"] and r["method"] != "GET"]

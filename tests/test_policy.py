@@ -146,3 +146,12 @@ def test_an_invalid_file_stops_start_up_with_exit_2(tmp_path: Path) -> None:
     assert line.startswith(f"error: HOOKAGENT_POLICY_FILE: {path}: ")
     assert '[repo."acme/payments-api"] approvals: input should be greater' in line
     assert not data.exists()
+
+
+def test_a_long_thread_keeps_the_newest_comments() -> None:
+    from hookagent.thread import Comment, render_thread
+
+    comments = [Comment(f"user{i}", f"t{i}", "x" * 100) for i in range(10)]
+    text = render_thread(comments, limit=500)
+    assert text.startswith("Comments, oldest first (6 earlier comments left out for size):")
+    assert "user5" not in text and "user6" in text and text.endswith("x" * 100)

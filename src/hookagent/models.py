@@ -157,6 +157,9 @@ class NewTask(BaseModel):
     external_id: str | None = None
     url: str | None = None
     agent: str | None = None
+    # What auto-approve rules look at: the issue's labels, the Sentry event's level.
+    labels: list[str] = Field(default_factory=list)
+    level: str | None = None
 
 
 class StatusChange(BaseModel):
@@ -198,15 +201,24 @@ class Task(BaseModel):
     num_turns: int | None = None
     total_cost_usd: float | None = None
     duration_ms: int | None = None
+    labels: list[str] = Field(default_factory=list)
+    level: str | None = None
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Task:
-        """Build from a Redis hash whose values are all strings."""
-        return cls.model_validate({k: v for k, v in data.items() if v != "" and k in FIELDS})
+        """Build from a Redis hash whose values are all strings (lists stored as JSON)."""
+        fields: dict[str, Any] = {k: v for k, v in data.items() if v != "" and k in FIELDS}
+        if "labels" in fields:
+            fields["labels"] = json.loads(fields["labels"])
+        return cls.model_validate(fields)
 
     def to_hash(self) -> dict[str, str]:
-        """The Redis hash fields (absent optionals are omitted)."""
-        return {k: str(v) for k, v in self.model_dump().items() if v is not None}
+        """The Redis hash fields (absent optionals are omitted, lists as JSON)."""
+        return {
+            k: json.dumps(v) if isinstance(v, list) else str(v)
+            for k, v in self.model_dump().items()
+            if v is not None
+        }
 
 
 FIELDS = frozenset(Task.model_fields)

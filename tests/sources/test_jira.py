@@ -93,3 +93,31 @@ def test_transition_to_approved_is_an_approval() -> None:
     command = parse_jira(payload, default_repo=None)
     assert isinstance(command, Command) and command.verb is Verb.APPROVE
     assert command.text == "moved to Approved"
+
+
+def test_comments_follow_the_description_and_labels_are_kept() -> None:
+    payload = json.loads((FIXTURES / "jira-issue-created.json").read_text())
+    adf = {
+        "type": "doc",
+        "content": [
+            {
+                "type": "paragraph",
+                "content": [{"type": "text", "text": "Still failing on EUR"}],
+            }
+        ],
+    }
+    payload["issue"]["fields"]["comment"] = {"comments": [
+        {"author": {"displayName": "Ana"}, "created": "2025-01-01T10:00:00.000+0000", "body": adf},
+        {"author": {"displayName": "hookagent"}, "created": "2025-01-01T10:05:00.000+0000",
+         "body": "plan posted\n_hookagent:task-1-abc_"},
+        {"author": {"displayName": "Bo"}, "created": "2025-01-01T11:00:00.000+0000",
+         "body": "Seen in prod too"},
+    ]}  # fmt: skip
+    task = parse_jira(payload, default_repo=None)
+    assert isinstance(task, NewTask)
+    assert task.labels == ["AI-Fix", "checkout"]
+    assert task.prompt.endswith(
+        "Comments, oldest first:\n\n"
+        "--- Ana at 2025-01-01T10:00:00.000+0000:\nStill failing on EUR\n\n"
+        "--- Bo at 2025-01-01T11:00:00.000+0000:\nSeen in prod too"
+    )

@@ -68,3 +68,34 @@ def test_other_actions_and_resources_start_nothing() -> None:
 def test_not_an_object() -> None:
     with pytest.raises(PayloadError, match="JSON object"):
         parse_sentry([1, 2], resource=None, default_repo="o/r")
+
+
+def test_in_app_frames_come_first_and_breadcrumbs_follow() -> None:
+    payload = fixture("sentry-event-alert.json")
+    assert isinstance(payload, dict)
+    event = payload["data"]["event"]
+    event["exception"]["values"][0]["stacktrace"]["frames"].insert(
+        0, {"filename": "django/core/handlers.py", "lineno": 9, "function": "inner"}
+    )
+    event["breadcrumbs"] = {"values": [
+        {"timestamp": "2025-01-01T10:00:00Z", "category": "http", "level": "info",
+         "data": {"method": "GET", "url": "/invoices/7", "status_code": 200}},
+        {"timestamp": "2025-01-01T10:00:01Z", "category": "query", "message": "SELECT 1"},
+    ]}  # fmt: skip
+    task = parse_sentry(payload, resource="event_alert", default_repo=None)
+    lines = task.prompt.splitlines()
+    start = lines.index("In-app frames (most recent call last):")
+    assert lines[start + 1 : start + 8] == [
+        "  app/api/invoices.py:52 in get_invoice",
+        "    return render_invoice(inv)",
+        "  app/billing/invoice.py:17 in render_invoice",
+        "    symbol = SYMBOLS[inv['currency']]",
+        "Other frames (most recent call last):",
+        "  django/core/handlers.py:9 in inner",
+        "Breadcrumbs (oldest first):",
+    ]
+    assert lines[start + 8 : start + 10] == [
+        "  [2025-01-01T10:00:00Z] http/info: GET /invoices/7 200",
+        "  [2025-01-01T10:00:01Z] query: SELECT 1",
+    ]
+    assert task.level == "error"

@@ -8,6 +8,7 @@ instructions; a closing tag inside the data is escaped so it cannot end the bloc
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 FENCE = "untrusted_webhook_data"
 # Any spelling of the opening or closing tag: case, spaces, a slash.
@@ -75,15 +76,42 @@ def planning_prompt(
     context: str,
     previous_plan: str | None = None,
     feedback: str | None = None,
+    history: Sequence[str] = (),
+    thread: str | None = None,
 ) -> bytes:
-    """The planning prompt (with the revision request, if any), encoded for stdin."""
-    text = PLANNING.format(
-        repository=repository, notice=NOTICE, source=source, data=_issue(title, context)
-    )
+    """The planning prompt (with the revision request, if any), encoded for stdin.
+
+    ``thread``: the issue's discussion, already capped; ``history``: the feedback earlier
+    plans answered, oldest first (shown with the current ``feedback``).
+    """
+    data = _issue(title, context)
+    if thread:
+        data += "\n\nThe issue's discussion:\n" + fence(thread)
+    text = PLANNING.format(repository=repository, notice=NOTICE, source=source, data=data)
     if feedback:
-        data = fence(f"Reviewer's feedback:\n{feedback}")
-        text += REVISION.format(plan=previous_plan or "(none)", data=data)
+        text += REVISION.format(
+            plan=previous_plan or "(none)", data=fence(_feedback(feedback, history))
+        )
     return text.encode("utf-8")
+
+
+# Earlier feedback beyond this is left out, oldest first: the latest matters most.
+HISTORY_MAX_CHARS = 8 * 1024
+
+
+def _feedback(feedback: str, history: Sequence[str]) -> str:
+    earlier: list[str] = []
+    size = 0
+    for number in range(len(history), 0, -1):
+        item = f"{number}. {history[number - 1].strip()}"
+        size += len(item) + 1
+        if size > HISTORY_MAX_CHARS:
+            break
+        earlier.insert(0, item)
+    text = f"Reviewer's feedback:\n{feedback}"
+    if not earlier:
+        return text
+    return "Earlier feedback on earlier plans, oldest first:\n" + "\n".join(earlier) + "\n\n" + text
 
 
 def execution_prompt(

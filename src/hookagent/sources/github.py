@@ -48,6 +48,7 @@ def parse_github(
         prompt=clip_prompt("\n".join(lines).strip()),
         external_id=f"{repo}#{number}",
         url=text(issue.get("html_url")) or None,
+        labels=sorted(labels),
     )
 
 

@@ -19,6 +19,7 @@ from hookagent.sources.base import (
     text,
 )
 from hookagent.sources.commands import Command, Verb, is_own_comment, parse_mention
+from hookagent.thread import Comment, render_thread
 
 # Leading blanks, not ``\s*``: a ``\s*`` crossing newlines made a description of blank
 # lines quadratic (100,000 newlines took minutes); ``^`` already tries each line.
@@ -53,24 +54,43 @@ def parse_jira(
         find_repo(description), default_repo, "a 'Repository: owner/name' line to the description"
     )
     url = browse_url(text(issue.get("self")), key)
+    labels = [text(x) for x in array(fields.get("labels")) if text(x)]
     lines = [
         f"Jira issue {key}: {summary}",
         field("Type", text(obj(fields.get("issuetype")).get("name"))),
         field("Priority", text(obj(fields.get("priority")).get("name"))),
-        field("Labels", ", ".join(text(x) for x in array(fields.get("labels")) if text(x))),
+        field("Labels", ", ".join(labels)),
         field("Reporter", text(obj(body.get("user")).get("displayName"))),
         f"Link: {url}" if url else "",
         "",
         description,
     ]
+    # The comments after the (clipped) description, so a long description cannot push them out.
+    thread = render_thread(_comments(fields))
+    prompt = clip_prompt("\n".join(lines).strip()) + (f"\n\n{thread}" if thread else "")
     return NewTask(
         source="jira",
         repository=repo,
         title=f"{key}: {summary}" if key else summary,
-        prompt=clip_prompt("\n".join(lines).strip()),
+        prompt=prompt,
         external_id=key or None,
         url=url,
+        labels=labels,
     )
+
+
+def _comments(fields: dict[str, Any]) -> list[Comment]:
+    """The issue's comments in the payload (``fields.comment.comments``), ADF as text."""
+    found = []
+    for item in array(obj(fields.get("comment")).get("comments")):
+        item = obj(item)
+        body = adf_text(item.get("body"))
+        if not body or is_own_comment(body):
+            continue
+        author = obj(item.get("author"))
+        name = text(author.get("displayName")) or text(author.get("accountId"))
+        found.append(Comment(name, text(item.get("created")), body))
+    return found
 
 
 def _comment(body: dict[str, Any]) -> Command:

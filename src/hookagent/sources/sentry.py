@@ -5,9 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from hookagent.models import NewTask
-from hookagent.sources.base import Ignored, clip_prompt, field, obj, pick_repo, require_object, text
+from hookagent.sources.base import (
+    Ignored,
+    array,
+    clip_prompt,
+    field,
+    obj,
+    pick_repo,
+    require_object,
+    text,
+)
 
 FRAMES_SHOWN = 20
+BREADCRUMBS_SHOWN = 20
 _TASK_RESOURCES = {None, "", "issue", "event_alert", "error"}
 
 
@@ -38,14 +48,16 @@ def parse_sentry(payload: Any, *, resource: str | None, default_repo: str | None
     ]
     url = next((link for link in links if link), None)
     external = text(issue.get("id")) or text(event.get("issue_id")) or text(body.get("id"))
+    level = text(event.get("level")) or text(issue.get("level")) or text(body.get("level"))
     lines = [
         f"Title: {title}",
         field("Message", text(event.get("message")) or text(body.get("message"))),
         field("Culprit", text(event.get("culprit")) or text(issue.get("culprit"))),
-        field("Level", text(event.get("level")) or text(issue.get("level"))),
+        field("Level", level),
         field("Environment", tags.get("environment", "")),
         field("Release", text(event.get("release"))),
         *_exception(event, issue),
+        *_breadcrumbs(event),
         field("Tags", ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))),
         *(f"Link: {link}" for link in dict.fromkeys(link for link in links if link)),
     ]
@@ -57,6 +69,7 @@ def parse_sentry(payload: Any, *, resource: str | None, default_repo: str | None
         prompt=clip_prompt(prompt),
         external_id=external or None,
         url=url,
+        level=level or None,
     )
 
 
@@ -77,23 +90,43 @@ def _tags(raw: Any) -> dict[str, str]:
     return tags
 
 
+def _frame(frame: dict[str, Any]) -> list[str]:
+    where = f"  {text(frame.get('filename')) or text(frame.get('abs_path'))}"
+    where += f":{text(frame.get('lineno'))} in {text(frame.get('function'))}"
+    context = text(frame.get("context_line"))
+    return [where, f"    {context}"] if context else [where]
+
+
+def _breadcrumbs(event: dict[str, Any]) -> list[str]:
+    """The last breadcrumbs before the event (``{"values": [...]}`` or a bare list)."""
+    raw = event.get("breadcrumbs")
+    crumbs = [obj(c) for c in array(obj(raw).get("values") if isinstance(raw, dict) else raw)]
+    lines = ["Breadcrumbs (oldest first):"] if crumbs else []
+    for crumb in crumbs[-BREADCRUMBS_SHOWN:]:
+        data = obj(crumb.get("data"))
+        said = text(crumb.get("message")) or " ".join(
+            text(data.get(k)) for k in ("method", "url", "status_code") if text(data.get(k))
+        )
+        kind = "/".join(x for x in (text(crumb.get("category")), text(crumb.get("level"))) if x)
+        lines.append(f"  [{text(crumb.get('timestamp'))}] {kind}: {said}")
+    return lines
+
+
 def _exception(event: dict[str, Any], issue: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     values = obj(event.get("exception")).get("values")
     for exc in values if isinstance(values, list) else []:
         exc = obj(exc)
         lines.append(f"Exception: {text(exc.get('type'))}: {text(exc.get('value'))}")
-        frames = obj(exc.get("stacktrace")).get("frames")
-        frames = frames if isinstance(frames, list) else []
-        if frames:
-            lines.append("Stack (most recent call last):")
-        for frame in frames[-FRAMES_SHOWN:]:
-            frame = obj(frame)
-            where = f"  {text(frame.get('filename')) or text(frame.get('abs_path'))}"
-            where += f":{text(frame.get('lineno'))} in {text(frame.get('function'))}"
-            lines.append(where)
-            if text(frame.get("context_line")):
-                lines.append(f"    {text(frame.get('context_line'))}")
+        frames = [obj(f) for f in array(obj(exc.get("stacktrace")).get("frames"))]
+        # The application's own frames first: that is where a fix goes; library frames after.
+        own = [f for f in frames if f.get("in_app") is True]
+        other = [f for f in frames if f.get("in_app") is not True]
+        for heading, group in (("In-app frames", own), ("Other frames", other)):
+            if group:
+                lines.append(f"{heading} (most recent call last):")
+            for frame in group[-FRAMES_SHOWN:]:
+                lines.extend(_frame(frame))
     metadata = obj(issue.get("metadata"))
     if not lines and metadata:
         lines.append(f"Exception: {text(metadata.get('type'))}: {text(metadata.get('value'))}")

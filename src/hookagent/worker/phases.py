@@ -4,22 +4,41 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hookagent.agents import Agent, AgentOutcome, build_agent
 from hookagent.agents.prompts import execution_prompt, planning_prompt
-from hookagent.errors import AgentError, PullRequestError, TaskNotFound, WorkspaceError
+from hookagent.errors import (
+    AgentError,
+    PolicyViolation,
+    PullRequestError,
+    TaskNotFound,
+    WorkspaceError,
+)
 from hookagent.models import FAIL, TERMINAL_STATUSES, Action, Phase, Task
+from hookagent.policy import Facts, Policies, Policy, plan_files
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.publish import Publisher
 from hookagent.worker.run import AgentSession
+from hookagent.worker.threads import Threads
 from hookagent.worker.workspace import Workspaces
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One job's agent, its repository's policy and the settings that policy makes."""
+
+    agent: Agent
+    policy: Policy
+    settings: Settings
+
 
 # Leftover workspaces (a crash, a cancel, a failed task's keep window) are rare: a sweep
 # every ten minutes keeps the disk tidy without a Redis read per directory per job.
@@ -30,9 +49,17 @@ class PhaseRunner:
     """Runs one claimed job's phase and records its outcome (fenced by the attempt token)."""
 
     def __init__(
-        self, *, store: Store, settings: Settings, agent: Agent, worker: str, redactor: Redactor
+        self,
+        *,
+        store: Store,
+        settings: Settings,
+        agent: Agent,
+        worker: str,
+        redactor: Redactor,
+        policies: Policies | None = None,
     ) -> None:
         self._store = store
+        self._policies = policies or Policies.from_settings(settings)
         self._redactor = redactor
         self._settings = settings
         self._agent = agent
@@ -40,6 +67,7 @@ class PhaseRunner:
         self._worker = worker
         self._workspaces = Workspaces.from_settings(settings)
         self._next_sweep = 0.0
+        self._threads = Threads(settings)
         self._session = AgentSession(store=store, settings=settings, redactor=redactor)
         self._publisher = Publisher(
             store=store, settings=settings, workspaces=self._workspaces, redactor=redactor
@@ -48,19 +76,28 @@ class PhaseRunner:
     async def run(self, job: Job, writer: LogWriter, *, token: str, attempt: int) -> None:
         """The job's phase, start to recorded outcome."""
         task = await self._store.tasks.get(job.task_id)
-        agent = self._agent_for(task)
+        policy = self._policies.effective(task.repository)
+        own = policy.run_settings(self._settings)
+        agent = self._agent_for(task, own)
         verb = "planning" if job.phase is Phase.PLAN else "executing the approved plan"
         await writer.system(
             f"attempt {attempt} (delivery {job.deliveries}): {verb} with {agent.name} "
             f"on worker {self._worker}"
         )
+        run = _Run(agent=agent, policy=policy, settings=own)
         if job.phase is Phase.EXECUTE:
-            await self._execute(agent, task, writer, token)
+            await self._execute(run, task, writer, token)
         else:
-            await self._plan(agent, task, writer, token)
+            await self._plan(run, task, writer, token)
 
-    def _agent_for(self, task: Task) -> Agent:
-        """The task's own agent when it names one (``?agent=`` on the webhook), else the default."""
+    def _agent_for(self, task: Task, own: Settings) -> Agent:
+        """The task's own agent when it names one (``?agent=`` on the webhook), else the default.
+
+        A repository policy that sets the agent, model, budget or tools gets an adapter built
+        from those settings for this run.
+        """
+        if own is not self._settings:
+            return build_agent(own.model_copy(update={"agent": task.agent}) if task.agent else own)
         name = task.agent or self._agent.name
         if name == self._agent.name:
             return self._agent
@@ -68,18 +105,23 @@ class PhaseRunner:
             self._others[name] = build_agent(self._settings.model_copy(update={"agent": name}))
         return self._others[name]
 
-    async def _plan(self, agent: Agent, task: Task, writer: LogWriter, token: str) -> None:
-        prompt = planning_prompt(
-            repository=task.repository,
-            source=task.source,
-            title=task.title,
-            context=task.prompt,
-            previous_plan=task.plan,
-            feedback=task.feedback,
-        )
+    async def _plan(self, run: _Run, task: Task, writer: LogWriter, token: str) -> None:
+        agent = run.agent
         try:
             path = await self._clone(task, writer)
-            outcome = await self._session.run(agent, path, Phase.PLAN, prompt, writer)
+            prompt = planning_prompt(
+                repository=task.repository,
+                source=task.source,
+                title=task.title,
+                context=task.prompt,
+                previous_plan=task.plan,
+                feedback=task.feedback,
+                history=await self._store.tasks.feedbacks(task.task_id),
+                thread=await self._threads.comments(task, writer),
+            )
+            outcome = await self._session.run(
+                agent, path, Phase.PLAN, prompt, writer, settings=run.settings
+            )
         except (AgentError, WorkspaceError) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
         if outcome.ok and not (outcome.plan or "").strip():
@@ -90,13 +132,45 @@ class PhaseRunner:
             return
         # Execution clones afresh, so nothing needs this clone while the plan waits.
         await self._workspaces.remove(task.task_id)
-        await self._store.tasks.add_plan(task.task_id, str(outcome.plan))
+        plan = str(outcome.plan)
+        await self._store.tasks.add_plan(task.task_id, plan)
+        if task.feedback:
+            # Kept before the field is cleared: every later revision's prompt shows it.
+            await self._store.tasks.add_feedback(task.task_id, task.feedback)
+        # Votes were for the previous plan; none can arrive before this one is pending.
+        await self._store.tasks.clear_approvals(task.task_id)
         await writer.system("plan ready; waiting for approval")
         await writer.flush()
-        fields |= {"plan": outcome.plan, "result": outcome.result, "error": None, "feedback": None}
+        fields |= {"plan": plan, "result": outcome.result, "error": None, "feedback": None}
         await self._store.tasks.advance(task.task_id, Action.PLAN_READY, token=token, fields=fields)
+        await self._auto_approve(run.policy, task, plan, writer, token)
 
-    async def _execute(self, agent: Agent, task: Task, writer: LogWriter, token: str) -> None:
+    async def _auto_approve(
+        self, policy: Policy, task: Task, plan: str, writer: LogWriter, token: str
+    ) -> None:
+        """Approve as ``policy`` when one of the repository's ``auto_approve`` rules matches."""
+        files = len(plan_files(plan))
+        facts = Facts(source=task.source, labels=tuple(task.labels), level=task.level, files=files)
+        found = policy.auto_rule(facts)
+        if found is None:
+            return
+        number, rule = found
+        text = f"auto-approved by policy rule {number} of {task.repository}: {rule.describe()}"
+        await writer.system(text)
+        await writer.flush()
+        fields = {"approver": "policy", "approval_comment": None, "phase": Phase.EXECUTE}
+        # Fenced by this attempt's token: a person's cancel or reject in between wins.
+        await self._store.tasks.advance(
+            task.task_id,
+            Action.APPROVE,
+            token=token,
+            reason=text,
+            fields=fields,
+            enqueue=Phase.EXECUTE,
+        )
+
+    async def _execute(self, run: _Run, task: Task, writer: LogWriter, token: str) -> None:
+        agent = run.agent
         branch = f"hookagent/{task.task_id}"
         prompt = execution_prompt(
             repository=task.repository,
@@ -110,11 +184,14 @@ class PhaseRunner:
         try:
             path = await self._clone(task, writer)
             base = await self._workspaces.start_branch(path, branch)
-            outcome = await self._session.run(agent, path, Phase.EXECUTE, prompt, writer)
+            outcome = await self._session.run(
+                agent, path, Phase.EXECUTE, prompt, writer, settings=run.settings
+            )
             fields |= outcome.stats
             if outcome.ok:
+                await self._check_paths(run.policy, task, path, base)
                 fields |= await self._publisher.publish(task, path, branch, base, writer)
-        except (AgentError, WorkspaceError, PullRequestError) as exc:
+        except (AgentError, WorkspaceError, PullRequestError, PolicyViolation) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
         if not outcome.ok:
             await self._fail(task, writer, token, outcome, fields)
@@ -126,6 +203,15 @@ class PhaseRunner:
         await self._store.tasks.advance(
             task.task_id, Action.COMPLETE, token=token, fields=fields | {"error": None}
         )
+
+    async def _check_paths(self, policy: Policy, task: Task, path: Path, base: str) -> None:
+        """Refuse, before anything is committed or pushed, changes ``paths_denied`` forbids."""
+        if not policy.paths_denied:
+            return
+        denied = policy.denied(await self._workspaces.changed_files(path, base))
+        if denied:
+            where = f"paths_denied of {task.repository}"
+            raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
 
     async def _clone(self, task: Task, writer: LogWriter) -> Path:
         path = await self._workspaces.clone(task.task_id, task.repository)

@@ -114,10 +114,20 @@ class AgentSession:
         self._redactor = redactor
 
     async def run(
-        self, agent: Agent, path: Path, phase: Phase, prompt: bytes, writer: LogWriter
+        self,
+        agent: Agent,
+        path: Path,
+        phase: Phase,
+        prompt: bytes,
+        writer: LogWriter,
+        *,
+        settings: Settings | None = None,
     ) -> AgentOutcome:
-        """The agent's outcome; a stall or timeout is a failed outcome with its reason."""
-        s = self._settings
+        """The agent's outcome; a stall or timeout is a failed outcome with its reason.
+
+        ``settings``: this run's own (a repository policy's timeout and budget), if any.
+        """
+        s = settings or self._settings
         timeout, knob = (
             (s.planning_timeout, "HOOKAGENT_PLANNING_TIMEOUT")
             if phase is Phase.PLAN

@@ -227,6 +227,13 @@ class Workspaces:
         await self._git("-C", str(path), "checkout", "--quiet", "-b", branch)
         return base
 
+    async def changed_files(self, path: Path, base: str) -> list[str]:
+        """Paths changed since ``base``: staged, committed or new (a rename as both its paths)."""
+        await self._git("-C", str(path), "add", "--all")
+        out = await self._git("-C", str(path), "diff", "--cached", "--name-only", "--no-renames",
+                              "-z", base, "--")  # fmt: skip
+        return [name for name in out.split("\0") if name]
+
     async def commit_all(self, path: Path, message: str, *, name: str, email: str) -> str | None:
         """Commit every change in the clone; the new commit's sha, or None when nothing changed."""
         await self._git("-C", str(path), "add", "--all")
