@@ -157,6 +157,8 @@ class NewTask(BaseModel):
     external_id: str | None = None
     url: str | None = None
     agent: str | None = None
+    # Where the change request is opened: GitHub unless the task came from GitLab.
+    forge: str = "github"
 
 
 class StatusChange(BaseModel):
@@ -193,6 +195,7 @@ class Task(BaseModel):
     commit: str | None = None
     pr_url: str | None = None
     pr_number: int | None = None
+    forge: str = "github"
     agent: str | None = None
     session_id: str | None = None
     num_turns: int | None = None
