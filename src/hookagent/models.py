@@ -160,6 +160,8 @@ class NewTask(BaseModel):
     # What auto-approve rules look at: the labels, the Sentry event's level.
     labels: list[str] = Field(default_factory=list)
     level: str | None = None
+    # Where the change request is opened: GitHub unless the task came from GitLab.
+    forge: str = "github"
 
 
 class StatusChange(BaseModel):
@@ -196,6 +198,7 @@ class Task(BaseModel):
     commit: str | None = None
     pr_url: str | None = None
     pr_number: int | None = None
+    forge: str = "github"
     agent: str | None = None
     session_id: str | None = None
     num_turns: int | None = None

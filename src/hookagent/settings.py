@@ -123,6 +123,15 @@ class Settings(BaseSettings):
     notify_lease: float = Field(default=60.0, gt=0)
     github_reply: bool = True
     github_bot_login: str | None = None
+    gitlab_api_url: str = "https://gitlab.com/api/v4"
+    gitlab_token: SecretStr | None = None
+    gitlab_webhook_secret: SecretStr | None = None
+    gitlab_label: str = "hookagent"
+    gitlab_approvers: str = ""
+    gitlab_bot_username: str | None = None
+    gitlab_reply: bool = True
+    # Empty: the project's ``http_url_to_repo``, which sits beside the API's ``/api/v4``.
+    gitlab_url_template: str = ""
     jira_url: str | None = None
     jira_email: str | None = None
     jira_api_token: SecretStr | None = None
@@ -133,6 +142,8 @@ class Settings(BaseSettings):
         "jira_webhook_secret",
         "github_webhook_secret",
         "github_token",
+        "gitlab_webhook_secret",
+        "gitlab_token",
         "git_token",
         "slack_bot_token",
         "slack_signing_secret",
@@ -213,13 +224,22 @@ class Settings(BaseSettings):
         return frozenset(r.strip().lower() for r in self.allowed_repos.split(",") if r.strip())
 
     def approvers(self, source: str) -> frozenset[str]:
-        """Who may approve from ``source`` (GitHub logins, Jira ids or names, Slack user ids)."""
+        """Who may approve from ``source`` (GitHub/GitLab logins, Jira ids or names, Slack ids)."""
         raw = {
             "github": self.github_approvers,
+            "gitlab": self.gitlab_approvers,
             "jira": self.jira_approvers,
             "slack": self.slack_approvers,
         }.get(source, "")
         return frozenset(a.strip().lower() for a in raw.split(",") if a.strip())
+
+    @property
+    def gitlab_clone_template(self) -> str:
+        """Where GitLab projects are cloned from: the template, else beside the API."""
+        if self.gitlab_url_template:
+            return self.gitlab_url_template
+        root = self.gitlab_api_url.rstrip("/").removesuffix("/api/v4")
+        return f"{root}/{{repo}}.git"
 
     @property
     def cors_origin_list(self) -> list[str]:

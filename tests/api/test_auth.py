@@ -36,6 +36,7 @@ EXPECTED: dict[str, str | None] = {
     "POST /webhooks/sentry": None,
     "POST /webhooks/jira": None,
     "POST /webhooks/github": None,
+    "POST /webhooks/gitlab": None,
     "POST /webhooks/slack/interactions": None,
     "GET /tasks/": "viewer",
     "GET /tasks/events": "viewer",

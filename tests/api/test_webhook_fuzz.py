@@ -35,7 +35,12 @@ fuzz_settings = settings(
 async def client(settings: Settings, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
     """The app with a default repository and approvers, so more deliveries reach intake."""
     own = settings.model_copy(
-        update={"default_repo": REPO, "github_approvers": "lee-lead", "jira_approvers": "Lee Lead"}
+        update={
+            "default_repo": REPO,
+            "github_approvers": "lee-lead",
+            "jira_approvers": "Lee Lead",
+            "gitlab_approvers": "lee-lead",
+        }
     )
     async with app_client(own, redis) as http:
         yield http
@@ -100,6 +105,19 @@ async def test_github(
 ) -> None:
     sent = headers(content_type, **{"x-github-event": event})
     await check(await client.post("/webhooks/github", content=body, headers=sent))
+
+
+@fuzz_settings
+@given(
+    body=bodies("gitlab"),
+    content_type=st.sampled_from(JSON_TYPES),
+    event=st.sampled_from(["Issue Hook", "Note Hook", "Push Hook"]),
+)
+async def test_gitlab(
+    client: httpx.AsyncClient, body: bytes, content_type: str | None, event: str
+) -> None:
+    sent = headers(content_type, **{"x-gitlab-event": event})
+    await check(await client.post("/webhooks/gitlab", content=body, headers=sent))
 
 
 # Both answered 500 once (found by this fuzzing): a lone surrogate reached Redis, and

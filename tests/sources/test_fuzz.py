@@ -23,6 +23,7 @@ from hookagent.sources import (
     UnknownCommand,
     Verb,
     parse_github,
+    parse_gitlab,
     parse_jira,
     parse_sentry,
 )
@@ -72,10 +73,11 @@ def check_task(task: NewTask, source: str) -> None:
     assert task.external_id is None or isinstance(task.external_id, str)
     assert task.url is None or isinstance(task.url, str)
     assert isinstance(task.repository, str)
+    nested = task.forge == "gitlab"
     try:
-        validate_repo(task.repository)
+        validate_repo(task.repository, nested=nested)
     except WorkspaceError as refused:  # intake answers 422
-        assert "owner/name" in refused.message
+        assert ("group/…/project" if nested else "owner/name") in refused.message
 
 
 def check_command(command: Command, source: str) -> None:
@@ -165,6 +167,17 @@ def test_jira(
 )
 def test_github(payload: Json, event: str | None, label: str) -> None:
     outcome(lambda: parse_github(payload, event=event, label=label), "github")
+
+
+@given(
+    payload=payloads("gitlab"),
+    event=st.sampled_from(
+        [None, "", "Issue Hook", "Note Hook", "Confidential Note Hook", "Push Hook"]
+    ),
+    label=st.sampled_from(["hookagent", "HookAgent", ""]),
+)
+def test_gitlab(payload: Json, event: str | None, label: str) -> None:
+    outcome(lambda: parse_gitlab(payload, event=event, label=label, bot_username="bot"), "gitlab")
 
 
 mentions = st.builds(

@@ -20,7 +20,7 @@ from hookagent.store import Store
 from hookagent.worker.workspace import Workspaces, _scrub, split_credentials
 from tests.conftest import RunWorker
 from tests.git_http import GitHttpServer
-from tests.helpers import FIXTURES, REPO, fake_agent, wait_status
+from tests.helpers import FIXTURES, REPO, fake_agent, make_remote, wait_status
 
 TOKEN = "ghs_s3cretTokenValue42"
 WRONG = "ghs_wrongTokenValue99"
@@ -108,6 +108,35 @@ async def test_credentials_reach_git_but_not_the_clone(
     await spaces.push(path, "hookagent/t")
     assert git("-C", remotes / f"{REPO}.git", "rev-parse", "hookagent/t") == sha
     assert secrets_on_disk(path, TOKEN, header) == ""
+
+
+async def test_gitlab_projects_clone_beside_the_api_with_the_gitlab_token(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """A nested project at the API's host (its ``http_url_to_repo``), as ``oauth2:<token>``."""
+    token, project = "glpat-s3cretTokenValue42", "group/sub/project"
+    make_remote(tmp_path / "gitlab", project)
+    with GitHttpServer(tmp_path / "gitlab", user="oauth2", token=token) as server:
+        own = settings.model_copy(
+            update={
+                "gitlab_api_url": f"{server.url}/api/v4",
+                "gitlab_token": SecretStr(token),
+                "workspace_dir": tmp_path / "ws",
+            }
+        )
+        spaces = Workspaces.from_settings(own)
+        path = await spaces.clone(TASK, project, "gitlab")
+        assert server.authorized > 0 and server.refused == 0
+        origin = git("-C", path, "config", "--get", "remote.origin.url")
+        assert origin == f"{server.url}/{project}.git"
+        (path / "NEW.md").write_text("new\n")
+        sha = await spaces.commit_all(path, "add", name="t", email="t@example.com")
+        await spaces.push(path, "hookagent/t", "gitlab")
+    header = base64.b64encode(f"oauth2:{token}".encode()).decode()
+    assert secrets_on_disk(path, token, header) == ""
+    assert git("-C", tmp_path / "gitlab" / f"{project}.git", "rev-parse", "hookagent/t") == sha
+    with pytest.raises(WorkspaceError, match="no git remote configured for forge 'bitbucket'"):
+        await spaces.clone(TASK, project, "bitbucket")
 
 
 async def test_wrong_token_fails_with_a_clean_message(

@@ -1,15 +1,20 @@
-"""Opens pull requests and writes issue comments through the GitHub REST API (or Enterprise)."""
+"""GitHub behind the forge interface: pull requests and issue comments (REST, or Enterprise)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from hookagent.errors import OutboundError, PullRequestError
+from hookagent.forges.base import ChangeRequest, Comment, Thread
 from hookagent.forges.http import retry_after
+from hookagent.settings import Settings
 
 API_VERSION = "2022-11-28"
+# Pages of 100 comments read for one thread; a longer thread is read up to there.
+MAX_PAGES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,20 +25,100 @@ class PullRequest:
     url: str
 
 
-async def open_pull_request(
-    *, api_url: str, token: str, repo: str, head: str, base: str, title: str, body: str
-) -> PullRequest:
-    """``POST /repos/{owner}/{repo}/pulls``; :class:`PullRequestError` carries GitHub's reason."""
-    headers = {
+class GitHubForge:
+    """The :class:`~hookagent.forges.base.Forge` for GitHub and GitHub Enterprise."""
+
+    name = "github"
+
+    def __init__(self, *, api_url: str, token: str) -> None:
+        self._api_url = api_url
+        self._token = token
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GitHubForge | None:
+        """The forge, or None without ``HOOKAGENT_GITHUB_TOKEN``."""
+        if settings.github_token is None:
+            return None
+        return cls(api_url=settings.github_api_url, token=settings.github_token.get_secret_value())
+
+    async def open_change_request(
+        self, *, repo: str, head: str, base: str, title: str, body: str
+    ) -> ChangeRequest:
+        """``POST /repos/{owner}/{repo}/pulls``."""
+        pull = await open_pull_request(
+            api_url=self._api_url, token=self._token, repo=repo, head=head, base=base,
+            title=title, body=body,
+        )  # fmt: skip
+        ref = f"{repo}#{pull.number}"
+        return ChangeRequest(pull.number, pull.url, ref=ref, label=f"pull request #{pull.number}")
+
+    async def write_comment(self, thread: Thread, body: str) -> Comment:
+        """``POST /repos/{owner}/{repo}/issues/{number}/comments``."""
+        made = await create_issue_comment(
+            api_url=self._api_url, token=self._token, repo=thread.repo, number=thread.number,
+            body=body,
+        )  # fmt: skip
+        return Comment(str(made.comment_id), body, url=made.url)
+
+    async def edit_comment(self, thread: Thread, comment_id: str, body: str) -> Comment:
+        """``PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}``."""
+        made = await edit_issue_comment(
+            api_url=self._api_url, token=self._token, repo=thread.repo,
+            comment_id=int(comment_id), body=body,
+        )  # fmt: skip
+        return Comment(str(made.comment_id), body, url=made.url)
+
+    async def fetch_thread(self, thread: Thread) -> list[Comment]:
+        """``GET /repos/{owner}/{repo}/issues/{number}/comments``, page by page."""
+        path = f"/repos/{thread.repo}/issues/{thread.number}/comments"
+        found: list[Comment] = []
+        async with httpx.AsyncClient(base_url=self._api_url.rstrip("/"), timeout=30) as client:
+            for page in range(1, MAX_PAGES + 1):
+                params = {"per_page": 100, "page": page}
+                try:
+                    response = await client.get(path, params=params, headers=_headers(self._token))
+                except httpx.HTTPError as exc:
+                    raise OutboundError(
+                        f"GitHub API unreachable: {exc!r}", retryable=True
+                    ) from None
+                if response.status_code != 200:
+                    raise _failure(response)
+                rows = response.json()
+                found += [_as_comment(row) for row in rows if isinstance(row, dict)]
+                if 'rel="next"' not in response.headers.get("link", ""):
+                    break
+        return found
+
+
+def _as_comment(row: dict[str, Any]) -> Comment:
+    user = row.get("user") if isinstance(row.get("user"), dict) else {}
+    return Comment(
+        comment_id=str(row.get("id", "")),
+        body=str(row.get("body") or ""),
+        author=str((user or {}).get("login", "")),
+        url=str(row.get("html_url", "")),
+    )
+
+
+def _headers(token: str) -> dict[str, str]:
+    return {
         "Accept": "application/vnd.github+json",
         "Authorization": f"Bearer {token}",
         "X-GitHub-Api-Version": API_VERSION,
         "User-Agent": "hookagent",
     }
+
+
+async def open_pull_request(
+    *, api_url: str, token: str, repo: str, head: str, base: str, title: str, body: str
+) -> PullRequest:
+    """``POST /repos/{owner}/{repo}/pulls``; :class:`PullRequestError` carries GitHub's reason."""
     payload = {"title": title, "head": head, "base": base, "body": body}
     async with httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=30) as client:
         try:
-            response = await client.post(f"/repos/{repo}/pulls", json=payload, headers=headers)
+            response = await client.post(
+                f"/repos/{repo}/pulls", json=payload, headers=_headers(token)
+            )
         except httpx.HTTPError as exc:
             raise PullRequestError(f"GitHub API unreachable: {exc!r}") from None
     if response.status_code != 201:
@@ -82,28 +167,27 @@ async def edit_issue_comment(
 async def _comment(
     method: str, api_url: str, token: str, path: str, body: str, *, expect: int
 ) -> IssueComment:
-    headers = {
-        "Accept": "application/vnd.github+json",
-        "Authorization": f"Bearer {token}",
-        "X-GitHub-Api-Version": API_VERSION,
-        "User-Agent": "hookagent",
-    }
     async with httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=30) as client:
         try:
-            response = await client.request(method, path, json={"body": body}, headers=headers)
+            response = await client.request(
+                method, path, json={"body": body}, headers=_headers(token)
+            )
         except httpx.HTTPError as exc:
             raise OutboundError(f"GitHub API unreachable: {exc!r}", retryable=True) from None
     if response.status_code != expect:
-        status = response.status_code
-        # GitHub's secondary rate limit is a 403 with Retry-After (or no quota left).
-        limited = status == 403 and (
-            "retry-after" in response.headers
-            or response.headers.get("x-ratelimit-remaining") == "0"
-        )
-        raise OutboundError(
-            f"GitHub answered {status}: {_reason(response)}",
-            retryable=limited or status == 429 or status >= 500,
-            retry_after=retry_after(response.headers.get("retry-after")),
-        )
+        raise _failure(response)
     data = response.json()
     return IssueComment(comment_id=int(data["id"]), url=str(data.get("html_url", "")))
+
+
+def _failure(response: httpx.Response) -> OutboundError:
+    status = response.status_code
+    # GitHub's secondary rate limit is a 403 with Retry-After (or no quota left).
+    limited = status == 403 and (
+        "retry-after" in response.headers or response.headers.get("x-ratelimit-remaining") == "0"
+    )
+    return OutboundError(
+        f"GitHub answered {status}: {_reason(response)}",
+        retryable=limited or status == 429 or status >= 500,
+        retry_after=retry_after(response.headers.get("retry-after")),
+    )

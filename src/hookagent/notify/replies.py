@@ -24,7 +24,7 @@ def marker(task_id: str) -> str:
 def markdown_reply(
     task: Task, settings: Settings, progress: dict[str, Any] | None, decided: str | None
 ) -> str:
-    """The GitHub comment: status line, plan and how to approve, checklist, PR, cost, failure."""
+    """The GitHub/GitLab comment: status, plan and how to approve, checklist, PR, cost, failure."""
     link = task_url(settings, task.task_id)
     parts = [
         f"<!-- {marker(task.task_id)} -->",
@@ -37,7 +37,8 @@ def markdown_reply(
         more = f"\n\n[The full plan]({link})" if cut else ""
         parts += [
             f"<details open><summary>Plan</summary>\n\n{plan}{more}\n\n</details>",
-            f"To go ahead, comment {COMMANDS} (approvers: `HOOKAGENT_GITHUB_APPROVERS`).",
+            f"To go ahead, comment {COMMANDS} "
+            f"(approvers: `HOOKAGENT_{task.source.upper()}_APPROVERS`).",
         ]
     checklist = _checklist(progress)
     if checklist and task.status in {TaskStatus.EXECUTING, TaskStatus.COMPLETED, TaskStatus.FAILED}:
@@ -77,7 +78,8 @@ def _checklist(progress: dict[str, Any] | None) -> str:
 
 def _outcome(task: Task) -> list[str]:
     if task.status is TaskStatus.COMPLETED:
-        pr = f"Pull request: {task.pr_url}" if task.pr_url else (task.result or "no changes")
+        noun = "Merge request" if task.forge == "gitlab" else "Pull request"
+        pr = f"{noun}: {task.pr_url}" if task.pr_url else (task.result or "no changes")
         return [f"{pr} · cost {cost(task)} · {duration(task)}"]
     if task.status in {TaskStatus.FAILED, TaskStatus.CANCELLED}:
         reason, _ = trim(task.error or task.status.value, 2000)

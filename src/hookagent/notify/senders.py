@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from hookagent.forges import build_forges
 from hookagent.notify.base import Sender
-from hookagent.notify.github import GitHubReply
+from hookagent.notify.forge import ForgeReply
 from hookagent.notify.jira import JiraReply
 from hookagent.notify.slack import SlackApp
 from hookagent.notify.slack_webhook import SlackWebhook
@@ -25,8 +26,10 @@ def build_senders(settings: Settings, store: Store, redactor: Redactor) -> list[
     secret = s.notify_secret.get_secret_value() if s.notify_secret else None
     for url in s.notify_url_list:
         senders.append(OutboundWebhook(url=url, secret=secret, redactor=redactor))
-    if s.github_token is not None and s.github_reply:
-        senders.append(GitHubReply(settings=s, store=store, redactor=redactor))
+    replies = {"github": s.github_reply, "gitlab": s.gitlab_reply}
+    for name, forge in build_forges(s).items():
+        if replies.get(name, True):
+            senders.append(ForgeReply(forge=forge, settings=s, store=store, redactor=redactor))
     if s.jira_url and s.jira_email and s.jira_api_token is not None:
         senders.append(JiraReply(settings=s, redactor=redactor))
     return senders

@@ -21,6 +21,7 @@ QUEUE_FULL_RETRY_AFTER_S = 30
 # The setting that holds each source's webhook secret, named in refusals.
 SECRET_SETTINGS = {
     "github": "HOOKAGENT_GITHUB_WEBHOOK_SECRET",
+    "gitlab": "HOOKAGENT_GITLAB_WEBHOOK_SECRET",
     "jira": "HOOKAGENT_JIRA_WEBHOOK_SECRET",
     "sentry": "HOOKAGENT_SENTRY_CLIENT_SECRET",
 }
@@ -88,7 +89,10 @@ class Intake:
                 f"unsigned delivery refused (HOOKAGENT_REQUIRE_SIGNATURES): set "
                 f"{_secret_setting(new.source)} and give the webhook the same secret"
             )
-        new.repository = validate_repo(new.repository, self._settings.allowed_repo_set)
+        # Nested group paths are GitLab's; anywhere else they would be a malformed name.
+        new.repository = validate_repo(
+            new.repository, self._settings.allowed_repo_set, nested=new.forge == "gitlab"
+        )
         refs, ref = self._store.refs, new.external_id
         for _ in range(MAX_ROUNDS):
             by_delivery, by_ref = await refs.seen(new.source, delivery=delivery, ref=ref)

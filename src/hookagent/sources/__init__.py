@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from hookagent.sources.base import Ignored, verify_hmac_sha256
+from hookagent.sources.base import Ignored, verify_hmac_sha256, verify_token
 from hookagent.sources.commands import Command, UnknownCommand, Verb
 from hookagent.sources.github import parse_github
+from hookagent.sources.gitlab import parse_gitlab
 from hookagent.sources.jira import parse_jira
 from hookagent.sources.sentry import parse_sentry
 from hookagent.sources.slack import (
@@ -20,9 +21,11 @@ __all__ = [
     "UnknownCommand",
     "Verb",
     "parse_github",
+    "parse_gitlab",
     "parse_jira",
     "parse_sentry",
     "parse_slack_interaction",
     "verify_hmac_sha256",
     "verify_slack_signature",
+    "verify_token",
 ]

@@ -33,6 +33,15 @@ def verify_hmac_sha256(body: bytes, secret: str, header: str | None, *, prefix: 
         raise SignatureError("signature does not match the body")
 
 
+def verify_token(secret: str, given: str | None) -> None:
+    """Compare a shared-token header (GitLab's ``X-Gitlab-Token``) in constant time."""
+    if not given:
+        raise SignatureError("missing token header")
+    # Bytes: compare_digest refuses non-ASCII str, and a header may hold anything.
+    if not hmac.compare_digest(secret.encode(), given.encode()):
+        raise SignatureError("token does not match")
+
+
 def obj(value: Any) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty one."""
     return value if isinstance(value, dict) else {}

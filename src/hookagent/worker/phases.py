@@ -214,7 +214,7 @@ class PhaseRunner:
             raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
 
     async def _clone(self, task: Task, writer: LogWriter) -> Path:
-        path = await self._workspaces.clone(task.task_id, task.repository)
+        path = await self._workspaces.clone(task.task_id, task.repository, task.forge)
         await writer.system(f"cloned {task.repository} into workspace {path.name}")
         return path
 

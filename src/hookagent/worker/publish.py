@@ -1,4 +1,7 @@
-"""After execution: commit what the agent changed, push the branch, open the pull request."""
+"""After execution: commit what the agent changed, push the branch, open the change request.
+
+The task's ``forge`` (GitHub unless it came from GitLab) picks where both go.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hookagent.errors import WorkspaceError
-from hookagent.forges.github import open_pull_request
+from hookagent.forges import build_forges
 from hookagent.models import Task
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
@@ -25,11 +28,12 @@ class Publisher:
         self._settings = settings
         self._workspaces = workspaces
         self._redactor = redactor
+        self._forges = build_forges(settings)
 
     async def publish(
         self, task: Task, path: Path, branch: str, base: str, writer: LogWriter
     ) -> dict[str, Any]:
-        """Commit, push and open the pull request; the task fields that record it."""
+        """Commit, push and open the change request; the task fields that record it."""
         s = self._settings
         sha = await self._workspaces.commit_all(
             path,
@@ -42,30 +46,31 @@ class Publisher:
             return {"result": "no changes", "branch": None}
         await writer.system(f"committed {sha[:12]} on {branch}")
         try:
-            await self._workspaces.push(path, branch)
+            await self._workspaces.push(path, branch, task.forge)
         except WorkspaceError as exc:
             raise WorkspaceError(f"push of {branch} rejected: {exc.message}") from None
         await writer.system(f"pushed {branch}")
         fields: dict[str, Any] = {"commit": sha, "result": f"branch {branch} pushed"}
-        if s.github_token is None:
-            await writer.system("no HOOKAGENT_GITHUB_TOKEN: branch pushed, no pull request opened")
+        forge = self._forges.get(task.forge)
+        if forge is None:
+            token = f"HOOKAGENT_{task.forge.upper()}_TOKEN"
+            noun = "merge request" if task.forge == "gitlab" else "pull request"
+            await writer.system(f"no {token}: branch pushed, no {noun} opened")
             return fields
-        pull = await open_pull_request(
-            api_url=s.github_api_url,
-            token=s.github_token.get_secret_value(),
+        opened = await forge.open_change_request(
             repo=task.repository,
             head=branch,
             base=base,
             title=f"hookagent: {task.title}"[:250],
             body=self.body(task),
         )
-        # Comments on the pull request (``@hookagent …``) act on this task.
-        await self._store.refs.link("github", f"{task.repository}#{pull.number}", task.task_id)
-        await writer.system(f"opened pull request #{pull.number}: {pull.url}")
-        return fields | {"pr_url": pull.url, "pr_number": pull.number, "result": pull.url}
+        # Comments on the change request (``@hookagent …``) act on this task.
+        await self._store.refs.link(task.forge, opened.ref, task.task_id)
+        await writer.system(f"opened {opened.label}: {opened.url}")
+        return fields | {"pr_url": opened.url, "pr_number": opened.number, "result": opened.url}
 
     def body(self, task: Task) -> str:
-        """The pull request's description: the task, its source, the plan and who approved."""
+        """The change request's description: the task, its source, the plan and who approved."""
         cost = f"${task.total_cost_usd:.4f}" if task.total_cost_usd is not None else "n/a"
         link = f"{self._settings.public_url.rstrip('/')}/tasks/{task.task_id}"
         source = f"[{task.source}]({task.url})" if task.url else task.source

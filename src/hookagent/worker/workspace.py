@@ -21,8 +21,9 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -105,6 +106,30 @@ def _age(path: Path) -> float:
         return float("inf")
 
 
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """Where one forge's repositories are cloned from, and the header git authenticates with."""
+
+    template: str
+    auth: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def build(cls, url_template: str, token: str | None, *, user: str | None = None) -> Remote:
+        """The template without its userinfo; ``token`` (else the template's password) as auth."""
+        template, found_user, password = split_credentials(url_template)
+        secret = token or password
+        secrets = [s for s in (token, password) if s]
+        origin = re.match(r"(?i)^https?://[^/?#]+", template)
+        if not secret or origin is None:
+            return cls(template, {}, tuple(secrets))
+        basic = f"{found_user or user or DEFAULT_GIT_USER}:{secret}".encode()
+        header = base64.b64encode(basic).decode()
+        # Scoped to the one host: a redirect or a rewritten remote gets nothing.
+        auth = {f"http.{origin[0]}/.extraHeader": f"Authorization: Basic {header}"}
+        return cls(template, auth, (*secrets, header))
+
+
 class Workspaces:
     """Clones a task's repository into ``root/<task_id>`` and removes it afterwards."""
 
@@ -116,24 +141,15 @@ class Workspaces:
         timeout: float,
         token: str | None = None,
         data_dir: Path | None = None,
+        forges: Mapping[str, Remote] | None = None,
     ) -> None:
         self._root = root
         # The data dir is made private too: in external-Redis mode nothing else creates it.
         self._private = [d for d in (data_dir, root) if d is not None]
-        self._template, user, password = split_credentials(url_template)
         self._timeout = timeout
-        self._secrets = [s for s in (token, password) if s]
-        secret = token or password
-        self._auth: dict[str, str] = {}
-        origin = re.match(r"(?i)^https?://[^/?#]+", self._template)
-        if secret and origin is not None:
-            basic = f"{user or DEFAULT_GIT_USER}:{secret}".encode()
-            header = base64.b64encode(basic).decode()
-            self._secrets.append(header)
-            self._auth = {
-                # Scoped to the one host: a redirect or a rewritten remote gets nothing.
-                f"http.{origin[0]}/.extraHeader": f"Authorization: Basic {header}"
-            }
+        # ``url_template`` is GitHub's (and every non-forge source's); others come by name.
+        self._remotes = {"github": Remote.build(url_template, token), **(forges or {})}
+        self._secrets = [s for remote in self._remotes.values() for s in remote.secrets]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Workspaces:
@@ -146,12 +162,22 @@ class Workspaces:
             and _on_github(settings.git_url_template, settings.github_api_url)
         ):
             secret = settings.github_token  # it opens the pull requests, so it may push too
+        gitlab = settings.gitlab_token
+        forges = {
+            # GitLab takes any user with a token over https; ``oauth2`` is its documented one.
+            "gitlab": Remote.build(
+                settings.gitlab_clone_template,
+                gitlab.get_secret_value() if gitlab is not None else None,
+                user="oauth2",
+            )
+        }
         return cls(
             settings.workspaces,
             url_template=settings.git_url_template,
             timeout=settings.clone_timeout,
             token=secret.get_secret_value() if secret is not None else None,
             data_dir=settings.data_dir if settings.workspace_dir is None else None,
+            forges=forges,
         )
 
     def path(self, task_id: str) -> Path:
@@ -160,11 +186,17 @@ class Workspaces:
             raise WorkspaceError(f"bad task id {task_id!r}")
         return self._root / task_id
 
-    def url(self, repo: str) -> str:
+    def url(self, repo: str, forge: str = "github") -> str:
         """The credential-free URL a repository is cloned from and pushed to."""
-        return self._template.format(repo=repo)
+        return self._remote(forge).template.format(repo=repo)
 
-    async def clone(self, task_id: str, repo: str) -> Path:
+    def _remote(self, forge: str) -> Remote:
+        try:
+            return self._remotes[forge]
+        except KeyError:
+            raise WorkspaceError(f"no git remote configured for forge {forge!r}") from None
+
+    async def clone(self, task_id: str, repo: str, forge: str = "github") -> Path:
         """A fresh clone (an earlier attempt's leftovers are removed first)."""
         target = self.path(task_id)
         try:
@@ -175,7 +207,7 @@ class Workspaces:
         except OSError as exc:
             raise WorkspaceError(f"could not prepare workspace {task_id}: {exc}") from None
         await self._git(
-            "clone", "--quiet", "--no-tags", "--", self.url(repo), str(target), auth=True
+            "clone", "--quiet", "--no-tags", "--", self.url(repo, forge), str(target), auth=forge
         )
         return target
 
@@ -246,30 +278,32 @@ class Workspaces:
         )  # fmt: skip
         return await self._git_out(path, "rev-parse", "HEAD")
 
-    async def push(self, path: Path, branch: str) -> None:
+    async def push(self, path: Path, branch: str, forge: str = "github") -> None:
         """Push ``branch`` to origin (a rejected push raises with git's reason)."""
         # The agent could have written a pre-push hook; it would run with the credentials.
         await self._git(
             "-C", str(path), "-c", "core.hooksPath=/dev/null",
-            "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", auth=True,
+            "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", auth=forge,
         )  # fmt: skip
 
     async def _git_out(self, path: Path, *args: str) -> str:
         return (await self._git("-C", str(path), *args)).strip()
 
-    def _env(self, auth: bool) -> dict[str, str]:
+    def _env(self, auth: str | None) -> dict[str, str]:
+        """git's environment; with ``auth`` (a forge name), that forge's credentials."""
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
-        if auth and self._auth:
+        headers = self._remote(auth).auth if auth else {}
+        if headers:
             # Appended after any GIT_CONFIG_* entries the operator set, not over them.
             count = env.get("GIT_CONFIG_COUNT", "")
             first = int(count) if count.isdigit() else 0
-            for n, (key, value) in enumerate(self._auth.items(), start=first):
+            for n, (key, value) in enumerate(headers.items(), start=first):
                 env[f"GIT_CONFIG_KEY_{n}"] = key
                 env[f"GIT_CONFIG_VALUE_{n}"] = value
-            env["GIT_CONFIG_COUNT"] = str(first + len(self._auth))
+            env["GIT_CONFIG_COUNT"] = str(first + len(headers))
         return env
 
-    async def _git(self, *args: str, auth: bool = False) -> str:
+    async def _git(self, *args: str, auth: str | None = None) -> str:
         proc = await asyncio.create_subprocess_exec(
             "git",
             *args,

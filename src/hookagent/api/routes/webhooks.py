@@ -1,4 +1,4 @@
-"""``POST /webhooks/{sentry,jira,github}``: verify, parse, then a new task or a command."""
+"""``POST /webhooks/{sentry,jira,github,gitlab}``: verify, parse, then a new task or a command."""
 
 from __future__ import annotations
 
@@ -22,9 +22,11 @@ from hookagent.sources import (
     Ignored,
     UnknownCommand,
     parse_github,
+    parse_gitlab,
     parse_jira,
     parse_sentry,
     verify_hmac_sha256,
+    verify_token,
 )
 from hookagent.sources.payload import parse_json
 from hookagent.store import Store
@@ -152,6 +154,38 @@ async def github_webhook(
 
     delivery = request.headers.get("x-github-delivery")
     payload = _json(request, body)
+    pol = get_policies(request)
+    return await _handle(
+        store, settings, payload, parse, lambda _: delivery, agent, signed=signed, pol=pol
+    )
+
+
+@router.post("/gitlab", status_code=202, responses=_RESPONSES)
+@router.post("/gitlab/", status_code=202, include_in_schema=False)
+@_retry_after
+async def gitlab_webhook(
+    request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
+) -> JSONResponse:
+    """GitLab: a labelled issue starts a task; ``@hookagent <command>`` notes command one."""
+    await _admit(store, "gitlab")
+    body = await request.body()
+    secret = settings.gitlab_webhook_secret
+    # GitLab signs nothing: the shared X-Gitlab-Token is what counts as the signature.
+    if secret is not None:
+        verify_token(secret.get_secret_value(), request.headers.get("x-gitlab-token"))
+    event = request.headers.get("x-gitlab-event")
+
+    def parse(payload: Any) -> NewTask | Command:
+        return parse_gitlab(
+            payload,
+            event=event,
+            label=settings.gitlab_label,
+            bot_username=settings.gitlab_bot_username,
+        )
+
+    delivery = request.headers.get("x-gitlab-event-uuid")
+    payload = _json(request, body)
+    signed = secret is not None
     pol = get_policies(request)
     return await _handle(
         store, settings, payload, parse, lambda _: delivery, agent, signed=signed, pol=pol

@@ -1,0 +1,75 @@
+"""The forge interface: open a change request, write or edit a comment, fetch a thread."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+# ``owner/repo#12`` on GitHub, ``group/sub/project#12`` on GitLab (its own reference syntax).
+_ISSUE_REF = re.compile(r"^(?P<repo>[\w.-]+(?:/[\w.-]+)+)#(?P<number>\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """An issue on a forge: its repository path and number (GitLab's ``iid``)."""
+
+    repo: str
+    number: int
+
+    @classmethod
+    def parse(cls, ref: str | None) -> Thread | None:
+        """The issue a task's ``external_id`` (``repo#number``) names; None if it names none."""
+        match = _ISSUE_REF.match(ref or "")
+        return cls(match["repo"], int(match["number"])) if match else None
+
+    @property
+    def ref(self) -> str:
+        """``repo#number``, as tasks and commands name the issue."""
+        return f"{self.repo}#{self.number}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRequest:
+    """An opened pull or merge request."""
+
+    number: int
+    url: str
+    # How commands written on it arrive: ``owner/repo#41``, ``group/project!3``.
+    ref: str
+    # How the log names it: ``pull request #41``, ``merge request !3``.
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """A comment (GitLab: a note) on an issue."""
+
+    comment_id: str
+    body: str
+    author: str = ""
+    url: str = ""
+
+
+class Forge(Protocol):
+    """Where code lives: GitHub, GitLab; a third forge is one module implementing this."""
+
+    name: str
+
+    async def open_change_request(
+        self, *, repo: str, head: str, base: str, title: str, body: str
+    ) -> ChangeRequest:
+        """Open a pull/merge request from ``head`` into ``base``; PullRequestError if refused."""
+        ...
+
+    async def write_comment(self, thread: Thread, body: str) -> Comment:
+        """Add a comment to the issue; OutboundError on failure."""
+        ...
+
+    async def edit_comment(self, thread: Thread, comment_id: str, body: str) -> Comment:
+        """Replace the text of one of the issue's comments; OutboundError on failure."""
+        ...
+
+    async def fetch_thread(self, thread: Thread) -> list[Comment]:
+        """The issue's comments, oldest first; OutboundError on failure."""
+        ...

@@ -1,0 +1,154 @@
+"""GitLab behind the forge interface: merge requests and issue notes (REST v4, any instance).
+
+Projects are addressed by their URL-encoded ``path_with_namespace`` (``group%2Fsub%2Fproject``),
+so nested groups need no project-id lookup; the token goes in ``PRIVATE-TOKEN``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from hookagent.errors import OutboundError, PullRequestError
+from hookagent.forges.base import ChangeRequest, Comment, Thread
+from hookagent.forges.http import retry_after
+from hookagent.settings import Settings
+
+# Pages of 100 notes read for one thread; a longer thread is read up to there.
+MAX_PAGES = 10
+
+
+class GitLabForge:
+    """The :class:`~hookagent.forges.base.Forge` for gitlab.com and self-managed GitLab."""
+
+    name = "gitlab"
+
+    def __init__(self, *, api_url: str, token: str) -> None:
+        self._api_url = api_url.rstrip("/")
+        self._headers = {"PRIVATE-TOKEN": token, "User-Agent": "hookagent"}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GitLabForge | None:
+        """The forge, or None without ``HOOKAGENT_GITLAB_TOKEN``."""
+        if settings.gitlab_token is None:
+            return None
+        return cls(api_url=settings.gitlab_api_url, token=settings.gitlab_token.get_secret_value())
+
+    async def open_change_request(
+        self, *, repo: str, head: str, base: str, title: str, body: str
+    ) -> ChangeRequest:
+        """``POST /projects/:id/merge_requests``; :class:`PullRequestError` carries the reason."""
+        payload = {
+            "source_branch": head,
+            "target_branch": base,
+            "title": title,
+            "description": body,
+            "remove_source_branch": True,
+        }
+        try:
+            response = await self._send(
+                "POST", f"/projects/{_project(repo)}/merge_requests", payload
+            )
+        except OutboundError as exc:
+            raise PullRequestError(exc.message) from None
+        if response.status_code != 201:
+            raise PullRequestError(f"GitLab answered {response.status_code}: {_reason(response)}")
+        data = response.json()
+        iid = int(data["iid"])
+        return ChangeRequest(
+            iid, str(data["web_url"]), ref=f"{repo}!{iid}", label=f"merge request !{iid}"
+        )
+
+    async def write_comment(self, thread: Thread, body: str) -> Comment:
+        """``POST /projects/:id/issues/:iid/notes``."""
+        response = await self._send("POST", _notes(thread), {"body": body})
+        return _as_comment(_expect(response, 201))
+
+    async def edit_comment(self, thread: Thread, comment_id: str, body: str) -> Comment:
+        """``PUT /projects/:id/issues/:iid/notes/:note_id``."""
+        path = f"{_notes(thread)}/{quote(comment_id, safe='')}"
+        response = await self._send("PUT", path, {"body": body})
+        return _as_comment(_expect(response, 200))
+
+    async def fetch_thread(self, thread: Thread) -> list[Comment]:
+        """``GET /projects/:id/issues/:iid/notes``, oldest first, following ``X-Next-Page``."""
+        found: list[Comment] = []
+        page = "1"
+        for _ in range(MAX_PAGES):
+            query = {"sort": "asc", "order_by": "created_at", "per_page": "100", "page": page}
+            response = await self._send("GET", _notes(thread), None, params=query)
+            rows = _expect(response, 200)
+            found += [_as_comment(row) for row in rows if isinstance(row, dict)]
+            page = response.headers.get("x-next-page", "")
+            if not page:
+                break
+        return found
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None,
+        *,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self._api_url, timeout=30) as client:
+            try:
+                return await client.request(
+                    method, path, json=payload, params=params, headers=self._headers
+                )
+            except httpx.HTTPError as exc:
+                raise OutboundError(f"GitLab API unreachable: {exc!r}", retryable=True) from None
+
+
+def _project(repo: str) -> str:
+    """The ``:id`` of a project: its full path, URL-encoded (``/`` too)."""
+    return quote(repo, safe="")
+
+
+def _notes(thread: Thread) -> str:
+    return f"/projects/{_project(thread.repo)}/issues/{thread.number}/notes"
+
+
+def _expect(response: httpx.Response, status: int) -> Any:
+    """The JSON of an answer with ``status``, else the retryable-or-not failure."""
+    if response.status_code != status:
+        code = response.status_code
+        raise OutboundError(
+            f"GitLab answered {code}: {_reason(response)}",
+            retryable=code == 429 or code >= 500,
+            retry_after=retry_after(response.headers.get("retry-after")),
+        )
+    return response.json()
+
+
+def _as_comment(row: Any) -> Comment:
+    note = row if isinstance(row, dict) else {}
+    author = note.get("author") if isinstance(note.get("author"), dict) else {}
+    return Comment(
+        comment_id=str(note.get("id", "")),
+        body=str(note.get("body") or ""),
+        author=str((author or {}).get("username", "")),
+    )
+
+
+def _reason(response: httpx.Response) -> str:
+    """GitLab's ``message`` (a string, a list, or field → errors) or ``error``."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:500]
+    if not isinstance(data, dict):
+        return str(data)[:500]
+    message = data.get("message", data.get("error", ""))
+    if isinstance(message, list):
+        return "; ".join(map(str, message))[:500]
+    if isinstance(message, dict):
+        parts = [
+            f"{k} {'; '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in message.items()
+        ]
+        return "; ".join(parts)[:500]
+    return str(message)[:500]
