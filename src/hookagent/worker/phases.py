@@ -80,6 +80,7 @@ class PhaseRunner:
         try:
             path = await self._clone(task, writer)
             outcome = await self._session.run(agent, path, Phase.PLAN, prompt, writer)
+            await self._add_cost(outcome)
         except (AgentError, WorkspaceError) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
         if outcome.ok and not (outcome.plan or "").strip():
@@ -111,6 +112,7 @@ class PhaseRunner:
             path = await self._clone(task, writer)
             base = await self._workspaces.start_branch(path, branch)
             outcome = await self._session.run(agent, path, Phase.EXECUTE, prompt, writer)
+            await self._add_cost(outcome)
             fields |= outcome.stats
             if outcome.ok:
                 fields |= await self._publisher.publish(task, path, branch, base, writer)
@@ -126,6 +128,12 @@ class PhaseRunner:
         await self._store.tasks.advance(
             task.task_id, Action.COMPLETE, token=token, fields=fields | {"error": None}
         )
+
+    async def _add_cost(self, outcome: AgentOutcome) -> None:
+        """Add what the agent reported spending to ``hookagent_cost_usd_total``."""
+        cost = outcome.stats.get("total_cost_usd")
+        if isinstance(cost, int | float) and cost > 0:
+            await self._store.metrics.add_cost(float(cost))
 
     async def _clone(self, task: Task, writer: LogWriter) -> Path:
         path = await self._workspaces.clone(task.task_id, task.repository)
