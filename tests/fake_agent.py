@@ -30,6 +30,12 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         count = int(args[0])
         out.write("".join(f"line {i}\n" for i in range(count)))
         return 0
+    if mode == "seq":
+        # A numbered sequence flushed line by line, then a plan: order checks across processes.
+        for i in range(int(args[0])):
+            print(f"seq {i}", flush=True)
+        print("PLAN: seq done")
+        return 0
     if mode == "mixed":
         for i in range(int(args[0])):
             print(f"out {i}", flush=True)

@@ -35,6 +35,8 @@ PINNED: dict[str, tuple[str, str]] = {
     "worker": (Keys("hk").worker("box-12-a1b2c3"), "hk:worker:{workers}:box-12-a1b2c3"),
     "workers_by_seen": (Keys("hk").workers_by_seen(), "hk:workers:{workers}:seen"),
     "outbox": (Keys("hk").outbox(), "hk:outbox"),
+    "metrics": (Keys("hk").metrics(), "hk:metrics"),
+    "phase_durations": (Keys("hk").phase_durations("plan"), "hk:metrics:phase:plan"),
     "notify_state": (
         Keys("hk").notify_state(TID, "slack"),
         "hk:task:{task-1-abc}:notify:slack",

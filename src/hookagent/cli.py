@@ -26,9 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
     serving = args.run in (_up, _server, _worker)
+    # `up`'s API and worker processes share its terminal: each line names its process.
+    role = args.run.__name__.strip("_") if serving else "hookagent"
     logging.basicConfig(
         level=logging.INFO if serving else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s [{role} %(process)d] %(name)s: %(message)s",
     )
     try:
         # The whole configuration is checked here, before anything starts.
@@ -68,14 +70,23 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hookagent", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    up = sub.add_parser("up", help="API + workers (+ embedded Valkey when no HOOKAGENT_REDIS_URL)")
+    up = sub.add_parser(
+        "up", help="API + worker processes (+ embedded Valkey when no HOOKAGENT_REDIS_URL)"
+    )
     _serve_options(up, workers=True)
     up.set_defaults(run=_up)
     server = sub.add_parser("server", help="the API server alone (needs HOOKAGENT_REDIS_URL)")
     _serve_options(server, workers=False)
     server.set_defaults(run=_server)
     worker = sub.add_parser("worker", help="worker loops alone (needs HOOKAGENT_REDIS_URL)")
-    worker.add_argument("--workers", type=int, help="loops in this process (HOOKAGENT_WORKERS)")
+    worker.add_argument(
+        "--concurrency",
+        "--workers",  # the name before 0.2, kept for scripts
+        dest="workers",
+        metavar="N",
+        type=int,
+        help="worker loops in this process (HOOKAGENT_WORKERS, default 1)",
+    )
     worker.set_defaults(run=_worker)
 
     tasks = _client(sub, "tasks", "list tasks, newest first")
@@ -135,7 +146,10 @@ def _serve_options(parser: argparse.ArgumentParser, *, workers: bool) -> None:
     parser.add_argument("--port", type=int, help="port (HOOKAGENT_PORT, default 8000)")
     if workers:
         parser.add_argument(
-            "--workers", type=int, help="worker loops (HOOKAGENT_WORKERS, default 1)"
+            "--workers",
+            metavar="N",
+            type=int,
+            help="worker processes, one loop each (HOOKAGENT_WORKERS, default 1)",
         )
 
 
@@ -173,12 +187,13 @@ def _require_redis(settings: Settings) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from hookagent.service import embedded_store, run_services
+    from hookagent.service import embedded_store
+    from hookagent.supervise import Supervisor
 
     settings: Settings = args.settings
+    # Valkey outlives the supervisor's children: they stop first and hand their jobs back.
     with embedded_store(settings) as ready:
-        asyncio.run(run_services(ready, server=True, workers=ready.workers))
-    return 0
+        return asyncio.run(Supervisor(ready, workers=ready.workers).run())
 
 
 def _server(args: argparse.Namespace) -> int:

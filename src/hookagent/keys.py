@@ -110,3 +110,11 @@ class Keys:
     def notify_state(self, task_id: str, channel: str) -> str:
         """Delivery state of one task on one channel (Slack ts, comment id, sent events)."""
         return f"{self.prefix}:task:{{{task_id}}}:notify:{channel}"
+
+    def metrics(self) -> str:
+        """Hash of counters every process adds to: log lines, cost, webhooks by outcome."""
+        return f"{self.prefix}:metrics"
+
+    def phase_durations(self, phase: str) -> str:
+        """Hash of one phase's duration histogram: a count per bucket, ``sum``, ``count``."""
+        return f"{self.prefix}:metrics:phase:{phase}"

@@ -1,4 +1,7 @@
-"""Runs the API server and worker loops in one process, with an orderly shutdown."""
+"""Runs one process's part (`hookagent server`: the API; `hookagent worker`: worker loops).
+
+`hookagent up` runs each part in a process of its own (supervise.py).
+"""
 
 from __future__ import annotations
 
@@ -152,6 +155,8 @@ async def _drain_workers(
     if busy:
         log.info("waiting up to %.0fs for %d running job(s)", grace, len(busy))
         await asyncio.wait(busy, timeout=grace)
+    if not tasks:
+        return  # `hookagent server`: no worker loops (asyncio.wait refuses an empty set)
     for task in tasks:
         task.cancel()
     # Cancelled jobs kill their agents (SIGTERM, then SIGKILL after the kill grace) and hand

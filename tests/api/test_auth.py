@@ -58,6 +58,7 @@ EXPECTED: dict[str, str | None] = {
     "GET /readyz": None,
     "GET /workers": "viewer",
     "GET /policies": "viewer",
+    "GET /metrics": "viewer",
 }
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 CALLERS = ["anonymous", "viewer", "operator", "admin", "foreign-origin"]

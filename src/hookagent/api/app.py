@@ -11,11 +11,13 @@ from redis.asyncio import Redis
 from hookagent.api.auth import Access, install_access
 from hookagent.api.errors import install_error_handlers
 from hookagent.api.limits import BodyLimitMiddleware
+from hookagent.api.metrics import WebhookCounter
 from hookagent.api.routes import (
     actions,
     board,
     docs,
     health,
+    metrics,
     policies,
     search,
     slack,
@@ -80,6 +82,8 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     app.state.redactor = build_redactor(settings)
     app.state.policies = load_policies(settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outside the body limit, so a refused oversized delivery is counted too.
+    app.add_middleware(WebhookCounter)
     install_error_handlers(app)
     rules = install_access(app, settings)
     # The access rule of every route: the README's roles table says the same.
@@ -95,6 +99,8 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     rules.include(app, health.router, Access.OPEN)
     rules.include(app, workers.router, Access.VIEWER)
     rules.include(app, policies.router, Access.VIEWER)
+    # Scrapers send a viewer token like any reader: the numbers describe every task.
+    rules.include(app, metrics.router, Access.VIEWER)
     # Page shells, static assets and the transition table hold no data: the data they
     # show comes from the API, under its own rules.
     rules.include(app, ui.router, Access.OPEN)

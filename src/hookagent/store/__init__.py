@@ -1,4 +1,4 @@
-"""The only package that talks to Redis: tasks, queue, logs, refs, cancels, search, workers."""
+"""The only package that talks to Redis: tasks, queue, logs, refs, search, workers, metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hookagent.settings import Settings
 from hookagent.store.cancels import CancelSignals
 from hookagent.store.events import TaskEvents
 from hookagent.store.logs import LogStore, NewLine
+from hookagent.store.metrics import MetricsSnapshot, MetricsStore
 from hookagent.store.outbox import Outbox, OutboxEvent
 from hookagent.store.queue import Job, JobQueue
 from hookagent.store.rates import RateLimiter
@@ -27,6 +28,8 @@ __all__ = [
     "JobQueue",
     "LogStore",
     "Marks",
+    "MetricsSnapshot",
+    "MetricsStore",
     "NewLine",
     "Outbox",
     "OutboxEvent",
@@ -90,6 +93,7 @@ class Store:
     events: TaskEvents
     workers: WorkerRegistry
     outbox: Outbox
+    metrics: MetricsStore
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Store:
@@ -131,6 +135,7 @@ class Store:
                 lease_ms=int(settings.notify_lease * 1000),
                 ttl_seconds=settings.task_ttl,
             ),
+            metrics=MetricsStore(redis, keys, jobs=jobs),
         )
 
     async def ping(self) -> None:

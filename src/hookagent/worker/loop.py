@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import socket
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -196,11 +197,22 @@ class Worker:
                 await self._release_slot(repo, token)
 
     async def _attempt(self, job: Job, token: str, repo: str | None) -> bool:
+        # Read before the claim: its status entry is the attempt's first line.
+        since = await self._store.metrics.log_seq(job.task_id)
         try:
             attempt = await self._store.tasks.claim(job.task_id, token=token, phase=job.phase)
         except (TaskNotFound, ConflictError) as exc:
             log.info("worker %s: skipping job for %s: %s", self.name, job.task_id, exc)
             return True
+        started = time.monotonic()
+        ran = False
+        try:
+            ran = await self._write_and_run(job, token, repo, attempt)
+        finally:
+            await self._record(job, since, time.monotonic() - started if ran else None)
+        return True
+
+    async def _write_and_run(self, job: Job, token: str, repo: str | None, attempt: int) -> bool:
         s = self._settings
         async with LogWriter(
             self._store.logs,
@@ -217,6 +229,18 @@ class Worker:
             work = self._phases.run(job, writer, token=token, attempt=attempt)
             await self._supervise(job, work, self._keep_lease(job, repo, token))
         return True
+
+    async def _record(self, job: Job, since: int, seconds: float | None) -> None:
+        """Count the attempt's log lines and, when its phase ran to an end, its duration."""
+        try:
+            await self._store.metrics.count_log_lines(job.task_id, since=since)
+            if seconds is not None:
+                await self._store.metrics.observe_phase(job.phase, seconds)
+        except (RedisConnectionError, RedisTimeoutError, ResponseError) as exc:
+            # Metrics are best effort: a lost count must not fail or hold up the job.
+            log.warning(
+                "worker %s: could not record metrics of %s: %r", self.name, job.task_id, exc
+            )
 
     async def _supervise(
         self, job: Job, work: Coroutine[Any, Any, None], lease: Coroutine[Any, Any, None]

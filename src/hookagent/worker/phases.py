@@ -122,6 +122,7 @@ class PhaseRunner:
             outcome = await self._session.run(
                 agent, path, Phase.PLAN, prompt, writer, settings=run.settings
             )
+            await self._add_cost(outcome)
         except (AgentError, WorkspaceError) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
         if outcome.ok and not (outcome.plan or "").strip():
@@ -187,6 +188,7 @@ class PhaseRunner:
             outcome = await self._session.run(
                 agent, path, Phase.EXECUTE, prompt, writer, settings=run.settings
             )
+            await self._add_cost(outcome)
             fields |= outcome.stats
             if outcome.ok:
                 await self._check_paths(run.policy, task, path, base)
@@ -212,6 +214,12 @@ class PhaseRunner:
         if denied:
             where = f"paths_denied of {task.repository}"
             raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
+
+    async def _add_cost(self, outcome: AgentOutcome) -> None:
+        """Add what the agent reported spending to ``hookagent_cost_usd_total``."""
+        cost = outcome.stats.get("total_cost_usd")
+        if isinstance(cost, int | float) and cost > 0:
+            await self._store.metrics.add_cost(float(cost))
 
     async def _clone(self, task: Task, writer: LogWriter) -> Path:
         path = await self._workspaces.clone(task.task_id, task.repository, task.forge)

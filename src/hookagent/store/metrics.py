@@ -1,0 +1,157 @@
+"""Counters and histograms shared by every process, and the snapshot ``/metrics`` serves.
+
+API processes and workers are separate processes (often separate machines), so anything
+counted where it happens (a webhook, a phase's duration, an attempt's log lines, the agent's
+cost) is added to a hash in Redis, and a scrape of any API process reads the same totals.
+Gauges (queue depth, tasks by status, outbox length) are read from the live structures at
+scrape time, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from hookagent.keys import WORKER_GROUP, Keys
+from hookagent.models import Phase, TaskStatus
+from hookagent.store.queue import JobQueue
+
+# Upper bounds (seconds) of the phase duration buckets: a plan takes seconds to minutes, an
+# execution up to HOOKAGENT_EXECUTION_TIMEOUT (10 minutes by default) and beyond.
+PHASE_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, math.inf)
+_LOG_LINES = "log_lines"
+_COST = "cost_usd"
+_WEBHOOK = "webhook"
+
+
+def bucket_name(bound: float) -> str:
+    """A bucket's field in the histogram hash (and its ``le`` label): ``30``, ``+Inf``."""
+    return "+Inf" if math.isinf(bound) else f"{bound:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """Cumulative bucket counts (``le`` → count), the sum and the count of observations."""
+
+    buckets: list[tuple[str, int]]
+    total: float
+    count: int
+
+
+@dataclass(slots=True)
+class MetricsSnapshot:
+    """Everything ``/metrics`` reports, read from Redis in a few round trips."""
+
+    queue_depth: int = 0
+    oldest_job_age_s: float = 0.0
+    tasks: dict[TaskStatus, int] = field(default_factory=dict)
+    log_lines: int = 0
+    cost_usd: float = 0.0
+    webhooks: dict[tuple[str, str], int] = field(default_factory=dict)
+    phases: dict[str, Histogram] = field(default_factory=dict)
+    outbox_backlog: int = 0
+
+    @property
+    def runs_in_progress(self) -> int:
+        """Tasks a worker is running now (planning or executing)."""
+        return self.tasks.get(TaskStatus.DISCOVERING, 0) + self.tasks.get(TaskStatus.EXECUTING, 0)
+
+
+class MetricsStore:
+    """Adds to the shared counters, and reads every metric for a scrape."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, jobs: JobQueue) -> None:
+        # Typed loosely like the other stores: redis-py's annotations vary across versions.
+        self._redis: Any = redis
+        self._keys = keys
+        self._jobs = jobs
+
+    async def count_webhook(self, source: str, outcome: str) -> None:
+        """One delivery from ``source`` answered with ``outcome``."""
+        await self._redis.hincrby(self._keys.metrics(), f"{_WEBHOOK}:{source}:{outcome}", 1)
+
+    async def add_cost(self, usd: float) -> None:
+        """Add the cost an agent run reported."""
+        await self._redis.hincrbyfloat(self._keys.metrics(), _COST, usd)
+
+    async def log_seq(self, task_id: str) -> int:
+        """How many lines the task's log has taken so far (its sequence number)."""
+        seq = await self._redis.hget(self._keys.task(task_id), "log_seq")
+        return int(seq or 0)
+
+    async def count_log_lines(self, task_id: str, *, since: int) -> None:
+        """Add the lines the task's log took since its sequence number was ``since``.
+
+        Called once per attempt, after its log writer closed: one round trip per attempt,
+        not per line or batch, and nothing changes in the log append path.
+        """
+        lines = await self.log_seq(task_id) - since
+        if lines > 0:
+            await self._redis.hincrby(self._keys.metrics(), _LOG_LINES, lines)
+
+    async def observe_phase(self, phase: Phase, seconds: float) -> None:
+        """Record one phase run of ``seconds`` in that phase's histogram."""
+        bound = next(b for b in PHASE_BUCKETS if seconds <= b)
+        key = self._keys.phase_durations(phase.value)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(key, bucket_name(bound), 1)
+            pipe.hincrbyfloat(key, "sum", seconds)
+            pipe.hincrby(key, "count", 1)
+            await pipe.execute()
+
+    async def snapshot(self) -> MetricsSnapshot:
+        """Read every metric: two pipelines and, when jobs wait, one more range read."""
+        keys = self._keys
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.time()
+            pipe.xlen(self._jobs.key)
+            pipe.xlen(keys.outbox())
+            pipe.hgetall(keys.metrics())
+            for status in TaskStatus:
+                pipe.zcard(keys.tasks_by_status(status))
+            for phase in Phase:
+                pipe.hgetall(keys.phase_durations(phase.value))
+            (now_s, now_us), jobs, outbox, counters, *rest = await pipe.execute()
+        statuses, phases = rest[: len(TaskStatus)], rest[len(TaskStatus) :]
+        snap = MetricsSnapshot(outbox_backlog=int(outbox))
+        snap.tasks = {s: int(n) for s, n in zip(TaskStatus, statuses, strict=True)}
+        snap.phases = {p.value: _histogram(h) for p, h in zip(Phase, phases, strict=True)}
+        snap.log_lines = int(counters.get(_LOG_LINES, 0))
+        snap.cost_usd = float(counters.get(_COST, 0))
+        for name, value in counters.items():
+            if name.startswith(f"{_WEBHOOK}:"):
+                _, source, outcome = name.split(":", 2)
+                snap.webhooks[(source, outcome)] = int(value)
+        now_ms = int(now_s) * 1000 + int(now_us) // 1000
+        snap.queue_depth, snap.oldest_job_age_s = await self._waiting(int(jobs), now_ms)
+        return snap
+
+    async def _waiting(self, length: int, now_ms: int) -> tuple[int, float]:
+        """Jobs no worker took yet, and the age of the oldest (its entry id is its time)."""
+        if length == 0:
+            return 0, 0.0
+        # Acked jobs are deleted, so the stream holds the waiting jobs and the running ones;
+        # those after the group's last-delivered id were never handed to a worker.
+        groups = await self._redis.xinfo_groups(self._jobs.key)
+        group = next((g for g in groups if g["name"] == WORKER_GROUP), None)
+        last = group["last-delivered-id"] if group else "0-0"
+        pending = int(group["pending"]) if group else 0
+        first = await self._redis.xrange(self._jobs.key, min=f"({last}", max="+", count=1)
+        if not first:
+            return max(length - pending, 0), 0.0
+        created_ms = int(first[0][0].split("-")[0])
+        return max(length - pending, 0), max(now_ms - created_ms, 0) / 1000
+
+
+def _histogram(raw: dict[str, str]) -> Histogram:
+    running = 0
+    buckets = []
+    for bound in PHASE_BUCKETS:
+        running += int(raw.get(bucket_name(bound), 0))
+        buckets.append((bucket_name(bound), running))
+    return Histogram(
+        buckets=buckets, total=float(raw.get("sum", 0)), count=int(raw.get("count", 0))
+    )
