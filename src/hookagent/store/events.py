@@ -70,8 +70,9 @@ class TaskEvents:
 
     async def after(self, cursor: str, *, count: int = READ_COUNT) -> list[TaskEvent]:
         """Entries newer than ``cursor`` (an entry id), oldest first."""
-        rows: list[tuple[str, dict[str, str]]] = await self._redis.xrange(
-            self._key, f"({cursor}", "+", count=count
+        # Shielded like FeedHub.read: a board that goes away must not cut a pooled command.
+        rows: list[tuple[str, dict[str, str]]] = await asyncio.shield(
+            self._redis.xrange(self._key, f"({cursor}", "+", count=count)
         )
         return [
             TaskEvent(

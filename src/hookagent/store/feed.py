@@ -153,7 +153,9 @@ class FeedHub:
         recent = feed.recent_from(seq, limit)
         if recent is not None:
             return recent
-        entries, _ = await self._logs.read(feed.task_id, offset=seq, limit=limit)
+        # Shielded: a follower that goes away mid-read (SSE, WebSocket) must not cancel a
+        # command on a pooled connection, which redis-py then drops without closing it.
+        entries, _ = await asyncio.shield(self._logs.read(feed.task_id, offset=seq, limit=limit))
         return entries
 
     async def close(self) -> None:
