@@ -104,11 +104,12 @@ class LogWriter:
         # is a Python-level call.
         buffer = self._buffer
         buffer.append((ts or utc_iso(), _VALUE[stream], message, kind, raw))
-        # The buffer only empties in flush(), which clears the event after it: the first
-        # line of a batch is the one that has to wake the flusher.
-        if len(buffer) == 1:
+        # Only flush() shortens the buffer, and it clears both events once it is empty: so
+        # the events need setting only as the length passes 1 and a full batch.
+        count = len(buffer)
+        if count == 1:
             self._pending.set()
-        if len(buffer) >= self._batch_lines:
+        if count == self._batch_lines:
             self._full.set()
 
     async def wait_room(self) -> None:
