@@ -26,7 +26,14 @@ from hookagent.store.tasks import TaskStore, created_ms
 # so numbers, ids and hashes never become terms of their own (they would make nearly every
 # line add new terms). Queries are split the same way, so both sides always agree.
 _LETTERS = set("abcdefghijklmnopqrstuvwxyz_")
-_SPLIT = str.maketrans({chr(c): " " for c in range(128) if chr(c) not in _LETTERS})
+# A byte table, not a str one: bytes.translate is a plain table lookup, several times faster
+# on the ingest path. It lowercases A-Z, blanks every other ASCII byte that is not a letter
+# and keeps bytes >= 128, so a word with any non-ASCII character is dropped (as the Lua scan
+# lowercases ASCII only, so does the index).
+_SPLIT = bytes(
+    (c + 32 if 65 <= c <= 90 else c) if c >= 128 or chr(c).lower() in _LETTERS else 32
+    for c in range(256)
+)
 _QUERY = re.compile(r'"([^"]+)"|(\S+)')
 MAX_TERMS_PER_TASK = 20_000
 SNIPPET_CHARS = 160
@@ -86,8 +93,8 @@ _ESCAPED = re.compile(r'[^\x20-\x7e]|["\\/]')
 
 def terms_of(texts: Iterable[str]) -> set[str]:
     """The index terms in ``texts`` (one pass over the whole batch, in C)."""
-    words = set("\n".join(texts).lower().translate(_SPLIT).split())
-    return {w for w in words if 3 <= len(w) <= 40 and w.isascii()}
+    data = "\n".join(texts).encode("utf-8", "surrogatepass").translate(_SPLIT)
+    return {w.decode() for w in set(data.split()) if 3 <= len(w) <= 40 and w.isascii()}
 
 
 @dataclass(frozen=True)
