@@ -1,10 +1,12 @@
 """Ingest benchmark: an agent printing N short lines, from its pipe into Redis.
 
-Compares hookagent's path (chunked pipe reads → adapter → batched, fenced Lua appends to a
-per-task stream), without and with secret redaction, with the seed's design (``readline()``
-then one awaited RPUSH and one EXPIRE per line), in the same run, against the same server.
-One line in 1,000 carries a token (a configured secret shaped like a GitHub token), in
-both hookagent runs; with redaction it is scrubbed.
+Compares hookagent's path (chunked pipe reads → adapter → batched, fenced Lua appends of
+chunks of lines to a per-task stream), without and with secret redaction, with the seed's
+design (``readline()`` then one awaited RPUSH and one EXPIRE per line), in the same run,
+against the same server. One line in 1,000 carries a token (a configured secret shaped like
+a GitHub token), in both hookagent runs; with redaction it is scrubbed. Memory per line is
+``MEMORY USAGE`` of the log key (and ``used_memory`` growth) after the run; the previous
+design's (one stream entry per line) is measured on the same lines for comparison.
 
     python bench/ingest.py [--lines 1000000] [--seed-lines 100000] [--rounds 1] [--redis-url URL]
 
@@ -251,7 +253,7 @@ async def main(args: argparse.Namespace) -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     print(
-        f"| hookagent (one chunk entry per batch) | {args.lines:,} | {best.rate:,.0f} "
+        f"| hookagent (chunked stream entries) | {args.lines:,} | {best.rate:,.0f} "
         f"| {best.delay_ms:.1f} ms | {cpu:.1f} | {best.key_bytes:.1f} | {best.used_bytes:.1f} |"
     )
     print(
