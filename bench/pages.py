@@ -6,7 +6,8 @@ one chunk each), then requests pages of 100 at offsets 0, the middle and the end
 the time covers routing, the store's read (one Redis round trip), decoding the chunks and
 serialising the JSON answer, but no network. Three timings per page: the app called as a
 bare ASGI callable (what the server spends: from the request to the last body byte), the
-same through ``httpx.ASGITransport`` (adds the client's work) and ``LogStore.read`` alone.
+same through ``httpx.ASGITransport`` (adds the client's work) and ``LogStore.read`` alone;
+and the server's CPU time per page, which other load on the machine does not inflate.
 
     python bench/pages.py [--lines 1000000] [--requests 500] [--redis-url URL]
 """
@@ -48,8 +49,9 @@ async def fill(store: Store, task_id: str, lines: int, batch: int) -> float:
     return time.perf_counter() - started
 
 
-async def served(app: FastAPI, path: str, query: str) -> tuple[float, int, bytes]:
-    """Seconds the app takes to answer one GET as a bare ASGI call, its status and body."""
+async def served(app: FastAPI, path: str, query: str) -> tuple[float, float, int, bytes]:
+    """Wall and CPU seconds the app takes to answer one GET as a bare ASGI call, its status
+    and body. CPU time (this thread's) does not grow when other processes take the cores."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -76,9 +78,9 @@ async def served(app: FastAPI, path: str, query: str) -> tuple[float, int, bytes
         elif message["type"] == "http.response.body":
             body.extend(message.get("body", b""))
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     await app(scope, receive, send)
-    return time.perf_counter() - started, status, bytes(body)
+    return time.perf_counter() - started, time.thread_time() - cpu, status, bytes(body)
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -117,10 +119,11 @@ async def main(args: argparse.Namespace) -> None:
             for name, offset in offsets.items():
                 path, query = f"/tasks/{task.task_id}/logs", f"offset={offset}&limit={PAGE}"
                 asgi: list[float] = []
+                asgi_cpu: list[float] = []
                 client: list[float] = []
                 store_only: list[float] = []
                 for n in range(WARMUP + args.requests):
-                    took, status, body = await served(app, path, query)
+                    took, cpu, status, body = await served(app, path, query)
                     seqs = [e["seq"] for e in json.loads(body)["logs"]] if status == 200 else []
                     if seqs != list(range(offset, offset + PAGE)):
                         raise SystemExit(f"bench run broken at offset {offset}: {body[:200]!r}")
@@ -132,25 +135,19 @@ async def main(args: argparse.Namespace) -> None:
                     await store.logs.read(task.task_id, offset=offset, limit=PAGE)
                     if n >= WARMUP:
                         asgi.append(took)
+                        asgi_cpu.append(cpu)
                         client.append(through_httpx)
                         store_only.append(time.perf_counter() - started)
-                rows.append(
-                    (
-                        name,
-                        offset,
-                        *percentiles(asgi),
-                        *percentiles(client),
-                        *percentiles(store_only),
-                    )
-                )
+                times = (asgi, asgi_cpu, client, store_only)
+                rows.append((name, offset, *(p for t in times for p in percentiles(t))))
     finally:
         await redis.delete(store.keys.logs(task.task_id), store.keys.task(task.task_id))
         await redis.aclose()
     print(
-        "| offset | page | server p50 ms | server p99 ms | via httpx p50 | via httpx p99 "
-        "| LogStore.read p50 | read p99 |"
+        "| offset | page | server p50 ms | server p99 ms | server CPU p50 | server CPU p99 "
+        "| via httpx p50 | via httpx p99 | LogStore.read p50 | read p99 |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, offset, *ms in rows:
         cells = " | ".join(f"{m:.2f}" for m in ms)
         print(f"| {name} | {offset:,}+{PAGE} | {cells} |")
