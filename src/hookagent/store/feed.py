@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 BLOCK_MS = 15_000
 # For the hub's own client: long enough that a full BLOCK_MS fits (see ``block_slice_ms``).
 FEED_SOCKET_TIMEOUT_S = BLOCK_MS / 1000 + 5.0
-# Chunks, not lines: a chunk holds up to one writer batch (2,000 lines by default).
+# Chunks, not lines: a chunk holds up to logs.CHUNK_LINES (256) lines.
 READ_COUNT = 100
 RETRY_S = 1.0
 PROGRESS_EVERY_S = 1.0

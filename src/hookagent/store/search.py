@@ -37,7 +37,7 @@ _SPLIT = bytes(
 _QUERY = re.compile(r'"([^"]+)"|(\S+)')
 MAX_TERMS_PER_TASK = 20_000
 SNIPPET_CHARS = 160
-SCAN_CHUNKS = 50  # chunks per XRANGE: up to one writer batch (2,000 lines) each
+SCAN_CHUNKS = 50  # chunks per XRANGE, up to logs.CHUNK_LINES (256) lines each
 TASKS_PER_ROUND = 32
 
 # Scans one task's log on the server and returns only matching lines, so a candidate
