@@ -1,10 +1,12 @@
 """Ingest benchmark: an agent printing N short lines, from its pipe into Redis.
 
-Compares hookagent's path (chunked pipe reads → adapter → batched, fenced Lua appends to a
-per-task stream), without and with secret redaction, with the seed's design (``readline()``
-then one awaited RPUSH and one EXPIRE per line), in the same run, against the same server.
-One line in 1,000 carries a token (a configured secret shaped like a GitHub token), in
-both hookagent runs; with redaction it is scrubbed.
+Compares hookagent's path (chunked pipe reads → adapter → batched, fenced Lua appends of
+chunks of lines to a per-task stream), without and with secret redaction, with the seed's
+design (``readline()`` then one awaited RPUSH and one EXPIRE per line), in the same run,
+against the same server. One line in 1,000 carries a token (a configured secret shaped like
+a GitHub token), in both hookagent runs; with redaction it is scrubbed. Memory per line is
+``MEMORY USAGE`` of the log key (and ``used_memory`` growth) after the run; the previous
+design's (one stream entry per line) is measured on the same lines for comparison.
 
     python bench/ingest.py [--lines 1000000] [--seed-lines 100000] [--rounds 1] [--redis-url URL]
 
@@ -22,6 +24,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -77,21 +80,40 @@ url, key, lines = sys.argv[1], sys.argv[2], int(sys.argv[3])
 client = Redis.from_url(url, decode_responses=True)
 client.ping()
 print("ready", flush=True)
-last = "0-0"
+last, end = "0-0", 0
 while True:
     for _, entries in client.xread({key: last}, block=10000, count=10000) or []:
-        last = entries[-1][0]
-    if int(last.partition("-")[2]) >= lines:
+        last, fields = entries[-1]
+        # A chunk's id is 0-<first seq + 1> and n its line count: where the log now ends.
+        end = int(last.partition("-")[2]) - 1 + int(fields["n"])
+    if end >= lines:
         print(time.time(), flush=True)
         break
 """
 
 
-async def ours(
-    redis: Redis, url: str, lines: int, redactor: Redactor | None = None
-) -> tuple[float, float, float]:
-    """Lines/s from pipe to Redis, the delay until a blocked reader sees the last line, and
-    this process's CPU µs per line (steadier than wall time on a shared machine)."""
+class Run(NamedTuple):
+    """One hookagent run: lines/s, last line visible after (ms), CPU µs/line, memory B/line."""
+
+    rate: float
+    delay_ms: float
+    cpu_us: float
+    key_bytes: float
+    used_bytes: float
+
+
+async def used_memory(redis: Redis) -> int:
+    """The server's ``used_memory``."""
+    info = await redis.info("memory")
+    return int(info["used_memory"])
+
+
+async def ours(redis: Redis, url: str, lines: int, redactor: Redactor | None = None) -> Run:
+    """Lines/s from pipe to Redis, the delay until a blocked reader sees the last line, this
+    process's CPU µs per line (steadier than wall time on a shared machine), and the log's
+    Redis memory per line (``MEMORY USAGE`` of its key; ``used_memory`` growth, which also
+    counts the task hash and the search index)."""
+    used_before = await used_memory(redis)
     settings = Settings(key_prefix=f"bench-{uuid.uuid4().hex[:8]}", log_max_lines=lines + 10)
     store = Store.build(redis, settings)
     task = await store.tasks.create(
@@ -143,13 +165,48 @@ async def ours(
     sample, _ = await store.logs.read(task.task_id, offset=TOKEN_EVERY, limit=1)
     if (TOKEN in sample[0].message) != (redactor is None):
         raise SystemExit(f"bench run broken: token line reads {sample[0].message!r}")
+    key_bytes = int(await redis.memory_usage(log_key, samples=0) or 0)
+    used_bytes = await used_memory(redis) - used_before
     await redis.delete(log_key, Keys(settings.key_prefix).task(task.task_id))
     async for key in redis.scan_iter(match=f"{settings.key_prefix}:search:*", count=1000):
         await redis.delete(key)
-    return lines / (stored - started), (seen - last_read) * 1000, cpu / lines * 1e6
+    return Run(
+        lines / (stored - started),
+        (seen - last_read) * 1000,
+        cpu / lines * 1e6,
+        key_bytes / lines,
+        used_bytes / lines,
+    )
 
 
-async def seed_design(redis: Redis, lines: int) -> float:
+# The previous design, one stream entry per line, written server-side in batches: only
+# for its memory per line, measured in the same run.
+_PER_LINE = """
+local seq = tonumber(ARGV[1])
+for _, row in ipairs(cjson.decode(ARGV[2])) do
+  seq = seq + 1
+  redis.call('XADD', KEYS[1], '0-' .. seq, 'ts', row[1], 'stream', 'stdout', 'msg', row[2],
+    'attempt', 1, 'kind', 'text')
+end
+"""
+
+
+async def per_line_memory(redis: Redis, lines: int) -> float:
+    """Memory per line of the previous design (one stream entry per line) for ``lines``."""
+    key = f"bench-per-line-{uuid.uuid4().hex[:8]}:logs"
+    script = redis.register_script(_PER_LINE)
+    for start in range(0, lines, 10_000):
+        rows = [
+            (utc_iso(), f"[stdout] line {i} of the agent output")
+            for i in range(start, min(lines, start + 10_000))
+        ]
+        await script(keys=[key], args=[start, json.dumps(rows)])
+    size = int(await redis.memory_usage(key, samples=0) or 0)
+    await redis.delete(key)
+    return size / lines
+
+
+async def seed_design(redis: Redis, lines: int) -> tuple[float, float]:
     """The seed's worker: readline(), then RPUSH + EXPIRE awaited per line."""
     key = f"bench-seed-{uuid.uuid4().hex[:8]}:logs"
     proc = await asyncio.create_subprocess_exec(
@@ -164,47 +221,64 @@ async def seed_design(redis: Redis, lines: int) -> float:
     await proc.wait()
     elapsed = time.perf_counter() - started
     stored = await redis.llen(key)
+    size = int(await redis.memory_usage(key, samples=0) or 0)
     await redis.delete(key)
     if stored != lines:
         raise SystemExit(f"seed run broken: stored {stored} of {lines}")
-    return lines / elapsed
+    return lines / elapsed, size / lines
 
 
 async def main(args: argparse.Namespace) -> None:
     """Run both designs and print a table."""
     redis = connect(args.redis_url)
     redactor = bench_redactor()
-    plain: list[tuple[float, float, float]] = []
-    redacted: list[tuple[float, float, float]] = []
+    plain: list[Run] = []
+    redacted: list[Run] = []
     try:
+        version = (await redis.info("server")).get("valkey_version", "?")
+        aof = (await redis.config_get("appendonly")).get("appendonly", "?")
         for _ in range(args.rounds):
             plain.append(await ours(redis, args.redis_url, args.lines))
             redacted.append(await ours(redis, args.redis_url, args.lines, redactor))
-        seed_rate = await seed_design(redis, args.seed_lines)
+        seed_rate, seed_bytes = await seed_design(redis, args.seed_lines)
+        per_line_bytes = await per_line_memory(redis, args.lines)
     finally:
         await redis.aclose()
-    rate, delay, _ = max(plain)
-    red_rate, red_delay, _ = max(redacted)
-    cpu, red_cpu = min(p[2] for p in plain), min(r[2] for r in redacted)
-    print("| design | lines | lines/s | last line visible after | CPU µs/line |")
-    print("|---|---:|---:|---:|---:|")
+    best, red = max(plain), max(redacted)
+    cpu, red_cpu = min(p.cpu_us for p in plain), min(r.cpu_us for r in redacted)
+    print(f"server: valkey {version}, appendonly {aof}")
     print(
-        f"| hookagent (batched stream appends) | {args.lines:,} | {rate:,.0f} | {delay:.1f} ms "
-        f"| {cpu:.1f} |"
+        "| design | lines | lines/s | last line visible after | CPU µs/line "
+        "| log key B/line | used_memory B/line |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"| hookagent (chunked stream entries) | {args.lines:,} | {best.rate:,.0f} "
+        f"| {best.delay_ms:.1f} ms | {cpu:.1f} | {best.key_bytes:.1f} | {best.used_bytes:.1f} |"
     )
     print(
         f"| hookagent + redaction ({redactor.secret_count} secret texts, 1 line in "
-        f"{TOKEN_EVERY:,} with a token) | {args.lines:,} | {red_rate:,.0f} | {red_delay:.1f} ms "
-        f"| {red_cpu:.1f} |"
+        f"{TOKEN_EVERY:,} with a token) | {args.lines:,} | {red.rate:,.0f} "
+        f"| {red.delay_ms:.1f} ms | {red_cpu:.1f} | {red.key_bytes:.1f} | {red.used_bytes:.1f} |"
     )
-    print(f"| seed (RPUSH + EXPIRE per line) | {args.seed_lines:,} | {seed_rate:,.0f} | - | - |")
-    print(f"\nspeed-up: {rate / seed_rate:.1f}x")
     print(
-        f"redaction: {red_rate / rate:.2f}x the rate without ({1 - red_rate / rate:+.1%}), "
-        f"{red_cpu / cpu:.2f}x the CPU per line ({red_cpu / cpu - 1:+.1%})"
+        f"| seed (RPUSH + EXPIRE per line) | {args.seed_lines:,} | {seed_rate:,.0f} | - | - "
+        f"| {seed_bytes:.1f} | - |"
+    )
+    print(
+        f"| previous (one stream entry per line) | {args.lines:,} | - | - | - "
+        f"| {per_line_bytes:.1f} | - |"
+    )
+    print(f"\nspeed-up: {best.rate / seed_rate:.1f}x")
+    print(
+        f"redaction: {red.rate / best.rate:.2f}x the rate without "
+        f"({1 - red.rate / best.rate:+.1%}), {red_cpu / cpu:.2f}x the CPU per line "
+        f"({red_cpu / cpu - 1:+.1%})"
     )
     if args.rounds > 1:
-        runs = ", ".join(f"{p[0]:,.0f}/{r[0]:,.0f}" for p, r in zip(plain, redacted, strict=True))
+        runs = ", ".join(
+            f"{p.rate:,.0f}/{r.rate:,.0f}" for p, r in zip(plain, redacted, strict=True)
+        )
         print(f"rounds (without/with): {runs}")
 
 

@@ -16,9 +16,10 @@ import httpx
 from redis.asyncio import Redis
 
 from hookagent.api import create_app
-from hookagent.models import TRANSITIONS, Action, TaskStatus
+from hookagent.models import TRANSITIONS, Action, LogEntry, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
+from hookagent.store.logs import decode_chunk
 
 FAKE_AGENT = Path(__file__).parent / "fake_agent.py"
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
@@ -63,6 +64,11 @@ def stream_entries(reply: object) -> StreamEntries:
     return [entry for _, entries in streams for entry in entries]
 
 
+def lines_of(entries: StreamEntries) -> list[LogEntry]:
+    """The log lines held by chunk entries of a task's log stream."""
+    return [line for entry_id, fields in entries for line in decode_chunk(entry_id, fields)]
+
+
 async def wait_status(
     store: Store, task_id: str, statuses: set[TaskStatus], *, timeout: float = 30
 ) -> TaskStatus:
@@ -92,7 +98,7 @@ async def wait_for_line(store: Store, task_id: str, needle: str, timeout: float 
             reply = await store.redis.xread({keys.logs(task_id): last}, block=1000, count=1000)
             if entries := stream_entries(reply):
                 last = entries[-1][0]
-                if any(needle in fields.get("msg", "") for _, fields in entries):
+                if any(needle in line.message for line in lines_of(entries)):
                     return
 
 

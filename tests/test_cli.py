@@ -17,7 +17,7 @@ import pytest
 from redis import Redis
 
 from hookagent.settings import get_settings
-from tests.helpers import FIXTURES, fake_agent, stream_entries
+from tests.helpers import FIXTURES, fake_agent, lines_of, stream_entries
 
 READY = "Uvicorn running on"
 
@@ -146,7 +146,7 @@ def wait_line(data: Path, task_id: str, needle: str) -> None:
         for _ in range(60):
             if entries := stream_entries(client.xread({key: last}, block=1000)):
                 last = entries[-1][0]
-                if any(needle in fields["msg"] for _, fields in entries):
+                if any(needle in line.message for line in lines_of(entries)):
                     return
         raise AssertionError(f"{needle!r} never appeared in {task_id}'s log")
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -238,30 +237,6 @@ class LogEntry(BaseModel):
     kind: EventKind | None = None
     status: TaskStatus | None = None
     raw: Any = None
-
-    @classmethod
-    def from_fields(cls, entry_id: str, fields: dict[str, str]) -> LogEntry:
-        """Build from an XRANGE entry (id ``0-<seq+1>``)."""
-        raw = fields.get("raw")
-        attempt = fields.get("attempt")
-        return cls(
-            seq=int(entry_id.partition("-")[2]) - 1,
-            timestamp=fields.get("ts", ""),
-            stream=LogStream(fields.get("stream", "system")),
-            message=fields.get("msg", ""),
-            attempt=int(attempt) if attempt else None,
-            kind=EventKind(fields["kind"]) if fields.get("kind") else None,
-            status=TaskStatus(fields["status"]) if fields.get("status") else None,
-            raw=_decode_raw(raw) if raw else None,
-        )
-
-
-def _decode_raw(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        # A raw event cut at the size cap is no longer JSON; keep it as text.
-        return raw
 
 
 class LogsPage(BaseModel):

@@ -11,7 +11,7 @@ import pytest
 from hookagent.models import LogStream, NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
-from hookagent.store.search import Query
+from hookagent.store.search import Query, terms_of
 from hookagent.store.writer import LogWriter
 from tests.helpers import move_to
 
@@ -121,3 +121,8 @@ async def test_search_endpoint(client: httpx.AsyncClient, store: Store) -> None:
     assert [h["seq"] for h in everything["hits"]] == [0, 2, 4, 5]
     assert (await client.get("/search", params={"q": ""})).status_code == 422
     assert (await client.get("/search", params={"q": "x", "since": "yesterday"})).status_code == 422
+
+
+def test_terms_are_ascii_letter_runs_lowercased() -> None:
+    texts = ["Deploy_Canary x12y rollout42ok", "café naïve ab abc", "a" * 41 + " " + "b" * 40]
+    assert terms_of(texts) == {"deploy_canary", "rollout", "abc", "b" * 40}

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from hookagent.keys import Keys
 from hookagent.models import TERMINAL_STATUSES, EventKind, LogEntry, TaskStatus
-from hookagent.store.logs import LogStore
+from hookagent.store.logs import LogStore, decode_chunk
 from hookagent.store.queue import block_slice_ms
 from hookagent.store.tasks import TaskStore
 
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 BLOCK_MS = 15_000
 # For the hub's own client: long enough that a full BLOCK_MS fits (see ``block_slice_ms``).
 FEED_SOCKET_TIMEOUT_S = BLOCK_MS / 1000 + 5.0
-READ_COUNT = 1000
+# Chunks, not lines: a chunk holds up to logs.CHUNK_LINES (256) lines.
+READ_COUNT = 100
 RETRY_S = 1.0
 PROGRESS_EVERY_S = 1.0
 STOP_WAIT_S = 2.0
@@ -206,7 +207,7 @@ class FeedHub:
             try:
                 reply = await client.xread({key: last}, block=block, count=READ_COUNT)
                 for _, rows in reply or []:
-                    entries = [LogEntry.from_fields(entry_id, fields) for entry_id, fields in rows]
+                    entries = [e for eid, fields in rows for e in decode_chunk(eid, fields)]
                     last = rows[-1][0]
                     await self._refresh_progress(feed)
                     await feed.publish(entries)

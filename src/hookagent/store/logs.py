@@ -1,10 +1,24 @@
-"""Task logs: one Redis Stream per task, entry id ``0-<seq+1>``, written in fenced batches."""
+"""Task logs: one Redis Stream per task, one entry per chunk of up to 256 appended lines.
+
+A chunk's entry id is ``0-<seq of its first line + 1>``: ``XREVRANGE`` with that bound finds
+the chunk holding any offset, and an ``XRANGE`` by id bounds the chunks a page spans.
+Each entry has two fields: ``n`` (its line count) and ``c``, the lines as one compact JSON
+array ``[attempt, messages, timestamps, streams, kinds, raws(, status)]``. Every column but
+the messages is run-length encoded (``[value, count, value, count, …]``): a batch's lines
+mostly share them, so a line costs its message and little more. A few entries per batch
+instead of one per line is what makes ingest cheap for the server (a few XADDs, not
+thousands) and a line cost ~45 bytes of Redis memory instead of ~95. The next seq (= the
+total) lives in the task hash, so the total is one HGET.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from itertools import groupby, repeat
 from typing import Any, NamedTuple
 
+from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -12,48 +26,68 @@ from hookagent.errors import FencedOut, TaskNotFound, quoted
 from hookagent.keys import Keys
 from hookagent.models import LogEntry
 
-# Appends a batch in one round trip. The batch travels as one JSON argument: encoding a
-# million separate arguments costs the client far more than cjson.decode costs the server.
-# The next seq lives in the task hash (same slot), so ids stay dense and ``offset`` is an
-# XRANGE start. When the cap is reached the last slot
-# holds a marker and later lines are dropped, so a runaway agent cannot fill the server.
+# Appends a batch's chunks in one round trip, after the fence and the cap checks; chunks
+# are encoded by the client, so the server only stores them. When the cap is reached the
+# chunk that crosses it is cut (the one case the script decodes one) and a one-line marker
+# chunk follows; later lines are dropped, so a runaway agent cannot fill the server.
 _APPEND = """
-local token = ARGV[1]
-local ttl, cap, attempt = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local token, ttl, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND') end
 if token ~= '' and redis.call('HGET', KEYS[1], 'lease_token') ~= token then
   return redis.error_reply('FENCED')
 end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'log_seq') or '0')
 if redis.call('HEXISTS', KEYS[1], 'log_capped') == 1 then return seq end
+-- run-length columns: the first k values, and the value at position k
+local function cut(rle, k)
+  local out, left, i = {}, k, 1
+  while left > 0 do
+    local take = math.min(left, rle[i + 1])
+    out[#out + 1] = rle[i]; out[#out + 1] = take
+    left = left - take; i = i + 2
+  end
+  return out
+end
+local function at(rle, k)
+  local i = 1
+  while k > rle[i + 1] do k = k - rle[i + 1]; i = i + 2 end
+  return rle[i]
+end
 local stream = KEYS[2]
-local rows = cjson.decode(ARGV[5])
-for _, row in ipairs(rows) do
-  local ts, source, msg, kind, raw = row[1], row[2], row[3], row[4], row[5]
-  local id = '0-' .. (seq + 1)
-  if seq >= cap - 1 then
-    redis.call('XADD', stream, id, 'ts', ts, 'stream', 'system', 'msg',
-      '[system] log limit of ' .. cap .. ' lines reached; further output is dropped',
-      'attempt', attempt, 'kind', 'error')
+for i = 4, #ARGV, 2 do
+  local n, chunk, room = tonumber(ARGV[i]), ARGV[i + 1], cap - 1 - seq
+  if n <= room then
+    redis.call('XADD', stream, '0-' .. (seq + 1), 'n', n, 'c', chunk)
+    seq = seq + n
+  else
+    local c = cjson.decode(chunk)
+    if room > 0 then
+      local msgs = {}
+      for j = 1, room do msgs[j] = c[2][j] end
+      redis.call('XADD', stream, '0-' .. (seq + 1), 'n', room, 'c', cjson.encode(
+        {c[1], msgs, cut(c[3], room), cut(c[4], room), cut(c[5], room), cut(c[6], room)}))
+      seq = seq + room
+    end
+    local msg = '[system] log limit of ' .. cap .. ' lines reached; further output is dropped'
+    redis.call('XADD', stream, '0-' .. (seq + 1), 'n', 1, 'c', cjson.encode(
+      {c[1], {msg}, {at(c[3], math.max(room, 0) + 1), 1}, {'system', 1}, {'error', 1}, {'', 1}}))
     seq = seq + 1
     redis.call('HSET', KEYS[1], 'log_capped', '1')
     break
   end
-  if kind == '' and raw == '' then
-    redis.call('XADD', stream, id, 'ts', ts, 'stream', source, 'msg', msg, 'attempt', attempt)
-  elseif raw == '' then
-    redis.call('XADD', stream, id, 'ts', ts, 'stream', source, 'msg', msg, 'attempt', attempt,
-      'kind', kind)
-  else
-    redis.call('XADD', stream, id, 'ts', ts, 'stream', source, 'msg', msg, 'attempt', attempt,
-      'kind', kind, 'raw', raw)
-  end
-  seq = seq + 1
 end
 redis.call('HSET', KEYS[1], 'log_seq', seq)
 redis.call('PEXPIRE', stream, ttl)
 return seq
 """
+
+_ENTRIES = TypeAdapter(list[LogEntry])
+# Lines per chunk, at most: a page of 100 decodes one or two chunks, so their size bounds a
+# read's cost (bench/results.md: 2,000-line chunks double it), while bigger chunks save
+# little memory (0.6 B a line from 256 to 2,000).
+CHUNK_LINES = 256
+# (timestamp, stream, message, kind, raw): a NewLine, or the bare tuple the writer buffers.
+Row = tuple[str, str, str, str, str]
 
 
 class NewLine(NamedTuple):
@@ -66,23 +100,109 @@ class NewLine(NamedTuple):
     raw: str = ""
 
 
+def _runs(column: Sequence[str]) -> list[str | int]:
+    out: list[str | int] = []
+    for value, group in groupby(column):
+        out += (value, len(list(group)))
+    return out
+
+
+def _slice(runs: list[Any], lo: int, hi: int) -> list[Any]:
+    """Values ``lo`` to ``hi`` of a run-length column, expanding only the runs they touch."""
+    out: list[Any] = []
+    end = 0
+    for value, count in zip(runs[::2], runs[1::2], strict=True):
+        start, end = end, end + count
+        if end > lo:
+            out += repeat(value, min(end, hi) - max(start, lo))
+            if end >= hi:
+                break
+    return out
+
+
+def encode_chunk(rows: Sequence[Row], attempt: int) -> str:
+    """The ``c`` field of a chunk holding ``rows`` (see the module docstring)."""
+    ts, streams, messages, kinds, raws = zip(*rows, strict=True)
+    columns = [attempt, messages, _runs(ts), _runs(streams), _runs(kinds), _runs(raws)]
+    return json.dumps(columns, separators=(",", ":"))
+
+
+def decode_chunk(
+    entry_id: str, fields: dict[str, str], start: int = 0, stop: int | None = None
+) -> list[LogEntry]:
+    """The lines of a chunk entry whose seq is in ``[start, stop)`` (all by default)."""
+    first = int(entry_id.partition("-")[2]) - 1
+    attempt, messages, ts, streams, kinds, raws, *status = json.loads(fields["c"])
+    lo = max(start - first, 0)
+    hi = len(messages) if stop is None else min(stop - first, len(messages))
+    if lo >= hi:
+        return []
+    state = status[0] if status else None
+    # One pydantic-core call for the whole list: several times faster than an object each.
+    return _ENTRIES.validate_python(
+        [
+            {
+                "seq": first + i,
+                "timestamp": t,
+                "stream": s,
+                "message": m,
+                "attempt": attempt,
+                "kind": k or None,
+                "status": state,
+                "raw": _decode_raw(r) if r else None,
+            }
+            for i, t, s, m, k, r in zip(
+                range(lo, hi),
+                _slice(ts, lo, hi),
+                _slice(streams, lo, hi),
+                messages[lo:hi],
+                _slice(kinds, lo, hi),
+                _slice(raws, lo, hi),
+                strict=True,
+            )
+        ]
+    )
+
+
+def _decode_raw(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        # A raw event cut at the size cap is no longer JSON; keep it as text.
+        return raw
+
+
 class LogStore:
     """Appends to and reads a task's log stream."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, ttl_seconds: int, max_lines: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        ttl_seconds: int,
+        max_lines: int,
+        chunk_lines: int = CHUNK_LINES,
+    ) -> None:
         # Typed loosely on purpose: redis-py's annotations differ from 5.x to 8.x, and with
         # decode_responses=True every reply here is str.
         self._redis: Any = redis
         self._keys = keys
         self._ttl_ms = ttl_seconds * 1000
         self._max_lines = max_lines
+        self._chunk_lines = chunk_lines
         self._append = redis.register_script(_APPEND)
 
     async def append(
-        self, task_id: str, lines: list[NewLine], *, token: str = "", attempt: int = 0
+        self, task_id: str, lines: Sequence[Row], *, token: str = "", attempt: int = 0
     ) -> int:
-        """Append ``lines`` in one round trip; returns the new total. Fenced by ``token``."""
-        args: list[str | int] = [token, self._ttl_ms, self._max_lines, attempt, json.dumps(lines)]
+        """Append ``lines`` (as chunks) in one round trip; returns the new total. Fenced."""
+        if not lines:
+            return await self.total(task_id)
+        args: list[str | int] = [token, self._ttl_ms, self._max_lines]
+        for start in range(0, len(lines), self._chunk_lines):
+            chunk = lines[start : start + self._chunk_lines]
+            args += (len(chunk), encode_chunk(chunk, attempt))
         keys = [self._keys.task(task_id), self._keys.logs(task_id)]
         try:
             total: int = await self._append(keys=keys, args=args)
@@ -97,16 +217,27 @@ class LogStore:
     async def read(self, task_id: str, *, offset: int, limit: int) -> tuple[list[LogEntry], int]:
         """Entries from ``offset`` (``limit`` -1 for all) and the total count; one round trip."""
         key = self._keys.logs(task_id)
+        stop = None if limit < 0 else offset + limit
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.exists(self._keys.task(task_id))
-            pipe.xrange(key, f"0-{offset + 1}", "+", count=None if limit < 0 else limit)
-            pipe.xlen(key)
-            exists, rows, total = await pipe.execute()
-        if not exists:
+            pipe.hmget(self._keys.task(task_id), ["status", "log_seq"])
+            pipe.exists(key)
+            # The chunk holding ``offset``, then every later chunk starting before ``stop``.
+            pipe.xrevrange(key, f"0-{offset + 1}", "-", count=1)
+            pipe.xrange(key, f"(0-{offset + 1}", "+" if stop is None else f"0-{stop}")
+            (status, seq), exists, head, rest = await pipe.execute()
+        if status is None:
             raise TaskNotFound(f"no task {quoted(task_id)} (unknown or expired)")
-        return [LogEntry.from_fields(entry_id, fields) for entry_id, fields in rows], int(total)
+        entries = [
+            entry
+            for entry_id, fields in [*head, *rest]
+            for entry in decode_chunk(entry_id, fields, offset, stop)
+        ]
+        return entries, int(seq or 0) if exists else 0
 
     async def total(self, task_id: str) -> int:
-        """How many entries the task's log holds."""
-        count: int = await self._redis.xlen(self._keys.logs(task_id))
-        return count
+        """How many entries the task's log holds (0 once the log has expired)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self._keys.task(task_id), "log_seq")
+            pipe.exists(self._keys.logs(task_id))
+            seq, exists = await pipe.execute()
+        return int(seq or 0) if exists else 0

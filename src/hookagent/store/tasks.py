@@ -31,17 +31,17 @@ from hookagent.store.refs import Marks
 #   fence - a worker writes: only while it still holds the lease token
 #   free  - anyone (the API): only the allowed from-statuses are checked; the lease is dropped
 # The task's own keys (hash, history, log) share one slot.
-# Every change is also a log entry of kind ``status``: followers see status changes in
-# order with the output, on the same cursor. ``allowed`` and the new status come from the
-# one transition table (models.TRANSITIONS). A real change (not a reclaimed job restarting
-# its phase) also appends an event to the outbox, KEYS[4], in the same step: no change can
-# be recorded without its notification, and nothing is sent from inside a run. KEYS[5] is
-# the capped board stream (keys.events): one entry per change, so a live board XREADs one
-# stream instead of every task's log. With a sixth key (the job stream) it also queues the
-# job message ARGV[8] (JSON, built by store/queue.py) in the same step, so an approval
-# cannot be recorded without its execution job. The outbox, the board stream and the job
-# stream are other slots: a Redis Cluster deployment must co-locate them with the tasks (as
-# it must for intake).
+# Every change is also a log entry of kind ``status`` (a one-line chunk): followers see
+# status changes in order with the output, on the same cursor. ``allowed`` and the new
+# status come from the one transition table (models.TRANSITIONS). A real change (not a
+# reclaimed job restarting its phase) also appends an event to the outbox, KEYS[4], in the
+# same step: no change can be recorded without its notification, and nothing is sent from
+# inside a run. KEYS[5] is the capped board stream (keys.events): one entry per change, so a
+# live board XREADs one stream instead of every task's log. With a sixth key (the job
+# stream) it also queues the job message ARGV[8] (JSON, built by store/queue.py) in the same
+# step, so an approval cannot be recorded without its execution job. The outbox, the board
+# stream and the job stream are other slots: a Redis Cluster deployment must co-locate them
+# with the tasks (as it must for intake).
 _TRANSITION = """
 local mode, token, new_status, allowed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, reason, ttl, job = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
@@ -78,8 +78,9 @@ if redis.call('HEXISTS', KEYS[1], 'log_capped') == 0 then
   local seq = tonumber(redis.call('HGET', KEYS[1], 'log_seq') or '0')
   local msg = '[system] status ' .. new_status
   if reason ~= '' then msg = msg .. ': ' .. reason end
-  redis.call('XADD', KEYS[3], '0-' .. (seq + 1), 'ts', now, 'stream', 'system', 'msg', msg,
-    'attempt', attempt, 'kind', 'status', 'status', new_status)
+  -- a one-line chunk in store/logs.py's format, its status as the seventh column
+  redis.call('XADD', KEYS[3], '0-' .. (seq + 1), 'n', 1, 'c', cjson.encode(
+    {attempt, {msg}, {now, 1}, {'system', 1}, {'status', 1}, {'', 1}, new_status}))
   redis.call('HSET', KEYS[1], 'log_seq', seq + 1)
   redis.call('PEXPIRE', KEYS[3], log_ttl)
 end

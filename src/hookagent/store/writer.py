@@ -8,7 +8,7 @@ from types import TracebackType
 
 from hookagent.models import LogStream, utc_iso
 from hookagent.redact import Redactor
-from hookagent.store.logs import LogStore, NewLine
+from hookagent.store.logs import LogStore, Row
 from hookagent.store.search import MAX_TERMS_PER_TASK, SearchIndex, terms_of
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class LogWriter:
         self._flush_s = flush_ms / 1000
         self._line_max = line_max
         self._raw_max = raw_max
-        self._buffer: list[NewLine] = []
+        self._buffer: list[Row] = []
         self._pending = asyncio.Event()
         self._full = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -98,12 +98,18 @@ class LogWriter:
         message = _PREFIX[stream] + text
         if len(message) > self._line_max:
             message = clip(message, self._line_max)
-        if len(raw) > self._raw_max:
+        if raw and len(raw) > self._raw_max:
             raw = clip(raw, self._raw_max)
-        self._buffer.append(NewLine(ts or utc_iso(), _VALUE[stream], message, kind, raw))
-        if not self._pending.is_set():
+        # A bare tuple, not a NewLine: this runs for every line, and NamedTuple's __new__
+        # is a Python-level call.
+        buffer = self._buffer
+        buffer.append((ts or utc_iso(), _VALUE[stream], message, kind, raw))
+        # Only flush() shortens the buffer, and it clears both events once it is empty: so
+        # the events need setting only as the length passes 1 and a full batch.
+        count = len(buffer)
+        if count == 1:
             self._pending.set()
-        if len(self._buffer) >= self._batch_lines:
+        if count == self._batch_lines:
             self._full.set()
 
     async def wait_room(self) -> None:
@@ -136,7 +142,7 @@ class LogWriter:
                     self.task_id, batch, token=self.token, attempt=self._attempt
                 )
                 if self._index is not None and len(self._indexed) < MAX_TERMS_PER_TASK:
-                    fresh = terms_of(line.message for line in batch) - self._indexed
+                    fresh = terms_of(line[2] for line in batch)  # messages - self._indexed
                     if fresh:
                         self._indexed |= fresh
                         await self._index.add(self.task_id, fresh)

@@ -1,0 +1,166 @@
+"""Log page benchmark: ``GET /tasks/{id}/logs`` pages of 100 lines from a 1,000,000-line task.
+
+Writes the task's log as the worker would (batches of ``HOOKAGENT_LOG_BATCH_LINES`` lines,
+one chunk each), then requests pages of 100 at offsets 0, the middle and the end (the last
+100 lines), each many times, through the FastAPI app in-process (``httpx.ASGITransport``):
+the time covers routing, the store's read (one Redis round trip), decoding the chunks and
+serialising the JSON answer, but no network. Three timings per page: the app called as a
+bare ASGI callable (what the server spends: from the request to the last body byte), the
+same through ``httpx.ASGITransport`` (adds the client's work) and ``LogStore.read`` alone;
+and the server's CPU time per page, which other load on the machine does not inflate.
+
+    python bench/pages.py [--lines 1000000] [--requests 500] [--redis-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import uuid
+from collections.abc import MutableMapping
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from common import run
+from hookagent.api import create_app
+from hookagent.models import NewTask, utc_iso
+from hookagent.settings import Settings
+from hookagent.store import Store, connect
+from hookagent.store.logs import CHUNK_LINES, NewLine
+
+PAGE = 100
+WARMUP = 20
+
+
+async def fill(store: Store, task_id: str, lines: int, batch: int) -> float:
+    """Write ``lines`` short stdout lines in batches of ``batch``; returns seconds taken."""
+    started = time.perf_counter()
+    for start in range(0, lines, batch):
+        ts = utc_iso()
+        rows = [
+            NewLine(ts, "stdout", f"[stdout] line {i} of the agent output", "text")
+            for i in range(start, min(lines, start + batch))
+        ]
+        await store.logs.append(task_id, rows, attempt=1)
+    return time.perf_counter() - started
+
+
+async def served(app: FastAPI, path: str, query: str) -> tuple[float, float, int, bytes]:
+    """Wall and CPU seconds the app takes to answer one GET as a bare ASGI call, its status
+    and body. CPU time (this thread's) does not grow when other processes take the cores."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"hookagent")],
+        "client": ("127.0.0.1", 1),
+        "server": ("hookagent", 80),
+    }
+    status, body = 0, bytearray()
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            body.extend(message.get("body", b""))
+
+    started, cpu = time.perf_counter(), time.thread_time()
+    await app(scope, receive, send)
+    return time.perf_counter() - started, time.thread_time() - cpu, status, bytes(body)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds."""
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return cuts[49] * 1000, cuts[98] * 1000
+
+
+async def main(args: argparse.Namespace) -> None:
+    """Fill one task's log, then time pages at three offsets."""
+    settings = Settings(
+        redis_url=args.redis_url,
+        key_prefix=f"bench-pages-{uuid.uuid4().hex[:8]}",
+        log_max_lines=args.lines + 10,
+    )
+    redis = connect(args.redis_url)
+    store = Store.build(redis, settings)
+    task = await store.tasks.create(
+        NewTask(source="bench", repository="o/r", title="t", prompt="p")
+    )
+    took = await fill(store, task.task_id, args.lines, settings.log_batch_lines)
+    print(
+        f"filled {args.lines:,} lines in {took:.1f} s (batches of {settings.log_batch_lines}, "
+        f"chunks of {CHUNK_LINES})"
+    )
+    offsets = {"0": 0, "middle": args.lines // 2 + 37, "end": args.lines - PAGE}
+    app = create_app(settings, redis=redis)
+    rows = []
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://hookagent"
+            ) as http,
+        ):
+            for name, offset in offsets.items():
+                path, query = f"/tasks/{task.task_id}/logs", f"offset={offset}&limit={PAGE}"
+                asgi: list[float] = []
+                asgi_cpu: list[float] = []
+                client: list[float] = []
+                store_only: list[float] = []
+                for n in range(WARMUP + args.requests):
+                    took, cpu, status, body = await served(app, path, query)
+                    seqs = [e["seq"] for e in json.loads(body)["logs"]] if status == 200 else []
+                    if seqs != list(range(offset, offset + PAGE)):
+                        raise SystemExit(f"bench run broken at offset {offset}: {body[:200]!r}")
+                    started = time.perf_counter()
+                    response = await http.get(f"{path}?{query}")
+                    through_httpx = time.perf_counter() - started
+                    response.raise_for_status()
+                    started = time.perf_counter()
+                    await store.logs.read(task.task_id, offset=offset, limit=PAGE)
+                    if n >= WARMUP:
+                        asgi.append(took)
+                        asgi_cpu.append(cpu)
+                        client.append(through_httpx)
+                        store_only.append(time.perf_counter() - started)
+                times = (asgi, asgi_cpu, client, store_only)
+                rows.append((name, offset, *(p for t in times for p in percentiles(t))))
+    finally:
+        await redis.delete(store.keys.logs(task.task_id), store.keys.task(task.task_id))
+        await redis.aclose()
+    print(
+        "| offset | page | server p50 ms | server p99 ms | server CPU p50 | server CPU p99 "
+        "| via httpx p50 | via httpx p99 | LogStore.read p50 | read p99 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, offset, *ms in rows:
+        cells = " | ".join(f"{m:.2f}" for m in ms)
+        print(f"| {name} | {offset:,}+{PAGE} | {cells} |")
+
+
+def cli() -> None:
+    """Parse arguments; start an embedded Valkey unless --redis-url is given."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=500, help="per offset")
+    parser.add_argument("--redis-url")
+    run(main, parser.parse_args())
+
+
+if __name__ == "__main__":
+    cli()
