@@ -30,6 +30,7 @@ PINNED: dict[str, tuple[str, str]] = {
     "repo_runs": (Keys("hk").repo_runs("Acme/API"), "hk:runs:{acme/api}"),
     "repo_waiting": (Keys("hk").repo_waiting("acme/api"), "hk:runs:{acme/api}:waiting"),
     "ticket": (Keys("hk").ticket("ab12"), "hk:ticket:ab12"),
+    "session": (Keys("hk").session("cd34"), "hk:session:cd34"),
     "events": (Keys("hk").events(), "hk:events"),
     # One hash tag for the registry: a heartbeat writes a record and the index together.
     "worker": (Keys("hk").worker("box-12-a1b2c3"), "hk:worker:{workers}:box-12-a1b2c3"),

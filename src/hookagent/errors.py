@@ -158,6 +158,12 @@ class Forbidden(HookagentError):
     code = "forbidden"
 
 
+class ForeignOrigin(Forbidden):
+    """A cookie-signed request that changes state without an ``Origin`` of this server."""
+
+    code = "forbidden_origin"
+
+
 class JsonTooDeep(MalformedBody):
     """JSON nested deeper than the parser is allowed to recurse."""
 

@@ -95,6 +95,10 @@ class Keys:
         """A single-use stream ticket, named by the SHA-256 of the ticket (never the ticket)."""
         return f"{self.prefix}:ticket:{digest}"
 
+    def session(self, digest: str) -> str:
+        """A web UI session, named by the SHA-256 of its cookie value (never the value)."""
+        return f"{self.prefix}:session:{digest}"
+
     def worker(self, name: str) -> str:
         """A worker loop's heartbeat record (a hash that expires unless renewed)."""
         return f"{self.prefix}:worker:{{workers}}:{name}"

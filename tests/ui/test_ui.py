@@ -51,8 +51,6 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-# Probes the UI makes on purpose and that answer 404 on a server without those features.
-EXPECTED_404 = ("/ui/me",)
 
 
 @pytest.fixture
@@ -133,8 +131,6 @@ async def open_page(browser: Browser, base: str, *, dark: bool = False) -> tuple
         if message.type != "error":
             return
         where = message.location.get("url", "") if message.location else ""
-        if "404" in message.text and where.endswith(EXPECTED_404):
-            return
         watched.errors.append(f"{message.text} ({where})")
 
     page.on("console", on_console)

@@ -20,6 +20,7 @@ from hookagent.api.routes import (
     metrics,
     policies,
     search,
+    session,
     slack,
     stream,
     tasks,
@@ -104,6 +105,8 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
     # Page shells, static assets and the transition table hold no data: the data they
     # show comes from the API, under its own rules.
     rules.include(app, ui.router, Access.OPEN)
+    # Sign-in and "who am I" handle credentials themselves (the token book, the guard).
+    rules.include(app, session.router, Access.OPEN)
     install_docs(app)
     rules.allow_router(docs.router, Access.OPEN)
     rules.allow(f"MOUNT {docs.STATIC_URL}", Access.OPEN)

@@ -17,6 +17,7 @@ from hookagent.store.queue import Job, JobQueue
 from hookagent.store.rates import RateLimiter
 from hookagent.store.refs import Marks, RefStore
 from hookagent.store.search import SearchIndex
+from hookagent.store.sessions import SIGNIN_ATTEMPTS_PER_MINUTE, Session, SessionStore
 from hookagent.store.slots import RepoSlots
 from hookagent.store.tasks import TaskStore
 from hookagent.store.tickets import TicketStore
@@ -37,6 +38,8 @@ __all__ = [
     "Readiness",
     "RefStore",
     "RepoSlots",
+    "Session",
+    "SessionStore",
     "Store",
     "TaskEvents",
     "TaskStore",
@@ -90,6 +93,8 @@ class Store:
     rates: RateLimiter
     slots: RepoSlots
     tickets: TicketStore
+    sessions: SessionStore
+    signins: RateLimiter
     events: TaskEvents
     workers: WorkerRegistry
     outbox: Outbox
@@ -127,6 +132,9 @@ class Store:
             # A slot lapses like the job's lease, and is renewed with it.
             slots=RepoSlots(redis, keys, limit=settings.max_runs_per_repo, ttl_ms=jobs.lease_ms),
             tickets=TicketStore(redis, keys),
+            sessions=SessionStore(redis, keys),
+            # Sign-in attempts per client address and minute, good tokens or bad.
+            signins=RateLimiter(redis, keys, limit=SIGNIN_ATTEMPTS_PER_MINUTE),
             events=TaskEvents(redis, keys),
             workers=WorkerRegistry(redis, keys, ttl_seconds=settings.worker_ttl),
             outbox=Outbox(

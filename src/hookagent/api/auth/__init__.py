@@ -6,20 +6,30 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from hookagent.api.auth.guard import (
+    SESSION_COOKIE,
     Access,
     Guard,
     RuleBook,
     StreamGuard,
     access_denied,
+    admit,
     principal_of,
     served,
 )
 from hookagent.api.auth.origin import OriginMiddleware
-from hookagent.api.auth.tokens import Principal, Role, TokenTable, load_tokens, parse_tokens
+from hookagent.api.auth.tokens import (
+    Principal,
+    Role,
+    TokenTable,
+    load_tokens,
+    parse_tokens,
+    token_digest,
+)
 from hookagent.errors import Forbidden, Unauthenticated
 from hookagent.settings import Settings
 
 __all__ = [
+    "SESSION_COOKIE",
     "Access",
     "Guard",
     "Principal",
@@ -27,11 +37,13 @@ __all__ = [
     "RuleBook",
     "StreamGuard",
     "TokenTable",
+    "admit",
     "install_access",
     "load_tokens",
     "parse_tokens",
     "principal_of",
     "served",
+    "token_digest",
 ]
 
 

@@ -18,12 +18,16 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, WebSocketRoute
 
+from hookagent.api.auth.origin import UNSAFE_METHODS, same_origin
 from hookagent.api.auth.tokens import Principal, Role, TokenTable
 from hookagent.api.errors import error_response
-from hookagent.errors import Forbidden, HookagentError, Unauthenticated
+from hookagent.errors import Forbidden, ForeignOrigin, HookagentError, Unauthenticated
+from hookagent.settings import Settings
 from hookagent.store import Store
 
 CHALLENGE = 'Bearer realm="hookagent"'
+# The web UI's session (POST /ui/session): HttpOnly, SameSite=Strict, see routes/session.py.
+SESSION_COOKIE = "hookagent_session"
 # RFC 6455 leaves 4000-4999 to applications: 4401/4403 mirror the HTTP answers.
 WS_UNAUTHORIZED = 4401
 WS_FORBIDDEN = 4403
@@ -99,7 +103,27 @@ async def _identify(conn: HTTPConnection, ticket: str | None) -> Principal:
         if held is None:
             _deny(conn, Unauthenticated("the ticket is unknown, used or expired"))
         return Principal(name=held[1], role=Role(held[0]))
+    session_id = conn.cookies.get(SESSION_COOKIE)
+    if session_id:
+        return await _from_session(conn, tokens, session_id)
     _deny(conn, Unauthenticated("this needs an API token: send Authorization: Bearer <token>"))
+
+
+async def _from_session(conn: HTTPConnection, tokens: TokenTable, session_id: str) -> Principal:
+    store: Store = conn.app.state.store
+    session = await store.sessions.find(session_id)
+    # The token's current entry: a revoked token's sessions end, a changed role applies.
+    found = tokens.match_digest(bytes.fromhex(session.token_digest)) if session else None
+    if found is None:
+        _deny(conn, Unauthenticated("the session is unknown or expired; sign in again"))
+    changes = conn.scope["type"] == "websocket" or conn.scope["method"] in UNSAFE_METHODS
+    settings: Settings = conn.app.state.settings
+    origin = conn.headers.get("origin")
+    if changes and not same_origin(origin, conn.headers.get("host", ""), settings.public_url):
+        # SameSite=Strict already keeps the cookie off other sites' requests; a browser
+        # always sends Origin on these, so one missing or foreign is not our page.
+        _deny(conn, ForeignOrigin("a request signed in by cookie must come from this server"))
+    return found
 
 
 def _deny(conn: HTTPConnection, exc: HookagentError) -> NoReturn:

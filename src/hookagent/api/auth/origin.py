@@ -23,6 +23,16 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def same_origin(origin: str | None, host: str, public_url: str) -> bool:
+    """Whether ``origin`` is this server's own: its public URL's, or the ``Host`` served."""
+    if not origin:
+        return False
+    if origin_of(origin) == origin_of(public_url):
+        return True
+    netloc = urlsplit(origin.strip()).netloc.lower()
+    return bool(netloc) and netloc == host.strip().lower()
+
+
 class OriginMiddleware:
     """403 ``forbidden_origin`` for an ``Origin`` that is neither ours nor configured."""
 

@@ -85,13 +85,21 @@ class TokenTable:
 
     def match(self, token: str) -> Principal | None:
         """The principal of ``token``, or None; every digest is compared, in constant time."""
-        presented = hashlib.sha256(token.encode()).digest()
+        return self.match_digest(token_digest(token))
+
+    def match_digest(self, presented: bytes) -> Principal | None:
+        """The principal of the token whose SHA-256 is ``presented``, or None."""
         found: Principal | None = None
         for entry in self._entries:
             # No early exit: how long this takes says nothing about which entry matched.
             if hmac.compare_digest(presented, entry.digest):
                 found = entry.principal
         return found
+
+
+def token_digest(token: str) -> bytes:
+    """The SHA-256 a token is known by."""
+    return hashlib.sha256(token.encode()).digest()
 
 
 def parse_tokens(text: str, *, source: str = TOKENS_VAR) -> TokenTable:

@@ -1,16 +1,16 @@
-// The one module that talks to the server. Every page reads and acts through it, so
-// sign-in (tokens, the session cookie) changes this file and nothing else.
+// The one module that talks to the server. Every page reads and acts through it; the
+// session cookie rides along on every request, so nothing here handles a token but signIn.
 //
-// AUTH SEAM — today the UI runs in anonymous/loopback mode (no HOOKAGENT_API_TOKENS).
-// When API tokens land:
+// AUTH SEAM — sign-in (see session.js for the dialog):
 //   * signIn(token) POSTs /ui/session; the server answers with an HttpOnly,
-//     SameSite=Strict session cookie. Every request below already sends same-origin
-//     cookies (fetch's default and EventSource's), so nothing else changes here.
-//   * me() reads GET /ui/me ({"name", "role": "viewer"|"operator"|"admin"}); pages hide
-//     what a role may not do with can(). A 404 (no auth on this server) means anonymous,
-//     allowed everything the server allows.
-//   * a 401 from any call fires "hookagent:auth-required" on window; pages show a
-//     sign-in prompt (see showAuthBanner in dom.js).
+//     SameSite=Strict session cookie. Every request below sends same-origin cookies
+//     (fetch with credentials "same-origin", and EventSource), so the token is never kept
+//     here and never put in a URL.
+//   * me() reads GET /ui/me ({"name", "role", "anonymous", "can": {"approve": bool, ...}});
+//     pages hide what the role may not do with can(). Without API tokens the server
+//     answers an admin named anonymous.
+//   * a 401 from any call fires "hookagent:auth-required" on window; session.js asks for
+//     a token again.
 
 const JSON_HEADERS = { "Content-Type": "application/json", Accept: "application/json" };
 
@@ -88,30 +88,14 @@ export const api = {
   /** Every task's creation and status change (`event: task`). */
   taskEvents: () => new EventSource("/tasks/events"),
 
-  // AUTH SEAM: not served yet. 404 → anonymous mode.
-  me: async () => {
-    try {
-      return await request("GET", "/ui/me");
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) return ANONYMOUS;
-      throw err;
-    }
-  },
+  /** Who the browser acts as (a 401 when it must sign in first). */
+  me: () => request("GET", "/ui/me"),
   // AUTH SEAM: the server sets the HttpOnly SameSite=Strict cookie; the token is not kept here.
   signIn: (token) => request("POST", "/ui/session", { token }),
   signOut: () => request("DELETE", "/ui/session"),
 };
 
-const ANONYMOUS = { name: "anonymous", role: "admin", anonymous: true };
-
-const ROLE_MAY = {
-  viewer: new Set(),
-  operator: new Set(["approve", "reject", "revise", "cancel", "retry"]),
-  admin: new Set(["approve", "reject", "revise", "cancel", "retry"]),
-};
-
-/** Whether `who` (an answer of me()) may use the action `name`. */
+/** Whether `who` (an answer of me()) may use the action `name`, as the server says. */
 export function can(who, name) {
-  const allowed = ROLE_MAY[who && who.role];
-  return Boolean(allowed && allowed.has(name));
+  return Boolean(who && who.can && who.can[name]);
 }

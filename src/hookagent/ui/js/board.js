@@ -1,7 +1,8 @@
 // The task board: newest first, counts per status, filters, log search, live over SSE.
 
 import { api } from "./api.js";
-import { age, announce, badge, cost, fill, h, parseTime, sourceTag, span, statusLabel, watchAuth } from "./dom.js";
+import { age, announce, badge, cost, fill, h, parseTime, sourceTag, span, statusLabel } from "./dom.js";
+import { recheck, signedIn } from "./session.js";
 import { snippet } from "./snippet.js";
 
 const $ = (id) => document.getElementById(id);
@@ -12,10 +13,10 @@ let counts = {};
 let hits = null; // task id → first hit, while a search is shown
 const changed = new Map(); // task id → time of its last live change (for the highlight)
 
-watchAuth();
 start().catch((err) => showError(err));
 
 async function start() {
+  await signedIn();
   meta = await api.meta();
   const statusSelect = $("f-status");
   for (const status of meta.statuses) statusSelect.append(h("option", { value: status }, statusLabel(status)));
@@ -195,6 +196,7 @@ function listen() {
   source.onerror = () => {
     live.textContent = "reconnecting…";
     live.className = "live-state reconnecting";
+    if (source.readyState === EventSource.CLOSED) recheck(); // refused, not dropped
   };
   source.addEventListener("task", (event) => {
     const change = JSON.parse(event.data);

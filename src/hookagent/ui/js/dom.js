@@ -131,19 +131,6 @@ export function safeHref(url) {
   }
 }
 
-/** A banner shown when the server asks for sign-in (AUTH SEAM, see api.js). */
-export function watchAuth() {
-  window.addEventListener("hookagent:auth-required", () => {
-    if (document.getElementById("auth-banner")) return;
-    const banner = h(
-      "div",
-      { id: "auth-banner", class: "banner", role: "alert" },
-      "This server requires sign-in. Sign-in from the web UI is coming; use an API token with the CLI meanwhile.",
-    );
-    document.body.prepend(banner);
-  });
-}
-
 /** Tell screen-reader users about live changes, politely. */
 export function announce(text) {
   const region = document.getElementById("announcer");

@@ -2,15 +2,20 @@
 // workers running them; "unknown" when it does not.
 
 import { api } from "./api.js";
-import { age, badge, fill, h, parseTime, span, watchAuth } from "./dom.js";
+import { age, badge, fill, h, parseTime, span } from "./dom.js";
+import { recheck, signedIn } from "./session.js";
 
 const $ = (id) => document.getElementById(id);
 const WAITING = ["queued", "approved"];
 const RUNNING = ["discovering", "executing"];
 let state = { waiting: [], running: [], workers: null };
 
-watchAuth();
-listen();
+signedIn()
+  .then(listen)
+  .catch((err) => {
+    $("error").textContent = `Could not load the queue: ${err.message}`;
+    $("error").hidden = false;
+  });
 setInterval(render, 5000); // the ages move on
 
 async function refresh() {
@@ -104,6 +109,7 @@ function listen() {
   source.onerror = () => {
     live.textContent = "reconnecting…";
     live.className = "live-state reconnecting";
+    if (source.readyState === EventSource.CLOSED) recheck(); // refused, not dropped
   };
   source.addEventListener("task", () => {
     clearTimeout(timer);

@@ -13,10 +13,10 @@ import {
   sourceLabel,
   span,
   statusLabel,
-  watchAuth,
 } from "./dom.js";
 import { LogView } from "./logview.js";
 import { renderMarkdown } from "./markdown.js";
+import { recheck, signedIn } from "./session.js";
 
 const FIRST_PAGE = 500; // small: the first lines paint sooner
 const PAGE = 10000;
@@ -36,7 +36,6 @@ const view = new LogView($("log-viewer"), { onSelect: showDetail });
 view.onFollowChange = (on) => ($("follow").checked = on);
 window.hookagentLog = view; // for tests and the curious: the viewer's state
 
-watchAuth();
 start().catch((err) => showLoadError(err));
 
 async function start() {
@@ -44,9 +43,10 @@ async function start() {
   $("download").href = api.logsDownloadUrl(taskId);
   $("download").setAttribute("download", `${taskId}.log.json`);
   wireLogControls();
+  const me = await signedIn();
   const firstLogs = api.logs(taskId, 0, FIRST_PAGE); // in parallel with the rest
   firstLogs.catch(() => {}); // its error, if any, is handled where it is awaited
-  const [detail, m, me] = await Promise.all([api.task(taskId), api.meta(), api.me()]);
+  const [detail, m] = await Promise.all([api.task(taskId), api.meta()]);
   meta = m;
   actions = new ActionBar($("actions"), $("action-dialog"), {
     taskId,
@@ -237,6 +237,7 @@ function follow() {
   source.onopen = () => setLive(state, "live", "live");
   source.onerror = () => {
     if (source.readyState !== EventSource.CLOSED) setLive(state, "reconnecting…", "reconnecting");
+    else recheck(); // refused (a session that ended), not dropped
   };
   source.onmessage = take;
   source.addEventListener("status", (event) => {
