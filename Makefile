@@ -17,3 +17,4 @@ lint:
 bench:
 	.venv/bin/python bench/ingest.py
 	.venv/bin/python bench/search.py
+	.venv/bin/python bench/pages.py

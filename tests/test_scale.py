@@ -15,7 +15,7 @@ import pytest
 from hookagent.models import NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
-from tests.helpers import REPO, fake_agent, stream_entries, wait_status
+from tests.helpers import REPO, fake_agent, wait_status
 
 TASKS = 50
 PROCESSES = 4
@@ -68,8 +68,8 @@ async def test_fifty_tasks_across_four_worker_processes_run_once_each_in_order(
             assert await wait_status(store, task_id, done) is TaskStatus.PENDING_APPROVAL
     ran_on: set[str] = set()
     for task_id in ids:
-        reply = await store.redis.xread({store.keys.logs(task_id): "0-0"}, count=10_000)
-        messages = [fields["msg"] for _, fields in stream_entries(reply)]
+        entries, _ = await store.logs.read(task_id, offset=0, limit=-1)
+        messages = [entry.message for entry in entries]
         attempts = [m.groups() for m in map(ATTEMPT.search, messages) if m]
         assert [(a, d) for a, d, _ in attempts] == [("1", "1")], (task_id, messages)
         ran_on.add(attempts[0][2].rsplit("-", 2)[1])  # host-pid-suffix: the worker's pid
