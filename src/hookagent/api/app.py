@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from hookagent.api.auth import Access, install_access
 from hookagent.api.errors import install_error_handlers
@@ -34,7 +33,7 @@ from hookagent.errors import HookagentError
 from hookagent.policy import load_policies
 from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
-from hookagent.store import Store, connect
+from hookagent.store import Redis, Store, connect
 from hookagent.store.feed import FEED_SOCKET_TIMEOUT_S, FeedHub
 
 

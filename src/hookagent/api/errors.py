@@ -8,12 +8,11 @@ import secrets
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
 from hookagent import errors
 from hookagent.errors import HookagentError
+from hookagent.store import StoreConnectionError, StoreTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +99,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HookagentError, _hookagent)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(RedisConnectionError, _redis_down)
-    app.add_exception_handler(RedisTimeoutError, _redis_down)
+    app.add_exception_handler(StoreConnectionError, _redis_down)
+    app.add_exception_handler(StoreTimeoutError, _redis_down)
     app.add_exception_handler(Exception, _unexpected)

@@ -17,10 +17,9 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hookagent.store import MetricsSnapshot, Store
+from hookagent.store import MetricsSnapshot, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +158,6 @@ async def _count(scope: Scope, source: str, outcome: str) -> None:
     store: Store = scope["app"].state.store
     try:
         await store.metrics.count_webhook(source, outcome)
-    except (RedisError, OSError) as exc:
+    except (StoreError, OSError) as exc:
         # The delivery was answered already; a lost count must not turn into an error.
         log.warning("could not count a %s webhook: %r", source, exc)

@@ -23,10 +23,6 @@ import secrets
 import socket
 from functools import partial
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from hookagent.errors import OutboundError, TaskNotFound
 from hookagent.models import LogStream, Task, TaskStatus, one_line, utc_iso
 from hookagent.notify.base import Delivery, Sender
@@ -36,7 +32,14 @@ from hookagent.race import race
 from hookagent.redact import Redactor
 from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
-from hookagent.store import NewLine, OutboxEvent, Store
+from hookagent.store import (
+    NewLine,
+    OutboxEvent,
+    Store,
+    StoreConnectionError,
+    StoreReplyError,
+    StoreTimeoutError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ class Notifier:
                 return
             except _TakenOver as exc:
                 log.info("notifier %s: %s", self.name, exc)
-            except (RedisConnectionError, RedisTimeoutError, ResponseError, OSError) as exc:
+            except (StoreConnectionError, StoreTimeoutError, StoreReplyError, OSError) as exc:
                 log.warning("notifier %s: Redis error %r; retry in %.1fs", self.name, exc, backoff)
                 await _wait(stop, backoff)
                 backoff = min(backoff * 2, REDIS_BACKOFF_MAX_S)
@@ -214,7 +217,7 @@ class Notifier:
                 )
                 for task in running:
                     await self._snippet(slack, task, interval)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (StoreConnectionError, StoreTimeoutError, OSError) as exc:
                 log.warning("notifier %s: snippets paused: %r", self.name, exc)
             except OutboundError as exc:
                 # Best effort: the next interval posts what is new then.

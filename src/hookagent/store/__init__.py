@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as StoreConnectionError
+from redis.exceptions import RedisError as StoreError
+from redis.exceptions import ResponseError as StoreReplyError
+from redis.exceptions import TimeoutError as StoreTimeoutError
 
 from hookagent.keys import Keys
 from hookagent.settings import Settings
@@ -23,6 +27,10 @@ from hookagent.store.tasks import TaskStore
 from hookagent.store.tickets import TicketStore
 from hookagent.store.workers import Readiness, WorkerInfo, WorkerRegistry
 
+# The store's failures, named for the rest of the code, which never imports redis itself:
+# unreachable or too slow (wait and retry), an error reply, or any of them.
+StoreUnavailable = (StoreConnectionError, StoreTimeoutError)
+
 __all__ = [
     "CancelSignals",
     "Job",
@@ -36,11 +44,17 @@ __all__ = [
     "OutboxEvent",
     "RateLimiter",
     "Readiness",
+    "Redis",
     "RefStore",
     "RepoSlots",
     "Session",
     "SessionStore",
     "Store",
+    "StoreConnectionError",
+    "StoreError",
+    "StoreReplyError",
+    "StoreTimeoutError",
+    "StoreUnavailable",
     "TaskEvents",
     "TaskStore",
     "TicketStore",

@@ -16,10 +16,6 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from hookagent import __version__
 from hookagent.agents import Agent
 from hookagent.errors import ConflictError, FencedOut, LeaseLost, TaskCancelled, TaskNotFound
@@ -28,7 +24,16 @@ from hookagent.race import race
 from hookagent.redact import Redactor
 from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
-from hookagent.store import Job, JobQueue, NewLine, Store, WorkerInfo
+from hookagent.store import (
+    Job,
+    JobQueue,
+    NewLine,
+    Store,
+    StoreConnectionError,
+    StoreReplyError,
+    StoreTimeoutError,
+    WorkerInfo,
+)
 from hookagent.store.writer import LogWriter
 from hookagent.worker.phases import PhaseRunner
 
@@ -90,7 +95,7 @@ class Worker:
             try:
                 job = await self._next_job(stop, block_ms)
                 backoff = 0.1
-            except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+            except (StoreConnectionError, StoreTimeoutError, OSError, StoreReplyError) as exc:
                 # Unreachable, restarting, or the stream was deleted (NOGROUP): wait, retry;
                 # ensure_group recreates what is missing.
                 log.warning("worker %s: Redis error %r; retry in %.1fs", self.name, exc, backoff)
@@ -128,14 +133,14 @@ class Worker:
             )
             try:
                 await self._store.workers.beat(info)
-            except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+            except (StoreConnectionError, StoreTimeoutError, OSError, StoreReplyError) as exc:
                 # The job loop waits out the outage; the next beat re-registers the worker.
                 log.warning("worker %s: heartbeat failed: %r", self.name, exc)
 
     async def _deregister(self) -> None:
         try:
             await self._store.workers.deregister(self.name)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (StoreConnectionError, StoreTimeoutError, OSError) as exc:
             # The record expires by itself after HOOKAGENT_READY_WORKER_AGE or so.
             log.warning("worker %s: could not deregister: %r", self.name, exc)
 
@@ -175,7 +180,7 @@ class Worker:
         except FencedOut:
             # Fenced by a cancel (the API drops the lease) or by a successor: ack only the former.
             return await self._is_finished(job.task_id)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except (StoreConnectionError, StoreTimeoutError) as exc:
             # Not acked: the lease lapses and a worker picks the job up once Redis is back.
             log.warning("worker %s: Redis lost during %s: %r", self.name, job.task_id, exc)
             return False
@@ -236,7 +241,7 @@ class Worker:
             await self._store.metrics.count_log_lines(job.task_id, since=since)
             if seconds is not None:
                 await self._store.metrics.observe_phase(job.phase, seconds)
-        except (RedisConnectionError, RedisTimeoutError, ResponseError) as exc:
+        except (StoreConnectionError, StoreTimeoutError, StoreReplyError) as exc:
             # Metrics are best effort: a lost count must not fail or hold up the job.
             log.warning(
                 "worker %s: could not record metrics of %s: %r", self.name, job.task_id, exc
@@ -289,7 +294,7 @@ class Worker:
     async def _release_slot(self, repo: str, token: str) -> None:
         try:
             await self._store.slots.release(repo, token)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except (StoreConnectionError, StoreTimeoutError) as exc:
             # Not lost for good: the slot lapses one lease after its last renewal.
             log.warning("worker %s: could not free the slot of %s: %r", self.name, repo, exc)
 
@@ -302,7 +307,7 @@ class Worker:
                 line = NewLine(utc_iso(), LogStream.SYSTEM.value, text)
                 await self._store.logs.append(job.task_id, [line], token=token)
             await self._queue.release(job, self.name)
-        except (RedisConnectionError, RedisTimeoutError, FencedOut, TaskNotFound) as exc:
+        except (StoreConnectionError, StoreTimeoutError, FencedOut, TaskNotFound) as exc:
             log.warning("worker %s: could not hand back %s: %r", self.name, job.task_id, exc)
 
     async def _end_predecessor(self, task_id: str) -> None:
