@@ -42,6 +42,8 @@ async def send(url: str, secret: str, count: int, concurrency: int) -> dict[str,
     results: list[dict[str, Any]] = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
+    began = time.perf_counter()
+
     async def worker(http: httpx.AsyncClient) -> None:
         while not todo.empty():
             issue, body, signature = todo.get_nowait()
@@ -55,6 +57,7 @@ async def send(url: str, secret: str, count: int, concurrency: int) -> dict[str,
                     "issue": issue,
                     "status": response.status_code,
                     "ms": took * 1000,
+                    "at_s": started - began,
                     "task_id": answer.get("task_id"),
                     "error": answer.get("error"),
                 }

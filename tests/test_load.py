@@ -16,7 +16,8 @@ from hookagent.settings import Settings
 from hookagent.store import Store
 from tests.processes import free_port, process_env, start_server
 
-# HOOKAGENT_TEST_BURST runs it bigger by hand (HOOKAGENT_TEST_MAX_QUEUED=0 lifts the cap).
+# HOOKAGENT_TEST_BURST runs it bigger by hand (HOOKAGENT_TEST_MAX_QUEUED=0 lifts the cap);
+# HOOKAGENT_TEST_LOAD_DUMP names a file for the client's raw report (latency by start time).
 BURST = int(os.environ.get("HOOKAGENT_TEST_BURST", "2000"))
 MAX_QUEUED = os.environ.get("HOOKAGENT_TEST_MAX_QUEUED", "1000")
 CONCURRENCY = 50
@@ -56,6 +57,8 @@ async def test_a_burst_of_signed_webhooks_gets_202_or_503_and_one_task_each(
         server.stop()
     assert client.returncode == 0, err.decode(errors="replace") + server.output
     report = json.loads(out)
+    if dump := os.environ.get("HOOKAGENT_TEST_LOAD_DUMP"):
+        Path(dump).write_bytes(out)
     results = report["results"]
     assert len(results) == BURST
     codes = Counter(r["status"] for r in results)
