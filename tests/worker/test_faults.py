@@ -18,6 +18,8 @@ from hookagent.settings import Settings
 from hookagent.store import Store, connect
 from tests.helpers import REPO, fake_agent, move_to, wait_dead, wait_for_line, wait_status
 
+pytestmark = pytest.mark.faults
+
 DONE = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from hookagent import errors
@@ -45,6 +47,45 @@ def http_status(exc: HookagentError) -> int:
 
 
 INTERNAL_DETAIL = "internal error; see the server log"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable ``error`` code and a ``detail`` (text, or per-field list)."""
+
+    error: str
+    detail: Any = None
+
+
+def describe_errors(app: FastAPI) -> None:
+    """Make ``/openapi.json`` declare our 422 body instead of FastAPI's ``HTTPValidationError``.
+
+    FastAPI documents every route with parameters as answering ``{"detail": [...]}`` on 422,
+    while our handlers answer ``{"error", "detail"}``: clients generated from the description
+    (and schemathesis) would be told a shape the server never sends.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = build()
+        if fresh:
+            _declare_error_body(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _declare_error_body(schema: dict[str, Any]) -> None:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    components["ErrorBody"] = ErrorBody.model_json_schema()
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            answer = operation.get("responses", {}).get("422")
+            if answer is not None:
+                answer["content"] = body
 
 
 def error_response(status: int, code: str, detail: object) -> JSONResponse:
@@ -95,7 +136,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers on ``app``."""
+    """Register the handlers on ``app``, and describe their 422 body in its OpenAPI."""
+    describe_errors(app)
     app.add_exception_handler(HookagentError, _hookagent)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
