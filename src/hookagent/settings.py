@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import shlex
 import socket
@@ -136,6 +137,17 @@ class Settings(BaseSettings):
     jira_email: str | None = None
     jira_api_token: SecretStr | None = None
     jira_transition_on_pr: str | None = None
+    linear_webhook_secret: SecretStr | None = None
+    linear_api_url: str = "https://api.linear.app/graphql"
+    linear_api_key: SecretStr | None = None
+    linear_label: str = "hookagent"
+    linear_approvers: str = ""
+    linear_bot_user: str | None = None
+    linear_reply: bool = True
+    # Project name → repository: ``Name=owner/repo,…`` or a JSON object (see linear_project_map).
+    linear_projects: str = Field(default="", validate_default=True)
+    sentry_api_url: str = "https://sentry.io"
+    sentry_api_token: SecretStr | None = None
 
     @field_validator(
         "sentry_client_secret",
@@ -149,6 +161,9 @@ class Settings(BaseSettings):
         "slack_signing_secret",
         "notify_secret",
         "jira_api_token",
+        "linear_webhook_secret",
+        "linear_api_key",
+        "sentry_api_token",
     )
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
@@ -181,6 +196,12 @@ class Settings(BaseSettings):
         age = info.data.get("ready_worker_age")
         if age is not None and value >= age:
             raise ValueError(f"must be below HOOKAGENT_READY_WORKER_AGE ({age:g} seconds)")
+        return value
+
+    @field_validator("linear_projects")
+    @classmethod
+    def _projects_parse(cls, value: str) -> str:
+        _project_pairs(value)
         return value
 
     @field_validator("claude_extra_args")
@@ -229,9 +250,15 @@ class Settings(BaseSettings):
             "github": self.github_approvers,
             "gitlab": self.gitlab_approvers,
             "jira": self.jira_approvers,
+            "linear": self.linear_approvers,
             "slack": self.slack_approvers,
         }.get(source, "")
         return frozenset(a.strip().lower() for a in raw.split(",") if a.strip())
+
+    @property
+    def linear_project_map(self) -> dict[str, str]:
+        """Linear project name (lower-case) → the repository its issues' tasks target."""
+        return _project_pairs(self.linear_projects)
 
     @property
     def gitlab_clone_template(self) -> str:
@@ -265,6 +292,27 @@ class Settings(BaseSettings):
     def claude_extra_argv(self) -> list[str]:
         """Extra arguments appended to every Claude Code invocation."""
         return shlex.split(self.claude_extra_args)
+
+
+def _project_pairs(raw: str) -> dict[str, str]:
+    """``Name=owner/repo,…`` or a JSON object of names to repositories, names lower-cased."""
+    raw = raw.strip()
+    if raw.startswith("{"):
+        try:
+            loaded = json.loads(raw)
+        except ValueError:
+            raise ValueError("is not a valid JSON object") from None
+        if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):
+            raise ValueError("must map project names to repository names")
+        pairs = [(str(k), v) for k, v in loaded.items()]
+    else:
+        pairs = []
+        for part in filter(str.strip, raw.split(",")):
+            name, sep, repo = part.partition("=")
+            if not sep or not name.strip() or not repo.strip():
+                raise ValueError(f"entry {part.strip()!r} is not 'Project name=owner/repo'")
+            pairs.append((name, repo))
+    return {name.strip().lower(): repo.strip() for name, repo in pairs}
 
 
 def _is_loopback(host: str) -> bool:

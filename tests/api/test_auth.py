@@ -37,6 +37,7 @@ EXPECTED: dict[str, str | None] = {
     "POST /webhooks/jira": None,
     "POST /webhooks/github": None,
     "POST /webhooks/gitlab": None,
+    "POST /webhooks/linear": None,
     "POST /webhooks/slack/interactions": None,
     "GET /tasks/": "viewer",
     "GET /tasks/events": "viewer",

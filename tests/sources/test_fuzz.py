@@ -25,6 +25,7 @@ from hookagent.sources import (
     parse_github,
     parse_gitlab,
     parse_jira,
+    parse_linear,
     parse_sentry,
 )
 from hookagent.sources.base import PROMPT_MAX_CHARS
@@ -178,6 +179,23 @@ def test_github(payload: Json, event: str | None, label: str) -> None:
 )
 def test_gitlab(payload: Json, event: str | None, label: str) -> None:
     outcome(lambda: parse_gitlab(payload, event=event, label=label, bot_username="bot"), "gitlab")
+
+
+@given(
+    payload=payloads("linear"),
+    label=st.sampled_from(["hookagent", "HookAgent", ""]),
+    projects=st.sampled_from([{}, {"payments": "acme/payments-api", "x": "not a repo"}]),
+    default_repo=st.sampled_from([None, "acme/payments-api"]),
+)
+def test_linear(
+    payload: Json, label: str, projects: dict[str, str], default_repo: str | None
+) -> None:
+    def parse() -> NewTask | Command:
+        return parse_linear(
+            payload, label=label, projects=projects, default_repo=default_repo, bot_user="bot"
+        )
+
+    outcome(parse, "linear")
 
 
 mentions = st.builds(

@@ -7,6 +7,7 @@ from hookagent.sources.commands import Command, UnknownCommand, Verb
 from hookagent.sources.github import parse_github
 from hookagent.sources.gitlab import parse_gitlab
 from hookagent.sources.jira import parse_jira
+from hookagent.sources.linear import check_timestamp, parse_linear
 from hookagent.sources.sentry import parse_sentry
 from hookagent.sources.slack import (
     SlackInteraction,
@@ -20,9 +21,11 @@ __all__ = [
     "SlackInteraction",
     "UnknownCommand",
     "Verb",
+    "check_timestamp",
     "parse_github",
     "parse_gitlab",
     "parse_jira",
+    "parse_linear",
     "parse_sentry",
     "parse_slack_interaction",
     "verify_hmac_sha256",

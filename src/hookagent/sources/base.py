@@ -29,7 +29,8 @@ def verify_hmac_sha256(body: bytes, secret: str, header: str | None, *, prefix: 
             raise SignatureError(f"signature must start with {prefix!r}")
         given = given[len(prefix) :]
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given.lower()):
+    # Bytes: compare_digest refuses non-ASCII str (a 500), and a header may hold anything.
+    if not hmac.compare_digest(expected.encode(), given.lower().encode()):
         raise SignatureError("signature does not match the body")
 
 

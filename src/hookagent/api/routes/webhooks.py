@@ -1,8 +1,9 @@
-"""``POST /webhooks/{sentry,jira,github,gitlab}``: verify, parse, then a new task or a command."""
+"""``POST /webhooks/{sentry,jira,github,gitlab,linear}``: verify, parse, a task or a command."""
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, NamedTuple, ParamSpec
 
@@ -21,9 +22,11 @@ from hookagent.sources import (
     Command,
     Ignored,
     UnknownCommand,
+    check_timestamp,
     parse_github,
     parse_gitlab,
     parse_jira,
+    parse_linear,
     parse_sentry,
     verify_hmac_sha256,
     verify_token,
@@ -186,6 +189,36 @@ async def gitlab_webhook(
     delivery = request.headers.get("x-gitlab-event-uuid")
     payload = _json(request, body)
     signed = secret is not None
+    pol = get_policies(request)
+    return await _handle(
+        store, settings, payload, parse, lambda _: delivery, agent, signed=signed, pol=pol
+    )
+
+
+@router.post("/linear", status_code=202, responses=_RESPONSES)
+@router.post("/linear/", status_code=202, include_in_schema=False)
+@_retry_after
+async def linear_webhook(
+    request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
+) -> JSONResponse:
+    """Linear: a labelled issue starts a task; ``@hookagent <command>`` comments command one."""
+    await _admit(store, "linear")
+    body, signed = await _verified(request, settings.linear_webhook_secret, "linear-signature", "")
+    payload = _json(request, body)
+    if signed:
+        # The signature covers the timestamp: a fresh one proves this is no late replay.
+        check_timestamp(payload, time.time())
+
+    def parse(payload: Any) -> NewTask | Command:
+        return parse_linear(
+            payload,
+            label=settings.linear_label,
+            projects=settings.linear_project_map,
+            default_repo=settings.default_repo,
+            bot_user=settings.linear_bot_user,
+        )
+
+    delivery = request.headers.get("linear-delivery")
     pol = get_policies(request)
     return await _handle(
         store, settings, payload, parse, lambda _: delivery, agent, signed=signed, pol=pol
