@@ -66,6 +66,27 @@ def jira_reply(task: Task, settings: Settings, decided: str | None) -> str:
     return "\n\n".join(parts)
 
 
+def linear_reply(task: Task, settings: Settings, decided: str | None) -> str:
+    """The Linear comment (Markdown), with hookagent's marker as its last line.
+
+    Linear's editor drops HTML, so neither ``<details>`` nor an HTML-comment marker survive.
+    """
+    link = task_url(settings, task.task_id)
+    parts = [f"**hookagent** · {status_text(task.status)} · [task {task.task_id}]({link})"]
+    if decided:
+        parts.append(f"> {decided}")
+    if task.status is TaskStatus.PENDING_APPROVAL:
+        plan, cut = trim(task.plan or "(no plan)", PLAN_CHARS)
+        more = f"\n\n[The full plan]({link})" if cut else ""
+        parts += [
+            f"**Plan**\n\n{plan}{more}",
+            f"To go ahead, comment {COMMANDS} (approvers: `HOOKAGENT_LINEAR_APPROVERS`).",
+        ]
+    parts += _outcome(task)
+    parts.append(f"_{marker(task.task_id)}_")
+    return "\n\n".join(parts)
+
+
 def _checklist(progress: dict[str, Any] | None) -> str:
     items = (progress or {}).get("todo_items") or []
     rows = []

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from hookagent.forges import build_forges
+from hookagent.forges.linear import LinearClient
 from hookagent.notify.base import Sender
 from hookagent.notify.forge import ForgeReply
 from hookagent.notify.jira import JiraReply
+from hookagent.notify.linear import LinearReply
 from hookagent.notify.slack import SlackApp
 from hookagent.notify.slack_webhook import SlackWebhook
 from hookagent.notify.webhooks import OutboundWebhook
@@ -32,4 +34,7 @@ def build_senders(settings: Settings, store: Store, redactor: Redactor) -> list[
             senders.append(ForgeReply(forge=forge, settings=s, store=store, redactor=redactor))
     if s.jira_url and s.jira_email and s.jira_api_token is not None:
         senders.append(JiraReply(settings=s, redactor=redactor))
+    linear = LinearClient.from_settings(s)
+    if linear is not None and s.linear_reply:
+        senders.append(LinearReply(client=linear, settings=s, redactor=redactor))
     return senders
