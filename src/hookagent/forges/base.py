@@ -49,6 +49,10 @@ class Comment:
     body: str
     author: str = ""
     url: str = ""
+    at: str = ""
+    # GitLab's system notes ("added label ~bug") and comments by bot accounts.
+    system: bool = False
+    by_bot: bool = False
 
 
 class Forge(Protocol):

@@ -6,6 +6,7 @@ so nested groups need no project-id lookup; the token goes in ``PRIVATE-TOKEN``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +19,8 @@ from hookagent.settings import Settings
 
 # Pages of 100 notes read for one thread; a longer thread is read up to there.
 MAX_PAGES = 10
+# The users GitLab makes for project and group access tokens: ``project_42_bot_<hash>``.
+_BOT_USERNAME = re.compile(r"^(?:project|group)_\d+_bot(?:_\w+)?$")
 
 
 class GitLabForge:
@@ -127,10 +130,14 @@ def _expect(response: httpx.Response, status: int) -> Any:
 def _as_comment(row: Any) -> Comment:
     note = row if isinstance(row, dict) else {}
     author = note.get("author") if isinstance(note.get("author"), dict) else {}
+    username = str((author or {}).get("username", ""))
     return Comment(
         comment_id=str(note.get("id", "")),
         body=str(note.get("body") or ""),
-        author=str((author or {}).get("username", "")),
+        author=username,
+        at=str(note.get("created_at") or ""),
+        system=note.get("system") is True,
+        by_bot=(author or {}).get("bot") is True or bool(_BOT_USERNAME.match(username)),
     )
 
 

@@ -31,8 +31,6 @@ mutation CommentUpdate($id: String!, $body: String!) {
 ISSUE_THREAD = """
 query IssueThread($id: String!, $first: Int!) {
   issue(id: $id) {
-    identifier
-    description
     comments(first: $first) {
       nodes { id body createdAt user { id name } botActor { name } }
     }

@@ -5,42 +5,85 @@ from __future__ import annotations
 import re
 
 from hookagent.errors import OutboundError
+from hookagent.forges import GitLabForge, Thread
+from hookagent.forges.linear import LinearClient
 from hookagent.forges.threads import issue_comments
 from hookagent.models import Task
 from hookagent.settings import Settings
+from hookagent.sources.commands import is_own_comment
 from hookagent.store.writer import LogWriter
-from hookagent.thread import render_thread
+from hookagent.thread import Comment, render_thread
 
 _GITHUB_REF = re.compile(r"^([\w.-]+/[\w.-]+)#(\d+)$")
 
 
 class Threads:
-    """Fetches an issue's comments (GitHub, with ``HOOKAGENT_GITHUB_TOKEN``) for planning.
+    """Fetches an issue's comments for planning: GitHub, GitLab and Linear, each with its token.
 
     Jira comments and Sentry breadcrumbs come in the webhook's payload and are already in
-    the task's context; only GitHub's issue webhook lacks the comments.
+    the task's context; the other sources' webhooks lack the discussion. Left out: comments
+    by bots, hookagent's own (its marker, its bot account), GitLab's system notes.
     """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._gitlab = GitLabForge.from_settings(settings)
+        self._linear = LinearClient.from_settings(settings)
 
     async def comments(self, task: Task, writer: LogWriter) -> str | None:
         """The rendered thread, or None when there is none to read (or it could not be read)."""
-        s = self._settings
-        ref = _GITHUB_REF.match(task.external_id or "")
-        if task.source != "github" or ref is None or s.github_token is None:
-            return None
         try:
-            comments = await issue_comments(
-                api_url=s.github_api_url,
-                token=s.github_token.get_secret_value(),
-                repo=ref.group(1),
-                number=int(ref.group(2)),
-                skip_login=s.github_bot_login,
-            )
+            found = await self._read(task)
         except OutboundError as exc:
             # Planning goes on without the discussion rather than failing the task.
             await writer.system(f"issue comments not read: {exc.message}")
             return None
-        await writer.system(f"read {len(comments)} comments of {task.external_id}")
-        return render_thread(comments) or None
+        if found is None:
+            return None
+        await writer.system(f"read {len(found)} comments of {task.external_id}")
+        return render_thread(found) or None
+
+    async def _read(self, task: Task) -> list[Comment] | None:
+        if task.source == "github":
+            return await self._github(task)
+        if task.source == "gitlab":
+            return await self._gitlab_notes(task)
+        if task.source == "linear":
+            return await self._linear_comments(task)
+        return None
+
+    async def _github(self, task: Task) -> list[Comment] | None:
+        s = self._settings
+        ref = _GITHUB_REF.match(task.external_id or "")
+        if ref is None or s.github_token is None:
+            return None
+        return await issue_comments(
+            api_url=s.github_api_url,
+            token=s.github_token.get_secret_value(),
+            repo=ref.group(1),
+            number=int(ref.group(2)),
+            skip_login=s.github_bot_login,
+        )
+
+    async def _gitlab_notes(self, task: Task) -> list[Comment] | None:
+        thread = Thread.parse(task.external_id)
+        if thread is None or self._gitlab is None:
+            return None
+        own = (self._settings.gitlab_bot_username or "").strip().lower()
+        return [
+            Comment(note.author, note.at, note.body)
+            for note in await self._gitlab.fetch_thread(thread)
+            if not (note.system or note.by_bot or is_own_comment(note.body))
+            and not (own and note.author.lower() == own)
+        ]
+
+    async def _linear_comments(self, task: Task) -> list[Comment] | None:
+        if not task.external_id or self._linear is None:
+            return None
+        own = (self._settings.linear_bot_user or "").strip().lower()
+        return [
+            Comment(c.author, c.at, c.body)
+            for c in await self._linear.fetch_thread(task.external_id)
+            if not (c.by_bot or is_own_comment(c.body))
+            and not (own and own in {c.author.lower(), c.author_id.lower()})
+        ]
