@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     linear_projects: str = Field(default="", validate_default=True)
     sentry_api_url: str = "https://sentry.io"
     sentry_api_token: SecretStr | None = None
+    # Set: the organisation's issue-events endpoint; unset: the older /api/0/issues/… one.
+    sentry_org: str | None = None
 
     @field_validator(
         "sentry_client_secret",

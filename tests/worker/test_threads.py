@@ -1,5 +1,6 @@
-"""The issue's discussion in the planning prompt for GitLab and Linear tasks (GitHub's is in
-test_policies.py): oldest first, fenced, without bots', system and hookagent's own comments."""
+"""What the worker reads for the planning prompt besides the webhook: the GitLab notes and
+Linear comments of the issue (GitHub's are in test_policies.py), oldest first, fenced, without
+bots', system and hookagent's own; a Sentry issue's latest event when its payload lacked one."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.conftest import RunWorker
 from tests.gitlab_stub import BOT, GitLabStub
 from tests.helpers import FIXTURES, REPO, app_client, fake_agent, make_remote, wait_status
 from tests.linear_stub import LinearStub
+from tests.sentry_stub import SentryStub, api_event
 
 PLANNED = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
 PROJECT = "acme/platform/payments-api"
@@ -166,3 +168,103 @@ async def test_an_unreadable_thread_is_logged_and_planning_goes_on(
     assert any(
         line.startswith("[system] issue comments not read: Linear answered 401") for line in lines
     )
+
+
+@pytest.fixture
+def sentry() -> Iterator[SentryStub]:
+    with SentryStub() as stub:
+        yield stub
+
+
+def event_block(lines: list[str]) -> list[str]:
+    """The fenced block after ``The latest event, read from Sentry's API:``."""
+    start = lines.index("The latest event, read from Sentry's API:")
+    return lines[start + 1 : lines.index("</untrusted_webhook_data>", start) + 1]
+
+
+@pytest.mark.parametrize("org", [None, "acme"])
+async def test_a_sentry_issue_without_frames_gets_the_latest_event_from_the_api(
+    settings: Settings, redis: Redis, store: Store, start_worker: RunWorker, sentry: SentryStub,
+    org: str | None,
+) -> None:  # fmt: skip
+    issue = json.loads((FIXTURES / "sentry-issue-created.json").read_text())
+    issue_id = issue["data"]["issue"]["id"]
+    sentry.events[issue_id] = api_event(issue_id)
+    start_worker(
+        agent_command=fake_agent("prompt"),
+        sentry_api_url=sentry.url,
+        sentry_api_token=SecretStr(SentryStub.TOKEN),
+        sentry_org=org,
+    )
+    async with app_client(settings.model_copy(update={"default_repo": REPO}), redis) as http:
+        created = await http.post(
+            "/webhooks/sentry", json=issue, headers={"sentry-hook-resource": "issue"}
+        )
+    assert created.status_code == 202, created.text
+    tid = created.json()["task_id"]
+    assert await wait_status(store, tid, PLANNED) is TaskStatus.PENDING_APPROVAL
+    lines = await prompt_lines(store, tid)
+    assert event_block(lines) == [
+        "<untrusted_webhook_data>",
+        "Exception: ZeroDivisionError: division by zero",
+        "In-app frames (most recent call last):",
+        "  app/reports/monthly.py:42 in average_order_value",
+        "    return total / len(orders)",
+        "Other frames (most recent call last):",
+        "  flask/app.py:880 in full_dispatch_request",
+        "Breadcrumbs (oldest first):",
+        "  [2026-11-20T09:59:58.000Z] httplib/info: GET https://db.internal/orders 200",
+        "  [2026-11-20T09:59:59.000Z] query/info: SELECT * FROM orders WHERE month = %s",
+        "</untrusted_webhook_data>",
+    ]
+    assert f"[system] read the latest event of Sentry issue {issue_id}" in lines
+    [read] = sentry.requests
+    scope = f"/organizations/{org}" if org else ""
+    assert read["path"] == f"/api/0{scope}/issues/{issue_id}/events/latest/"
+    assert read["headers"]["Authorization"] == f"Bearer {SentryStub.TOKEN}"
+    # The token reaches Sentry only: not the prompt, not the log.
+    assert not any(SentryStub.TOKEN in line for line in lines)
+
+
+async def test_a_sentry_payload_with_frames_and_breadcrumbs_is_not_read_again(
+    settings: Settings, client: httpx.AsyncClient, store: Store, start_worker: RunWorker,
+    sentry: SentryStub,
+) -> None:  # fmt: skip
+    start_worker(
+        agent_command=fake_agent("prompt"),
+        sentry_api_url=sentry.url,
+        sentry_api_token=SecretStr(SentryStub.TOKEN),
+    )
+    alert = json.loads((FIXTURES / "sentry-event-alert.json").read_text())
+    crumb = {"timestamp": "2026-11-20T09:59:59Z", "category": "query", "message": "SELECT 1"}
+    alert["data"]["event"]["breadcrumbs"] = {"values": [crumb]}
+    created = await client.post(
+        "/webhooks/sentry", json=alert, headers={"sentry-hook-resource": "event_alert"}
+    )
+    assert created.status_code == 202, created.text
+    tid = created.json()["task_id"]
+    assert await wait_status(store, tid, PLANNED) is TaskStatus.PENDING_APPROVAL
+    lines = await prompt_lines(store, tid)
+    assert "In-app frames (most recent call last):" in lines
+    assert "The latest event, read from Sentry's API:" not in lines
+    assert sentry.requests == []
+
+
+async def test_an_unreadable_sentry_event_is_logged_and_planning_goes_on(
+    settings: Settings, redis: Redis, store: Store, start_worker: RunWorker, sentry: SentryStub,
+) -> None:  # fmt: skip
+    start_worker(
+        agent_command=fake_agent("prompt"),
+        sentry_api_url=sentry.url,
+        sentry_api_token=SecretStr(SentryStub.TOKEN),
+    )
+    issue = json.loads((FIXTURES / "sentry-issue-created.json").read_text())
+    async with app_client(settings.model_copy(update={"default_repo": REPO}), redis) as http:
+        created = await http.post(
+            "/webhooks/sentry", json=issue, headers={"sentry-hook-resource": "issue"}
+        )
+    tid = created.json()["task_id"]
+    assert await wait_status(store, tid, PLANNED) is TaskStatus.PENDING_APPROVAL
+    lines = await prompt_lines(store, tid)
+    assert "The latest event, read from Sentry's API:" not in lines
+    assert "[system] Sentry event not read: Sentry API answered 404: " in " ".join(lines)

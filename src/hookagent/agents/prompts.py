@@ -78,13 +78,17 @@ def planning_prompt(
     feedback: str | None = None,
     history: Sequence[str] = (),
     thread: str | None = None,
+    event: str | None = None,
 ) -> bytes:
     """The planning prompt (with the revision request, if any), encoded for stdin.
 
     ``thread``: the issue's discussion, already capped; ``history``: the feedback earlier
-    plans answered, oldest first (shown with the current ``feedback``).
+    plans answered, oldest first (shown with the current ``feedback``); ``event``: the
+    details of a Sentry issue's latest event, read from its API.
     """
     data = _issue(title, context)
+    if event:
+        data += "\n\nThe latest event, read from Sentry's API:\n" + fence(event)
     if thread:
         data += "\n\nThe issue's discussion:\n" + fence(thread)
     text = PLANNING.format(repository=repository, notice=NOTICE, source=source, data=data)

@@ -18,6 +18,9 @@ from hookagent.sources.base import (
 
 FRAMES_SHOWN = 20
 BREADCRUMBS_SHOWN = 20
+# What the prompt holds when the payload carried frames and breadcrumbs (see has_details).
+FRAMES_HEADING = "frames (most recent call last):"
+BREADCRUMBS_HEADING = "Breadcrumbs (oldest first):"
 _TASK_RESOURCES = {None, "", "issue", "event_alert", "error"}
 
 
@@ -56,8 +59,8 @@ def parse_sentry(payload: Any, *, resource: str | None, default_repo: str | None
         field("Level", level),
         field("Environment", tags.get("environment", "")),
         field("Release", text(event.get("release"))),
-        *_exception(event, issue),
-        *_breadcrumbs(event),
+        *exception_lines(event, issue),
+        *breadcrumb_lines(event),
         field("Tags", ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))),
         *(f"Link: {link}" for link in dict.fromkeys(link for link in links if link)),
     ]
@@ -71,6 +74,11 @@ def parse_sentry(payload: Any, *, resource: str | None, default_repo: str | None
         url=url,
         level=level or None,
     )
+
+
+def has_details(context: str) -> bool:
+    """Whether a task's context (this parser's prompt) holds both stack frames and breadcrumbs."""
+    return FRAMES_HEADING in context and BREADCRUMBS_HEADING in context
 
 
 def _tags(raw: Any) -> dict[str, str]:
@@ -97,11 +105,11 @@ def _frame(frame: dict[str, Any]) -> list[str]:
     return [where, f"    {context}"] if context else [where]
 
 
-def _breadcrumbs(event: dict[str, Any]) -> list[str]:
+def breadcrumb_lines(event: dict[str, Any]) -> list[str]:
     """The last breadcrumbs before the event (``{"values": [...]}`` or a bare list)."""
     raw = event.get("breadcrumbs")
     crumbs = [obj(c) for c in array(obj(raw).get("values") if isinstance(raw, dict) else raw)]
-    lines = ["Breadcrumbs (oldest first):"] if crumbs else []
+    lines = [BREADCRUMBS_HEADING] if crumbs else []
     for crumb in crumbs[-BREADCRUMBS_SHOWN:]:
         data = obj(crumb.get("data"))
         said = text(crumb.get("message")) or " ".join(
@@ -112,7 +120,8 @@ def _breadcrumbs(event: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _exception(event: dict[str, Any], issue: dict[str, Any]) -> list[str]:
+def exception_lines(event: dict[str, Any], issue: dict[str, Any]) -> list[str]:
+    """Each exception with its frames, the application's own first; else the issue's metadata."""
     lines: list[str] = []
     values = obj(event.get("exception")).get("values")
     for exc in values if isinstance(values, list) else []:
@@ -122,9 +131,9 @@ def _exception(event: dict[str, Any], issue: dict[str, Any]) -> list[str]:
         # The application's own frames first: that is where a fix goes; library frames after.
         own = [f for f in frames if f.get("in_app") is True]
         other = [f for f in frames if f.get("in_app") is not True]
-        for heading, group in (("In-app frames", own), ("Other frames", other)):
+        for heading, group in (("In-app", own), ("Other", other)):
             if group:
-                lines.append(f"{heading} (most recent call last):")
+                lines.append(f"{heading} {FRAMES_HEADING}")
             for frame in group[-FRAMES_SHOWN:]:
                 lines.extend(_frame(frame))
     metadata = obj(issue.get("metadata"))

@@ -118,6 +118,7 @@ class PhaseRunner:
                 feedback=task.feedback,
                 history=await self._store.tasks.feedbacks(task.task_id),
                 thread=await self._threads.comments(task, writer),
+                event=await self._threads.sentry_event(task, writer),
             )
             outcome = await self._session.run(
                 agent, path, Phase.PLAN, prompt, writer, settings=run.settings

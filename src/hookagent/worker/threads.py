@@ -7,10 +7,12 @@ import re
 from hookagent.errors import OutboundError
 from hookagent.forges import GitLabForge, Thread
 from hookagent.forges.linear import LinearClient
+from hookagent.forges.sentry import SentryApi, render_event
 from hookagent.forges.threads import issue_comments
 from hookagent.models import Task
 from hookagent.settings import Settings
 from hookagent.sources.commands import is_own_comment
+from hookagent.sources.sentry import has_details
 from hookagent.store.writer import LogWriter
 from hookagent.thread import Comment, render_thread
 
@@ -29,6 +31,26 @@ class Threads:
         self._settings = settings
         self._gitlab = GitLabForge.from_settings(settings)
         self._linear = LinearClient.from_settings(settings)
+        self._sentry = SentryApi.from_settings(settings)
+
+    async def sentry_event(self, task: Task, writer: LogWriter) -> str | None:
+        """The latest event's exception, frames and breadcrumbs, when the webhook lacked them.
+
+        Read with ``HOOKAGENT_SENTRY_API_TOKEN`` only; None when the payload had them all, or
+        when the API could not be read (logged; planning goes on with what there is).
+        """
+        if task.source != "sentry" or not task.external_id or self._sentry is None:
+            return None
+        if has_details(task.prompt):
+            return None
+        try:
+            event = await self._sentry.latest_event(task.external_id)
+        except OutboundError as exc:
+            await writer.system(f"Sentry event not read: {exc.message}")
+            return None
+        rendered = render_event(event)
+        await writer.system(f"read the latest event of Sentry issue {task.external_id}")
+        return rendered or None
 
     async def comments(self, task: Task, writer: LogWriter) -> str | None:
         """The rendered thread, or None when there is none to read (or it could not be read)."""
