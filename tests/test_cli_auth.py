@@ -135,4 +135,4 @@ async def test_client_commands_send_the_token(server: Server, store: Store) -> N
     assert approved.returncode == 0 and "→ approved" in approved.stdout, approved.stderr
     assert "--as is ignored" in approved.stderr
     entries, _ = await store.logs.read(pending, offset=0, limit=-1)
-    assert "[system] approved by dana: go" in [e.message for e in entries]
+    assert "[system] status approved: approved by dana: go" in [e.message for e in entries]

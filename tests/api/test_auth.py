@@ -249,12 +249,15 @@ async def test_the_log_names_the_token_not_the_body(http: httpx.AsyncClient, sto
     retried = await http.post(f"/tasks/{task_id}/retry", headers=bearer("admin"))
     assert retried.status_code == 200, retried.text
     entries, _ = await store.logs.read(pending, offset=0, limit=-1)
-    assert "[system] approved by ops: go" in [e.message for e in entries]
+    assert "[system] status approved: approved by ops: go" in [e.message for e in entries]
     assert not any("mallory" in e.message for e in entries)
     assert (await store.tasks.get(pending)).approver == "ops"
     entries, _ = await store.logs.read(task_id, offset=0, limit=-1)
     assert any(
-        e.message.startswith("[system] retry of the") and "by boss" in e.message for e in entries
+        e.message.startswith("[system] status ")
+        and "retry of the" in e.message
+        and "by boss" in e.message
+        for e in entries
     )
 
 

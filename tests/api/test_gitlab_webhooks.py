@@ -95,8 +95,10 @@ async def test_replayed_event_uuid_is_a_duplicate_no_op(
     assert approved.json()["status"] == "approved"
     replayed = await deliver(http, "Note Hook", NOTE, "note-uuid-1")
     assert replayed.status_code == 200 and replayed.json()["status"] == "duplicate"
-    approvals = [m for m in await messages(store, task_id) if m.startswith("[system] approved")]
-    assert approvals == ["[system] approved by lee-lead (gitlab): looks right, go ahead"]
+    approvals = [m for m in await messages(store, task_id) if "approved by" in m]
+    assert approvals == [
+        "[system] status approved: approved by lee-lead (gitlab): looks right, go ahead"
+    ]
 
 
 async def test_non_approver_is_403_and_logged(http: httpx.AsyncClient, store: Store) -> None:

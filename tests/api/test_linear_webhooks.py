@@ -174,8 +174,8 @@ async def test_replayed_delivery_is_a_no_op(http: httpx.AsyncClient, store: Stor
     }
     replayed = await deliver(http, approve, "comment-delivery-1")
     assert replayed.status_code == 200 and replayed.json()["status"] == "duplicate"
-    approvals = [m for m in await messages(store, task_id) if m.startswith("[system] approved")]
-    assert approvals == ["[system] approved by Lee Lead (linear): looks right"]
+    approvals = [m for m in await messages(store, task_id) if "approved by" in m]
+    assert approvals == ["[system] status approved: approved by Lee Lead (linear): looks right"]
 
 
 async def test_non_approver_is_403_and_logged(http: httpx.AsyncClient, store: Store) -> None:

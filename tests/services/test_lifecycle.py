@@ -101,7 +101,8 @@ async def test_plan_approve_execute_push_and_pull_request(
 
     log = await messages(store, tid)
     # The log names who is authenticated (anonymous on loopback here), never the body's claim.
-    assert "[system] approved by anonymous (127.0.0.1): keep it small" in log
+    assert "[system] status approved: approved by anonymous (127.0.0.1): keep it small" in log
+    assert sum("approved by" in m for m in log) == 1, "the decision is logged once"
     executing = [m for m in log if "executing the approved plan" in m]
     assert len(executing) == 1, "approving twice queued one execution"
     assert any(m.startswith("[system] opened pull request #") for m in log)
@@ -264,7 +265,7 @@ async def test_cancel_from_another_api_process_kills_the_agent(
         await wait_dead(pid)
     log = await messages(store, tid)
     assert any(
-        m.startswith("[system] cancelled by anonymous (127.0.0.1) at ")
+        m.startswith("[system] status cancelled: cancelled by anonymous (127.0.0.1) at ")
         and m.endswith(": wrong repo")
         for m in log
     )
@@ -359,6 +360,7 @@ async def test_user_text_cannot_forge_log_lines(client: httpx.AsyncClient, store
     assert not any("\n" in m or "\r" in m or "\x1b" in m for m in log)
     assert "[system] status completed" not in log
     assert not any("mallory" in m for m in log), "the body's actor is ignored"
-    approved = [m for m in log if m.startswith("[system] approved by anonymous (127.0.0.1): ok")]
+    said = "[system] status approved: approved by anonymous (127.0.0.1): ok"
+    approved = [m for m in log if m.startswith(said)]
     assert len(approved) == 1 and "ok\\x1b[2K\\r\\n[system] status" in approved[0]
     assert len(approved[0]) < 2300, "escaped and capped"

@@ -70,12 +70,12 @@ async def test_a_matching_rule_approves_and_the_task_completes(
     assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
     lines = await messages(store, tid)
     said = (
-        f"[system] auto-approved by policy rule 2 of {REPO}: "
+        f"[system] status approved: auto-approved by policy rule 2 of {REPO}: "
         '{source = "sentry", level = "error", max_files = 1}'
     )
     assert said in lines
     assert lines.index(said) > lines.index("[system] status pending_approval")
-    assert lines[lines.index(said) + 1] == f"[system] status approved: {said[9:]}"
+    assert sum("auto-approved" in line for line in lines) == 1, "the decision is logged once"
     task = await store.tasks.get(tid)
     assert task.approver == "policy"
     assert f"hookagent/{tid}" in remote_branches(remotes)

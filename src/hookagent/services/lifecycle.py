@@ -29,7 +29,7 @@ TEXT_MAX = 2000
 
 
 class Lifecycle:
-    """Applies a person's decision to a task, atomically, with a ``[system]`` log line.
+    """Applies a person's decision to a task, atomically, logged once in its status line.
 
     Names and texts people supply reach the log through :func:`one_line`: control characters
     are escaped and lengths capped, so nobody can print a forged ``[system]`` line.
@@ -117,10 +117,10 @@ class Lifecycle:
         enqueue: Phase | None = None,
     ) -> ActionResult:
         text = self._redactor.redact(text)  # a person may paste a token into a comment
+        # The decision is logged once, by the transition: ``[system] status approved: <text>``.
         previous = await self._store.tasks.advance(
             task_id, action, reason=text, fields=fields, enqueue=enqueue
         )
-        await self.say(task_id, text)
         status = TRANSITIONS[action].to
         return ActionResult(task_id=task_id, status=status, previous=previous)
 

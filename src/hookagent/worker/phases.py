@@ -158,7 +158,8 @@ class PhaseRunner:
             return
         number, rule = found
         text = f"auto-approved by policy rule {number} of {task.repository}: {rule.describe()}"
-        await writer.system(text)
+        # The transition logs it (``[system] status approved: auto-approved by …``), after
+        # every line written so far.
         await writer.flush()
         fields = {"approver": "policy", "approval_comment": None, "phase": Phase.EXECUTE}
         # Fenced by this attempt's token: a person's cancel or reject in between wins.
