@@ -26,6 +26,7 @@ SECRETS = {
     "HOOKAGENT_SENTRY_CLIENT_SECRET": "sentry-s3cret-value",
     "HOOKAGENT_JIRA_WEBHOOK_SECRET": "jira-s3cret-value",
     "HOOKAGENT_GITHUB_WEBHOOK_SECRET": "github-s3cret-value",
+    "HOOKAGENT_LINEAR_WEBHOOK_SECRET": "linear-s3cret-value",
     "HOOKAGENT_GITHUB_TOKEN": "ghp-s3cret-value",
 }
 
@@ -97,7 +98,13 @@ async def test_a_good_configuration_passes_and_counts_live_workers(
     assert line(out, "git").startswith("✓ git: ") and "git version" in out
     assert line(out, "data dir") == f"✓ data dir: {data} (mode 0700)"
     assert line(out, "workspaces") == f"✓ workspaces: {data / 'workspaces'} (mode 0700)"
-    for source, variable in (("sentry", "CLIENT"), ("jira", "WEBHOOK"), ("github", "WEBHOOK")):
+    sources = (
+        ("sentry", "CLIENT"),
+        ("jira", "WEBHOOK"),
+        ("github", "WEBHOOK"),
+        ("linear", "WEBHOOK"),
+    )
+    for source, variable in sources:
         expected = f"✓ {source} webhooks: HOOKAGENT_{source.upper()}_{variable}_SECRET is set"
         assert line(out, f"{source} webhooks") == expected
     for value in SECRETS.values():

@@ -33,6 +33,7 @@ WEBHOOK_SECRETS = (
     ("jira", "jira_webhook_secret"),
     ("github", "github_webhook_secret"),
     ("gitlab", "gitlab_webhook_secret"),
+    ("linear", "linear_webhook_secret"),
 )
 _AGENT_BINS = {"claude": "claude_bin", "codex": "codex_bin", "gemini": "gemini_bin"}
 

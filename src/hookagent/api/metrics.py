@@ -23,7 +23,7 @@ from hookagent.store import MetricsSnapshot, Store, StoreError
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_SOURCES = frozenset({"sentry", "jira", "github"})
+WEBHOOK_SOURCES = frozenset({"sentry", "jira", "github", "gitlab", "linear"})
 # The answers a webhook can get, grouped into few label values (the 4xx rest is "invalid").
 _OUTCOMES = {
     202: "created",
