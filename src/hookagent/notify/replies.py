@@ -69,7 +69,8 @@ def jira_reply(task: Task, settings: Settings, decided: str | None) -> str:
 def linear_reply(task: Task, settings: Settings, decided: str | None) -> str:
     """The Linear comment (Markdown), with hookagent's marker as its last line.
 
-    Linear's editor drops HTML, so neither ``<details>`` nor an HTML-comment marker survive.
+    Linear renders Markdown, not HTML: a ``<details>`` block or an HTML-comment marker would not
+    survive as they do on GitHub.
     """
     link = task_url(settings, task.task_id)
     parts = [f"**hookagent** · {status_text(task.status)} · [task {task.task_id}]({link})"]
