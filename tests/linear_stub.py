@@ -30,6 +30,7 @@ class LinearStub(LocalServer):
         # Issue id → its description and comments (Linear's Comment fields), oldest first.
         self.issues: dict[str, dict[str, Any]] = {}
         self.comments: dict[str, dict[str, Any]] = {}  # comment id → the comment
+        self.fail_with: Answer | None = None  # answered to every authorised request when set
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,6 +72,8 @@ class LinearStub(LocalServer):
 
     def answer(self, body: Any) -> Answer:
         """What Linear would answer (called with the lock held)."""
+        if self.fail_with is not None:
+            return self.fail_with
         query = str(body.get("query", "")) if isinstance(body, dict) else ""
         variables = (body.get("variables") or {}) if isinstance(body, dict) else {}
         if "commentCreate(" in query:

@@ -61,6 +61,21 @@ async def test_refusals_say_whether_to_retry(linear: LinearStub) -> None:
     assert not no_issue.value.retryable
 
 
+async def test_rate_limited_and_server_errors_are_retryable(linear: LinearStub) -> None:
+    # Linear's rate limit: HTTP 400 with the RATELIMITED code in the error's extensions.
+    limited = {"errors": [{"message": "Rate limit exceeded",
+                           "extensions": {"code": "RATELIMITED"}}]}  # fmt: skip
+    for answer in ((400, limited), (503, {"errors": [{"message": "unavailable"}]})):
+        linear.fail_with = answer
+        with pytest.raises(OutboundError) as refused:
+            await client(linear).write_comment(ISSUE, "x")
+        assert refused.value.retryable, answer
+    linear.fail_with = (400, {"errors": [{"message": "Argument Validation Error"}]})
+    with pytest.raises(OutboundError) as invalid:
+        await client(linear).write_comment(ISSUE, "x")
+    assert not invalid.value.retryable and "Argument Validation Error" in invalid.value.message
+
+
 async def test_unreachable_is_retryable() -> None:
     with LinearStub() as stub:
         url = stub.api_url
