@@ -149,8 +149,10 @@ async def test_a_stale_or_future_timestamp_is_401(
     refused = await deliver(http, fresh(ISSUE, age_s=age_s), f"stale-{age_s}")
     assert refused.status_code == 401, refused.text
     assert "webhookTimestamp" in refused.json()["detail"]
-    no_stamp = dict(ISSUE, webhookTimestamp=None)
-    assert (await deliver(http, json.dumps(no_stamp).encode(), "x")).status_code == 401
+    for number, stamp in enumerate((None, "1795000364104", 10**400, float("nan"), -1)):
+        odd = json.dumps(dict(ISSUE, webhookTimestamp=stamp)).encode()  # NaN as JSON's NaN
+        refused = await deliver(http, odd, f"odd-{number}")
+        assert refused.status_code == 401, stamp
     assert await store.tasks.count(TaskStatus.QUEUED) == 0
 
 

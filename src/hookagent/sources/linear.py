@@ -31,6 +31,8 @@ from hookagent.sources.commands import Command, is_own_comment, parse_mention
 
 # How far ``webhookTimestamp`` may be from now, either way (Linear's docs advise a minute).
 MAX_AGE_S = 60.0
+# No millisecond timestamp is this large (the year 33658): past it the value is not a time.
+LATEST_MS = 10**15
 # ``repo:owner/name`` as a label on the issue names the repository.
 _REPO_LABEL = re.compile(r"^\s*repo(?:sitory)?\s*:\s*([\w.-]+/[\w.-]+)\s*$", re.IGNORECASE)
 
@@ -40,6 +42,9 @@ def check_timestamp(payload: Any, now_s: float, *, max_age_s: float = MAX_AGE_S)
     stamp = obj(payload).get("webhookTimestamp")
     if not isinstance(stamp, int | float) or isinstance(stamp, bool):
         raise SignatureError("webhookTimestamp missing: not a Linear delivery")
+    # Before any arithmetic: JSON allows integers too large for a float, and NaN.
+    if not 0 <= stamp < LATEST_MS:
+        raise SignatureError("webhookTimestamp is not a time in milliseconds")
     if abs(now_s - stamp / 1000) > max_age_s:
         raise SignatureError(f"webhookTimestamp is more than {max_age_s:g} s away from now")
 
