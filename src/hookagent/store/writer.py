@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from itertools import repeat
 from types import TracebackType
 
 from hookagent.models import LogStream, utc_iso
@@ -110,6 +112,29 @@ class LogWriter:
         if count == 1:
             self._pending.set()
         if count == self._batch_lines:
+            self._full.set()
+
+    def add_lines(
+        self, stream: LogStream, texts: Sequence[str], *, kind: str = "", ts: str = ""
+    ) -> None:
+        """Queue lines of one stream and kind without a raw event, as ``add`` would each."""
+        if not texts:
+            return
+        prefix = _PREFIX[stream]
+        messages = [prefix + text for text in texts]
+        limit = self._line_max
+        if max(map(len, messages)) > limit:
+            messages = [clip(message, limit) for message in messages]
+        buffer = self._buffer
+        before = len(buffer)
+        # The rows are built by zip, in C: only the messages differ from line to line.
+        buffer += zip(
+            repeat(ts or utc_iso()), repeat(_VALUE[stream]), messages, repeat(kind), repeat("")
+        )
+        after = len(buffer)
+        if before == 0:
+            self._pending.set()
+        if before < self._batch_lines <= after:
             self._full.set()
 
     async def wait_room(self) -> None:
