@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from hookagent.errors import FencedOut
@@ -10,7 +12,7 @@ from hookagent.keys import Keys
 from hookagent.models import Action, EventKind, LogEntry, LogStream, NewTask, Phase, TaskStatus
 from hookagent.store import LogStore, Store
 from hookagent.store.feed import FeedHub
-from hookagent.store.logs import NewLine
+from hookagent.store.logs import Columns, NewLine, encode_chunk, encode_columns
 from hookagent.store.writer import LogWriter
 
 pytestmark = pytest.mark.store
@@ -197,3 +199,37 @@ async def test_search_hits_carry_the_seq_of_their_line(
     assert await found('fine "step 1"') == [(1, "ts-1", "stdout")] + [
         (i, f"ts-{i}", "stdout") for i in range(10, 20) if i != 13
     ]
+
+
+rows = st.lists(
+    st.tuples(
+        st.sampled_from(["t0", "t1"]),
+        st.sampled_from(["stdout", "stderr"]),
+        st.sampled_from(["a", "b", '\u00e9"\\']),
+        st.sampled_from(["", "text"]),
+        st.sampled_from(["", '{"n": 1}']),
+    ).map(lambda row: NewLine(*row)),
+    max_size=30,
+)
+
+
+@given(rows, st.lists(st.integers(min_value=1, max_value=7), min_size=1))
+def test_columns_encode_as_rows_do(written: list[NewLine], cuts: list[int]) -> None:
+    # The writer buffers columns, extended run by run and taken batch by batch; the chunks
+    # must be the very text encode_chunk makes of the same rows.
+    columns = Columns()
+    for row in written:
+        columns.extend([row.message], row.timestamp, row.stream, row.kind, row.raw)
+    assert columns == Columns.of(written)
+    done = 0
+    while columns:
+        size = cuts[done % len(cuts)]
+        batch = columns.take(size)
+        expected = written[done : done + size]
+        assert len(batch) == len(expected)
+        assert encode_columns(batch, 0, len(batch), 3) == encode_chunk(expected, 3)
+        for lo in range(len(batch)):
+            part = encode_columns(batch, lo, len(batch), 3)
+            assert part == encode_chunk(expected[lo:], 3)
+        done += size
+    assert done >= len(written) and columns == Columns()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from itertools import repeat
 from types import TracebackType
 
 from hookagent.models import LogStream, utc_iso
 from hookagent.redact import Redactor
-from hookagent.store.logs import LogStore, Row
+from hookagent.store.logs import Columns, LogStore
 from hookagent.store.search import MAX_TERMS_PER_TASK, SearchIndex, terms_of
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ class LogWriter:
         self._flush_s = flush_ms / 1000
         self._line_max = line_max
         self._raw_max = raw_max
-        self._buffer: list[Row] = []
+        self._buffer = Columns()
         self._pending = asyncio.Event()
         self._full = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -102,17 +101,7 @@ class LogWriter:
             message = clip(message, self._line_max)
         if raw and len(raw) > self._raw_max:
             raw = clip(raw, self._raw_max)
-        # A bare tuple, not a NewLine: this runs for every line, and NamedTuple's __new__
-        # is a Python-level call.
-        buffer = self._buffer
-        buffer.append((ts or utc_iso(), _VALUE[stream], message, kind, raw))
-        # Only flush() shortens the buffer, and it clears both events once it is empty: so
-        # the events need setting only as the length passes 1 and a full batch.
-        count = len(buffer)
-        if count == 1:
-            self._pending.set()
-        if count == self._batch_lines:
-            self._full.set()
+        self._queue([message], ts, _VALUE[stream], kind, raw)
 
     def add_lines(
         self, stream: LogStream, texts: Sequence[str], *, kind: str = "", ts: str = ""
@@ -125,16 +114,17 @@ class LogWriter:
         limit = self._line_max
         if max(map(len, messages)) > limit:
             messages = [clip(message, limit) for message in messages]
+        self._queue(messages, ts, _VALUE[stream], kind, "")
+
+    def _queue(self, messages: list[str], ts: str, stream: str, kind: str, raw: str) -> None:
         buffer = self._buffer
         before = len(buffer)
-        # The rows are built by zip, in C: only the messages differ from line to line.
-        buffer += zip(
-            repeat(ts or utc_iso()), repeat(_VALUE[stream]), messages, repeat(kind), repeat("")
-        )
-        after = len(buffer)
+        buffer.extend(messages, ts or utc_iso(), stream, kind, raw)
+        # Only flush() shortens the buffer, and it clears both events once it is empty: so
+        # the events need setting only as the length passes 1 and a full batch.
         if before == 0:
             self._pending.set()
-        if before < self._batch_lines <= after:
+        if before < self._batch_lines <= len(buffer):
             self._full.set()
 
     async def wait_room(self) -> None:
@@ -161,13 +151,12 @@ class LogWriter:
         """Write everything buffered so far."""
         async with self._lock:
             while self._buffer:
-                batch = self._buffer[: self._batch_lines]
-                del self._buffer[: self._batch_lines]
-                await self._store.append(
+                batch = self._buffer.take(self._batch_lines)
+                await self._store.append_columns(
                     self.task_id, batch, token=self.token, attempt=self._attempt
                 )
                 if self._index is not None and len(self._indexed) < MAX_TERMS_PER_TASK:
-                    fresh = terms_of(line[2] for line in batch)  # messages - self._indexed
+                    fresh = terms_of(batch.messages)  # messages - self._indexed
                     if fresh:
                         self._indexed |= fresh
                         await self._index.add(self.task_id, fresh)
