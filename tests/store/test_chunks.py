@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,6 +17,7 @@ from hookagent.store import LogStore, Store
 from hookagent.store.feed import FeedHub
 from hookagent.store.logs import Columns, NewLine, encode_chunk, encode_columns
 from hookagent.store.writer import LogWriter
+from tests.strategies import texts
 
 pytestmark = pytest.mark.store
 
@@ -233,3 +237,21 @@ def test_columns_encode_as_rows_do(written: list[NewLine], cuts: list[int]) -> N
             assert part == encode_chunk(expected[lo:], 3)
         done += size
     assert done >= len(written) and columns == Columns()
+
+
+def runs_of(column: list[str]) -> list[str | int]:
+    return [x for value, group in itertools.groupby(column) for x in (value, len(list(group)))]
+
+
+@given(
+    st.lists(texts | st.text(st.characters(min_codepoint=32, max_codepoint=126)), min_size=1),
+    st.integers(min_value=0, max_value=3),
+)
+def test_chunk_text_is_compact_json_of_its_columns(messages: list[str], kinds: int) -> None:
+    # The stored format: json.dumps of [attempt, messages, *run-length columns], compact.
+    written = [
+        NewLine("t", "stdout", m, "text" if i % 4 < kinds else "") for i, m in enumerate(messages)
+    ]
+    columns = [[line[k] for line in written] for k in (0, 1, 3, 4)]
+    expected = json.dumps([7, messages, *map(runs_of, columns)], separators=(",", ":"))
+    assert encode_chunk(written, 7) == expected
