@@ -156,7 +156,7 @@ class LogWriter:
                     self.task_id, batch, token=self.token, attempt=self._attempt
                 )
                 if self._index is not None and len(self._indexed) < MAX_TERMS_PER_TASK:
-                    fresh = terms_of(batch.messages)  # messages - self._indexed
+                    fresh = terms_of(batch.messages) - self._indexed
                     if fresh:
                         self._indexed |= fresh
                         await self._index.add(self.task_id, fresh)
