@@ -169,6 +169,27 @@ class Columns:
             else:
                 runs += (value, count)
 
+    def append(self, message: str, ts: str, stream: str, kind: str, raw: str) -> None:
+        """Add one line: ``extend`` unrolled, as JSON agents' lines come event by event."""
+        self.messages.append(message)
+        ts_runs, stream_runs, kind_runs, raw_runs = self.runs
+        if ts_runs and ts_runs[-2] == ts:
+            ts_runs[-1] += 1
+        else:
+            ts_runs += (ts, 1)
+        if stream_runs and stream_runs[-2] == stream:
+            stream_runs[-1] += 1
+        else:
+            stream_runs += (stream, 1)
+        if kind_runs and kind_runs[-2] == kind:
+            kind_runs[-1] += 1
+        else:
+            kind_runs += (kind, 1)
+        if raw_runs and raw_runs[-2] == raw:
+            raw_runs[-1] += 1
+        else:
+            raw_runs += (raw, 1)
+
     def take(self, count: int) -> Columns:
         """Remove the first ``count`` lines and return them."""
         total = len(self.messages)

@@ -101,7 +101,7 @@ class LogWriter:
             message = clip(message, self._line_max)
         if raw and len(raw) > self._raw_max:
             raw = clip(raw, self._raw_max)
-        self._queue([message], ts, _VALUE[stream], kind, raw)
+        self._queue(message, ts, _VALUE[stream], kind, raw)
 
     def add_lines(
         self, stream: LogStream, texts: Sequence[str], *, kind: str = "", ts: str = ""
@@ -116,15 +116,20 @@ class LogWriter:
             messages = [clip(message, limit) for message in messages]
         self._queue(messages, ts, _VALUE[stream], kind, "")
 
-    def _queue(self, messages: list[str], ts: str, stream: str, kind: str, raw: str) -> None:
+    def _queue(self, messages: str | list[str], ts: str, stream: str, kind: str, raw: str) -> None:
+        """Buffer one message or a list sharing the other columns, waking the flusher."""
         buffer = self._buffer
-        before = len(buffer)
-        buffer.extend(messages, ts or utc_iso(), stream, kind, raw)
+        queued = buffer.messages  # len() of the list itself: this runs for every JSON event
+        before = len(queued)
+        if isinstance(messages, str):
+            buffer.append(messages, ts or utc_iso(), stream, kind, raw)
+        else:
+            buffer.extend(messages, ts or utc_iso(), stream, kind, raw)
         # Only flush() shortens the buffer, and it clears both events once it is empty: so
         # the events need setting only as the length passes 1 and a full batch.
         if before == 0:
             self._pending.set()
-        if before < self._batch_lines <= len(buffer):
+        if before < self._batch_lines <= len(queued):
             self._full.set()
 
     async def wait_room(self) -> None:
