@@ -8,6 +8,7 @@ checked against what those readers accept.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookagent.agents import AgentLine, AgentOutcome, AgentRun
+from hookagent.agents import AgentLine, AgentOutcome, AgentRun, TextLines
 from hookagent.agents.claude import ClaudeAgent
 from hookagent.agents.codex import CodexAgent
 from hookagent.agents.command import CommandAgent
@@ -164,3 +165,40 @@ def test_found_by_fuzzing(agent: str, exit_code: int, output: list[tuple[LogStre
 @given(output=outputs, exit_code=exit_codes)
 def test_any_output(agent: str, output: list[tuple[LogStream, str]], exit_code: int | None) -> None:
     replay(agent, output, exit_code)
+
+
+def parse_in_batches(
+    agent: str, output: list[tuple[LogStream, str]]
+) -> tuple[list[AgentLine], AgentRun]:
+    """What ``parse_lines`` makes of ``output``, fed as runs of lines of the same stream."""
+    run = AGENTS[agent]()
+    out: list[AgentLine] = []
+    for stream, group in itertools.groupby(output, key=lambda item: item[0]):
+        parsed = run.parse_lines(stream, [line for _, line in group])
+        if isinstance(parsed, TextLines):
+            out += [AgentLine(parsed.stream, text, parsed.kind) for text in parsed.texts]
+        else:
+            out += parsed
+    return out, run
+
+
+def parse_one_by_one(
+    agent: str, output: list[tuple[LogStream, str]]
+) -> tuple[list[AgentLine], AgentRun]:
+    """What ``parse`` makes of ``output``, line by line."""
+    run = AGENTS[agent]()
+    return [one for stream, line in output for one in run.parse(stream, line)], run
+
+
+@pytest.mark.parametrize("agent", sorted(AGENTS))
+@settings(max_examples=EXAMPLES)
+@given(output=outputs, exit_code=exit_codes)
+def test_a_batch_parses_as_its_lines_one_by_one(
+    agent: str, output: list[tuple[LogStream, str]], exit_code: int | None
+) -> None:
+    # The worker hands the adapter whole batches; the log must not depend on how lines came.
+    batched, batch_run = parse_in_batches(agent, output)
+    single, single_run = parse_one_by_one(agent, output)
+    assert batched == single
+    assert batch_run.progress.snapshot() == single_run.progress.snapshot()
+    assert batch_run.finish(exit_code) == single_run.finish(exit_code)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from hookagent.errors import FencedOut
@@ -10,8 +15,9 @@ from hookagent.keys import Keys
 from hookagent.models import Action, EventKind, LogEntry, LogStream, NewTask, Phase, TaskStatus
 from hookagent.store import LogStore, Store
 from hookagent.store.feed import FeedHub
-from hookagent.store.logs import NewLine
+from hookagent.store.logs import Columns, NewLine, encode_chunk, encode_columns
 from hookagent.store.writer import LogWriter
+from tests.strategies import texts
 
 pytestmark = pytest.mark.store
 
@@ -197,3 +203,58 @@ async def test_search_hits_carry_the_seq_of_their_line(
     assert await found('fine "step 1"') == [(1, "ts-1", "stdout")] + [
         (i, f"ts-{i}", "stdout") for i in range(10, 20) if i != 13
     ]
+
+
+rows = st.lists(
+    st.tuples(
+        st.sampled_from(["t0", "t1"]),
+        st.sampled_from(["stdout", "stderr"]),
+        st.sampled_from(["a", "b", '\u00e9"\\']),
+        st.sampled_from(["", "text"]),
+        st.sampled_from(["", '{"n": 1}']),
+    ).map(lambda row: NewLine(*row)),
+    max_size=30,
+)
+
+
+@given(rows, st.lists(st.integers(min_value=1, max_value=7), min_size=1))
+def test_columns_encode_as_rows_do(written: list[NewLine], cuts: list[int]) -> None:
+    # The writer buffers columns, extended run by run and taken batch by batch; the chunks
+    # must be the very text encode_chunk makes of the same rows.
+    columns = Columns()
+    for i, row in enumerate(written):
+        if i % 2:
+            columns.append(row.message, row.timestamp, row.stream, row.kind, row.raw)
+        else:
+            columns.extend([row.message], row.timestamp, row.stream, row.kind, row.raw)
+    assert columns == Columns.of(written)
+    done = 0
+    while columns:
+        size = cuts[done % len(cuts)]
+        batch = columns.take(size)
+        expected = written[done : done + size]
+        assert len(batch) == len(expected)
+        assert encode_columns(batch, 0, len(batch), 3) == encode_chunk(expected, 3)
+        for lo in range(len(batch)):
+            part = encode_columns(batch, lo, len(batch), 3)
+            assert part == encode_chunk(expected[lo:], 3)
+        done += size
+    assert done >= len(written) and columns == Columns()
+
+
+def runs_of(column: list[str]) -> list[str | int]:
+    return [x for value, group in itertools.groupby(column) for x in (value, len(list(group)))]
+
+
+@given(
+    st.lists(texts | st.text(st.characters(min_codepoint=32, max_codepoint=126)), min_size=1),
+    st.integers(min_value=0, max_value=3),
+)
+def test_chunk_text_is_compact_json_of_its_columns(messages: list[str], kinds: int) -> None:
+    # The stored format: json.dumps of [attempt, messages, *run-length columns], compact.
+    written = [
+        NewLine("t", "stdout", m, "text" if i % 4 < kinds else "") for i, m in enumerate(messages)
+    ]
+    columns = [[line[k] for line in written] for k in (0, 1, 3, 4)]
+    expected = json.dumps([7, messages, *map(runs_of, columns)], separators=(",", ":"))
+    assert encode_chunk(written, 7) == expected

@@ -99,6 +99,40 @@ async def test_writer_batches_truncates_and_flushes_on_exit(
     assert isinstance(page[1].raw, str) and page[1].raw.endswith("[truncated 49 characters]")
 
 
+async def test_writer_adds_a_batch_as_it_adds_each_line(store: Store) -> None:
+    # add_lines is the plain-text fast path: the stored lines must be add()'s, cap included.
+    texts = ["a", "b" * 200, "", "c\td", "é" * 95, "x" * 92]
+    stored = []
+    for bulk in (False, True):
+        tid = await make_task(store)
+        async with LogWriter(
+            store.logs, tid, token="", attempt=1, batch_lines=4, flush_ms=5, line_max=100, raw_max=0
+        ) as writer:
+            if bulk:
+                writer.add_lines(LogStream.STDOUT, texts, kind=EventKind.TEXT, ts="t0")
+                writer.add_lines(LogStream.STDERR, texts[:2], ts="t1")
+                writer.add_lines(LogStream.STDERR, [], ts="t2")
+            else:
+                for text in texts:
+                    writer.add(LogStream.STDOUT, text, kind=EventKind.TEXT, ts="t0")
+                for text in texts[:2]:
+                    writer.add(LogStream.STDERR, text, ts="t1")
+            await writer.wait_room()
+        stored.append((await store.logs.read(tid, offset=0, limit=-1))[0])
+    lines_one_by_one, lines_in_bulk = stored
+    assert [(e.seq, e.message) for e in lines_in_bulk] == [
+        (e.seq, e.message) for e in lines_one_by_one
+    ]
+    assert [e.model_dump(exclude={"seq"}) for e in lines_in_bulk] == [
+        e.model_dump(exclude={"seq"}) for e in lines_one_by_one
+    ]
+    assert len(lines_in_bulk) == 8 and lines_in_bulk[1].message.endswith(
+        "[truncated 109 characters]"
+    )
+    assert lines_in_bulk[5].message == "[stdout] " + "x" * 91 + "… [truncated 1 characters]"
+    assert lines_in_bulk[6].stream == "stderr" and lines_in_bulk[6].kind is None
+
+
 async def test_writer_never_drops_a_batch_in_flight_at_exit(store: Store) -> None:
     # A batch is sent while the next fills; leaving the writer must wait for it, not cancel it.
     for _ in range(5):

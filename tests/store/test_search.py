@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.asyncio import Redis
 
 from hookagent.models import LogStream, NewTask, TaskStatus
 from hookagent.settings import Settings
@@ -14,6 +18,7 @@ from hookagent.store import Store
 from hookagent.store.search import Query, terms_of
 from hookagent.store.writer import LogWriter
 from tests.helpers import move_to
+from tests.strategies import texts
 
 pytestmark = pytest.mark.store
 
@@ -126,3 +131,37 @@ async def test_search_endpoint(client: httpx.AsyncClient, store: Store) -> None:
 def test_terms_are_ascii_letter_runs_lowercased() -> None:
     texts = ["Deploy_Canary x12y rollout42ok", "café naïve ab abc", "a" * 41 + " " + "b" * 40]
     assert terms_of(texts) == {"deploy_canary", "rollout", "abc", "b" * 40}
+
+
+@given(st.lists(texts | st.sampled_from(["x1 line 2 of 3", "line 7 of 9", "Line\nof_it"])))
+def test_terms_of_a_batch_are_the_terms_of_its_lines(batch: list[str]) -> None:
+    # terms_of splits only a batch's distinct lines into words: repeats must change nothing.
+    # A word is a run of ASCII letters, underscores and non-ASCII characters; only the
+    # all-ASCII ones of 3 to 40 characters are terms.
+    runs = (w for text in batch for w in re.findall(r"[A-Za-z_\x80-\U0010ffff]+", text))
+    assert terms_of(batch) == {w.lower() for w in runs if w.isascii() and 3 <= len(w) <= 40}
+
+
+async def sadd_calls(redis: Redis) -> int:
+    return int((await redis.info("commandstats")).get("cmdstat_sadd", {}).get("calls", 0))
+
+
+async def test_a_writer_indexes_each_term_of_its_task_once(store: Store, redis: Redis) -> None:
+    # Terms the writer has indexed for its task are not sent again with later batches.
+    tid = (
+        await store.tasks.create(NewTask(source="jira", repository="a/b", title="t", prompt="p"))
+    ).task_id
+    async with LogWriter(
+        store.logs, tid, index=store.search, token="", attempt=1,
+        batch_lines=10, flush_ms=20, line_max=1000, raw_max=0,
+    ) as writer:  # fmt: skip
+        writer.add_lines(LogStream.STDOUT, [f"alpha bravo {i}" for i in range(10)])
+        await writer.flush()
+        before = await sadd_calls(redis)
+        writer.add_lines(LogStream.STDOUT, [f"bravo alpha {i}" for i in range(30)])
+        await writer.flush()
+        assert await sadd_calls(redis) == before
+        writer.add_lines(LogStream.STDOUT, ["bravo charlie"])
+    assert await sadd_calls(redis) == before + 1
+    hits = await store.search.search("charlie")
+    assert [(h.task_id, h.seq) for h in hits] == [(tid, 40)]

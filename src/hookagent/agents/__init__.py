@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hookagent.agents.base import Agent, AgentLine, AgentOutcome, AgentRun
+from hookagent.agents.base import Agent, AgentLine, AgentOutcome, AgentRun, TextLines
 from hookagent.agents.claude import ClaudeAgent
 from hookagent.agents.codex import CodexAgent
 from hookagent.agents.command import CommandAgent
@@ -20,6 +20,7 @@ __all__ = [
     "CommandAgent",
     "GeminiAgent",
     "RunResult",
+    "TextLines",
     "build_agent",
     "run_process",
 ]

@@ -20,6 +20,18 @@ class AgentLine(NamedTuple):
     raw: str = ""
 
 
+class TextLines(NamedTuple):
+    """Output lines logged as they are: one stream and kind for all, no raw event."""
+
+    stream: LogStream
+    texts: list[str]
+    kind: EventKind | None = None
+
+
+# What an adapter makes of a batch of output lines: log lines, or the batch kept as text.
+Parsed = list[AgentLine] | TextLines
+
+
 @dataclass(slots=True)
 class AgentOutcome:
     """What a finished run produced, as far as the adapter could tell."""
@@ -38,6 +50,9 @@ class AgentRun(Protocol):
 
     def parse(self, stream: LogStream, line: str) -> list[AgentLine]:
         """Turn one output line into zero or more log lines."""
+
+    def parse_lines(self, stream: LogStream, lines: list[str]) -> Parsed:
+        """Turn a batch of output lines into log lines, as ``parse`` does one by one."""
 
     def finish(self, exit_code: int | None) -> AgentOutcome:
         """The outcome, once the process has exited with ``exit_code``."""
@@ -77,6 +92,13 @@ class JsonLinesRun(ABC):
         ]
         # The raw event rides on the first line only, so it is stored once.
         return [lines[0]._replace(raw=line), *lines[1:]]
+
+    def parse_lines(self, stream: LogStream, lines: list[str]) -> Parsed:
+        """Every line's log lines, in order: events are parsed one by one."""
+        if stream is not LogStream.STDOUT:
+            return TextLines(stream, lines)
+        parse = self.parse
+        return [out for line in lines for out in parse(stream, line)]
 
     @abstractmethod
     def describe(self, event: dict[str, Any]) -> list[AgentLine]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hookagent.agents.base import AgentLine, AgentOutcome
+from hookagent.agents.base import AgentLine, AgentOutcome, TextLines
 from hookagent.agents.progress import Progress
 from hookagent.models import EventKind, LogStream, Phase
 
@@ -43,6 +43,28 @@ class CommandRun:
             self._out.append(line)
             self._size += len(line) + 1
         return [AgentLine(stream, line, EventKind.TEXT if stream is LogStream.STDOUT else None)]
+
+    def parse_lines(self, stream: LogStream, lines: list[str]) -> TextLines:
+        """The batch as it is: one text line per output line, without a call per line."""
+        if stream is not LogStream.STDOUT:
+            return TextLines(stream, lines)
+        if self._size < PLAN_MAX_CHARS:
+            self._keep(lines)
+        return TextLines(stream, lines, EventKind.TEXT)
+
+    def _keep(self, lines: list[str]) -> None:
+        """Add ``lines`` to the plan as ``parse`` would: each while the plan is under the cap."""
+        size = sum(map(len, lines)) + len(lines)
+        if self._size + size <= PLAN_MAX_CHARS:
+            # Below the cap before every line of the batch: all of them are kept.
+            self._out += lines
+            self._size += size
+            return
+        for line in lines:
+            if self._size >= PLAN_MAX_CHARS:
+                break
+            self._out.append(line)
+            self._size += len(line) + 1
 
     def finish(self, exit_code: int | None) -> AgentOutcome:
         """Success is exit code 0; the plan is stdout."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from itertools import groupby, repeat
 from typing import Any, NamedTuple
 
@@ -100,10 +101,23 @@ class NewLine(NamedTuple):
     raw: str = ""
 
 
-def _runs(column: Sequence[str]) -> list[str | int]:
-    out: list[str | int] = []
+def _runs(column: Sequence[str]) -> list[Any]:
+    out: list[Any] = []
     for value, group in groupby(column):
         out += (value, len(list(group)))
+    return out
+
+
+def _cut(runs: list[Any], lo: int, hi: int) -> list[Any]:
+    """The run-length column of values ``lo`` to ``hi`` of ``runs``, still run-length."""
+    out: list[Any] = []
+    end = 0
+    for i in range(0, len(runs), 2):
+        start, end = end, end + runs[i + 1]
+        if end > lo:
+            out += (runs[i], min(end, hi) - max(start, lo))
+            if end >= hi:
+                break
     return out
 
 
@@ -120,11 +134,100 @@ def _slice(runs: list[Any], lo: int, hi: int) -> list[Any]:
     return out
 
 
+@dataclass(slots=True)
+class Columns:
+    """Lines as a chunk stores them: the messages, and the other columns run-length encoded.
+
+    ``runs`` holds the timestamps, streams, kinds and raws, each as ``[value, count, …]``.
+    The log writer buffers lines this way, so a batch of plain text costs its messages and
+    one run per column, not a tuple per line, and chunks are encoded without a transpose.
+    """
+
+    messages: list[str] = field(default_factory=list)
+    runs: tuple[list[Any], ...] = field(default_factory=lambda: ([], [], [], []))
+
+    @classmethod
+    def of(cls, rows: Sequence[Row]) -> Columns:
+        """The columns of ``rows``."""
+        if not rows:
+            return cls()
+        ts, streams, messages, kinds, raws = zip(*rows, strict=True)
+        return cls(list(messages), (_runs(ts), _runs(streams), _runs(kinds), _runs(raws)))
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def extend(self, messages: list[str], ts: str, stream: str, kind: str, raw: str) -> None:
+        """Add ``messages``, lines that share a timestamp, a stream, a kind and a raw event."""
+        if not messages:
+            return
+        count = len(messages)
+        self.messages += messages
+        for runs, value in zip(self.runs, (ts, stream, kind, raw), strict=True):
+            if runs and runs[-2] == value:
+                runs[-1] += count
+            else:
+                runs += (value, count)
+
+    def append(self, message: str, ts: str, stream: str, kind: str, raw: str) -> None:
+        """Add one line: ``extend`` unrolled, as JSON agents' lines come event by event."""
+        self.messages.append(message)
+        ts_runs, stream_runs, kind_runs, raw_runs = self.runs
+        if ts_runs and ts_runs[-2] == ts:
+            ts_runs[-1] += 1
+        else:
+            ts_runs += (ts, 1)
+        if stream_runs and stream_runs[-2] == stream:
+            stream_runs[-1] += 1
+        else:
+            stream_runs += (stream, 1)
+        if kind_runs and kind_runs[-2] == kind:
+            kind_runs[-1] += 1
+        else:
+            kind_runs += (kind, 1)
+        if raw_runs and raw_runs[-2] == raw:
+            raw_runs[-1] += 1
+        else:
+            raw_runs += (raw, 1)
+
+    def take(self, count: int) -> Columns:
+        """Remove the first ``count`` lines and return them."""
+        total = len(self.messages)
+        head = Columns(self.messages[:count], tuple(_cut(r, 0, count) for r in self.runs))
+        del self.messages[:count]
+        self.runs = tuple(_cut(r, count, total) for r in self.runs)
+        return head
+
+
+# The bytes json.dumps escapes (ensure_ascii): controls, DEL and up, the quote, the backslash.
+_ESCAPED = bytes(c for c in range(256) if not 32 <= c <= 126 or c in b'"\\')
+
+
+def _json_strings(texts: list[str]) -> str:
+    """``json.dumps(texts)``, compact; several times faster when no text needs escaping.
+
+    Log lines are mostly printable ASCII, which JSON holds as is: then the array is the
+    texts joined by ``","``. Whether any needs escaping is one pass over them in C: the
+    only escaped bytes left must be the quotes of the separators.
+    """
+    joined = '","'.join(texts)
+    if joined.isascii():
+        data = joined.encode("ascii")
+        if len(data) - len(data.translate(None, _ESCAPED)) == 2 * (len(texts) - 1):
+            return f'["{joined}"]'
+    return json.dumps(texts, separators=(",", ":"))
+
+
+def encode_columns(columns: Columns, lo: int, hi: int, attempt: int) -> str:
+    """The ``c`` field of a chunk holding lines ``lo`` to ``hi`` of ``columns``."""
+    runs = json.dumps([_cut(runs, lo, hi) for runs in columns.runs], separators=(",", ":"))
+    # The same text as json.dumps([attempt, messages, *runs]), the messages encoded apart.
+    return f"[{attempt},{_json_strings(columns.messages[lo:hi])},{runs[1:]}"
+
+
 def encode_chunk(rows: Sequence[Row], attempt: int) -> str:
     """The ``c`` field of a chunk holding ``rows`` (see the module docstring)."""
-    ts, streams, messages, kinds, raws = zip(*rows, strict=True)
-    columns = [attempt, messages, _runs(ts), _runs(streams), _runs(kinds), _runs(raws)]
-    return json.dumps(columns, separators=(",", ":"))
+    return encode_columns(Columns.of(rows), 0, len(rows), attempt)
 
 
 def decode_chunk(
@@ -197,12 +300,19 @@ class LogStore:
         self, task_id: str, lines: Sequence[Row], *, token: str = "", attempt: int = 0
     ) -> int:
         """Append ``lines`` (as chunks) in one round trip; returns the new total. Fenced."""
+        return await self.append_columns(task_id, Columns.of(lines), token=token, attempt=attempt)
+
+    async def append_columns(
+        self, task_id: str, lines: Columns, *, token: str = "", attempt: int = 0
+    ) -> int:
+        """``append`` for lines already in columns (the log writer's buffer)."""
         if not lines:
             return await self.total(task_id)
         args: list[str | int] = [token, self._ttl_ms, self._max_lines]
-        for start in range(0, len(lines), self._chunk_lines):
-            chunk = lines[start : start + self._chunk_lines]
-            args += (len(chunk), encode_chunk(chunk, attempt))
+        count = len(lines)
+        for start in range(0, count, self._chunk_lines):
+            stop = min(start + self._chunk_lines, count)
+            args += (stop - start, encode_columns(lines, start, stop, attempt))
         keys = [self._keys.task(task_id), self._keys.logs(task_id)]
         try:
             total: int = await self._append(keys=keys, args=args)

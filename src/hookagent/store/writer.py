@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from types import TracebackType
 
 from hookagent.models import LogStream, utc_iso
 from hookagent.redact import Redactor
-from hookagent.store.logs import LogStore, Row
+from hookagent.store.logs import Columns, LogStore
 from hookagent.store.search import MAX_TERMS_PER_TASK, SearchIndex, terms_of
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class LogWriter:
         self._flush_s = flush_ms / 1000
         self._line_max = line_max
         self._raw_max = raw_max
-        self._buffer: list[Row] = []
+        self._buffer = Columns()
         self._pending = asyncio.Event()
         self._full = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -100,16 +101,35 @@ class LogWriter:
             message = clip(message, self._line_max)
         if raw and len(raw) > self._raw_max:
             raw = clip(raw, self._raw_max)
-        # A bare tuple, not a NewLine: this runs for every line, and NamedTuple's __new__
-        # is a Python-level call.
+        self._queue(message, ts, _VALUE[stream], kind, raw)
+
+    def add_lines(
+        self, stream: LogStream, texts: Sequence[str], *, kind: str = "", ts: str = ""
+    ) -> None:
+        """Queue lines of one stream and kind without a raw event, as ``add`` would each."""
+        if not texts:
+            return
+        prefix = _PREFIX[stream]
+        messages = [prefix + text for text in texts]
+        limit = self._line_max
+        if max(map(len, messages)) > limit:
+            messages = [clip(message, limit) for message in messages]
+        self._queue(messages, ts, _VALUE[stream], kind, "")
+
+    def _queue(self, messages: str | list[str], ts: str, stream: str, kind: str, raw: str) -> None:
+        """Buffer one message or a list sharing the other columns, waking the flusher."""
         buffer = self._buffer
-        buffer.append((ts or utc_iso(), _VALUE[stream], message, kind, raw))
+        queued = buffer.messages  # len() of the list itself: this runs for every JSON event
+        before = len(queued)
+        if isinstance(messages, str):
+            buffer.append(messages, ts or utc_iso(), stream, kind, raw)
+        else:
+            buffer.extend(messages, ts or utc_iso(), stream, kind, raw)
         # Only flush() shortens the buffer, and it clears both events once it is empty: so
         # the events need setting only as the length passes 1 and a full batch.
-        count = len(buffer)
-        if count == 1:
+        if before == 0:
             self._pending.set()
-        if count == self._batch_lines:
+        if before < self._batch_lines <= len(queued):
             self._full.set()
 
     async def wait_room(self) -> None:
@@ -136,13 +156,12 @@ class LogWriter:
         """Write everything buffered so far."""
         async with self._lock:
             while self._buffer:
-                batch = self._buffer[: self._batch_lines]
-                del self._buffer[: self._batch_lines]
-                await self._store.append(
+                batch = self._buffer.take(self._batch_lines)
+                await self._store.append_columns(
                     self.task_id, batch, token=self.token, attempt=self._attempt
                 )
                 if self._index is not None and len(self._indexed) < MAX_TERMS_PER_TASK:
-                    fresh = terms_of(line[2] for line in batch)  # messages - self._indexed
+                    fresh = terms_of(batch.messages) - self._indexed
                     if fresh:
                         self._indexed |= fresh
                         await self._index.add(self.task_id, fresh)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hookagent.agents import Agent, AgentOutcome, AgentRun, run_process
+from hookagent.agents import Agent, AgentOutcome, AgentRun, TextLines, run_process
 from hookagent.agents.runner import OnLines
 from hookagent.errors import BudgetExceeded, Stalled
 from hookagent.models import LogStream, Phase, utc_iso
@@ -86,9 +86,14 @@ def line_sink(
             if stream not in redacting:
                 redacting[stream] = redactor.for_run()
             lines = redacting[stream].redact_lines(lines)
-        for line in lines:
-            for out in run.parse(stream, line):
-                writer.add(out.stream, out.text, kind=out.kind or "", raw=out.raw, ts=ts)
+        parsed = run.parse_lines(stream, lines)
+        if isinstance(parsed, TextLines):
+            # Plain text (a ``command`` agent, any stderr): the batch goes in whole.
+            writer.add_lines(parsed.stream, parsed.texts, kind=parsed.kind or "", ts=ts)
+        else:
+            add = writer.add
+            for out in parsed:
+                add(out.stream, out.text, kind=out.kind or "", raw=out.raw, ts=ts)
         cost = run.progress.cost_usd
         if budget_usd is not None and cost is not None and cost > budget_usd:
             limit = f"HOOKAGENT_MAX_BUDGET_USD=${dollars(budget_usd)}"
