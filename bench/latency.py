@@ -116,7 +116,6 @@ async def measure(
     await store.tasks.advance(task_id, Action.CANCEL, reason="bench done")
     report = json.loads(await proc.stdout.readline())
     await proc.wait()
-    await store.redis.delete(store.keys.logs(task_id), store.keys.task(task_id))
     p50, p99 = report["measured_ms"]
     _, read_p99 = report["read_heads_ms"]
     delivered = report["lines"] / (printed * followers)
@@ -139,6 +138,8 @@ async def figures(url: str, rates: list[int], followers: list[int], secs: float)
                 for count in followers:
                     out.append(await measure(store, settings, server, rate, count, secs))
     finally:
+        async for key in redis.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
+            await redis.delete(key)
         await redis.aclose()
     return out
 
