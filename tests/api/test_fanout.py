@@ -6,7 +6,7 @@ import json
 
 from redis.asyncio import Redis
 
-from hookagent.api.fanout import BATCH, next_batch, sse_event, ws_frame
+from hookagent.api.fanout import BATCH, Batch, Follower, sse_event, ws_frame
 from hookagent.logfilter import LogFilter
 from hookagent.models import NewTask
 from hookagent.store import Store
@@ -26,7 +26,12 @@ async def test_followers_in_lockstep_share_the_same_bytes(redis: Redis, store: S
     hub = FeedHub(redis, store.keys, logs=store.logs, tasks=store.tasks)
     try:
         async with hub.follow(tid) as feed:
-            everything = [await next_batch(hub, feed, 0, LogFilter(), "sse") for _ in range(3)]
+
+            async def read(cursor: int, flt: LogFilter) -> Batch:
+                """A new SSE follower's read: nothing shared but the feed's cache."""
+                return await Follower(hub, feed, "sse").next_batch(cursor, flt)
+
+            everything = [await read(0, LogFilter()) for _ in range(3)]
             # The very object, not an equal copy: one encode for every follower.
             assert everything[1] is everything[0] and everything[2] is everything[0]
             first = everything[0]
@@ -35,29 +40,29 @@ async def test_followers_in_lockstep_share_the_same_bytes(redis: Redis, store: S
             assert first.sse == "".join(map(sse_event, entries)).encode()
             assert first.sse.startswith(b"id: 0\ndata: {") and first.sse.endswith(b"\n\n")
 
-            rest = await next_batch(hub, feed, BATCH, LogFilter(), "sse")
+            rest = await read(BATCH, LogFilter())
             assert (rest.sent, rest.cursor) == (20, BATCH + 20)
 
             # Equal filters built apart share; a different regex does not.
-            err_a = await next_batch(hub, feed, 0, LogFilter.build(stream=["stderr"]), "sse")
-            err_b = await next_batch(hub, feed, 0, LogFilter.build(stream=["stderr"]), "sse")
+            err_a = await read(0, LogFilter.build(stream=["stderr"]))
+            err_b = await read(0, LogFilter.build(stream=["stderr"]))
             assert err_a is err_b and err_a.sent == len(range(0, BATCH, 3))
-            one = await next_batch(hub, feed, 0, LogFilter.build(regex_text="^line 1$"), "sse")
-            two = await next_batch(hub, feed, 0, LogFilter.build(regex_text="^line 2$"), "sse")
+            one = await read(0, LogFilter.build(regex_text="^line 1$"))
+            two = await read(0, LogFilter.build(regex_text="^line 2$"))
             assert b'"line 1"' in one.sse and b'"line 2"' in two.sse and one.sent == two.sent == 1
 
-            frames = await next_batch(hub, feed, 0, LogFilter(), "ws")
+            frames = await Follower(hub, feed, "ws").next_batch(0, LogFilter())
             assert frames.frames[0] == ws_frame(entries[0])
             assert json.loads(frames.frames[0]) == {
                 "type": "log",
                 **entries[0].model_dump(mode="json", exclude_none=True),
             }
             # Nothing new past the end: an empty batch, not kept for later.
-            tail = await next_batch(hub, feed, BATCH + 20, LogFilter(), "sse")
+            tail = await read(BATCH + 20, LogFilter())
             assert (tail.sent, tail.sse, tail.cursor) == (0, b"", BATCH + 20)
             await store.logs.append(tid, lines[:1])
             assert await feed.wait_beyond(BATCH + 20, timeout=10)
-            grown = await next_batch(hub, feed, BATCH + 20, LogFilter(), "sse")
+            grown = await read(BATCH + 20, LogFilter())
             assert (grown.sent, grown.cursor) == (1, BATCH + 21)
     finally:
         await hub.close()

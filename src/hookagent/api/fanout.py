@@ -87,25 +87,38 @@ class _Shared:
 _SHARED: weakref.WeakKeyDictionary[TaskFeed, _Shared] = weakref.WeakKeyDictionary()
 
 
-async def next_batch(
-    feeds: FeedHub, feed: TaskFeed, cursor: int, flt: LogFilter, wire: Wire
-) -> Batch:
-    """The encoded batch after ``cursor`` under ``flt``: shared when another follower made it."""
-    shared = _SHARED.get(feed)
-    if shared is None:
-        shared = _SHARED[feed] = _Shared()
-    key = (wire, cursor, filter_key(flt))
-    batch = shared.get(key)
-    if batch is not None:
+class Follower:
+    """One follower's reads: its feed's shared batches, its filter's key worked out once."""
+
+    def __init__(self, feeds: FeedHub, feed: TaskFeed, wire: Wire) -> None:
+        self._feeds = feeds
+        self._feed = feed
+        self._wire: Wire = wire
+        # Looked up once per follower, not per read: a weak mapping's lookup is not free.
+        shared = _SHARED.get(feed)
+        if shared is None:
+            shared = _SHARED[feed] = _Shared()
+        self._shared = shared
+        self._filter: LogFilter | None = None
+        self._filter_key: tuple[object, ...] = ()
+
+    async def next_batch(self, cursor: int, flt: LogFilter) -> Batch:
+        """The encoded batch after ``cursor`` under ``flt``: shared when another made it."""
+        if cursor >= self._feed.next_seq:
+            return Batch(b"", (), 0, cursor)  # nothing new: no read, nothing to share
+        if flt is not self._filter:
+            self._filter, self._filter_key = flt, filter_key(flt)
+        key = (self._wire, cursor, self._filter_key)
+        batch = self._shared.get(key)
+        if batch is not None:
+            return batch
+        entries = await self._feeds.read(self._feed, cursor, BATCH)
+        after = entries[-1].seq + 1 if entries else cursor
+        chosen = [e for e in entries if is_status(e) or flt.matches(e)]
+        if self._wire == "sse":
+            batch = Batch("".join(map(sse_event, chosen)).encode(), (), len(chosen), after)
+        else:
+            batch = Batch(b"", tuple(map(ws_frame, chosen)), len(chosen), after)
+        if entries:
+            self._shared.put(key, batch)
         return batch
-    entries = await feeds.read(feed, cursor, BATCH)
-    after = entries[-1].seq + 1 if entries else cursor
-    chosen = [e for e in entries if is_status(e) or flt.matches(e)]
-    if wire == "sse":
-        batch = Batch("".join(map(sse_event, chosen)).encode(), (), len(chosen), after)
-    else:
-        batch = Batch(b"", tuple(map(ws_frame, chosen)), len(chosen), after)
-    # An empty read says nothing lasting (more may arrive at this cursor): not kept.
-    if entries:
-        shared.put(key, batch)
-    return batch

@@ -15,7 +15,7 @@ from starlette.types import Message
 
 from hookagent.api.deps import MAX_OFFSET, Q_MAX_CHARS, FeedsDep, FilterDep, OffsetQuery
 from hookagent.api.errors import http_status
-from hookagent.api.fanout import next_batch
+from hookagent.api.fanout import Follower
 from hookagent.errors import HookagentError, InvalidControl, InvalidRequest, quoted
 from hookagent.logfilter import LogFilter
 from hookagent.sources.payload import parse_json
@@ -55,9 +55,10 @@ async def stream_logs(
     async def events() -> AsyncIterator[str | bytes]:
         try:
             cursor, progress_seen = offset, 0
+            follower = Follower(feeds, feed, "sse")
             yield f"retry: 2000\n: following {task_id} from {cursor}\n\n"
             while True:
-                batch = await next_batch(feeds, feed, cursor, flt, "sse")
+                batch = await follower.next_batch(cursor, flt)
                 cursor, sent = batch.cursor, batch.sent
                 if sent:
                     yield batch.sse  # the same bytes for every follower here: one write
@@ -141,9 +142,10 @@ async def _serve_socket(
     state: dict[str, Any] = {"cursor": offset, "filter": flt, "progress": 0}
     control = asyncio.Event()
     reader = asyncio.create_task(_read_controls(websocket, state, control))
+    follower = Follower(feeds, feed, "ws")
     try:
         while not reader.done():
-            batch = await next_batch(feeds, feed, state["cursor"], state["filter"], "ws")
+            batch = await follower.next_batch(state["cursor"], state["filter"])
             state["cursor"], sent = batch.cursor, batch.sent
             for frame in batch.frames:
                 await websocket.send_text(frame)
