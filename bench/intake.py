@@ -10,14 +10,13 @@ Responsiveness: the same two loads again while an agent prints as fast as it can
 the worker's log path (runner → adapter → ``LogWriter`` into Redis) in this process,
 which plays the worker: under ``hookagent up`` workers run in processes of their own.
 
-    python bench/intake.py [--quick] [--count 20000] [--concurrency 20] [--redis-url URL]
+    python bench/intake.py [--quick] [--count 10000] [--concurrency 20] [--redis-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from ingest import printer
 
 LOAD = Path(__file__).parent / "load.py"
 SECRET = "bench-sentry-client-secret-0123456789"
+BUSY_LINES = 200_000
 RATE_TARGET = 2000.0
 P99_TARGET_MS = 25.0
 
@@ -70,8 +70,8 @@ async def load(server: Server, kind: str, count: int, concurrency: int) -> Load:
     return Load(count / report["elapsed_s"], report["p50_ms"], report["p99_ms"], ok, cpu_us)
 
 
-async def busy_agent(store: Store, settings: Settings) -> None:
-    """An agent printing at full speed into a task's log until cancelled."""
+async def busy_agent(store: Store, settings: Settings, stop: asyncio.Event) -> None:
+    """An agent printing at full speed into a task's log, run after run, until ``stop``."""
     new = NewTask(source="bench", repository="o/r", title="busy", prompt="p")
     task_id = (await store.tasks.create(new)).task_id
     async with LogWriter(
@@ -85,20 +85,23 @@ async def busy_agent(store: Store, settings: Settings) -> None:
         line_max=settings.log_line_max,
         raw_max=settings.log_raw_max,
     ) as writer:
-        await run_process(
-            printer(100_000_000),
-            stdin=b"",
-            cwd=Path.cwd(),
-            on_lines=line_sink(CommandRun(), writer),
-            timeout=3600,
-            kill_grace=1,
-        )
+        sink = line_sink(CommandRun(), writer)
+        # Runs of a second or so, not one cancelled run: the agent exits on its own.
+        while not stop.is_set():
+            await run_process(
+                printer(BUSY_LINES),
+                stdin=b"",
+                cwd=Path.cwd(),
+                on_lines=sink,
+                timeout=600,
+                kill_grace=1,
+            )
 
 
 async def figures(url: str, count: int, concurrency: int) -> dict[str, Load]:
     """Intake and /healthz, idle and beside a busy agent, against one server process."""
     prefix = f"bench-intake-{uuid.uuid4().hex[:8]}"
-    settings = Settings(redis_url=url, key_prefix=prefix, log_max_lines=1_000_000)
+    settings = Settings(redis_url=url, key_prefix=prefix)  # log capped as in production
     redis = connect(url)
     store = Store.build(redis, settings)
     env = {
@@ -112,7 +115,8 @@ async def figures(url: str, count: int, concurrency: int) -> dict[str, Load]:
             await load(server, "healthz", min(count, 500), concurrency)  # warm-up
             out["sentry"] = await load(server, "sentry", count, concurrency)
             out["healthz"] = await load(server, "healthz", count, concurrency)
-            agent = asyncio.create_task(busy_agent(store, settings))
+            stop = asyncio.Event()
+            agent = asyncio.create_task(busy_agent(store, settings, stop))
             try:
                 await asyncio.sleep(1.0)  # let it reach full speed
                 if agent.done():
@@ -120,9 +124,8 @@ async def figures(url: str, count: int, concurrency: int) -> dict[str, Load]:
                 out["sentry busy"] = await load(server, "sentry", count, concurrency)
                 out["healthz busy"] = await load(server, "healthz", count, concurrency)
             finally:
-                agent.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await agent
+                stop.set()
+                await agent
     finally:
         async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
             await redis.delete(key)
@@ -171,8 +174,8 @@ def to_rows(f: dict[str, Load], count: int, concurrency: int) -> list[Row]:
 
 
 async def rows(url: str, quick: bool = False, count: int = 0, concurrency: int = 20) -> list[Row]:
-    """The bench's rows; ``quick`` sends 2,000 of each instead of 20,000."""
-    count = count or (2000 if quick else 20_000)
+    """The bench's rows; ``quick`` sends 2,000 of each instead of 10,000."""
+    count = count or (2000 if quick else 10_000)
     return to_rows(await figures(url, count, concurrency), count, concurrency)
 
 
