@@ -157,7 +157,7 @@ def to_rows(results: list[Figures]) -> list[Row]:
         rows.append(
             Row(
                 "live latency",
-                f"{f.rate:,} lines/s, {f.followers:,} followers",
+                f"{f.rate:,} lines/s, {f.followers:,} follower{'' if f.followers == 1 else 's'}",
                 f"p99 ≤ {TARGET_MS:.0f} ms" if targeted else "-",
                 measured,
                 (max(f.p99_ms, f.read_p99_ms) <= TARGET_MS and f.delivered >= 1.0)
