@@ -14,7 +14,6 @@ lint:
 	.venv/bin/ruff format --check src tests bench
 	.venv/bin/mypy src tests bench
 
+# Every benchmark, one table; `make bench BENCH_ARGS=--quick` for a few minutes' version.
 bench:
-	.venv/bin/python bench/ingest.py
-	.venv/bin/python bench/search.py
-	.venv/bin/python bench/pages.py
+	.venv/bin/python bench/run.py $(BENCH_ARGS)

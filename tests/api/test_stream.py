@@ -434,3 +434,22 @@ async def test_websocket_unknown_task_closes_4404(server: str) -> None:
             await asyncio.wait_for(ws.recv(), 10)
     assert reply == {"type": "error", "error": "task_not_found", "detail": reply["detail"]}
     assert ws.close_code == 4404 and ws.close_reason == "task_not_found"
+
+
+async def test_a_follower_that_stops_reading_holds_up_no_other(server: str, store: Store) -> None:
+    tid = await new_task(store)
+    host, _, port = server.removeprefix("http://").partition(":")
+    stalled_reader, stalled = await asyncio.open_connection(host, int(port))
+    stalled.write(f"GET /tasks/{tid}/logs/stream HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    await stalled_reader.readuntil(b": following")  # connected; it reads nothing from here
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            reading = asyncio.create_task(read_sse(http, f"{server}/tasks/{tid}/logs/stream"))
+            # ~15 MB of events: far more than the stalled socket's buffers can hold, so
+            # the server's writes to it block while the other follower must go on.
+            await produce(store, tid, 100_000, batch=2000)
+            events, kinds = await reading
+    finally:
+        stalled.close()
+    assert [e["id"] for e in events if e.get("event") is None] == list(range(100_000))
+    assert kinds[-1] == "end"

@@ -124,9 +124,11 @@ class FeedHub:
         feed = self._feeds.get(task_id)
         if feed is None:
             task = await self._tasks.get(task_id)  # 404 for unknown tasks, before any loop
+            total = await self._logs.total(task_id)
+            # Looked up again after the last await: followers arriving together all got
+            # here, and only the first may create the feed (and its loop).
             feed = self._feeds.get(task_id)
             if feed is None:
-                total = await self._logs.total(task_id)
                 feed = TaskFeed(task_id, next_seq=total, status=task.status, window=self._window)
                 self._feeds[task_id] = feed
                 # A finished task's followers read what is there and leave; no loop for them.

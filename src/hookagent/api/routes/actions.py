@@ -18,7 +18,7 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_lifecycle(
+async def get_lifecycle(
     store: StoreDep, settings: SettingsDep, redactor: RedactorDep, policies: PoliciesDep
 ) -> Lifecycle:
     """The lifecycle service over the app's store."""

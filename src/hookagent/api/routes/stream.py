@@ -15,9 +15,9 @@ from starlette.types import Message
 
 from hookagent.api.deps import MAX_OFFSET, Q_MAX_CHARS, FeedsDep, FilterDep, OffsetQuery
 from hookagent.api.errors import http_status
+from hookagent.api.fanout import Follower
 from hookagent.errors import HookagentError, InvalidControl, InvalidRequest, quoted
 from hookagent.logfilter import LogFilter
-from hookagent.models import EventKind, LogEntry
 from hookagent.sources.payload import parse_json
 from hookagent.store.feed import FeedHub, TaskFeed
 
@@ -26,28 +26,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/tasks", tags=["live logs"])
 
 KEEPALIVE_S = 15.0
-BATCH = 500
 CONTROL_SHAPES = 'send {"offset": N} or {"filter": {"stream": [...], "q": "..."}}'
-
-
-def _is_status(entry: LogEntry) -> bool:
-    return entry.kind is EventKind.STATUS
-
-
-async def _entries(
-    feeds: FeedHub, feed: TaskFeed, cursor: int, flt: LogFilter
-) -> tuple[list[LogEntry], int]:
-    """The next batch from ``cursor``: matching entries plus every status change."""
-    batch = await feeds.read(feed, cursor, BATCH)
-    if batch:
-        cursor = batch[-1].seq + 1
-    return [e for e in batch if _is_status(e) or flt.matches(e)], cursor
-
-
-def _sse(entry: LogEntry) -> str:
-    data = entry.model_dump_json(exclude_none=True)
-    kind = "event: status\n" if _is_status(entry) else ""
-    return f"id: {entry.seq}\n{kind}data: {data}\n\n"
 
 
 @router.get(
@@ -73,14 +52,16 @@ async def stream_logs(
     follow = feeds.follow(task_id)
     feed = await follow.__aenter__()
 
-    async def events() -> AsyncIterator[str]:
+    async def events() -> AsyncIterator[str | bytes]:
         try:
             cursor, progress_seen = offset, 0
+            follower = Follower(feeds, feed, "sse")
             yield f"retry: 2000\n: following {task_id} from {cursor}\n\n"
             while True:
-                sent, cursor = await _entries(feeds, feed, cursor, flt)
-                for entry in sent:
-                    yield _sse(entry)
+                batch = await follower.next_batch(cursor, flt)
+                cursor, sent = batch.cursor, batch.sent
+                if sent:
+                    yield batch.sse  # the same bytes for every follower here: one write
                 if feed.progress_version != progress_seen:
                     progress_seen = feed.progress_version
                     yield f"event: progress\ndata: {json.dumps(feed.progress)}\n\n"
@@ -161,14 +142,13 @@ async def _serve_socket(
     state: dict[str, Any] = {"cursor": offset, "filter": flt, "progress": 0}
     control = asyncio.Event()
     reader = asyncio.create_task(_read_controls(websocket, state, control))
+    follower = Follower(feeds, feed, "ws")
     try:
         while not reader.done():
-            sent, state["cursor"] = await _entries(feeds, feed, state["cursor"], state["filter"])
-            for entry in sent:
-                kind = "status" if _is_status(entry) else "log"
-                await websocket.send_json(
-                    {"type": kind, **entry.model_dump(mode="json", exclude_none=True)}
-                )
+            batch = await follower.next_batch(state["cursor"], state["filter"])
+            state["cursor"], sent = batch.cursor, batch.sent
+            for frame in batch.frames:
+                await websocket.send_text(frame)
             if feed.progress_version != state["progress"]:
                 state["progress"] = feed.progress_version
                 await websocket.send_json({"type": "progress", **(feed.progress or {})})

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
-from hookagent.api.deps import SettingsDep, StoreDep, get_policies
+from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep, get_policies
 from hookagent.api.errors import error_response, http_status
 from hookagent.errors import RateLimited, RetryLater, UnsupportedMediaType, quoted
 from hookagent.models import NewTask, WebhookAccepted
 from hookagent.policy import Policies
+from hookagent.redact import Redactor
 from hookagent.services.intake import Applied, Created, Duplicate, Intake, Outcome, Reported
 from hookagent.settings import Settings
 from hookagent.sources import (
@@ -87,7 +88,11 @@ def _retry_after(
 @router.post("/sentry/", status_code=202, include_in_schema=False)
 @_retry_after
 async def sentry_webhook(
-    request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    redactor: RedactorDep,
+    agent: AgentChoice = None,
 ) -> JSONResponse:
     """Sentry: the seed's shape, integration ``issue``/``event_alert``, or the legacy plugin."""
     await _admit(store, "sentry")
@@ -107,14 +112,20 @@ async def sentry_webhook(
         return f"{new.external_id}:{action}"
 
     pol = get_policies(request)  # the app's reader: a bad reload keeps the last good file
-    return await _handle(store, settings, payload, parse, delivery, agent, signed=signed, pol=pol)
+    return await _handle(
+        store, settings, payload, parse, delivery, agent, signed=signed, pol=pol, redactor=redactor
+    )
 
 
 @router.post("/jira", status_code=202, responses=_RESPONSES)
 @router.post("/jira/", status_code=202, include_in_schema=False)
 @_retry_after
 async def jira_webhook(
-    request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    redactor: RedactorDep,
+    agent: AgentChoice = None,
 ) -> JSONResponse:
     """Jira: ``jira:issue_created`` starts a task; comments and transitions command one."""
     await _admit(store, "jira")
@@ -134,7 +145,15 @@ async def jira_webhook(
     payload = _json(request, body)
     pol = get_policies(request)
     return await _handle(
-        store, settings, payload, parse, lambda _: delivery, agent, signed=signed, pol=pol
+        store,
+        settings,
+        payload,
+        parse,
+        lambda _: delivery,
+        agent,
+        signed=signed,
+        pol=pol,
+        redactor=redactor,
     )
 
 
@@ -142,7 +161,11 @@ async def jira_webhook(
 @router.post("/github/", status_code=202, include_in_schema=False)
 @_retry_after
 async def github_webhook(
-    request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    redactor: RedactorDep,
+    agent: AgentChoice = None,
 ) -> JSONResponse:
     """GitHub: a labelled issue starts a task; ``@hookagent <command>`` comments command one."""
     await _admit(store, "github")
@@ -159,7 +182,15 @@ async def github_webhook(
     payload = _json(request, body)
     pol = get_policies(request)
     return await _handle(
-        store, settings, payload, parse, lambda _: delivery, agent, signed=signed, pol=pol
+        store,
+        settings,
+        payload,
+        parse,
+        lambda _: delivery,
+        agent,
+        signed=signed,
+        pol=pol,
+        redactor=redactor,
     )
 
 
@@ -167,7 +198,11 @@ async def github_webhook(
 @router.post("/gitlab/", status_code=202, include_in_schema=False)
 @_retry_after
 async def gitlab_webhook(
-    request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    redactor: RedactorDep,
+    agent: AgentChoice = None,
 ) -> JSONResponse:
     """GitLab: a labelled issue starts a task; ``@hookagent <command>`` notes command one."""
     await _admit(store, "gitlab")
@@ -191,7 +226,15 @@ async def gitlab_webhook(
     signed = secret is not None
     pol = get_policies(request)
     return await _handle(
-        store, settings, payload, parse, lambda _: delivery, agent, signed=signed, pol=pol
+        store,
+        settings,
+        payload,
+        parse,
+        lambda _: delivery,
+        agent,
+        signed=signed,
+        pol=pol,
+        redactor=redactor,
     )
 
 
@@ -264,6 +307,7 @@ async def _handle(
     *,
     signed: bool,
     pol: Policies,
+    redactor: Redactor | None = None,
 ) -> JSONResponse:
     try:
         parsed = parse(payload)
@@ -272,7 +316,8 @@ async def _handle(
     except UnknownCommand as unknown:
         reason = f"unknown command {unknown.word!r}; try approve, reject, revise, status, cancel"
         return JSONResponse({"status": "ignored", "reason": reason}, status_code=200)
-    intake = Intake(store, settings, policies=pol)
+    # The app's redactor: building one per request scanned the environment every time.
+    intake = Intake(store, settings, policies=pol, redactor=redactor)
     if isinstance(parsed, Command):
         outcome: Outcome = await intake.command(parsed, delivery=delivery_of(parsed), signed=signed)
     else:

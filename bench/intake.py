@@ -1,0 +1,197 @@
+"""Webhook intake: signed Sentry deliveries per second on one API process, against its /healthz.
+
+``hookagent server`` (one process, loopback, no tokens, no rate limit or queue cap) answers
+a closed-loop load from bench/load.py in another process: COUNT signed Sentry deliveries,
+each a new incident (a new task each: parse, verify, dedupe check, task hash, queue entry,
+event; no dedupe hits), over CONCURRENCY keep-alive connections; then as many ``GET
+/healthz`` (the same app's ceiling). Requests/s and p50/p99 latency at the client.
+
+Responsiveness: the same two loads again while an agent prints as fast as it can through
+the worker's log path (runner → adapter → ``LogWriter`` into Redis) in this process,
+which plays the worker: under ``hookagent up`` workers run in processes of their own.
+
+    python bench/intake.py [--quick] [--count 10000] [--concurrency 20] [--redis-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from common import Row, Server, load_average, print_rows, valkey
+from hookagent.agents.command import CommandRun
+from hookagent.agents.runner import run_process
+from hookagent.models import NewTask
+from hookagent.settings import Settings
+from hookagent.store import Store, connect
+from hookagent.store.writer import LogWriter
+from hookagent.worker import line_sink
+from ingest import printer
+
+LOAD = Path(__file__).parent / "load.py"
+SECRET = "bench-sentry-client-secret-0123456789"
+BUSY_LINES = 200_000
+RATE_TARGET = 2000.0
+P99_TARGET_MS = 25.0
+
+
+class Load(NamedTuple):
+    """One load's figures at the client."""
+
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    ok: bool  # every answer the expected status
+    cpu_us: float  # the server's CPU time per request: what a free core would give
+
+
+async def load(server: Server, kind: str, count: int, concurrency: int) -> Load:
+    """Run bench/load.py against ``server`` and read its report."""
+    cpu = server.cpu_seconds()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(LOAD), server.url, kind, str(count), str(concurrency), SECRET,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    cpu_us = (server.cpu_seconds() - cpu) / count * 1e6
+    if proc.returncode != 0:
+        raise SystemExit(f"load client failed ({kind})")
+    report: dict[str, Any] = json.loads(out)
+    expected = "202" if kind == "sentry" else "200"
+    ok = report["statuses"] == {expected: count}
+    if not ok:
+        print(f"{kind}: unexpected answers {report['statuses']}", file=sys.stderr)
+    return Load(count / report["elapsed_s"], report["p50_ms"], report["p99_ms"], ok, cpu_us)
+
+
+async def busy_agent(store: Store, settings: Settings, stop: asyncio.Event) -> None:
+    """An agent printing at full speed into a task's log, run after run, until ``stop``."""
+    new = NewTask(source="bench", repository="o/r", title="busy", prompt="p")
+    task_id = (await store.tasks.create(new)).task_id
+    async with LogWriter(
+        store.logs,
+        task_id,
+        index=store.search,
+        token="",
+        attempt=1,
+        batch_lines=settings.log_batch_lines,
+        flush_ms=settings.log_flush_ms,
+        line_max=settings.log_line_max,
+        raw_max=settings.log_raw_max,
+    ) as writer:
+        sink = line_sink(CommandRun(), writer)
+        # Runs of a second or so, not one cancelled run: the agent exits on its own.
+        while not stop.is_set():
+            await run_process(
+                printer(BUSY_LINES),
+                stdin=b"",
+                cwd=Path.cwd(),
+                on_lines=sink,
+                timeout=600,
+                kill_grace=1,
+            )
+
+
+async def figures(url: str, count: int, concurrency: int) -> dict[str, Load]:
+    """Intake and /healthz, idle and beside a busy agent, against one server process."""
+    prefix = f"bench-intake-{uuid.uuid4().hex[:8]}"
+    settings = Settings(redis_url=url, key_prefix=prefix)  # log capped as in production
+    redis = connect(url)
+    store = Store.build(redis, settings)
+    env = {
+        "HOOKAGENT_RATE_LIMIT": "0",
+        "HOOKAGENT_MAX_QUEUED": "0",
+        "HOOKAGENT_SENTRY_CLIENT_SECRET": SECRET,
+    }
+    out: dict[str, Load] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp, Server(url, prefix, Path(tmp), **env) as server:
+            await load(server, "healthz", min(count, 500), concurrency)  # warm-up
+            out["sentry"] = await load(server, "sentry", count, concurrency)
+            out["healthz"] = await load(server, "healthz", count, concurrency)
+            stop = asyncio.Event()
+            agent = asyncio.create_task(busy_agent(store, settings, stop))
+            try:
+                await asyncio.sleep(1.0)  # let it reach full speed
+                if agent.done():
+                    agent.result()
+                out["sentry busy"] = await load(server, "sentry", count, concurrency)
+                out["healthz busy"] = await load(server, "healthz", count, concurrency)
+            finally:
+                stop.set()
+                await agent
+    finally:
+        async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
+            await redis.delete(key)
+        await redis.aclose()
+    return out
+
+
+def _cell(f: Load) -> str:
+    bad = "" if f.ok else " (unexpected answers)"
+    return (
+        f"{f.rate:,.0f} req/s, p50 {f.p50_ms:.1f} / p99 {f.p99_ms:.1f} ms; "
+        f"server CPU {f.cpu_us:,.0f} µs/request{bad}"
+    )
+
+
+def to_rows(f: dict[str, Load], count: int, concurrency: int) -> list[Row]:
+    """Table rows: intake against the targets, /healthz as the ceiling, the busy pair."""
+    load_desc = f"{count:,} requests, {concurrency} connections"
+    intake, health = f["sentry"], f["healthz"]
+    busy = (f["sentry busy"], f["healthz busy"])
+    intake_met = intake.ok and intake.rate >= RATE_TARGET and intake.p99_ms <= P99_TARGET_MS
+    return [
+        Row(
+            "webhook intake",
+            f"signed Sentry, new task each; {load_desc}",
+            f"≥ {RATE_TARGET:,.0f} req/s, p99 ≤ {P99_TARGET_MS:.0f} ms",
+            _cell(intake),
+            intake_met,
+        ),
+        Row("webhook intake", f"/healthz (ceiling); {load_desc}", "-", _cell(health), None),
+        Row(
+            "responsiveness",
+            f"webhook, agent printing at full speed; {load_desc}",
+            f"p99 ≤ {P99_TARGET_MS:.0f} ms",
+            _cell(busy[0]),
+            busy[0].ok and busy[0].p99_ms <= P99_TARGET_MS,
+        ),
+        Row(
+            "responsiveness",
+            f"/healthz, agent printing at full speed; {load_desc}",
+            f"p99 ≤ {P99_TARGET_MS:.0f} ms",
+            _cell(busy[1]),
+            busy[1].ok and busy[1].p99_ms <= P99_TARGET_MS,
+        ),
+    ]
+
+
+async def rows(url: str, quick: bool = False, count: int = 0, concurrency: int = 20) -> list[Row]:
+    """The bench's rows; ``quick`` sends 2,000 of each instead of 10,000."""
+    count = count or (2000 if quick else 10_000)
+    return to_rows(await figures(url, count, concurrency), count, concurrency)
+
+
+def cli() -> None:
+    """Parse arguments; start an embedded Valkey unless --redis-url is given."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="2,000 requests per load")
+    parser.add_argument("--count", type=int, default=0, help="requests per load")
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--redis-url")
+    args = parser.parse_args()
+    with valkey(args.redis_url) as url:
+        table = asyncio.run(rows(url, args.quick, args.count, args.concurrency))
+    print(f"load average {load_average()}")
+    print_rows(table)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,68 @@
+"""Encode once, fan out: followers at one cursor with equal filters share one encoded batch."""
+
+from __future__ import annotations
+
+import json
+
+from redis.asyncio import Redis
+
+from hookagent.api.fanout import BATCH, Batch, Follower, sse_event, ws_frame
+from hookagent.logfilter import LogFilter
+from hookagent.models import NewTask
+from hookagent.store import Store
+from hookagent.store.feed import FeedHub
+from hookagent.store.logs import NewLine
+
+
+async def test_followers_in_lockstep_share_the_same_bytes(redis: Redis, store: Store) -> None:
+    tid = (
+        await store.tasks.create(NewTask(source="t", repository="o/r", title="t", prompt="p"))
+    ).task_id
+    lines = [
+        NewLine("2026-01-01T00:00:00.000Z", "stderr" if i % 3 == 0 else "stdout", f"line {i}")
+        for i in range(BATCH + 20)
+    ]
+    await store.logs.append(tid, lines)
+    hub = FeedHub(redis, store.keys, logs=store.logs, tasks=store.tasks)
+    try:
+        async with hub.follow(tid) as feed:
+
+            async def read(cursor: int, flt: LogFilter) -> Batch:
+                """A new SSE follower's read: nothing shared but the feed's cache."""
+                return await Follower(hub, feed, "sse").next_batch(cursor, flt)
+
+            everything = [await read(0, LogFilter()) for _ in range(3)]
+            # The very object, not an equal copy: one encode for every follower.
+            assert everything[1] is everything[0] and everything[2] is everything[0]
+            first = everything[0]
+            assert (first.sent, first.cursor) == (BATCH, BATCH)
+            entries, _ = await store.logs.read(tid, offset=0, limit=BATCH)
+            assert first.sse == "".join(map(sse_event, entries)).encode()
+            assert first.sse.startswith(b"id: 0\ndata: {") and first.sse.endswith(b"\n\n")
+
+            rest = await read(BATCH, LogFilter())
+            assert (rest.sent, rest.cursor) == (20, BATCH + 20)
+
+            # Equal filters built apart share; a different regex does not.
+            err_a = await read(0, LogFilter.build(stream=["stderr"]))
+            err_b = await read(0, LogFilter.build(stream=["stderr"]))
+            assert err_a is err_b and err_a.sent == len(range(0, BATCH, 3))
+            one = await read(0, LogFilter.build(regex_text="^line 1$"))
+            two = await read(0, LogFilter.build(regex_text="^line 2$"))
+            assert b'"line 1"' in one.sse and b'"line 2"' in two.sse and one.sent == two.sent == 1
+
+            frames = await Follower(hub, feed, "ws").next_batch(0, LogFilter())
+            assert frames.frames[0] == ws_frame(entries[0])
+            assert json.loads(frames.frames[0]) == {
+                "type": "log",
+                **entries[0].model_dump(mode="json", exclude_none=True),
+            }
+            # Nothing new past the end: an empty batch, not kept for later.
+            tail = await read(BATCH + 20, LogFilter())
+            assert (tail.sent, tail.sse, tail.cursor) == (0, b"", BATCH + 20)
+            await store.logs.append(tid, lines[:1])
+            assert await feed.wait_beyond(BATCH + 20, timeout=10)
+            grown = await read(BATCH + 20, LogFilter())
+            assert (grown.sent, grown.cursor) == (1, BATCH + 21)
+    finally:
+        await hub.close()

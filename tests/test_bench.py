@@ -1,0 +1,63 @@
+"""The benchmarks in their tiniest sizes, so they cannot rot: real processes, real Valkey."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parent.parent / "bench"
+
+
+async def run_bench(script: str, *args: str) -> tuple[int, str]:
+    """``python bench/<script> args``; its exit code and everything it printed."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(BENCH / script), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=100)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace")
+
+
+def table(output: str, bench: str) -> list[list[str]]:
+    """The cells of the printed table's rows for ``bench``."""
+    rows = [line.strip("|").split(" | ") for line in output.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row] for row in rows if row[0].strip() == bench]
+
+
+@pytest.mark.timeout(110)
+async def test_latency_bench_measures_every_line_of_every_follower(redis_url: str) -> None:
+    code, out = await run_bench(
+        "latency.py", "--rates", "200", "--followers", "3", "--seconds", "1",
+        "--redis-url", redis_url,
+    )  # fmt: skip
+    assert code == 0, out
+    rows = table(out, "live latency")
+    assert [row[1] for row in rows] == ["200 lines/s, 3 followers"], out
+    measured = rows[0][3]
+    assert "delivered 100.0%" in measured, out
+    p50, p99 = (float(ms) for ms in re.findall(r"p50 (\d+) / p99 (\d+) ms", measured)[0])
+    assert 0 < p50 <= p99 < 10_000, out
+
+
+@pytest.mark.timeout(110)
+async def test_intake_bench_gets_every_delivery_accepted(redis_url: str) -> None:
+    code, out = await run_bench(
+        "intake.py", "--count", "60", "--concurrency", "3", "--redis-url", redis_url
+    )
+    assert code == 0, out
+    rows = table(out, "webhook intake") + table(out, "responsiveness")
+    assert len(rows) == 4, out
+    for row in rows:
+        assert "unexpected answers" not in row[3], out
+        assert re.match(r"[\d,]+ req/s, p50 [\d.]+ / p99 [\d.]+ ms; server CPU", row[3]), out
+
+
+async def test_run_names_the_benches_it_knows(redis_url: str) -> None:
+    code, out = await run_bench("run.py", "--only", "latency,nonsense", "--redis-url", redis_url)
+    assert code == 2, out
+    assert "unknown bench(es): nonsense; known: ingest, latency, intake, pages, search" in out
