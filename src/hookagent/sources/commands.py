@@ -26,7 +26,14 @@ _MENTION = re.compile(r"(?:^|\s)@hookagent\b[:,]?\s*(\S*)\s*(.*)", re.IGNORECASE
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A command for the task ``ref`` points at, from ``actor`` (as the source names them)."""
+    """A command for the task ``ref`` points at, from ``actor`` (as the source names them).
+
+    ``actor`` is for log lines only. ``actor_id`` is the identity the source vouches for and
+    the person cannot rename (a login, an account id): votes are counted under it.
+    ``actor_names`` are the identities an approver list may name (never a display name).
+    ``event_id``: the signed id of the comment or transition, so a replay under a new
+    delivery header is still seen as the same command.
+    """
 
     source: str
     ref: str
@@ -34,6 +41,13 @@ class Command:
     text: str
     actor: str
     actor_names: tuple[str, ...]
+    actor_id: str
+    event_id: str | None = None
+
+    @property
+    def voter(self) -> str:
+        """Who casts the vote, as approvals count them: ``source:actor_id``."""
+        return f"{self.source}:{self.actor_id}"
 
 
 class UnknownCommand(Exception):
