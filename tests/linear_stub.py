@@ -21,7 +21,7 @@ Answer = tuple[int, Any]
 
 
 class LinearStub(LocalServer):
-    """``commentCreate``, ``commentUpdate`` and ``issue(id) { description comments }``."""
+    """``commentCreate``, ``commentUpdate``, ``issue(id) { description comments }``, ``viewer``."""
 
     KEY = "lin_api_stub0123456789abcdefghijklmnopqrstuv"
 
@@ -80,8 +80,10 @@ class LinearStub(LocalServer):
             return self._create(str(variables["issueId"]), str(variables["body"]))
         if "commentUpdate(" in query:
             return self._update(str(variables["id"]), str(variables["body"]))
+        if "viewer" in query:
+            return 200, {"data": {"viewer": dict(BOT)}}
         if "issue(id:" in query:
-            return self._read_thread(str(variables["id"]), int(variables.get("first", 50)))
+            return self._read_thread(str(variables["id"]), variables)
         return 400, {"errors": [{"message": "Unknown operation",
                                  "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]}  # fmt: skip
 
@@ -103,14 +105,20 @@ class LinearStub(LocalServer):
         comment["body"] = text
         return 200, {"data": {"commentUpdate": {"success": True, "comment": {"id": comment_id}}}}
 
-    def _read_thread(self, issue_id: str, first: int) -> Answer:
+    def _read_thread(self, issue_id: str, variables: dict[str, Any]) -> Answer:
+        """Linear's connection order: by ``createdAt`` (its default ``orderBy``), ascending;
+        ``first: n`` is the head of it, ``last: n`` the tail (Relay's pagination)."""
         issue = self.issues.get(issue_id)
         if issue is None:
             return 200, {"data": None, "errors": [{"message": "Entity not found: Issue",
                          "extensions": {"code": "INVALID_INPUT"}}]}  # fmt: skip
+        ordered = sorted(issue["comments"], key=lambda c: str(c.get("createdAt")))
+        if "last" in variables:
+            picked = ordered[-int(variables["last"]) :]
+        else:
+            picked = ordered[: int(variables.get("first", 50))]
         nodes = [
-            {k: c.get(k) for k in ("id", "body", "createdAt", "user", "botActor")}
-            for c in issue["comments"][:first]
+            {k: c.get(k) for k in ("id", "body", "createdAt", "user", "botActor")} for c in picked
         ]
         data = {"identifier": issue["identifier"], "description": issue["description"],
                 "comments": {"nodes": nodes}}  # fmt: skip

@@ -48,6 +48,18 @@ async def test_thread_oldest_first_with_who_wrote_what(linear: LinearStub) -> No
     ]  # fmt: skip
 
 
+async def test_the_newest_comments_are_read_oldest_first(linear: LinearStub) -> None:
+    issue = linear.issue(ISSUE)
+    # Stored newest first: the stub's unpinned order is not the order of creation.
+    issue["comments"] += [
+        {"id": f"c{n:03}", "body": str(n), "createdAt": f"2026-01-01T00:{n // 60:02}:{n % 60:02}Z",
+         "user": {"id": "u1", "name": "Ana"}, "botActor": None}
+        for n in reversed(range(130))
+    ]  # fmt: skip
+    found = await client(linear).fetch_thread(ISSUE)
+    assert [c.body for c in found] == [str(n) for n in range(30, 130)]
+
+
 async def test_refusals_say_whether_to_retry(linear: LinearStub) -> None:
     with pytest.raises(OutboundError) as unauthorised:
         await client(linear, key="lin_api_wrong").write_comment(ISSUE, "x")

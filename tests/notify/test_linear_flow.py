@@ -68,7 +68,7 @@ async def test_labelled_issue_planned_approved_and_run_with_one_comment(
         "linear_api_url": linear.api_url,
         "linear_api_key": SecretStr(LinearStub.KEY),
         "linear_webhook_secret": SecretStr(SECRET),
-        "linear_approvers": "Lee Lead",
+        "linear_approvers": "lee@example.com",
         "linear_projects": f"Payments={REPO}",
         "public_url": PUBLIC,
     }
