@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -89,8 +90,12 @@ async def test_rate_limited_and_server_errors_are_retryable(linear: LinearStub) 
 
 
 async def test_unreachable_is_retryable() -> None:
-    with LinearStub() as stub:
-        url = stub.api_url
-    with pytest.raises(OutboundError) as down:
-        await LinearClient(api_url=url, api_key="k").write_comment(ISSUE, "x")
+    # A port bound but not listening, held for the whole test: refused, and no other
+    # process can take it meanwhile (a just-freed port could be reused by anyone).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{held.getsockname()[1]}/graphql"
+        with pytest.raises(OutboundError) as down:
+            await LinearClient(api_url=url, api_key="k").write_comment(ISSUE, "x")
+    assert "unreachable" in down.value.message
     assert down.value.retryable
