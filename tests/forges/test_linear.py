@@ -36,27 +36,49 @@ async def test_write_then_edit_one_comment_with_the_key_as_is(linear: LinearStub
 async def test_thread_oldest_first_with_who_wrote_what(linear: LinearStub) -> None:
     issue = linear.issue(ISSUE, description="the description")
     issue["comments"] += [
-        {"id": "c2", "body": "later", "createdAt": "2026-01-02T00:00:00.000Z",
-         "user": {"id": "u2", "name": "Bo"}, "botActor": None},
-        {"id": "c1", "body": "earlier", "createdAt": "2026-01-01T00:00:00.000Z",
-         "user": {"id": "u1", "name": "Ana"}, "botActor": None},
-        {"id": "c3", "body": "synced", "createdAt": "2026-01-03T00:00:00.000Z",
-         "user": None, "botActor": {"name": "GitHub"}},
-    ]  # fmt: skip
+        {
+            "id": "c2",
+            "body": "later",
+            "createdAt": "2026-01-02T00:00:00.000Z",
+            "user": {"id": "u2", "name": "Bo"},
+            "botActor": None,
+        },
+        {
+            "id": "c1",
+            "body": "earlier",
+            "createdAt": "2026-01-01T00:00:00.000Z",
+            "user": {"id": "u1", "name": "Ana"},
+            "botActor": None,
+        },
+        {
+            "id": "c3",
+            "body": "synced",
+            "createdAt": "2026-01-03T00:00:00.000Z",
+            "user": None,
+            "botActor": {"name": "GitHub"},
+        },
+    ]
     found = await client(linear).fetch_thread(ISSUE)
     assert [(c.comment_id, c.author, c.by_bot) for c in found] == [
-        ("c1", "Ana", False), ("c2", "Bo", False), ("c3", "", True),
-    ]  # fmt: skip
+        ("c1", "Ana", False),
+        ("c2", "Bo", False),
+        ("c3", "", True),
+    ]
 
 
 async def test_the_newest_comments_are_read_oldest_first(linear: LinearStub) -> None:
     issue = linear.issue(ISSUE)
     # Stored newest first: the stub's unpinned order is not the order of creation.
     issue["comments"] += [
-        {"id": f"c{n:03}", "body": str(n), "createdAt": f"2026-01-01T00:{n // 60:02}:{n % 60:02}Z",
-         "user": {"id": "u1", "name": "Ana"}, "botActor": None}
+        {
+            "id": f"c{n:03}",
+            "body": str(n),
+            "createdAt": f"2026-01-01T00:{n // 60:02}:{n % 60:02}Z",
+            "user": {"id": "u1", "name": "Ana"},
+            "botActor": None,
+        }
         for n in reversed(range(130))
-    ]  # fmt: skip
+    ]
     found = await client(linear).fetch_thread(ISSUE)
     assert [c.body for c in found] == [str(n) for n in range(30, 130)]
 
@@ -76,8 +98,9 @@ async def test_refusals_say_whether_to_retry(linear: LinearStub) -> None:
 
 async def test_rate_limited_and_server_errors_are_retryable(linear: LinearStub) -> None:
     # Linear's rate limit: HTTP 400 with the RATELIMITED code in the error's extensions.
-    limited = {"errors": [{"message": "Rate limit exceeded",
-                           "extensions": {"code": "RATELIMITED"}}]}  # fmt: skip
+    limited = {
+        "errors": [{"message": "Rate limit exceeded", "extensions": {"code": "RATELIMITED"}}]
+    }
     for answer in ((400, limited), (503, {"errors": [{"message": "unavailable"}]})):
         linear.fail_with = answer
         with pytest.raises(OutboundError) as refused:

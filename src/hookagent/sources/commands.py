@@ -6,6 +6,10 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from hookagent.thread import OWN_MARKER, is_own_comment
+
+__all__ = ["OWN_MARKER", "Command", "UnknownCommand", "Verb", "is_own_comment", "parse_mention"]
+
 
 class Verb(StrEnum):
     """What a person asks hookagent to do from a comment or a transition."""
@@ -16,10 +20,6 @@ class Verb(StrEnum):
     STATUS = "status"
     CANCEL = "cancel"
 
-
-# hookagent's own comments carry this (an HTML comment on GitHub, a marker line on Jira), so
-# its replies, which explain ``@hookagent approve``, never read as commands.
-OWN_MARKER = "hookagent:task-"
 
 _MENTION = re.compile(r"(?:^|\s)@hookagent\b[:,]?\s*(\S*)\s*(.*)", re.IGNORECASE | re.DOTALL)
 
@@ -69,8 +69,3 @@ def parse_mention(body: str) -> tuple[Verb, str] | None:
     except ValueError:
         raise UnknownCommand(word or "(nothing)") from None
     return verb, match.group(2).strip()
-
-
-def is_own_comment(body: str) -> bool:
-    """Whether a comment is one of hookagent's own replies (it carries the marker)."""
-    return OWN_MARKER in (body or "")

@@ -11,10 +11,9 @@ from hookagent.forges.sentry import SentryApi, render_event
 from hookagent.forges.threads import issue_comments
 from hookagent.models import Task, one_line
 from hookagent.settings import Settings
-from hookagent.sources.commands import is_own_comment
 from hookagent.sources.sentry import has_details
 from hookagent.store.writer import LogWriter
-from hookagent.thread import Comment, render_thread
+from hookagent.thread import Comment, is_own_comment, render_thread
 
 _GITHUB_REF = re.compile(r"^([\w.-]+/[\w.-]+)#(\d+)$")
 
