@@ -46,7 +46,7 @@ async def client(settings: Settings, redis: Redis) -> AsyncIterator[httpx.AsyncC
             "github_approvers": "lee-lead",
             "jira_approvers": "Lee Lead",
             "gitlab_approvers": "lee-lead",
-            "linear_approvers": "Lee Lead",
+            "linear_approvers": "3b3b3b3b-0000-4000-8000-000000000033",
         }
     )
     async with app_client(own, redis) as http:

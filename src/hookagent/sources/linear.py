@@ -67,6 +67,8 @@ def linear_event_id(payload: Any) -> str | None:
         return None
     if kind == "Comment":
         return f"comment:{ident}"
+    if kind != "Issue":
+        return None
     stamp = text(data.get("updatedAt")) if action == "update" else ""
     return f"issue:{ident}:{action}:{stamp if _STAMP.fullmatch(stamp) else ''}"
 
