@@ -10,8 +10,8 @@ from hookagent.forges.linear import LinearClient
 from hookagent.forges.sentry import SentryApi, render_event
 from hookagent.forges.threads import issue_comments
 from hookagent.models import Task, one_line
+from hookagent.sentry_event import has_details
 from hookagent.settings import Settings
-from hookagent.sources.sentry import has_details
 from hookagent.store.writer import LogWriter
 from hookagent.thread import Comment, is_own_comment, render_thread
 
