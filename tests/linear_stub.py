@@ -21,7 +21,7 @@ Answer = tuple[int, Any]
 
 
 class LinearStub(LocalServer):
-    """``commentCreate``, ``commentUpdate`` and ``issue(id) { description comments }``."""
+    """``commentCreate``, ``commentUpdate``, ``issue(id) { description comments }``, ``viewer``."""
 
     KEY = "lin_api_stub0123456789abcdefghijklmnopqrstuv"
 
@@ -44,8 +44,17 @@ class LinearStub(LocalServer):
                     stub.requests.append(
                         {"path": self.path, "headers": dict(self.headers), "body": body}
                     )
-                    status, payload = 401, {"errors": [{"message": "Authentication required",
-                        "extensions": {"code": "AUTHENTICATION_ERROR"}}]}  # fmt: skip
+                    status, payload = (
+                        401,
+                        {
+                            "errors": [
+                                {
+                                    "message": "Authentication required",
+                                    "extensions": {"code": "AUTHENTICATION_ERROR"},
+                                }
+                            ]
+                        },
+                    )
                     if self.path == "/graphql" and self.headers.get("Authorization") == stub.KEY:
                         status, payload = stub.answer(body)
                 data = json.dumps(payload).encode()
@@ -66,9 +75,9 @@ class LinearStub(LocalServer):
     def issue(self, issue_id: str, description: str = "") -> dict[str, Any]:
         """The issue ``issue_id``, created empty the first time."""
         return self.issues.setdefault(
-            issue_id, {"id": issue_id, "identifier": "ENG-412", "description": description,
-                       "comments": []}
-        )  # fmt: skip
+            issue_id,
+            {"id": issue_id, "identifier": "ENG-412", "description": description, "comments": []},
+        )
 
     def answer(self, body: Any) -> Answer:
         """What Linear would answer (called with the lock held)."""
@@ -80,16 +89,28 @@ class LinearStub(LocalServer):
             return self._create(str(variables["issueId"]), str(variables["body"]))
         if "commentUpdate(" in query:
             return self._update(str(variables["id"]), str(variables["body"]))
+        if "viewer" in query:
+            return 200, {"data": {"viewer": dict(BOT)}}
         if "issue(id:" in query:
-            return self._read_thread(str(variables["id"]), int(variables.get("first", 50)))
-        return 400, {"errors": [{"message": "Unknown operation",
-                                 "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]}  # fmt: skip
+            return self._read_thread(str(variables["id"]), variables)
+        return 400, {
+            "errors": [
+                {
+                    "message": "Unknown operation",
+                    "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
+                }
+            ]
+        }
 
     def _create(self, issue_id: str, text: str) -> Answer:
         comment: dict[str, Any] = {
-            "id": str(uuid.uuid4()), "body": text, "createdAt": "2026-11-26T10:00:00.000Z",
-            "user": BOT, "botActor": None, "issueId": issue_id,
-        }  # fmt: skip
+            "id": str(uuid.uuid4()),
+            "body": text,
+            "createdAt": "2026-11-26T10:00:00.000Z",
+            "user": BOT,
+            "botActor": None,
+            "issueId": issue_id,
+        }
         self.comments[comment["id"]] = comment
         self.issue(issue_id)["comments"].append(comment)
         data = {"commentCreate": {"success": True, "comment": {"id": comment["id"]}}}
@@ -98,22 +119,42 @@ class LinearStub(LocalServer):
     def _update(self, comment_id: str, text: str) -> Answer:
         comment = self.comments.get(comment_id)
         if comment is None:
-            return 200, {"data": None, "errors": [{"message": "Entity not found: Comment",
-                         "extensions": {"code": "INVALID_INPUT"}}]}  # fmt: skip
+            return 200, {
+                "data": None,
+                "errors": [
+                    {
+                        "message": "Entity not found: Comment",
+                        "extensions": {"code": "INVALID_INPUT"},
+                    }
+                ],
+            }
         comment["body"] = text
         return 200, {"data": {"commentUpdate": {"success": True, "comment": {"id": comment_id}}}}
 
-    def _read_thread(self, issue_id: str, first: int) -> Answer:
+    def _read_thread(self, issue_id: str, variables: dict[str, Any]) -> Answer:
+        """Linear's connection order: by ``createdAt`` (its default ``orderBy``), ascending;
+        ``first: n`` is the head of it, ``last: n`` the tail (Relay's pagination)."""
         issue = self.issues.get(issue_id)
         if issue is None:
-            return 200, {"data": None, "errors": [{"message": "Entity not found: Issue",
-                         "extensions": {"code": "INVALID_INPUT"}}]}  # fmt: skip
+            return 200, {
+                "data": None,
+                "errors": [
+                    {"message": "Entity not found: Issue", "extensions": {"code": "INVALID_INPUT"}}
+                ],
+            }
+        ordered = sorted(issue["comments"], key=lambda c: str(c.get("createdAt")))
+        if "last" in variables:
+            picked = ordered[-int(variables["last"]) :]
+        else:
+            picked = ordered[: int(variables.get("first", 50))]
         nodes = [
-            {k: c.get(k) for k in ("id", "body", "createdAt", "user", "botActor")}
-            for c in issue["comments"][:first]
+            {k: c.get(k) for k in ("id", "body", "createdAt", "user", "botActor")} for c in picked
         ]
-        data = {"identifier": issue["identifier"], "description": issue["description"],
-                "comments": {"nodes": nodes}}  # fmt: skip
+        data = {
+            "identifier": issue["identifier"],
+            "description": issue["description"],
+            "comments": {"nodes": nodes},
+        }
         return 200, {"data": {"issue": data}}
 
     def writes(self) -> list[dict[str, Any]]:

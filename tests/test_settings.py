@@ -22,9 +22,31 @@ def test_linear_projects_as_pairs_or_json(raw: str) -> None:
     }
 
 
-@pytest.mark.parametrize("raw", ["Payments", "=acme/x", "Payments=", '{"a": 1}', "{nope", "[]"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Payments",
+        "=acme/x",
+        "Payments=",
+        '{"a": 1}',
+        "{nope",
+        "[]",
+        # Not owner/name: refused at startup, not at the first issue.
+        "Payments=acme",
+        "Payments=acme/x/y",
+        '{"Payments": "acme payments"}',
+    ],
+)
 def test_a_bad_linear_project_map_is_refused_by_name(raw: str) -> None:
     with pytest.raises(ValidationError) as refused:
         Settings(linear_projects=raw)
     [line] = describe_errors(refused.value)
     assert line.startswith("HOOKAGENT_LINEAR_PROJECTS: ")
+
+
+@pytest.mark.parametrize("label", ["", "  "])
+def test_an_empty_linear_label_is_refused(label: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(linear_label=label)
+    [line] = describe_errors(refused.value)
+    assert line.startswith("HOOKAGENT_LINEAR_LABEL: ")

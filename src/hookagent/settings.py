@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import re
 import shlex
 import socket
 from pathlib import Path
@@ -21,6 +22,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values people paste from examples; a webhook "secured" by one of these is not secured.
+# A GitHub repository as HOOKAGENT_LINEAR_PROJECTS names it (a leaf: repos.py not imported).
+_OWNER_NAME = re.compile(r"[\w.-]+/[\w.-]+")
 _PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "xxx", "todo", "your-secret"})
 
 
@@ -206,6 +209,14 @@ class Settings(BaseSettings):
         _project_pairs(value)
         return value
 
+    @field_validator("linear_label")
+    @classmethod
+    def _label_named(cls, value: str) -> str:
+        # Empty, no label matches: every labelled issue would be silently ignored.
+        if not value.strip():
+            raise ValueError("must name the label that starts a task")
+        return value
+
     @field_validator("claude_extra_args")
     @classmethod
     def _split_cleanly(cls, value: str) -> str:
@@ -247,7 +258,7 @@ class Settings(BaseSettings):
         return frozenset(r.strip().lower() for r in self.allowed_repos.split(",") if r.strip())
 
     def approvers(self, source: str) -> frozenset[str]:
-        """Who may approve from ``source`` (GitHub/GitLab logins, Jira ids or names, Slack ids)."""
+        """Who may approve from ``source`` (logins, Jira ids or names, Linear ids or e-mails…)."""
         raw = {
             "github": self.github_approvers,
             "gitlab": self.gitlab_approvers,
@@ -314,6 +325,9 @@ def _project_pairs(raw: str) -> dict[str, str]:
             if not sep or not name.strip() or not repo.strip():
                 raise ValueError(f"entry {part.strip()!r} is not 'Project name=owner/repo'")
             pairs.append((name, repo))
+    for name, repo in pairs:
+        if not _OWNER_NAME.fullmatch(repo.strip()):
+            raise ValueError(f"project {name.strip()!r} maps to {repo.strip()!r}, not 'owner/name'")
     return {name.strip().lower(): repo.strip() for name, repo in pairs}
 
 

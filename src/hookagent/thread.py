@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# hookagent's own comments carry this (an HTML comment on GitHub, a marker line on Jira), so
+# its replies, which explain ``@hookagent approve``, never read as commands nor as discussion.
+OWN_MARKER = "hookagent:task-"
 # The thread's share of a prompt; past it, the oldest comments are left out.
 THREAD_MAX_BYTES = 24 * 1024
 
@@ -34,3 +37,8 @@ def render_thread(comments: Sequence[Comment], *, limit: int = THREAD_MAX_BYTES)
     head = "Comments, oldest first"
     head += f" ({left_out} earlier comments left out for size):" if left_out else ":"
     return "\n\n".join([head, *reversed(kept)])
+
+
+def is_own_comment(body: str) -> bool:
+    """Whether a comment is one of hookagent's own replies (it carries the marker)."""
+    return OWN_MARKER in (body or "")

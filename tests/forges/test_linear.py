@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -35,17 +36,51 @@ async def test_write_then_edit_one_comment_with_the_key_as_is(linear: LinearStub
 async def test_thread_oldest_first_with_who_wrote_what(linear: LinearStub) -> None:
     issue = linear.issue(ISSUE, description="the description")
     issue["comments"] += [
-        {"id": "c2", "body": "later", "createdAt": "2026-01-02T00:00:00.000Z",
-         "user": {"id": "u2", "name": "Bo"}, "botActor": None},
-        {"id": "c1", "body": "earlier", "createdAt": "2026-01-01T00:00:00.000Z",
-         "user": {"id": "u1", "name": "Ana"}, "botActor": None},
-        {"id": "c3", "body": "synced", "createdAt": "2026-01-03T00:00:00.000Z",
-         "user": None, "botActor": {"name": "GitHub"}},
-    ]  # fmt: skip
+        {
+            "id": "c2",
+            "body": "later",
+            "createdAt": "2026-01-02T00:00:00.000Z",
+            "user": {"id": "u2", "name": "Bo"},
+            "botActor": None,
+        },
+        {
+            "id": "c1",
+            "body": "earlier",
+            "createdAt": "2026-01-01T00:00:00.000Z",
+            "user": {"id": "u1", "name": "Ana"},
+            "botActor": None,
+        },
+        {
+            "id": "c3",
+            "body": "synced",
+            "createdAt": "2026-01-03T00:00:00.000Z",
+            "user": None,
+            "botActor": {"name": "GitHub"},
+        },
+    ]
     found = await client(linear).fetch_thread(ISSUE)
     assert [(c.comment_id, c.author, c.by_bot) for c in found] == [
-        ("c1", "Ana", False), ("c2", "Bo", False), ("c3", "", True),
-    ]  # fmt: skip
+        ("c1", "Ana", False),
+        ("c2", "Bo", False),
+        ("c3", "", True),
+    ]
+
+
+async def test_the_newest_comments_are_read_oldest_first(linear: LinearStub) -> None:
+    issue = linear.issue(ISSUE)
+    # Stored newest first: the stub's unpinned order is not the order of creation.
+    issue["comments"] += [
+        {
+            "id": f"c{n:03}",
+            "body": str(n),
+            "createdAt": f"2026-01-01T00:{n // 60:02}:{n % 60:02}Z",
+            "user": {"id": "u1", "name": "Ana"},
+            "botActor": None,
+        }
+        for n in reversed(range(130))
+    ]
+    found = await client(linear).fetch_thread(ISSUE)
+    assert [c.body for c in found] == [str(n) for n in range(30, 130)]
 
 
 async def test_refusals_say_whether_to_retry(linear: LinearStub) -> None:
@@ -63,8 +98,9 @@ async def test_refusals_say_whether_to_retry(linear: LinearStub) -> None:
 
 async def test_rate_limited_and_server_errors_are_retryable(linear: LinearStub) -> None:
     # Linear's rate limit: HTTP 400 with the RATELIMITED code in the error's extensions.
-    limited = {"errors": [{"message": "Rate limit exceeded",
-                           "extensions": {"code": "RATELIMITED"}}]}  # fmt: skip
+    limited = {
+        "errors": [{"message": "Rate limit exceeded", "extensions": {"code": "RATELIMITED"}}]
+    }
     for answer in ((400, limited), (503, {"errors": [{"message": "unavailable"}]})):
         linear.fail_with = answer
         with pytest.raises(OutboundError) as refused:
@@ -77,8 +113,12 @@ async def test_rate_limited_and_server_errors_are_retryable(linear: LinearStub) 
 
 
 async def test_unreachable_is_retryable() -> None:
-    with LinearStub() as stub:
-        url = stub.api_url
-    with pytest.raises(OutboundError) as down:
-        await LinearClient(api_url=url, api_key="k").write_comment(ISSUE, "x")
+    # A port bound but not listening, held for the whole test: refused, and no other
+    # process can take it meanwhile (a just-freed port could be reused by anyone).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{held.getsockname()[1]}/graphql"
+        with pytest.raises(OutboundError) as down:
+            await LinearClient(api_url=url, api_key="k").write_comment(ISSUE, "x")
+    assert "unreachable" in down.value.message
     assert down.value.retryable

@@ -68,7 +68,7 @@ async def test_labelled_issue_planned_approved_and_run_with_one_comment(
         "linear_api_url": linear.api_url,
         "linear_api_key": SecretStr(LinearStub.KEY),
         "linear_webhook_secret": SecretStr(SECRET),
-        "linear_approvers": "Lee Lead",
+        "linear_approvers": "lee@example.com",
         "linear_projects": f"Payments={REPO}",
         "public_url": PUBLIC,
     }
@@ -99,8 +99,10 @@ async def test_labelled_issue_planned_approved_and_run_with_one_comment(
     # One comment, created once on the issue, then edited in place.
     [comment_id] = linear.comments
     writes = linear.writes()
-    assert writes[0] == {"op": "commentCreate", "variables": {"issueId": issue_id,
-                         "body": writes[0]["variables"]["body"]}}  # fmt: skip
+    assert writes[0] == {
+        "op": "commentCreate",
+        "variables": {"issueId": issue_id, "body": writes[0]["variables"]["body"]},
+    }
     assert {(w["op"], w["variables"]["id"]) for w in writes[1:]} == {("commentUpdate", comment_id)}
     assert len(writes) >= 3  # created, plan ready, …, completed
     assert all(r["headers"]["Authorization"] == LinearStub.KEY for r in linear.requests)

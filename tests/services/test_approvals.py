@@ -66,6 +66,19 @@ async def test_two_distinct_approvers_are_needed(store: Store, policed: Settings
     assert [h.status for h in await store.tasks.history(tid)][-1] is TaskStatus.APPROVED
 
 
+async def test_votes_count_per_voter_whatever_name_they_carry(
+    store: Store, policed: Settings
+) -> None:
+    life = Lifecycle(store, policed)
+    tid = await pending(store)
+    await life.approve(tid, actor="Lee Lead (linear)", voter="linear:u-1")
+    again = await life.approve(tid, actor="Lee L. (linear)", voter="linear:u-1")
+    assert again.status is TaskStatus.PENDING_APPROVAL
+    assert await store.tasks.approvers(tid) == ["linear:u-1"]
+    lines = await system_lines(store, tid)
+    assert lines[-1] == "[system] approval already counted by Lee L. (linear) (1 of 2)"
+
+
 async def test_a_vote_on_a_task_not_waiting_is_refused(store: Store, policed: Settings) -> None:
     life = Lifecycle(store, policed)
     tid = await pending(store)

@@ -86,6 +86,8 @@ def test_comment_is_a_command() -> None:
     )
     assert command.actor == "Lee Lead"
     assert command.actor_names == ("5b10ac8d82e05b22cc7d4ef6", "Lee Lead")
+    # Votes count per account: a display name can change between two comments.
+    assert command.voter == "jira:5b10ac8d82e05b22cc7d4ef6"
 
 
 def test_transition_to_approved_is_an_approval() -> None:

@@ -28,14 +28,16 @@ COMMENT_UPDATE = """
 mutation CommentUpdate($id: String!, $body: String!) {
   commentUpdate(id: $id, input: {body: $body}) { success comment { id } }
 }"""
+# Pinned to createdAt (also Linear's default) and read from the end: the newest comments.
 ISSUE_THREAD = """
-query IssueThread($id: String!, $first: Int!) {
+query IssueThread($id: String!, $last: Int!) {
   issue(id: $id) {
-    comments(first: $first) {
+    comments(last: $last, orderBy: createdAt) {
       nodes { id body createdAt user { id name } botActor { name } }
     }
   }
 }"""
+VIEWER = "query Viewer { viewer { id } }"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ class LinearClient:
     def __init__(self, *, api_url: str, api_key: str) -> None:
         self._api_url = api_url
         self._headers = {"Authorization": api_key, "User-Agent": "hookagent"}
+        self._viewer_id: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LinearClient | None:
@@ -75,9 +78,19 @@ class LinearClient:
         data = await self._call(COMMENT_UPDATE, {"id": comment_id, "body": body})
         return _comment_id(data, "commentUpdate")
 
+    async def viewer_id(self) -> str:
+        """The id of the API key's user (asked once per client): who hookagent writes as."""
+        if self._viewer_id is None:
+            viewer = (await self._call(VIEWER, {})).get("viewer")
+            ident = viewer.get("id") if isinstance(viewer, dict) else None
+            if not ident:
+                raise OutboundError("Linear did not say who the API key is", retryable=False)
+            self._viewer_id = str(ident)
+        return self._viewer_id
+
     async def fetch_thread(self, issue_id: str) -> list[LinearComment]:
-        """The issue's comments, oldest first."""
-        data = await self._call(ISSUE_THREAD, {"id": issue_id, "first": THREAD_COMMENTS})
+        """The issue's newest comments (:data:`THREAD_COMMENTS`), oldest first."""
+        data = await self._call(ISSUE_THREAD, {"id": issue_id, "last": THREAD_COMMENTS})
         issue = data.get("issue")
         if not isinstance(issue, dict):
             raise OutboundError(f"Linear has no issue {issue_id[:100]!r}", retryable=False)

@@ -15,9 +15,9 @@ import httpx
 
 from hookagent.errors import OutboundError
 from hookagent.forges.http import retry_after
+from hookagent.json_values import clip_prompt
+from hookagent.sentry_event import breadcrumb_lines, exception_lines
 from hookagent.settings import Settings
-from hookagent.sources.base import clip_prompt
-from hookagent.sources.sentry import breadcrumb_lines, exception_lines
 
 TIMEOUT_S = 30
 

@@ -6,8 +6,7 @@ import httpx
 
 from hookagent.errors import OutboundError
 from hookagent.forges.github import API_VERSION
-from hookagent.sources.commands import is_own_comment
-from hookagent.thread import Comment
+from hookagent.thread import Comment, is_own_comment
 
 PER_PAGE = 100
 # Beyond this the prompt's cap keeps only the newest anyway; stop reading pages.

@@ -45,9 +45,14 @@ class LinearReply:
         await delivery.remember(comment_id=await self._client.write_comment(issue_id, body))
 
     async def _find_own(self, issue_id: str, task_id: str) -> str | None:
-        """The id of this task's comment already on the issue, found by its marker."""
-        own = f"hookagent:{task_id}"
-        found = [c.comment_id for c in await self._client.fetch_thread(issue_id) if own in c.body]
+        """This task's comment already on the issue: written by the API key's user, marked.
+
+        The author matters: anyone can quote the marker, and editing their comment would
+        overwrite what they wrote.
+        """
+        own, me = f"hookagent:{task_id}", await self._client.viewer_id()
+        thread = await self._client.fetch_thread(issue_id)
+        found = [c.comment_id for c in thread if c.author_id == me and own in c.body]
         return found[0] if found else None
 
     async def aclose(self) -> None:

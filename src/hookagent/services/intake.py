@@ -158,7 +158,9 @@ class Intake:
     async def _apply(self, task_id: str, command: Command) -> ActionResult:
         life, actor, text = self._lifecycle, f"{command.actor} ({command.source})", command.text
         if command.verb is Verb.APPROVE:
-            return await life.approve(task_id, actor=actor, comment=text or None)
+            return await life.approve(
+                task_id, actor=actor, comment=text or None, voter=command.voter
+            )
         if command.verb is Verb.REJECT:
             return await life.reject(task_id, actor=actor, reason=text or None)
         if command.verb is Verb.REVISE:

@@ -50,20 +50,23 @@ class Lifecycle:
         self._redactor = redactor or build_redactor(settings)
 
     async def approve(
-        self, task_id: str, *, actor: str, comment: str | None = None
+        self, task_id: str, *, actor: str, comment: str | None = None, voter: str | None = None
     ) -> ActionResult:
         """``pending_approval → approved`` and the execution job, in one step.
 
         When the repository's policy asks for ``approvals = N`` (N > 1), each distinct
         approver's vote is recorded, and only the vote that reaches N approves: the others
-        are logged (``approved by lee (1 of 2)``) and leave the task waiting.
+        are logged (``approved by lee (1 of 2)``) and leave the task waiting. Votes are
+        counted under ``voter`` (an identity the person cannot rename, ``linear:<user id>``),
+        else under ``actor``.
         """
         task = await self._store.tasks.get(task_id)
         await self._refuse_expired(task)
         fields = {"approver": actor, "approval_comment": comment, "phase": Phase.EXECUTE}
         needed = self._policies.effective(task.repository).approvals
         if needed > 1:
-            new, approvers = await self._store.tasks.vote(task_id, one_line(actor, ACTOR_MAX))
+            who = one_line(voter or actor, ACTOR_MAX)
+            new, approvers = await self._store.tasks.vote(task_id, who)
             tally = f"{len(approvers)} of {needed}"
             if len(approvers) < needed:
                 what = "approved" if new else "approval already counted"

@@ -7,7 +7,7 @@ from hookagent.sources.commands import Command, UnknownCommand, Verb
 from hookagent.sources.github import parse_github
 from hookagent.sources.gitlab import parse_gitlab
 from hookagent.sources.jira import parse_jira
-from hookagent.sources.linear import check_timestamp, parse_linear
+from hookagent.sources.linear import check_timestamp, linear_event_id, parse_linear
 from hookagent.sources.sentry import parse_sentry
 from hookagent.sources.slack import (
     SlackInteraction,
@@ -22,6 +22,7 @@ __all__ = [
     "UnknownCommand",
     "Verb",
     "check_timestamp",
+    "linear_event_id",
     "parse_github",
     "parse_gitlab",
     "parse_jira",

@@ -7,8 +7,21 @@ import hmac
 from typing import Any
 
 from hookagent.errors import PayloadError, SignatureError
+from hookagent.json_values import PROMPT_MAX_CHARS, array, clip_prompt, field, obj, text
 
-PROMPT_MAX_CHARS = 32 * 1024
+__all__ = [
+    "PROMPT_MAX_CHARS",
+    "Ignored",
+    "array",
+    "clip_prompt",
+    "field",
+    "obj",
+    "pick_repo",
+    "require_object",
+    "text",
+    "verify_hmac_sha256",
+    "verify_token",
+]
 
 
 class Ignored(Exception):
@@ -43,25 +56,6 @@ def verify_token(secret: str, given: str | None) -> None:
         raise SignatureError("token does not match")
 
 
-def obj(value: Any) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one."""
-    return value if isinstance(value, dict) else {}
-
-
-def array(value: Any) -> list[Any]:
-    """``value`` if it is a JSON array, else an empty one."""
-    return value if isinstance(value, list) else []
-
-
-def text(value: Any) -> str:
-    """``value`` as stripped text when it is a string or number, else empty."""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return ""
-
-
 def require_object(payload: Any) -> dict[str, Any]:
     """The payload as a JSON object, or a 422."""
     if not isinstance(payload, dict):
@@ -75,15 +69,3 @@ def pick_repo(found: str | None, default: str | None, where: str) -> str:
     if not repo:
         raise PayloadError(f"no repository: add {where}, or set HOOKAGENT_DEFAULT_REPO")
     return repo
-
-
-def clip_prompt(prompt: str) -> str:
-    """Keep prompts bounded whatever the payload carries."""
-    if len(prompt) <= PROMPT_MAX_CHARS:
-        return prompt
-    return prompt[:PROMPT_MAX_CHARS] + "\n… [context truncated]"
-
-
-def field(name: str, value: str) -> str:
-    """``Name: value`` for a prompt line, or empty when there is no value."""
-    return f"{name}: {value}" if value else ""

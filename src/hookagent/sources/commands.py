@@ -6,6 +6,10 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from hookagent.thread import OWN_MARKER, is_own_comment
+
+__all__ = ["OWN_MARKER", "Command", "UnknownCommand", "Verb", "is_own_comment", "parse_mention"]
+
 
 class Verb(StrEnum):
     """What a person asks hookagent to do from a comment or a transition."""
@@ -17,16 +21,19 @@ class Verb(StrEnum):
     CANCEL = "cancel"
 
 
-# hookagent's own comments carry this (an HTML comment on GitHub, a marker line on Jira), so
-# its replies, which explain ``@hookagent approve``, never read as commands.
-OWN_MARKER = "hookagent:task-"
-
 _MENTION = re.compile(r"(?:^|\s)@hookagent\b[:,]?\s*(\S*)\s*(.*)", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A command for the task ``ref`` points at, from ``actor`` (as the source names them)."""
+    """A command for the task ``ref`` points at, from ``actor`` (as the source names them).
+
+    ``actor`` is for log lines only. ``actor_id`` is the identity the source vouches for and
+    the person cannot rename (a login, an account id): votes are counted under it.
+    ``actor_names`` are the identities an approver list may name (never a display name).
+    ``event_id``: the signed id of the comment or transition, so a replay under a new
+    delivery header is still seen as the same command.
+    """
 
     source: str
     ref: str
@@ -34,6 +41,13 @@ class Command:
     text: str
     actor: str
     actor_names: tuple[str, ...]
+    actor_id: str
+    event_id: str | None = None
+
+    @property
+    def voter(self) -> str:
+        """Who casts the vote, as approvals count them: ``source:actor_id``."""
+        return f"{self.source}:{self.actor_id}"
 
 
 class UnknownCommand(Exception):
@@ -55,8 +69,3 @@ def parse_mention(body: str) -> tuple[Verb, str] | None:
     except ValueError:
         raise UnknownCommand(word or "(nothing)") from None
     return verb, match.group(2).strip()
-
-
-def is_own_comment(body: str) -> bool:
-    """Whether a comment is one of hookagent's own replies (it carries the marker)."""
-    return OWN_MARKER in (body or "")

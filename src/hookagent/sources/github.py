@@ -79,4 +79,5 @@ def _comment(
         text=rest,
         actor=login,
         actor_names=(login,),
+        actor_id=login.lower(),
     )

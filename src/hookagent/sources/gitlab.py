@@ -94,7 +94,13 @@ def _note(body: dict[str, Any], repo: str, bot_username: str | None) -> Command:
         raise Ignored("no @hookagent command in the note")
     verb, rest = parsed
     return Command(
-        source="gitlab", ref=ref, verb=verb, text=rest, actor=author, actor_names=(author,)
+        source="gitlab",
+        ref=ref,
+        verb=verb,
+        text=rest,
+        actor=author,
+        actor_names=(author,),
+        actor_id=author.lower(),
     )
 
 

@@ -122,14 +122,18 @@ def _command(body: dict[str, Any], verb: Verb, rest: str, person: dict[str, Any]
     key = text(obj(body.get("issue")).get("key"))
     if not key:
         raise PayloadError("Jira payload has no issue key")
-    names = tuple(n for n in (text(person.get("accountId")), text(person.get("displayName"))) if n)
+    account = text(person.get("accountId"))
+    display = text(person.get("displayName"))
+    names = tuple(n for n in (account, display) if n)
     return Command(
         source="jira",
         ref=key,
         verb=verb,
         text=rest,
-        actor=text(person.get("displayName")) or text(person.get("accountId")) or "unknown",
+        actor=display or account or "unknown",
         actor_names=names,
+        # A display name can change between two votes; the account id cannot.
+        actor_id=account or display.lower() or "unknown",
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hookagent.errors import SignatureError
+from hookagent.errors import PayloadError, SignatureError
 from hookagent.models import NewTask
 from hookagent.sources.base import (
     Ignored,
@@ -35,6 +35,10 @@ MAX_AGE_S = 60.0
 LATEST_MS = 10**15
 # ``repo:owner/name`` as a label on the issue names the repository.
 _REPO_LABEL = re.compile(r"^\s*repo(?:sitory)?\s*:\s*([\w.-]+/[\w.-]+)\s*$", re.IGNORECASE)
+# Linear's ids are UUIDs; bounded and plain, since they reach Redis keys and log lines.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# ``updatedAt`` as Linear writes it (ISO 8601); part of an issue event's dedupe key.
+_STAMP = re.compile(r"[0-9T:.+Z-]{1,40}")
 
 
 def check_timestamp(payload: Any, now_s: float, *, max_age_s: float = MAX_AGE_S) -> None:
@@ -49,6 +53,26 @@ def check_timestamp(payload: Any, now_s: float, *, max_age_s: float = MAX_AGE_S)
         raise SignatureError(f"webhookTimestamp is more than {max_age_s:g} s away from now")
 
 
+def linear_event_id(payload: Any) -> str | None:
+    """A signed key for the event a delivery carries: the same again is a replay.
+
+    From the body, which the signature covers, not from ``Linear-Delivery``, which it does
+    not: a captured delivery resent within the timestamp window under a new header is still
+    the same comment (``comment:<id>``) or the same issue change (``issue:<id>:<action>:<at>``).
+    """
+    body = obj(payload)
+    data = obj(body.get("data"))
+    kind, action, ident = text(body.get("type")), text(body.get("action")), text(data.get("id"))
+    if not _ID.fullmatch(ident):
+        return None
+    if kind == "Comment":
+        return f"comment:{ident}"
+    if kind != "Issue":
+        return None
+    stamp = text(data.get("updatedAt")) if action == "update" else ""
+    return f"issue:{ident}:{action}:{stamp if _STAMP.fullmatch(stamp) else ''}"
+
+
 def parse_linear(
     payload: Any,
     *,
@@ -56,6 +80,7 @@ def parse_linear(
     projects: dict[str, str],
     default_repo: str | None,
     bot_user: str | None = None,
+    allowed_repos: frozenset[str] = frozenset(),
 ) -> NewTask | Command:
     """A task from an Issue that gets ``label``, a command from a new Comment."""
     body = require_object(payload)
@@ -76,7 +101,8 @@ def parse_linear(
             raise Ignored(f"issue update that does not add the {label!r} label")
     elif action != "create":
         raise Ignored(f"issue {action or '?'} starts no task")
-    return _task(body, data, sorted({name for _, name in labels} - {""}), projects, default_repo)
+    names = sorted({name for _, name in labels} - {""})
+    return _task(body, data, names, projects, default_repo, allowed_repos)
 
 
 def _task(
@@ -85,16 +111,17 @@ def _task(
     labels: list[str],
     projects: dict[str, str],
     default_repo: str | None,
+    allowed_repos: frozenset[str],
 ) -> NewTask:
-    issue_id = text(data.get("id"))
-    if not issue_id:
-        raise Ignored("an issue without an id")
+    issue_id = _linear_id(data.get("id"), "issue")
     key = text(data.get("identifier"))
     title = text(data.get("title")) or key or "Linear issue"
     project = text(obj(data.get("project")).get("name"))
     named = [m.group(1) for x in labels if (m := _REPO_LABEL.match(x))]
     repo = pick_repo(
-        named[0] if named else projects.get(project.lower()),
+        _labelled_repo(named[0], projects, allowed_repos)
+        if named
+        else projects.get(project.lower()),
         default_repo,
         "a 'repo:owner/name' label, map the project in HOOKAGENT_LINEAR_PROJECTS,",
     )
@@ -122,21 +149,52 @@ def _task(
     )
 
 
+def _labelled_repo(repo: str, projects: dict[str, str], allowed_repos: frozenset[str]) -> str:
+    """``repo`` from a ``repo:`` label, if configured: anyone in Linear may add a label."""
+    known = allowed_repos | {r.lower() for r in projects.values()}
+    if repo.lower() not in known:
+        raise PayloadError(
+            f"the label repo:{repo} names a repository hookagent is not configured for: "
+            "add it to HOOKAGENT_ALLOWED_REPOS or as a HOOKAGENT_LINEAR_PROJECTS value"
+        )
+    return repo
+
+
+def _linear_id(value: Any, what: str) -> str:
+    """A Linear id (a UUID); anything else in a signed payload is a 422."""
+    ident = text(value)
+    if not _ID.fullmatch(ident):
+        raise PayloadError(f"the {what} id is not a Linear id")
+    return ident
+
+
 def _comment(
     body: dict[str, Any], data: dict[str, Any], action: str, bot_user: str | None
 ) -> Command:
     if action != "create":
         raise Ignored(f"comment {action or '?'} is not a new comment")
-    issue_id = text(data.get("issueId")) or text(obj(data.get("issue")).get("id"))
-    if not issue_id:
+    issue_ref = data.get("issueId") or obj(data.get("issue")).get("id")
+    if not issue_ref:
         raise Ignored("a comment that is not on an issue")
+    issue_id = _linear_id(issue_ref, "issue")
+    comment_id = _linear_id(data.get("id"), "comment")
     if data.get("botActor") is not None:
         raise Ignored("comments by integrations are not commands")
-    user = obj(data.get("user")) or obj(body.get("actor"))
-    names = tuple(
-        n for n in (text(user.get("id")) or text(data.get("userId")),
-                    text(user.get("name")), text(user.get("email"))) if n
-    )  # fmt: skip
+    if data.get("externalUser") is not None or data.get("externalUserId") is not None:
+        # Synced from Slack, e-mail…: Linear vouches for no account of the author.
+        raise Ignored("comments synced from outside Linear are not commands")
+    user = obj(data.get("user"))
+    # Not the envelope's ``actor``: that is who caused the event, not the comment's author.
+    user_id = text(user.get("id")) or text(data.get("userId"))
+    if not user_id:
+        raise Ignored("a comment without a Linear user is not a command")
+    user_id = _linear_id(user_id, "user")
+    actor = obj(body.get("actor"))
+    # Only Linear's account record: data.user's e-mail, or the actor's when it is that user.
+    email = text(user.get("email")) or (
+        text(actor.get("email")) if text(actor.get("id")) == user_id else ""
+    )
+    names = (user_id, email) if email else (user_id,)
     if bot_user and bot_user.strip().lower() in {n.lower() for n in names}:
         raise Ignored("hookagent's own comment (HOOKAGENT_LINEAR_BOT_USER)")
     comment = text(data.get("body"))
@@ -146,7 +204,14 @@ def _comment(
     if parsed is None:
         raise Ignored("no @hookagent command in the comment")
     verb, rest = parsed
-    actor = text(user.get("name")) or (names[0] if names else "")
     return Command(
-        source="linear", ref=issue_id, verb=verb, text=rest, actor=actor, actor_names=names
+        source="linear",
+        ref=issue_id,
+        verb=verb,
+        text=rest,
+        # The display name is for log lines only: anyone can call themselves anything.
+        actor=text(user.get("name")) or user_id,
+        actor_names=names,
+        actor_id=user_id,
+        event_id=f"comment:{comment_id}",
     )

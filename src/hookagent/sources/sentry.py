@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from hookagent.models import NewTask
+from hookagent.sentry_event import (
+    BREADCRUMBS_HEADING,
+    BREADCRUMBS_SHOWN,
+    FRAMES_HEADING,
+    FRAMES_SHOWN,
+    breadcrumb_lines,
+    exception_lines,
+    has_details,
+)
 from hookagent.sources.base import (
     Ignored,
-    array,
     clip_prompt,
     field,
     obj,
@@ -16,11 +24,17 @@ from hookagent.sources.base import (
     text,
 )
 
-FRAMES_SHOWN = 20
-BREADCRUMBS_SHOWN = 20
-# What the prompt holds when the payload carried frames and breadcrumbs (see has_details).
-FRAMES_HEADING = "frames (most recent call last):"
-BREADCRUMBS_HEADING = "Breadcrumbs (oldest first):"
+__all__ = [
+    "BREADCRUMBS_HEADING",
+    "BREADCRUMBS_SHOWN",
+    "FRAMES_HEADING",
+    "FRAMES_SHOWN",
+    "breadcrumb_lines",
+    "exception_lines",
+    "has_details",
+    "parse_sentry",
+]
+
 _TASK_RESOURCES = {None, "", "issue", "event_alert", "error"}
 
 
@@ -76,11 +90,6 @@ def parse_sentry(payload: Any, *, resource: str | None, default_repo: str | None
     )
 
 
-def has_details(context: str) -> bool:
-    """Whether a task's context (this parser's prompt) holds both stack frames and breadcrumbs."""
-    return FRAMES_HEADING in context and BREADCRUMBS_HEADING in context
-
-
 def _tags(raw: Any) -> dict[str, str]:
     """Tags come as ``[key, value]`` pairs or ``{key, value}`` objects."""
     tags: dict[str, str] = {}
@@ -96,48 +105,3 @@ def _tags(raw: Any) -> dict[str, str]:
     if isinstance(raw, dict):
         tags.update({text(k): text(v) for k, v in raw.items() if text(k)})
     return tags
-
-
-def _frame(frame: dict[str, Any]) -> list[str]:
-    where = f"  {text(frame.get('filename')) or text(frame.get('abs_path'))}"
-    where += f":{text(frame.get('lineno'))} in {text(frame.get('function'))}"
-    context = text(frame.get("context_line"))
-    return [where, f"    {context}"] if context else [where]
-
-
-def breadcrumb_lines(event: dict[str, Any]) -> list[str]:
-    """The last breadcrumbs before the event (``{"values": [...]}`` or a bare list)."""
-    raw = event.get("breadcrumbs")
-    crumbs = [obj(c) for c in array(obj(raw).get("values") if isinstance(raw, dict) else raw)]
-    lines = [BREADCRUMBS_HEADING] if crumbs else []
-    for crumb in crumbs[-BREADCRUMBS_SHOWN:]:
-        data = obj(crumb.get("data"))
-        said = text(crumb.get("message")) or " ".join(
-            text(data.get(k)) for k in ("method", "url", "status_code") if text(data.get(k))
-        )
-        kind = "/".join(x for x in (text(crumb.get("category")), text(crumb.get("level"))) if x)
-        lines.append(f"  [{text(crumb.get('timestamp'))}] {kind}: {said}")
-    return lines
-
-
-def exception_lines(event: dict[str, Any], issue: dict[str, Any]) -> list[str]:
-    """Each exception with its frames, the application's own first; else the issue's metadata."""
-    lines: list[str] = []
-    values = obj(event.get("exception")).get("values")
-    for exc in values if isinstance(values, list) else []:
-        exc = obj(exc)
-        lines.append(f"Exception: {text(exc.get('type'))}: {text(exc.get('value'))}")
-        frames = [obj(f) for f in array(obj(exc.get("stacktrace")).get("frames"))]
-        # The application's own frames first: that is where a fix goes; library frames after.
-        own = [f for f in frames if f.get("in_app") is True]
-        other = [f for f in frames if f.get("in_app") is not True]
-        for heading, group in (("In-app", own), ("Other", other)):
-            if group:
-                lines.append(f"{heading} {FRAMES_HEADING}")
-            for frame in group[-FRAMES_SHOWN:]:
-                lines.extend(_frame(frame))
-    metadata = obj(issue.get("metadata"))
-    if not lines and metadata:
-        lines.append(f"Exception: {text(metadata.get('type'))}: {text(metadata.get('value'))}")
-        lines.append(field("File", text(metadata.get("filename"))))
-    return lines

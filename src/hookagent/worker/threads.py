@@ -9,12 +9,11 @@ from hookagent.forges import GitLabForge, Thread
 from hookagent.forges.linear import LinearClient
 from hookagent.forges.sentry import SentryApi, render_event
 from hookagent.forges.threads import issue_comments
-from hookagent.models import Task
+from hookagent.models import Task, one_line
+from hookagent.sentry_event import has_details
 from hookagent.settings import Settings
-from hookagent.sources.commands import is_own_comment
-from hookagent.sources.sentry import has_details
 from hookagent.store.writer import LogWriter
-from hookagent.thread import Comment, render_thread
+from hookagent.thread import Comment, is_own_comment, render_thread
 
 _GITHUB_REF = re.compile(r"^([\w.-]+/[\w.-]+)#(\d+)$")
 
@@ -46,10 +45,11 @@ class Threads:
         try:
             event = await self._sentry.latest_event(task.external_id)
         except OutboundError as exc:
-            await writer.system(f"Sentry event not read: {exc.message}")
+            await writer.system(f"Sentry event not read: {one_line(exc.message, 500)}")
             return None
         rendered = render_event(event)
-        await writer.system(f"read the latest event of Sentry issue {task.external_id}")
+        # Ids and error texts come from payloads and outside APIs: one line each, escaped.
+        await writer.system(f"read the latest event of Sentry issue {_ref(task)}")
         return rendered or None
 
     async def comments(self, task: Task, writer: LogWriter) -> str | None:
@@ -58,11 +58,11 @@ class Threads:
             found = await self._read(task)
         except OutboundError as exc:
             # Planning goes on without the discussion rather than failing the task.
-            await writer.system(f"issue comments not read: {exc.message}")
+            await writer.system(f"issue comments not read: {one_line(exc.message, 500)}")
             return None
         if found is None:
             return None
-        await writer.system(f"read {len(found)} comments of {task.external_id}")
+        await writer.system(f"read {len(found)} comments of {_ref(task)}")
         return render_thread(found) or None
 
     async def _read(self, task: Task) -> list[Comment] | None:
@@ -103,9 +103,13 @@ class Threads:
         if not task.external_id or self._linear is None:
             return None
         own = (self._settings.linear_bot_user or "").strip().lower()
+        # By id only: a display name is free text, anyone could hide behind the bot's.
         return [
             Comment(c.author, c.at, c.body)
             for c in await self._linear.fetch_thread(task.external_id)
-            if not (c.by_bot or is_own_comment(c.body))
-            and not (own and own in {c.author.lower(), c.author_id.lower()})
+            if not (c.by_bot or is_own_comment(c.body)) and not (own and own == c.author_id.lower())
         ]
+
+
+def _ref(task: Task) -> str:
+    return one_line(task.external_id or "", 200)

@@ -24,6 +24,7 @@ from hookagent.sources import (
     Ignored,
     UnknownCommand,
     check_timestamp,
+    linear_event_id,
     parse_github,
     parse_gitlab,
     parse_jira,
@@ -259,9 +260,12 @@ async def linear_webhook(
             projects=settings.linear_project_map,
             default_repo=settings.default_repo,
             bot_user=settings.linear_bot_user,
+            allowed_repos=settings.allowed_repo_set,
         )
 
-    delivery = request.headers.get("linear-delivery")
+    # The signed comment or issue event, not the unsigned ``Linear-Delivery`` header: a
+    # captured delivery resent under a new header within the minute is still a duplicate.
+    delivery = linear_event_id(payload) or request.headers.get("linear-delivery")
     pol = get_policies(request)
     return await _handle(
         store, settings, payload, parse, lambda _: delivery, agent, signed=signed, pol=pol
