@@ -118,7 +118,7 @@ def check_redis(settings: Settings) -> list[Finding]:
 
 
 async def _readiness(settings: Settings) -> Readiness:
-    redis = connect(str(settings.redis_url))
+    redis = connect(str(settings.redis_url), cluster=settings.redis_cluster)
     try:
         store = Store.build(redis, settings)
         return await store.workers.readiness(settings.ready_worker_age, timeout=REDIS_TIMEOUT_S)

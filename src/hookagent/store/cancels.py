@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-
 from hookagent.keys import Keys
 from hookagent.models import TaskStatus
+from hookagent.store.client import Client
 from hookagent.store.tasks import TaskStore
 
 # A cancel normally arrives by Pub/Sub at once; this re-check covers a missed message.
@@ -17,7 +16,7 @@ RECHECK_S = 10.0
 class CancelSignals:
     """Announce a task's cancel to whichever worker runs it, on any machine."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, tasks: TaskStore) -> None:
+    def __init__(self, redis: Client, keys: Keys, *, tasks: TaskStore) -> None:
         self._redis: Any = redis
         self._keys = keys
         self._tasks = tasks

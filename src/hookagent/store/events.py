@@ -17,9 +17,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from hookagent.keys import Keys
+from hookagent.store.client import Client
 from hookagent.store.queue import block_slice_ms
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ def stream_id(text: str) -> tuple[int, int]:
 class TaskEvents:
     """Reads the board stream; one shared loop waits for new entries."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Client, keys: Keys) -> None:
         # Typed loosely on purpose, like the other stores: replies are str.
         self._redis: Any = redis
         self._key = keys.events()
