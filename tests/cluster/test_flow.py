@@ -46,6 +46,17 @@ async def outbox_events(store: Store, task_id: str) -> list[str]:
     return [fields["event"] for _, fields in rows if fields["task_id"] == task_id]
 
 
+async def settled(store: Store) -> None:
+    """Wait until no task change has effects pending (the worker applies them just after).
+
+    Nothing announces it, so the unsettled set is looked at again for a bounded while.
+    """
+    redis: Any = store.redis
+    async with asyncio.timeout(10):
+        while await redis.zcard(store.keys.unsettled()):
+            await asyncio.sleep(0.05)
+
+
 async def test_plan_approve_pr_with_live_follow_search_and_failovers(
     client: httpx.AsyncClient,
     store: Store,
@@ -73,6 +84,7 @@ async def test_plan_approve_pr_with_live_follow_search_and_failovers(
         await asyncio.to_thread(valkey_cluster.fail_over, task_key)
         events, kinds = await following
     assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+    await settled(store)
 
     ids = [e["id"] for e in events if "id" in e]
     assert ids == sorted(set(ids)), "the follower saw no gap-filling duplicate or reorder"

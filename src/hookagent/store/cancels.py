@@ -11,7 +11,7 @@ from redis.exceptions import TimeoutError as LostTimeout
 
 from hookagent.keys import Keys
 from hookagent.models import TaskStatus
-from hookagent.store.client import Client
+from hookagent.store.client import Client, subscriber
 from hookagent.store.tasks import TaskStore
 
 # A cancel normally arrives by Pub/Sub at once; this re-check covers a missed message.
@@ -52,7 +52,7 @@ class CancelSignals:
                 backoff = min(backoff * 2, RESUBSCRIBE_MAX_S)
 
     async def _wait(self, task_id: str, recheck_s: float) -> None:
-        async with self._redis.pubsub() as pubsub:
+        async with subscriber(self._redis) as pubsub:
             await pubsub.subscribe(self._keys.cancel_channel(task_id))
             while True:
                 # Checked after subscribing, so a cancel between claim and here is not missed.
