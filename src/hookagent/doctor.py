@@ -114,7 +114,8 @@ def check_redis(settings: Settings) -> list[Finding]:
             f"no worker heartbeat within {age:g}s: start `hookagent worker` or `hookagent up` "
             "(/readyz answers 503 until one runs)",
         )
-    return [Finding("redis", Level.OK, f"{url} answers PING"), workers]
+    mode = " (Redis Cluster: HOOKAGENT_REDIS_CLUSTER)" if settings.redis_cluster else ""
+    return [Finding("redis", Level.OK, f"{url} answers PING{mode}"), workers]
 
 
 async def _readiness(settings: Settings) -> Readiness:

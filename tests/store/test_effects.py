@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hookagent.errors import ConflictError
 from hookagent.models import Action, NewTask, Phase, Task, TaskStatus, new_task_id, utc_iso
 from hookagent.store import Marks, Store
 from tests.helpers import move_to
@@ -73,6 +74,9 @@ async def test_a_change_applies_its_effects_and_leaves_nothing_pending(store: St
     approved = await store.tasks.list(status=TaskStatus.APPROVED, limit=10)
     assert [t.task_id for t in approved] == [task.task_id]
     assert await store.tasks.list(status=TaskStatus.PENDING_APPROVAL, limit=10) == []
+    with pytest.raises(ConflictError):  # a refused change records nothing, leaves nothing
+        await store.tasks.advance(task.task_id, Action.APPROVE, enqueue=Phase.EXECUTE)
+    assert await redis(store).zcard(store.keys.unsettled()) == 0
 
 
 async def test_the_sweep_applies_what_a_dead_process_left_exactly_once(store: Store) -> None:

@@ -125,7 +125,7 @@ def register_script(client: Client, text: str) -> Any:
 async def subscriber(client: Client) -> AsyncIterator[PubSub]:
     """A classic Pub/Sub connection, closed on the way out.
 
-    On a cluster: a plain connection to a node picked at random, replicas included. A
+    On a cluster: a plain connection to a node the client knows, picked at random. A
     PUBLISH reaches every node of the cluster, and redis-py's ClusterPubSub, when its node
     is demoted by a failover, breaks in a way a retry cannot recover (seen in the tests).
     """

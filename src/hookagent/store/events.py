@@ -1,7 +1,8 @@
 """The board stream: every task's creation and status change, for live task lists.
 
-The task scripts (store/tasks.py) add one entry per change to a capped Redis Stream
-(``keys.events``) in the same atomic step as the change. A board follows that one stream
+The task scripts (store/tasks.py) record one entry per change in the same atomic step as
+the change, applied to a capped Redis Stream (``keys.events``) right after
+(store/effects.py). A board follows that one stream
 instead of every task's log. Like the log feeds, one blocking ``XREAD`` loop per process
 serves every follower: it only notes the newest id and wakes the followers, who then read
 what they have not seen with a short ``XRANGE`` from their own cursor (the SSE

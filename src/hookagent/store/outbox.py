@@ -1,7 +1,8 @@
 """The outbox: lifecycle events waiting to be notified, and what each channel already did.
 
-The task scripts (store/tasks.py) append an event to one Redis Stream in the same Lua step
-as the status change, so a change is never recorded without its event. Notifiers read it
+The task scripts (store/tasks.py) record the event in the same Lua step as the status
+change, as an effect applied to this Redis Stream right after, exactly once
+(store/effects.py): a change is never recorded without its event. Notifiers read it
 through the consumer group ``notifiers``: an event stays pending until its notifier acks it
 after every channel delivered (or gave up), and one whose notifier died is taken over by
 another once it sat idle past the lease (XAUTOCLAIM), like a job. A notifier renews the

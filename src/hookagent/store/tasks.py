@@ -345,7 +345,7 @@ class TaskStore:
     ) -> TaskStatus:
         """Apply ``action`` (fenced by ``token`` when given); returns the previous status.
 
-        ``enqueue`` queues a job of that phase in the same atomic step.
+        ``enqueue`` records a job of that phase in the same atomic step (queued right after).
         """
         mode = "fence" if token is not None else "free"
         old, _ = await self._run(mode, task_id, token or "", action, reason, fields or {}, enqueue)
@@ -482,8 +482,9 @@ class TaskStore:
         try:
             old, attempt, pending = await self._transition(keys=keys, args=args)
         except ResponseError as exc:
-            # Left unsettled: ending here could drop the entry of a change that recorded
-            # effects just before (and died); the sweep ends it once nothing is pending.
+            # Nothing recorded; ended unless another change's effects wait (the sweep's then).
+            if not await self._redis.llen(k.effects(task_id)):
+                await self.effects.end(task_id, score)
             raise _translate(task_id, str(exc)) from None
         await self.effects.settle(task_id, pending)
         await self.effects.end(task_id, score)
