@@ -19,6 +19,7 @@ server and a cluster: the test suite exercises it on both.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -54,6 +55,10 @@ return 0
 """
 
 
+async def _done() -> None:
+    return None
+
+
 def now_ms() -> int:
     """Wall-clock milliseconds (the unsettled set's score; sweeps allow generous skew)."""
     return int(time.time() * 1000)
@@ -78,19 +83,38 @@ class Effects:
         """Leave the unsettled set, unless a change after ``score`` entered the task again."""
         await self._end(keys=[self._keys.unsettled()], args=[task_id, score])
 
-    async def settle(self, task_id: str, pending: list[str] | None = None) -> None:
-        """Apply the task's recorded effects in order (``pending``: the list, if just read)."""
+    async def settle(
+        self, task_id: str, pending: list[str] | None = None, *, score: int | None = None
+    ) -> None:
+        """Apply the task's recorded effects (``pending``: the list, if just read).
+
+        In order per target, the targets side by side (one round trip for them all). With
+        ``score``, the task then leaves the unsettled set (see :meth:`end`).
+        """
         key = self._keys.effects(task_id)
         if pending is None:
             pending = await self._redis.lrange(key, 0, -1)
-        if not pending:
-            return
+        by_target: dict[str, list[dict[str, Any]]] = {}
         for raw in pending:
-            await self._apply_one(json.loads(raw))
+            effect = json.loads(raw)
+            by_target.setdefault(effect.get("x", "indexes"), []).append(effect)
+        await asyncio.gather(*(self._apply_in_order(group) for group in by_target.values()))
+        # Both at once: an effect left in the list once applied is skipped if met again.
+        await asyncio.gather(
+            self._forget(key, pending), self.end(task_id, score) if score is not None else _done()
+        )
+
+    async def _forget(self, key: str, applied: list[str]) -> None:
+        if not applied:
+            return
         async with self._redis.pipeline(transaction=False) as pipe:
-            for raw in pending:
+            for raw in applied:
                 pipe.lrem(key, 1, raw)  # by value: a concurrent settle may have taken it
             await pipe.execute()
+
+    async def _apply_in_order(self, effects: list[dict[str, Any]]) -> None:
+        for effect in effects:
+            await self._apply_one(effect)
 
     async def unsettled(self, older_than_ms: int, limit: int) -> list[tuple[str, int]]:
         """Tasks entered before ``older_than_ms`` ago and not settled since, with their score."""

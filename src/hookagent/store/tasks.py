@@ -141,11 +141,15 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return 1
 """
 
-# Returns 0 when the draft is gone (discarded), 1 when sealed (now or before).
+# Returns 0 when the draft is gone (discarded); else (sealed now or before) 1 and the
+# effects still pending.
 _SEAL = (
     _EFFECT.replace("EFFECTS", "2")
     + """
-if redis.call('HEXISTS', KEYS[1], 'intake') == 0 then return redis.call('EXISTS', KEYS[1]) end
+if redis.call('HEXISTS', KEYS[1], 'intake') == 0 then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+  return {1, redis.call('LRANGE', KEYS[2], 0, -1)}
+end
 local task_id, ttl, score = ARGV[10], tonumber(ARGV[1]), ARGV[2]
 redis.call('HDEL', KEYS[1], 'intake')
 effect({zadd = {ARGV[3], ARGV[4]}, m = task_id, s = score})
@@ -154,7 +158,7 @@ effect({x = ARGV[7], f = {'task_id', task_id, 'event', 'created', 'previous', ''
   'at', redis.call('HGET', KEYS[1], 'created_at') or '', 'attempt', '0', 'reason', ''}})
 effect({x = ARGV[8], max = 1000, f = {'task_id', task_id, 'status', 'queued'}})
 redis.call('PEXPIRE', KEYS[2], ttl)
-return 1
+return {1, redis.call('LRANGE', KEYS[2], 0, -1)}
 """
 )
 
@@ -264,9 +268,10 @@ class TaskStore:
                 await self._discard(keys=[k.task(tid), k.history(tid)])
                 await self.effects.end(tid, score)
                 return None
-        sealed = await self._seal_draft(tid)
-        await self.effects.end(tid, score)
-        return task if sealed else None
+        if not await self._seal_draft(tid, score):
+            await self.effects.end(tid, score)
+            return None
+        return task
 
     async def settle_stale(self, *, older_than_s: float, limit: int = 100) -> int:
         """Finish what processes that died mid-change left (run by every worker's heartbeat).
@@ -280,16 +285,15 @@ class TaskStore:
             intake: str | None = await self._redis.hget(self._keys.task(tid), "intake")
             if intake is not None:
                 owners = [await self._redis.get(key) for key in json.loads(intake)]
-                if all(owner == tid for owner in owners):
-                    await self._seal_draft(tid)
-                else:
-                    await self._discard(keys=[self._keys.task(tid), self._keys.history(tid)])
+                if all(owner == tid for owner in owners) and await self._seal_draft(tid, score):
+                    continue
+                await self._discard(keys=[self._keys.task(tid), self._keys.history(tid)])
+                await self.effects.end(tid, score)
             else:
-                await self.effects.settle(tid)
-            await self.effects.end(tid, score)
+                await self.effects.settle(tid, score=score)
         return len(stale)
 
-    async def _seal_draft(self, tid: str) -> bool:
+    async def _seal_draft(self, tid: str, score: int) -> bool:
         k = self._keys
         sealed = await self._seal(
             keys=[k.task(tid), k.effects(tid)],
@@ -306,9 +310,9 @@ class TaskStore:
                 tid,
             ],
         )
-        if sealed != 1:
+        if sealed == 0:
             return False
-        await self.effects.settle(tid)
+        await self.effects.settle(tid, sealed[1], score=score)
         return True
 
     async def get(self, task_id: str) -> Task:
@@ -486,8 +490,7 @@ class TaskStore:
             if not await self._redis.llen(k.effects(task_id)):
                 await self.effects.end(task_id, score)
             raise _translate(task_id, str(exc)) from None
-        await self.effects.settle(task_id, pending)
-        await self.effects.end(task_id, score)
+        await self.effects.settle(task_id, pending, score=score)
         return TaskStatus(old), int(attempt)
 
 
