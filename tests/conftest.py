@@ -17,6 +17,7 @@ from hookagent.embedded import EmbeddedValkey
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
 from hookagent.worker import Worker
+from tests.cluster_nodes import ValkeyCluster, running_cluster
 from tests.helpers import REPO, app_client, fake_agent, make_remote
 
 # Fuzz tests: "dev" by default, "ci" (same inputs every run) when CI is set, "deep" to hunt.
@@ -40,6 +41,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     with EmbeddedValkey(tmp_path_factory.mktemp("valkey")) as valkey:
         yield valkey.url
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
+    """A real 3-primary, 3-replica Valkey Cluster on loopback, for the whole session."""
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -247,8 +247,16 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
         ),
         ({"HOOKAGENT_AGENT": "command"}, "HOOKAGENT_AGENT_COMMAND", "HOOKAGENT_AGENT=command"),
         ({"HOOKAGENT_WORKERS": "many"}, "HOOKAGENT_WORKERS", "integer"),
+        # The embedded Valkey is one server: cluster mode needs a cluster's URL.
+        ({"HOOKAGENT_REDIS_CLUSTER": "true"}, "HOOKAGENT_REDIS_CLUSTER", "HOOKAGENT_REDIS_URL"),
     ],
-    ids=["placeholder-token", "unknown-agent", "command-without-command", "workers-not-a-number"],
+    ids=[
+        "placeholder-token",
+        "unknown-agent",
+        "command-without-command",
+        "workers-not-a-number",
+        "cluster-without-url",
+    ],
 )
 def test_up_refuses_a_bad_setting_in_one_line_and_starts_nothing(
     tmp_path: Path, env: dict[str, str], variable: str, says: str

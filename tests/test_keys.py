@@ -22,7 +22,12 @@ PINNED: dict[str, tuple[str, str]] = {
     "plans": (Keys("hk").plans(TID), "hk:task:{task-1-abc}:plans"),
     "approvals": (Keys("hk").approvals(TID), "hk:task:{task-1-abc}:approvals"),
     "feedbacks": (Keys("hk").feedbacks(TID), "hk:task:{task-1-abc}:feedbacks"),
-    "term": (Keys("hk").term("keyerror"), "hk:search:term:keyerror"),
+    # One hash tag for every term set: a search intersects them with one SINTER.
+    "term": (Keys("hk").term("keyerror"), "hk:search:{terms}:keyerror"),
+    # A task's pending writes to other slots, on its own slot; applied ids beside each stream.
+    "effects": (Keys("hk").effects(TID), "hk:task:{task-1-abc}:effects"),
+    "unsettled": (Keys("hk").unsettled(), "hk:effects:unsettled"),
+    "applied": (Keys("hk").applied("hk:outbox"), "hk:applied:{hk:outbox}"),
     "delivery": (Keys("hk").delivery("github", "d-42"), "hk:delivery:github:d-42"),
     "ref": (Keys("hk").ref("jira", "PAY-231"), "hk:ref:jira:PAY-231"),
     "rate": (Keys("hk").rate("github", 29_000_000), "hk:rate:github:29000000"),
@@ -76,3 +81,10 @@ def test_worker_group_name() -> None:
 
 def test_notifier_group_name() -> None:
     assert NOTIFIER_GROUP == "notifiers"
+
+
+def test_applied_ids_share_a_slot_with_their_stream() -> None:
+    keys = Keys("hk")
+    # A stream with a hash tag keeps it; one without is tagged by its whole name.
+    assert keys.applied(keys.queue("jobs")) == "hk:queue:{jobs}:applied"
+    assert keys.applied(keys.events()) == "hk:applied:{hk:events}"

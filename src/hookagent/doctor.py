@@ -115,11 +115,12 @@ def check_redis(settings: Settings) -> list[Finding]:
             f"no worker heartbeat within {age:g}s: start `hookagent worker` or `hookagent up` "
             "(/readyz answers 503 until one runs)",
         )
-    return [Finding("redis", Level.OK, f"{url} answers PING"), workers]
+    mode = " (Redis Cluster: HOOKAGENT_REDIS_CLUSTER)" if settings.redis_cluster else ""
+    return [Finding("redis", Level.OK, f"{url} answers PING{mode}"), workers]
 
 
 async def _readiness(settings: Settings) -> Readiness:
-    redis = connect(str(settings.redis_url))
+    redis = connect(str(settings.redis_url), cluster=settings.redis_cluster)
     try:
         store = Store.build(redis, settings)
         return await store.workers.readiness(settings.ready_worker_age, timeout=REDIS_TIMEOUT_S)

@@ -2,7 +2,10 @@
 
 Per-task keys share the hash tag ``{<task_id>}`` so a task's hash, history and log stream
 live in one Redis Cluster slot and can be touched by one Lua script. The worker registry's
-keys share ``{workers}`` for the same reason: one script writes a record and its index.
+keys share ``{workers}`` for the same reason: one script writes a record and its index, and
+the search term sets share ``{terms}`` so one SINTER reads them. A task script never writes
+another slot: what it changes elsewhere (the job, outbox and board streams, the status
+indexes) it records as *effects* in the task's own list, applied right after (store/effects.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,21 @@ class Keys:
     def logs(self, task_id: str) -> str:
         """The task's log stream; entry id ``0-<seq+1>``."""
         return f"{self.prefix}:task:{{{task_id}}}:logs"
+
+    def effects(self, task_id: str) -> str:
+        """The task's writes to other slots not yet applied (a list of JSON effects)."""
+        return f"{self.prefix}:task:{{{task_id}}}:effects"
+
+    def unsettled(self) -> str:
+        """Sorted set of the tasks that may have effects left, scored by when (ms)."""
+        return f"{self.prefix}:effects:unsettled"
+
+    def applied(self, stream: str) -> str:
+        """Sorted set of the effect ids already added to ``stream``, on the stream's slot."""
+        # The stream's own hash tag, or its whole name as the tag: the same slot either way.
+        if "{" in stream:
+            return f"{stream}:applied"
+        return f"{self.prefix}:applied:{{{stream}}}"
 
     def tasks_by_created(self) -> str:
         """Sorted set of every task id scored by creation time (ms)."""
@@ -69,7 +87,7 @@ class Keys:
 
     def term(self, term: str) -> str:
         """Search index: the tasks whose logs contain ``term``."""
-        return f"{self.prefix}:search:term:{term}"
+        return f"{self.prefix}:search:{{terms}}:{term}"
 
     def delivery(self, source: str, delivery_id: str) -> str:
         """Marks a webhook delivery as seen (value: the task it created)."""

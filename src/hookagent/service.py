@@ -61,7 +61,7 @@ async def run_services(settings: Settings, *, server: bool, workers: int) -> Non
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
-    redis = connect(str(settings.redis_url))
+    redis = connect(str(settings.redis_url), cluster=settings.redis_cluster)
     store = Store.build(redis, settings)
     try:
         await store.jobs.ensure_group()

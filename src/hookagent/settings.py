@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKAGENT_", extra="ignore")
 
     redis_url: str | None = None
+    # HOOKAGENT_REDIS_URL names any node of a Redis (or Valkey) Cluster; the rest is discovered.
+    redis_cluster: bool = False
     key_prefix: str = "hookagent"
     data_dir: Path = Path(".hookagent")
     workspace_dir: Path | None = None
@@ -221,6 +223,14 @@ class Settings(BaseSettings):
     @classmethod
     def _split_cleanly(cls, value: str) -> str:
         shlex.split(value)
+        return value
+
+    @field_validator("redis_cluster")
+    @classmethod
+    def _cluster_needs_url(cls, value: bool, info: ValidationInfo) -> bool:
+        # The embedded Valkey of `hookagent up` is a single server, never a cluster.
+        if value and not info.data.get("redis_url"):
+            raise ValueError("needs HOOKAGENT_REDIS_URL naming a node of the cluster")
         return value
 
     @model_validator(mode="after")

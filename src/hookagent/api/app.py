@@ -33,11 +33,11 @@ from hookagent.errors import HookagentError
 from hookagent.policy import load_policies
 from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
-from hookagent.store import Redis, Store, connect
+from hookagent.store import Client, Store, connect
 from hookagent.store.feed import FEED_SOCKET_TIMEOUT_S, FeedHub
 
 
-def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
+def create_app(settings: Settings, *, redis: Client | None = None) -> FastAPI:
     """An app bound to ``settings``; it owns its Redis client unless one is passed in."""
     if redis is None and not settings.redis_url:
         raise HookagentError(
@@ -46,10 +46,15 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = redis if redis is not None else connect(str(settings.redis_url))
+        client = (
+            redis
+            if redis is not None
+            else connect(str(settings.redis_url), cluster=settings.redis_cluster)
+        )
         blocking = (
             connect(
                 settings.redis_url,
+                cluster=settings.redis_cluster,
                 socket_timeout=FEED_SOCKET_TIMEOUT_S,
                 client_name=f"{settings.key_prefix}:feed",
             )

@@ -82,8 +82,9 @@ class Intake:
         """Queue a task, unless this delivery or an open task for the same incident exists.
 
         ``signed``: the delivery's signature verified. Unsigned ones are refused when
-        signatures are required. The task, its job and both marks are written in one step,
-        so a failure leaves no mark behind and the sender's retry creates the task.
+        signatures are required. The marks are claimed only for a task that exists, and a
+        mark whose task does not exist is stale, so a failure anywhere leaves nothing that
+        blocks the sender's retry (TaskStore.create_marked).
         """
         if not signed and self._settings.signatures_required:
             raise SignatureError(

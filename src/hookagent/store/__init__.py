@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as StoreConnectionError
 from redis.exceptions import RedisError as StoreError
 from redis.exceptions import ResponseError as StoreReplyError
@@ -13,6 +16,7 @@ from redis.exceptions import TimeoutError as StoreTimeoutError
 from hookagent.keys import Keys
 from hookagent.settings import Settings
 from hookagent.store.cancels import CancelSignals
+from hookagent.store.client import BoundedCluster, Client
 from hookagent.store.events import TaskEvents
 from hookagent.store.logs import LogStore, NewLine
 from hookagent.store.metrics import MetricsSnapshot, MetricsStore
@@ -33,6 +37,7 @@ StoreUnavailable = (StoreConnectionError, StoreTimeoutError)
 
 __all__ = [
     "CancelSignals",
+    "Client",
     "Job",
     "JobQueue",
     "LogStore",
@@ -68,18 +73,61 @@ MAX_CONNECTIONS = 128
 # The same on every redis-py we support (5.x had none, 8.x defaults to 5 s): short enough
 # that a hung server fails a request instead of holding it.
 SOCKET_TIMEOUT_S = 5.0
+# A cluster client retries a command this often (backoff capped at CLUSTER_BACKOFF_CAP_S)
+# while a failover promotes a replica: a few seconds with the usual cluster-node-timeout.
+CLUSTER_RETRIES = 12
+CLUSTER_BACKOFF_CAP_S = 1.0
+
+
+@overload
+def connect(
+    url: str,
+    *,
+    cluster: Literal[False] = False,
+    socket_timeout: float = SOCKET_TIMEOUT_S,
+    client_name: str | None = None,
+) -> Redis: ...
+
+
+@overload
+def connect(
+    url: str,
+    *,
+    cluster: bool,
+    socket_timeout: float = SOCKET_TIMEOUT_S,
+    client_name: str | None = None,
+) -> Client: ...
 
 
 def connect(
-    url: str, *, socket_timeout: float = SOCKET_TIMEOUT_S, client_name: str | None = None
-) -> Redis:
+    url: str,
+    *,
+    cluster: bool = False,
+    socket_timeout: float = SOCKET_TIMEOUT_S,
+    client_name: str | None = None,
+) -> Client:
     """An asyncio Redis client (hiredis parser when installed) with string replies.
 
     The pool blocks when all connections are busy instead of failing the request.
     ``socket_timeout`` bounds every read, so blocking commands must BLOCK for less (or use
     a client of their own with a longer one); ``client_name`` labels its connections in
-    ``CLIENT LIST``.
+    ``CLIENT LIST``. With ``cluster`` the URL names any node of a Redis Cluster and the
+    client follows the slots (and failovers) from there.
     """
+    if cluster:
+        return BoundedCluster.from_url(
+            url,
+            in_flight=MAX_CONNECTIONS,
+            client_name=client_name,
+            decode_responses=True,
+            health_check_interval=30,
+            max_connections=2 * MAX_CONNECTIONS,  # per node; pipelines go beside the bound
+            socket_timeout=socket_timeout,
+            retry=Retry(
+                ExponentialWithJitterBackoff(cap=CLUSTER_BACKOFF_CAP_S, base=0.05),
+                CLUSTER_RETRIES,
+            ),
+        )
     pool = BlockingConnectionPool.from_url(
         url,
         client_name=client_name,
@@ -96,7 +144,7 @@ def connect(
 class Store:
     """The stores one process needs, built from one Redis client and the settings."""
 
-    redis: Redis
+    redis: Client
     keys: Keys
     tasks: TaskStore
     logs: LogStore
@@ -115,7 +163,7 @@ class Store:
     metrics: MetricsStore
 
     @classmethod
-    def build(cls, redis: Redis, settings: Settings) -> Store:
+    def build(cls, redis: Client, settings: Settings) -> Store:
         """Wire the stores to ``redis`` with the configured prefix, TTLs and lease."""
         keys = Keys(settings.key_prefix)
         jobs = JobQueue(redis, keys, name="jobs", lease_ms=int(settings.lease_seconds * 1000))

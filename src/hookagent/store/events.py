@@ -1,7 +1,8 @@
 """The board stream: every task's creation and status change, for live task lists.
 
-The task scripts (store/tasks.py) add one entry per change to a capped Redis Stream
-(``keys.events``) in the same atomic step as the change. A board follows that one stream
+The task scripts (store/tasks.py) record one entry per change in the same atomic step as
+the change, applied to a capped Redis Stream (``keys.events``) right after
+(store/effects.py). A board follows that one stream
 instead of every task's log. Like the log feeds, one blocking ``XREAD`` loop per process
 serves every follower: it only notes the newest id and wakes the followers, who then read
 what they have not seen with a short ``XRANGE`` from their own cursor (the SSE
@@ -17,9 +18,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from hookagent.keys import Keys
+from hookagent.store.client import Client
 from hookagent.store.queue import block_slice_ms
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def stream_id(text: str) -> tuple[int, int]:
 class TaskEvents:
     """Reads the board stream; one shared loop waits for new entries."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Client, keys: Keys) -> None:
         # Typed loosely on purpose, like the other stores: replies are str.
         self._redis: Any = redis
         self._key = keys.events()

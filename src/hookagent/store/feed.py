@@ -14,10 +14,9 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
-from redis.asyncio import Redis
-
 from hookagent.keys import Keys
 from hookagent.models import TERMINAL_STATUSES, EventKind, LogEntry, TaskStatus
+from hookagent.store.client import Client, dedicated
 from hookagent.store.logs import LogStore, decode_chunk
 from hookagent.store.queue import block_slice_ms
 from hookagent.store.tasks import TaskStore
@@ -102,7 +101,13 @@ class FeedHub:
     """Owns the per-task feeds of this process; ``follow`` hands one out while it is in use."""
 
     def __init__(
-        self, blocking: Redis, keys: Keys, *, logs: LogStore, tasks: TaskStore, window: int = 10_000
+        self,
+        blocking: Client,
+        keys: Keys,
+        *,
+        logs: LogStore,
+        tasks: TaskStore,
+        window: int = 10_000,
     ) -> None:
         # A client of its own: XREAD BLOCK holds a connection, so it must not take them from
         # the pool that serves requests. Its socket timeout should exceed BLOCK_MS (see
@@ -133,7 +138,7 @@ class FeedHub:
                 self._feeds[task_id] = feed
                 # A finished task's followers read what is there and leave; no loop for them.
                 if not feed.terminal:
-                    stop, client = asyncio.Event(), self._blocking.client()
+                    stop, client = asyncio.Event(), dedicated(self._blocking)
                     run = self._run(feed, stop, client)
                     self._loops[task_id] = _Loop(
                         asyncio.create_task(run, name=f"feed-{task_id}"), stop, client

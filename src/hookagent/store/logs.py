@@ -20,12 +20,12 @@ from itertools import groupby, repeat
 from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from hookagent.errors import FencedOut, TaskNotFound, quoted
 from hookagent.keys import Keys
 from hookagent.models import LogEntry
+from hookagent.store.client import Client, register_script
 
 # Appends a batch's chunks in one round trip, after the fence and the cap checks; chunks
 # are encoded by the client, so the server only stores them. When the cap is reached the
@@ -280,7 +280,7 @@ class LogStore:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         keys: Keys,
         *,
         ttl_seconds: int,
@@ -294,7 +294,7 @@ class LogStore:
         self._ttl_ms = ttl_seconds * 1000
         self._max_lines = max_lines
         self._chunk_lines = chunk_lines
-        self._append = redis.register_script(_APPEND)
+        self._append = register_script(redis, _APPEND)
 
     async def append(
         self, task_id: str, lines: Sequence[Row], *, token: str = "", attempt: int = 0

@@ -13,10 +13,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-
 from hookagent.keys import WORKER_GROUP, Keys
 from hookagent.models import Phase, TaskStatus
+from hookagent.store.client import Client
 from hookagent.store.queue import JobQueue
 
 # Upper bounds (seconds) of the phase duration buckets: a plan takes seconds to minutes, an
@@ -63,7 +62,7 @@ class MetricsSnapshot:
 class MetricsStore:
     """Adds to the shared counters, and reads every metric for a scrape."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, jobs: JobQueue) -> None:
+    def __init__(self, redis: Client, keys: Keys, *, jobs: JobQueue) -> None:
         # Typed loosely like the other stores: redis-py's annotations vary across versions.
         self._redis: Any = redis
         self._keys = keys

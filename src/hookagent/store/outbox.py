@@ -1,7 +1,8 @@
 """The outbox: lifecycle events waiting to be notified, and what each channel already did.
 
-The task scripts (store/tasks.py) append an event to one Redis Stream in the same Lua step
-as the status change, so a change is never recorded without its event. Notifiers read it
+The task scripts (store/tasks.py) record the event in the same Lua step as the status
+change, as an effect applied to this Redis Stream right after, exactly once
+(store/effects.py): a change is never recorded without its event. Notifiers read it
 through the consumer group ``notifiers``: an event stays pending until its notifier acks it
 after every channel delivered (or gave up), and one whose notifier died is taken over by
 another once it sat idle past the lease (XAUTOCLAIM), like a job. A notifier renews the
@@ -16,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from hookagent.keys import NOTIFIER_GROUP, Keys
 from hookagent.models import TaskStatus
+from hookagent.store.client import Client, register_script
 
 # Only the owner renews: XCLAIM with min-idle 0 would steal an event back from a notifier
 # that took it over after our lease lapsed (the same guard as the job queue's).
@@ -87,15 +88,15 @@ class OutboxEvent:
 class Outbox:
     """Reads, renews and acks outbox events; keeps per-channel delivery state."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, lease_ms: int, ttl_seconds: int) -> None:
+    def __init__(self, redis: Client, keys: Keys, *, lease_ms: int, ttl_seconds: int) -> None:
         # Typed loosely on purpose, as in store/queue.py: every reply here is str.
         self._redis: Any = redis
         self._keys = keys
         self.key = keys.outbox()
         self.lease_ms = lease_ms
         self._ttl_ms = ttl_seconds * 1000
-        self._renew = redis.register_script(_RENEW)
-        self._snippet_due = redis.register_script(_SNIPPET_DUE)
+        self._renew = register_script(redis, _RENEW)
+        self._snippet_due = register_script(redis, _SNIPPET_DUE)
 
     async def ensure_group(self) -> None:
         """Create the stream and the notifiers' group if missing, reading from the start."""

@@ -13,11 +13,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from hookagent.keys import WORKER_GROUP, Keys
 from hookagent.models import Phase
+from hookagent.store.client import Client, register_script
 
 # Renew only while we still own the entry: a plain XCLAIM with min-idle 0 would steal it
 # back from a worker that reclaimed it after our lease lapsed.
@@ -35,9 +35,9 @@ BLOCK_HEADROOM_S = 1.5
 MIN_BLOCK_MS = 100
 
 
-def block_slice_ms(redis: Redis, block_ms: int) -> int:
+def block_slice_ms(redis: Client, block_ms: int) -> int:
     """The longest BLOCK (at most ``block_ms``) one call on ``redis`` may use without timing out."""
-    timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+    timeout = redis.get_connection_kwargs().get("socket_timeout")
     if timeout is None:
         return block_ms
     return min(block_ms, max(MIN_BLOCK_MS, int((float(timeout) - BLOCK_HEADROOM_S) * 1000)))
@@ -56,14 +56,14 @@ class Job:
 class JobQueue:
     """Enqueue, claim, renew and ack jobs of one named queue."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, name: str, lease_ms: int) -> None:
+    def __init__(self, redis: Client, keys: Keys, *, name: str, lease_ms: int) -> None:
         # Typed loosely on purpose: redis-py's annotations differ from 5.x to 8.x, and with
         # decode_responses=True every reply here is str.
         self._redis: Any = redis
         self.key = keys.queue(name)
         self.name = name
         self.lease_ms = lease_ms
-        self._renew = redis.register_script(_RENEW)
+        self._renew = register_script(redis, _RENEW)
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if missing."""

@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from hookagent.keys import Keys
+from hookagent.store.client import Client, register_script
 
 WINDOW_S = 60
 
@@ -38,11 +37,11 @@ class RateCount:
 class RateLimiter:
     """Counts deliveries per source and minute against ``limit`` (0: no limit)."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, limit: int) -> None:
+    def __init__(self, redis: Client, keys: Keys, *, limit: int) -> None:
         self._redis: Any = redis  # replies are int here; redis-py's stubs vary by version
         self._keys = keys
         self.limit = limit
-        self._count = redis.register_script(_COUNT)
+        self._count = register_script(redis, _COUNT)
 
     async def count(self, source: str) -> RateCount:
         """Count one delivery from ``source``; not allowed past the limit this window."""

@@ -3,7 +3,7 @@
 A delivery mark remembers a delivery id (GitHub ``X-GitHub-Delivery``, Jira's webhook id,
 Sentry issue + action) for the dedupe TTL; a ref maps an outside object (a Sentry issue, a
 Jira key, a GitHub issue or pull request) to the task it started, for the task's TTL. A new
-task's marks are set together with the task itself (``TaskStore.create_marked``).
+task claims its marks once it exists, before it is sealed (``TaskStore.create_marked``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from hookagent.keys import Keys
+from hookagent.store.client import Client
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +30,7 @@ class RefStore:
     """Reads and writes delivery marks and object → task links."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, *, dedupe_ttl_seconds: int, link_ttl_seconds: int
+        self, redis: Client, keys: Keys, *, dedupe_ttl_seconds: int, link_ttl_seconds: int
     ) -> None:
         self._redis: Any = redis  # replies are str (decode_responses=True)
         self._keys = keys

@@ -8,6 +8,7 @@ first, and scans only those logs, so most of the 24 h of logs is never read.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import time
@@ -15,10 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from hookagent.keys import Keys
 from hookagent.models import TaskStatus
+from hookagent.store.client import Client, is_cluster, register_script
 from hookagent.store.logs import LogStore
 from hookagent.store.tasks import TaskStore, created_ms
 
@@ -154,14 +154,14 @@ class SearchIndex:
     """Writes the term index at ingest and answers queries."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, *, tasks: TaskStore, logs: LogStore, ttl_seconds: int
+        self, redis: Client, keys: Keys, *, tasks: TaskStore, logs: LogStore, ttl_seconds: int
     ) -> None:
         self._redis: Any = redis
         self._keys = keys
         self._tasks = tasks
         self._logs = logs
         self._ttl = ttl_seconds
-        self._scan_script = redis.register_script(_SCAN)
+        self._scan_script = register_script(redis, _SCAN)
         self._expired_at: dict[str, float] = {}
 
     async def add(self, task_id: str, terms: set[str]) -> None:
@@ -221,17 +221,23 @@ class SearchIndex:
             statuses: list[str | None] = await pipe.execute()
         return [t for t, s in zip(candidates, statuses, strict=True) if s == status.value]
 
+    async def _scan_all(self, task_ids: list[str], args: list[str | int]) -> list[list[Any]]:
+        if is_cluster(self._redis):
+            # A cluster pipeline refuses scripts: one call per task, all at once instead.
+            calls = (self._scan_script(keys=[self._keys.logs(t)], args=args) for t in task_ids)
+            return list(await asyncio.gather(*calls))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                await self._scan_script(keys=[self._keys.logs(task_id)], args=args, client=pipe)
+            # Lua numbers (the seqs) come back as ints, strings as str.
+            replies: list[list[Any]] = await pipe.execute()
+        return replies
+
     async def _scan(self, task_ids: list[str], query: Query, wanted: int) -> list[Hit]:
         plain = [n for n in query.needles if not _ESCAPED.search(n)]
         rest = [n for n in query.needles if _ESCAPED.search(n)]
         needles: list[str | int] = [len(plain), *plain, *rest]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for task_id in task_ids:
-                await self._scan_script(
-                    keys=[self._keys.logs(task_id)], args=[wanted, *needles], client=pipe
-                )
-            # Lua numbers (the seqs) come back as ints, strings as str.
-            replies: list[list[Any]] = await pipe.execute()
+        replies = await self._scan_all(task_ids, [wanted, *needles])
         hits: list[Hit] = []
         for task_id, flat in zip(task_ids, replies, strict=True):
             for i in range(0, min(len(flat), (wanted - len(hits)) * 4), 4):

@@ -17,9 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from hookagent.keys import Keys
+from hookagent.store.client import Client
 
 SESSION_IDLE_S = 12 * 3600
 SESSION_MAX_S = 7 * 24 * 3600
@@ -40,7 +39,7 @@ class SessionStore:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         keys: Keys,
         *,
         idle_seconds: int = SESSION_IDLE_S,

@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from hookagent.keys import Keys
+from hookagent.store.client import Client, register_script
 
 # A task told it waits is told again only after this long (or after it ran).
 WAIT_NOTE_MS = 3600 * 1000
@@ -57,12 +56,12 @@ class SlotAnswer:
 class RepoSlots:
     """Takes, renews and gives back per-repository run slots that lapse after ``ttl_ms``."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, limit: int, ttl_ms: int) -> None:
+    def __init__(self, redis: Client, keys: Keys, *, limit: int, ttl_ms: int) -> None:
         self._redis: Any = redis  # replies are lists of ints; redis-py's stubs vary
         self._keys = keys
         self.limit = limit
         self._ttl_ms = ttl_ms
-        self._slot = redis.register_script(_SLOT)
+        self._slot = register_script(redis, _SLOT)
 
     async def take(self, repo: str, member: str, task_id: str) -> SlotAnswer:
         """A slot for ``member`` (a lease token) unless ``limit`` runs of ``repo`` hold one."""

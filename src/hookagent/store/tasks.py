@@ -6,7 +6,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from hookagent.errors import ConflictError, FencedOut, TaskNotFound, quoted
@@ -23,6 +22,8 @@ from hookagent.models import (
     new_task_id,
     utc_iso,
 )
+from hookagent.store.client import Client, register_script
+from hookagent.store.effects import Effects
 from hookagent.store.queue import JobQueue
 from hookagent.store.refs import Marks
 
@@ -30,22 +31,31 @@ from hookagent.store.refs import Marks
 #   claim - a worker starts an attempt: new lease token, attempt + 1
 #   fence - a worker writes: only while it still holds the lease token
 #   free  - anyone (the API): only the allowed from-statuses are checked; the lease is dropped
-# The task's own keys (hash, history, log) share one slot.
 # Every change is also a log entry of kind ``status`` (a one-line chunk): followers see
 # status changes in order with the output, on the same cursor. ``allowed`` and the new
-# status come from the one transition table (models.TRANSITIONS). A real change (not a
-# reclaimed job restarting its phase) also appends an event to the outbox, KEYS[4], in the
-# same step: no change can be recorded without its notification, and nothing is sent from
-# inside a run. KEYS[5] is the capped board stream (keys.events): one entry per change, so a
-# live board XREADs one stream instead of every task's log. With a sixth key (the job
-# stream) it also queues the job message ARGV[8] (JSON, built by store/queue.py) in the same
-# step, so an approval cannot be recorded without its execution job. The outbox, the board
-# stream and the job stream are other slots: a Redis Cluster deployment must co-locate them
-# with the tasks (as it must for intake).
-_TRANSITION = """
+# status come from the one transition table (models.TRANSITIONS). The script touches only
+# the task's own slot (hash, history, log, effects list). What the change means elsewhere it
+# records as effects in the same atomic step (store/effects.py), applied right after: a real
+# change (not a reclaimed job restarting its phase) adds an outbox event and moves the task
+# between the status indexes; every change adds an entry to the capped board stream
+# (keys.events); and with a job message (ARGV[8], JSON built by store/queue.py) the job is
+# queued. So no change is recorded without its notification, and an approval cannot be
+# recorded without its execution job, on one server or a Redis Cluster alike. Returns the
+# previous status, the attempt and every effect still pending for the task.
+_EFFECT = """
+local function effect(e)
+  e['id'] = ARGV[10] .. ':' .. redis.call('HINCRBY', KEYS[1], 'effect_seq', 1)
+  redis.call('RPUSH', KEYS[EFFECTS], cjson.encode(e))
+end
+"""
+
+_TRANSITION = (
+    _EFFECT.replace("EFFECTS", "4")
+    + """
 local mode, token, new_status, allowed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, reason, ttl, job = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local log_ttl, task_id = tonumber(ARGV[9]), ARGV[10]
+local outbox, board, jobs, by_status, score = ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return redis.error_reply('NOTFOUND') end
 if mode == 'fence' and redis.call('HGET', KEYS[1], 'lease_token') ~= token then
@@ -62,7 +72,7 @@ elseif mode == 'free' then
   redis.call('HDEL', KEYS[1], 'lease_token')
 end
 redis.call('HSET', KEYS[1], 'status', new_status, 'updated_at', now)
-for i = 11, #ARGV, 2 do
+for i = 16, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', KEYS[1], ARGV[i])
   else
@@ -85,46 +95,72 @@ if redis.call('HEXISTS', KEYS[1], 'log_capped') == 0 then
   redis.call('PEXPIRE', KEYS[3], log_ttl)
 end
 if cur ~= new_status then
-  redis.call('XADD', KEYS[4], '*', 'task_id', task_id, 'event', new_status, 'previous', cur,
-    'at', now, 'attempt', attempt, 'reason', reason)
+  effect({x = outbox, f = {'task_id', task_id, 'event', new_status, 'previous', cur,
+    'at', now, 'attempt', tostring(attempt), 'reason', reason}})
+  effect({zrem = {by_status .. cur}, zadd = {by_status .. new_status}, m = task_id, s = score})
 end
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 'task_id', task_id,
-  'status', new_status, 'previous', cur, 'at', now)
-if KEYS[6] then
-  redis.call('XADD', KEYS[6], '*', unpack(cjson.decode(job)))
-end
-return {cur, attempt}
+effect({x = board, max = 1000, f = {'task_id', task_id, 'status', new_status, 'previous', cur,
+  'at', now}})
+if job ~= '' then effect({x = jobs, f = cjson.decode(job)}) end
+redis.call('PEXPIRE', KEYS[4], ttl)
+return {cur, attempt, redis.call('LRANGE', KEYS[4], 0, -1)}
 """
+)
 
-# A new task in one step: its hash, history, both indexes, its first job and its dedupe
-# marks (delivery id, incident ref), and the ``created`` event in the outbox. The marks
-# are compare-and-set against what intake read (ARGV[7], ARGV[8]; '' = absent), so two
-# deliveries racing for one incident create one task, and a stale mark (its task gone) is
-# replaced. Nothing is written unless everything is: a failure anywhere before this call
-# leaves no mark behind, and the sender's retry creates the task. Spans several slots: on
-# a Redis Cluster the intake keys (and the outbox) need one node.
-_CREATE = """
-local task_id, ttl, score, record = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local job, dedupe_ttl = ARGV[5], tonumber(ARGV[6])
-local n, delivery, ref = 7, nil, nil
-if ARGV[9] == '1' then n = n + 1; delivery = KEYS[n] end
-if ARGV[10] == '1' then n = n + 1; ref = KEYS[n] end
-if delivery and (redis.call('GET', delivery) or '') ~= ARGV[7] then return 0 end
-if ref and (redis.call('GET', ref) or '') ~= ARGV[8] then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 11))
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('RPUSH', KEYS[2], record)
-redis.call('PEXPIRE', KEYS[2], ttl)
-redis.call('ZADD', KEYS[3], score, task_id)
-redis.call('ZADD', KEYS[4], score, task_id)
-redis.call('XADD', KEYS[5], '*', unpack(cjson.decode(job)))
-if delivery then redis.call('SET', delivery, task_id, 'PX', dedupe_ttl) end
-if ref then redis.call('SET', ref, task_id, 'PX', ttl) end
-redis.call('XADD', KEYS[6], '*', 'task_id', task_id, 'event', 'created', 'previous', '',
-  'at', redis.call('HGET', KEYS[1], 'created_at') or '', 'attempt', 0, 'reason', '')
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', 1000, '*', 'task_id', task_id, 'status', 'queued')
+# Intake in three steps, none spanning two slots, so that two deliveries racing for one
+# incident create one task and a failure anywhere leaves nothing that blocks the sender's
+# retry:
+#   1. _DRAFT writes the task's hash (with ``intake``: the mark keys it must own) and
+#      history; no job, no index entry, no event yet.
+#   2. Each mark (delivery id, incident ref) is compare-and-set against what intake read
+#      (_MARK). A mark now points at a task that exists, so a racing delivery sees it taken.
+#      Losing one discards the draft (_DISCARD); a mark left pointing at a discarded task is
+#      stale (its task does not exist) and the next delivery replaces it.
+#   3. _SEAL drops ``intake`` and records the effects: both indexes, the planning job, the
+#      ``created`` outbox event and the board entry.
+# The task is unsettled from before step 1: if the process dies, the sweep seals a draft
+# whose marks all point at it, and discards one whose marks do not.
+_DRAFT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'intake', ARGV[3], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[1]))
 return 1
 """
+
+_MARK = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', tonumber(ARGV[3]))
+return 1
+"""
+
+_DISCARD = """
+if redis.call('HEXISTS', KEYS[1], 'intake') == 0 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+"""
+
+# Returns 0 when the draft is gone (discarded); else (sealed now or before) 1 and the
+# effects still pending.
+_SEAL = (
+    _EFFECT.replace("EFFECTS", "2")
+    + """
+if redis.call('HEXISTS', KEYS[1], 'intake') == 0 then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+  return {1, redis.call('LRANGE', KEYS[2], 0, -1)}
+end
+local task_id, ttl, score = ARGV[10], tonumber(ARGV[1]), ARGV[2]
+redis.call('HDEL', KEYS[1], 'intake')
+effect({zadd = {ARGV[3], ARGV[4]}, m = task_id, s = score})
+effect({x = ARGV[5], f = cjson.decode(ARGV[6])})
+effect({x = ARGV[7], f = {'task_id', task_id, 'event', 'created', 'previous', '',
+  'at', redis.call('HGET', KEYS[1], 'created_at') or '', 'attempt', '0', 'reason', ''}})
+effect({x = ARGV[8], max = 1000, f = {'task_id', task_id, 'status', 'queued'}})
+redis.call('PEXPIRE', KEYS[2], ttl)
+return {1, redis.call('LRANGE', KEYS[2], 0, -1)}
+"""
+)
 
 
 _SET_FENCED = """
@@ -163,7 +199,7 @@ class TaskStore:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         keys: Keys,
         *,
         jobs: JobQueue,
@@ -179,13 +215,17 @@ class TaskStore:
         self._ttl_ms = ttl_seconds * 1000
         self._log_ttl_ms = log_ttl_seconds * 1000
         self._dedupe_ttl_ms = dedupe_ttl_seconds * 1000
-        self._transition = redis.register_script(_TRANSITION)
-        self._create = redis.register_script(_CREATE)
-        self._set_fenced = redis.register_script(_SET_FENCED)
-        self._vote = redis.register_script(_VOTE)
+        self.effects = Effects(redis, keys)
+        self._transition = register_script(redis, _TRANSITION)
+        self._draft = register_script(redis, _DRAFT)
+        self._mark = register_script(redis, _MARK)
+        self._discard = register_script(redis, _DISCARD)
+        self._seal = register_script(redis, _SEAL)
+        self._set_fenced = register_script(redis, _SET_FENCED)
+        self._vote = register_script(redis, _VOTE)
 
     async def create(self, new: NewTask, *, task_id: str | None = None) -> Task:
-        """Store a new task in ``queued`` with its indexes and planning job, in one step."""
+        """Store a new task in ``queued`` with its indexes and planning job."""
         task = await self.create_marked(new, Marks(source=new.source), task_id=task_id)
         if task is None:  # no marks to compare, so nothing can have raced it
             raise RuntimeError("task creation without marks was refused")
@@ -194,10 +234,10 @@ class TaskStore:
     async def create_marked(
         self, new: NewTask, marks: Marks, *, task_id: str | None = None
     ) -> Task | None:
-        """Like :meth:`create`, setting the delivery and incident marks in the same step.
+        """Like :meth:`create`, claiming the delivery and incident marks for the task.
 
         Only if the marks still hold what intake read (``marks.seen_*``); None means another
-        delivery got there first, and nothing was written.
+        delivery got there first, and no task was created (see _DRAFT for the steps).
         """
         now = utc_iso()
         task = Task(
@@ -208,35 +248,72 @@ class TaskStore:
             **new.model_dump(),
         )
         k, tid = self._keys, task.task_id
-        keys = [
-            k.task(tid),
-            k.history(tid),
-            k.tasks_by_created(),
-            k.tasks_by_status(task.status),
-            self._jobs.key,
-            k.outbox(),
-            k.events(),
-        ]
+        claims: list[tuple[str, str | None, int]] = []  # mark key, what intake saw, TTL
         if marks.delivery:
-            keys.append(k.delivery(marks.source, marks.delivery))
+            key = k.delivery(marks.source, marks.delivery)
+            claims.append((key, marks.seen_delivery, self._dedupe_ttl_ms))
         if marks.ref:
-            keys.append(k.ref(marks.source, marks.ref))
+            claims.append((k.ref(marks.source, marks.ref), marks.seen_ref, self._ttl_ms))
         record = StatusChange(status=TaskStatus.QUEUED, at=now).model_dump_json(exclude_none=True)
-        args = [
-            tid,
-            self._ttl_ms,
-            created_ms(tid),
-            record,
-            self._jobs.message(tid, Phase.PLAN),
-            self._dedupe_ttl_ms,
-            marks.seen_delivery or "",
-            marks.seen_ref or "",
-            "1" if marks.delivery else "0",
-            "1" if marks.ref else "0",
-            *_flat(task.to_hash()),
-        ]
-        created = await self._create(keys=keys, args=args)
-        return task if created == 1 else None
+        score = await self.effects.begin(tid)
+        intake = json.dumps([key for key, _, _ in claims])
+        drafted = await self._draft(
+            keys=[k.task(tid), k.history(tid)],
+            args=[self._ttl_ms, record, intake, *_flat(task.to_hash())],
+        )
+        if drafted != 1:
+            raise ConflictError(f"task {tid} exists already")
+        for key, seen, ttl_ms in claims:
+            if not await self._mark(keys=[key], args=[seen or "", tid, ttl_ms]):
+                await self._discard(keys=[k.task(tid), k.history(tid)])
+                await self.effects.end(tid, score)
+                return None
+        if not await self._seal_draft(tid, score):
+            await self.effects.end(tid, score)
+            return None
+        return task
+
+    async def settle_stale(self, *, older_than_s: float, limit: int = 100) -> int:
+        """Finish what processes that died mid-change left (run by every worker's heartbeat).
+
+        Applies the effects of tasks unsettled for ``older_than_s``; a draft from an intake
+        that died is sealed if its marks all point at it, else discarded. Returns how many
+        tasks it looked at.
+        """
+        stale = await self.effects.unsettled(int(older_than_s * 1000), limit)
+        for tid, score in stale:
+            intake: str | None = await self._redis.hget(self._keys.task(tid), "intake")
+            if intake is not None:
+                owners = [await self._redis.get(key) for key in json.loads(intake)]
+                if all(owner == tid for owner in owners) and await self._seal_draft(tid, score):
+                    continue
+                await self._discard(keys=[self._keys.task(tid), self._keys.history(tid)])
+                await self.effects.end(tid, score)
+            else:
+                await self.effects.settle(tid, score=score)
+        return len(stale)
+
+    async def _seal_draft(self, tid: str, score: int) -> bool:
+        k = self._keys
+        sealed = await self._seal(
+            keys=[k.task(tid), k.effects(tid)],
+            args=[
+                self._ttl_ms,
+                created_ms(tid),
+                k.tasks_by_created(),
+                k.tasks_by_status(TaskStatus.QUEUED),
+                self._jobs.key,
+                self._jobs.message(tid, Phase.PLAN),
+                k.outbox(),
+                k.events(),
+                "",
+                tid,
+            ],
+        )
+        if sealed == 0:
+            return False
+        await self.effects.settle(tid, sealed[1], score=score)
+        return True
 
     async def get(self, task_id: str) -> Task:
         """The task, or :class:`TaskNotFound`."""
@@ -272,7 +349,7 @@ class TaskStore:
     ) -> TaskStatus:
         """Apply ``action`` (fenced by ``token`` when given); returns the previous status.
 
-        ``enqueue`` queues a job of that phase in the same atomic step.
+        ``enqueue`` records a job of that phase in the same atomic step (queued right after).
         """
         mode = "fence" if token is not None else "free"
         old, _ = await self._run(mode, task_id, token or "", action, reason, fields or {}, enqueue)
@@ -395,23 +472,26 @@ class TaskStore:
             str(self._log_ttl_ms),
             task_id,
         ]
+        args += [
+            k.outbox(),
+            k.events(),
+            self._jobs.key,
+            k.tasks_by_status(""),
+            str(created_ms(task_id)),
+        ]
         for name, value in fields.items():
             args += [name, "" if value is None else str(value)]
-        keys = [k.task(task_id), k.history(task_id), k.logs(task_id), k.outbox(), k.events()]
-        if enqueue:
-            keys.append(self._jobs.key)
+        keys = [k.task(task_id), k.history(task_id), k.logs(task_id), k.effects(task_id)]
+        score = await self.effects.begin(task_id)  # before: a death after the script is found
         try:
-            old, attempt = await self._transition(keys=keys, args=args)
+            old, attempt, pending = await self._transition(keys=keys, args=args)
         except ResponseError as exc:
+            # Nothing recorded; ended unless another change's effects wait (the sweep's then).
+            if not await self._redis.llen(k.effects(task_id)):
+                await self.effects.end(task_id, score)
             raise _translate(task_id, str(exc)) from None
-        old_status = TaskStatus(old)
-        if old_status != rule.to:
-            score = created_ms(task_id)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zrem(k.tasks_by_status(old_status), task_id)
-                pipe.zadd(k.tasks_by_status(rule.to), {task_id: score})
-                await pipe.execute()
-        return old_status, int(attempt)
+        await self.effects.settle(task_id, pending, score=score)
+        return TaskStatus(old), int(attempt)
 
 
 def _translate(task_id: str, reply: str) -> Exception:

@@ -14,9 +14,8 @@ import json
 import secrets
 from typing import Any
 
-from redis.asyncio import Redis
-
 from hookagent.keys import Keys
+from hookagent.store.client import Client
 
 TICKET_TTL_S = 30
 
@@ -24,7 +23,7 @@ TICKET_TTL_S = 30
 class TicketStore:
     """Issue and redeem the tickets that stand in for a token on one stream request."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, ttl_seconds: int = TICKET_TTL_S) -> None:
+    def __init__(self, redis: Client, keys: Keys, *, ttl_seconds: int = TICKET_TTL_S) -> None:
         self._redis: Any = redis
         self._keys = keys
         self.ttl_seconds = ttl_seconds

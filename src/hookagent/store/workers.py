@@ -13,10 +13,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, BusyLoadingError, RedisError, ResponseError
 
 from hookagent.keys import Keys
+from hookagent.store.client import Client, register_script
 
 # One script so the record, its score and the pruning of the dead happen together, stamped
 # with the server's clock (TIME before writes is allowed: scripts replicate their effects).
@@ -58,11 +58,11 @@ class Readiness:
 class WorkerRegistry:
     """Heartbeats of worker loops, and the list of those heard from recently."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, ttl_seconds: int) -> None:
+    def __init__(self, redis: Client, keys: Keys, *, ttl_seconds: int) -> None:
         self._redis: Any = redis
         self._keys = keys
         self.ttl_seconds = ttl_seconds
-        self._beat = redis.register_script(_BEAT)
+        self._beat = register_script(redis, _BEAT)
 
     async def beat(self, info: WorkerInfo) -> float:
         """Write ``info`` as the worker's record, stamped now; returns that Redis time."""

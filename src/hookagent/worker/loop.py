@@ -40,6 +40,9 @@ from hookagent.worker.phases import PhaseRunner
 log = logging.getLogger(__name__)
 
 BACKOFF_MAX_S = 5.0
+# A change whose effects are still pending after this long lost its process: the heartbeat
+# applies them (store/effects.py). Far above a change's normal few milliseconds.
+SETTLE_AFTER_S = 30.0
 # A job handed back for want of a repository slot is offered again after this long, at
 # most: short enough to start soon after a slot frees, long enough not to spin on it.
 DEFER_MAX_MS = 2000
@@ -115,7 +118,15 @@ class Worker:
         """Renew this worker's registry record every ``HOOKAGENT_HEARTBEAT_SECONDS``."""
         while True:
             await self._beat()
+            await self._settle()
             await asyncio.sleep(self._settings.heartbeat_seconds)  # a timer, not a poll
+
+    async def _settle(self) -> None:
+        try:
+            await self._store.tasks.settle_stale(older_than_s=SETTLE_AFTER_S)
+        except Exception:
+            # Housekeeping must not end the heartbeat; the next beat retries.
+            log.exception("worker %s: settling stale task changes failed", self.name)
 
     async def _beat(self) -> None:
         # Serialised, so a beat from the timer cannot land after a newer one from a job's

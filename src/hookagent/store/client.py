@@ -1,0 +1,162 @@
+"""The client type every store takes: one Redis server, or a Redis Cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from typing import Any, TypeAlias
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError, SlotNotCoveredError
+
+Client: TypeAlias = Redis | RedisCluster
+
+
+class BoundedCluster(RedisCluster):
+    """A cluster client that waits for a free connection instead of failing the command.
+
+    redis-py's cluster client raises MaxConnectionsError when a node's pool is exhausted:
+    here at most ``in_flight`` commands run at once, below the pools' size, and the rest
+    wait, as with a single server's BlockingConnectionPool. And it learns the slots before
+    any command goes out: a burst of commands on a client that has not (seen: 300
+    concurrent EVALs on a fresh client) ran a few of them twice.
+    """
+
+    def __init__(self, *args: Any, in_flight: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_flight = asyncio.Semaphore(in_flight)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        """Run one command once a slot of the ``in_flight`` bound is free."""
+        if self._initialize:  # first use, or the slots changed (a failover): learn them first
+            await self.initialize()
+        async with self._in_flight:
+            return await super().execute_command(*args, **kwargs)
+
+
+class _NodeClient:
+    """A one-connection client to the node serving a stream's slot, for one blocking loop.
+
+    Like a single server's ``client()``: its connection can be closed to end a BLOCK at
+    once. After an error (MOVED once a failover moved the slot, or the node gone) the cluster
+    client is asked about the key, which makes it learn the slot's new owner; the loop's
+    retry then connects there.
+    """
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        self._cluster = cluster
+        self._plain: Redis | None = None
+        self._node = ""
+
+    @property
+    def connection(self) -> Any:
+        """The connection a BLOCK is waiting on, if any."""
+        return self._plain.connection if self._plain is not None else None
+
+    def get_connection_kwargs(self) -> dict[str, Any]:
+        """The cluster's connection options (its socket timeout bounds a BLOCK)."""
+        return self._cluster.get_connection_kwargs()
+
+    async def xread(self, streams: dict[Any, Any], **kwargs: Any) -> Any:
+        """XREAD on the node that holds the (one) stream's slot."""
+        key = next(iter(streams))
+        await self._cluster.initialize()  # learns the slots once (a no-op after that)
+        node = self._cluster.get_node_from_key(key)
+        if node is None:
+            raise SlotNotCoveredError(f"no node serves the slot of {key}")
+        if self._plain is None or node.name != self._node:
+            await self.aclose()
+            options = self._cluster.get_connection_kwargs()
+            self._plain = Redis(
+                host=node.host,
+                port=int(node.port),
+                username=options.get("username"),
+                password=options.get("password"),
+                socket_timeout=options.get("socket_timeout"),
+                decode_responses=True,
+                single_connection_client=True,
+            )
+            self._node = node.name
+        try:
+            return await self._plain.xread(streams, **kwargs)
+        except RedisError:
+            with contextlib.suppress(RedisError):
+                await self._cluster.exists(key)  # follows MOVED: the slot map is current again
+            self._node = ""
+            raise
+
+    async def aclose(self) -> None:
+        """Close the node connection (the cluster client belongs to whoever passed it in)."""
+        plain, self._plain = self._plain, None
+        if plain is not None:
+            await plain.aclose()
+
+
+class _EvalScript:
+    """A Lua script a cluster client sends whole each time (EVAL, never EVALSHA)."""
+
+    def __init__(self, cluster: RedisCluster, text: str) -> None:
+        self._cluster = cluster
+        self._text = text
+
+    async def __call__(self, keys: list[Any] | None = None, args: list[Any] | None = None) -> Any:
+        """Run the script on the node of ``keys``' slot."""
+        keys = keys or []
+        return await self._cluster.eval(self._text, len(keys), *keys, *(args or []))
+
+
+def register_script(client: Client, text: str) -> Any:
+    """A callable Lua script (``await script(keys=[...], args=[...])``) for ``client``.
+
+    A single server gets EVALSHA with a reload on NOSCRIPT. A cluster gets EVAL: a node
+    promoted by a failover has no scripts cached, and redis-py's cluster client, when many
+    calls hit NOSCRIPT at once, loses connections mid-command and may run a script twice.
+    """
+    if isinstance(client, RedisCluster):
+        return _EvalScript(client, text)
+    return client.register_script(text)
+
+
+@contextlib.asynccontextmanager
+async def subscriber(client: Client) -> AsyncIterator[PubSub]:
+    """A classic Pub/Sub connection, closed on the way out.
+
+    On a cluster: a plain connection to a node the client knows, picked at random. A
+    PUBLISH reaches every node of the cluster, and redis-py's ClusterPubSub, when its node
+    is demoted by a failover, breaks in a way a retry cannot recover (seen in the tests).
+    """
+    if not isinstance(client, RedisCluster):
+        async with client.pubsub() as pubsub:
+            yield pubsub
+        return
+    node = random.choice(client.get_nodes())
+    options = client.get_connection_kwargs()
+    plain = Redis(
+        host=node.host,
+        port=int(node.port),
+        username=options.get("username"),
+        password=options.get("password"),
+        socket_timeout=options.get("socket_timeout"),
+        decode_responses=True,
+    )
+    try:
+        async with plain.pubsub() as pubsub:
+            yield pubsub
+    finally:
+        await plain.aclose()
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` speaks to a Redis Cluster."""
+    return isinstance(client, RedisCluster)
+
+
+def dedicated(client: Client) -> Any:
+    """A client for one blocking loop: one connection, to the server or the stream's node."""
+    if isinstance(client, RedisCluster):
+        return _NodeClient(client)
+    return client.client()

@@ -1,0 +1,146 @@
+"""Effects: a task script's writes to other slots, recorded on the task's slot, applied after.
+
+A Lua script may only touch keys of one Redis Cluster slot, and a task's keys share the
+task's hash tag. So the task scripts (store/tasks.py) do not write the job stream, the
+outbox, the board stream or the status indexes themselves: in the same atomic step as the
+status change they append *effects* to the task's own list (``keys.effects``), and the store
+applies them right after, in order, then drops them. The change and its consequences are
+recorded together; applying them is at-least-once, made exactly-once per target: each effect
+has an id (task id + a counter in the task hash), and one script on the target stream's slot
+adds the entry only if that id is not yet in the stream's ``applied`` set. Index moves are
+ZADD/ZREM, idempotent as they are.
+
+A process that dies between the script and the end of ``settle`` leaves effects behind. The
+task is entered in ``keys.unsettled`` *before* its script runs and removed after its effects
+are applied (only if no later change re-entered it), so a sweep (``TaskStore.settle_stale``,
+run by every worker) finds such a task and applies what is left. One code path for a single
+server and a cluster: the test suite exercises it on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from hookagent.keys import Keys
+from hookagent.store.client import Client, register_script
+
+# How long an applied effect id is remembered: far beyond any sweep interval, so a re-applied
+# effect is always recognised.
+APPLIED_WINDOW_MS = 24 * 3600 * 1000
+
+# Adds one stream entry unless its effect id was applied already; both keys on one slot.
+# ARGV: effect id, now (ms), window (ms), MAXLEN (0: uncapped), then the entry's fields.
+_APPLY = """
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+local now, window, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if cap > 0 then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', cap, '*', unpack(ARGV, 5))
+else
+  redis.call('XADD', KEYS[1], '*', unpack(ARGV, 5))
+end
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[2], window)
+return 1
+"""
+
+# Leaves the task unsettled if a later change entered it again (a newer score).
+_END = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) <= tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0
+"""
+
+
+async def _done() -> None:
+    return None
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds (the unsettled set's score; sweeps allow generous skew)."""
+    return int(time.time() * 1000)
+
+
+class Effects:
+    """Applies the effects the task scripts record, and tracks tasks that may have some left."""
+
+    def __init__(self, redis: Client, keys: Keys) -> None:
+        self._redis: Any = redis
+        self._keys = keys
+        self._apply = register_script(redis, _APPLY)
+        self._end = register_script(redis, _END)
+
+    async def begin(self, task_id: str) -> int:
+        """Enter the task as unsettled before a script records effects; returns the score."""
+        score = now_ms()
+        await self._redis.zadd(self._keys.unsettled(), {task_id: score})
+        return score
+
+    async def end(self, task_id: str, score: int) -> None:
+        """Leave the unsettled set, unless a change after ``score`` entered the task again."""
+        await self._end(keys=[self._keys.unsettled()], args=[task_id, score])
+
+    async def settle(
+        self, task_id: str, pending: list[str] | None = None, *, score: int | None = None
+    ) -> None:
+        """Apply the task's recorded effects (``pending``: the list, if just read).
+
+        In order per target, the targets side by side (one round trip for them all). With
+        ``score``, the task then leaves the unsettled set (see :meth:`end`).
+        """
+        key = self._keys.effects(task_id)
+        if pending is None:
+            pending = await self._redis.lrange(key, 0, -1)
+        by_target: dict[str, list[dict[str, Any]]] = {}
+        for raw in pending:
+            effect = json.loads(raw)
+            by_target.setdefault(effect.get("x", "indexes"), []).append(effect)
+        await asyncio.gather(*(self._apply_in_order(group) for group in by_target.values()))
+        # Both at once: an effect left in the list once applied is skipped if met again.
+        await asyncio.gather(
+            self._forget(key, pending), self.end(task_id, score) if score is not None else _done()
+        )
+
+    async def _forget(self, key: str, applied: list[str]) -> None:
+        if not applied:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for raw in applied:
+                pipe.lrem(key, 1, raw)  # by value: a concurrent settle may have taken it
+            await pipe.execute()
+
+    async def _apply_in_order(self, effects: list[dict[str, Any]]) -> None:
+        for effect in effects:
+            await self._apply_one(effect)
+
+    async def unsettled(self, older_than_ms: int, limit: int) -> list[tuple[str, int]]:
+        """Tasks entered before ``older_than_ms`` ago and not settled since, with their score."""
+        rows = await self._redis.zrangebyscore(
+            self._keys.unsettled(), "-inf", now_ms() - older_than_ms, 0, limit, withscores=True
+        )
+        return [(task_id, int(score)) for task_id, score in rows]
+
+    async def _apply_one(self, effect: dict[str, Any]) -> None:
+        if "x" in effect:
+            stream: str = effect["x"]
+            await self._apply(
+                keys=[stream, self._keys.applied(stream)],
+                args=[
+                    effect["id"],
+                    now_ms(),
+                    APPLIED_WINDOW_MS,
+                    effect.get("max", 0),
+                    *effect["f"],
+                ],
+            )
+            return
+        member, score = effect["m"], float(effect["s"])
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for index in effect.get("zrem", []):
+                pipe.zrem(index, member)
+            for index in effect.get("zadd", []):
+                pipe.zadd(index, {member: score})
+            await pipe.execute()

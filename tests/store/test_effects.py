@@ -1,0 +1,166 @@
+"""Effects: a task change's writes to other slots, applied once even when a process dies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from hookagent.errors import ConflictError
+from hookagent.models import Action, NewTask, Phase, Task, TaskStatus, new_task_id, utc_iso
+from hookagent.store import Marks, Store
+from tests.helpers import move_to
+
+pytestmark = pytest.mark.store
+
+
+def new_task(title: str = "KeyError in checkout") -> NewTask:
+    return NewTask(source="sentry", repository="acme/payments-api", title=title, prompt="ctx")
+
+
+def redis(store: Store) -> Any:
+    """The store's client, either kind (replies are str)."""
+    return store.redis
+
+
+async def lengths(store: Store) -> tuple[int, int, int]:
+    """Entries in the job stream, the outbox and the board stream."""
+    k, r = store.keys, redis(store)
+    return (
+        await r.xlen(store.jobs.key),
+        await r.xlen(k.outbox()),
+        await r.xlen(k.events()),
+    )
+
+
+async def record_only(store: Store, task_id: str, enqueue: Phase) -> None:
+    """The first half of an approval: its script ran, then its process died (nothing applied)."""
+    k = store.keys
+    await store.tasks.effects.begin(task_id)
+    args = [
+        "free",
+        "",
+        TaskStatus.APPROVED.value,
+        TaskStatus.PENDING_APPROVAL.value,
+        "2026-01-01T00:00:00Z",
+        "",
+        "60000",
+        store.jobs.message(task_id, enqueue),
+        "60000",
+        task_id,
+        k.outbox(),
+        k.events(),
+        store.jobs.key,
+        k.tasks_by_status(""),
+        "0",
+    ]
+    keys = [k.task(task_id), k.history(task_id), k.logs(task_id), k.effects(task_id)]
+    await store.tasks._transition(keys=keys, args=args)
+
+
+async def test_a_change_applies_its_effects_and_leaves_nothing_pending(store: Store) -> None:
+    task = await store.tasks.create(new_task())
+    assert await lengths(store) == (1, 1, 1)  # planning job, created event, board entry
+    await move_to(store, task.task_id, TaskStatus.PENDING_APPROVAL)
+    jobs, outbox, board = await lengths(store)
+    await store.tasks.advance(task.task_id, Action.APPROVE, enqueue=Phase.EXECUTE)
+    assert await lengths(store) == (jobs + 1, outbox + 1, board + 1)
+    [(_, last)] = await redis(store).xrevrange(store.keys.outbox(), count=1)
+    assert (last["event"], last["previous"]) == ("approved", "pending_approval")
+    assert await redis(store).llen(store.keys.effects(task.task_id)) == 0
+    assert await redis(store).zcard(store.keys.unsettled()) == 0
+    approved = await store.tasks.list(status=TaskStatus.APPROVED, limit=10)
+    assert [t.task_id for t in approved] == [task.task_id]
+    assert await store.tasks.list(status=TaskStatus.PENDING_APPROVAL, limit=10) == []
+    with pytest.raises(ConflictError):  # a refused change records nothing, leaves nothing
+        await store.tasks.advance(task.task_id, Action.APPROVE, enqueue=Phase.EXECUTE)
+    assert await redis(store).zcard(store.keys.unsettled()) == 0
+
+
+async def test_the_sweep_applies_what_a_dead_process_left_exactly_once(store: Store) -> None:
+    task = await store.tasks.create(new_task())
+    await move_to(store, task.task_id, TaskStatus.PENDING_APPROVAL)
+    before = await lengths(store)
+    await record_only(store, task.task_id, Phase.EXECUTE)
+    # The status changed with its effects recorded, but nothing reached the other keys yet.
+    assert (await store.tasks.get(task.task_id)).status is TaskStatus.APPROVED
+    assert await lengths(store) == before
+    pending = await redis(store).lrange(store.keys.effects(task.task_id), 0, -1)
+    assert len(pending) == 4  # outbox event, index move, board entry, execute job
+    # A young change is some live process's to finish: the sweep leaves it alone.
+    await store.tasks.settle_stale(older_than_s=30)
+    assert await lengths(store) == before
+    assert await store.tasks.settle_stale(older_than_s=0) == 1
+    assert await lengths(store) == (before[0] + 1, before[1] + 1, before[2] + 1)
+    assert await redis(store).zcard(store.keys.unsettled()) == 0
+    # Applying the same effects again (the dead process's twin waking up) adds nothing.
+    await asyncio.gather(*(store.tasks.effects.settle(task.task_id, pending) for _ in range(3)))
+    assert await lengths(store) == (before[0] + 1, before[1] + 1, before[2] + 1)
+
+
+async def test_concurrent_settles_apply_each_effect_once(store: Store) -> None:
+    task = await store.tasks.create(new_task())
+    await move_to(store, task.task_id, TaskStatus.PENDING_APPROVAL)
+    before = await lengths(store)
+    await record_only(store, task.task_id, Phase.EXECUTE)
+    pending = await redis(store).lrange(store.keys.effects(task.task_id), 0, -1)
+    await asyncio.gather(*(store.tasks.effects.settle(task.task_id, pending) for _ in range(5)))
+    assert await lengths(store) == (before[0] + 1, before[1] + 1, before[2] + 1)
+
+
+async def draft_only(store: Store, ref: str, *, claim: bool) -> str:
+    """An intake that wrote its draft (and maybe claimed its ref), then died before the seal."""
+    k, tasks = store.keys, store.tasks
+    now = utc_iso()
+    task = Task(
+        task_id=new_task_id(),
+        status=TaskStatus.QUEUED,
+        created_at=now,
+        updated_at=now,
+        **new_task().model_dump(),
+    )
+    tid, ref_key = task.task_id, k.ref("sentry", ref)
+    await tasks.effects.begin(tid)
+    flat = [part for pair in task.to_hash().items() for part in pair]
+    record = json.dumps({"status": "queued", "at": now})
+    await tasks._draft(
+        keys=[k.task(tid), k.history(tid)], args=[60000, record, json.dumps([ref_key]), *flat]
+    )
+    if claim:
+        assert await tasks._mark(keys=[ref_key], args=["", tid, 60000]) == 1
+    return tid
+
+
+async def test_a_dead_intakes_draft_is_sealed_when_its_marks_point_at_it(store: Store) -> None:
+    tid = await draft_only(store, "ISSUE-2", claim=True)
+    # Marked but unsealed: a racing delivery sees the incident taken (the task exists) ...
+    assert (await store.tasks.get(tid)).status is TaskStatus.QUEUED
+    assert await lengths(store) == (0, 0, 0)
+    # ... and the sweep finishes the creation: job, event, indexes.
+    await store.tasks.settle_stale(older_than_s=0)
+    assert await lengths(store) == (1, 1, 1)
+    assert [t.task_id for t in await store.tasks.list(status=None, limit=10)] == [tid]
+    assert await redis(store).hget(store.keys.task(tid), "intake") is None
+
+
+async def test_a_dead_intakes_draft_is_discarded_when_its_marks_do_not(store: Store) -> None:
+    winner = await store.tasks.create_marked(new_task(), Marks("sentry", None, "ISSUE-9"))
+    tid = await draft_only(store, "ISSUE-9", claim=False)
+    await store.tasks.settle_stale(older_than_s=0)
+    assert winner is not None and await redis(store).exists(store.keys.task(tid)) == 0
+    assert await redis(store).get(store.keys.ref("sentry", "ISSUE-9")) == winner.task_id
+    assert (await lengths(store))[0] == 1  # the winner's job only
+
+
+async def test_racing_deliveries_for_one_incident_create_one_task(store: Store) -> None:
+    marks = [Marks("sentry", f"d-{i}", "ISSUE-7") for i in range(8)]
+    results = await asyncio.gather(*(store.tasks.create_marked(new_task(), m) for m in marks))
+    made = [t for t in results if t is not None]
+    assert len(made) == 1
+    assert await redis(store).get(store.keys.ref("sentry", "ISSUE-7")) == made[0].task_id
+    assert [t.task_id for t in await store.tasks.list(status=None, limit=50)] == [made[0].task_id]
+    assert (await lengths(store))[0] == 1  # one planning job
+    # The losers' drafts are gone; their delivery marks point at nothing (stale, replaced).
+    assert await redis(store).zcard(store.keys.unsettled()) == 0
