@@ -268,7 +268,7 @@ class Settings(BaseSettings):
         return frozenset(r.strip().lower() for r in self.allowed_repos.split(",") if r.strip())
 
     def approvers(self, source: str) -> frozenset[str]:
-        """Who may approve from ``source`` (logins, Jira ids or names, Linear ids or e-mails…)."""
+        """Who may approve from ``source`` (logins, Jira or Linear ids or e-mails; no names)."""
         raw = {
             "github": self.github_approvers,
             "gitlab": self.gitlab_approvers,

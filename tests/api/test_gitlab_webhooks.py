@@ -103,7 +103,9 @@ async def test_replayed_event_uuid_is_a_duplicate_no_op(
 
 async def test_non_approver_is_403_and_logged(http: httpx.AsyncClient, store: Store) -> None:
     task_id = await pending(http, store)
-    refused = await deliver(http, "Note Hook", note("@hookagent approve", username="mallory"), "n")
+    spoof = note("@hookagent approve", username="mallory")
+    spoof["user"]["name"] = "lee-lead"  # a display name anyone can pick counts for nothing
+    refused = await deliver(http, "Note Hook", spoof, "n")
     assert refused.status_code == 403, refused.text
     assert (await store.tasks.get(task_id)).status is TaskStatus.PENDING_APPROVAL
     assert (

@@ -44,7 +44,7 @@ async def client(settings: Settings, redis: Redis) -> AsyncIterator[httpx.AsyncC
         update={
             "default_repo": REPO,
             "github_approvers": "lee-lead",
-            "jira_approvers": "Lee Lead",
+            "jira_approvers": "5b10ac8d82e05b22cc7d4ef6",
             "gitlab_approvers": "lee-lead",
             "linear_approvers": "3b3b3b3b-0000-4000-8000-000000000033",
         }

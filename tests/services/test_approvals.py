@@ -56,7 +56,7 @@ async def test_two_distinct_approvers_are_needed(store: Store, policed: Settings
     assert (second.status, second.previous) == (TaskStatus.APPROVED, TaskStatus.PENDING_APPROVAL)
     task = await store.tasks.get(tid)
     assert task.approver == "kim, lee"
-    assert await store.tasks.approvers(tid) == ["kim", "lee"]
+    assert await store.tasks.approvers(tid) == ["kim\tkim", "lee\tlee"]
     assert await system_lines(store, tid) == [
         "[system] approved by lee (1 of 2): looks right",
         "[system] approval already counted by lee (1 of 2)",
@@ -74,9 +74,20 @@ async def test_votes_count_per_voter_whatever_name_they_carry(
     await life.approve(tid, actor="Lee Lead (linear)", voter="linear:u-1")
     again = await life.approve(tid, actor="Lee L. (linear)", voter="linear:u-1")
     assert again.status is TaskStatus.PENDING_APPROVAL
-    assert await store.tasks.approvers(tid) == ["linear:u-1"]
+    # Both names are kept beside the one voter; the count is of voters.
+    assert await store.tasks.approvers(tid) == [
+        "linear:u-1\tLee L. (linear)",
+        "linear:u-1\tLee Lead (linear)",
+    ]
     lines = await system_lines(store, tid)
     assert lines[-1] == "[system] approval already counted by Lee L. (linear) (1 of 2)"
+    done = await life.approve(tid, actor="kim (github)", voter="github:kim")
+    assert done.status is TaskStatus.APPROVED
+    # People's names, once per voter, not the ids votes are counted under.
+    assert (await store.tasks.get(tid)).approver == "kim (github), Lee L. (linear)"
+    assert (await system_lines(store, tid))[-1] == (
+        "[system] status approved: approved by kim (github) (2 of 2)"
+    )
 
 
 async def test_a_vote_on_a_task_not_waiting_is_refused(store: Store, policed: Settings) -> None:

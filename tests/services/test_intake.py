@@ -28,7 +28,10 @@ JIRA_APPROVED = json.loads(FIXTURES.joinpath("jira-issue-updated.json").read_tex
 ALERT = json.loads(FIXTURES.joinpath("sentry-event-alert.json").read_text())
 SECRET = "gh-webhook-s3cret"
 JIRA_SECRET = "jira-webhook-s3cret"
-APPROVERS = {"github_approvers": "lee-lead", "jira_approvers": "5b10ac8d82e05b22cc7d4ef6"}
+APPROVERS = {
+    "github_approvers": "lee-lead",
+    "jira_approvers": "5b10ac8d82e05b22cc7d4ef6, lee.dc",
+}
 JSON = {"content-type": "application/json"}
 
 
@@ -293,6 +296,52 @@ async def test_signed_jira_transition_approves(http: httpx.AsyncClient, store: S
     tid = (await jira(http, JIRA_CREATED, "j-s0")).json()["task_id"]
     await move_to(store, tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "the plan"})
     response = await jira(http, JIRA_APPROVED, "j-s1")
+    assert response.status_code == 200, response.text
+    assert (await store.tasks.get(tid)).status is TaskStatus.APPROVED
+
+
+def jira_comment(body: str, author: dict[str, str]) -> dict[str, Any]:
+    """The fixture Jira comment with another ``body`` and ``author``."""
+    return {**JIRA_COMMENT, "comment": {**JIRA_COMMENT["comment"], "body": body, "author": author}}
+
+
+async def test_a_jira_display_name_like_an_approver_is_refused(
+    http: httpx.AsyncClient, store: Store
+) -> None:
+    """The approver list names account ids: a display name set to one approves nothing."""
+    tid = (await jira(http, JIRA_CREATED, "j-d0")).json()["task_id"]
+    await move_to(store, tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "the plan"})
+    spoof = {"accountId": "557058:mallory", "displayName": "5b10ac8d82e05b22cc7d4ef6"}
+    response = await jira(http, jira_comment("@hookagent approve", spoof), "j-d1")
+    assert response.status_code == 403 and response.json()["error"] == "not_an_approver"
+    assert (await store.tasks.get(tid)).status is TaskStatus.PENDING_APPROVAL
+    entries, _ = await store.logs.read(tid, offset=0, limit=-1)
+    assert entries[-1].message == (
+        "[system] approve from jira by 5b10ac8d82e05b22cc7d4ef6 refused: "
+        "not in HOOKAGENT_JIRA_APPROVERS"
+    )
+
+
+async def test_a_jira_approver_by_account_id_approves(
+    http: httpx.AsyncClient, store: Store
+) -> None:
+    tid = (await jira(http, JIRA_CREATED, "j-a0")).json()["task_id"]
+    await move_to(store, tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "the plan"})
+    lee = {"accountId": "5b10ac8d82e05b22cc7d4ef6", "displayName": "Someone Else"}
+    response = await jira(http, jira_comment("@hookagent approve go", lee), "j-a1")
+    assert response.status_code == 200, response.text
+    task = await store.tasks.get(tid)
+    assert (task.status, task.approver) == (TaskStatus.APPROVED, "Someone Else (jira)")
+
+
+async def test_a_jira_data_center_approver_by_username_approves(
+    http: httpx.AsyncClient, store: Store
+) -> None:
+    """Data Center sends no account id: its unique username is what the list names."""
+    tid = (await jira(http, JIRA_CREATED, "j-n0")).json()["task_id"]
+    await move_to(store, tid, TaskStatus.PENDING_APPROVAL, fields={"plan": "the plan"})
+    lee = {"name": "lee.dc", "key": "JIRAUSER10100", "displayName": "Lee Lead"}
+    response = await jira(http, jira_comment("@hookagent approve", lee), "j-n1")
     assert response.status_code == 200, response.text
     assert (await store.tasks.get(tid)).status is TaskStatus.APPROVED
 

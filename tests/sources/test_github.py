@@ -45,6 +45,15 @@ def test_comment_command() -> None:
     )
 
 
+def test_only_the_login_names_the_commenter() -> None:
+    """A profile ``name`` is free text: the approver check sees the login alone."""
+    payload = fixture("github-issue-comment.json")
+    payload["comment"]["user"] = {"login": "Mallory", "name": "lee-lead", "type": "User"}
+    command = parse_github(payload, event="issue_comment", label="x")
+    assert isinstance(command, Command)
+    assert (command.actor_names, command.voter) == (("Mallory",), "github:mallory")
+
+
 def test_comment_without_mention_or_with_unknown_word() -> None:
     payload = fixture("github-issue-comment.json")
     payload["comment"]["body"] = "nice work"

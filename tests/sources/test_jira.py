@@ -85,9 +85,41 @@ def test_comment_is_a_command() -> None:
         "also cover coupons with a zero rate",
     )
     assert command.actor == "Lee Lead"
-    assert command.actor_names == ("5b10ac8d82e05b22cc7d4ef6", "Lee Lead")
+    # Cloud hides this author's e-mail: the account id is all an approver list can name.
+    assert command.actor_names == ("5b10ac8d82e05b22cc7d4ef6",)
     # Votes count per account: a display name can change between two comments.
     assert command.voter == "jira:5b10ac8d82e05b22cc7d4ef6"
+
+
+def comment_by(author: dict[str, str]) -> Command:
+    """The fixture comment, written by ``author`` (a ``comment.author`` object)."""
+    payload = json.loads((FIXTURES / "jira-comment-created.json").read_text())
+    payload["comment"]["author"] = author
+    command = parse_jira(payload, default_repo=None)
+    assert isinstance(command, Command)
+    return command
+
+
+def test_a_display_name_is_never_an_approver_name() -> None:
+    """Anyone may set their display name to an approver's name, or to their account id."""
+    command = comment_by({"accountId": "557058:mallory", "displayName": "5b10ac8d82e05b22cc7d4ef6"})
+    assert command.actor_names == ("557058:mallory",)
+    assert command.actor == "5b10ac8d82e05b22cc7d4ef6"  # still how logs name them
+    assert command.voter == "jira:557058:mallory"
+    assert comment_by({"displayName": "Lee Lead"}).actor_names == ()
+
+
+def test_cloud_email_and_data_center_usernames_are_approver_names() -> None:
+    cloud = comment_by(
+        {"accountId": "5b10", "emailAddress": "lee@acme.test", "displayName": "Lee Lead"}
+    )
+    assert cloud.actor_names == ("5b10", "lee@acme.test")
+    # Data Center: the username and the user key, but not the e-mail (editable, not unique).
+    server = comment_by(
+        {"name": "lee", "key": "JIRAUSER10100", "emailAddress": "x@acme.test", "displayName": "L"}
+    )
+    assert server.actor_names == ("lee", "JIRAUSER10100")
+    assert (server.actor, server.voter) == ("L", "jira:JIRAUSER10100")
 
 
 def test_transition_to_approved_is_an_approval() -> None:
@@ -95,6 +127,7 @@ def test_transition_to_approved_is_an_approval() -> None:
     command = parse_jira(payload, default_repo=None)
     assert isinstance(command, Command) and command.verb is Verb.APPROVE
     assert command.text == "moved to Approved"
+    assert (command.actor, command.actor_names) == ("Lee Lead", ("5b10ac8d82e05b22cc7d4ef6",))
 
 
 def test_comments_follow_the_description_and_labels_are_kept() -> None:

@@ -58,22 +58,25 @@ class Lifecycle:
         approver's vote is recorded, and only the vote that reaches N approves: the others
         are logged (``approved by lee (1 of 2)``) and leave the task waiting. Votes are
         counted under ``voter`` (an identity the person cannot rename, ``linear:<user id>``),
-        else under ``actor``.
+        else under ``actor``; the task's ``approver`` names each voter once, as ``actor``.
         """
         task = await self._store.tasks.get(task_id)
         await self._refuse_expired(task)
         fields = {"approver": actor, "approval_comment": comment, "phase": Phase.EXECUTE}
         needed = self._policies.effective(task.repository).approvals
         if needed > 1:
-            who = one_line(voter or actor, ACTOR_MAX)
-            new, approvers = await self._store.tasks.vote(task_id, who)
-            tally = f"{len(approvers)} of {needed}"
-            if len(approvers) < needed:
+            who, name = one_line(voter or actor, ACTOR_MAX), one_line(actor, ACTOR_MAX)
+            added, ballots = await self._store.tasks.vote(task_id, _ballot(who, name))
+            names = _voter_names(ballots, who, name)
+            tally = f"{len(names)} of {needed}"
+            if len(names) < needed:
+                # Not new when this voter's ballot under another name is already in.
+                new = added and [_voter_of(b) for b in ballots].count(who) == 1
                 what = "approved" if new else "approval already counted"
                 await self.say(task_id, _said(what, actor, comment, note=tally))
                 status = TaskStatus.PENDING_APPROVAL
                 return ActionResult(task_id=task_id, status=status, previous=status)
-            fields["approver"] = ", ".join(approvers)
+            fields["approver"] = ", ".join(names.values())
             text = _said("approved", actor, comment, note=tally)
         else:
             text = _said("approved", actor, comment)
@@ -143,6 +146,32 @@ class Lifecycle:
         text = one_line(self._redactor.redact(text))
         line = NewLine(utc_iso(), LogStream.SYSTEM.value, f"[system] {text}")
         await self._store.logs.append(task_id, [line])
+
+
+def _ballot(voter: str, name: str) -> str:
+    """A vote as stored: the voter, a tab, the name; counted per voter, shown by name.
+
+    Both parts went through :func:`one_line`, which escapes tabs, so the first tab splits them.
+    """
+    return f"{voter}\t{name}"
+
+
+def _voter_of(stored: str) -> str:
+    """Who cast a stored :func:`_ballot` (the whole entry when it holds no name)."""
+    return stored.split("\t", 1)[0]
+
+
+def _voter_names(ballots: list[str], voter: str, name: str) -> dict[str, str]:
+    """One name per distinct voter (by voter): ``voter`` as ``name``, the others as they voted.
+
+    A voter renamed between two votes has two ballots; the first in sort order names them.
+    """
+    names: dict[str, str] = {}
+    for stored in sorted(ballots):
+        who, _, said = stored.partition("\t")
+        names.setdefault(who, said or who)
+    names[voter] = name
+    return names
 
 
 def _said(

@@ -124,17 +124,31 @@ def _command(body: dict[str, Any], verb: Verb, rest: str, person: dict[str, Any]
         raise PayloadError("Jira payload has no issue key")
     account = text(person.get("accountId"))
     display = text(person.get("displayName"))
-    names = tuple(n for n in (account, display) if n)
     return Command(
         source="jira",
         ref=key,
         verb=verb,
         text=rest,
-        actor=display or account or "unknown",
-        actor_names=names,
-        # A display name can change between two votes; the account id cannot.
-        actor_id=account or display.lower() or "unknown",
+        actor=display or account or text(person.get("name")) or "unknown",
+        actor_names=approver_names(person),
+        # A display name can change between two votes; the account id (or user key) cannot.
+        actor_id=account or text(person.get("key")) or text(person.get("name")) or "unknown",
     )
+
+
+def approver_names(person: dict[str, Any]) -> tuple[str, ...]:
+    """What ``HOOKAGENT_JIRA_APPROVERS`` may name of a Jira user: never the display name.
+
+    Anyone can set their ``displayName`` to an approver's. Jira Cloud sends the
+    ``accountId`` and, unless the profile hides it, the Atlassian account's
+    ``emailAddress``. Jira Data Center sends the username (``name``) and the user key
+    (``key``), both unique; its ``emailAddress`` is not (a user may edit it, and Jira does
+    not enforce uniqueness), so an address counts only beside an ``accountId``.
+    """
+    account = text(person.get("accountId"))
+    email = text(person.get("emailAddress")) if account else ""
+    found = (account, email, text(person.get("name")), text(person.get("key")))
+    return tuple(dict.fromkeys(n for n in found if n))
 
 
 def find_repo(description: str) -> str | None:
