@@ -164,3 +164,20 @@ async def test_racing_deliveries_for_one_incident_create_one_task(store: Store) 
     assert (await lengths(store))[0] == 1  # one planning job
     # The losers' drafts are gone; their delivery marks point at nothing (stale, replaced).
     assert await redis(store).zcard(store.keys.unsettled()) == 0
+
+
+async def test_one_change_ending_never_drops_anothers_entry(store: Store) -> None:
+    """A change that ends after another entered the task leaves the task unsettled.
+
+    Even in one millisecond (or with clocks that disagree): the other change's effects may
+    still be unapplied, and the unsettled set is the only way the sweep finds them.
+    """
+    task = await store.tasks.create(new_task())
+    effects = store.tasks.effects
+    first = await effects.begin(task.task_id)
+    second = await effects.begin(task.task_id)
+    assert first != second
+    await effects.end(task.task_id, first)
+    assert await redis(store).zscore(store.keys.unsettled(), task.task_id) == second
+    await effects.end(task.task_id, second)
+    assert await redis(store).zscore(store.keys.unsettled(), task.task_id) is None

@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 import re
 import time
+from typing import Any
 
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from hookagent.models import LogStream, NewTask, TaskStatus
 from hookagent.settings import Settings
@@ -142,8 +144,15 @@ def test_terms_of_a_batch_are_the_terms_of_its_lines(batch: list[str]) -> None:
     assert terms_of(batch) == {w.lower() for w in runs if w.isascii() and 3 <= len(w) <= 40}
 
 
-async def sadd_calls(redis: Redis) -> int:
-    return int((await redis.info("commandstats")).get("cmdstat_sadd", {}).get("calls", 0))
+async def sadd_calls(redis: Redis, key: str) -> int:
+    """SADDs the server holding ``key`` has run (on a cluster: the node serving its slot)."""
+    client: Any = redis
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(key)
+        stats = await client.info("commandstats", target_nodes=node)
+    else:
+        stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_sadd", {}).get("calls", 0))
 
 
 async def test_a_writer_indexes_each_term_of_its_task_once(store: Store, redis: Redis) -> None:
@@ -157,11 +166,12 @@ async def test_a_writer_indexes_each_term_of_its_task_once(store: Store, redis: 
     ) as writer:  # fmt: skip
         writer.add_lines(LogStream.STDOUT, [f"alpha bravo {i}" for i in range(10)])
         await writer.flush()
-        before = await sadd_calls(redis)
+        term_key = store.keys.term("alpha")
+        before = await sadd_calls(redis, term_key)
         writer.add_lines(LogStream.STDOUT, [f"bravo alpha {i}" for i in range(30)])
         await writer.flush()
-        assert await sadd_calls(redis) == before
+        assert await sadd_calls(redis, term_key) == before
         writer.add_lines(LogStream.STDOUT, ["bravo charlie"])
-    assert await sadd_calls(redis) == before + 1
+    assert await sadd_calls(redis, term_key) == before + 1
     hits = await store.search.search("charlie")
     assert [(h.task_id, h.seq) for h in hits] == [(tid, 40)]

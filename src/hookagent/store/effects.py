@@ -12,7 +12,7 @@ ZADD/ZREM, idempotent as they are.
 
 A process that dies between the script and the end of ``settle`` leaves effects behind. The
 task is entered in ``keys.unsettled`` *before* its script runs and removed after its effects
-are applied (only if no later change re-entered it), so a sweep (``TaskStore.settle_stale``,
+are applied (unless another change re-entered it since), so a sweep (``TaskStore.settle_stale``,
 run by every worker) finds such a task and applies what is left. One code path for a single
 server and a cluster: the test suite exercises it on both.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from typing import Any
 
@@ -47,10 +48,12 @@ redis.call('PEXPIRE', KEYS[2], window)
 return 1
 """
 
-# Leaves the task unsettled if a later change entered it again (a newer score).
+# Leaves the task unsettled if another change entered it again since (another score). The
+# comparison is for equality, not order: two changes in one millisecond, or on processes
+# whose clocks disagree, must not remove each other's entry (scores carry a random fraction).
 _END = """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) <= tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
+if score and tonumber(score) == tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
 return 0
 """
 
@@ -73,18 +76,20 @@ class Effects:
         self._apply = register_script(redis, _APPLY)
         self._end = register_script(redis, _END)
 
-    async def begin(self, task_id: str) -> int:
+    async def begin(self, task_id: str) -> float:
         """Enter the task as unsettled before a script records effects; returns the score."""
-        score = now_ms()
+        # Milliseconds for the sweep's age check, plus a random fraction that makes this
+        # entry's score its own (see _END).
+        score = now_ms() + random.random()
         await self._redis.zadd(self._keys.unsettled(), {task_id: score})
         return score
 
-    async def end(self, task_id: str, score: int) -> None:
-        """Leave the unsettled set, unless a change after ``score`` entered the task again."""
+    async def end(self, task_id: str, score: float) -> None:
+        """Leave the unsettled set, unless another change entered the task since ``score``."""
         await self._end(keys=[self._keys.unsettled()], args=[task_id, score])
 
     async def settle(
-        self, task_id: str, pending: list[str] | None = None, *, score: int | None = None
+        self, task_id: str, pending: list[str] | None = None, *, score: float | None = None
     ) -> None:
         """Apply the task's recorded effects (``pending``: the list, if just read).
 
@@ -116,12 +121,12 @@ class Effects:
         for effect in effects:
             await self._apply_one(effect)
 
-    async def unsettled(self, older_than_ms: int, limit: int) -> list[tuple[str, int]]:
+    async def unsettled(self, older_than_ms: int, limit: int) -> list[tuple[str, float]]:
         """Tasks entered before ``older_than_ms`` ago and not settled since, with their score."""
         rows = await self._redis.zrangebyscore(
             self._keys.unsettled(), "-inf", now_ms() - older_than_ms, 0, limit, withscores=True
         )
-        return [(task_id, int(score)) for task_id, score in rows]
+        return [(task_id, float(score)) for task_id, score in rows]
 
     async def _apply_one(self, effect: dict[str, Any]) -> None:
         if "x" in effect:

@@ -293,7 +293,7 @@ class TaskStore:
                 await self.effects.settle(tid, score=score)
         return len(stale)
 
-    async def _seal_draft(self, tid: str, score: int) -> bool:
+    async def _seal_draft(self, tid: str, score: float) -> bool:
         k = self._keys
         sealed = await self._seal(
             keys=[k.task(tid), k.effects(tid)],
