@@ -11,6 +11,10 @@ its events, written in one send; WebSocket: one JSON text per entry); every othe
 at that cursor with an equal filter gets the same objects from a small per-feed cache.
 Followers woken by the same new entries stand at the same cursor, so with 1,000 of them a
 batch costs one encode and 1,000 socket writes.
+
+SSE followers that have caught up go further (``ride``): one broadcaster per feed and
+filter wakes once per batch and writes it to all of them in one loop, so their own tasks
+do not wake at all until something else is due (see ``Broadcast``).
 """
 
 from __future__ import annotations
