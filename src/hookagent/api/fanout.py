@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
 from collections import OrderedDict
 from collections.abc import Coroutine, Generator
@@ -31,6 +32,8 @@ from starlette.types import Message, Send
 from hookagent.logfilter import LogFilter
 from hookagent.models import EventKind, LogEntry
 from hookagent.store.feed import FeedHub, TaskFeed
+
+log = logging.getLogger(__name__)
 
 # Entries per read, for catching up and for the live tail alike.
 BATCH = 500
@@ -201,6 +204,7 @@ class Broadcast:
         self._progress = feed.progress_version
         self.riders: set[Rider] = set()
         self.task = asyncio.create_task(self._run(), name=f"broadcast-{feed.task_id}")
+        self.task.add_done_callback(_noticed)
 
     @property
     def open(self) -> bool:
@@ -238,6 +242,12 @@ class Broadcast:
             if rider.released.done():
                 self.riders.discard(rider)
         self.cursor = batch.cursor
+
+
+def _noticed(task: asyncio.Task[None]) -> None:
+    """Log a broadcaster that failed (its riders were handed back and read on by themselves)."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("%s ended with %r", task.get_name(), error)
 
 
 # Keyed weakly by the feed, like the batch cache; within it by the filter's key.
