@@ -7,7 +7,8 @@ second each must cost this process little. Prints ``ready`` once every follower 
 stream's opening comment, then, when every stream has sent ``event: end`` (or TIMEOUT_S has
 passed), one JSON report on stdout. The agent prints ``T<time.time_ns()>`` in each line;
 the first ``MEASURED`` followers time every line they receive, the others time the oldest
-line of each read (the worst of that read) and count the rest.
+line of each read (the worst of that read) and count the rest. ``reads`` counts every
+follower's socket reads: about the batches the server wrote (fewer when reads coalesce).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Follower:
 
     measured: bool
     lines: int = 0
+    reads: int = 0
     ended: bool = False
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -77,6 +79,7 @@ async def follow(
             if not data:
                 return
             now = time.time_ns()
+            me.reads += 1
             if not opened.is_set() and b": following" in data:
                 opened.set()
             if me.measured:
@@ -118,6 +121,7 @@ async def main(url: str, task_id: str, count: int, measured: int, timeout: float
     report = {
         "ended": sum(f.ended for f in followers),
         "lines": sum(f.lines for f in followers),
+        "reads": sum(f.reads for f in followers),
         "measured_ms": percentiles(measured_ms),
         "read_heads_ms": percentiles(heads_ms or measured_ms),
         "cpu_s": time.process_time(),

@@ -62,6 +62,8 @@ class Figures(NamedTuple):
     read_p99_ms: float
     delivered: float
     server_cpu: float  # share of one core the server used while the agent printed
+    batch_us: float  # server CPU per follower-batch: printing to the last follower's end
+    line_us: float  # the same CPU per line delivered to one follower
     client_cpu: float  # the followers' process, over its whole life
 
 
@@ -115,12 +117,18 @@ async def measure(
     cpu_share = (server.cpu_seconds() - cpu) / (time.perf_counter() - started)
     await store.tasks.advance(task_id, Action.CANCEL, reason="bench done")
     report = json.loads(await proc.stdout.readline())
+    # Over the whole delivery, not only the printing: a server behind works on after it.
+    spent = server.cpu_seconds() - cpu
+    batch_us = spent / max(report["reads"], 1) * 1e6
+    line_us = spent / max(report["lines"], 1) * 1e6
     await proc.wait()
     p50, p99 = report["measured_ms"]
     _, read_p99 = report["read_heads_ms"]
     delivered = report["lines"] / (printed * followers)
     client = report["cpu_s"] / (time.perf_counter() - started)
-    return Figures(rate, followers, p50, p99, read_p99, delivered, cpu_share, client)
+    return Figures(
+        rate, followers, p50, p99, read_p99, delivered, cpu_share, batch_us, line_us, client
+    )
 
 
 async def figures(url: str, rates: list[int], followers: list[int], secs: float) -> list[Figures]:
@@ -151,7 +159,8 @@ def to_rows(results: list[Figures]) -> list[Row]:
         targeted = f.rate >= 1000 and f.followers >= 1000
         measured = (
             f"p50 {f.p50_ms:.0f} / p99 {f.p99_ms:.0f} ms (read p99 {f.read_p99_ms:.0f}), "
-            f"delivered {f.delivered:.1%}; CPU: server {f.server_cpu:.0%}, "
+            f"delivered {f.delivered:.1%}; CPU: server {f.server_cpu:.0%} "
+            f"({f.batch_us:.0f} µs per follower-batch, {f.line_us:.2f} per follower-line), "
             f"followers {f.client_cpu:.0%}"
         )
         rows.append(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from redis.asyncio import Redis
+from starlette.types import Message
 
-from hookagent.api.fanout import BATCH, Batch, Follower, sse_event, ws_frame
+from hookagent.api.fanout import BATCH, Batch, Follower, Rider, ride, sse_event, ws_frame
 from hookagent.logfilter import LogFilter
 from hookagent.models import NewTask
 from hookagent.store import Store
@@ -64,5 +66,80 @@ async def test_followers_in_lockstep_share_the_same_bytes(redis: Redis, store: S
             assert await feed.wait_beyond(BATCH + 20, timeout=10)
             grown = await read(BATCH + 20, LogFilter())
             assert (grown.sent, grown.cursor) == (1, BATCH + 21)
+    finally:
+        await hub.close()
+
+
+class Socket:
+    """The ASGI ``send`` of one SSE response: records bodies; ``hold`` makes writes wait."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.wrote = asyncio.Event()
+        self.hold: asyncio.Event | None = None
+
+    async def send(self, message: Message) -> None:
+        if self.hold is not None:
+            await self.hold.wait()  # as uvicorn's send waits while the socket is full
+        self.bodies.append(message["body"])
+        self.wrote.set()
+
+
+def broadcasters() -> list[asyncio.Task[object]]:
+    """Broadcaster tasks still running in this event loop."""
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("broadcast-")]
+
+
+async def test_one_broadcaster_writes_each_batch_to_every_rider(redis: Redis, store: Store) -> None:
+    tid = (
+        await store.tasks.create(NewTask(source="t", repository="o/r", title="t", prompt="p"))
+    ).task_id
+    line = NewLine("2026-01-01T00:00:00.000Z", "stdout", "line")
+    await store.logs.append(tid, [line])
+    hub = FeedHub(redis, store.keys, logs=store.logs, tasks=store.tasks)
+    try:
+        async with hub.follow(tid) as feed:
+            sockets = [Socket() for _ in range(50)]
+            slow = sockets[0]
+            slow.hold = asyncio.Event()
+            riders = [
+                asyncio.create_task(ride(hub, feed, LogFilter(), s.send, 1, idle_s=30))
+                for s in sockets
+            ]
+            await asyncio.sleep(0)  # every rider joins (no I/O on the way)
+            assert len(broadcasters()) == 1
+
+            await store.logs.append(tid, [line, line])
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(s.wrote.wait() for s in sockets[1:]))
+            # Written by the broadcaster: no rider's own task has woken for the batch.
+            assert not any(r.done() for r in riders[1:])
+            first = sockets[1].bodies[0]
+            assert first.startswith(b"id: 1\n") and b"id: 2\n" in first
+            assert all(s.bodies == [first] for s in sockets[1:])
+            assert all(s.bodies[0] is first for s in sockets[1:])  # one encode
+            # The rider whose socket is full was handed back; it finishes its write itself.
+            assert not riders[0].done() and slow.bodies == []
+            slow.hold.set()
+            back: Rider | None = await riders[0]
+            assert back is not None and back.cursor == 3 and slow.bodies == [first]
+
+            # The others go on with the next batch while it is away.
+            for s in sockets[1:]:
+                s.wrote.clear()
+            await store.logs.append(tid, [line])
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(s.wrote.wait() for s in sockets[1:]))
+            assert all(
+                len(s.bodies) == 2 and s.bodies[1].startswith(b"id: 3\n") for s in sockets[1:]
+            )
+
+            # Followers that go away mid-broadcast leave no broadcaster behind.
+            for r in riders[1:]:
+                r.cancel()
+            await asyncio.gather(*riders[1:], return_exceptions=True)
+            if left := broadcasters():
+                await asyncio.wait(left, timeout=10)
+            assert not broadcasters()
     finally:
         await hub.close()

@@ -309,9 +309,9 @@ async def test_a_gone_client_stops_the_redis_loop(live: tuple[str, FastAPI], sto
             await asyncio.sleep(0.05)
 
 
-def feed_loops() -> list[asyncio.Task[Any]]:
+def feed_loops(prefix: str = "feed-") -> list[asyncio.Task[Any]]:
     """Feed loop tasks still running in this event loop (the server runs in it too)."""
-    return [t for t in asyncio.all_tasks() if t.get_name().startswith("feed-") and not t.done()]
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith(prefix) and not t.done()]
 
 
 async def feed_clients(redis: Redis, settings: Settings) -> int:
@@ -453,3 +453,32 @@ async def test_a_follower_that_stops_reading_holds_up_no_other(server: str, stor
         stalled.close()
     assert [e["id"] for e in events if e.get("event") is None] == list(range(100_000))
     assert kinds[-1] == "end"
+
+
+async def test_followers_gone_mid_broadcast_leave_no_broadcaster(
+    live: tuple[str, FastAPI], store: Store
+) -> None:
+    url, app = live
+    tid = await new_task(store)
+    await store.logs.append(tid, [NewLine("t", "stdout", "[stdout] first")])
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def follow() -> list[dict[str, Any]]:
+            events, _ = await read_sse(http, f"{url}/tasks/{tid}/logs/stream", stop_after=3)
+            return events
+
+        followers = [asyncio.create_task(follow()) for _ in range(20)]
+        # Caught up after the first line, the followers ride the broadcaster for the rest.
+        async with asyncio.timeout(10):
+            while not feed_loops("broadcast-"):
+                await asyncio.sleep(0.02)
+        for i in range(2):
+            await store.logs.append(tid, [NewLine("t", "stdout", f"[stdout] more {i}")])
+        got = await asyncio.gather(*followers)
+    assert all([e["id"] for e in events] == [0, 1, 2] for events in got)
+
+    async def settled() -> bool:
+        return not feed_loops("broadcast-") and not feed_loops()
+
+    assert await eventually(settled), "a broadcaster or feed loop outlived its followers"
+    assert not app.state.feeds._feeds

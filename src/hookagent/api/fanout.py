@@ -11,18 +11,29 @@ its events, written in one send; WebSocket: one JSON text per entry); every othe
 at that cursor with an equal filter gets the same objects from a small per-feed cache.
 Followers woken by the same new entries stand at the same cursor, so with 1,000 of them a
 batch costs one encode and 1,000 socket writes.
+
+SSE followers that have caught up go further (``ride``): one broadcaster per feed and
+filter wakes once per batch and writes it to all of them in one loop, so their own tasks
+do not wake at all until something else is due (see ``Broadcast``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import weakref
 from collections import OrderedDict
-from typing import Literal, NamedTuple
+from collections.abc import Coroutine, Generator
+from typing import Any, Literal, NamedTuple, cast
+
+from starlette.types import Message, Send
 
 from hookagent.logfilter import LogFilter
 from hookagent.models import EventKind, LogEntry
 from hookagent.store.feed import FeedHub, TaskFeed
+
+log = logging.getLogger(__name__)
 
 # Entries per read, for catching up and for the live tail alike.
 BATCH = 500
@@ -122,3 +133,161 @@ class Follower:
         if entries:
             self._shared.put(key, batch)
         return batch
+
+
+class _Rest:
+    """The rest of a write that could not finish at once (flow control), to run as a task."""
+
+    def __init__(self, write: Coroutine[Any, Any, None], blocked: Any) -> None:
+        self._write = write
+        self._blocked = blocked  # what the write's first step waits on
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        yield self._blocked  # the task waits on it as the write would have...
+        yield from self._write.__await__()  # ...then the write goes on where it stopped
+
+
+class Rider:
+    """One SSE follower while a broadcaster writes for it: its send, cursor and release."""
+
+    def __init__(self, send: Send, cursor: int) -> None:
+        self.send = send
+        self.cursor = cursor
+        self.idle = False  # released because nothing came for the whole wait
+        self.released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A write of the broadcaster's that waits on flow control, finished by a task of its
+        # own; the follower awaits it before it writes anything else.
+        self.pending: asyncio.Future[None] | None = None
+
+    def release(self) -> None:
+        """Hand the follower back to its own loop (idempotent)."""
+        if not self.released.done():
+            self.released.set_result(None)
+
+    def write(self, body: bytes) -> None:
+        """Start writing ``body``; what cannot finish now finishes in a task (and releases)."""
+        message: Message = {"type": "http.response.body", "body": body, "more_body": True}
+        write = cast(Coroutine[Any, Any, None], self.send(message))
+        try:
+            blocked = write.send(None)
+        except StopIteration:
+            return  # the common case: the bytes went to the socket's buffer
+        except Exception as exc:
+            if not self.released.done():
+                self.released.set_exception(exc)
+            return
+        # Its buffer is full: this follower reads slowly, so it finishes the write itself and
+        # reads on from its own cursor; the others are not held up.
+        self.pending = asyncio.ensure_future(_Rest(write, blocked))
+        self.release()
+
+
+class Broadcast:
+    """Live SSE followers of one feed under one filter: one task writes each batch to all.
+
+    A follower that has caught up joins (``ride``); per batch the broadcaster wakes once,
+    takes the shared batch and writes the same bytes to every rider in one loop, with no
+    wake-up of the riders' own tasks. Riders go back to their own loops (which send progress,
+    the end and keep-alives, and catch up from their own cursors) when anything but a plain
+    batch is due, or when their socket cannot take a write at once.
+    """
+
+    def __init__(
+        self, feeds: FeedHub, feed: TaskFeed, flt: LogFilter, idle_s: float, key: object
+    ) -> None:
+        self._feed = feed
+        self._flt = flt
+        self._idle_s = idle_s
+        self._key = key
+        self._reader = Follower(feeds, feed, "sse")
+        self.cursor = feed.next_seq
+        self._progress = feed.progress_version
+        self.riders: set[Rider] = set()
+        self.task = asyncio.create_task(self._run(), name=f"broadcast-{feed.task_id}")
+        self.task.add_done_callback(_noticed)
+
+    @property
+    def open(self) -> bool:
+        """Whether followers may still join."""
+        return not self.task.done() and not self.task.cancelling()
+
+    async def _run(self) -> None:
+        try:
+            while self.riders:
+                if not await self._feed.wait_beyond(self.cursor, self._idle_s):
+                    for rider in self.riders:
+                        rider.idle = True
+                    return
+                batch = await self._reader.next_batch(self.cursor, self._flt)
+                self._write(batch)
+                if self._feed.progress_version != self._progress or self._feed.terminal:
+                    return  # the riders send the progress or the end themselves
+        finally:
+            for rider in self.riders:
+                rider.release()
+            self.riders.clear()
+            groups = _BROADCASTS.get(self._feed)
+            if groups is not None and groups.get(self._key) is self:
+                del groups[self._key]
+
+    def _write(self, batch: Batch) -> None:
+        """The same bytes to every rider at the batch's start, in one pass."""
+        for rider in list(self.riders):
+            if rider.cursor == self.cursor:
+                rider.cursor = batch.cursor
+                if batch.sent:
+                    rider.write(batch.sse)
+            else:
+                rider.release()
+            if rider.released.done():
+                self.riders.discard(rider)
+        self.cursor = batch.cursor
+
+
+def _noticed(task: asyncio.Task[None]) -> None:
+    """Log a broadcaster that failed (its riders were handed back and read on by themselves)."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("%s ended with %r", task.get_name(), error)
+
+
+# Keyed weakly by the feed, like the batch cache; within it by the filter's key.
+_BROADCASTS: weakref.WeakKeyDictionary[TaskFeed, dict[object, Broadcast]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def ride(
+    feeds: FeedHub, feed: TaskFeed, flt: LogFilter, send: Send, cursor: int, idle_s: float
+) -> Rider | None:
+    """Let the feed's broadcaster write for this follower until it hands it back.
+
+    Joins only at the broadcaster's cursor (a new broadcaster starts at the feed's end); a
+    follower anywhere else gets None at once and waits by itself. The returned rider holds
+    the follower's new cursor and whether it was handed back for want of entries.
+    """
+    groups = _BROADCASTS.get(feed)
+    if groups is None:
+        groups = _BROADCASTS[feed] = {}
+    key = filter_key(flt)
+    broadcast = groups.get(key)
+    if broadcast is None or not broadcast.open:
+        if cursor != feed.next_seq or feed.terminal:
+            return None
+        broadcast = groups[key] = Broadcast(feeds, feed, flt, idle_s, key)
+    if cursor != broadcast.cursor:
+        return None
+    rider = Rider(send, cursor)
+    broadcast.riders.add(rider)
+    try:
+        await rider.released
+        if rider.pending is not None:
+            await rider.pending
+    except asyncio.CancelledError:
+        if rider.pending is not None:
+            rider.pending.cancel()  # the follower is gone: its half-written batch with it
+        raise
+    finally:
+        broadcast.riders.discard(rider)
+        if not broadcast.riders and broadcast.open:
+            broadcast.task.cancel()  # nobody left to write for
+    return rider

@@ -35,14 +35,16 @@ NUDGE_S = 0.02
 
 
 class TaskFeed:
-    """The live tail of one task's log, with a condition followers wait on."""
+    """The live tail of one task's log, with an event followers wait on (a fresh one per batch)."""
 
     def __init__(self, task_id: str, *, next_seq: int, status: TaskStatus, window: int) -> None:
         self.task_id = task_id
         self.next_seq = next_seq
         self.status = status
         self._recent: deque[LogEntry] = deque(maxlen=window)
-        self._changed = asyncio.Condition()
+        # Set and replaced on every publish: waking 1,000 followers is one pass over their
+        # futures, where a Condition hands its lock from one waiter to the next, 1,000 times.
+        self._changed = asyncio.Event()
         self.followers = 0
         self.progress: dict[str, Any] | None = None
         self.progress_version = 0
@@ -68,17 +70,17 @@ class TaskFeed:
             if entry.kind is EventKind.STATUS and entry.status is not None:
                 self.status = entry.status
         self.next_seq = entries[-1].seq + 1
-        async with self._changed:
-            self._changed.notify_all()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def wait_beyond(self, seq: int, timeout: float) -> bool:
         """Wait until an entry at or after ``seq`` exists; False on timeout."""
-        async with self._changed:
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._changed.wait_for(lambda: self.next_seq > seq)
-            except TimeoutError:
-                return False
+        try:
+            async with asyncio.timeout(timeout):
+                while self.next_seq <= seq:
+                    await self._changed.wait()
+        except TimeoutError:
+            return False
         return True
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
-from starlette.types import Message
+from starlette.types import Message, Send
 
 from hookagent.api.deps import MAX_OFFSET, Q_MAX_CHARS, FeedsDep, FilterDep, OffsetQuery
 from hookagent.api.errors import http_status
-from hookagent.api.fanout import Follower
+from hookagent.api.fanout import Follower, ride
 from hookagent.errors import HookagentError, InvalidControl, InvalidRequest, quoted
 from hookagent.logfilter import LogFilter
 from hookagent.sources.payload import parse_json
@@ -52,7 +52,7 @@ async def stream_logs(
     follow = feeds.follow(task_id)
     feed = await follow.__aenter__()
 
-    async def events() -> AsyncIterator[str | bytes]:
+    async def events(send: Send) -> AsyncIterator[str | bytes]:
         try:
             cursor, progress_seen = offset, 0
             follower = Follower(feeds, feed, "sse")
@@ -68,7 +68,16 @@ async def stream_logs(
                 if cursor >= feed.next_seq and feed.terminal:
                     yield f"event: end\ndata: {json.dumps({'status': feed.status})}\n\n"
                     return
-                if not sent and not await feed.wait_beyond(cursor, KEEPALIVE_S):
+                if sent:
+                    continue
+                # Caught up: the feed's broadcaster writes the next batches for us, until
+                # something else is due (progress, the end, a keep-alive, a full socket).
+                rider = await ride(feeds, feed, flt, send, cursor, KEEPALIVE_S)
+                if rider is not None:
+                    cursor = rider.cursor
+                    if rider.idle:
+                        yield ": keep-alive\n\n"
+                elif not await feed.wait_beyond(cursor, KEEPALIVE_S):
                     yield ": keep-alive\n\n"
         finally:
             # Starlette cancels this generator when the client goes: the feed is released
@@ -76,7 +85,22 @@ async def stream_logs(
             await follow.__aexit__(None, None, None)
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    return EventStream(events, headers=headers)
+
+
+class EventStream(StreamingResponse):
+    """An SSE response that lends its ``send`` to the events, for a broadcaster to write with."""
+
+    def __init__(
+        self, events: Callable[[Send], AsyncIterator[str | bytes]], headers: dict[str, str]
+    ) -> None:
+        super().__init__((), media_type="text/event-stream", headers=headers)
+        self._events = events
+
+    async def stream_response(self, send: Send) -> None:
+        """Stream the events, which may hand ``send`` to the feed's broadcaster meanwhile."""
+        self.body_iterator = self._events(send)
+        await super().stream_response(send)
 
 
 @router.websocket("/{task_id}/logs/ws")
