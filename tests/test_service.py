@@ -1,12 +1,16 @@
-"""The service's supervision of its worker loops."""
+"""The service's supervision of its worker loops, and the API process's uvicorn options."""
 
 from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
+import uvloop
 
-from hookagent.service import keep_running
+from hookagent.service import event_loop_factory, keep_running
+from hookagent.settings import Settings
+from tests.processes import free_port, process_env, start_server
 
 
 async def test_a_dead_loop_is_restarted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -47,3 +51,21 @@ async def test_a_stop_ends_it_and_a_cancel_is_not_swallowed() -> None:
     supervisor.cancel()
     with pytest.raises(asyncio.CancelledError):
         await supervisor
+
+
+def test_the_api_runs_on_uvloop_when_it_is_installed() -> None:
+    assert event_loop_factory() is uvloop.new_event_loop
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("setting", ["true", "false"])
+def test_access_log_follows_the_setting(settings: Settings, setting: str) -> None:
+    port = free_port()
+    server = start_server(process_env(settings, HOOKAGENT_ACCESS_LOG=setting), port)
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{port}/healthz?probe=access-log", timeout=10)
+    finally:
+        server.stop()  # collects everything it printed
+    assert answer.status_code == 200
+    logged = '"GET /healthz?probe=access-log HTTP/1.1" 200' in server.output
+    assert logged == (setting == "true"), server.output[-2000:]

@@ -197,11 +197,13 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
-    from hookagent.service import run_services
+    from hookagent.service import event_loop_factory, run_services
 
     settings: Settings = args.settings
     _require_redis(settings)
-    asyncio.run(run_services(settings, server=True, workers=0))
+    # uvloop for the API alone: workers drive agent subprocesses, tested on asyncio's loop.
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(run_services(settings, server=True, workers=0))
     return 0
 
 

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=0, le=64)
+    # One line per request on stdout, as uvicorn prints it; off saves ~10% of a request's
+    # CPU (a formatted record and a flushed write each) on a busy API behind a proxy that logs.
+    access_log: bool = True
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # None: required unless the API only listens on loopback (see signatures_required).

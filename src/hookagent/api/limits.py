@@ -20,9 +20,18 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+        declared, chunked = _framing(scope["headers"])
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_bytes:
+                await self._refuse(send)
+                return
+            if not chunked:
+                # The server reads no more than the declared length: no need to count.
+                await self.app(scope, receive, send)
+                return
+        elif not chunked:
+            # Neither length nor chunks: HTTP/1.1 frames no body at all.
+            await self.app(scope, receive, send)
             return
         seen = 0
         started = False
@@ -60,3 +69,15 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, bool]:
+    """The request's ``Content-Length`` value (None without one) and whether it is chunked."""
+    declared = None
+    chunked = False
+    for name, value in headers:
+        if name == b"content-length":
+            declared = value
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked
