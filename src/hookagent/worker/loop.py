@@ -124,6 +124,9 @@ class Worker:
     async def _settle(self) -> None:
         try:
             await self._store.tasks.settle_stale(older_than_s=SETTLE_AFTER_S)
+        except (StoreConnectionError, StoreTimeoutError, OSError) as exc:
+            # Redis away: one line, as for the heartbeat; the next beat retries.
+            log.warning("worker %s: settling stale task changes failed: %r", self.name, exc)
         except Exception:
             # Housekeeping must not end the heartbeat; the next beat retries.
             log.exception("worker %s: settling stale task changes failed", self.name)
