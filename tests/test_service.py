@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import signal
+import threading
+import time
 
 import httpx
 import pytest
 import uvloop
 
-from hookagent.service import event_loop_factory, keep_running
+from hookagent.service import STREAM_CLOSE_S, event_loop_factory, keep_running
 from hookagent.settings import Settings
+from tests.helpers import FIXTURES
 from tests.processes import free_port, process_env, start_server
 
 
@@ -69,3 +75,36 @@ def test_access_log_follows_the_setting(settings: Settings, setting: str) -> Non
     assert answer.status_code == 200
     logged = '"GET /healthz?probe=access-log HTTP/1.1" 200' in server.output
     assert logged == (setting == "true"), server.output[-2000:]
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_ends_the_server_while_a_log_stream_is_open(settings: Settings) -> None:
+    # An open SSE follow (a browser tab, `hookagent logs --follow`) must not hold a stop
+    # until a second Ctrl-C: uvicorn waits for open connections only STREAM_CLOSE_S.
+    port = free_port()
+    server = start_server(process_env(settings), port)
+    base = f"http://127.0.0.1:{port}"
+    opened = threading.Event()
+    try:
+        payload = json.loads((FIXTURES / "sentry-event-alert.json").read_bytes())
+        created = httpx.post(f"{base}/webhooks/sentry", json=payload, timeout=10)
+        assert created.status_code == 202, created.text
+        url = f"{base}/tasks/{created.json()['task_id']}/logs/stream"
+
+        def follow() -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=60)) as stream:
+                    opened.set()  # the headers came: the stream is open
+                    for _ in stream.iter_lines():
+                        pass
+
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
+        assert opened.wait(15), "the stream did not open"
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(STREAM_CLOSE_S + 10) == 0, server.output[-2000:]
+        assert time.monotonic() - started < STREAM_CLOSE_S + 10
+        follower.join(10)
+    finally:
+        server.stop()

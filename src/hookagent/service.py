@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 STOP_MARGIN_S = 10.0
 RESTART_DELAY_S = 1.0
+# How long a stop waits for open HTTP connections (log streams never end by themselves).
+STREAM_CLOSE_S = 3.0
 # How late an access line may reach stdout: the lines of that span go out in one write.
 ACCESS_LOG_DELAY_S = 0.1
 
@@ -151,6 +153,9 @@ async def run_services(settings: Settings, *, server: bool, workers: int) -> Non
                 access_log=settings.access_log,
                 log_config=log_config(),
                 lifespan="on",
+                # Open log streams (SSE, WebSocket) never end on their own: past this, a
+                # stop closes them, and their clients resume elsewhere with Last-Event-ID.
+                timeout_graceful_shutdown=STREAM_CLOSE_S,
             )
             web = _Server(config)
             web_task = asyncio.create_task(web.serve(), name="api")
