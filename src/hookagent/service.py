@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 STOP_MARGIN_S = 10.0
 RESTART_DELAY_S = 1.0
 # How long a stop waits for open HTTP connections (log streams never end by themselves).
-STREAM_CLOSE_S = 3.0
+STREAM_CLOSE_S = 3
 # How late an access line may reach stdout: the lines of that span go out in one write.
 ACCESS_LOG_DELAY_S = 0.1
 
