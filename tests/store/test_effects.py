@@ -7,10 +7,13 @@ import json
 from typing import Any
 
 import pytest
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ResponseError
 
 from hookagent.errors import ConflictError
 from hookagent.models import Action, NewTask, Phase, Task, TaskStatus, new_task_id, utc_iso
 from hookagent.store import Marks, Store
+from hookagent.store.client import Command, batch, is_cluster
 from tests.helpers import move_to
 
 pytestmark = pytest.mark.store
@@ -181,3 +184,60 @@ async def test_one_change_ending_never_drops_anothers_entry(store: Store) -> Non
     assert await redis(store).zscore(store.keys.unsettled(), task.task_id) == second
     await effects.end(task.task_id, second)
     assert await redis(store).zscore(store.keys.unsettled(), task.task_id) is None
+
+
+async def test_an_effect_that_fails_stays_pending_and_is_applied_later(store: Store) -> None:
+    """The effects are dropped from the list only once all applied (a pipeline runs on)."""
+    task = await store.tasks.create(new_task())
+    await move_to(store, task.task_id, TaskStatus.PENDING_APPROVAL)
+    before = await lengths(store)
+    await record_only(store, task.task_id, Phase.EXECUTE)
+    key = store.keys.effects(task.task_id)
+    pending = await redis(store).lrange(key, 0, -1)
+    outbox = store.keys.outbox()
+    await redis(store).delete(outbox)
+    await redis(store).set(outbox, "not a stream")  # its effect's XADD fails: WRONGTYPE
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await store.tasks.effects.settle(task.task_id, pending)
+    assert await redis(store).lrange(key, 0, -1) == pending  # nothing forgotten
+    await redis(store).delete(outbox)
+    await store.tasks.effects.settle(task.task_id)
+    assert await lengths(store) == (before[0] + 1, 1, before[2] + 1)  # each applied once
+    assert await redis(store).llen(key) == 0
+
+
+async def test_a_batch_keeps_order_and_reports_errors_in_place(store: Store) -> None:
+    key, other = f"{store.keys.outbox()}:list", f"{store.keys.events()}:text"
+    await redis(store).set(other, "x")
+    first: list[list[Command]] = [[("RPUSH", key, "a"), ("RPUSH", key, "b")], [("INCR", other)]]
+    replies = await batch(redis(store), first, [[("LLEN", key)]], raise_on_error=False)
+    assert replies[:2] == [1, 2] and replies[3] == 2
+    assert isinstance(replies[2], ResponseError)
+    with pytest.raises(ResponseError, match="not an integer"):
+        await batch(redis(store), [[("INCR", other)], [("RPUSH", key, "c")]])
+    assert await redis(store).lrange(key, 0, -1) == ["a", "b", "c"]  # the rest ran all the same
+
+
+async def test_one_server_settles_an_intake_and_a_change_in_few_round_trips(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One write per round trip: a pipeline sends its commands in one."""
+    if is_cluster(redis(store)):
+        pytest.skip("a cluster runs the groups side by side instead")
+    await redis(store).ping()  # connected (the handshake is not the store's)
+    sent: list[int] = []
+    send = AbstractConnection.send_packed_command
+
+    async def counting(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        sent.append(1)
+        await send(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    task = await store.tasks.create_marked(new_task(), Marks("sentry", "d-1", "ISSUE-1"))
+    assert task is not None
+    # begin+draft, the two marks, the seal, the stream effects and index moves, then the
+    # effects dropped with the task leaving the unsettled set
+    assert len(sent) == 5
+    sent.clear()
+    await store.tasks.advance(task.task_id, Action.CANCEL)
+    assert len(sent) == 3  # begin+script, the effects, dropping them with the end

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeAlias
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError, SlotNotCoveredError
+from redis.exceptions import RedisError, ResponseError, SlotNotCoveredError
 
 Client: TypeAlias = Redis | RedisCluster
+# One command as execute_command takes it: name, then arguments.
+Command: TypeAlias = tuple[Any, ...]
 
 
 class BoundedCluster(RedisCluster):
@@ -148,6 +150,53 @@ async def subscriber(client: Client) -> AsyncIterator[PubSub]:
             yield pubsub
     finally:
         await plain.aclose()
+
+
+def script_command(text: str, keys: Sequence[Any], args: Sequence[Any]) -> Command:
+    """A Lua script as one command for :func:`batch` (EVAL: a pipeline cannot reload it)."""
+    return ("EVAL", text, len(keys), *keys, *args)
+
+
+async def _in_order(cluster: RedisCluster, group: list[Command]) -> list[Any]:
+    replies: list[Any] = []
+    for command in group:
+        try:
+            replies.append(await cluster.execute_command(*command))
+        except ResponseError as exc:  # the rest of the group is not sent
+            return replies + [exc] * (len(group) - len(replies))
+    return replies
+
+
+async def batch(
+    client: Client, *phases: list[list[Command]], raise_on_error: bool = True
+) -> list[Any]:
+    """Run ``phases`` of command groups; the replies in command order.
+
+    In order within a group, and phase after phase. On one server all in one pipeline (one
+    round trip; the server runs it in order, so every group is in order too). On a cluster,
+    where a pipeline refuses scripts, the groups of a phase side by side, each command
+    awaited before the next of its group (a group stops at an error reply, which then stands
+    for the rest of it). On one server every command runs even after another failed. An
+    error reply is raised (the first), or with ``raise_on_error=False`` returned in its
+    command's place; a lost connection raises either way.
+    """
+    flat: list[Any] = []
+    if isinstance(client, RedisCluster):
+        for phase in phases:
+            for replies in await asyncio.gather(*(_in_order(client, group) for group in phase)):
+                flat += replies
+    else:
+        async with client.pipeline(transaction=False) as pipe:
+            for phase in phases:
+                for group in phase:
+                    for command in group:
+                        pipe.execute_command(*command)
+            flat = await pipe.execute(raise_on_error=False)
+    if raise_on_error:
+        for reply in flat:
+            if isinstance(reply, Exception):
+                raise reply
+    return flat
 
 
 def is_cluster(client: object) -> bool:

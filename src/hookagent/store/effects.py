@@ -19,14 +19,13 @@ server and a cluster: the test suite exercises it on both.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
 from typing import Any
 
 from hookagent.keys import Keys
-from hookagent.store.client import Client, register_script
+from hookagent.store.client import Client, Command, batch, register_script, script_command
 
 # How long an applied effect id is remembered: far beyond any sweep interval, so a re-applied
 # effect is always recognised.
@@ -58,10 +57,6 @@ return 0
 """
 
 
-async def _done() -> None:
-    return None
-
-
 def now_ms() -> int:
     """Wall-clock milliseconds (the unsettled set's score; sweeps allow generous skew)."""
     return int(time.time() * 1000)
@@ -73,16 +68,20 @@ class Effects:
     def __init__(self, redis: Client, keys: Keys) -> None:
         self._redis: Any = redis
         self._keys = keys
-        self._apply = register_script(redis, _APPLY)
         self._end = register_script(redis, _END)
 
     async def begin(self, task_id: str) -> float:
         """Enter the task as unsettled before a script records effects; returns the score."""
+        score, command = self.begin_command(task_id)
+        await self._redis.execute_command(*command)
+        return score
+
+    def begin_command(self, task_id: str) -> tuple[float, Command]:
+        """:meth:`begin` as a command to batch ahead of the script (and its score)."""
         # Milliseconds for the sweep's age check, plus a random fraction that makes this
         # entry's score its own (see _END).
         score = now_ms() + random.random()
-        await self._redis.zadd(self._keys.unsettled(), {task_id: score})
-        return score
+        return score, ("ZADD", self._keys.unsettled(), score, task_id)
 
     async def end(self, task_id: str, score: float) -> None:
         """Leave the unsettled set, unless another change entered the task since ``score``."""
@@ -93,33 +92,40 @@ class Effects:
     ) -> None:
         """Apply the task's recorded effects (``pending``: the list, if just read).
 
-        In order per target, the targets side by side (one round trip for them all). With
-        ``score``, the task then leaves the unsettled set (see :meth:`end`).
+        In order per target (one round trip on one server, the targets side by side on a
+        cluster). With ``score``, the task then leaves the unsettled set (see :meth:`end`).
         """
         key = self._keys.effects(task_id)
         if pending is None:
             pending = await self._redis.lrange(key, 0, -1)
-        by_target: dict[str, list[dict[str, Any]]] = {}
+        if not pending and score is None:
+            return
+        by_target: dict[str, list[Command]] = {}
         for raw in pending:
             effect = json.loads(raw)
-            by_target.setdefault(effect.get("x", "indexes"), []).append(effect)
-        await asyncio.gather(*(self._apply_in_order(group) for group in by_target.values()))
-        # Both at once: an effect left in the list once applied is skipped if met again.
-        await asyncio.gather(
-            self._forget(key, pending), self.end(task_id, score) if score is not None else _done()
-        )
+            by_target.setdefault(effect.get("x", "indexes"), []).extend(self._commands(effect))
+        await batch(self._redis, list(by_target.values()))
+        # Only once all applied: a pipeline runs on past an error, and an effect dropped from
+        # the list unapplied would be lost. Both groups at once: an effect left in the list
+        # once applied is skipped if met again. By value: a concurrent settle may have taken it.
+        forget = [("LREM", key, 1, raw) for raw in pending]
+        end = [] if score is None else [self._end_command(task_id, score)]
+        await batch(self._redis, [forget, end])
 
-    async def _forget(self, key: str, applied: list[str]) -> None:
-        if not applied:
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for raw in applied:
-                pipe.lrem(key, 1, raw)  # by value: a concurrent settle may have taken it
-            await pipe.execute()
+    def _end_command(self, task_id: str, score: float) -> Command:
+        return script_command(_END, [self._keys.unsettled()], [task_id, score])
 
-    async def _apply_in_order(self, effects: list[dict[str, Any]]) -> None:
-        for effect in effects:
-            await self._apply_one(effect)
+    def _commands(self, effect: dict[str, Any]) -> list[Command]:
+        """One effect as commands: a stream entry (once per effect id) or index moves."""
+        if "x" in effect:
+            stream: str = effect["x"]
+            keys = [stream, self._keys.applied(stream)]
+            args = [effect["id"], now_ms(), APPLIED_WINDOW_MS, effect.get("max", 0), *effect["f"]]
+            return [script_command(_APPLY, keys, args)]
+        member, score = effect["m"], float(effect["s"])
+        return [("ZREM", index, member) for index in effect.get("zrem", [])] + [
+            ("ZADD", index, score, member) for index in effect.get("zadd", [])
+        ]
 
     async def unsettled(self, older_than_ms: int, limit: int) -> list[tuple[str, float]]:
         """Tasks entered before ``older_than_ms`` ago and not settled since, with their score."""
@@ -127,25 +133,3 @@ class Effects:
             self._keys.unsettled(), "-inf", now_ms() - older_than_ms, 0, limit, withscores=True
         )
         return [(task_id, float(score)) for task_id, score in rows]
-
-    async def _apply_one(self, effect: dict[str, Any]) -> None:
-        if "x" in effect:
-            stream: str = effect["x"]
-            await self._apply(
-                keys=[stream, self._keys.applied(stream)],
-                args=[
-                    effect["id"],
-                    now_ms(),
-                    APPLIED_WINDOW_MS,
-                    effect.get("max", 0),
-                    *effect["f"],
-                ],
-            )
-            return
-        member, score = effect["m"], float(effect["s"])
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for index in effect.get("zrem", []):
-                pipe.zrem(index, member)
-            for index in effect.get("zadd", []):
-                pipe.zadd(index, {member: score})
-            await pipe.execute()

@@ -22,7 +22,7 @@ from hookagent.models import (
     new_task_id,
     utc_iso,
 )
-from hookagent.store.client import Client, register_script
+from hookagent.store.client import Client, batch, register_script, script_command
 from hookagent.store.effects import Effects
 from hookagent.store.queue import JobQueue
 from hookagent.store.refs import Marks
@@ -255,19 +255,37 @@ class TaskStore:
         if marks.ref:
             claims.append((k.ref(marks.source, marks.ref), marks.seen_ref, self._ttl_ms))
         record = StatusChange(status=TaskStatus.QUEUED, at=now).model_dump_json(exclude_none=True)
-        score = await self.effects.begin(tid)
         intake = json.dumps([key for key, _, _ in claims])
-        drafted = await self._draft(
-            keys=[k.task(tid), k.history(tid)],
-            args=[self._ttl_ms, record, intake, *_flat(task.to_hash())],
+        score, begin = self.effects.begin_command(tid)
+        draft = script_command(
+            _DRAFT,
+            [k.task(tid), k.history(tid)],
+            [self._ttl_ms, record, intake, *_flat(task.to_hash())],
         )
+        # One round trip on one server; the unsettled entry reaches it before the draft.
+        began, drafted = await batch(self._redis, [[begin]], [[draft]], raise_on_error=False)
+        if isinstance(drafted, Exception):
+            raise drafted
         if drafted != 1:
             raise ConflictError(f"task {tid} exists already")
-        for key, seen, ttl_ms in claims:
-            if not await self._mark(keys=[key], args=[seen or "", tid, ttl_ms]):
-                await self._discard(keys=[k.task(tid), k.history(tid)])
-                await self.effects.end(tid, score)
-                return None
+        if isinstance(began, Exception):  # a draft no sweep would find: take it back
+            await self._discard(keys=[k.task(tid), k.history(tid)])
+            raise began
+        # All marks in one round trip, in order. A mark set after another was lost points
+        # at the discarded draft: stale, and the next delivery replaces it (see _DRAFT).
+        marked = await batch(
+            self._redis,
+            [
+                [
+                    script_command(_MARK, [key], [seen or "", tid, ttl_ms])
+                    for key, seen, ttl_ms in claims
+                ]
+            ],
+        )
+        if not all(marked):
+            await self._discard(keys=[k.task(tid), k.history(tid)])
+            await self.effects.end(tid, score)
+            return None
         if not await self._seal_draft(tid, score):
             await self.effects.end(tid, score)
             return None
@@ -482,14 +500,18 @@ class TaskStore:
         for name, value in fields.items():
             args += [name, "" if value is None else str(value)]
         keys = [k.task(task_id), k.history(task_id), k.logs(task_id), k.effects(task_id)]
-        score = await self.effects.begin(task_id)  # before: a death after the script is found
-        try:
-            old, attempt, pending = await self._transition(keys=keys, args=args)
-        except ResponseError as exc:
+        # Entered before the script, so a death after it is found; one round trip for both
+        # on one server. Should the entry fail where the script did not, the change is made
+        # and this process settles it all the same.
+        score, begin = self.effects.begin_command(task_id)
+        run = script_command(_TRANSITION, keys, args)
+        _, reply = await batch(self._redis, [[begin]], [[run]], raise_on_error=False)
+        if isinstance(reply, ResponseError):
             # Nothing recorded; ended unless another change's effects wait (the sweep's then).
             if not await self._redis.llen(k.effects(task_id)):
                 await self.effects.end(task_id, score)
-            raise _translate(task_id, str(exc)) from None
+            raise _translate(task_id, str(reply)) from None
+        old, attempt, pending = reply
         await self.effects.settle(task_id, pending, score=score)
         return TaskStatus(old), int(attempt)
 
