@@ -243,7 +243,11 @@ async def gitlab_webhook(
 @router.post("/linear/", status_code=202, include_in_schema=False)
 @_retry_after
 async def linear_webhook(
-    request: Request, store: StoreDep, settings: SettingsDep, agent: AgentChoice = None
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    redactor: RedactorDep,
+    agent: AgentChoice = None,
 ) -> JSONResponse:
     """Linear: a labelled issue starts a task; ``@hookagent <command>`` comments command one."""
     await _admit(store, "linear")
@@ -268,7 +272,15 @@ async def linear_webhook(
     delivery = linear_event_id(payload) or request.headers.get("linear-delivery")
     pol = get_policies(request)
     return await _handle(
-        store, settings, payload, parse, lambda _: delivery, agent, signed=signed, pol=pol
+        store,
+        settings,
+        payload,
+        parse,
+        lambda _: delivery,
+        agent,
+        signed=signed,
+        pol=pol,
+        redactor=redactor,
     )
 
 
@@ -311,7 +323,7 @@ async def _handle(
     *,
     signed: bool,
     pol: Policies,
-    redactor: Redactor | None = None,
+    redactor: Redactor,
 ) -> JSONResponse:
     try:
         parsed = parse(payload)
