@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from hookagent.embedded import EmbeddedValkey
+from hookagent.settings import Settings
+from hookagent.store import Store
+from hookagent.store.writer import LogWriter
 
 
 def run(
@@ -146,3 +149,18 @@ def print_rows(rows: list[Row]) -> None:
     for row in rows:
         met = "-" if row.met is None else ("yes" if row.met else "**no**")
         print(f"| {row.bench} | {row.case} | {row.target} | {row.measured} | {met} |")
+
+
+def log_writer(store: Store, settings: Settings, task_id: str, *, index: bool = True) -> LogWriter:
+    """A task's log writer as the worker builds it (attempt 1, with the search index)."""
+    return LogWriter(
+        store.logs,
+        task_id,
+        index=store.search if index else None,
+        token="",
+        attempt=1,
+        batch_lines=settings.log_batch_lines,
+        flush_ms=settings.log_flush_ms,
+        line_max=settings.log_line_max,
+        raw_max=settings.log_raw_max,
+    )

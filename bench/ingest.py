@@ -29,7 +29,7 @@ from typing import NamedTuple
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from common import run
+from common import log_writer, run
 from hookagent.agents.command import CommandRun
 from hookagent.agents.runner import run_process
 from hookagent.keys import Keys
@@ -38,7 +38,6 @@ from hookagent.redact import Redactor
 from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
-from hookagent.store.writer import LogWriter
 from hookagent.worker import line_sink
 
 TOKEN_EVERY = 1000
@@ -129,17 +128,8 @@ async def ours(redis: Redis, url: str, lines: int, redactor: Redactor | None = N
     assert (await follower.stdout.readline()).strip() == b"ready"
     run = CommandRun()
     last_read = 0.0
-    async with LogWriter(
-        store.logs,
-        task.task_id,
-        index=store.search,  # as the worker writes: with the search index
-        token="",
-        attempt=1,
-        batch_lines=settings.log_batch_lines,
-        flush_ms=settings.log_flush_ms,
-        line_max=settings.log_line_max,
-        raw_max=settings.log_raw_max,
-    ) as writer:
+    # as the worker writes: with the search index
+    async with log_writer(store, settings, task.task_id) as writer:
         sink = line_sink(run, writer, redactor=redactor)
 
         async def timed_sink(stream, chunk):  # type: ignore[no-untyped-def]

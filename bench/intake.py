@@ -24,13 +24,12 @@ import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from common import Row, Server, load_average, print_rows, valkey
+from common import Row, Server, load_average, log_writer, print_rows, valkey
 from hookagent.agents.command import CommandRun
 from hookagent.agents.runner import run_process
 from hookagent.models import NewTask
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
-from hookagent.store.writer import LogWriter
 from hookagent.worker import line_sink
 from ingest import printer
 
@@ -74,17 +73,7 @@ async def busy_agent(store: Store, settings: Settings, stop: asyncio.Event) -> N
     """An agent printing at full speed into a task's log, run after run, until ``stop``."""
     new = NewTask(source="bench", repository="o/r", title="busy", prompt="p")
     task_id = (await store.tasks.create(new)).task_id
-    async with LogWriter(
-        store.logs,
-        task_id,
-        index=store.search,
-        token="",
-        attempt=1,
-        batch_lines=settings.log_batch_lines,
-        flush_ms=settings.log_flush_ms,
-        line_max=settings.log_line_max,
-        raw_max=settings.log_raw_max,
-    ) as writer:
+    async with log_writer(store, settings, task_id) as writer:
         sink = line_sink(CommandRun(), writer)
         # Runs of a second or so, not one cancelled run: the agent exits on its own.
         while not stop.is_set():

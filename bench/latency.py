@@ -25,13 +25,12 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple
 
-from common import Row, Server, load_average, print_rows, valkey
+from common import Row, Server, load_average, log_writer, print_rows, valkey
 from hookagent.agents.command import CommandRun
 from hookagent.agents.runner import run_process
 from hookagent.models import Action, NewTask
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
-from hookagent.store.writer import LogWriter
 from hookagent.worker import line_sink
 
 FOLLOW = Path(__file__).parent / "follow.py"
@@ -72,17 +71,7 @@ async def agent_prints(
 ) -> int:
     """Run the printing agent through the worker's log path; the lines it printed."""
     run = CommandRun()
-    async with LogWriter(
-        store.logs,
-        task_id,
-        index=store.search,
-        token="",
-        attempt=1,
-        batch_lines=settings.log_batch_lines,
-        flush_ms=settings.log_flush_ms,
-        line_max=settings.log_line_max,
-        raw_max=settings.log_raw_max,
-    ) as writer:
+    async with log_writer(store, settings, task_id) as writer:
         result = await run_process(
             [sys.executable, "-c", AGENT, str(rate), str(secs)],
             stdin=b"",

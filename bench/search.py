@@ -16,11 +16,10 @@ import uuid
 
 from redis.asyncio import Redis
 
-from common import Row, run
+from common import Row, log_writer, run
 from hookagent.models import LogStream, NewTask
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
-from hookagent.store.writer import LogWriter
 
 VOCABULARY = (
     "error warning retry timeout connection refused database query slow index table "
@@ -50,17 +49,7 @@ async def ingest(redis: Redis, tasks: int, lines: int, *, index: bool) -> tuple[
     for batch in batches:
         new = NewTask(source="bench", repository="o/r", title="t", prompt="p")
         task = await store.tasks.create(new)
-        async with LogWriter(
-            store.logs,
-            task.task_id,
-            index=store.search if index else None,
-            token="",
-            attempt=1,
-            batch_lines=settings.log_batch_lines,
-            flush_ms=settings.log_flush_ms,
-            line_max=settings.log_line_max,
-            raw_max=settings.log_raw_max,
-        ) as writer:
+        async with log_writer(store, settings, task.task_id, index=index) as writer:
             for line in batch:
                 writer.add(LogStream.STDOUT, line)
             await writer.wait_room()
