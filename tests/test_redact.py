@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -284,3 +285,91 @@ def test_pem_printed_as_a_json_array_of_lines(lines: list[str]) -> None:
     line = json.dumps({"seen": lines, "next": "kept"})
     [redacted] = Redactor().for_run().redact_lines([line])
     assert json.loads(redacted) == {"seen": ["[REDACTED:private_key]"], "next": "kept"}
+
+
+# A configured value with bytes that base64 turns into "+" and "/" (or "-" and "_").
+BINARY_SECRET = "hkcfg-Zx9Qw7?>~Lm3Np5?>~Rt8"
+
+
+def _encoded(data: bytes) -> list[tuple[str, str]]:
+    """``data`` in every encoding a configured secret is looked for in, named."""
+    std, url = base64.b64encode(data).decode(), base64.urlsafe_b64encode(data).decode()
+    return [
+        ("base64", std),
+        ("base64-unpadded", std.rstrip("=")),
+        ("base64url", url),
+        ("base64url-unpadded", url.rstrip("=")),
+        ("hex", data.hex()),
+        ("HEX", data.hex().upper()),
+    ]
+
+
+@pytest.mark.parametrize("lead", [b"", b"A", b"AB", b"ABC", b"TOKEN=", b"x" * 7])
+@pytest.mark.parametrize("tail", [b"", b"\n", b"z", b"zz", b" and more bytes"])
+def test_configured_value_in_base64_and_hex_at_any_offset(lead: bytes, tail: bytes) -> None:
+    """Alone (``echo -n $T | base64``) or inside a blob (``base64 .env``), both alphabets."""
+    redactor = Redactor([BINARY_SECRET])
+    assert "+" in base64.b64encode(BINARY_SECRET.encode()).decode()  # the alphabets differ
+    for name, form in _encoded(lead + BINARY_SECRET.encode() + tail):
+        redacted = redactor.redact(f'seen "{form}" here')
+        assert "[REDACTED:secret]" in redacted, name
+        # Left of the blob: the characters of lead and tail, and at most one character
+        # (2 or 4 bits of the secret's first byte) before the marker.
+        left = redacted.removeprefix('seen "').removesuffix('" here')
+        before, _, after = left.partition("[REDACTED:secret]")
+        hexed = name in ("hex", "HEX")
+        assert len(before) <= (2 * len(lead) if hexed else -(-8 * len(lead) // 6) + 1), name
+        assert len(after) <= (2 * len(tail) if hexed else -(-8 * len(tail) // 6) + 2), name
+
+
+def test_every_configured_secret_in_base64_and_hex_is_redacted() -> None:
+    settings = Settings(
+        github_token=SecretStr(GITHUB["classic"]),
+        jira_api_token=SecretStr(BINARY_SECRET),
+        api_tokens=SecretStr("viewer:alice:hkview-0123456789abcdef"),
+    )
+    redactor = build_redactor(settings, {"ANTHROPIC_API_KEY": ANTHROPIC})
+    for value in (GITHUB["classic"], BINARY_SECRET, "hkview-0123456789abcdef", ANTHROPIC):
+        for name, form in _encoded(value.encode()):
+            assert redactor.redact(f"x {form} y") == "x [REDACTED:secret] y", (value, name)
+
+
+def test_ordinary_base64_and_hex_pass() -> None:
+    redactor = Redactor([BINARY_SECRET])
+    other = b"hkcfg-Zx9Qw7?>~Lm3Np5?>~Rt9 is another value"
+    for _, form in _encoded(other[6:]):
+        assert redactor.redact(form) == form
+
+
+def test_each_api_token_is_a_secret_of_its_own() -> None:
+    """The setting was one secret as a whole: one token printed alone went through."""
+    digest = "sha256:" + "ab" * 32
+    tokens = f"viewer:hkview-0123456789abcdef, operator:ops:hkops-0123456789abcdef,admin:{digest}"
+    settings = Settings(api_tokens=SecretStr(tokens))
+    values = secret_values(settings, {})
+    assert {"hkview-0123456789abcdef", "hkops-0123456789abcdef"} <= set(values)
+    assert not {"viewer", "operator", "ops", digest, "ab" * 32} & set(values)
+    redactor = build_redactor(settings, {})
+    assert redactor.redact("approve with hkops-0123456789abcdef") == (
+        "approve with [REDACTED:secret]"
+    )
+    assert redactor.redact("the operator ops") == "the operator ops"
+
+
+def test_tokens_from_the_file_are_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("# team tokens\nviewer:ann:hkfile-0123456789abcdef\nadmin:hkroot-012345678\n")
+    path.chmod(0o600)
+    settings = Settings(api_tokens_file=path)
+    redactor = build_redactor(settings, {})
+    assert redactor.redact("hkfile-0123456789abcdef hkroot-012345678 # team tokens") == (
+        "[REDACTED:secret] [REDACTED:secret] # team tokens"
+    )
+
+
+def test_an_unreadable_tokens_file_is_logged_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(api_tokens_file=tmp_path / "missing")
+    assert secret_values(settings, {}) == []
+    assert "HOOKAGENT_API_TOKENS_FILE: cannot read" in caplog.text

@@ -18,13 +18,26 @@ dropped.
 For ``scheme://user:password@host`` the scheme, user and host are kept and only the password
 is replaced: the user (``x-access-token``, ``oauth2``, a login) helps reading a git error.
 
+A configured secret is also looked for in hex (lower and upper case) and in base64 (standard
+and URL-safe), because ``base64 .env`` and ``xxd -p`` are how output carries bytes. Inside a
+larger base64 blob a secret starts 0, 1 or 2 bytes into a 3-byte group, and each start gives
+other characters; the characters made only of the secret's bits are the same whatever
+surrounds it, so those three "cores" per alphabet are the needles (:func:`base64_cores`). A
+match is extended over the next character (partly the secret's last bits) and ``=`` padding;
+the character before a core is left, as it may end a JSON escape: at most 4 bits of the
+secret's first byte stay visible. Not covered: base64 or hex wrapped across lines (the
+needles hold no newline), other encodings (base32, gzip, reversed…). Those are a determined
+agent's, and redaction is a net for what agents print, not a wall (the sandbox is the wall).
+
 This module is a leaf: it imports nothing of hookagent.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import string
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
@@ -74,6 +87,9 @@ _PEM_BODY = re.compile(r'(?:[A-Za-z0-9+/=:,. \t-]|\\[nrt]|"\s*,\s*"(?=[A-Za-z0-9
 
 Span = tuple[int, int, str]
 
+_URL_SAFE = str.maketrans("+/", "-_")
+_BASE64_CHARS = frozenset(string.ascii_letters + string.digits + "+/-_")
+
 
 def marker(kind: str) -> str:
     """The text a redacted ``kind`` becomes."""
@@ -92,27 +108,59 @@ def encodings(value: str) -> set[str]:
     return {form for form in forms if form}
 
 
-def secret_forms(secrets: Iterable[str]) -> set[str]:
-    """Every text to scrub for ``secrets``; values shorter than MIN_SECRET_CHARS are skipped.
+def base64_cores(value: str) -> set[str]:
+    """The base64 text (standard and URL-safe) made only of ``value``'s bits, at each alignment.
 
-    A multi-line value is scrubbed line by line (and whole, JSON-escaped), so no form
-    holds a newline and a batch keeps its line count.
+    ``value`` encoded alone is its first core followed by one partial character and padding;
+    inside a larger blob it starts 0, 1 or 2 bytes into a 3-byte group of the encoding.
     """
+    data = value.encode()
+    cores: set[str] = set()
+    for lead in range(3):
+        encoded = base64.b64encode(bytes(lead) + data).decode()
+        # Character i holds bits 6i..6i+5: whole ones from ceil(8*lead/6) to the last full one.
+        core = encoded[-(-8 * lead // 6) : 8 * (lead + len(data)) // 6]
+        cores |= {core, core.translate(_URL_SAFE)}
+    return cores
+
+
+def _secret_texts(secrets: Iterable[str]) -> set[str]:
+    """Each secret, each line of a multi-line one, and those stripped; the short ones left out."""
     values: set[str] = set()
     for secret in secrets:
         for part in (secret, *secret.splitlines()):
             # Stripped too: a value read from a file or an env var may carry a newline.
-            for value in {part, part.strip()}:
-                if len(value) >= MIN_SECRET_CHARS:
-                    values |= encodings(value)
-    return {value for value in values if "\n" not in value and "\r" not in value}
+            values |= {v for v in (part, part.strip()) if len(v) >= MIN_SECRET_CHARS}
+    return values
+
+
+def secret_forms(secrets: Iterable[str]) -> set[str]:
+    """Every text to scrub for ``secrets``; values shorter than MIN_SECRET_CHARS are skipped.
+
+    A multi-line value is scrubbed line by line (and whole, JSON-escaped), so no form
+    holds a newline and a batch keeps its line count. Hex of each value is included (lower
+    and upper case); base64 is :func:`base64_forms`, as its matches are extended.
+    """
+    forms: set[str] = set()
+    for value in _secret_texts(secrets):
+        hexed = value.encode().hex()
+        forms |= encodings(value) | {hexed, hexed.upper()}
+    return {form for form in forms if "\n" not in form and "\r" not in form}
+
+
+def base64_forms(secrets: Iterable[str]) -> set[str]:
+    """The base64 cores (:func:`base64_cores`) of every value :func:`secret_forms` scrubs."""
+    return {core for value in _secret_texts(secrets) for core in base64_cores(value)}
 
 
 class Redactor:
     """Replaces configured secret values and known credential shapes with markers."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._values = frozenset(secret_forms(secrets))
+        given = list(secrets)
+        self._values = frozenset(secret_forms(given))
+        # Matched like the values, then extended over a partial character and padding.
+        self._cores = frozenset(base64_forms(given) - self._values)
         self._probes: dict[str, list[tuple[re.Pattern[str], str]]] = {}
         for kind, needles, pattern in _SHAPES:
             for needle in needles:
@@ -122,7 +170,7 @@ class Redactor:
     @property
     def secret_count(self) -> int:
         """How many distinct texts of configured secrets (forms included) are scrubbed."""
-        return len(self._values)
+        return len(self._values) + len(self._cores)
 
     def redact(self, text: str) -> str:
         """``text`` (any number of lines) with every secret replaced."""
@@ -147,6 +195,11 @@ class Redactor:
             while at >= 0:
                 found.append((at, at + len(value), self._secret))
                 at = find(value, at + 1)
+        for core in self._cores:
+            at = find(core)
+            while at >= 0:
+                found.append((at, _past_padding(text, at + len(core)), self._secret))
+                at = find(core, at + 1)
         for needle, probes in self._probes.items():
             at = find(needle)
             while at >= 0:
@@ -227,6 +280,16 @@ def _apply(text: str, spans: list[Span]) -> str:
         start, end, replacement = next_start, next_end, next_replacement
     parts += (text[kept:start], replacement, text[end:])
     return "".join(parts)
+
+
+def _past_padding(text: str, end: int) -> int:
+    """Where a base64 core ending at ``end`` ends with its partial character and ``=`` padding."""
+    if end < len(text) and text[end] in _BASE64_CHARS:
+        end += 1
+    for _ in range(2):
+        if end < len(text) and text[end] == "=":
+            end += 1
+    return end
 
 
 def _redact_pem(line: str) -> tuple[str, bool]:

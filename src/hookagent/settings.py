@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # A GitHub repository as HOOKAGENT_LINEAR_PROJECTS names it (a leaf: repos.py not imported).
 _OWNER_NAME = re.compile(r"[\w.-]+/[\w.-]+")
 _PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "xxx", "todo", "your-secret"})
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(BaseSettings):
@@ -57,6 +58,13 @@ class Settings(BaseSettings):
     api_tokens_file: Path | None = None
     allow_anonymous: bool = False
     cors_origins: str = ""
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Addresses (IPs or CIDR networks, comma-separated) of the reverse proxies whose "
+            "X-Forwarded-For names the client; empty: the header is ignored from everyone"
+        ),
+    )
     sentry_client_secret: SecretStr | None = None
     jira_webhook_secret: SecretStr | None = None
     default_repo: str | None = None
@@ -188,6 +196,12 @@ class Settings(BaseSettings):
     def _blank_tokens_are_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return None if value is None or not value.get_secret_value().strip() else value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        _networks(value)
+        return value
+
     @field_validator("agent_command")
     @classmethod
     def _command_agent_needs_command(cls, value: str, info: ValidationInfo) -> str:
@@ -300,6 +314,11 @@ class Settings(BaseSettings):
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        """The networks whose ``X-Forwarded-For`` is believed (HOOKAGENT_TRUSTED_PROXIES)."""
+        return _networks(self.trusted_proxies)
+
+    @property
     def notify_url_list(self) -> list[str]:
         """Where signed outbound webhooks go."""
         return [u.strip() for u in self.notify_urls.split(",") if u.strip()]
@@ -342,6 +361,43 @@ def _project_pairs(raw: str) -> dict[str, str]:
         if not _OWNER_NAME.fullmatch(repo.strip()):
             raise ValueError(f"project {name.strip()!r} maps to {repo.strip()!r}, not 'owner/name'")
     return {name.strip().lower(): repo.strip() for name, repo in pairs}
+
+
+def _networks(raw: str) -> tuple[IPNetwork, ...]:
+    """``10.0.0.0/8, 192.0.2.7, ::1`` as networks (an address is a network of one)."""
+    found: list[IPNetwork] = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        try:
+            found.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part[:64]!r} is not an IP address or a CIDR network") from None
+    return tuple(found)
+
+
+def split_api_tokens(text: str) -> list[tuple[str, str | None, str]]:
+    """``HOOKAGENT_API_TOKENS`` (or its file) as ``(role, name or None, token)``, unchecked.
+
+    Entries are ``role:token`` or ``role:name:token``, separated by commas or newlines; lines
+    starting with ``#`` are comments. A token written ``sha256:<hex>`` is a digest: the colon
+    after ``sha256`` does not start a token. api/auth/tokens.py checks each part; the
+    redactor (secret_values.py) takes the plain tokens, so both read entries alike.
+    """
+    entries: list[tuple[str, str | None, str]] = []
+    pieces = [
+        piece.strip()
+        for line in text.splitlines()
+        if not line.strip().startswith("#")
+        for piece in line.split(",")
+    ]
+    for piece in filter(None, pieces):
+        role, _, rest = piece.partition(":")
+        name: str | None = None
+        if not rest.startswith("sha256:"):
+            before, colon, after = rest.partition(":")
+            if colon:
+                name, rest = before.strip(), after
+        entries.append((role.strip(), name, rest.strip()))
+    return entries
 
 
 def _is_loopback(host: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from hookagent.models import NewTask, TaskStatus
@@ -40,7 +42,9 @@ async def run_task(client: httpx.AsyncClient, store: Store, **params: str) -> st
     return tid
 
 
-async def assert_nothing_secret(client: httpx.AsyncClient, tid: str) -> list[dict[str, Any]]:
+async def assert_nothing_secret(
+    client: httpx.AsyncClient, tid: str, secrets: tuple[str, ...] = SECRETS
+) -> list[dict[str, Any]]:
     """No secret in the log (messages and raw events), search, task or progress; the log."""
     entries: list[dict[str, Any]] = (
         await client.get(f"/tasks/{tid}/logs", params={"limit": -1})
@@ -48,8 +52,8 @@ async def assert_nothing_secret(client: httpx.AsyncClient, tid: str) -> list[dic
     task = (await client.get(f"/tasks/{tid}")).json()
     progress = (await client.get(f"/tasks/{tid}/progress")).json()
     stored = json.dumps([entries, task, progress])
-    assert [s for s in SECRETS if s in stored] == []
-    for fragment in SECRETS:
+    assert [s for s in secrets if s in stored] == []
+    for fragment in secrets:
         found = (await client.get("/search", params={"q": fragment})).json()
         assert found["count"] == 0, found
     return entries
@@ -115,3 +119,45 @@ async def test_pull_request_body_is_redacted(store: Store, settings: Settings) -
     body = publisher.body(task.model_copy(update={"plan": plan, "approver": "lee"}))
     assert "1. rotate [REDACTED:secret]\n2. revoke [REDACTED:github_token]\n" in body
     assert CONFIGURED not in body and SHAPED not in body and "Approved by lee." in body
+
+
+# API tokens: the setting was redacted as one string, so a token printed alone went through,
+# and a viewer could find an operator's token with /search; a token file's, not at all.
+VIEWER_TOKEN = "hkview-" + "Qm3Zr8Lx5Np2Wt7Vb"
+OPERATOR_TOKEN = "hkops-" + "Tz4Kd9Hs6Jq1Xc8Fg"
+FILE_TOKEN = "hkfile-" + "Pw2Ye7Mn4Bv9Lc3Sd"
+
+
+def token_leaks(*tokens: str) -> tuple[str, ...]:
+    """Each token alone, in base64 inside a blob (``base64 .env``), URL-safe, and in hex."""
+    leaks: list[str] = []
+    for token in tokens:
+        blob = f"A=1\nHOOKAGENT_TOKEN={token}\n".encode()
+        leaks += [
+            token,
+            base64.b64encode(blob).decode(),
+            base64.urlsafe_b64encode(token.encode()).decode().rstrip("="),
+            token.encode().hex(),
+        ]
+    return tuple(leaks)
+
+
+@pytest.mark.parametrize("source", ["env", "file"])
+async def test_each_api_token_printed_alone_is_redacted_and_not_searchable(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path, source: str
+) -> None:
+    if source == "env":
+        leaks = token_leaks(VIEWER_TOKEN, OPERATOR_TOKEN)
+        tokens: dict[str, object] = {
+            "api_tokens": SecretStr(f"viewer:{VIEWER_TOKEN},operator:ops:{OPERATOR_TOKEN}")
+        }
+    else:
+        leaks = token_leaks(FILE_TOKEN)
+        path = tmp_path / "tokens"
+        path.write_text(f"# the team\nadmin:root:{FILE_TOKEN}\n")
+        path.chmod(0o600)
+        tokens = {"api_tokens_file": path}
+    start_worker(agent_command=fake_agent("leak", *leaks), **tokens)
+    tid = await run_task(client, store)
+    messages = [e["message"] for e in await assert_nothing_secret(client, tid, leaks)]
+    assert "[stdout] using credential [REDACTED:secret] now" in messages

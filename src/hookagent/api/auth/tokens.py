@@ -2,8 +2,9 @@
 
 An entry is ``role:token`` or ``role:name:token``; the token may be written ``sha256:<hex>``
 so the configuration holds no secret. Entries are separated by commas or newlines; in the
-file, lines starting with ``#`` are comments. In memory only SHA-256 digests are kept, and
-a presented token is compared with every digest in constant time.
+file, lines starting with ``#`` are comments (split by ``settings.split_api_tokens``, which
+the redactor reads them with too). In memory only SHA-256 digests are kept, and a presented
+token is compared with every digest in constant time. The file is read once, at start.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hookagent.errors import ConfigError
-from hookagent.settings import Settings
+from hookagent.settings import Settings, split_api_tokens
 
 log = logging.getLogger(__name__)
 
@@ -108,36 +109,23 @@ def parse_tokens(text: str, *, source: str = TOKENS_VAR) -> TokenTable:
     Raises :class:`ConfigError` naming ``source`` and the entry's position, never its token.
     """
     entries: list[_Entry] = []
-    pieces = [
-        piece.strip()
-        for line in text.splitlines()
-        if not line.strip().startswith("#")
-        for piece in line.split(",")
-    ]
-    for number, piece in enumerate((p for p in pieces if p), 1):
+    for number, (role, name, token) in enumerate(split_api_tokens(text), 1):
         try:
-            entries.append(_parse_entry(piece))
+            entries.append(_parse_entry(role, name, token))
         except ValueError as exc:
             raise ConfigError(f"{source}: entry {number}: {exc}") from None
     _refuse_duplicates(entries, source)
     return TokenTable(entries)
 
 
-def _parse_entry(text: str) -> _Entry:
-    role_text, _, rest = text.partition(":")
+def _parse_entry(role_text: str, name: str | None, token: str) -> _Entry:
     try:
-        role = Role(role_text.strip().lower())
+        role = Role(role_text.lower())
     except ValueError:
         raise ValueError(
-            f"role must be viewer, operator or admin (got {role_text.strip()[:20]!r}); "
+            f"role must be viewer, operator or admin (got {role_text[:20]!r}); "
             "write role:token or role:name:token"
         ) from None
-    name: str | None = None
-    if not rest.startswith("sha256:"):
-        before, colon, after = rest.partition(":")
-        if colon:
-            name, rest = before.strip(), after
-    token = rest.strip()
     digest = _digest_of(token)
     if name is None:
         name = f"{role}-{digest.hex()[:6]}"
