@@ -19,6 +19,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from hookagent.agents import build_agent
 from hookagent.api import create_app
+from hookagent.api.access_log import QuerySecretFilter
 from hookagent.embedded import EmbeddedValkey
 from hookagent.notify import Notifier
 from hookagent.race import race
@@ -84,9 +85,16 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging configuration, its access lines written in batches."""
+    """uvicorn's logging configuration, its access lines written in batches.
+
+    Both handlers cut secret query values from request lines (api/access_log.py): the
+    access log's, and the WebSocket lines uvicorn writes on its error log.
+    """
     config = copy.deepcopy(LOGGING_CONFIG)
     config["handlers"]["access"]["class"] = f"{__name__}.{BatchedStreamHandler.__name__}"
+    config.setdefault("filters", {})["query_secrets"] = {"()": QuerySecretFilter}
+    for handler in ("default", "access"):
+        config["handlers"][handler].setdefault("filters", []).append("query_secrets")
     return config
 
 
@@ -152,6 +160,9 @@ async def run_services(settings: Settings, *, server: bool, workers: int) -> Non
                 log_level="info",
                 access_log=settings.access_log,
                 log_config=log_config(),
+                # The app reads X-Forwarded-For itself, from HOOKAGENT_TRUSTED_PROXIES only
+                # (api/proxies.py); uvicorn's own handling trusts any loopback peer.
+                proxy_headers=False,
                 lifespan="on",
                 # Open log streams (SSE, WebSocket) never end on their own: past this, a
                 # stop closes them, and their clients resume elsewhere with Last-Event-ID.

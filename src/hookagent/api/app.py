@@ -11,6 +11,7 @@ from hookagent.api.auth import Access, install_access
 from hookagent.api.errors import install_error_handlers
 from hookagent.api.limits import BodyLimitMiddleware
 from hookagent.api.metrics import WebhookCounter
+from hookagent.api.proxies import ForwardedMiddleware
 from hookagent.api.routes import (
     actions,
     board,
@@ -91,6 +92,8 @@ def create_app(settings: Settings, *, redis: Client | None = None) -> FastAPI:
     app.add_middleware(WebhookCounter)
     install_error_handlers(app)
     rules = install_access(app, settings)
+    # Outermost: every layer, and uvicorn's access log, sees the same client address.
+    app.add_middleware(ForwardedMiddleware, trusted=settings.trusted_proxy_networks)
     # The access rule of every route: the README's roles table says the same.
     # Probes and deliveries first: routes are matched in this order, and they come most often.
     rules.include(app, health.router, Access.OPEN)
