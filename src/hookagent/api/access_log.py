@@ -46,8 +46,7 @@ class QuerySecretFilter(logging.Filter):
         args = record.args
         if isinstance(args, tuple) and any(_is_target(arg) for arg in args):
             record.args = tuple(
-                cut_query(arg) if isinstance(arg, str) and _is_target(arg) else arg
-                for arg in args
+                cut_query(arg) if isinstance(arg, str) and _is_target(arg) else arg for arg in args
             )
         return True
 
