@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 from websockets.exceptions import InvalidStatus
 
 from hookagent.api import create_app
+from hookagent.api.auth import RuleBook, served
+from hookagent.api.auth.origin import UNSAFE_METHODS
 from hookagent.models import NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
@@ -27,6 +29,7 @@ from tests.helpers import app_client, move_to
 
 VIEWER = "viewer-token-0123456789"
 OPERATOR = "operator-token-0123456789"
+ADMIN = "admin-token-0123456789abc"
 FOREIGN = "https://evil.example"
 COOKIE = "hookagent_session"
 ACTIONS = ("approve", "reject", "revise", "cancel", "retry")
@@ -34,8 +37,8 @@ ACTIONS = ("approve", "reject", "revise", "cancel", "retry")
 
 @pytest.fixture
 def secured(settings: Settings) -> Settings:
-    """The test's settings with a viewer and a named operator token."""
-    tokens = f"viewer:{VIEWER},operator:ops:{OPERATOR}"
+    """The test's settings with a viewer, a named operator and a named admin token."""
+    tokens = f"viewer:{VIEWER},operator:ops:{OPERATOR},admin:root:{ADMIN}"
     return settings.model_copy(update={"api_tokens": SecretStr(tokens)})
 
 
@@ -195,6 +198,55 @@ async def test_sign_out_ends_the_session_and_expires_the_cookie(
     assert after.status_code == 401
     assert after.headers["www-authenticate"] == 'Bearer realm="hookagent"'
     assert (await http.get("/ui/me", headers=cookie(session_id))).status_code == 401
+
+
+async def test_sign_out_by_cookie_needs_our_origin_and_by_bearer_none(
+    http: httpx.AsyncClient, base: str, store: Store, redis: Redis
+) -> None:
+    """A page elsewhere could sign the browser out (DELETE /ui/session read no Origin)."""
+    session_id = await sign_in(http, VIEWER)
+    for origin in (None, FOREIGN):
+        refused = await http.delete("/ui/session", headers=cookie(session_id, origin))
+        assert refused.status_code == 403, (origin, refused.text)
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.json()["error"] == "forbidden_origin"
+        assert "set-cookie" not in refused.headers
+    assert await redis.exists(store.sessions.key_of(session_id)) == 1
+    out = await http.delete("/ui/session", headers=cookie(session_id, base))
+    assert out.status_code == 204
+    assert await redis.exists(store.sessions.key_of(session_id)) == 0
+    # A bearer token needs no Origin; a wrong one is refused like anywhere else.
+    session_id = await sign_in(http, VIEWER)
+    bearer = {"Authorization": f"Bearer {VIEWER}"}
+    out = await http.delete("/ui/session", headers=cookie(session_id) | bearer)
+    assert out.status_code == 204, out.text
+    assert await redis.exists(store.sessions.key_of(session_id)) == 0
+    wrong = await http.delete("/ui/session", headers={"Authorization": "Bearer nope-0123456789"})
+    assert wrong.status_code == 401 and wrong.json()["error"] == "unauthorized"
+    assert (await http.delete("/ui/session")).status_code == 204  # nothing to end
+
+
+async def test_every_state_change_by_cookie_needs_our_origin(
+    http: httpx.AsyncClient, base: str, secured: Settings, redis: Redis
+) -> None:
+    """Each POST/PUT/PATCH/DELETE a cookie can authenticate, from the app's own route list."""
+    app = create_app(secured, redis=redis)
+    rules: RuleBook = app.state.rules
+    changes = [
+        key
+        for key in served(app)
+        if key.split()[0] in UNSAFE_METHODS
+        and ((rule := rules.rule(key)) is not None and rule.role is not None)
+    ] + ["DELETE /ui/session"]
+    assert {"POST /tasks/{task_id}/approve", "POST /tasks/{task_id}/reject"} <= set(changes)
+    admin = await sign_in(http, ADMIN)
+    for key in changes:
+        method, path = key.split()
+        url = path.replace("{task_id}", "task-0-missing").replace("{", "").replace("}", "")
+        for origin in (None, FOREIGN):
+            answer = await http.request(method, url, json={}, headers=cookie(admin, origin))
+            assert answer.status_code == 403, (key, origin, answer.text)
+            assert answer.json()["error"] == "forbidden_origin", key
 
 
 async def test_forged_and_revoked_cookies_and_bad_tokens_are_401(

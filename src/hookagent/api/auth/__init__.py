@@ -14,6 +14,7 @@ from hookagent.api.auth.guard import (
     access_denied,
     admit,
     principal_of,
+    refuse_foreign_cookie_change,
     served,
 )
 from hookagent.api.auth.origin import OriginMiddleware
@@ -42,6 +43,7 @@ __all__ = [
     "load_tokens",
     "parse_tokens",
     "principal_of",
+    "refuse_foreign_cookie_change",
     "served",
     "token_digest",
 ]

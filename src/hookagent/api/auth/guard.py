@@ -116,6 +116,16 @@ async def _from_session(conn: HTTPConnection, tokens: TokenTable, session_id: st
     found = tokens.match_digest(bytes.fromhex(session.token_digest)) if session else None
     if found is None:
         _deny(conn, Unauthenticated("the session is unknown or expired; sign in again"))
+    refuse_foreign_cookie_change(conn)
+    return found
+
+
+def refuse_foreign_cookie_change(conn: HTTPConnection) -> None:
+    """403 ``forbidden_origin`` for a state change by cookie whose ``Origin`` is not ours.
+
+    Every POST, PUT, PATCH, DELETE and WebSocket upgrade the session cookie authenticates
+    passes here: the guard's, and sign-out's (an open route that reads the cookie itself).
+    """
     changes = conn.scope["type"] == "websocket" or conn.scope["method"] in UNSAFE_METHODS
     settings: Settings = conn.app.state.settings
     origin = conn.headers.get("origin")
@@ -123,7 +133,6 @@ async def _from_session(conn: HTTPConnection, tokens: TokenTable, session_id: st
         # SameSite=Strict already keeps the cookie off other sites' requests; a browser
         # always sends Origin on these, so one missing or foreign is not our page.
         _deny(conn, ForeignOrigin("a request signed in by cookie must come from this server"))
-    return found
 
 
 def _deny(conn: HTTPConnection, exc: HookagentError) -> NoReturn:

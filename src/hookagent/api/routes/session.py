@@ -2,7 +2,8 @@
 
 These routes are open in the rule book because they handle credentials themselves:
 ``POST /ui/session`` checks the token against the same token book as the API,
-``GET /ui/me`` runs the same guard as every protected route.
+``GET /ui/me`` runs the same guard as every protected route, and ``DELETE /ui/session``
+the guard's Origin check when the cookie is what it acts on.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hookagent.api.auth import (
     RuleBook,
     TokenTable,
     admit,
+    refuse_foreign_cookie_change,
     token_digest,
 )
 from hookagent.api.deps import SettingsDep, StoreDep
@@ -96,8 +98,13 @@ async def sign_in(
 
 @router.delete("/session", status_code=204)
 async def sign_out(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
-    """End the browser's session and expire its cookie."""
+    """End the browser's session and expire its cookie (by cookie: from our own page only)."""
     session_id = request.cookies.get(SESSION_COOKIE)
+    if "authorization" in request.headers:
+        # A bearer token is no ambient credential: no Origin needed, but it must be valid.
+        await admit(request, Role.VIEWER, ticket=None)
+    elif session_id:
+        refuse_foreign_cookie_change(request)
     if session_id:
         await store.sessions.end(session_id)
     response = Response(status_code=204, headers={"Cache-Control": "no-store"})
