@@ -28,18 +28,20 @@ def jira() -> Iterator[JiraStub]:
         yield stub
 
 
+def with_jira(settings: Settings, jira: JiraStub, **extra: object) -> Settings:
+    """``settings`` replying on Jira issues through ``jira``."""
+    credentials = {
+        "jira_url": jira.url,
+        "jira_email": "bot@acme.test",
+        "jira_api_token": SecretStr("jira-token-0123456789"),
+    }
+    return settings.model_copy(update=credentials | extra)
+
+
 async def test_jira_comment_is_edited_in_place_and_the_issue_moves_on_pr(
     settings: Settings, store: Store, start_notifier: StartNotifier, jira: JiraStub
 ) -> None:
-    own = settings.model_copy(
-        update={
-            "jira_url": jira.url,
-            "jira_email": "bot@acme.test",
-            "jira_api_token": SecretStr("jira-token-0123456789"),
-            "jira_transition_on_pr": "In Review",
-        }
-    )
-    notifier = start_notifier(own)
+    notifier = start_notifier(with_jira(settings, jira, jira_transition_on_pr="In Review"))
     task = await store.tasks.create(
         NewTask(
             source="jira", repository=REPO, title="PAY-231: fix", prompt="p", external_id="PAY-231"
@@ -74,6 +76,19 @@ async def test_jira_comment_is_edited_in_place_and_the_issue_moves_on_pr(
     echoed["comment"]["body"] = explained
     with pytest.raises(Ignored, match="own comment"):
         parse_jira(echoed, default_repo=None)
+
+
+async def test_a_stored_hostile_jira_key_stays_one_path_segment(
+    settings: Settings, store: Store, start_notifier: StartNotifier, jira: JiraStub
+) -> None:
+    """A task stored before keys were checked at intake cannot steer the comment elsewhere."""
+    notifier = start_notifier(with_jira(settings, jira))
+    hostile = "X-1/../../../rest/api/2/issue/SEC-7"
+    new = NewTask(source="jira", repository=REPO, title="t", prompt="p", external_id=hostile)
+    await store.tasks.create(new)
+    await asyncio.wait_for(notifier.notifier.wait_acked(1), 15)
+    quoted = "X-1%2F..%2F..%2F..%2Frest%2Fapi%2F2%2Fissue%2FSEC-7"
+    assert [r["path"] for r in jira.requests] == [f"/rest/api/2/issue/{quoted}/comment"]
 
 
 def github_comment(body: str, login: str = "lee-lead") -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from hookagent.errors import PayloadError
@@ -156,3 +157,37 @@ def test_comments_follow_the_description_and_labels_are_kept() -> None:
         "--- Ana at 2025-01-01T10:00:00.000+0000:\nStill failing on EUR\n\n"
         "--- Bo at 2025-01-01T11:00:00.000+0000:\nSeen in prod too"
     )
+
+
+HOSTILE_KEYS = [
+    "X-1/../../../rest/api/2/issue/SEC-7",  # steered the REST path to another issue
+    "PAY-1?expand=changelog",
+    "PAY-1#x",
+    "pay-1",
+    "PAY-\u0661",  # ARABIC-INDIC DIGIT ONE, which \d takes without re.ASCII
+    "PAY",
+    "-1",
+]
+
+
+@pytest.mark.parametrize("key", HOSTILE_KEYS)
+@pytest.mark.parametrize("fixture", ["issue-created", "comment-created", "issue-updated"])
+def test_a_key_that_is_not_a_jira_key_is_refused(fixture: str, key: str) -> None:
+    payload = json.loads((FIXTURES / f"jira-{fixture}.json").read_text())
+    payload["issue"]["key"] = key
+    with pytest.raises(PayloadError, match="is not a key like PAY-231"):
+        parse_jira(payload, default_repo="acme/api", approve_status="Approved")
+
+
+async def test_a_hostile_key_is_a_422_at_intake(client: httpx.AsyncClient) -> None:
+    payload = json.loads((FIXTURES / "jira-issue-created.json").read_text())
+    payload["issue"]["key"] = HOSTILE_KEYS[0]
+    answer = await client.post("/webhooks/jira", json=payload)
+    assert answer.status_code == 422, answer.text
+    assert answer.json() == {
+        "error": "invalid_payload",
+        "detail": "Jira issue key 'X-1/../../../rest/api/2/issue/SEC-7' is not a key like "
+        "PAY-231 (capital letters, digits or _, a hyphen, a number)",
+    }
+    listed = (await client.get("/tasks/")).json()
+    assert listed["tasks"] == [], listed

@@ -9,7 +9,7 @@ import httpx
 
 from hookagent.errors import OutboundError, PullRequestError
 from hookagent.forges.base import ChangeRequest, Comment, Thread
-from hookagent.forges.http import retry_after
+from hookagent.forges.http import github_repo_path, retry_after, segment
 from hookagent.settings import Settings
 
 API_VERSION = "2022-11-28"
@@ -70,7 +70,7 @@ class GitHubForge:
 
     async def fetch_thread(self, thread: Thread) -> list[Comment]:
         """``GET /repos/{owner}/{repo}/issues/{number}/comments``, page by page."""
-        path = f"/repos/{thread.repo}/issues/{thread.number}/comments"
+        path = f"{github_repo_path(thread.repo)}/issues/{segment(thread.number)}/comments"
         found: list[Comment] = []
         async with httpx.AsyncClient(base_url=self._api_url.rstrip("/"), timeout=30) as client:
             for page in range(1, MAX_PAGES + 1):
@@ -114,11 +114,13 @@ async def open_pull_request(
 ) -> PullRequest:
     """``POST /repos/{owner}/{repo}/pulls``; :class:`PullRequestError` carries GitHub's reason."""
     payload = {"title": title, "head": head, "base": base, "body": body}
+    try:
+        path = f"{github_repo_path(repo)}/pulls"
+    except OutboundError as exc:
+        raise PullRequestError(exc.message) from None
     async with httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=30) as client:
         try:
-            response = await client.post(
-                f"/repos/{repo}/pulls", json=payload, headers=_headers(token)
-            )
+            response = await client.post(path, json=payload, headers=_headers(token))
         except httpx.HTTPError as exc:
             raise PullRequestError(f"GitHub API unreachable: {exc!r}") from None
     if response.status_code != 201:
@@ -152,7 +154,7 @@ async def create_issue_comment(
     *, api_url: str, token: str, repo: str, number: int, body: str
 ) -> IssueComment:
     """``POST /repos/{owner}/{repo}/issues/{number}/comments``."""
-    path = f"/repos/{repo}/issues/{number}/comments"
+    path = f"{github_repo_path(repo)}/issues/{segment(number)}/comments"
     return await _comment("POST", api_url, token, path, body, expect=201)
 
 
@@ -160,7 +162,7 @@ async def edit_issue_comment(
     *, api_url: str, token: str, repo: str, comment_id: int, body: str
 ) -> IssueComment:
     """``PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}``."""
-    path = f"/repos/{repo}/issues/comments/{comment_id}"
+    path = f"{github_repo_path(repo)}/issues/comments/{segment(comment_id)}"
     return await _comment("PATCH", api_url, token, path, body, expect=200)
 
 

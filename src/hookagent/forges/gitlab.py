@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
 from hookagent.errors import OutboundError, PullRequestError
 from hookagent.forges.base import ChangeRequest, Comment, Thread
-from hookagent.forges.http import retry_after
+from hookagent.forges.http import retry_after, segment
 from hookagent.settings import Settings
 
 # Pages of 100 notes read for one thread; a longer thread is read up to there.
@@ -52,7 +51,7 @@ class GitLabForge:
         }
         try:
             response = await self._send(
-                "POST", f"/projects/{_project(repo)}/merge_requests", payload
+                "POST", f"/projects/{segment(repo)}/merge_requests", payload
             )
         except OutboundError as exc:
             raise PullRequestError(exc.message) from None
@@ -71,7 +70,7 @@ class GitLabForge:
 
     async def edit_comment(self, thread: Thread, comment_id: str, body: str) -> Comment:
         """``PUT /projects/:id/issues/:iid/notes/:note_id``."""
-        path = f"{_notes(thread)}/{quote(comment_id, safe='')}"
+        path = f"{_notes(thread)}/{segment(comment_id)}"
         response = await self._send("PUT", path, {"body": body})
         return _as_comment(_expect(response, 200))
 
@@ -106,13 +105,9 @@ class GitLabForge:
                 raise OutboundError(f"GitLab API unreachable: {exc!r}", retryable=True) from None
 
 
-def _project(repo: str) -> str:
-    """The ``:id`` of a project: its full path, URL-encoded (``/`` too)."""
-    return quote(repo, safe="")
-
-
 def _notes(thread: Thread) -> str:
-    return f"/projects/{_project(thread.repo)}/issues/{thread.number}/notes"
+    """The notes of an issue; a project's ``:id`` is its full path, ``/`` encoded too."""
+    return f"/projects/{segment(thread.repo)}/issues/{segment(thread.number)}/notes"
 
 
 def _expect(response: httpx.Response, status: int) -> Any:

@@ -9,12 +9,11 @@ carry no stack trace or breadcrumbs; ``GET …/issues/{id}/events/latest/`` has 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
 from hookagent.errors import OutboundError
-from hookagent.forges.http import retry_after
+from hookagent.forges.http import retry_after, segment
 from hookagent.json_values import clip_prompt
 from hookagent.sentry_event import breadcrumb_lines, exception_lines
 from hookagent.settings import Settings
@@ -40,9 +39,9 @@ class SentryApi:
 
     def latest_path(self, issue_id: str) -> str:
         """The organisation's endpoint with ``HOOKAGENT_SENTRY_ORG``, else the older global one."""
-        issue = quote(issue_id, safe="")
+        issue = segment(issue_id)
         if self._org:
-            return f"/api/0/organizations/{quote(self._org, safe='')}/issues/{issue}/events/latest/"
+            return f"/api/0/organizations/{segment(self._org)}/issues/{issue}/events/latest/"
         return f"/api/0/issues/{issue}/events/latest/"
 
     async def latest_event(self, issue_id: str) -> dict[str, Any]:

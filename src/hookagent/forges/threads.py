@@ -6,6 +6,7 @@ import httpx
 
 from hookagent.errors import OutboundError
 from hookagent.forges.github import API_VERSION
+from hookagent.forges.http import github_repo_path, segment
 from hookagent.thread import Comment, is_own_comment
 
 PER_PAGE = 100
@@ -25,7 +26,7 @@ async def issue_comments(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     found: list[Comment] = []
-    path = f"/repos/{repo}/issues/{number}/comments"
+    path = f"{github_repo_path(repo)}/issues/{segment(number)}/comments"
     async with httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=30) as client:
         for page in range(1, MAX_PAGES + 1):
             try:

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from hookagent.errors import OutboundError
+from hookagent.forges.http import segment
 from hookagent.models import Task, TaskStatus
 from hookagent.notify.base import Delivery, http_failure
 from hookagent.notify.replies import jira_reply
@@ -49,11 +50,10 @@ class JiraReply:
             )
         }
         if "comment_id" in delivery.state:
-            await self._request(
-                "PUT", f"/rest/api/2/issue/{key}/comment/{delivery.state['comment_id']}", body
-            )
+            path = issue_path(key, "comment", delivery.state["comment_id"])
+            await self._request("PUT", path, body)
         else:
-            created = await self._request("POST", f"/rest/api/2/issue/{key}/comment", body)
+            created = await self._request("POST", issue_path(key, "comment"), body)
             await delivery.remember(comment_id=str(created["id"]))
         wanted = self._settings.jira_transition_on_pr
         if (
@@ -66,14 +66,14 @@ class JiraReply:
             await delivery.remember(transitioned=wanted)
 
     async def _transition(self, key: str, name: str) -> None:
-        listing = await self._request("GET", f"/rest/api/2/issue/{key}/transitions", None)
+        listing = await self._request("GET", issue_path(key, "transitions"), None)
         choices = {str(t.get("name", "")).lower(): t for t in listing.get("transitions") or []}
         chosen = choices.get(name.lower())
         if chosen is None:
             available = ", ".join(sorted(choices)) or "none"
             raise OutboundError(f"Jira issue {key} has no transition {name!r} ({available})")
         await self._request(
-            "POST", f"/rest/api/2/issue/{key}/transitions", {"transition": {"id": chosen["id"]}}
+            "POST", issue_path(key, "transitions"), {"transition": {"id": chosen["id"]}}
         )
 
     async def _request(self, method: str, path: str, payload: Any) -> dict[str, Any]:
@@ -91,3 +91,8 @@ class JiraReply:
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._http.aclose()
+
+
+def issue_path(key: str, *rest: str) -> str:
+    """``/rest/api/2/issue/{key}/…``, the key and each further part one quoted segment."""
+    return "/".join(["/rest/api/2/issue", *(segment(part) for part in (key, *rest))])

@@ -6,7 +6,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from hookagent.errors import PayloadError
+from hookagent.errors import PayloadError, quoted
 from hookagent.models import NewTask
 from hookagent.sources.base import (
     Ignored,
@@ -27,6 +27,10 @@ _REPO_LINE = re.compile(
     r"^[^\S\n]*repo(?:sitory)?\s*:\s*([\w.-]+/[\w.-]+)", re.IGNORECASE | re.MULTILINE
 )
 _GITHUB_URL = re.compile(r"github\.com[/:]([\w.-]+)/([\w.-]+?)(?:\.git)?(?:[/#?\s)\]]|$)")
+# A Jira issue key: the project key, a hyphen, the number. It goes into the REST API's paths
+# (notify/jira.py) and the browse link, so a key like ``X-1/../../issue/SEC-7`` is refused;
+# ASCII digits only, and fullmatch: ``$`` alone would let a trailing newline through.
+ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]*-\d+$", re.ASCII)
 
 
 def parse_jira(
@@ -47,7 +51,7 @@ def parse_jira(
         raise Ignored(f"Jira event {event or '(none)'!r} does not start tasks")
     issue = obj(body.get("issue"))
     fields = obj(issue.get("fields"))
-    key = text(issue.get("key"))
+    key = issue_key(text(issue.get("key")), required=False)
     summary = text(fields.get("summary")) or key or "Jira issue"
     description = adf_text(fields.get("description"))
     repo = pick_repo(
@@ -119,9 +123,7 @@ def _transition(body: dict[str, Any], approve_status: str, reject_status: str) -
 
 
 def _command(body: dict[str, Any], verb: Verb, rest: str, person: dict[str, Any]) -> Command:
-    key = text(obj(body.get("issue")).get("key"))
-    if not key:
-        raise PayloadError("Jira payload has no issue key")
+    key = issue_key(text(obj(body.get("issue")).get("key")), required=True)
     account = text(person.get("accountId"))
     display = text(person.get("displayName"))
     return Command(
@@ -134,6 +136,20 @@ def _command(body: dict[str, Any], verb: Verb, rest: str, person: dict[str, Any]
         # A display name can change between two votes; the account id (or user key) cannot.
         actor_id=account or text(person.get("key")) or text(person.get("name")) or "unknown",
     )
+
+
+def issue_key(key: str, *, required: bool) -> str:
+    """``key`` if it is a Jira issue key (``PAY-231``); a :class:`PayloadError` (422) if not."""
+    if not key:
+        if required:
+            raise PayloadError("Jira payload has no issue key")
+        return key
+    if ISSUE_KEY.fullmatch(key) is None:
+        raise PayloadError(
+            f"Jira issue key {quoted(key, 40)} is not a key like PAY-231 "
+            "(capital letters, digits or _, a hyphen, a number)"
+        )
+    return key
 
 
 def approver_names(person: dict[str, Any]) -> tuple[str, ...]:
