@@ -8,12 +8,14 @@ loopback peer (each forged address got its own sign-in budget) and logged ``?tok
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from hookagent.api.access_log import QuerySecretFilter, cut_query
-from hookagent.api.proxies import forwarded_client
+from hookagent.api.proxies import ForwardedMiddleware, forwarded_client
 from hookagent.settings import Settings
 from hookagent.store.sessions import SIGNIN_ATTEMPTS_PER_MINUTE
 from tests.processes import Service, free_port, process_env, start_server
@@ -148,3 +150,23 @@ def test_the_filter_rewrites_uvicorn_websocket_lines() -> None:
     assert record.getMessage() == (
         '127.0.0.1:5000 - "WebSocket /tasks/t/logs/ws?ticket=[REDACTED]" [accepted]'
     )
+
+
+async def test_forwarded_proto_is_read_from_trusted_proxies_only() -> None:
+    """Behind a TLS-terminating proxy the scheme is https (the session cookie is then Secure)."""
+    seen: list[tuple[str, tuple[str, int]]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append((scope["scheme"], scope["client"]))
+
+    middleware = ForwardedMiddleware(app, trusted=Settings(trusted_proxies="10.0.0.0/8")
+                                     .trusted_proxy_networks)  # fmt: skip
+    headers = [(b"x-forwarded-for", CLIENT.encode()), (b"x-forwarded-proto", b"https")]
+    for peer in ("10.0.0.2", "192.0.2.1"):
+        scope = {"type": "http", "scheme": "http", "client": (peer, 5000), "headers": headers}
+        await middleware(scope, _never, _never)
+    assert seen == [("https", (CLIENT, 0)), ("http", ("192.0.2.1", 5000))]
+
+
+async def _never(*_: object) -> Any:
+    raise AssertionError("the test app neither receives nor sends")
