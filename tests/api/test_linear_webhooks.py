@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
-from tests.helpers import FIXTURES, REPO, app_client, move_to
+from tests.helpers import FIXTURES, REPO, app_client, just_written, move_to
 
 SECRET = "lin_wh_5d1e0c9b8a7f6e5d4c3b2a19"
 ISSUE: dict[str, Any] = json.loads((FIXTURES / "linear-issue-create.json").read_text())
@@ -47,8 +47,11 @@ async def http(own: Settings, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def fresh(payload: dict[str, Any], *, age_s: float = 0) -> bytes:
-    """``payload`` as Linear sends it now (or ``age_s`` ago): its own ``webhookTimestamp``."""
-    copy = json.loads(json.dumps(payload))
+    """``payload`` as Linear sends it now (or ``age_s`` ago): its own ``webhookTimestamp``.
+
+    A comment is one written then, too (``data.createdAt``).
+    """
+    copy = just_written(payload, at=time.time() - age_s)
     copy["webhookTimestamp"] = int((time.time() - age_s) * 1000)
     return json.dumps(copy).encode()
 
