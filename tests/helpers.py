@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import httpx
 from redis.asyncio import Redis
@@ -121,12 +124,15 @@ async def wait_dead(pid: int, timeout: float = 15) -> None:
 
 @contextlib.asynccontextmanager
 async def app_client(
-    settings: Settings, redis: Redis | None = None
+    settings: Settings, redis: Redis | None = None, *, address: str = "127.0.0.1"
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client speaking to a fresh app in-process, its lifespan run around it."""
+    """An HTTP client speaking to a fresh app in-process, its lifespan run around it.
+
+    ``address`` is the client address the app sees.
+    """
     app = create_app(settings, redis=redis)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, client=(address, 123))
         async with httpx.AsyncClient(transport=transport, base_url="http://hookagent") as http:
             yield http
 
@@ -161,3 +167,27 @@ async def move_to(
         await store.tasks.advance(
             task_id, action, reason=reason if last else None, fields=fields if last else None
         )
+
+
+def just_written(payload: dict[str, Any], *, at: float | None = None) -> dict[str, Any]:
+    """A copy of a comment delivery as its source sends it for a comment written ``at`` (now).
+
+    Sets whichever creation times the payload carries: GitHub ``comment.created_at``, GitLab
+    ``object_attributes.created_at``, Jira ``comment.created`` and ``timestamp`` (ms),
+    Linear ``data.createdAt``. A decision written before the plan was ready decides nothing,
+    so the fixtures' fixed past times would all be stale.
+    """
+    copy: dict[str, Any] = json.loads(json.dumps(payload))
+    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
+    iso = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if "created_at" in copy.get("comment", {}):
+        copy["comment"]["created_at"] = iso
+    if "created_at" in copy.get("object_attributes", {}):
+        copy["object_attributes"]["created_at"] = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if "created" in copy.get("comment", {}):
+        copy["comment"]["created"] = moment.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    if "timestamp" in copy:
+        copy["timestamp"] = int(moment.timestamp() * 1000)
+    if "createdAt" in copy.get("data", {}):
+        copy["data"]["createdAt"] = iso
+    return copy

@@ -30,7 +30,14 @@ PINNED: dict[str, tuple[str, str]] = {
     "applied": (Keys("hk").applied("hk:outbox"), "hk:applied:{hk:outbox}"),
     "delivery": (Keys("hk").delivery("github", "d-42"), "hk:delivery:github:d-42"),
     "ref": (Keys("hk").ref("jira", "PAY-231"), "hk:ref:jira:PAY-231"),
+    # The source's own comment id, apart from the delivery header a replay can change.
+    "command": (Keys("hk").command("github", "comment:7781"), "hk:command:github:comment:7781"),
     "rate": (Keys("hk").rate("github", 29_000_000), "hk:rate:github:29000000"),
+    # Per client address, apart from the per-source budget of verified deliveries.
+    "unverified_rate": (
+        Keys("hk").unverified_rate("2001:db8::/64", 29_000_000),
+        "hk:rate:unverified:2001:db8::/64:29000000",
+    ),
     # One hash tag per repository: the slot script touches both keys on one cluster slot.
     "repo_runs": (Keys("hk").repo_runs("Acme/API"), "hk:runs:{acme/api}"),
     "repo_waiting": (Keys("hk").repo_waiting("acme/api"), "hk:runs:{acme/api}:waiting"),

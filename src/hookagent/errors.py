@@ -46,6 +46,13 @@ class ConflictError(HookagentError):
     code = "conflict"
 
 
+class ApprovalExpired(ConflictError):
+    """A decision on a plan that waited past ``HOOKAGENT_APPROVAL_TTL``: the task was cancelled.
+
+    The cancellation's status line already says so; nothing else logs it again.
+    """
+
+
 class FencedOut(HookagentError):
     """A write by a worker that no longer holds the task's lease."""
 

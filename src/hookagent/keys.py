@@ -93,6 +93,10 @@ class Keys:
         """Marks a webhook delivery as seen (value: the task it created)."""
         return f"{self.prefix}:delivery:{source}:{delivery_id}"
 
+    def command(self, source: str, event_id: str) -> str:
+        """Marks a source's comment or action as used by a command (value: the verb)."""
+        return f"{self.prefix}:command:{source}:{event_id}"
+
     def ref(self, source: str, ref: str) -> str:
         """Maps an outside object (Jira key, GitHub issue or PR, Sentry issue) to a task."""
         return f"{self.prefix}:ref:{source}:{ref}"
@@ -100,6 +104,10 @@ class Keys:
     def rate(self, source: str, window: int) -> str:
         """Deliveries counted from ``source`` in one fixed window (minute number since epoch)."""
         return f"{self.prefix}:rate:{source}:{window}"
+
+    def unverified_rate(self, address: str, window: int) -> str:
+        """Unverified deliveries counted from one client address in one fixed window."""
+        return f"{self.prefix}:rate:unverified:{address}:{window}"
 
     def repo_runs(self, repo: str) -> str:
         """Sorted set of the agent runs holding a slot of ``repo``, scored by expiry (ms)."""

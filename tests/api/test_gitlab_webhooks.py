@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
-from tests.helpers import FIXTURES, app_client, move_to
+from tests.helpers import FIXTURES, app_client, just_written, move_to
 
 PROJECT = "acme/platform/payments-api"
 TOKEN = "gitlab-hook-token-5d1e0c"
@@ -43,7 +43,9 @@ async def deliver(
     headers.append((b"x-gitlab-event-uuid", uuid.encode()))
     if token is not None:
         headers.append((b"x-gitlab-token", token if isinstance(token, bytes) else token.encode()))
-    return await http.post("/webhooks/gitlab", content=json.dumps(payload), headers=headers)
+    # A note as GitLab sends it when it is written, now: after the plan it decides on.
+    body = just_written(payload) if event == "Note Hook" else payload
+    return await http.post("/webhooks/gitlab", content=json.dumps(body), headers=headers)
 
 
 def note(text: str, *, username: str = "lee-lead") -> dict[str, Any]:

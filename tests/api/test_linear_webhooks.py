@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
-from tests.helpers import FIXTURES, REPO, app_client, move_to
+from tests.helpers import FIXTURES, REPO, app_client, just_written, move_to
 
 SECRET = "lin_wh_5d1e0c9b8a7f6e5d4c3b2a19"
 ISSUE: dict[str, Any] = json.loads((FIXTURES / "linear-issue-create.json").read_text())
@@ -47,8 +47,11 @@ async def http(own: Settings, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def fresh(payload: dict[str, Any], *, age_s: float = 0) -> bytes:
-    """``payload`` as Linear sends it now (or ``age_s`` ago): its own ``webhookTimestamp``."""
-    copy = json.loads(json.dumps(payload))
+    """``payload`` as Linear sends it now (or ``age_s`` ago): its own ``webhookTimestamp``.
+
+    A comment is one written then, too (``data.createdAt``).
+    """
+    copy = just_written(payload, at=time.time() - age_s)
     copy["webhookTimestamp"] = int((time.time() - age_s) * 1000)
     return json.dumps(copy).encode()
 
@@ -152,10 +155,17 @@ async def test_a_repo_label_must_name_a_repository_configured_for_linear(
 async def test_bad_or_missing_signature_is_401_and_starts_nothing(
     http: httpx.AsyncClient, store: Store
 ) -> None:
-    body = fresh(ISSUE)
+    # A body whose signature ends in "0", the case where the old near miss (``good[:-1] +
+    # "0"``) was the real signature and the test failed (one run in sixteen).
+    body = next(
+        b
+        for b in (fresh(ISSUE, age_s=ms / 1000) for ms in range(1000))
+        if hmac.new(SECRET.encode(), b, hashlib.sha256).hexdigest().endswith("0")
+    )
     good = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     forged = hmac.new(b"not-the-secret", body, hashlib.sha256).hexdigest()
-    for number, signature in enumerate((forged, good[:-1] + "0", "", "ü" + good[1:], good + "0")):
+    near = good[:-1] + ("1" if good.endswith("0") else "0")  # the last digit, always changed
+    for number, signature in enumerate((forged, near, "", "ü" + good[1:], good + "0")):
         refused = await deliver(http, body, f"forged-{number}", signature=signature)
         assert refused.status_code == 401, signature
         assert refused.json()["error"] == "bad_signature"

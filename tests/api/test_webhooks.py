@@ -132,7 +132,10 @@ async def test_jira_signature(settings: Settings, redis: Redis) -> None:
         )
         assert ok.status_code == 202, ok.text
         wrong = await http.post(
-            "/webhooks/jira", content=body, headers={**JSON, "x-hub-signature": sig[:-2] + "00"}
+            # Another last digit, always (``sig[:-2] + "00"`` was the real one 1 run in 256).
+            "/webhooks/jira",
+            content=body,
+            headers={**JSON, "x-hub-signature": sig[:-1] + ("1" if sig.endswith("0") else "0")},
         )
         assert wrong.status_code == 401
 
@@ -149,23 +152,6 @@ async def test_allowed_repos(settings: Settings, redis: Redis) -> None:
         assert refused.status_code == 422 and "ALLOWED_REPOS" in refused.json()["detail"]
         body = (FIXTURES / "sentry-event-alert.json").read_bytes()
         assert (await http.post("/webhooks/sentry", content=body, headers=JSON)).status_code == 202
-
-
-async def test_rate_limit_per_source_is_429_with_retry_after(
-    settings: Settings, redis: Redis, store: Store
-) -> None:
-    own = settings.model_copy(update={"rate_limit": 3})
-    ignored = {"webhookEvent": "jira:issue_deleted", "issue": {"key": "PAY-1"}}
-    async with app_client(own, redis) as http:
-        for _ in range(3):
-            assert (await http.post("/webhooks/jira", json=ignored)).status_code == 200
-        refused = await http.post("/webhooks/jira", json=ignored)
-        assert refused.status_code == 429
-        assert refused.json()["error"] == "rate_limited"
-        assert "HOOKAGENT_RATE_LIMIT" in refused.json()["detail"]
-        assert 1 <= int(refused.headers["retry-after"]) <= 60
-        # Counted per source: Sentry still gets through.
-        assert (await http.post("/webhooks/sentry", content=SEED, headers=JSON)).status_code == 202
 
 
 async def test_rate_limit_zero_is_off(settings: Settings, redis: Redis) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -71,10 +72,12 @@ def everything_on(slack: SlackStub, github: GitHubStub, receiver: RecordingStub)
     }
 
 
-def click(action: str, task_id: str) -> bytes:
-    """The form body Slack posts for a click on one of the task's buttons."""
+def click(action: str, task_id: str, *, user: dict[str, str] | None = None) -> bytes:
+    """The form body Slack posts for a new click on one of the task's buttons (by ``user``)."""
     payload = json.loads((FIXTURES / "slack-block-actions.json").read_text())
-    payload["actions"][0].update(action_id=action, value=task_id)
+    stamp = f"{time.time():.6f}"  # Slack's id of the click: one per click
+    payload["actions"][0].update(action_id=action, value=task_id, action_ts=stamp)
+    payload["user"] = user or payload["user"]
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 

@@ -25,7 +25,7 @@ from hookagent.settings import Settings
 from hookagent.store import Store
 from tests.conftest import RunWorker
 from tests.gitlab_stub import WEB, GitLabStub
-from tests.helpers import FIXTURES, app_client, fake_agent, make_remote, wait_status
+from tests.helpers import FIXTURES, app_client, fake_agent, just_written, make_remote, wait_status
 from tests.notify.conftest import StartNotifier
 
 PROJECT = "acme/platform/payments-api"
@@ -55,7 +55,8 @@ async def deliver(
         "x-gitlab-token": TOKEN,
         "x-gitlab-instance": WEB,
     }
-    return await http.post("/webhooks/gitlab", content=json.dumps(body), headers=headers)
+    sent = just_written(body) if event == "Note Hook" else body  # a note written now
+    return await http.post("/webhooks/gitlab", content=json.dumps(sent), headers=headers)
 
 
 def branches(bare: Path) -> str:
@@ -124,7 +125,9 @@ async def test_labelled_issue_to_merge_request_with_one_note(
 
         # A note on the merge request acts on the same task.
         on_mr = payload("gitlab-note-approve.json")
-        on_mr["object_attributes"].update(noteable_type="MergeRequest", note="@hookagent status")
+        on_mr["object_attributes"].update(
+            id=1913403, noteable_type="MergeRequest", note="@hookagent status"
+        )  # a new note: its own id
         on_mr["merge_request"] = {"iid": 1, "title": body["title"], "state": "opened"}
         status = await deliver(http, "Note Hook", on_mr, "e-3")
         assert status.json()["task_id"] == tid and status.json()["status"] == "completed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
@@ -93,7 +94,8 @@ async def test_signed_click_by_an_approver_approves(http: httpx.AsyncClient, sto
     assert answer.status_code == 200
     task = await store.tasks.get(task_id)
     assert (task.status, task.approver) == (TaskStatus.APPROVED, "lee (slack U024BE7LH)")
-    again = await http.post(PATH, content=body, headers=slack_headers(body))
+    second = click("approve", task_id)
+    again = await http.post(PATH, content=second, headers=slack_headers(second))
     assert again.status_code == 409  # a second click changes nothing
 
 
@@ -125,3 +127,59 @@ async def test_revise_opens_a_modal_and_its_submission_plans_again(
     assert answer.status_code == 200 and answer.content == b""
     task = await store.tasks.get(task_id)
     assert (task.status, task.feedback) == (TaskStatus.QUEUED, "also cover refunds")
+
+
+def click_as(user_id: str, username: str, task_id: str) -> bytes:
+    """A new click on Approve by the Slack user ``user_id``, whose name is now ``username``."""
+    return click("approve", task_id, user={"id": user_id, "username": username})
+
+
+async def test_one_slack_user_under_two_names_is_one_vote(
+    settings: Settings, redis: Redis, store: Store, slack: SlackStub, tmp_path: Path
+) -> None:
+    """The attack: renaming oneself between two clicks cast two votes on ``approvals = 2``."""
+    policy = tmp_path / "hookagent.toml"
+    policy.write_text(f'[repo."{REPO}"]\napprovals = 2\n')
+    own = settings.model_copy(
+        update={
+            "policy_file": policy,
+            "slack_signing_secret": SecretStr(SIGNING_SECRET),
+            "slack_approvers": "U024BE7LH, U0KIM",
+        }
+    )
+    task_id = await plan_waiting(store)
+    async with app_client(own, redis) as http:
+        for name in ("lee", "Lee the Second"):
+            body = click_as("U024BE7LH", name, task_id)
+            assert (
+                await http.post(PATH, content=body, headers=slack_headers(body))
+            ).status_code == 200
+        assert (await store.tasks.get(task_id)).status is TaskStatus.PENDING_APPROVAL
+        assert "approval already counted by Lee the Second" in await log_text(store, task_id)
+        body = click_as("U0KIM", "kim", task_id)
+        assert (await http.post(PATH, content=body, headers=slack_headers(body))).status_code == 200
+    assert (await store.tasks.get(task_id)).status is TaskStatus.APPROVED
+    voters = sorted({b.split("\t")[0] for b in await store.tasks.approvers(task_id)})
+    assert voters == ["slack:U024BE7LH", "slack:U0KIM"]
+
+
+async def test_a_replayed_click_is_a_duplicate(http: httpx.AsyncClient, store: Store) -> None:
+    """Slack's ``action_ts`` names the click: the same one again, freshly signed, is a replay."""
+    task_id = await plan_waiting(store)
+    body = click("reject", task_id)
+    assert (await http.post(PATH, content=body, headers=slack_headers(body))).status_code == 200
+    replay = await http.post(PATH, content=body, headers=slack_headers(body))
+    assert replay.status_code == 200
+    assert replay.json() == {"status": "duplicate", "detail": "comment or action seen before"}
+
+
+async def test_a_deeply_nested_payload_is_400_json(http: httpx.AsyncClient, store: Store) -> None:
+    """A signed interaction whose ``payload`` nests 5,000 levels was a 500 (RecursionError)."""
+    body = urlencode({"payload": "[" * 5000 + "]" * 5000}).encode()
+    answer = await http.post(PATH, content=body, headers=slack_headers(body))
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "too_deep"
+    # The server goes on serving.
+    task_id = await plan_waiting(store)
+    body = click("approve", task_id)
+    assert (await http.post(PATH, content=body, headers=slack_headers(body))).status_code == 200

@@ -24,7 +24,7 @@ from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
 from tests.conftest import RunWorker
-from tests.helpers import FIXTURES, REPO, app_client, fake_agent, wait_status
+from tests.helpers import FIXTURES, REPO, app_client, fake_agent, just_written, wait_status
 from tests.linear_stub import LinearStub
 from tests.notify.conftest import StartNotifier
 
@@ -39,7 +39,7 @@ def linear() -> Iterator[LinearStub]:
 
 
 def payload(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    data = just_written(json.loads((FIXTURES / name).read_text()))  # as sent when written
     data["webhookTimestamp"] = int(time.time() * 1000)
     return data
 

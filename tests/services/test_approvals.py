@@ -47,16 +47,16 @@ async def system_lines(store: Store, task_id: str) -> list[str]:
 async def test_two_distinct_approvers_are_needed(store: Store, policed: Settings) -> None:
     life = Lifecycle(store, policed)
     tid = await pending(store)
-    first = await life.approve(tid, actor="lee", comment="looks right")
+    first = await life.approve(tid, actor="lee", voter="api:lee", comment="looks right")
     assert (first.status, first.previous) == (TaskStatus.PENDING_APPROVAL,) * 2
-    again = await life.approve(tid, actor="lee")
+    again = await life.approve(tid, actor="lee", voter="api:lee")
     assert again.status is TaskStatus.PENDING_APPROVAL  # the same person counts once
     assert (await store.tasks.get(tid)).status is TaskStatus.PENDING_APPROVAL
-    second = await life.approve(tid, actor="kim")
+    second = await life.approve(tid, actor="kim", voter="api:kim")
     assert (second.status, second.previous) == (TaskStatus.APPROVED, TaskStatus.PENDING_APPROVAL)
     task = await store.tasks.get(tid)
     assert task.approver == "kim, lee"
-    assert await store.tasks.approvers(tid) == ["kim\tkim", "lee\tlee"]
+    assert await store.tasks.approvers(tid) == ["api:kim\tkim", "api:lee\tlee"]
     assert await system_lines(store, tid) == [
         "[system] approved by lee (1 of 2): looks right",
         "[system] approval already counted by lee (1 of 2)",
@@ -95,13 +95,13 @@ async def test_a_vote_on_a_task_not_waiting_is_refused(store: Store, policed: Se
     tid = await pending(store)
     await life.reject(tid, actor="lee")
     with pytest.raises(ConflictError, match="is rejected"):
-        await life.approve(tid, actor="kim")
+        await life.approve(tid, actor="kim", voter="api:kim")
     assert await store.tasks.approvers(tid) == []
 
 
 async def test_other_repositories_keep_one_approval(store: Store, policed: Settings) -> None:
     tid = await pending(store, "acme/other")
-    result = await Lifecycle(store, policed).approve(tid, actor="lee")
+    result = await Lifecycle(store, policed).approve(tid, actor="lee", voter="api:lee")
     assert result.status is TaskStatus.APPROVED
     # Logged once, by the transition (it used to be a second ``[system] approved by`` line).
     assert await system_lines(store, tid) == ["[system] status approved: approved by lee"]

@@ -18,7 +18,7 @@ from hookagent.models import NewTask, TaskStatus
 from hookagent.services.intake import Created, Duplicate, Intake
 from hookagent.settings import Settings
 from hookagent.store import Store
-from tests.helpers import FIXTURES, app_client, move_to
+from tests.helpers import FIXTURES, app_client, just_written, move_to
 
 GITHUB_ISSUE = json.loads(FIXTURES.joinpath("github-issues-labeled.json").read_text())
 GITHUB_COMMENT = json.loads(FIXTURES.joinpath("github-issue-comment.json").read_text())
@@ -78,7 +78,7 @@ async def github(
 async def jira(
     http: httpx.AsyncClient, payload: dict[str, Any], delivery: str, *, sign: bool = True
 ) -> httpx.Response:
-    body = json.dumps(payload).encode()
+    body = json.dumps(just_written(payload)).encode()  # a comment or transition made now
     headers = {"content-type": "application/json", "x-atlassian-webhook-identifier": delivery}
     if sign:
         signature = hmac.new(JIRA_SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -195,7 +195,10 @@ async def test_jira_comment_revises(http: httpx.AsyncClient, store: Store) -> No
         TaskStatus.QUEUED,
         "also cover coupons with a zero rate",
     )
-    asked = {**JIRA_COMMENT, "comment": {**JIRA_COMMENT["comment"], "body": "@hookagent status"}}
+    asked = {
+        **JIRA_COMMENT,
+        "comment": {**JIRA_COMMENT["comment"], "id": "20078", "body": "@hookagent status"},
+    }
     status = await jira(http, asked, "j-2")
     assert status.json() == {"task_id": tid, "status": "queued", "plan": "v1"}
 

@@ -59,6 +59,11 @@ async def get_feeds(request: HTTPConnection) -> FeedHub:
     return feeds
 
 
+def client_address(conn: HTTPConnection) -> str:
+    """The client's address as this server sees it: the one place that decides it."""
+    return conn.client.host if conn.client else "unknown"
+
+
 async def get_principal(request: HTTPConnection) -> Principal:
     """Who the request acts as, as the router's guard found it."""
     return principal_of(request)

@@ -19,11 +19,12 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hookagent.sources.table import SOURCES
 from hookagent.store import MetricsSnapshot, Store, StoreError
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_SOURCES = frozenset({"sentry", "jira", "github", "gitlab", "linear"})
+WEBHOOK_SOURCES = frozenset(SOURCES)  # the routes the one webhook handler serves
 # The answers a webhook can get, grouped into few label values (the 4xx rest is "invalid").
 _OUTCOMES = {
     202: "created",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from hookagent.errors import ConflictError, NotAnApprover, QueueFull, SignatureError, TaskNotFound
 from hookagent.models import TERMINAL_STATUSES, ActionResult, NewTask, Task, TaskStatus, one_line
@@ -12,20 +13,13 @@ from hookagent.repos import validate_repo
 from hookagent.services.lifecycle import Lifecycle
 from hookagent.settings import Settings
 from hookagent.sources import Command, Verb
+from hookagent.sources.table import SOURCES
 from hookagent.store import Marks, Store
 
 # Deliveries for one incident racing each other: each round one of them creates the task.
 MAX_ROUNDS = 8
 # What a sender refused by HOOKAGENT_MAX_QUEUED is told to wait before retrying.
 QUEUE_FULL_RETRY_AFTER_S = 30
-# The setting that holds each source's webhook secret, named in refusals.
-SECRET_SETTINGS = {
-    "github": "HOOKAGENT_GITHUB_WEBHOOK_SECRET",
-    "gitlab": "HOOKAGENT_GITLAB_WEBHOOK_SECRET",
-    "jira": "HOOKAGENT_JIRA_WEBHOOK_SECRET",
-    "linear": "HOOKAGENT_LINEAR_WEBHOOK_SECRET",
-    "sentry": "HOOKAGENT_SENTRY_CLIENT_SECRET",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +52,18 @@ class Reported:
     task: Task
 
 
-Outcome = Created | Duplicate | Applied | Reported
+@dataclass(frozen=True, slots=True)
+class Outdated:
+    """A command written before what it would act on existed: it changes nothing."""
+
+    task_id: str
+    reason: str
+
+
+Outcome = Created | Duplicate | Applied | Reported | Outdated
+
+# The verbs that decide on a plan: only a comment written after the plan was ready may.
+DECISIONS = frozenset({Verb.APPROVE, Verb.REJECT, Verb.REVISE})
 
 
 class Intake:
@@ -123,17 +128,21 @@ class Intake:
                 f"commands need a signed delivery: set {_secret_setting(command.source)} "
                 "and give the webhook the same secret"
             )
-        refs = self._store.refs
-        if delivery and not await refs.claim_delivery(command.source, delivery, command.verb):
-            return Duplicate(None, None, "delivery seen before")
+        refs, source, event_id = self._store.refs, command.source, command.event_id
+        # The delivery header and the source's own comment id: a signed comment resent under
+        # a new header is the same comment, and commands nothing a second time.
+        seen = await refs.claim_command(
+            source, delivery=delivery, event_id=event_id, verb=command.verb
+        )
+        if seen is not None:
+            return Duplicate(None, None, seen)
         try:
             return await self._command(command)
         except (ConflictError, NotAnApprover, TaskNotFound):
             raise  # a decided refusal: the same delivery again is refused the same way
         except BaseException:
             # Anything else (Redis gone, a bug): the sender's retry must not be a duplicate.
-            if delivery:
-                await refs.forget_delivery(command.source, delivery)
+            await refs.forget_command(source, delivery=delivery, event_id=event_id)
             raise
 
     async def _command(self, command: Command) -> Outcome:
@@ -150,10 +159,13 @@ class Intake:
                 task_id, f"{where} refused: not in HOOKAGENT_{command.source.upper()}_APPROVERS"
             )
             raise NotAnApprover(f"{one_line(command.actor, 200)} may not {command.verb} tasks")
+        if (outdated := _outdated(command, task)) is not None:
+            await self._lifecycle.say(task_id, f"{where} ignored: {outdated}")
+            return Outdated(task_id, outdated)
         try:
             return Applied(await self._apply(task_id, command))
         except ConflictError as exc:
-            await self._lifecycle.say(task_id, f"{where} refused: {exc.message}")
+            await self._lifecycle.refused(task_id, where, exc)
             raise
 
     async def _apply(self, task_id: str, command: Command) -> ActionResult:
@@ -188,5 +200,25 @@ class Intake:
             return None
 
 
+def _outdated(command: Command, task: Task) -> str | None:
+    """Why a command's comment is older than what it acts on; None when it is not.
+
+    A decision must be written after the plan it decides became ready (the task's
+    ``updated_at`` while it waits: only a transition moves it, and none happens while the
+    task waits); any command after the task was created. Whole seconds, as sources write them.
+    """
+    if command.created_at is None:
+        return None
+    if command.verb in DECISIONS and task.status is TaskStatus.PENDING_APPROVAL:
+        since, what = task.updated_at, "the plan it would decide was ready"
+    else:
+        since, what = task.created_at, f"task {task.task_id} existed"
+    if int(command.created_at) < int(datetime.fromisoformat(since).timestamp()):
+        return f"the comment was written before {what}"
+    return None
+
+
 def _secret_setting(source: str) -> str:
-    return SECRET_SETTINGS.get(source, f"HOOKAGENT_{source.upper()}_WEBHOOK_SECRET")
+    """The setting that holds ``source``'s webhook secret, as refusals name it."""
+    known = SOURCES.get(source)
+    return known.secret_setting if known else f"HOOKAGENT_{source.upper()}_WEBHOOK_SECRET"

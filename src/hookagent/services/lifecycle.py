@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from hookagent.errors import ConflictError
+from hookagent.errors import ApprovalExpired, ConflictError
 from hookagent.models import (
     RETRY,
     TRANSITIONS,
@@ -50,22 +50,23 @@ class Lifecycle:
         self._redactor = redactor or build_redactor(settings)
 
     async def approve(
-        self, task_id: str, *, actor: str, comment: str | None = None, voter: str | None = None
+        self, task_id: str, *, actor: str, voter: str, comment: str | None = None
     ) -> ActionResult:
         """``pending_approval → approved`` and the execution job, in one step.
 
         When the repository's policy asks for ``approvals = N`` (N > 1), each distinct
         approver's vote is recorded, and only the vote that reaches N approves: the others
         are logged (``approved by lee (1 of 2)``) and leave the task waiting. Votes are
-        counted under ``voter`` (an identity the person cannot rename, ``linear:<user id>``),
-        else under ``actor``; the task's ``approver`` names each voter once, as ``actor``.
+        counted under ``voter``, an identity the person cannot change (``slack:<user id>``,
+        ``github:<user id>``, ``api:<token name>``); ``actor`` is the name shown, and the
+        task's ``approver`` names each voter once.
         """
         task = await self._store.tasks.get(task_id)
         await self._refuse_expired(task)
         fields = {"approver": actor, "approval_comment": comment, "phase": Phase.EXECUTE}
         needed = self._policies.effective(task.repository).approvals
         if needed > 1:
-            who, name = one_line(voter or actor, ACTOR_MAX), one_line(actor, ACTOR_MAX)
+            who, name = one_line(voter, ACTOR_MAX), one_line(actor, ACTOR_MAX)
             added, ballots = await self._store.tasks.vote(task_id, _ballot(who, name))
             names = _voter_names(ballots, who, name)
             tally = f"{len(names)} of {needed}"
@@ -139,7 +140,12 @@ class Lifecycle:
             return
         text = f"approval expired after {ttl:.0f}s (HOOKAGENT_APPROVAL_TTL)"
         await self._apply(task.task_id, Action.EXPIRE, text, fields={"error": text})
-        raise ConflictError(f"task {task.task_id} is cancelled: {text}")
+        raise ApprovalExpired(f"task {task.task_id} is cancelled: {text}")
+
+    async def refused(self, task_id: str, where: str, exc: ConflictError) -> None:
+        """Log a refused decision (``<where> refused: <why>``), unless its cause logged it."""
+        if not isinstance(exc, ApprovalExpired):  # the cancellation's status line says it
+            await self.say(task_id, f"{where} refused: {exc.message}")
 
     async def say(self, task_id: str, text: str) -> None:
         """Write a ``[system]`` line to the task's log (unfenced: it comes from a person)."""

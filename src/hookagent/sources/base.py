@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 from hookagent.errors import PayloadError, SignatureError
@@ -14,14 +16,22 @@ __all__ = [
     "Ignored",
     "array",
     "clip_prompt",
+    "event_key",
     "field",
+    "moment",
     "obj",
     "pick_repo",
     "require_object",
     "text",
+    "user_id",
     "verify_hmac_sha256",
     "verify_token",
 ]
+
+# A source's own comment or user id: bounded and plain, since it reaches Redis keys.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+# No source writes a time of its comments this far out; past it the value is not a time.
+_LATEST_S = 10**11
 
 
 class Ignored(Exception):
@@ -69,3 +79,38 @@ def pick_repo(found: str | None, default: str | None, where: str) -> str:
     if not repo:
         raise PayloadError(f"no repository: add {where}, or set HOOKAGENT_DEFAULT_REPO")
     return repo
+
+
+def event_key(kind: str, value: Any) -> str | None:
+    """``kind:<id>`` for a source's own comment or action id; None when it has none usable."""
+    ident = text(value)
+    return f"{kind}:{ident}" if _PLAIN_ID.fullmatch(ident) else None
+
+
+def user_id(value: Any) -> str | None:
+    """A source's numeric user id (GitHub, GitLab) as text; None when absent or not a number."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    return None
+
+
+def moment(value: Any, what: str) -> float | None:
+    """Epoch seconds of a time a source wrote (ISO 8601, ``… UTC``, or ms); None when absent.
+
+    A value that is there but is no time is a 422: the check it feeds must not be skipped.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # Jira's ``timestamp``, in ms; compared before dividing (JSON integers may be huge).
+        if not 0 <= value < _LATEST_S * 1000:
+            raise PayloadError(f"{what} is not a time")
+        return value / 1000
+    raw = text(value).strip()
+    if raw.endswith(" UTC"):  # GitLab's older form: ``2015-05-17 18:08:09 UTC``
+        raw = raw[: -len(" UTC")] + "+00:00"
+    try:
+        stamp = datetime.fromisoformat(raw)
+    except ValueError:
+        raise PayloadError(f"{what} is not a time") from None
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()

@@ -29,10 +29,12 @@ class Command:
     """A command for the task ``ref`` points at, from ``actor`` (as the source names them).
 
     ``actor`` is for log lines only. ``actor_id`` is the identity the source vouches for and
-    the person cannot rename (a login, an account id): votes are counted under it.
-    ``actor_names`` are the identities an approver list may name (never a display name).
-    ``event_id``: the signed id of the comment or transition, so a replay under a new
-    delivery header is still seen as the same command.
+    the person cannot rename (a GitHub or GitLab user id, a Jira accountId, a Linear user
+    id): votes are counted under it. ``actor_names`` are the identities an approver list may
+    name (never a display name). ``event_id``: the source's own id of the comment or
+    transition (``comment:7781``), so a replay under a new delivery header is still the same
+    command. ``created_at``: when the comment was written (epoch seconds), where the payload
+    says; a decision written before the plan it would decide was ready decides nothing.
     """
 
     source: str
@@ -43,6 +45,7 @@ class Command:
     actor_names: tuple[str, ...]
     actor_id: str
     event_id: str | None = None
+    created_at: float | None = None
 
     @property
     def voter(self) -> str:

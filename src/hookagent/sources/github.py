@@ -5,7 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from hookagent.models import NewTask
-from hookagent.sources.base import Ignored, array, clip_prompt, field, obj, require_object, text
+from hookagent.sources.base import (
+    Ignored,
+    array,
+    clip_prompt,
+    event_key,
+    field,
+    moment,
+    obj,
+    require_object,
+    text,
+    user_id,
+)
 from hookagent.sources.commands import Command, is_own_comment, parse_mention
 
 
@@ -69,15 +80,18 @@ def _comment(
     if parsed is None:
         raise Ignored("no @hookagent command in the comment")
     verb, rest = parsed
-    login = text(obj(comment.get("user")).get("login")) or text(
-        obj(body.get("sender")).get("login")
-    )
+    user = obj(comment.get("user")) or obj(body.get("sender"))
+    login = text(user.get("login"))
+    # A login can be renamed (and then taken by someone else); the numeric id cannot.
+    number = user_id(user.get("id"))
     return Command(
         source="github",
         ref=f"{repo}#{text(issue.get('number'))}",
         verb=verb,
         text=rest,
         actor=login,
-        actor_names=(login,),
-        actor_id=login.lower(),
+        actor_names=(login, f"id:{number}") if number else (login,),
+        actor_id=number or login.lower(),
+        event_id=event_key("comment", comment.get("id")),
+        created_at=moment(comment.get("created_at"), "comment.created_at"),
     )

@@ -11,7 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from hookagent.models import NewTask
-from hookagent.sources.base import Ignored, array, clip_prompt, field, obj, require_object, text
+from hookagent.sources.base import (
+    Ignored,
+    array,
+    clip_prompt,
+    event_key,
+    field,
+    moment,
+    obj,
+    require_object,
+    text,
+    user_id,
+)
 from hookagent.sources.commands import Command, is_own_comment, parse_mention
 
 # ``X-Gitlab-Event`` values and the ``object_kind`` each carries.
@@ -84,7 +95,8 @@ def _note(body: dict[str, Any], repo: str, bot_username: str | None) -> Command:
         ref = f"{repo}!{text(obj(body.get('merge_request')).get('iid'))}"
     else:
         raise Ignored(f"notes on a {kind or '?'} are not commands")
-    author = text(obj(body.get("user")).get("username"))
+    user = obj(body.get("user"))
+    author = text(user.get("username"))
     if bot_username and author.lower() == bot_username.strip().lower():
         raise Ignored("hookagent's own note (HOOKAGENT_GITLAB_BOT_USERNAME)")
     if is_own_comment(text(note.get("note"))):
@@ -93,14 +105,18 @@ def _note(body: dict[str, Any], repo: str, bot_username: str | None) -> Command:
     if parsed is None:
         raise Ignored("no @hookagent command in the note")
     verb, rest = parsed
+    # A username can be changed (and then taken by someone else); the user id cannot.
+    number = user_id(user.get("id"))
     return Command(
         source="gitlab",
         ref=ref,
         verb=verb,
         text=rest,
         actor=author,
-        actor_names=(author,),
-        actor_id=author.lower(),
+        actor_names=(author, f"id:{number}") if number else (author,),
+        actor_id=number or author.lower(),
+        event_id=event_key("note", note.get("id")),
+        created_at=moment(note.get("created_at"), "object_attributes.created_at"),
     )
 
 

@@ -12,7 +12,9 @@ from hookagent.sources.base import (
     Ignored,
     array,
     clip_prompt,
+    event_key,
     field,
+    moment,
     obj,
     pick_repo,
     require_object,
@@ -106,23 +108,46 @@ def _comment(body: dict[str, Any]) -> Command:
         raise Ignored("no @hookagent command in the comment")
     verb, rest = parsed
     author = obj(comment.get("author"))
-    return _command(body, verb, rest, author)
+    return _command(
+        body,
+        verb,
+        rest,
+        author,
+        event_id=event_key("comment", comment.get("id")),
+        created_at=moment(comment.get("created"), "comment.created"),
+    )
 
 
 def _transition(body: dict[str, Any], approve_status: str, reject_status: str) -> Command:
-    for item in array(obj(body.get("changelog")).get("items")):
+    changelog = obj(body.get("changelog"))
+    for item in array(changelog.get("items")):
         item = obj(item)
         if text(item.get("field")).lower() != "status":
             continue
         target = text(item.get("toString"))
-        if target.lower() == approve_status.lower():
-            return _command(body, Verb.APPROVE, f"moved to {target}", obj(body.get("user")))
-        if target.lower() == reject_status.lower():
-            return _command(body, Verb.REJECT, f"moved to {target}", obj(body.get("user")))
+        verbs = {approve_status.lower(): Verb.APPROVE, reject_status.lower(): Verb.REJECT}
+        if (verb := verbs.get(target.lower())) is not None:
+            return _command(
+                body,
+                verb,
+                f"moved to {target}",
+                obj(body.get("user")),
+                event_id=event_key("changelog", changelog.get("id")),
+                # The event's own time (ms): the transition was made then.
+                created_at=moment(body.get("timestamp"), "timestamp"),
+            )
     raise Ignored("no status transition that approves or rejects")
 
 
-def _command(body: dict[str, Any], verb: Verb, rest: str, person: dict[str, Any]) -> Command:
+def _command(
+    body: dict[str, Any],
+    verb: Verb,
+    rest: str,
+    person: dict[str, Any],
+    *,
+    event_id: str | None,
+    created_at: float | None,
+) -> Command:
     key = issue_key(text(obj(body.get("issue")).get("key")), required=True)
     account = text(person.get("accountId"))
     display = text(person.get("displayName"))
@@ -135,6 +160,8 @@ def _command(body: dict[str, Any], verb: Verb, rest: str, person: dict[str, Any]
         actor_names=approver_names(person),
         # A display name can change between two votes; the account id (or user key) cannot.
         actor_id=account or text(person.get("key")) or text(person.get("name")) or "unknown",
+        event_id=event_id,
+        created_at=created_at,
     )
 
 

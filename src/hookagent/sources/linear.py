@@ -22,6 +22,7 @@ from hookagent.sources.base import (
     array,
     clip_prompt,
     field,
+    moment,
     obj,
     pick_repo,
     require_object,
@@ -214,4 +215,5 @@ def _comment(
         actor_names=names,
         actor_id=user_id,
         event_id=f"comment:{comment_id}",
+        created_at=moment(data.get("createdAt"), "data.createdAt"),
     )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from hookagent.errors import MalformedBody, PayloadError, SignatureError
-from hookagent.sources.base import Ignored, obj, text
+from hookagent.errors import PayloadError, SignatureError
+from hookagent.sources.base import Ignored, event_key, obj, text
 from hookagent.sources.commands import Verb
+from hookagent.sources.payload import parse_json
 
 MAX_AGE_S = 300  # Slack's advice: refuse requests older than five minutes (replays)
 REVISE_CALLBACK = "hookagent_revise"
@@ -20,7 +20,11 @@ _BUTTONS = {"approve": Verb.APPROVE, "reject": Verb.REJECT, "revise": Verb.REVIS
 
 @dataclass(frozen=True, slots=True)
 class SlackInteraction:
-    """A decision from Slack: a button (``trigger_id`` set) or the revise modal (``feedback``)."""
+    """A decision from Slack: a button (``trigger_id`` set) or the revise modal (``feedback``).
+
+    ``event_id`` is Slack's own id of the click (``action:<action_ts>``) or of the modal
+    (``view:<view id>``): the same one again is a replay, whatever its request timestamp.
+    """
 
     verb: Verb
     task_id: str
@@ -28,6 +32,12 @@ class SlackInteraction:
     user_name: str
     trigger_id: str | None = None
     feedback: str | None = None
+    event_id: str | None = None
+
+    @property
+    def voter(self) -> str:
+        """Who casts the vote: ``slack:<user id>``; the name is for display only."""
+        return f"slack:{self.user_id}"
 
 
 def verify_slack_signature(
@@ -54,11 +64,8 @@ def parse_slack_interaction(body: bytes) -> SlackInteraction:
     raw = (fields.get("payload") or [""])[0]
     if not raw:
         raise PayloadError("Slack interaction without a payload field")
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise MalformedBody(f"payload is not valid JSON: {exc}") from None
-    payload = obj(payload)
+    # The webhooks' parser: its depth check keeps a deeply nested payload a 400, not a 500.
+    payload = obj(parse_json(raw))
     user = obj(payload.get("user"))
     user_id = text(user.get("id"))
     if not user_id:
@@ -80,7 +87,8 @@ def _button(payload: dict[str, Any], user_id: str, name: str) -> SlackInteractio
     if verb is None or not task_id:
         raise Ignored("not one of hookagent's buttons")
     trigger = text(payload.get("trigger_id")) or None
-    return SlackInteraction(verb, task_id, user_id, name, trigger_id=trigger)
+    click = event_key("action", action.get("action_ts"))
+    return SlackInteraction(verb, task_id, user_id, name, trigger_id=trigger, event_id=click)
 
 
 def _modal(view: dict[str, Any], user_id: str, name: str) -> SlackInteraction:
@@ -91,4 +99,7 @@ def _modal(view: dict[str, Any], user_id: str, name: str) -> SlackInteraction:
     feedback = text(obj(obj(values.get("feedback")).get("feedback")).get("value"))
     if not task_id:
         raise PayloadError("revise modal without its task id")
-    return SlackInteraction(Verb.REVISE, task_id, user_id, name, feedback=feedback)
+    view_id = event_key("view", view.get("id"))
+    return SlackInteraction(
+        Verb.REVISE, task_id, user_id, name, feedback=feedback, event_id=view_id
+    )

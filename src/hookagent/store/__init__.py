@@ -153,6 +153,7 @@ class Store:
     cancels: CancelSignals
     search: SearchIndex
     rates: RateLimiter
+    unverified: RateLimiter
     slots: RepoSlots
     tickets: TicketStore
     sessions: SessionStore
@@ -191,6 +192,11 @@ class Store:
             cancels=CancelSignals(redis, keys, tasks=tasks),
             search=SearchIndex(redis, keys, tasks=tasks, logs=logs, ttl_seconds=settings.log_ttl),
             rates=RateLimiter(redis, keys, limit=settings.rate_limit),
+            # Unverified deliveries per client address: a flood of them spends its own
+            # budget, never the one signed deliveries are counted against.
+            unverified=RateLimiter(
+                redis, keys, limit=settings.rate_limit, key=keys.unverified_rate
+            ),
             # A slot lapses like the job's lease, and is renewed with it.
             slots=RepoSlots(redis, keys, limit=settings.max_runs_per_repo, ttl_ms=jobs.lease_ms),
             tickets=TicketStore(redis, keys),

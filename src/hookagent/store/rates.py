@@ -1,15 +1,16 @@
-"""Per-source delivery counts in fixed one-minute windows.
+"""Delivery counts in fixed one-minute windows, per source or per client address.
 
-One counter key per source and minute: INCR, and the first increment sets its expiry, in
-one script so a counter never outlives its window. A fixed window can let through up to
-twice the limit around a window's edge; for a flood guard that is good enough, and it costs
-one key and one round trip per delivery.
+One counter key per name (a source, a client address) and minute: INCR, and the first
+increment sets its expiry, in one script so a counter never outlives its window. A fixed
+window can let through up to twice the limit around a window's edge; for a flood guard that
+is good enough, and it costs one key and one round trip per delivery.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,22 +36,32 @@ class RateCount:
 
 
 class RateLimiter:
-    """Counts deliveries per source and minute against ``limit`` (0: no limit)."""
+    """Counts deliveries per name and minute against ``limit`` (0: no limit).
 
-    def __init__(self, redis: Client, keys: Keys, *, limit: int) -> None:
+    ``key`` builds a window's counter key from the name (``Keys.rate`` unless given).
+    """
+
+    def __init__(
+        self,
+        redis: Client,
+        keys: Keys,
+        *,
+        limit: int,
+        key: Callable[[str, int], str] | None = None,
+    ) -> None:
         self._redis: Any = redis  # replies are int here; redis-py's stubs vary by version
-        self._keys = keys
+        self._key = key or keys.rate
         self.limit = limit
         self._count = register_script(redis, _COUNT)
 
     async def count(self, source: str) -> RateCount:
-        """Count one delivery from ``source``; not allowed past the limit this window."""
+        """Count one delivery from ``source`` (a name); not allowed past the limit this window."""
         if self.limit <= 0:
             return RateCount(allowed=True, count=0, retry_after_s=0)
         now = time.time()
         window = int(now // WINDOW_S)
         # Set at the window's first delivery, so the key outlives the window, never by more.
         ttl_ms = WINDOW_S * 1000
-        count = int(await self._count(keys=[self._keys.rate(source, window)], args=[ttl_ms]))
+        count = int(await self._count(keys=[self._key(source, window)], args=[ttl_ms]))
         retry_after = max(1, math.ceil((window + 1) * WINDOW_S - now))
         return RateCount(allowed=count <= self.limit, count=count, retry_after_s=retry_after)

@@ -4,6 +4,9 @@ A delivery mark remembers a delivery id (GitHub ``X-GitHub-Delivery``, Jira's we
 Sentry issue + action) for the dedupe TTL; a ref maps an outside object (a Sentry issue, a
 Jira key, a GitHub issue or pull request) to the task it started, for the task's TTL. A new
 task claims its marks once it exists, before it is sealed (``TaskStore.create_marked``).
+A command mark remembers the source's own comment or action id (GitHub ``comment.id``,
+Slack ``action_ts``) for as long as a link lives: the delivery header is the sender's to
+choose, so a replay under a new one is caught by the comment's id.
 """
 
 from __future__ import annotations
@@ -55,14 +58,39 @@ class RefStore:
         """Point a delivery id at ``value`` (a task id) for the dedupe TTL."""
         await self._redis.set(self._keys.delivery(source, delivery), value, ex=self._dedupe_ttl)
 
-    async def claim_delivery(self, source: str, delivery: str, value: str) -> bool:
-        """Mark a delivery id unless it is marked already; False for a redelivery."""
-        key = self._keys.delivery(source, delivery)
-        return bool(await self._redis.set(key, value, nx=True, ex=self._dedupe_ttl))
+    async def claim_command(
+        self, source: str, *, delivery: str | None, event_id: str | None, verb: str
+    ) -> str | None:
+        """Mark a command's delivery and comment as used; what was seen before, else None.
 
-    async def forget_delivery(self, source: str, delivery: str) -> None:
-        """Drop a delivery mark, so the sender's retry of a failed delivery is not a duplicate."""
-        await self._redis.delete(self._keys.delivery(source, delivery))
+        Both or neither: a mark this call set is taken back when the other was seen.
+        """
+        k = self._keys
+        marks = [(k.delivery(source, delivery), self._dedupe_ttl, "delivery")] if delivery else []
+        if event_id:
+            marks.append((k.command(source, event_id), self._link_ttl, "comment or action"))
+        if not marks:
+            return None
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, ttl, _ in marks:
+                pipe.set(key, verb, nx=True, ex=ttl)
+            taken: list[bool | None] = list(await pipe.execute())
+        seen = [what for (_, _, what), ok in zip(marks, taken, strict=True) if not ok]
+        if not seen:
+            return None
+        mine = [key for (key, _, _), ok in zip(marks, taken, strict=True) if ok]
+        if mine:
+            await self._redis.delete(*mine)
+        return f"{seen[0]} seen before"
+
+    async def forget_command(
+        self, source: str, *, delivery: str | None, event_id: str | None
+    ) -> None:
+        """Drop a command's marks, so the sender's retry of a failed delivery is not a duplicate."""
+        keys = [self._keys.delivery(source, delivery)] if delivery else []
+        keys += [self._keys.command(source, event_id)] if event_id else []
+        if keys:
+            await self._redis.delete(*keys)
 
     async def task_for(self, source: str, ref: str) -> str | None:
         """The task an outside object is linked to."""

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 
-from hookagent.api.auth import principal_of
+from hookagent.api.auth import TokenTable, principal_of
 from hookagent.api.deps import PoliciesDep, RedactorDep, SettingsDep, StoreDep
 from hookagent.models import ActionRequest, ActionResult
 from hookagent.services.lifecycle import Lifecycle
@@ -34,13 +34,24 @@ def _actor(request: Request) -> str:
     return principal_of(request).name
 
 
+def _voter(request: Request) -> str:
+    """``api:<token name>``: token names are unique, and a token cannot rename itself.
+
+    Without tokens every caller is the one anonymous admin on loopback, whatever its address.
+    """
+    tokens: TokenTable = request.app.state.tokens
+    return f"api:{principal_of(request).name}" if tokens else "api:anonymous"
+
+
 @router.post("/{task_id}/approve", responses=_CONFLICT)
 async def approve(
     task_id: str, request: Request, lifecycle: LifecycleDep, body: ActionBody = None
 ) -> ActionResult:
     """Approve the plan: the execution job is queued in the same step."""
     comment = body.comment if body else None
-    return await lifecycle.approve(task_id, actor=_actor(request), comment=comment)
+    return await lifecycle.approve(
+        task_id, actor=_actor(request), voter=_voter(request), comment=comment
+    )
 
 
 @router.post("/{task_id}/reject", responses=_CONFLICT)

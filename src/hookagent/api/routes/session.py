@@ -22,7 +22,7 @@ from hookagent.api.auth import (
     refuse_foreign_cookie_change,
     token_digest,
 )
-from hookagent.api.deps import SettingsDep, StoreDep
+from hookagent.api.deps import SettingsDep, StoreDep, client_address
 from hookagent.api.routes.ui import USER_ACTIONS
 from hookagent.errors import RateLimited, Unauthenticated
 from hookagent.settings import Settings
@@ -72,7 +72,7 @@ async def sign_in(
     tokens: TokenTable = request.app.state.tokens
     if not tokens:
         return _me(request, ANONYMOUS, anonymous=True)
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)
     counted = await store.signins.count(f"signin:{address}")
     if not counted.allowed:
         raise RateLimited(

@@ -31,7 +31,7 @@ router = APIRouter(prefix="/webhooks/slack", tags=["webhooks"])
 @router.post(
     "/interactions",
     responses={
-        200: {"description": "Done (empty body), or ignored"},
+        200: {"description": "Done (empty body), ignored, or a click seen before"},
         401: {"description": "Bad or missing signature, or a timestamp over 5 minutes old"},
         403: {"description": "The Slack user is not in HOOKAGENT_SLACK_APPROVERS"},
         404: {"description": "No such task"},
@@ -61,10 +61,20 @@ async def slack_interactions(
     if interaction.user_id.lower() not in settings.approvers("slack"):
         await life.say(interaction.task_id, f"{where} refused: not in HOOKAGENT_SLACK_APPROVERS")
         raise NotAnApprover(f"{one_line(actor, 200)} may not {interaction.verb} tasks")
+    # Slack's id of the click: a signed request replayed within its 5 minutes is the same one.
+    seen = await store.refs.claim_command(
+        "slack", delivery=None, event_id=interaction.event_id, verb=interaction.verb
+    )
+    if seen is not None:
+        return JSONResponse({"status": "duplicate", "detail": seen})
     try:
         await _decide(interaction, life, store, settings, redactor, actor)
     except ConflictError as exc:
-        await life.say(interaction.task_id, f"{where} refused: {exc.message}")
+        await life.refused(interaction.task_id, where, exc)
+        raise
+    except BaseException:
+        # Not decided (Redis gone, Slack's API down): the person may click again.
+        await store.refs.forget_command("slack", delivery=None, event_id=interaction.event_id)
         raise
     return Response(status_code=200)  # empty: Slack closes a submitted modal
 
@@ -79,7 +89,7 @@ async def _decide(
 ) -> None:
     task_id = interaction.task_id
     if interaction.verb is Verb.APPROVE:
-        await life.approve(task_id, actor=actor)
+        await life.approve(task_id, actor=actor, voter=interaction.voter)
     elif interaction.verb is Verb.REJECT:
         await life.reject(task_id, actor=actor)
     elif interaction.trigger_id is not None:

@@ -1,49 +1,58 @@
-"""``POST /webhooks/{sentry,jira,github,gitlab,linear}``: verify, parse, a task or a command."""
+"""``POST /webhooks/{sentry,jira,github,gitlab,linear}``: one handler, read from the sources table.
+
+Every delivery takes the same steps, whatever its source (sources/table.py holds what
+differs): verify the raw body against the source's secret; count it (verified deliveries
+against the source's ``HOOKAGENT_RATE_LIMIT``, the rest against their client address's,
+so no volume of unsigned traffic can spend a signed delivery's budget); parse; dedupe;
+then a new task or a command on an existing one.
+"""
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, NamedTuple, ParamSpec
+from typing import Annotated, Any, Literal, ParamSpec
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import SecretStr
 
-from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep, get_policies
+from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep, client_address, get_policies
 from hookagent.api.errors import error_response, http_status
-from hookagent.errors import RateLimited, RetryLater, UnsupportedMediaType, quoted
-from hookagent.models import NewTask, WebhookAccepted
-from hookagent.policy import Policies
-from hookagent.redact import Redactor
-from hookagent.services.intake import Applied, Created, Duplicate, Intake, Outcome, Reported
-from hookagent.settings import Settings
-from hookagent.sources import (
-    Command,
-    Ignored,
-    UnknownCommand,
-    check_timestamp,
-    linear_event_id,
-    parse_github,
-    parse_gitlab,
-    parse_jira,
-    parse_linear,
-    parse_sentry,
-    verify_hmac_sha256,
-    verify_token,
+from hookagent.errors import (
+    RateLimited,
+    RetryLater,
+    SignatureError,
+    UnsupportedMediaType,
+    quoted,
 )
+from hookagent.models import WebhookAccepted
+from hookagent.redact import Redactor
+from hookagent.services.intake import (
+    Created,
+    Duplicate,
+    Intake,
+    Outcome,
+    Outdated,
+    Reported,
+)
+from hookagent.settings import Settings
+from hookagent.sources import Command, Ignored, UnknownCommand
 from hookagent.sources.payload import parse_json
+from hookagent.sources.table import SOURCES, Source
 from hookagent.store import Store
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
-Parser = Callable[[Any], NewTask | Command]
 P = ParamSpec("P")
+Endpoint = Callable[..., Awaitable[JSONResponse]]
 AgentChoice = Annotated[
     Literal["claude", "codex", "gemini", "command"] | None,
     Query(description="run this task with another agent than HOOKAGENT_AGENT"),
 ]
+# IPv6 clients are budgeted per /64: one host usually holds a whole one.
+IPV6_BUDGET_PREFIX = 64
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Duplicate, command applied, or a delivery that starts nothing"},
@@ -59,13 +68,6 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {"description": "Over HOOKAGENT_RATE_LIMIT deliveries this minute (see Retry-After)"},
     503: {"description": "HOOKAGENT_MAX_QUEUED tasks are queued (see Retry-After)"},
 }
-
-
-class Verified(NamedTuple):
-    """A delivery's raw body, and whether its signature verified against a secret."""
-
-    body: bytes
-    signed: bool
 
 
 def _retry_after(
@@ -85,207 +87,103 @@ def _retry_after(
     return answer
 
 
-@router.post("/sentry", status_code=202, responses=_RESPONSES)
-@router.post("/sentry/", status_code=202, include_in_schema=False)
-@_retry_after
-async def sentry_webhook(
+def _endpoint(source: Source) -> Endpoint:
+    """The route of one source: the one handler, bound to its row of the table."""
+
+    async def endpoint(
+        request: Request,
+        store: StoreDep,
+        settings: SettingsDep,
+        redactor: RedactorDep,
+        agent: AgentChoice = None,
+    ) -> JSONResponse:
+        return await receive(source, request, store, settings, redactor, agent)
+
+    endpoint.__name__ = endpoint.__qualname__ = f"{source.name}_webhook"
+    endpoint.__doc__ = source.description
+    return _retry_after(endpoint)
+
+
+for _source in SOURCES.values():
+    _handler = _endpoint(_source)
+    _name = f"{_source.name}_webhook"
+    router.add_api_route(
+        f"/{_source.name}",
+        _handler,
+        methods=["POST"],
+        status_code=202,
+        responses=_RESPONSES,
+        name=_name,
+        description=_source.description,
+    )
+    router.add_api_route(
+        f"/{_source.name}/",
+        _handler,
+        methods=["POST"],
+        status_code=202,
+        include_in_schema=False,
+        name=_name,
+    )
+
+
+async def receive(
+    source: Source,
     request: Request,
-    store: StoreDep,
-    settings: SettingsDep,
-    redactor: RedactorDep,
-    agent: AgentChoice = None,
+    store: Store,
+    settings: Settings,
+    redactor: Redactor,
+    agent: str | None,
 ) -> JSONResponse:
-    """Sentry: the seed's shape, integration ``issue``/``event_alert``, or the legacy plugin."""
-    await _admit(store, "sentry")
-    body, signed = await _verified(
-        request, settings.sentry_client_secret, "sentry-hook-signature", ""
-    )
-    resource = request.headers.get("sentry-hook-resource")
-    default = settings.default_repo
-
-    def parse(payload: Any) -> NewTask:
-        return parse_sentry(payload, resource=resource, default_repo=default)
-
-    payload = _json(request, body)
-    action = payload.get("action", "") if isinstance(payload, dict) else ""
-
-    def delivery(new: Any) -> str:
-        return f"{new.external_id}:{action}"
-
-    pol = get_policies(request)  # the app's reader: a bad reload keeps the last good file
-    return await _handle(
-        store, settings, payload, parse, delivery, agent, signed=signed, pol=pol, redactor=redactor
-    )
-
-
-@router.post("/jira", status_code=202, responses=_RESPONSES)
-@router.post("/jira/", status_code=202, include_in_schema=False)
-@_retry_after
-async def jira_webhook(
-    request: Request,
-    store: StoreDep,
-    settings: SettingsDep,
-    redactor: RedactorDep,
-    agent: AgentChoice = None,
-) -> JSONResponse:
-    """Jira: ``jira:issue_created`` starts a task; comments and transitions command one."""
-    await _admit(store, "jira")
-    body, signed = await _verified(
-        request, settings.jira_webhook_secret, "x-hub-signature", "sha256="
-    )
-
-    def parse(payload: Any) -> NewTask | Command:
-        return parse_jira(
-            payload,
-            default_repo=settings.default_repo,
-            approve_status=settings.jira_approve_status,
-            reject_status=settings.jira_reject_status,
-        )
-
-    delivery = request.headers.get("x-atlassian-webhook-identifier")
-    payload = _json(request, body)
-    pol = get_policies(request)
-    return await _handle(
-        store,
-        settings,
-        payload,
-        parse,
-        lambda _: delivery,
-        agent,
-        signed=signed,
-        pol=pol,
-        redactor=redactor,
-    )
-
-
-@router.post("/github", status_code=202, responses=_RESPONSES)
-@router.post("/github/", status_code=202, include_in_schema=False)
-@_retry_after
-async def github_webhook(
-    request: Request,
-    store: StoreDep,
-    settings: SettingsDep,
-    redactor: RedactorDep,
-    agent: AgentChoice = None,
-) -> JSONResponse:
-    """GitHub: a labelled issue starts a task; ``@hookagent <command>`` comments command one."""
-    await _admit(store, "github")
-    secret = settings.github_webhook_secret
-    body, signed = await _verified(request, secret, "x-hub-signature-256", "sha256=")
-    event = request.headers.get("x-github-event")
-
-    def parse(payload: Any) -> NewTask | Command:
-        return parse_github(
-            payload, event=event, label=settings.github_label, bot_login=settings.github_bot_login
-        )
-
-    delivery = request.headers.get("x-github-delivery")
-    payload = _json(request, body)
-    pol = get_policies(request)
-    return await _handle(
-        store,
-        settings,
-        payload,
-        parse,
-        lambda _: delivery,
-        agent,
-        signed=signed,
-        pol=pol,
-        redactor=redactor,
-    )
-
-
-@router.post("/gitlab", status_code=202, responses=_RESPONSES)
-@router.post("/gitlab/", status_code=202, include_in_schema=False)
-@_retry_after
-async def gitlab_webhook(
-    request: Request,
-    store: StoreDep,
-    settings: SettingsDep,
-    redactor: RedactorDep,
-    agent: AgentChoice = None,
-) -> JSONResponse:
-    """GitLab: a labelled issue starts a task; ``@hookagent <command>`` notes command one."""
-    await _admit(store, "gitlab")
+    """A delivery from ``source``: verified, counted, parsed, deduplicated, then acted on."""
     body = await request.body()
-    secret = settings.gitlab_webhook_secret
-    # GitLab signs nothing: the shared X-Gitlab-Token is what counts as the signature.
-    if secret is not None:
-        verify_token(secret.get_secret_value(), request.headers.get("x-gitlab-token"))
-    event = request.headers.get("x-gitlab-event")
-
-    def parse(payload: Any) -> NewTask | Command:
-        return parse_gitlab(
-            payload,
-            event=event,
-            label=settings.gitlab_label,
-            bot_username=settings.gitlab_bot_username,
+    signed, payload = await _admit(source, request, store, settings, body)
+    try:
+        parsed = source.parse(payload, request.headers, settings)
+    except Ignored as ignored:
+        return _ignored(ignored.reason)
+    except UnknownCommand as unknown:
+        return _ignored(
+            f"unknown command {unknown.word!r}; try approve, reject, revise, status, cancel"
         )
-
-    delivery = request.headers.get("x-gitlab-event-uuid")
-    payload = _json(request, body)
-    signed = secret is not None
-    pol = get_policies(request)
-    return await _handle(
-        store,
-        settings,
-        payload,
-        parse,
-        lambda _: delivery,
-        agent,
-        signed=signed,
-        pol=pol,
-        redactor=redactor,
-    )
+    delivery = source.delivery(request.headers, payload, parsed)
+    # The app's policy reader and redactor: a bad reload keeps the last good file, and
+    # building a redactor per request scanned the environment every time.
+    intake = Intake(store, settings, policies=get_policies(request), redactor=redactor)
+    if isinstance(parsed, Command):
+        outcome: Outcome = await intake.command(parsed, delivery=delivery, signed=signed)
+    else:
+        parsed.agent = agent
+        outcome = await intake.new_task(parsed, delivery=delivery, signed=signed)
+    return _answer(outcome)
 
 
-@router.post("/linear", status_code=202, responses=_RESPONSES)
-@router.post("/linear/", status_code=202, include_in_schema=False)
-@_retry_after
-async def linear_webhook(
-    request: Request,
-    store: StoreDep,
-    settings: SettingsDep,
-    redactor: RedactorDep,
-    agent: AgentChoice = None,
-) -> JSONResponse:
-    """Linear: a labelled issue starts a task; ``@hookagent <command>`` comments command one."""
-    await _admit(store, "linear")
-    body, signed = await _verified(request, settings.linear_webhook_secret, "linear-signature", "")
-    payload = _json(request, body)
+async def _admit(
+    source: Source, request: Request, store: Store, settings: Settings, body: bytes
+) -> tuple[bool, Any]:
+    """Verify, then count; (verified?, the payload).
+
+    The signature first: counting before it let unsigned traffic spend the budget of signed
+    deliveries. A delivery that fails it, or arrives unsigned because the source has no
+    secret, counts against its client address instead.
+    """
+    address = client_address(request)
+    try:
+        signed = source.signed(settings, request.headers, body)
+        if not signed:
+            await _count_unverified(store, address)
+        payload = _json(request, body)
+        if signed and source.fresh is not None:
+            source.fresh(payload, time.time())
+    except SignatureError:
+        await _count_unverified(store, address)
+        raise
     if signed:
-        # The signature covers the timestamp: a fresh one proves this is no late replay.
-        check_timestamp(payload, time.time())
-
-    def parse(payload: Any) -> NewTask | Command:
-        return parse_linear(
-            payload,
-            label=settings.linear_label,
-            projects=settings.linear_project_map,
-            default_repo=settings.default_repo,
-            bot_user=settings.linear_bot_user,
-            allowed_repos=settings.allowed_repo_set,
-        )
-
-    # The signed comment or issue event, not the unsigned ``Linear-Delivery`` header: a
-    # captured delivery resent under a new header within the minute is still a duplicate.
-    delivery = linear_event_id(payload) or request.headers.get("linear-delivery")
-    pol = get_policies(request)
-    return await _handle(
-        store,
-        settings,
-        payload,
-        parse,
-        lambda _: delivery,
-        agent,
-        signed=signed,
-        pol=pol,
-        redactor=redactor,
-    )
+        await _count(store, source.name)
+    return signed, payload
 
 
-async def _admit(store: Store, source: str) -> None:
-    """Count the delivery against ``HOOKAGENT_RATE_LIMIT``, before any other work on it."""
+async def _count(store: Store, source: str) -> None:
+    """Count a verified delivery against ``HOOKAGENT_RATE_LIMIT`` for its source."""
     counted = await store.rates.count(source)
     if not counted.allowed:
         raise RateLimited(
@@ -295,15 +193,26 @@ async def _admit(store: Store, source: str) -> None:
         )
 
 
-async def _verified(
-    request: Request, secret: SecretStr | None, header: str, prefix: str
-) -> Verified:
-    """The raw body, checked against ``secret``; unsigned only when no secret is set."""
-    body = await request.body()
-    if secret is None:
-        return Verified(body, signed=False)
-    verify_hmac_sha256(body, secret.get_secret_value(), request.headers.get(header), prefix=prefix)
-    return Verified(body, signed=True)
+async def _count_unverified(store: Store, address: str) -> None:
+    """Count an unverified delivery against ``HOOKAGENT_RATE_LIMIT`` for its client address."""
+    counted = await store.unverified.count(_budget_holder(address))
+    if not counted.allowed:
+        raise RateLimited(
+            f"more than {store.unverified.limit} unverified deliveries from {address} this "
+            "minute (HOOKAGENT_RATE_LIMIT); retry later",
+            retry_after_s=counted.retry_after_s,
+        )
+
+
+def _budget_holder(address: str) -> str:
+    """Who an address's budget belongs to: the address, or its /64 for IPv6."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:100]  # "unknown", or whatever a test transport says
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_BUDGET_PREFIX}", strict=False))
+    return str(ip)
 
 
 def _json(request: Request, body: bytes) -> Any:
@@ -313,34 +222,9 @@ def _json(request: Request, body: bytes) -> Any:
     return parse_json(body)
 
 
-async def _handle(
-    store: Store,
-    settings: Settings,
-    payload: Any,
-    parse: Parser,
-    delivery_of: Callable[[Any], str | None],
-    agent: str | None,
-    *,
-    signed: bool,
-    pol: Policies,
-    redactor: Redactor,
-) -> JSONResponse:
-    try:
-        parsed = parse(payload)
-    except Ignored as ignored:
-        return JSONResponse({"status": "ignored", "reason": ignored.reason}, status_code=200)
-    except UnknownCommand as unknown:
-        reason = f"unknown command {unknown.word!r}; try approve, reject, revise, status, cancel"
-        return JSONResponse({"status": "ignored", "reason": reason}, status_code=200)
-    # The app's redactor: building one per request scanned the environment every time.
-    intake = Intake(store, settings, policies=pol, redactor=redactor)
-    if isinstance(parsed, Command):
-        outcome: Outcome = await intake.command(parsed, delivery=delivery_of(parsed), signed=signed)
-    else:
-        parsed.agent = agent
-        delivery = delivery_of(parsed) if parsed.external_id or parsed.source != "sentry" else None
-        outcome = await intake.new_task(parsed, delivery=delivery, signed=signed)
-    return _answer(outcome)
+def _ignored(reason: str) -> JSONResponse:
+    """200: nothing to retry, and nothing done."""
+    return JSONResponse({"status": "ignored", "reason": reason}, status_code=200)
 
 
 def _answer(outcome: Outcome) -> JSONResponse:
@@ -363,5 +247,9 @@ def _answer(outcome: Outcome) -> JSONResponse:
     if isinstance(outcome, Reported):
         task = outcome.task
         return JSONResponse({"task_id": task.task_id, "status": task.status, "plan": task.plan})
-    assert isinstance(outcome, Applied)  # the last kind; mypy checks the union is covered
+    if isinstance(outcome, Outdated):
+        # 200, not an error: the sender should not retry what can never apply.
+        return JSONResponse(
+            {"status": "ignored", "reason": outcome.reason, "task_id": outcome.task_id}
+        )
     return JSONResponse(outcome.result.model_dump(mode="json"))
