@@ -109,6 +109,7 @@ class PhaseRunner:
         agent = run.agent
         try:
             path = await self._clone(task, writer)
+            await self._workspaces.hand_over(path)
             prompt = planning_prompt(
                 repository=task.repository,
                 source=task.source,
@@ -187,13 +188,14 @@ class PhaseRunner:
         try:
             path = await self._clone(task, writer)
             base = await self._workspaces.start_branch(path, branch)
+            await self._workspaces.hand_over(path)
             outcome = await self._session.run(
                 agent, path, Phase.EXECUTE, prompt, writer, settings=run.settings
             )
             await self._add_cost(outcome)
             fields |= outcome.stats
             if outcome.ok:
-                await self._check_paths(run.policy, task, path, base)
+                await self._check_change(run.policy, task, path, base, writer)
                 fields |= await self._publisher.publish(task, path, branch, base, writer)
         except (AgentError, WorkspaceError, PullRequestError, PolicyViolation) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
@@ -208,11 +210,18 @@ class PhaseRunner:
             task.task_id, Action.COMPLETE, token=token, fields=fields | {"error": None}
         )
 
-    async def _check_paths(self, policy: Policy, task: Task, path: Path, base: str) -> None:
-        """Refuse, before anything is committed or pushed, changes ``paths_denied`` forbids."""
-        if not policy.paths_denied:
-            return
-        denied = policy.denied(await self._workspaces.changed_files(path, base))
+    async def _check_change(
+        self, policy: Policy, task: Task, path: Path, base: str, writer: LogWriter
+    ) -> None:
+        """The policy on the change itself, before anything is committed or pushed.
+
+        A denied path fails the task.
+        """
+        nested = await self._workspaces.stage(path)
+        if nested:
+            await writer.system(f"left out nested git repositories: {', '.join(nested)}")
+        changed = await self._workspaces.changed_files(path, base)
+        denied = policy.denied(changed)
         if denied:
             where = f"paths_denied of {task.repository}"
             raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
