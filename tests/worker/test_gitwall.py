@@ -23,7 +23,7 @@ from hookagent.worker.sandbox import probe
 from hookagent.worker.workspace import Workspaces
 from tests.conftest import RunWorker
 from tests.helpers import REPO, wait_status
-from tests.worker.test_policies import messages, submit_alert
+from tests.worker.test_policies import messages, policy_file, remote_branches, submit_alert
 
 GIT_AGENT = Path(__file__).parent.parent / "git_agent.py"
 PLANNED = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
@@ -96,6 +96,40 @@ async def test_nothing_the_agent_plants_in_git_runs_and_the_change_still_pushes(
     # The change went to the configured remote: the commit pushed is the task's.
     task = await store.tasks.get(tid)
     assert git("-C", bare, "rev-parse", branch).strip() == task.commit
+
+
+TOKEN = "ghp_" + "Zx9" * 12  # the shape of a GitHub token, no real one
+
+
+async def test_a_token_in_a_committed_file_fails_the_task_before_push(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, remotes: Path
+) -> None:
+    files = ["README.md=# payments-api\\nnothing secret\\n", f"conf/ci.env=A=1\\nGH={TOKEN}\\n"]
+    start_worker(agent_command=git_agent("write", "add the CI settings", *files))
+    tid, status = await plan_approve_execute(client, store)
+    assert status is TaskStatus.FAILED
+    said = "refused to push: conf/ci.env:2 holds a github_token"
+    task = await store.tasks.get(tid)
+    assert task.error == said
+    log = await messages(store, tid)
+    assert f"[system] {said}" in log
+    assert not [m for m in log if TOKEN in m], "the value itself is never written"
+    assert remote_branches(remotes) == ""
+    assert not [m for m in log if m.startswith("[system] committed")]
+
+
+async def test_a_token_under_an_allow_secrets_in_glob_is_pushed(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, remotes: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    policy = policy_file(tmp_path, 'allow_secrets_in = ["tests/fixtures/**"]\n')
+    files = [f"tests/fixtures/github/token.txt={TOKEN}\\n"]
+    start_worker(agent_command=git_agent("write", "add a fixture", *files), policy_file=policy)
+    tid, status = await plan_approve_execute(client, store)
+    assert status is TaskStatus.COMPLETED, await messages(store, tid)
+    bare = remotes / f"{REPO}.git"
+    shown = git("-C", bare, "show", f"hookagent/{tid}:tests/fixtures/github/token.txt")
+    assert shown == f"{TOKEN}\n"
 
 
 async def test_a_wrecked_git_nested_repositories_and_a_linked_workspace(

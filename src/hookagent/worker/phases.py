@@ -17,7 +17,7 @@ from hookagent.errors import (
     TaskNotFound,
     WorkspaceError,
 )
-from hookagent.models import FAIL, TERMINAL_STATUSES, Action, Phase, Task
+from hookagent.models import FAIL, TERMINAL_STATUSES, Action, LogStream, Phase, Task
 from hookagent.policy import Facts, Policies, Policy, plan_files
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
@@ -25,6 +25,7 @@ from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.publish import Publisher
 from hookagent.worker.run import AgentSession
+from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.threads import Threads
 from hookagent.worker.workspace import Workspaces
 
@@ -215,7 +216,7 @@ class PhaseRunner:
     ) -> None:
         """The policy on the change itself, before anything is committed or pushed.
 
-        A denied path fails the task.
+        A denied path or a secret fails the task.
         """
         nested = await self._workspaces.stage(path)
         if nested:
@@ -225,6 +226,13 @@ class PhaseRunner:
         if denied:
             where = f"paths_denied of {task.repository}"
             raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
+        diff = await self._workspaces.diff(path, base)
+        found = scan_diff(diff, self._redactor, policy.secrets_allowed)
+        if found:
+            # Paths are redacted already; a finding never holds the value it found.
+            writer.add_lines(LogStream.SYSTEM, [f.describe() for f in found])
+            await writer.flush()
+            raise PolicyViolation(found[0].describe())
 
     async def _add_cost(self, outcome: AgentOutcome) -> None:
         """Add what the agent reported spending to ``hookagent_cost_usd_total``."""
