@@ -22,7 +22,7 @@ from hookagent.store import Store
 from hookagent.worker.sandbox import probe
 from hookagent.worker.workspace import Workspaces
 from tests.conftest import RunWorker
-from tests.helpers import REPO, wait_status
+from tests.helpers import REPO, wait_for_line, wait_status
 from tests.worker.test_policies import messages, policy_file, remote_branches, submit_alert
 
 GIT_AGENT = Path(__file__).parent.parent / "git_agent.py"
@@ -130,6 +130,36 @@ async def test_a_token_under_an_allow_secrets_in_glob_is_pushed(
     bare = remotes / f"{REPO}.git"
     shown = git("-C", bare, "show", f"hookagent/{tid}:tests/fixtures/github/token.txt")
     assert shown == f"{TOKEN}\n"
+
+
+async def test_an_auto_approved_change_past_max_files_goes_back_to_a_person(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, remotes: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    policy = policy_file(tmp_path, 'auto_approve = [{ source = "sentry", max_files = 1 }]\n')
+    files = ["one.txt=1\\n", "two.txt=2\\n", "app.py=def total(xs):\\n    return 0\\n"]
+    # The plan names no file, so the rule approves it; the execution changes three.
+    start_worker(agent_command=git_agent("write", "tidy up", *files), policy_file=policy)
+    tid = await submit_alert(client)
+    # Held after an execution, not after the plan: wait for the hold's own status line.
+    await wait_for_line(store, tid, "status pending_approval: no auto_approve rule")
+    log = await messages(store, tid)
+    task = await store.tasks.get(tid)
+    assert task.status is TaskStatus.PENDING_APPROVAL, log
+    assert "[system] status approved: auto-approved by policy rule 1" in "\n".join(log)
+    assert log[-1] == (
+        f"[system] status pending_approval: no auto_approve rule of {REPO} allows this change "
+        "(3 files changed, 3 insertions(+), 1 deletion(-)); nothing pushed, an approval "
+        "executes the plan again"
+    )
+    assert "[system] diff stat:  one.txt | 1 +" in log
+    assert task.result is not None and "3 files changed" in task.result
+    assert remote_branches(remotes) == ""
+    # A person approves: the plan is executed again and pushed, whatever its size.
+    approved = await client.post(f"/tasks/{tid}/approve")
+    assert approved.status_code == 200, approved.text
+    assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+    assert f"hookagent/{tid}" in remote_branches(remotes)
 
 
 async def test_a_wrecked_git_nested_repositories_and_a_linked_workspace(

@@ -196,7 +196,10 @@ class PhaseRunner:
             await self._add_cost(outcome)
             fields |= outcome.stats
             if outcome.ok:
-                await self._check_change(run.policy, task, path, base, writer)
+                stat = await self._check_change(run.policy, task, path, base, writer)
+                if stat is not None:
+                    await self._hold(task, writer, token, stat, fields)
+                    return
                 fields |= await self._publisher.publish(task, path, branch, base, writer)
         except (AgentError, WorkspaceError, PullRequestError, PolicyViolation) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
@@ -213,10 +216,11 @@ class PhaseRunner:
 
     async def _check_change(
         self, policy: Policy, task: Task, path: Path, base: str, writer: LogWriter
-    ) -> None:
+    ) -> str | None:
         """The policy on the change itself, before anything is committed or pushed.
 
-        A denied path or a secret fails the task.
+        A denied path or a secret fails the task. An auto-approved change that no
+        ``auto_approve`` rule allows once its files are counted returns its diff stat.
         """
         nested = await self._workspaces.stage(path)
         if nested:
@@ -233,6 +237,38 @@ class PhaseRunner:
             writer.add_lines(LogStream.SYSTEM, [f.describe() for f in found])
             await writer.flush()
             raise PolicyViolation(found[0].describe())
+        if task.approver != "policy":
+            return None  # a person approved this execution, whatever its size
+        facts = Facts(
+            source=task.source, labels=tuple(task.labels), level=task.level, files=len(changed)
+        )
+        if policy.auto_rule(facts) is not None:
+            return None
+        return await self._workspaces.diff(path, base, stat=True)
+
+    async def _hold(
+        self, task: Task, writer: LogWriter, token: str, stat: str, fields: dict[str, Any]
+    ) -> None:
+        """Back to ``pending_approval`` with the diff stat; nothing committed or pushed.
+
+        The workspace is not kept: a job may run on any worker, so an approval executes the
+        plan again (approved by a person, so no ``max_files`` applies then).
+        """
+        lines = stat.rstrip().splitlines()
+        summary = lines[-1].strip() if lines else "no change"
+        shown = self._redactor.redact_lines([f"diff stat: {line}" for line in lines])
+        writer.add_lines(LogStream.SYSTEM, shown)
+        reason = (
+            f"no auto_approve rule of {task.repository} allows this change ({summary}); "
+            "nothing pushed, an approval executes the plan again"
+        )
+        await self._workspaces.remove(task.task_id)
+        await self._store.tasks.clear_approvals(task.task_id)
+        await writer.flush()
+        fields |= {"result": "\n".join(lines), "error": None, "branch": None}
+        await self._store.tasks.advance(
+            task.task_id, Action.HOLD_CHANGE, token=token, reason=reason, fields=fields
+        )
 
     async def _add_cost(self, outcome: AgentOutcome) -> None:
         """Add what the agent reported spending to ``hookagent_cost_usd_total``."""
