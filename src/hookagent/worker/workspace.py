@@ -192,7 +192,7 @@ def _nested_repositories(work_tree: Path) -> list[str]:
 
 def _agent_config(url: str) -> str:
     """The ``.git/config`` of the agent's own copy: a plain clone of ``url``."""
-    quoted = json.dumps(url)  # git's quoting of \\ and \" is JSON's for these two
+    quoted = json.dumps(url, ensure_ascii=False)  # git quotes \\ and \" as JSON does
     return (
         "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n"
         f'[remote "origin"]\n\turl = {quoted}\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n'
