@@ -81,6 +81,7 @@ class Action(StrEnum):
     CANCEL = "cancel"
     RETRY_PLAN = "retry_plan"
     RETRY_EXECUTE = "retry_execute"
+    HOLD_CHANGE = "hold_change"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,8 @@ TRANSITIONS: dict[Action, Transition] = {
     Action.CANCEL: Transition(_OPEN, _S.CANCELLED),
     Action.RETRY_PLAN: Transition(_ENDED_BADLY, _S.QUEUED),
     Action.RETRY_EXECUTE: Transition(_ENDED_BADLY, _S.APPROVED),
+    # An auto-approved execution whose change no rule allows waits for a person instead.
+    Action.HOLD_CHANGE: Transition(frozenset({_S.EXECUTING}), _S.PENDING_APPROVAL),
 }
 START = {Phase.PLAN: Action.START_PLAN, Phase.EXECUTE: Action.START_EXECUTE}
 FAIL = {Phase.PLAN: Action.FAIL_PLAN, Phase.EXECUTE: Action.FAIL_EXECUTE}

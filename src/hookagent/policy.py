@@ -99,6 +99,7 @@ class Policy(BaseModel):
     timeout: float | None = Field(default=None, gt=0)
     allowed_tools: tuple[str, ...] | None = None
     paths_denied: tuple[str, ...] = ()
+    allow_secrets_in: tuple[str, ...] = ()
 
     def over(self, base: Policy) -> Policy:
         """This policy's own keys over ``base``'s."""
@@ -131,6 +132,10 @@ class Policy(BaseModel):
         """The paths (sorted) that match a ``paths_denied`` glob."""
         globs = [glob_regex(g) for g in self.paths_denied]
         return sorted(p for p in set(paths) if any(g.match(p) for g in globs))
+
+    def secrets_allowed(self, path: str) -> bool:
+        """Whether an ``allow_secrets_in`` glob exempts ``path`` from the secret scan."""
+        return any(glob_regex(g).match(path) for g in self.allow_secrets_in)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +263,7 @@ def load_policies(settings: Settings) -> Policies:
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A ``paths_denied`` glob as a regex over repository paths.
+    """A ``paths_denied`` (or ``allow_secrets_in``) glob as a regex over repository paths.
 
     ``*`` and ``?`` stay within one path segment, ``**`` spans any number of them, and a
     pattern without a ``/`` matches a file's name in any directory (as in ``.gitignore``).

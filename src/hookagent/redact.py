@@ -219,6 +219,15 @@ class Redactor:
             line, opened = _redact_pem(line)
         return _apply(line, self.spans(line)), opened
 
+    def findings(self, text: str) -> list[Span]:
+        """Where secrets sit in ``text``: (start, end, kind), sorted; a PEM key's BEGIN too."""
+        found = [
+            (start, end, shown.removeprefix("[REDACTED:").removesuffix("]"))
+            for start, end, shown in self.spans(text)
+        ]
+        found += [(m.start(), m.end(), "private_key") for m in _PEM_BEGIN.finditer(text)]
+        return sorted(found)
+
 
 class RedactingStream:
     """Redacts one stream's lines chunk by chunk; a PEM block may span chunks."""

@@ -97,10 +97,12 @@ async def test_credentials_reach_git_but_not_the_clone(
         token=token,
     )
     path = await spaces.clone(TASK, REPO)
+    await spaces.hand_over(path)
     assert git_server.authorized > 0 and git_server.refused == 0, "the server saw credentials"
     assert git("-C", path, "config", "--get", "remote.origin.url") == f"{git_server.url}/{REPO}.git"
     header = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
     assert secrets_on_disk(path, TOKEN, header) == ""
+    assert secrets_on_disk(spaces.git_dir(TASK), TOKEN, header) == ""
 
     await spaces.start_branch(path, "hookagent/t")
     (path / "NEW.md").write_text("new\n")
@@ -108,6 +110,7 @@ async def test_credentials_reach_git_but_not_the_clone(
     await spaces.push(path, "hookagent/t")
     assert git("-C", remotes / f"{REPO}.git", "rev-parse", "hookagent/t") == sha
     assert secrets_on_disk(path, TOKEN, header) == ""
+    assert secrets_on_disk(spaces.git_dir(TASK), TOKEN, header) == ""
 
 
 async def test_gitlab_projects_clone_beside_the_api_with_the_gitlab_token(
@@ -126,6 +129,7 @@ async def test_gitlab_projects_clone_beside_the_api_with_the_gitlab_token(
         )
         spaces = Workspaces.from_settings(own)
         path = await spaces.clone(TASK, project, "gitlab")
+        await spaces.hand_over(path)
         assert server.authorized > 0 and server.refused == 0
         origin = git("-C", path, "config", "--get", "remote.origin.url")
         assert origin == f"{server.url}/{project}.git"

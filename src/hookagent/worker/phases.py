@@ -17,7 +17,7 @@ from hookagent.errors import (
     TaskNotFound,
     WorkspaceError,
 )
-from hookagent.models import FAIL, TERMINAL_STATUSES, Action, Phase, Task
+from hookagent.models import FAIL, TERMINAL_STATUSES, Action, LogStream, Phase, Task
 from hookagent.policy import Facts, Policies, Policy, plan_files
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
@@ -25,6 +25,7 @@ from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.publish import Publisher
 from hookagent.worker.run import AgentSession
+from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.threads import Threads
 from hookagent.worker.workspace import Workspaces
 
@@ -109,6 +110,7 @@ class PhaseRunner:
         agent = run.agent
         try:
             path = await self._clone(task, writer)
+            await self._workspaces.hand_over(path)
             prompt = planning_prompt(
                 repository=task.repository,
                 source=task.source,
@@ -187,13 +189,17 @@ class PhaseRunner:
         try:
             path = await self._clone(task, writer)
             base = await self._workspaces.start_branch(path, branch)
+            await self._workspaces.hand_over(path)
             outcome = await self._session.run(
                 agent, path, Phase.EXECUTE, prompt, writer, settings=run.settings
             )
             await self._add_cost(outcome)
             fields |= outcome.stats
             if outcome.ok:
-                await self._check_paths(run.policy, task, path, base)
+                stat = await self._check_change(run.policy, task, path, base, writer)
+                if stat is not None:
+                    await self._hold(task, writer, token, stat, fields)
+                    return
                 fields |= await self._publisher.publish(task, path, branch, base, writer)
         except (AgentError, WorkspaceError, PullRequestError, PolicyViolation) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
@@ -208,14 +214,61 @@ class PhaseRunner:
             task.task_id, Action.COMPLETE, token=token, fields=fields | {"error": None}
         )
 
-    async def _check_paths(self, policy: Policy, task: Task, path: Path, base: str) -> None:
-        """Refuse, before anything is committed or pushed, changes ``paths_denied`` forbids."""
-        if not policy.paths_denied:
-            return
-        denied = policy.denied(await self._workspaces.changed_files(path, base))
+    async def _check_change(
+        self, policy: Policy, task: Task, path: Path, base: str, writer: LogWriter
+    ) -> str | None:
+        """The policy on the change itself, before anything is committed or pushed.
+
+        A denied path or a secret fails the task. An auto-approved change that no
+        ``auto_approve`` rule allows once its files are counted returns its diff stat.
+        """
+        nested = await self._workspaces.stage(path)
+        if nested:
+            await writer.system(f"left out nested git repositories: {', '.join(nested)}")
+        changed = await self._workspaces.changed_files(path, base)
+        denied = policy.denied(changed)
         if denied:
             where = f"paths_denied of {task.repository}"
             raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
+        diff = await self._workspaces.diff(path, base)
+        found = scan_diff(diff, self._redactor, policy.secrets_allowed)
+        if found:
+            # Paths are redacted already; a finding never holds the value it found.
+            writer.add_lines(LogStream.SYSTEM, [f.describe() for f in found])
+            await writer.flush()
+            raise PolicyViolation(found[0].describe())
+        if task.approver != "policy":
+            return None  # a person approved this execution, whatever its size
+        facts = Facts(
+            source=task.source, labels=tuple(task.labels), level=task.level, files=len(changed)
+        )
+        if policy.auto_rule(facts) is not None:
+            return None
+        return await self._workspaces.diff(path, base, stat=True)
+
+    async def _hold(
+        self, task: Task, writer: LogWriter, token: str, stat: str, fields: dict[str, Any]
+    ) -> None:
+        """Back to ``pending_approval`` with the diff stat; nothing committed or pushed.
+
+        The workspace is not kept: a job may run on any worker, so an approval executes the
+        plan again (approved by a person, so no ``max_files`` applies then).
+        """
+        lines = stat.rstrip().splitlines()
+        summary = lines[-1].strip() if lines else "no change"
+        shown = self._redactor.redact_lines([f"diff stat: {line}" for line in lines])
+        writer.add_lines(LogStream.SYSTEM, shown)
+        reason = (
+            f"no auto_approve rule of {task.repository} allows this change ({summary}); "
+            "nothing pushed, an approval executes the plan again"
+        )
+        await self._workspaces.remove(task.task_id)
+        await self._store.tasks.clear_approvals(task.task_id)
+        await writer.flush()
+        fields |= {"result": "\n".join(lines), "error": None, "branch": None}
+        await self._store.tasks.advance(
+            task.task_id, Action.HOLD_CHANGE, token=token, reason=reason, fields=fields
+        )
 
     async def _add_cost(self, outcome: AgentOutcome) -> None:
         """Add what the agent reported spending to ``hookagent_cost_usd_total``."""

@@ -1,5 +1,15 @@
 """Task workspaces: clone with git, branch, commit, push, remove when done.
 
+hookagent's git never reads anything the agent could have written. Each task has a private
+git directory, ``<git root>/<task_id>.git`` beside (never inside) the workspaces: cloned
+bare from the remote, it checks the files out into the workspace and later commits the
+workspace's files and pushes them. The agent gets a ``.git`` of its own, a copy it may wreck
+at will; hookagent never runs git on it (``--git-dir`` always names the private one, and
+git never treats a work tree's ``.git`` as content). Every git process gets an environment
+holding only what git needs, no system or global config, no hooks, no fsmonitor, no pager,
+no credential helper, no signing, no automatic gc, and only the remote's own protocol; the
+push goes to the remote's URL itself, never to a remote named in a config.
+
 Credentials never sit in a URL that git stores or prints. An http(s) template's userinfo
 (``https://user:token@host/{repo}.git``) is taken out of it; the clone is made from the bare
 URL, so ``origin`` and ``.git/config`` hold no secret. Git gets the credentials as an
@@ -8,14 +18,15 @@ URL, so ``origin`` and ``.git/config`` hold no secret. Git gets the credentials 
 push: nothing credentialed is written to disk. Every error text is scrubbed of URL
 userinfo and of the token itself.
 
-Workspaces live in a 0700 root, one 0700 directory per task, and are removed when the task
-ends; :meth:`Workspaces.sweep` removes what a crash or a cancel left behind.
+Workspaces and git directories live in 0700 roots, and are removed when the task ends;
+:meth:`Workspaces.sweep` removes what a crash or a cancel left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 import re
@@ -40,6 +51,34 @@ _HTTP_USERINFO = re.compile(r"^(?P<scheme>https?)://(?P<userinfo>[^/?#]*)@", re.
 _ANY_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@")
 
 IsLive = Callable[[str], Awaitable[bool]] | AbstractSet[str]
+
+# What git may see of hookagent's environment: programs, locale, ssh agent and proxies.
+_PASSED_ENV = (
+    "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SSH_AUTH_SOCK",
+    "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH", "SSL_CERT_FILE",
+    "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy",
+    "https_proxy", "no_proxy", "all_proxy",
+)  # fmt: skip
+# Set last, so they win over any config git reads (the private repository's, the operator's
+# GIT_CONFIG_* entries): nothing in them can make git run a program or read a user's file.
+_HARDENED = (
+    ("core.hooksPath", "/dev/null"),
+    ("core.fsmonitor", "false"),
+    ("core.untrackedCache", "false"),
+    ("core.attributesFile", "/dev/null"),
+    ("core.excludesFile", "/dev/null"),
+    ("core.pager", "cat"),
+    ("core.symlinks", "true"),
+    ("core.quotePath", "false"),
+    ("credential.helper", ""),
+    ("commit.gpgSign", "false"),
+    ("gc.auto", "0"),
+    ("maintenance.auto", "false"),
+    ("submodule.recurse", "false"),
+    ("push.recurseSubmodules", "no"),
+    ("protocol.allow", "never"),
+)
+_SCP_LIKE = re.compile(r"^[^/:]+:")
 
 
 def split_credentials(template: str) -> tuple[str, str | None, str | None]:
@@ -130,8 +169,38 @@ class Remote:
         return cls(template, auth, (*secrets, header))
 
 
+def _scheme(url: str) -> str:
+    """The transport git uses for ``url``: its scheme, ssh when scp-like, file for a path."""
+    if "::" in url.split("/", 1)[0]:
+        return url.split("::", 1)[0].lower()  # a remote helper (``ext::``) names its own
+    if "://" in url:
+        return url.split("://", 1)[0].lower()
+    return "ssh" if _SCP_LIKE.match(url) else "file"
+
+
+def _nested_repositories(work_tree: Path) -> list[str]:
+    """Directories below ``work_tree`` holding a ``.git``: left out of commits, never read."""
+    found: list[str] = []
+    for top, dirs, files in os.walk(work_tree):
+        if top != str(work_tree) and (".git" in dirs or ".git" in files):
+            found.append(os.path.relpath(top, work_tree))
+            dirs.clear()
+            continue
+        dirs[:] = [d for d in dirs if d != ".git"]  # os.walk follows no symlink either
+    return sorted(found)
+
+
+def _agent_config(url: str) -> str:
+    """The ``.git/config`` of the agent's own copy: a plain clone of ``url``."""
+    quoted = json.dumps(url, ensure_ascii=False)  # git quotes \\ and \" as JSON does
+    return (
+        "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n"
+        f'[remote "origin"]\n\turl = {quoted}\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n'
+    )
+
+
 class Workspaces:
-    """Clones a task's repository into ``root/<task_id>`` and removes it afterwards."""
+    """Checks a task's repository out into ``root/<task_id>``, publishes it, removes it."""
 
     def __init__(
         self,
@@ -142,10 +211,13 @@ class Workspaces:
         token: str | None = None,
         data_dir: Path | None = None,
         forges: Mapping[str, Remote] | None = None,
+        git_root: Path | None = None,
     ) -> None:
         self._root = root
+        # Beside the workspaces, never inside: the sandbox binds a workspace and nothing else.
+        self._gits = git_root or root.parent / "git"
         # The data dir is made private too: in external-Redis mode nothing else creates it.
-        self._private = [d for d in (data_dir, root) if d is not None]
+        self._private = [d for d in (data_dir, root, self._gits) if d is not None]
         self._timeout = timeout
         # ``url_template`` is GitHub's (and every non-forge source's); others come by name.
         self._remotes = {"github": Remote.build(url_template, token), **(forges or {})}
@@ -178,6 +250,7 @@ class Workspaces:
             token=secret.get_secret_value() if secret is not None else None,
             data_dir=settings.data_dir if settings.workspace_dir is None else None,
             forges=forges,
+            git_root=settings.data_dir / "git",
         )
 
     def path(self, task_id: str) -> Path:
@@ -185,6 +258,10 @@ class Workspaces:
         if not _TASK_ID.match(task_id):
             raise WorkspaceError(f"bad task id {task_id!r}")
         return self._root / task_id
+
+    def git_dir(self, task_id: str) -> Path:
+        """hookagent's private git directory of the task: outside every workspace."""
+        return self._gits / f"{self.path(task_id).name}.git"
 
     def url(self, repo: str, forge: str = "github") -> str:
         """The credential-free URL a repository is cloned from and pushed to."""
@@ -197,24 +274,59 @@ class Workspaces:
             raise WorkspaceError(f"no git remote configured for forge {forge!r}") from None
 
     async def clone(self, task_id: str, repo: str, forge: str = "github") -> Path:
-        """A fresh clone (an earlier attempt's leftovers are removed first)."""
-        target = self.path(task_id)
+        """A fresh checkout (an earlier attempt's leftovers are removed first).
+
+        The workspace holds the files only; :meth:`hand_over` gives the agent its ``.git``.
+        """
+        target, private = self.path(task_id), self.git_dir(task_id)
         try:
             await asyncio.to_thread(_rmtree, target)
+            await asyncio.to_thread(_rmtree, private)
             for directory in self._private:
                 _private_dir(directory)
-            target.mkdir(mode=0o700)  # git clones into an empty directory it is given
+            target.mkdir(mode=0o700)
         except OSError as exc:
             raise WorkspaceError(f"could not prepare workspace {task_id}: {exc}") from None
+        url = self.url(repo, forge)
         await self._git(
-            "clone", "--quiet", "--no-tags", "--", self.url(repo, forge), str(target), auth=forge
-        )
+            "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
+            "--", url, str(private), auth=forge, url=url,
+        )  # fmt: skip
+        await self._git(*self._tree(target), "checkout", "--quiet", "--force")
         return target
 
+    async def hand_over(self, path: Path) -> None:
+        """Give the agent a ``.git`` of its own: a copy of the private one, never read back."""
+        private, copy = self._git_dir_of(path), path / ".git"
+        url = await self._bare(private, "config", "remote.origin.url")
+        heads = await self._bare(
+            private, "for-each-ref", "--format=%(objectname) %(refname:short)", "refs/heads"
+        )
+        current = await self._bare(private, "symbolic-ref", "--short", "HEAD")
+        # What the remote has: the task's own branch is not there yet (unless it is all).
+        branches = [line.split(" ", 1) for line in heads.splitlines() if " " in line]
+        tracked = [b for b in branches if b[1] != current] or branches
+
+        def copy_tree() -> None:
+            _rmtree(copy)
+            # A copy, not hard links: the agent could write into a shared object file.
+            shutil.copytree(private, copy, symlinks=True)
+            (copy / "config").write_text(_agent_config(url))
+            for sha, name in tracked:
+                ref = copy / "refs" / "remotes" / "origin" / name
+                ref.parent.mkdir(parents=True, exist_ok=True)
+                ref.write_text(f"{sha}\n")
+
+        try:
+            await asyncio.to_thread(copy_tree)
+        except OSError as exc:
+            raise WorkspaceError(f"could not give the agent its .git: {exc}") from None
+
     async def remove(self, task_id: str) -> bool:
-        """Delete the task's workspace; False (and a warning logged) when the disk refused."""
+        """Delete the task's workspace and git directory; False (warning logged) on refusal."""
         try:
             await asyncio.to_thread(_rmtree, self.path(task_id))
+            await asyncio.to_thread(_rmtree, self.git_dir(task_id))
         except OSError as exc:
             log.warning("could not remove workspace %s: %s", task_id, exc)
             return False
@@ -222,12 +334,12 @@ class Workspaces:
 
     def keep(self, task_id: str) -> None:
         """Start a failed task's keep window now (the sweeper reads the directory's mtime)."""
-        path = self.path(task_id)
-        if path.is_dir() and not path.is_symlink():
-            try:
-                os.utime(path)
-            except OSError as exc:
-                log.warning("could not mark workspace %s as kept: %s", task_id, exc)
+        for path in (self.path(task_id), self.git_dir(task_id)):
+            if path.is_dir() and not path.is_symlink():
+                try:
+                    os.utime(path)
+                except OSError as exc:
+                    log.warning("could not mark workspace %s as kept: %s", task_id, exc)
 
     async def sweep(self, is_live: IsLive, keep_failed_s: float) -> list[str]:
         """Remove workspaces of tasks that ended or are gone, once unchanged for ``keep_failed_s``.
@@ -235,15 +347,18 @@ class Workspaces:
         ``is_live`` is a set of live task ids or an async predicate; names that are not task
         ids are left alone. Returns the task ids whose workspaces were removed.
         """
-        try:
-            entries = sorted(self._root.iterdir())
-        except FileNotFoundError:
-            return []
-        removed: list[str] = []
-        for entry in entries:
-            task_id = entry.name
-            if not _TASK_ID.match(task_id):
+        entries: dict[str, Path] = {}
+        for root, suffix in ((self._gits, ".git"), (self._root, "")):
+            try:
+                found = list(root.iterdir())
+            except FileNotFoundError:
                 continue
+            for entry in found:
+                name = entry.name.removesuffix(suffix) if suffix else entry.name
+                if _TASK_ID.match(name) and (suffix == "" or entry.name.endswith(suffix)):
+                    entries[name] = entry  # the workspace's age counts when both exist
+        removed: list[str] = []
+        for task_id, entry in sorted(entries.items()):
             live = (
                 task_id in is_live if isinstance(is_live, AbstractSet) else await is_live(task_id)
             )
@@ -255,66 +370,123 @@ class Workspaces:
 
     async def start_branch(self, path: Path, branch: str) -> str:
         """Create and check out ``branch``; returns the branch it starts from (the default)."""
-        base = await self._git_out(path, "rev-parse", "--abbrev-ref", "HEAD")
-        await self._git("-C", str(path), "checkout", "--quiet", "-b", branch)
+        git = self._tree(path)
+        base = (await self._git(*git, "symbolic-ref", "--short", "HEAD")).strip()
+        await self._git(*git, "branch", "--", branch)
+        await self._git(*git, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
         return base
 
+    async def stage(self, path: Path) -> list[str]:
+        """Stage every file of the workspace in the private index; the nested repositories
+        left out (a directory holding a ``.git`` is another repository, never content)."""
+        git = self._tree(path)
+        nested = await asyncio.to_thread(_nested_repositories, path)
+        await self._git(*git, "add", "--all", "--", ":/",
+                        *(f":(exclude,literal){name}" for name in nested))  # fmt: skip
+        return nested
+
     async def changed_files(self, path: Path, base: str) -> list[str]:
-        """Paths changed since ``base``: staged, committed or new (a rename as both its paths)."""
-        await self._git("-C", str(path), "add", "--all")
-        out = await self._git("-C", str(path), "diff", "--cached", "--name-only", "--no-renames",
-                              "-z", base, "--")  # fmt: skip
+        """Paths :meth:`stage` staged since ``base`` (a rename as both its paths)."""
+        out = await self._git(*self._tree(path), "diff", "--cached", "--name-only",
+                              "--no-renames", "-z", base, "--")  # fmt: skip
         return [name for name in out.split("\0") if name]
+
+    async def diff(self, path: Path, base: str, *, stat: bool = False) -> str:
+        """The staged change since ``base``: every added line (``-U0``), or its diff stat.
+
+        Binary files are shown as text, and no driver, textconv or external diff applies.
+        """
+        shape = ["--stat=200"] if stat else ["-U0", "--text"]
+        options = ["--no-ext-diff", "--no-textconv", "--no-color", "--no-renames", *shape]
+        return await self._git(*self._tree(path), "diff", "--cached", *options, base, "--")
 
     async def commit_all(self, path: Path, message: str, *, name: str, email: str) -> str | None:
         """Commit every change in the clone; the new commit's sha, or None when nothing changed."""
-        await self._git("-C", str(path), "add", "--all")
-        status = await self._git_out(path, "status", "--porcelain")
-        if not status:
+        git = self._tree(path)
+        await self.stage(path)
+        staged = await self._git(*git, "diff", "--cached", "--name-only", "HEAD", "--")
+        if not staged.strip():
             return None
         await self._git(
-            "-C", str(path), "-c", f"user.name={name}", "-c", f"user.email={email}",
-            "commit", "--quiet", "--no-verify", "-m", message,
+            *git, "-c", f"user.name={name}", "-c", f"user.email={email}",
+            "commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", message,
         )  # fmt: skip
-        return await self._git_out(path, "rev-parse", "HEAD")
+        return (await self._git(*git, "rev-parse", "HEAD")).strip()
 
     async def push(self, path: Path, branch: str, forge: str = "github") -> None:
-        """Push ``branch`` to origin (a rejected push raises with git's reason)."""
-        # The agent could have written a pre-push hook; it would run with the credentials.
+        """Push ``branch`` to the remote it was cloned from (a rejected push raises)."""
+        private = self._git_dir_of(path)
+        # The URL the clone came from, in hookagent's own config; never a remote's name.
+        url = await self._bare(private, "config", "remote.origin.url")
         await self._git(
-            "-C", str(path), "-c", "core.hooksPath=/dev/null",
-            "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", auth=forge,
+            "--git-dir", str(private), "push", "--quiet", "--no-verify",
+            "--no-recurse-submodules", "--", url, f"HEAD:refs/heads/{branch}",
+            auth=forge, url=url,
         )  # fmt: skip
 
-    async def _git_out(self, path: Path, *args: str) -> str:
-        return (await self._git("-C", str(path), *args)).strip()
+    async def _bare(self, private: Path, *args: str) -> str:
+        """git on the private directory alone (no work tree); its output stripped."""
+        return (await self._git("--git-dir", str(private), *args)).strip()
 
-    def _env(self, auth: str | None) -> dict[str, str]:
-        """git's environment; with ``auth`` (a forge name), that forge's credentials."""
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
-        headers = self._remote(auth).auth if auth else {}
-        if headers:
-            # Appended after any GIT_CONFIG_* entries the operator set, not over them.
-            count = env.get("GIT_CONFIG_COUNT", "")
-            first = int(count) if count.isdigit() else 0
-            for n, (key, value) in enumerate(headers.items(), start=first):
-                env[f"GIT_CONFIG_KEY_{n}"] = key
-                env[f"GIT_CONFIG_VALUE_{n}"] = value
-            env["GIT_CONFIG_COUNT"] = str(first + len(headers))
+    def _git_dir_of(self, path: Path) -> Path:
+        """The private git directory of the workspace at ``path``."""
+        if path.parent != self._root:
+            raise WorkspaceError(f"{path.name} is not a workspace of this worker")
+        return self.git_dir(path.name)
+
+    def _tree(self, path: Path) -> tuple[str, ...]:
+        """git's options for the private git directory with ``path`` as its work tree."""
+        private = self._git_dir_of(path)
+        # The agent could have put a link to anywhere in its workspace's place.
+        if path.is_symlink() or not path.is_dir():
+            raise WorkspaceError(f"workspace {path.name} is no longer a directory")
+        return "--git-dir", str(private), "--work-tree", str(path)
+
+    def _env(self, auth: str | None, url: str | None) -> dict[str, str]:
+        """git's environment: the hardened config; with ``auth`` (a forge), its credentials."""
+        env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
+        env |= {
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "GIT_ATTR_NOSYSTEM": "1",
+            "GIT_NO_REPLACE_OBJECTS": "1",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "true",
+            "GIT_PAGER": "cat",
+            "GIT_OPTIONAL_LOCKS": "0",
+        }
+        entries: list[tuple[str, str]] = []
+        # The operator's own GIT_CONFIG_* entries (hookagent's environment) come first.
+        count = os.environ.get("GIT_CONFIG_COUNT", "")
+        for n in range(int(count) if count.isdigit() else 0):
+            key, value = (
+                os.environ.get(f"GIT_CONFIG_KEY_{n}"),
+                os.environ.get(f"GIT_CONFIG_VALUE_{n}"),
+            )
+            if key is not None and value is not None:
+                entries.append((key, value))
+        entries += list(self._remote(auth).auth.items()) if auth else []
+        entries += _HARDENED
+        if url is not None:
+            entries.append((f"protocol.{_scheme(url)}.allow", "always"))
+        for n, (key, value) in enumerate(entries):
+            env[f"GIT_CONFIG_KEY_{n}"] = key
+            env[f"GIT_CONFIG_VALUE_{n}"] = value
+        env["GIT_CONFIG_COUNT"] = str(len(entries))
         return env
 
-    async def _git(self, *args: str, auth: str | None = None) -> str:
+    async def _git(self, *args: str, auth: str | None = None, url: str | None = None) -> str:
         proc = await asyncio.create_subprocess_exec(
             "git",
             *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=self._env(auth),
+            env=self._env(auth, url),
             start_new_session=True,
         )
         verb = next(
-            (a for a in args if not a.startswith("-") and "=" not in a and "/" not in a), ""
+            (a for a in _verbs(args) if not a.startswith("-") and "=" not in a and "/" not in a), ""
         )
         try:
             async with asyncio.timeout(self._timeout):
@@ -331,3 +503,17 @@ class Workspaces:
             detail = _scrub(err.decode("utf-8", errors="replace"), self._secrets).strip()
             raise WorkspaceError(f"git {verb} failed (exit {proc.returncode}): {detail[-2000:]}")
         return out.decode("utf-8", errors="replace")
+
+
+def _verbs(args: tuple[str, ...]) -> list[str]:
+    """``args`` without the values of ``--git-dir``, ``--work-tree`` and ``-c`` (for messages)."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in {"--git-dir", "--work-tree", "-c", "-C"}:
+            skip = True
+        else:
+            out.append(arg)
+    return out
