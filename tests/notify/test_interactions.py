@@ -125,3 +125,17 @@ async def test_revise_opens_a_modal_and_its_submission_plans_again(
     assert answer.status_code == 200 and answer.content == b""
     task = await store.tasks.get(task_id)
     assert (task.status, task.feedback) == (TaskStatus.QUEUED, "also cover refunds")
+
+
+async def test_revise_on_a_task_that_moved_on_is_refused_without_a_modal(
+    http: httpx.AsyncClient, store: Store, slack: SlackStub
+) -> None:
+    task_id = await plan_waiting(store)
+    await move_to(store, task_id, TaskStatus.APPROVED)
+    body = click("revise", task_id)
+    answer = await http.post(PATH, content=body, headers=slack_headers(body))
+    assert answer.status_code == 409
+    assert answer.json() == {"error": "conflict", "detail": f"task {task_id} is approved"}
+    assert slack.calls("views.open") == []
+    log = await log_text(store, task_id)
+    assert f"revise from slack by lee (slack U024BE7LH) refused: task {task_id} is approved" in log

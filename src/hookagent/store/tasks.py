@@ -170,14 +170,16 @@ return 1
 """
 
 
-# One approver's vote on a plan that needs several: only while the task waits for approval,
-# on the task's slot, so a vote can never land on a task that moved on (or on the next plan:
-# the worker clears the set before a new plan becomes pending). Returns whether the vote is
-# new, and every approver so far.
+# One approver's vote on a plan that needs several: only in a status approval may leave
+# (ARGV[3], the APPROVE row of models.TRANSITIONS), on the task's slot, so a vote can never
+# land on a task that moved on (or on the next plan: the worker clears the set before a new
+# plan becomes pending). Returns whether the vote is new, and every approver so far.
 _VOTE = """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return redis.error_reply('NOTFOUND') end
-if cur ~= 'pending_approval' then return redis.error_reply('CONFLICT ' .. cur) end
+if not string.find(',' .. ARGV[3] .. ',', ',' .. cur .. ',', 1, true) then
+  return redis.error_reply('CONFLICT ' .. cur)
+end
 local added = redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
 return {added, redis.call('SMEMBERS', KEYS[2])}
@@ -340,6 +342,13 @@ class TaskStore:
             raise TaskNotFound(f"no task {quoted(task_id)} (unknown or expired)")
         return Task.from_hash(data)
 
+    async def get_for(self, task_id: str, action: Action) -> Task:
+        """The task; :class:`ConflictError` when ``action`` may not leave its status."""
+        task = await self.get(task_id)
+        if task.status not in TRANSITIONS[action].allowed:
+            raise ConflictError(f"task {task_id} is {task.status}")
+        return task
+
     async def history(self, task_id: str) -> list[StatusChange]:
         """The task's status changes, oldest first."""
         rows: list[str] = await self._redis.lrange(self._keys.history(task_id), 0, -1)
@@ -414,7 +423,8 @@ class TaskStore:
         """Record ``approver``'s approval of the pending plan: (new vote?, all approvers)."""
         keys = [self._keys.task(task_id), self._keys.approvals(task_id)]
         try:
-            added, members = await self._vote(keys=keys, args=[approver, self._ttl_ms])
+            args = [approver, self._ttl_ms, _allowed(Action.APPROVE)]
+            added, members = await self._vote(keys=keys, args=args)
         except ResponseError as exc:
             raise _translate(task_id, str(exc)) from None
         return bool(added), sorted(members)
@@ -482,7 +492,7 @@ class TaskStore:
             mode,
             token,
             rule.to.value,
-            ",".join(sorted(s.value for s in rule.allowed)),
+            _allowed(action),
             utc_iso(),
             reason or "",
             str(self._ttl_ms),
@@ -514,6 +524,11 @@ class TaskStore:
         old, attempt, pending = reply
         await self.effects.settle(task_id, pending, score=score)
         return TaskStatus(old), int(attempt)
+
+
+def _allowed(action: Action) -> str:
+    """The statuses ``action`` may leave (its models.TRANSITIONS row), as the scripts read them."""
+    return ",".join(sorted(s.value for s in TRANSITIONS[action].allowed))
 
 
 def _translate(task_id: str, reply: str) -> Exception:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep, get_policies
 from hookagent.errors import ConflictError, NotAnApprover
-from hookagent.models import TaskStatus, one_line
+from hookagent.models import Action, one_line
 from hookagent.notify.slack import open_revise_modal
 from hookagent.services.lifecycle import Lifecycle
 from hookagent.sources import (
@@ -84,9 +84,7 @@ async def _decide(
         await life.reject(task_id, actor=actor)
     elif interaction.trigger_id is not None:
         # The Revise button: ask for the feedback; its submission comes back here.
-        task = await store.tasks.get(task_id)
-        if task.status is not TaskStatus.PENDING_APPROVAL:
-            raise ConflictError(f"task {task_id} is {task.status}")
+        task = await store.tasks.get_for(task_id, Action.REVISE)
         await open_revise_modal(settings, redactor, trigger_id=interaction.trigger_id, task=task)
     else:
         await life.revise(task_id, actor=actor, feedback=interaction.feedback or "")
