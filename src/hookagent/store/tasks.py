@@ -24,6 +24,7 @@ from hookagent.models import (
 )
 from hookagent.store.client import Client, batch, register_script, script_command
 from hookagent.store.effects import Effects
+from hookagent.store.logs import CHUNK_LUA
 from hookagent.store.queue import JobQueue
 from hookagent.store.refs import Marks
 
@@ -31,7 +32,8 @@ from hookagent.store.refs import Marks
 #   claim - a worker starts an attempt: new lease token, attempt + 1
 #   fence - a worker writes: only while it still holds the lease token
 #   free  - anyone (the API): only the allowed from-statuses are checked; the lease is dropped
-# Every change is also a log entry of kind ``status`` (a one-line chunk): followers see
+# Every change is also a log entry of kind ``status`` (a one-line chunk, CHUNK_LUA's
+# ``line_chunk`` with the status column): followers see
 # status changes in order with the output, on the same cursor. ``allowed`` and the new
 # status come from the one transition table (models.TRANSITIONS). The script touches only
 # the task's own slot (hash, history, log, effects list). What the change means elsewhere it
@@ -51,6 +53,7 @@ end
 
 _TRANSITION = (
     _EFFECT.replace("EFFECTS", "4")
+    + CHUNK_LUA
     + """
 local mode, token, new_status, allowed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, reason, ttl, job = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
@@ -88,10 +91,8 @@ if redis.call('HEXISTS', KEYS[1], 'log_capped') == 0 then
   local seq = tonumber(redis.call('HGET', KEYS[1], 'log_seq') or '0')
   local msg = '[system] status ' .. new_status
   if reason ~= '' then msg = msg .. ': ' .. reason end
-  -- a one-line chunk in store/logs.py's format, its status as the seventh column
-  redis.call('XADD', KEYS[3], '0-' .. (seq + 1), 'n', 1, 'c', cjson.encode(
-    {attempt, {msg}, {now, 1}, {'system', 1}, {'status', 1}, {'', 1}, new_status}))
-  redis.call('HSET', KEYS[1], 'log_seq', seq + 1)
+  seq = add_chunk(KEYS[3], seq, line_chunk(attempt, msg, now, 'system', 'status', new_status))
+  redis.call('HSET', KEYS[1], 'log_seq', seq)
   redis.call('PEXPIRE', KEYS[3], log_ttl)
 end
 if cur ~= new_status then
