@@ -19,6 +19,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hookagent.api.errors import ACCEPTED, INTERNAL_ERROR, OK, is_server_error, status_of
+from hookagent.errors import NotAnApprover, QueueFull, RateLimited, SignatureError
 from hookagent.store import MetricsSnapshot, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -26,12 +28,12 @@ log = logging.getLogger(__name__)
 WEBHOOK_SOURCES = frozenset({"sentry", "jira", "github", "gitlab", "linear"})
 # The answers a webhook can get, grouped into few label values (the 4xx rest is "invalid").
 _OUTCOMES = {
-    202: "created",
-    200: "handled",
-    401: "unauthorized",
-    403: "forbidden",
-    429: "rate_limited",
-    503: "queue_full",
+    ACCEPTED: "created",
+    OK: "handled",
+    status_of(SignatureError): "unauthorized",
+    status_of(NotAnApprover): "forbidden",
+    status_of(RateLimited): "rate_limited",
+    status_of(QueueFull): "queue_full",
 }
 
 
@@ -115,7 +117,7 @@ def webhook_outcome(status: int) -> str:
     """The ``outcome`` label of a webhook answered with ``status``."""
     if status in _OUTCOMES:
         return _OUTCOMES[status]
-    return "error" if status >= 500 else "invalid"
+    return "error" if is_server_error(status) else "invalid"
 
 
 class WebhookCounter:
@@ -130,7 +132,7 @@ class WebhookCounter:
         if source is None:
             await self.app(scope, receive, send)
             return
-        status = 500  # an exception that escapes the app is answered 500 outside us
+        status = INTERNAL_ERROR  # an exception escaping the app is answered so outside us
 
         async def sending(message: Message) -> None:
             nonlocal status

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep, get_policies
+from hookagent.api.errors import OK
 from hookagent.errors import ConflictError, NotAnApprover
 from hookagent.models import Action, one_line
 from hookagent.notify.slack import open_revise_modal
@@ -66,7 +67,7 @@ async def slack_interactions(
     except ConflictError as exc:
         await life.say(interaction.task_id, f"{where} refused: {exc.message}")
         raise
-    return Response(status_code=200)  # empty: Slack closes a submitted modal
+    return Response(status_code=OK)  # empty: Slack closes a submitted modal
 
 
 async def _decide(

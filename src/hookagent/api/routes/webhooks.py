@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
 from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep, get_policies
-from hookagent.api.errors import error_response, http_status
+from hookagent.api.errors import ACCEPTED, OK, error_response, http_status
 from hookagent.errors import RateLimited, RetryLater, UnsupportedMediaType, quoted
 from hookagent.models import NewTask, WebhookAccepted
 from hookagent.policy import Policies
@@ -328,10 +328,10 @@ async def _handle(
     try:
         parsed = parse(payload)
     except Ignored as ignored:
-        return JSONResponse({"status": "ignored", "reason": ignored.reason}, status_code=200)
+        return JSONResponse({"status": "ignored", "reason": ignored.reason}, status_code=OK)
     except UnknownCommand as unknown:
         reason = f"unknown command {unknown.word!r}; try approve, reject, revise, status, cancel"
-        return JSONResponse({"status": "ignored", "reason": reason}, status_code=200)
+        return JSONResponse({"status": "ignored", "reason": reason}, status_code=OK)
     # The app's redactor: building one per request scanned the environment every time.
     intake = Intake(store, settings, policies=pol, redactor=redactor)
     if isinstance(parsed, Command):
@@ -347,7 +347,7 @@ def _answer(outcome: Outcome) -> JSONResponse:
     """The HTTP answer to a delivery's outcome."""
     if isinstance(outcome, Created):
         body = {"task_id": outcome.task.task_id, "status": outcome.task.status.value}
-        return JSONResponse(body, status_code=202)
+        return JSONResponse(body, status_code=ACCEPTED)
     if isinstance(outcome, Duplicate):
         if outcome.task_id is None:  # a command delivered twice
             return JSONResponse({"status": "duplicate", "detail": outcome.detail})
