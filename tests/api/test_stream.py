@@ -329,6 +329,7 @@ async def eventually(check: Any, timeout: float = 10) -> bool:
     return bool(await check())
 
 
+@pytest.mark.slow
 async def test_finished_and_gone_followers_leave_no_loop_or_connection(
     live: tuple[str, FastAPI], store: Store, redis: Redis, settings: Settings
 ) -> None:
