@@ -5,8 +5,8 @@ number from 100 to 599 counts as a status where the code answers with it or comp
 that is as a ``status_code=``/``status=`` argument, the ``"status"`` of an ASGI message, the
 first argument of ``error_response``/``HTTPException``, a key of a mapping, or compared with
 a name that says ``status``. What a route declares for its OpenAPI description is
-documentation and may stay a number: a route decorator's ``status_code=`` and the keys of a
-``responses`` table (a mapping of statuses to response objects).
+documentation and may stay a number: the ``status_code=`` of a route decorator or of
+``add_api_route``, and the keys of a ``responses`` table (statuses to response objects).
 """
 
 from __future__ import annotations
@@ -45,13 +45,18 @@ def _is_responses_table(node: ast.Dict) -> bool:
 
 
 def _declared(tree: ast.AST) -> set[int]:
-    """The ``status_code=`` values of route decorators (by node id)."""
-    return {
-        id(kw.value)
+    """The ``status_code=`` values of route declarations (by node id)."""
+    routes = [
+        decorator
         for node in ast.walk(tree)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         for decorator in node.decorator_list
-        for kw in getattr(decorator, "keywords", [])
+    ]
+    routes += [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _name(n) == "add_api_route"]
+    return {
+        id(kw.value)
+        for route in routes
+        for kw in getattr(route, "keywords", [])
         if kw.arg == "status_code"
     }
 
@@ -105,5 +110,6 @@ async def route():
     if status == 401 or 400 <= response.status_code < 500:
         raise HTTPException(404, "gone")
     return one_line(text, 200)
+router.add_api_route("/y", route, methods=["POST"], status_code=202)
 """
     assert statuses_in(ast.parse(source)) == [4, 5, 6, 7, 8, 8, 8, 9]
