@@ -267,7 +267,7 @@ class Settings(BaseSettings):
         """Whether unsigned new-task deliveries are refused (auto: when not bound to loopback)."""
         if self.require_signatures is not None:
             return self.require_signatures
-        return not _is_loopback(self.host)
+        return not is_loopback(self.host)
 
     @property
     def workspaces(self) -> Path:
@@ -400,13 +400,23 @@ def split_api_tokens(text: str) -> list[tuple[str, str | None, str]]:
     return entries
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only: ``localhost`` (any case), 127.0.0.0/8 or ``::1``.
+
+    The one check for "bound to loopback" and "a loopback page": an IPv4 loopback address
+    mapped into IPv6 (``::ffff:127.0.0.1``) counts; a bracketed IPv6 literal is read without
+    its brackets. Any other name, and ``""`` (all interfaces), is reachable from elsewhere.
+    """
+    text = host.strip()
+    text = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if text.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(text)
     except ValueError:
-        return False  # "" (all interfaces) or a name: reachable from elsewhere
+        return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return (mapped or address).is_loopback
 
 
 class ClientSettings(BaseSettings):
