@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     agent_command: str = Field(default="", validate_default=True)
     claude_bin: str = "claude"
     codex_bin: str = "codex"
+    codex_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        pattern=r"^https?://\S+$",
+        description="The OpenAI-compatible Responses API Codex talks to (its model provider)",
+    )
     gemini_bin: str = "gemini"
     agent_model: str | None = None
     claude_model: str | None = None
