@@ -11,8 +11,9 @@ import pytest
 from hookagent.models import LogStream, NewTask
 from hookagent.settings import Settings
 from hookagent.store import Store, StoreUnavailable, connect
-from hookagent.store.spill import SUFFIX
-from hookagent.store.writer import LogWriter
+from hookagent.store.logs import Columns
+from hookagent.store.spill import SUFFIX, SpillFile
+from hookagent.store.writer import LogWriter, recover_spills
 from tests.netfault import Relay, relay
 
 # Short, so a frozen relay fails a write quickly; a real deployment keeps 5 s.
@@ -114,3 +115,27 @@ async def test_an_outage_holds_lines_on_disk_and_writes_them_in_order(
         f"[stdout] n{i}" for i in range(sent)
     ]
     assert not list(spill.glob(f"*{SUFFIX}")), "the spill file is gone once written"
+
+
+async def test_a_dead_workers_spill_file_is_stored_by_the_next_one(
+    store: Store, tmp_path: Path
+) -> None:
+    tid = await new_task(store)
+    spill = tmp_path / "spill"
+    # What a worker killed mid-outage leaves: its file, lock released, 3 of 5 lines stored.
+    left = SpillFile.create(spill, task_id=tid, attempt=2)
+    left.write(Columns.of([("t", "stdout", f"[stdout] n{i}", "", "") for i in range(5)]))
+    left.read(3)
+    left.commit(3)
+    left.close()
+    live = SpillFile.create(spill, task_id=tid, attempt=3)  # a running writer's: not touched
+    live.write(Columns.of([("t", "stdout", "[stdout] live", "", "")]))
+
+    assert await recover_spills(store.logs, spill) == 2
+    entries, _ = await store.logs.read(tid, offset=0, limit=-1)
+    recovered = [e for e in entries if e.attempt == 2]
+    assert [e.message for e in recovered][1:] == ["[stdout] n3", "[stdout] n4"]
+    assert "2 lines of attempt 2" in recovered[0].message
+    assert [p.name for p in spill.iterdir()] == [live.path.name]
+    assert await recover_spills(store.logs, spill) == 0, "once only"
+    live.remove()

@@ -135,7 +135,10 @@ def connect(
         health_check_interval=30,
         max_connections=MAX_CONNECTIONS,
         socket_timeout=socket_timeout,
-        timeout=30,
+        # A request waits for a free connection no longer than for a reply: during an
+        # outage every connection can be busy timing out, and a waiter queued behind them
+        # for 30 s would still be waiting (answering nothing) well after Redis is back.
+        timeout=socket_timeout,
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 

@@ -100,12 +100,20 @@ class SpillFile:
     def _lines_from(self, offset: int) -> Iterator[tuple[int, Any]]:
         self._file.seek(offset)
         while line := self._file.readline():
-            if not line.endswith("\n"):
-                return  # a line cut by a crash mid-write: never stored, never acknowledged
-            yield self._file.tell(), json.loads(line)
+            try:
+                row = json.loads(line) if line.endswith("\n") else None
+            except ValueError:
+                row = None
+            if row is None:
+                return  # a line cut by a crash mid-write: never acknowledged to anyone
+            yield self._file.tell(), row
 
     def read(self, limit: int) -> Columns:
         """The next ``limit`` lines not stored yet (the same ones again until ``commit``)."""
+        return Columns.of(self.read_rows(limit))
+
+    def read_rows(self, limit: int) -> list[Row]:
+        """``read``, as rows."""
         rows: list[Row] = []
         self._read_to = self._done
         for end, row in self._lines_from(self._done):
@@ -113,7 +121,7 @@ class SpillFile:
             self._read_to = end
             if len(rows) >= limit:
                 break
-        return Columns.of(rows)
+        return rows
 
     def commit(self, count: int) -> None:
         """The lines ``read`` last are stored: record it, so they are never written again."""
@@ -128,10 +136,19 @@ class SpillFile:
         self._file.seek(0)
         return self._file.readline()
 
+    @property
+    def done(self) -> int:
+        """The offset of the first line not stored yet (it names a batch uniquely)."""
+        return self._done
+
     def remove(self) -> None:
         """Delete the file and let its lock go."""
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        self._file.close()
+
+    def close(self) -> None:
+        """Let the file and its lock go, keeping it for a later owner."""
         self._file.close()
 
 

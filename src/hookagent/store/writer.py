@@ -18,11 +18,12 @@ from types import TracebackType
 from redis.exceptions import ConnectionError as LostConnection
 from redis.exceptions import TimeoutError as LostTimeout
 
+from hookagent.errors import TaskNotFound
 from hookagent.models import LogStream, utc_iso
 from hookagent.redact import Redactor
-from hookagent.store.logs import Columns, LogStore
+from hookagent.store.logs import CHUNK_LINES, Columns, LogStore
 from hookagent.store.search import MAX_TERMS_PER_TASK, SearchIndex, terms_of
-from hookagent.store.spill import SpillFile
+from hookagent.store.spill import SpillFile, orphans
 
 log = logging.getLogger(__name__)
 # Looked up per line on the hot path; enum attribute access costs more than a dict hit.
@@ -317,3 +318,49 @@ class LogWriter:
             # must not let the agent go on producing lines nobody stores.
             log.warning("log writer for %s stopped: %r", self.task_id, exc)
             self.error = exc
+
+
+async def recover_spills(store: LogStore, directory: Path) -> int:
+    """Store the lines a dead worker held in spill files; how many lines were recovered.
+
+    A worker killed during an outage leaves the lines it could not store in its spill
+    file. Whichever worker starts next on the same data dir appends them to the task's log,
+    after a ``[system]`` line saying where they come from, with their attempt number, then
+    deletes the file. They come after whatever the log took since (the attempt is over,
+    so they are unfenced); each batch carries an id, so a worker killed while recovering
+    does not store them twice. A file whose task is gone is deleted.
+    """
+    recovered = 0
+    for spill in orphans(directory):
+        try:
+            recovered += await _recover(store, spill)
+        except TaskNotFound:
+            spill.remove()
+        except _AWAY as exc:
+            spill.close()  # kept for the next start
+            log.warning("spill file %s not recovered yet: %r", spill.path, exc)
+    return recovered
+
+
+async def _recover(store: LogStore, spill: SpillFile) -> int:
+    count = spill.lines
+    note = (
+        utc_iso(),
+        LogStream.SYSTEM.value,
+        f"[system] {count} lines of attempt {spill.attempt} held during a Redis outage by a "
+        "worker that stopped before storing them, recovered from its spill file",
+        "",
+        "",
+    )
+    first = True
+    while spill.lines:
+        # The note goes with the first batch: a batch sent again after a crash is skipped
+        # whole by its id (the offset it starts at), note included.
+        rows = spill.read_rows(CHUNK_LINES)
+        lines = Columns.of([note, *rows] if first else rows)
+        batch = f"{spill.path.name}#{spill.done}"
+        await store.append_columns(spill.task_id, lines, attempt=spill.attempt, batch=batch)
+        spill.commit(len(rows))
+        first = False
+    spill.remove()
+    return count
