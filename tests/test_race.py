@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hookagent.race import race
+from hookagent.race import race, raise_if_cancelling
 
 
 async def forever(cancelled: list[str], name: str) -> None:
@@ -56,3 +56,25 @@ async def test_a_cancel_of_the_caller_cancels_all_and_is_not_swallowed() -> None
     with pytest.raises(asyncio.CancelledError):
         await caller
     assert sorted(cancelled) == ["a", "b"]
+
+
+async def test_a_swallowed_cancel_is_raised_again() -> None:
+    """A loop whose step turned its cancel into an error still ends at its next check."""
+    steps: list[int] = []
+    started = asyncio.Event()
+
+    async def loop() -> None:
+        while True:
+            try:
+                started.set()
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                steps.append(1)  # what a step that survives "errors" does with the cancel
+            raise_if_cancelling()
+
+    task = asyncio.create_task(loop())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=5)
+    assert steps == [1]

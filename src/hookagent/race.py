@@ -26,3 +26,16 @@ async def race(*coros: Coroutine[Any, Any, Any]) -> tuple[int, Any]:
     failed = [t for t in finished if not t.cancelled() and t.exception() is not None]
     first = (failed or finished)[0]
     return tasks.index(first), first.result()
+
+
+def raise_if_cancelling() -> None:
+    """Re-raise a cancel of the current task that something below swallowed.
+
+    A cancel that lands while a Redis call is under a timeout can come out as a timeout
+    error (the call's own ``asyncio.timeout`` and the cancel meet), which a loop that
+    survives Redis errors then logs and goes on: a loop calls this after each step so that
+    its owner's cancel still ends it.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling() > 0:
+        raise asyncio.CancelledError

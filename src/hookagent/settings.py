@@ -124,6 +124,14 @@ class Settings(BaseSettings):
     log_raw_max: int = Field(default=16 * 1024, ge=0)
     log_batch_lines: int = Field(default=2000, ge=1)
     log_flush_ms: int = Field(default=50, ge=1, le=1000)
+    log_hold_lines: int = Field(
+        default=100_000,
+        ge=0,
+        description=(
+            "Lines of a running agent a worker holds in memory while Redis is unreachable; "
+            "past that they go to a spill file in the data dir until Redis is back"
+        ),
+    )
 
     lease_seconds: float = Field(default=30.0, gt=0)
     max_deliveries: int = Field(default=3, ge=1)
@@ -278,6 +286,11 @@ class Settings(BaseSettings):
     def workspaces(self) -> Path:
         """Where task workspaces are cloned."""
         return self.workspace_dir or self.data_dir / "workspaces"
+
+    @property
+    def spill_dir(self) -> Path:
+        """Where workers hold log lines on disk while Redis is unreachable."""
+        return self.data_dir / "spill"
 
     @property
     def worker_ttl(self) -> int:

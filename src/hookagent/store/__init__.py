@@ -16,7 +16,7 @@ from redis.exceptions import TimeoutError as StoreTimeoutError
 from hookagent.keys import Keys
 from hookagent.settings import Settings
 from hookagent.store.cancels import CancelSignals
-from hookagent.store.client import BoundedCluster, Client
+from hookagent.store.client import BoundedCluster, Client, connection_options, plain_client
 from hookagent.store.events import TaskEvents
 from hookagent.store.logs import LogStore, NewLine
 from hookagent.store.metrics import MetricsSnapshot, MetricsStore
@@ -128,16 +128,22 @@ def connect(
                 CLUSTER_RETRIES,
             ),
         )
-    pool = BlockingConnectionPool.from_url(
+    options = connection_options(
         url,
         client_name=client_name,
         decode_responses=True,
         health_check_interval=30,
-        max_connections=MAX_CONNECTIONS,
         socket_timeout=socket_timeout,
-        timeout=30,
     )
-    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+    return plain_client(
+        options,
+        pool_class=BlockingConnectionPool,
+        max_connections=MAX_CONNECTIONS,
+        # A request waits for a free connection no longer than for a reply: during an
+        # outage every connection can be busy timing out, and a waiter queued behind them
+        # for 30 s would still be waiting (answering nothing) well after Redis is back.
+        timeout=socket_timeout,
+    )
 
 
 @dataclass(frozen=True, slots=True)

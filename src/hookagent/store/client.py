@@ -5,17 +5,80 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import ConnectionPool, parse_url
 from redis.exceptions import RedisError, ResponseError, SlotNotCoveredError
 
 Client: TypeAlias = Redis | RedisCluster
 # One command as execute_command takes it: name, then arguments.
 Command: TypeAlias = tuple[Any, ...]
+
+
+# What every connection is built with, whatever its kind: the URL's scheme (the connection
+# class: TLS or not), TLS options (every ``ssl_*``), credentials, database and timeouts.
+# The rest of a client's options (pool sizes, reply callbacks) belong to that client.
+_CONNECTION_KEYS = frozenset(
+    {
+        "connection_class",
+        "host",
+        "port",
+        "path",
+        "username",
+        "password",
+        "credential_provider",
+        "db",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "socket_keepalive",
+        "health_check_interval",
+        "client_name",
+        "decode_responses",
+        "encoding",
+        "encoding_errors",
+    }
+)
+
+
+def connection_options(source: str | Mapping[str, Any], **defaults: Any) -> dict[str, Any]:
+    """The options of a connection: a URL's, or a client's own, over ``defaults``.
+
+    The one place a connection's options are decided: a ``rediss://`` URL's TLS (and its
+    ``ssl_cert_reqs``, ``ssl_ca_certs``, ...), username, password and database reach every
+    connection built from it, the pool's, the feed's and the cancel subscriber's alike. As
+    with redis-py's ``from_url``, what the URL's query string says wins over a default.
+    """
+    options = parse_url(source) if isinstance(source, str) else source
+    kept = {k: v for k, v in options.items() if k in _CONNECTION_KEYS or k.startswith("ssl_")}
+    return defaults | kept
+
+
+def plain_client(
+    options: Mapping[str, Any],
+    *,
+    pool_class: type[ConnectionPool] = ConnectionPool,
+    single: bool = False,
+    **pool_options: Any,
+) -> Redis:
+    """A client of one server whose connections are all made with ``options``.
+
+    It owns its pool (``aclose()`` closes it). ``single``: one connection, held for the
+    client's life, which a blocking loop can close to end a BLOCK at once.
+    """
+    pool = pool_class(**options, **pool_options)
+    client = Redis(connection_pool=pool, single_connection_client=single)
+    client.auto_close_connection_pool = True
+    return client
+
+
+def node_client(cluster: RedisCluster, host: str, port: int, *, single: bool = False) -> Redis:
+    """A plain client of one cluster node, with the cluster's TLS, credentials and timeouts."""
+    options = connection_options(cluster.get_connection_kwargs(), host=host, port=port)
+    return plain_client(options, single=single)
 
 
 class BoundedCluster(RedisCluster):
@@ -72,16 +135,7 @@ class _NodeClient:
             raise SlotNotCoveredError(f"no node serves the slot of {key}")
         if self._plain is None or node.name != self._node:
             await self.aclose()
-            options = self._cluster.get_connection_kwargs()
-            self._plain = Redis(
-                host=node.host,
-                port=int(node.port),
-                username=options.get("username"),
-                password=options.get("password"),
-                socket_timeout=options.get("socket_timeout"),
-                decode_responses=True,
-                single_connection_client=True,
-            )
+            self._plain = node_client(self._cluster, node.host, int(node.port), single=True)
             self._node = node.name
         try:
             return await self._plain.xread(streams, **kwargs)
@@ -136,15 +190,7 @@ async def subscriber(client: Client) -> AsyncIterator[PubSub]:
             yield pubsub
         return
     node = random.choice(client.get_nodes())
-    options = client.get_connection_kwargs()
-    plain = Redis(
-        host=node.host,
-        port=int(node.port),
-        username=options.get("username"),
-        password=options.get("password"),
-        socket_timeout=options.get("socket_timeout"),
-        decode_responses=True,
-    )
+    plain = node_client(client, node.host, int(node.port))
     try:
         async with plain.pubsub() as pubsub:
             yield pubsub

@@ -77,18 +77,25 @@ end
 # are encoded by the client, so the server only stores them. When the cap is reached the
 # chunk that crosses it is cut (the one case the script decodes one) and a one-line marker
 # chunk follows; later lines are dropped, so a runaway agent cannot fill the server.
+# A batch id (ARGV[4], may be empty) is remembered: the same batch again (sent once more
+# after its reply was lost) is not stored twice. A writer sends one batch at a time and
+# repeats only the last, so the last id is all the script keeps.
 _APPEND = (
     CHUNK_LUA
     + """
-local token, ttl, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local token, ttl, cap, batch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND') end
 if token ~= '' and redis.call('HGET', KEYS[1], 'lease_token') ~= token then
   return redis.error_reply('FENCED')
 end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'log_seq') or '0')
+if batch ~= '' then
+  if redis.call('HGET', KEYS[1], 'log_batch') == batch then return seq end
+  redis.call('HSET', KEYS[1], 'log_batch', batch)
+end
 if redis.call('HEXISTS', KEYS[1], 'log_capped') == 1 then return seq end
 local stream = KEYS[2]
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local n, chunk, room = tonumber(ARGV[i]), ARGV[i + 1], cap - 1 - seq
   if n <= room then
     seq = xadd_chunk(stream, seq, n, chunk)
@@ -335,12 +342,16 @@ class LogStore:
         return await self.append_columns(task_id, Columns.of(lines), token=token, attempt=attempt)
 
     async def append_columns(
-        self, task_id: str, lines: Columns, *, token: str = "", attempt: int = 0
+        self, task_id: str, lines: Columns, *, token: str = "", attempt: int = 0, batch: str = ""
     ) -> int:
-        """``append`` for lines already in columns (the log writer's buffer)."""
+        """``append`` for lines already in columns (the log writer's buffer).
+
+        ``batch``: an id of these lines; sent again with the same id (its reply was lost),
+        they are stored once.
+        """
         if not lines:
             return await self.total(task_id)
-        args: list[str | int] = [token, self._ttl_ms, self._max_lines]
+        args: list[str | int] = [token, self._ttl_ms, self._max_lines, batch]
         count = len(lines)
         for start in range(0, count, self._chunk_lines):
             stop = min(start + self._chunk_lines, count)

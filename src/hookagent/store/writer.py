@@ -1,21 +1,40 @@
-"""Buffered log writer: one Redis round trip per batch, flushed at least every few ms."""
+"""Buffered log writer: one Redis round trip per batch, flushed at least every few ms.
+
+While Redis is unreachable the writer holds the lines (in memory up to a bound, then in a
+spill file) and the agent goes on; once Redis answers they are written in order. Each
+batch carries an id the append script remembers, so a batch whose reply was lost (it
+landed, then the connection dropped) is not stored twice when it is sent again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 
+from redis.exceptions import ConnectionError as LostConnection
+from redis.exceptions import TimeoutError as LostTimeout
+
+from hookagent.errors import TaskNotFound
 from hookagent.models import LogStream, utc_iso
 from hookagent.redact import Redactor
-from hookagent.store.logs import Columns, LogStore
+from hookagent.store.logs import CHUNK_LINES, Columns, LogStore
 from hookagent.store.search import MAX_TERMS_PER_TASK, SearchIndex, terms_of
+from hookagent.store.spill import SpillFile, orphans
 
 log = logging.getLogger(__name__)
 # Looked up per line on the hot path; enum attribute access costs more than a dict hit.
 _PREFIX = {stream: f"[{stream.value}] " for stream in LogStream}
 _VALUE = {stream: stream.value for stream in LogStream}
+# Redis unreachable or too slow: the lines are held and sent again, never dropped.
+_AWAY = (LostConnection, LostTimeout, OSError)
+# While Redis is away, a write is tried again after this long, doubling up to the cap: the
+# cap is how soon after Redis returns the held lines start going out.
+RETRY_S = 0.1
+RETRY_MAX_S = 1.0
 
 
 def clip(text: str, limit: int) -> str:
@@ -30,7 +49,10 @@ class LogWriter:
 
     A batch goes out when it reaches ``batch_lines`` or ``flush_ms`` after its first line,
     whichever is first. Producers block (backpressure) once two batches are waiting, so a
-    fast agent is slowed to Redis's pace instead of growing memory without bound.
+    fast agent is slowed to Redis's pace instead of growing memory without bound. While
+    Redis is unreachable they do not block: up to ``hold_lines`` lines wait in memory, the
+    rest in a spill file in ``spill_dir`` (in memory only without one), and everything is
+    written in order once Redis answers. A batch leaves the writer only once it is stored.
     """
 
     def __init__(
@@ -46,11 +68,14 @@ class LogWriter:
         line_max: int,
         raw_max: int,
         redactor: Redactor | None = None,
+        hold_lines: int = 100_000,
+        spill_dir: Path | None = None,
     ) -> None:
         self._store = store
         self._redactor = redactor
         self._index = index
         self._indexed: set[str] = set()
+        self._unindexed: set[str] = set()
         self.task_id = task_id
         self.token = token
         self._attempt = attempt
@@ -58,12 +83,31 @@ class LogWriter:
         self._flush_s = flush_ms / 1000
         self._line_max = line_max
         self._raw_max = raw_max
+        self._hold_lines = hold_lines
+        self._spill_dir = spill_dir
         self._buffer = Columns()
+        # Lines older than the buffer's, moved to disk during an outage.
+        self._spill: SpillFile | None = None
+        # The batch being written: kept until Redis confirms it, then the next one.
+        self._inflight: Columns | None = None
+        self._inflight_spilled = False
+        # Batch ids are this writer's id and a count: the append script skips a batch id it
+        # stored last, so a batch sent again after a lost reply is not stored twice.
+        self._writer_id = token or secrets.token_hex(8)
+        self._batches = 0
+        self.away = False  # the last write found Redis unreachable
         self._pending = asyncio.Event()
         self._full = asyncio.Event()
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
+
+    @property
+    def held(self) -> int:
+        """Lines not stored yet: in flight, spilled to disk and in memory."""
+        inflight = len(self._inflight) if self._inflight is not None else 0
+        spilled = self._spill.lines if self._spill is not None else 0
+        return inflight + spilled + len(self._buffer)
 
     async def __aenter__(self) -> LogWriter:
         self._flusher = asyncio.create_task(self._run(), name=f"log-flush-{self.task_id}")
@@ -75,16 +119,28 @@ class LogWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            await self._close(exc_type is None)
+        finally:
+            if self._spill is not None:
+                # The attempt is over: what it could not store is not kept for anyone.
+                if self._spill.lines:
+                    log.warning(
+                        "log writer for %s: %d held lines not stored", self.task_id, self.held
+                    )
+                self._spill.remove()
+                self._spill = None
+
+    async def _close(self, clean: bool) -> None:
         if self._flusher is not None:
-            # Never cancel the flusher halfway through a batch: that batch is already out of
-            # the buffer, and cancelling its append would drop it. Take the lock first.
+            # Never cancel the flusher halfway through a batch: take the lock first.
             async with self._lock:
                 self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
         if self.error is not None:
             return
-        if exc_type is None:
-            await self.flush()
+        if clean:
+            await self.drain()
             return
         try:
             await self.flush()
@@ -136,48 +192,125 @@ class LogWriter:
         """Hand a full batch to the flusher; block only when Redis is a batch behind.
 
         One batch is in flight while the next one fills, so parsing the agent's output and
-        Redis appending it overlap instead of taking turns.
+        Redis appending it overlap instead of taking turns. While Redis is away nothing
+        blocks: the lines are held (see the class docstring).
         """
         if self.error is not None:
             raise self.error
         if len(self._buffer) >= self._batch_lines:
             self._full.set()
-        if len(self._buffer) >= 2 * self._batch_lines:
-            await self.flush()
+        if self.away:
+            self._hold()
+        elif len(self._buffer) >= 2 * self._batch_lines:
+            try:
+                await self.flush()
+            except _AWAY:
+                self._hold()  # flush() marked the writer away
+
+    def _hold(self) -> None:
+        """Past the memory bound, move the buffered lines to the spill file (after its own)."""
+        if self._spill_dir is None or len(self._buffer) <= self._hold_lines:
+            return
+        if self._spill is None:
+            self._spill = SpillFile.create(
+                self._spill_dir, task_id=self.task_id, attempt=self._attempt
+            )
+            log.warning(
+                "log writer for %s: Redis away, lines spill to %s", self.task_id, self._spill.path
+            )
+        self._spill.write(self._buffer)
+        self._buffer = Columns()
 
     async def system(self, text: str) -> None:
-        """Write a ``[system]`` line (redacted, with a redactor) and flush it at once."""
+        """Write a ``[system]`` line (redacted, with a redactor); returns once it is stored."""
         if self._redactor is not None:
             text = self._redactor.redact(text)
         self.add(LogStream.SYSTEM, text)
-        await self.flush()
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Write everything held, waiting out a Redis outage (retried until it answers)."""
+        backoff = RETRY_S
+        while True:
+            try:
+                await self.flush()
+                return
+            except _AWAY:
+                await asyncio.sleep(backoff)  # waiting out an outage, not polling
+                backoff = min(backoff * 2, RETRY_MAX_S)
 
     async def flush(self) -> None:
-        """Write everything buffered so far."""
+        """Write everything held so far; a Redis outage raises, the lines stay held."""
         async with self._lock:
-            while self._buffer:
-                batch = self._buffer.take(self._batch_lines)
-                await self._store.append_columns(
-                    self.task_id, batch, token=self.token, attempt=self._attempt
-                )
-                if self._index is not None and len(self._indexed) < MAX_TERMS_PER_TASK:
-                    fresh = terms_of(batch.messages) - self._indexed
-                    if fresh:
-                        self._indexed |= fresh
-                        await self._index.add(self.task_id, fresh)
+            try:
+                while (batch := self._next_batch()) is not None:
+                    await self._write(batch)
+                if self._unindexed and self._index is not None:
+                    await self._index.add(self.task_id, self._unindexed)
+                    self._unindexed = set()
+            except _AWAY as exc:
+                if not self.away:
+                    log.warning(
+                        "log writer for %s: Redis away (%r); holding lines", self.task_id, exc
+                    )
+                self.away = True
+                raise
+            if self.away:
+                log.warning("log writer for %s: Redis is back; held lines written", self.task_id)
+            self.away = False
             self._pending.clear()
             self._full.clear()
 
+    def _next_batch(self) -> Columns | None:
+        """The batch in flight, else the oldest held lines: spilled first, then in memory."""
+        if self._inflight is not None:
+            return self._inflight
+        if self._spill is not None and self._spill.lines:
+            self._inflight, self._inflight_spilled = self._spill.read(self._batch_lines), True
+        elif self._buffer:
+            self._inflight = self._buffer.take(self._batch_lines)
+            self._inflight_spilled = False
+        else:
+            if self._spill is not None:
+                self._spill.remove()  # drained
+                self._spill = None
+            return None
+        self._batches += 1
+        return self._inflight
+
+    async def _write(self, batch: Columns) -> None:
+        await self._store.append_columns(
+            self.task_id,
+            batch,
+            token=self.token,
+            attempt=self._attempt,
+            batch=f"{self._writer_id}#{self._batches}",
+        )
+        if self._inflight_spilled and self._spill is not None:
+            self._spill.commit(len(batch))
+        self._inflight = None
+        if self._index is not None and len(self._indexed) < MAX_TERMS_PER_TASK:
+            fresh = terms_of(batch.messages) - self._indexed
+            self._indexed |= fresh
+            self._unindexed |= fresh
+
     async def _run(self) -> None:
+        backoff = RETRY_S
         try:
             while True:
                 await self._pending.wait()
+                if not self.away:
+                    try:
+                        async with asyncio.timeout(self._flush_s):
+                            await self._full.wait()
+                    except TimeoutError:
+                        pass  # the interval is up: flush what we have
                 try:
-                    async with asyncio.timeout(self._flush_s):
-                        await self._full.wait()
-                except TimeoutError:
-                    pass  # the interval is up: flush what we have
-                await self.flush()
+                    await self.flush()
+                    backoff = RETRY_S
+                except _AWAY:
+                    await asyncio.sleep(backoff)  # waiting out an outage, not polling
+                    backoff = min(backoff * 2, RETRY_MAX_S)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -185,3 +318,49 @@ class LogWriter:
             # must not let the agent go on producing lines nobody stores.
             log.warning("log writer for %s stopped: %r", self.task_id, exc)
             self.error = exc
+
+
+async def recover_spills(store: LogStore, directory: Path) -> int:
+    """Store the lines a dead worker held in spill files; how many lines were recovered.
+
+    A worker killed during an outage leaves the lines it could not store in its spill
+    file. Whichever worker starts next on the same data dir appends them to the task's log,
+    after a ``[system]`` line saying where they come from, with their attempt number, then
+    deletes the file. They come after whatever the log took since (the attempt is over,
+    so they are unfenced); each batch carries an id, so a worker killed while recovering
+    does not store them twice. A file whose task is gone is deleted.
+    """
+    recovered = 0
+    for spill in orphans(directory):
+        try:
+            recovered += await _recover(store, spill)
+        except TaskNotFound:
+            spill.remove()
+        except _AWAY as exc:
+            spill.close()  # kept for the next start
+            log.warning("spill file %s not recovered yet: %r", spill.path, exc)
+    return recovered
+
+
+async def _recover(store: LogStore, spill: SpillFile) -> int:
+    count = spill.lines
+    note = (
+        utc_iso(),
+        LogStream.SYSTEM.value,
+        f"[system] {count} lines of attempt {spill.attempt} held during a Redis outage by a "
+        "worker that stopped before storing them, recovered from its spill file",
+        "",
+        "",
+    )
+    first = True
+    while spill.lines:
+        # The note goes with the first batch: a batch sent again after a crash is skipped
+        # whole by its id (the offset it starts at), note included.
+        rows = spill.read_rows(CHUNK_LINES)
+        lines = Columns.of([note, *rows] if first else rows)
+        batch = f"{spill.path.name}#{spill.done}"
+        await store.append_columns(spill.task_id, lines, attempt=spill.attempt, batch=batch)
+        spill.commit(len(rows))
+        first = False
+    spill.remove()
+    return count

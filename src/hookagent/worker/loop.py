@@ -20,7 +20,7 @@ from hookagent import __version__
 from hookagent.agents import Agent
 from hookagent.errors import ConflictError, FencedOut, LeaseLost, TaskCancelled, TaskNotFound
 from hookagent.models import FAIL, TERMINAL_STATUSES, LogStream, utc_iso
-from hookagent.race import race
+from hookagent.race import race, raise_if_cancelling
 from hookagent.redact import Redactor
 from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
@@ -34,7 +34,7 @@ from hookagent.store import (
     StoreTimeoutError,
     WorkerInfo,
 )
-from hookagent.store.writer import LogWriter
+from hookagent.store.writer import LogWriter, recover_spills
 from hookagent.worker.phases import PhaseRunner
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ SETTLE_AFTER_S = 30.0
 # A job handed back for want of a repository slot is offered again after this long, at
 # most: short enough to start soon after a slot frees, long enough not to spin on it.
 DEFER_MAX_MS = 2000
+# While Redis is away, a lease renewal is tried again this often: once it is back, the
+# lease is renewed within this long, before another worker's reclaim finds it lapsed.
+LEASE_RETRY_S = 0.5
 
 
 def consumer_name() -> str:
@@ -81,9 +84,21 @@ class Worker:
         race cancels and awaits it when the loop ends, so none outlives ``run``.
         """
         try:
+            await self._recover_spills()
             await race(self._take_jobs(stop), self._heartbeat())
         finally:
             await self._deregister()
+
+    async def _recover_spills(self) -> None:
+        """Store what a worker killed during a Redis outage held on disk (store/spill.py)."""
+        try:
+            lines = await recover_spills(self._store.logs, self._settings.spill_dir)
+        except Exception:
+            # Left on disk for the next start: recovery must not keep the worker from working.
+            log.exception("worker %s: recovering spill files failed", self.name)
+            return
+        if lines:
+            log.warning("worker %s: recovered %d held log lines", self.name, lines)
 
     async def _take_jobs(self, stop: asyncio.Event) -> None:
         """Take jobs until ``stop`` is set; Redis outages are waited out with backoff.
@@ -119,6 +134,7 @@ class Worker:
         while True:
             await self._beat()
             await self._settle()
+            raise_if_cancelling()
             await asyncio.sleep(self._settings.heartbeat_seconds)  # a timer, not a poll
 
     async def _settle(self) -> None:
@@ -244,6 +260,8 @@ class Worker:
             line_max=s.log_line_max,
             raw_max=s.log_raw_max,
             redactor=self._redactor,
+            hold_lines=s.log_hold_lines,
+            spill_dir=s.spill_dir,
         ) as writer:
             work = self._phases.run(job, writer, token=token, attempt=attempt)
             await self._supervise(job, work, self._keep_lease(job, repo, token))
@@ -270,14 +288,34 @@ class Worker:
             raise TaskCancelled(job.task_id)
 
     async def _keep_lease(self, job: Job, repo: str | None, token: str) -> None:
-        """Renew the job's lease, and the repository slot with it, every third of a lease."""
+        """Renew the job's lease, and the repository slot with it, every third of a lease.
+
+        While Redis is unreachable the run goes on (its lines are held by the log writer)
+        and the renewal is tried again every ``LEASE_RETRY_S``: the lease is lost only when
+        Redis, once back, says another worker holds the job. A slot that lapsed meanwhile
+        is taken again if there is room, else the run stops (it would exceed the limit).
+        """
         interval = self._queue.lease_ms / 3000
+        wait = interval
         while True:
-            await asyncio.sleep(interval)  # a heartbeat timer, not a poll
-            if not await self._queue.renew(job, self.name):
+            await asyncio.sleep(wait)  # a heartbeat timer, not a poll
+            try:
+                owned = await self._queue.renew(job, self.name)
+                slot = repo is None or await self._renew_slot(job, repo, token)
+            except (StoreConnectionError, StoreTimeoutError, OSError) as exc:
+                log.warning("worker %s: lease of %s not renewed: %r", self.name, job.task_id, exc)
+                wait = min(LEASE_RETRY_S, interval)
+                continue
+            if not owned:
                 raise LeaseLost(f"job {job.job_id} was reclaimed by another worker")
-            if repo is not None and not await self._store.slots.renew(repo, token):
+            if not slot:
                 raise LeaseLost(f"the run slot of {repo} lapsed")
+            wait = interval
+
+    async def _renew_slot(self, job: Job, repo: str, token: str) -> bool:
+        if await self._store.slots.renew(repo, token):
+            return True
+        return (await self._store.slots.take(repo, token, job.task_id)).held
 
     async def _limited_repo(self, job: Job) -> str | None:
         """The task's repository when HOOKAGENT_MAX_RUNS_PER_REPO limits runs, else None."""

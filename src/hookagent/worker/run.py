@@ -16,7 +16,7 @@ from hookagent.models import LogStream, Phase, utc_iso
 from hookagent.race import race
 from hookagent.redact import RedactingStream, Redactor
 from hookagent.settings import Settings
-from hookagent.store import Store
+from hookagent.store import Store, StoreUnavailable
 from hookagent.store.writer import LogWriter
 from hookagent.worker.sandbox import prepare_command
 
@@ -24,6 +24,8 @@ PROGRESS_EVERY_S = 1.0
 # Under the data dir: one private directory per run for the CLI's own configuration
 # (CODEX_HOME, GEMINI_CLI_HOME), outside every workspace, removed when the run ends.
 AGENT_HOMES = "agent-homes"
+# A final progress save waiting out a Redis outage tries again after this long, at most.
+SAVE_RETRY_MAX_S = 1.0
 
 
 class Reporter:
@@ -42,17 +44,30 @@ class Reporter:
         self._saved: dict[str, Any] | None = None
 
     async def every(self, interval: float) -> None:
-        """Save whenever something changed, on a timer."""
+        """Save whenever something changed, on a timer; skipped while Redis is away."""
         while True:
             await asyncio.sleep(interval)
-            await self.save()
+            try:
+                await self.save()
+            except (*StoreUnavailable, OSError):
+                continue  # the agent goes on; the next tick saves the newer progress
+
+    async def save_final(self) -> None:
+        """Save the last progress, waiting out a Redis outage (the run is over, Redis next)."""
+        backoff = 0.1
+        while True:
+            try:
+                await self.save()
+                return
+            except (*StoreUnavailable, OSError):
+                await asyncio.sleep(backoff)  # waiting out an outage, not polling
+                backoff = min(backoff * 2, SAVE_RETRY_MAX_S)
 
     async def save(self) -> None:
         """Write the progress document if it changed since the last write."""
         snapshot = self._run.progress.snapshot()
         if snapshot == self._saved:
             return
-        self._saved = snapshot
         last_output = self._started_wall + (self._clock[0] - self._started)
         document = {
             "phase": self._phase.value,
@@ -61,6 +76,7 @@ class Reporter:
             **snapshot,
         }
         await self._store.tasks.save_progress(self._task_id, document)
+        self._saved = snapshot  # only once stored: a failed save is made again
 
 
 def line_sink(
@@ -201,15 +217,15 @@ class AgentSession:
                 agent_process, self._watch_stall(clock, writer), report.every(PROGRESS_EVERY_S)
             )
         except Stalled:
-            await report.save()
+            await report.save_final()
             quiet = f"no output for {s.stall_kill:.0f}s (HOOKAGENT_STALL_KILL)"
             await writer.system(f"agent stopped: {quiet}")
             return AgentOutcome(ok=False, error=f"stalled: {quiet}")
         except BudgetExceeded as exc:
-            await report.save()
+            await report.save_final()
             await writer.system(f"agent stopped: {exc.message}")
             return AgentOutcome(ok=False, error=exc.message, stats=_cost(run))
-        await report.save()
+        await report.save_final()
         outcome = run.finish(result.exit_code)
         if result.timed_out:
             outcome.ok = False
