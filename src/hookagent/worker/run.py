@@ -17,7 +17,7 @@ from hookagent.redact import RedactingStream, Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.writer import LogWriter
-from hookagent.worker.sandbox import prepare_command
+from hookagent.worker.sandbox import sandboxed
 
 PROGRESS_EVERY_S = 1.0
 
@@ -133,60 +133,65 @@ class AgentSession:
         ``settings``: this run's own (a repository policy's timeout and budget), if any.
         """
         s = settings or self._settings
-        timeout, knob = (
-            (s.planning_timeout, "HOOKAGENT_PLANNING_TIMEOUT")
-            if phase is Phase.PLAN
-            else (s.execution_timeout, "HOOKAGENT_EXECUTION_TIMEOUT")
-        )
-        argv, env = await prepare_command(agent, phase, path, s)
-        where = " in a bwrap sandbox" if s.sandbox == "bwrap" else ""
-        await writer.system(f"running {' '.join(agent.argv(phase))}{where}")
 
-        async def remember(pgid: int) -> None:
-            # So that a successor on this host can end what a killed worker left running.
-            fields = {"agent_host": socket.gethostname(), "agent_pgid": str(pgid)}
-            await self._store.tasks.set_fenced(writer.task_id, writer.token, fields)
+        async def blocked(target: str) -> None:
+            await writer.system(f"blocked connection to {target}")
 
-        run = agent.start()
-        clock = [time.monotonic()]
-        report = Reporter(self._store, writer.task_id, phase, run, clock)
-        agent_process = run_process(
-            argv,
-            stdin=prompt,
-            cwd=path,
-            on_lines=line_sink(
-                run, writer, clock, redactor=self._redactor, budget_usd=s.max_budget_usd
-            ),
-            timeout=timeout,
-            kill_grace=s.kill_grace,
-            env=env,
-            on_start=remember,
-        )
-        try:
-            # The agent, its stall watchdog and the progress timer: whichever ends first ends
-            # all three (cancelling the agent kills its process group). A watchdog that fails
-            # for another reason (a fenced or failing log write) raises that error here.
-            _, result = await race(
-                agent_process, self._watch_stall(clock, writer), report.every(PROGRESS_EVERY_S)
+        # Under the network allowlist the run's egress proxy serves until the agent is done.
+        async with sandboxed(agent, phase, path, s, on_blocked=blocked) as (argv, env):
+            timeout, knob = (
+                (s.planning_timeout, "HOOKAGENT_PLANNING_TIMEOUT")
+                if phase is Phase.PLAN
+                else (s.execution_timeout, "HOOKAGENT_EXECUTION_TIMEOUT")
             )
-        except Stalled:
+            where = " in a bwrap sandbox" if s.sandbox == "bwrap" else ""
+            await writer.system(f"running {' '.join(agent.argv(phase))}{where}")
+
+            async def remember(pgid: int) -> None:
+                # So that a successor on this host can end what a killed worker left running.
+                fields = {"agent_host": socket.gethostname(), "agent_pgid": str(pgid)}
+                await self._store.tasks.set_fenced(writer.task_id, writer.token, fields)
+
+            run = agent.start()
+            clock = [time.monotonic()]
+            report = Reporter(self._store, writer.task_id, phase, run, clock)
+            agent_process = run_process(
+                argv,
+                stdin=prompt,
+                cwd=path,
+                on_lines=line_sink(
+                    run, writer, clock, redactor=self._redactor, budget_usd=s.max_budget_usd
+                ),
+                timeout=timeout,
+                kill_grace=s.kill_grace,
+                env=env,
+                on_start=remember,
+            )
+            try:
+                # The agent, its stall watchdog and the progress timer: whichever ends first ends
+                # all three (cancelling the agent kills its process group). A watchdog that fails
+                # for another reason (a fenced or failing log write) raises that error here.
+                _, result = await race(
+                    agent_process, self._watch_stall(clock, writer), report.every(PROGRESS_EVERY_S)
+                )
+            except Stalled:
+                await report.save()
+                quiet = f"no output for {s.stall_kill:.0f}s (HOOKAGENT_STALL_KILL)"
+                await writer.system(f"agent stopped: {quiet}")
+                return AgentOutcome(ok=False, error=f"stalled: {quiet}")
+            except BudgetExceeded as exc:
+                await report.save()
+                await writer.system(f"agent stopped: {exc.message}")
+                return AgentOutcome(ok=False, error=exc.message, stats=_cost(run))
             await report.save()
-            quiet = f"no output for {s.stall_kill:.0f}s (HOOKAGENT_STALL_KILL)"
-            await writer.system(f"agent stopped: {quiet}")
-            return AgentOutcome(ok=False, error=f"stalled: {quiet}")
-        except BudgetExceeded as exc:
-            await report.save()
-            await writer.system(f"agent stopped: {exc.message}")
-            return AgentOutcome(ok=False, error=exc.message, stats=_cost(run))
-        await report.save()
-        outcome = run.finish(result.exit_code)
-        if result.timed_out:
-            outcome.ok = False
-            outcome.error = f"agent {result.describe} ({knob})"
-        elif not outcome.ok and outcome.error is None:
-            outcome.error = f"agent failed: {result.describe}"
-        await writer.system(f"agent exited: {result.describe} after {result.duration_s:.1f}s")
-        return outcome
+            outcome = run.finish(result.exit_code)
+            if result.timed_out:
+                outcome.ok = False
+                outcome.error = f"agent {result.describe} ({knob})"
+            elif not outcome.ok and outcome.error is None:
+                outcome.error = f"agent failed: {result.describe}"
+            await writer.system(f"agent exited: {result.describe} after {result.duration_s:.1f}s")
+            return outcome
 
     async def _watch_stall(self, clock: list[float], writer: LogWriter) -> None:
         """Warn once per silence past the stall timeout; raise Stalled past the kill limit."""
