@@ -142,7 +142,8 @@ class Policy(BaseModel):
         if self.allowed_tools is not None:
             update["claude_allowed_tools"] = ",".join(self.allowed_tools)
         if self.network_allow:
-            update["egress_allow"] = ",".join((settings.egress_allow, *self.network_allow))
+            listed = (settings.egress_allow.strip(), *self.network_allow)
+            update["egress_allow"] = ",".join(entry for entry in listed if entry)
         return settings.model_copy(update=update) if update else settings
 
     def denied(self, paths: Iterable[str]) -> list[str]:
