@@ -28,7 +28,7 @@ from hookagent.embedded import EmbeddedValkey
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
-from hookagent.worker.sandbox import probe
+from hookagent.worker.sandbox import SANDBOX_HOME, Egress, probe, proxy_environment, wrap
 from tests.conftest import RunWorker
 from tests.helpers import FIXTURES, wait_status
 
@@ -271,3 +271,29 @@ async def test_many_half_closed_tunnels_at_once_through_bridge_and_proxy(
         server.close()
         await server.wait_closed()
     assert "[stdout] swarm: 200 of 200 echoed whole; errors: []" in log, log
+
+
+def test_the_allowlist_wraps_the_agent_in_the_bridge(tmp_path: Path) -> None:
+    argv = ["claude", "-p"]
+    egress = Egress.to(tmp_path / "proxy.sock")
+    wrapped = wrap(argv, workspace=tmp_path, writable=False, extra_ro=[], home=SANDBOX_HOME)
+    netted = wrap(
+        argv, workspace=tmp_path, writable=False, extra_ro=[], home=SANDBOX_HOME, egress=egress
+    )
+    assert "--unshare-net" not in wrapped and "--unshare-net" in netted
+    inside = ["/run/hookagent/bridge.py", "/run/hookagent/egress.sock", "3128", "--", *argv]
+    assert netted[-len(inside) - 3 :] == [str(egress.python), "-I", "-S", *inside]
+    socket_bind = netted.index(str(tmp_path / "proxy.sock"))
+    assert netted[socket_bind - 1 : socket_bind + 2] == [
+        "--bind", str(tmp_path / "proxy.sock"), "/run/hookagent/egress.sock"
+    ]  # fmt: skip
+    assert proxy_environment() == {
+        "HTTP_PROXY": "http://127.0.0.1:3128",
+        "HTTPS_PROXY": "http://127.0.0.1:3128",
+        "http_proxy": "http://127.0.0.1:3128",
+        "https_proxy": "http://127.0.0.1:3128",
+        "NO_PROXY": "",
+        "no_proxy": "",
+        "ALL_PROXY": "",
+        "all_proxy": "",
+    }

@@ -81,10 +81,17 @@ class Egress:
 
     @classmethod
     def to(cls, socket: Path) -> Egress:
-        """The egress through ``socket``, bridged by the interpreter running hookagent."""
-        # The real interpreter, not a venv's link to it: run isolated (-I -S), it needs
-        # only its standard library.
-        return cls(socket=socket, python=Path(os.path.realpath(sys.executable)))
+        """The egress through ``socket``, bridged by a Python the sandbox already shows.
+
+        The one running hookagent if it is a system one, else the system's ``python3``,
+        else hookagent's (its installation then bound read-only). The real binary, not a
+        venv's link: run isolated (``-I -S``), the bridge needs only the standard library.
+        """
+        own = Path(os.path.realpath(sys.executable))
+        system = shutil.which("python3", path=os.pathsep.join(SYSTEM_DIRS))
+        if _is_system(own) or system is None:
+            return cls(socket=socket, python=own)
+        return cls(socket=socket, python=Path(system))
 
     def mounts(self) -> list[Path]:
         """What the bridge needs to see to start: its interpreter's installation."""
