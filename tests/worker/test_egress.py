@@ -13,6 +13,7 @@ import itertools
 import json
 import shlex
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -297,3 +298,24 @@ def test_the_allowlist_wraps_the_agent_in_the_bridge(tmp_path: Path) -> None:
         "ALL_PROXY": "",
         "all_proxy": "",
     }
+
+
+async def test_a_proxy_that_cannot_start_fails_the_task_without_running_the_agent(
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Temporary files go to a directory too deep for a unix socket path (108 bytes).
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    start_worker(agent_command=command("probe"), sandbox="bwrap")
+    task_id = await submit(client)
+    assert await wait_status(store, task_id, PLANNED) is TaskStatus.FAILED
+    entries, _ = await store.logs.read(task_id, offset=0, limit=-1)
+    log = [e.message for e in entries]
+    assert log[-1].startswith("[system] status failed: the agent's egress proxy did not start: ")
+    assert not [m for m in log if m.startswith(("[stdout]", "[system] running "))]
+    assert list(deep.iterdir()) == []  # its directory removed again

@@ -79,8 +79,9 @@ class EgressProxy:
         """Connections being served now."""
         return len(self._connections)
 
-    async def __aenter__(self) -> Self:
-        # A short path outside every workspace: sun_path holds 108 bytes.
+    async def start(self) -> None:
+        """Listen on a fresh socket (OSError when that cannot be done)."""
+        # A short path outside every workspace (tempfile's directory): sun_path holds 108 bytes.
         self._dir = Path(tempfile.mkdtemp(prefix="hookagent-egress-"))
         try:
             self._server = await asyncio.start_unix_server(
@@ -90,6 +91,9 @@ class EgressProxy:
             shutil.rmtree(self._dir)
             self._dir = None
             raise
+
+    async def __aenter__(self) -> Self:
+        await self.start()
         return self
 
     async def __aexit__(

@@ -16,6 +16,7 @@ namespace of its own, holding only loopback: its one way out is the run's egress
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -242,7 +243,12 @@ async def sandboxed(
         )
         return
     rules = await Allowlist.build(settings, model_url=model_url(agent, env))
-    async with EgressProxy(rules, on_blocked=on_blocked) as proxy:
+    proxy = EgressProxy(rules, on_blocked=on_blocked)
+    try:
+        await proxy.start()
+    except OSError as exc:
+        raise AgentError(f"the agent's egress proxy did not start: {exc}") from None
+    async with contextlib.aclosing(proxy):
         egress = Egress.to(proxy.socket_path)
         wrapped = wrap(
             argv,
