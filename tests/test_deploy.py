@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +22,10 @@ import pytest
 import yaml
 
 from hookagent.api import create_app
+from hookagent.embedded import find_valkey
 from hookagent.settings import ClientSettings, Settings
+from hookagent.store import connect
+from hookagent.store.auth import open_to_anyone
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 DOCKERFILE = (DEPLOY / "Dockerfile").read_text()
@@ -62,7 +66,7 @@ def test_every_file_parses_and_holds_what_it_should() -> None:
             ("Service", "hookagent-api"), ("ConfigMap", "hookagent-config"),
             ("Secret", "hookagent-env"), ("StatefulSet", "valkey")} <= kinds  # fmt: skip
     assert DASHBOARD["panels"] and all(p["targets"] for p in DASHBOARD["panels"])
-    assert "--appendonly" in COMPOSE["services"]["valkey"]["command"]
+    assert "--appendonly yes" in " ".join(COMPOSE["services"]["valkey"]["command"])
 
 
 def test_every_command_and_flag_exists_in_the_cli() -> None:
@@ -153,3 +157,80 @@ async def test_the_dashboard_uses_only_metrics_the_api_serves(
 @pytest.mark.parametrize("shell", re.findall(r"^RUN (.*)$", DOCKERFILE, re.M))
 def test_dockerfile_run_lines_are_valid_shell_words(shell: str) -> None:
     assert shlex.split(shell.rstrip("\\"))
+
+
+def valkey_scripts() -> dict[str, tuple[str, str]]:
+    """The shell script each deploy file starts Valkey with, and its password variable."""
+    compose = COMPOSE["services"]["valkey"]
+    # Compose turns $$ into $ before the shell sees it.
+    scripts = {"compose": (compose["command"][2].replace("$$", "$"), "REDISCLI_AUTH")}
+    valkey = next(c for c in containers() if c["name"] == "valkey")
+    assert valkey["command"] == ["sh", "-c"]
+    scripts["kubernetes"] = (valkey["args"][0], "VALKEY_PASSWORD")
+    return scripts
+
+
+@pytest.mark.parametrize("where", ["compose", "kubernetes"])
+async def test_valkey_requires_the_password_hookagent_is_given(where: str, tmp_path: Path) -> None:
+    script, variable = valkey_scripts()[where]
+    assert "valkey-server " in script and "requirepass" in script
+    # The deploy file's own script, run by a real shell and a real valkey-server; only a
+    # free port and a scratch directory are added, not to meet the machine's own Redis.
+    port = free_port()
+    local = f"valkey-server --port {port} --bind 127.0.0.1 --dir {tmp_path} --save '' "
+    server = find_valkey()
+    env = {"PATH": f"{Path(server).parent}:/usr/bin:/bin", variable: "deploy-test-pw"}
+    with subprocess.Popen(
+        ["sh", "-c", script.replace("valkey-server ", local, 1)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as valkey:
+        try:
+            assert valkey.stdout is not None
+            for output in valkey.stdout:  # the server's own word that it listens
+                if "Ready to accept connections" in output:
+                    break
+            assert await open_to_anyone(f"redis://127.0.0.1:{port}/0", timeout=10) is False
+            authed = f"redis://:deploy-test-pw@127.0.0.1:{port}/0"
+            assert await open_to_anyone(authed, timeout=10) is False  # credentials stripped
+            client = connect(authed)
+            try:
+                assert await client.ping()
+            finally:
+                await client.aclose()
+        finally:
+            valkey.terminate()
+            valkey.wait(15)
+    # hookagent is given the same password, in HOOKAGENT_REDIS_URL.
+    if where == "compose":
+        url = COMPOSE["x-hookagent-env"]["HOOKAGENT_REDIS_URL"]
+        assert url.startswith("redis://:${VALKEY_PASSWORD:?") and url.endswith("@valkey:6379/0")
+        assert compose_password_source() == "${VALKEY_PASSWORD:?set VALKEY_PASSWORD in deploy/.env}"
+        return
+    for c in containers():
+        if c["name"] == "valkey":
+            continue
+        env_of = {e["name"]: e for e in c.get("env", [])}
+        source = env_of["VALKEY_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert source == {"name": "valkey-auth", "key": "password"}, c["name"]
+        assert env_of["HOOKAGENT_REDIS_URL"]["value"] == "redis://:$(VALKEY_PASSWORD)@valkey:6379/0"
+    valkey_env = next(c for c in containers() if c["name"] == "valkey")["env"]
+    assert valkey_env[0]["valueFrom"]["secretKeyRef"] == {"name": "valkey-auth", "key": "password"}
+    secret = next(
+        d for d in K8S if d["kind"] == "Secret" and d["metadata"]["name"] == "valkey-auth"
+    )
+    assert "password" in secret["stringData"]
+
+
+def compose_password_source() -> str:
+    """Where compose's Valkey gets its password from (the variable REDISCLI_AUTH is set to)."""
+    value: str = COMPOSE["services"]["valkey"]["environment"]["REDISCLI_AUTH"]
+    return value
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

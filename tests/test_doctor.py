@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from hookagent.doctor import redact_url
+from hookagent.embedded import find_valkey
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
@@ -172,3 +175,67 @@ def test_redis_urls_are_shown_without_passwords() -> None:
     assert redact_url("redis://:pw@db:6379/0") == "redis://:***@db:6379/0"
     assert redact_url("redis://app:p@ss@db/1") == "redis://app:***@db/1"
     assert redact_url("unix:///v.sock?db=2&password=pw") == "unix:///v.sock?db=2&password=***"
+
+
+@contextlib.contextmanager
+def valkey_on_tcp(data: Path, *extra: str) -> Iterator[int]:
+    """A valkey-server on a loopback port with ``extra`` arguments; its port once ready."""
+    port = closed_port()
+    argv = [find_valkey(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
+    argv += ["--save", "", "--appendonly", "no", *extra]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stdout is not None
+            for output in server.stdout:  # waits on the server's own word, not a timer
+                if "Ready to accept connections" in output:
+                    break
+            yield port
+        finally:
+            server.terminate()
+            server.wait(15)
+
+
+def test_doctor_warns_when_redis_needs_no_password(tmp_path: Path) -> None:
+    password = "doctor-redis-s3cret"
+    with valkey_on_tcp(tmp_path, "--requirepass", password) as guarded:
+        result = doctor(
+            doctor_env(HOOKAGENT_REDIS_URL=f"redis://:{password}@127.0.0.1:{guarded}/0")
+        )
+    shown = f"redis://:***@127.0.0.1:{guarded}/0"
+    assert line(result.stdout, "redis auth") == (
+        f"✓ redis auth: {shown} refuses clients without its password"
+    )
+    assert password not in result.stdout + result.stderr
+    with valkey_on_tcp(tmp_path) as open_port:
+        result = doctor(doctor_env(HOOKAGENT_REDIS_URL=f"redis://127.0.0.1:{open_port}/0"))
+    assert line(result.stdout, "redis auth").startswith(
+        f"! redis auth: redis://127.0.0.1:{open_port}/0 answers without a password: "
+    )
+    # A password in the URL that the server does not ask for protects nothing.
+    with valkey_on_tcp(tmp_path) as open_port:
+        url = f"redis://:{password}@127.0.0.1:{open_port}/0"
+        result = doctor(doctor_env(HOOKAGENT_REDIS_URL=url))
+    assert line(result.stdout, "redis auth").startswith(
+        "! redis auth: redis://:***@127.0.0.1:"
+    ) and "answers without a password" in line(result.stdout, "redis auth")
+
+
+def test_doctor_says_what_the_agents_network_is() -> None:
+    unsandboxed = doctor(doctor_env(HOOKAGENT_SANDBOX_NETWORK="allowlist")).stdout
+    assert line(unsandboxed, "network") == (
+        "! network: the agent uses this host's network: HOOKAGENT_SANDBOX_NETWORK applies "
+        "only with HOOKAGENT_SANDBOX=bwrap"
+    )
+    shared = doctor(doctor_env(HOOKAGENT_SANDBOX="bwrap", HOOKAGENT_SANDBOX_NETWORK="host"))
+    assert line(shared.stdout, "network").startswith("! network: HOOKAGENT_SANDBOX_NETWORK=host: ")
+    listed = doctor(doctor_env(HOOKAGENT_SANDBOX="bwrap", HOOKAGENT_EGRESS_ALLOW="a.b,*.c.d:443"))
+    if probe(network=True) is None:
+        assert line(listed.stdout, "network") == (
+            "✓ network: allowlist: the agent reaches its model endpoint and 2 "
+            "HOOKAGENT_EGRESS_ALLOW entries (plus policies' network_allow) through a per-task proxy"
+        )
+    else:
+        assert line(listed.stdout, "network").startswith("✗ network: ")
+    refused = doctor(doctor_env(HOOKAGENT_EGRESS_ALLOW="http://x.example/"))
+    assert refused.returncode == 1
+    assert line(refused.stdout, "settings").startswith("✗ settings: HOOKAGENT_EGRESS_ALLOW: ")

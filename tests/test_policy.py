@@ -62,6 +62,10 @@ def test_auto_rules_match_every_key_they_name() -> None:
         ("[defaults]\n", "unknown table [defaults]"),
         ("[default]\nauto_approve = [{}]\n", "auto_approve.0: an empty rule would approve"),
         ("[default\n", "invalid TOML"),
+        (
+            '[repo."acme/x"]\nnetwork_allow = ["https://x.org"]\n',
+            "[repo.\"acme/x\"] network_allow: entry 'https://x.org' is not host[:port]",
+        ),
     ],
 )
 def test_invalid_files_name_the_file_table_and_key(text: str, says: str) -> None:
@@ -100,6 +104,24 @@ def test_policy_overrides_the_run_settings(settings: Settings) -> None:
     assert (own.claude_model, own.agent_model) == ("opus", "opus")
     assert (own.planning_timeout, own.execution_timeout) == (12, 12)
     assert own.allowed_tools == ["Read", "Edit"]
+
+
+def test_network_allow_adds_to_the_settings_list_per_repository(settings: Settings) -> None:
+    text = (
+        '[default]\nnetwork_allow = ["pypi.org"]\n'
+        '[repo."acme/api"]\nnetwork_allow = ["*.npmjs.org:443"]\n'
+        '[repo."acme/web"]\napprovals = 2\n'
+    )
+    book = parse_policies(text, "h.toml")
+    base = settings.model_copy(update={"egress_allow": "mirror.corp:8443"})
+    # A repository's list replaces the default's (key by key), and adds to the setting's.
+    assert book.effective("acme/api").run_settings(base).egress_allow == (
+        "mirror.corp:8443,*.npmjs.org:443"
+    )
+    assert book.effective("acme/web").run_settings(base).egress_allow == (
+        "mirror.corp:8443,pypi.org"
+    )
+    assert book.effective("acme/other").run_settings(settings).egress_allow == "pypi.org"
 
 
 @pytest.mark.parametrize(

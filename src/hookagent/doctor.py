@@ -22,8 +22,9 @@ from pydantic import SecretStr, ValidationError
 
 from hookagent.embedded import find_valkey
 from hookagent.errors import EmbeddedStoreError
-from hookagent.settings import Settings, describe_errors, get_settings
+from hookagent.settings import Settings, describe_errors, get_settings, split_list
 from hookagent.store import Readiness, Store, connect
+from hookagent.store.auth import open_to_anyone
 from hookagent.worker.sandbox import probe
 
 VERSION_TIMEOUT_S = 10.0
@@ -71,6 +72,7 @@ def diagnose(settings: Settings) -> list[Finding]:
         check_agent(settings),
         check_git(),
         check_sandbox(settings),
+        check_network(settings),
         *check_api_tokens(settings),
         check_private_dir("data dir", settings.data_dir, "HOOKAGENT_DATA_DIR"),
         check_private_dir("workspaces", settings.workspaces, "HOOKAGENT_WORKSPACE_DIR"),
@@ -116,7 +118,28 @@ def check_redis(settings: Settings) -> list[Finding]:
             "(/readyz answers 503 until one runs)",
         )
     mode = " (Redis Cluster: HOOKAGENT_REDIS_CLUSTER)" if settings.redis_cluster else ""
-    return [Finding("redis", Level.OK, f"{url} answers PING{mode}"), workers]
+    answered = Finding("redis", Level.OK, f"{url} answers PING{mode}")
+    return [answered, check_redis_auth(settings.redis_url), workers]
+
+
+def check_redis_auth(url: str) -> Finding:
+    """Whether the configured Redis refuses a client without credentials (NOAUTH)."""
+    shown = redact_url(url)
+    if url.startswith("unix://"):
+        text = f"{shown} is a unix socket: only who can open its file reaches it"
+        return Finding("redis auth", Level.OK, text)
+    anyone = asyncio.run(open_to_anyone(url, timeout=REDIS_TIMEOUT_S))
+    if anyone is False:
+        return Finding("redis auth", Level.OK, f"{shown} refuses clients without its password")
+    if anyone is None:
+        text = f"{shown} did not answer a client without credentials: could not tell"
+        return Finding("redis auth", Level.WARN, text)
+    text = (
+        f"{shown} answers without a password: anyone who reaches it reads and rewrites every "
+        "task; set requirepass (deploy/ does) and put the password in HOOKAGENT_REDIS_URL "
+        "(redis://:PASSWORD@host:6379/0)"
+    )
+    return Finding("redis auth", Level.WARN, text)
 
 
 async def _readiness(settings: Settings) -> Readiness:
@@ -182,6 +205,36 @@ def check_sandbox(settings: Settings) -> Finding:
     else:
         text = f"agents run unsandboxed, and HOOKAGENT_SANDBOX=bwrap would not work: {reason}"
     return Finding("sandbox", Level.WARN, text)
+
+
+def check_network(settings: Settings) -> Finding:
+    """What the agent's network is, judged against ``HOOKAGENT_SANDBOX_NETWORK``."""
+    if settings.sandbox != "bwrap":
+        # The allowlist is a network namespace of bwrap's: without bwrap there is none.
+        text = (
+            "the agent uses this host's network: HOOKAGENT_SANDBOX_NETWORK applies only "
+            "with HOOKAGENT_SANDBOX=bwrap"
+        )
+        return Finding("network", Level.WARN, text)
+    if settings.sandbox_network == "host":
+        text = (
+            "HOOKAGENT_SANDBOX_NETWORK=host: the agent shares this host's network and reaches "
+            "Redis, the API and cloud metadata like the worker (unsafe); use allowlist"
+        )
+        return Finding("network", Level.WARN, text)
+    reason = probe(network=True)
+    if reason is not None:
+        text = (
+            f"HOOKAGENT_SANDBOX_NETWORK=allowlist but {reason}: every task would fail; allow "
+            "unprivileged network namespaces, or set HOOKAGENT_SANDBOX_NETWORK=host (unsafe)"
+        )
+        return Finding("network", Level.FAIL, text)
+    entries = len(split_list(settings.egress_allow))
+    text = (
+        f"allowlist: the agent reaches its model endpoint and {entries} "
+        "HOOKAGENT_EGRESS_ALLOW entries (plus policies' network_allow) through a per-task proxy"
+    )
+    return Finding("network", Level.OK, text)
 
 
 def check_api_tokens(settings: Settings) -> list[Finding]:

@@ -16,11 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hookagent.errors import PolicyError
 from hookagent.models import utc_iso
-from hookagent.settings import Settings
+from hookagent.settings import Settings, parse_egress_entry
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +107,15 @@ class Policy(BaseModel):
     allowed_tools: tuple[str, ...] | None = None
     paths_denied: tuple[str, ...] = ()
     allow_secrets_in: tuple[str, ...] = ()
+    # ``host[:port]`` entries the agent may reach besides HOOKAGENT_EGRESS_ALLOW's.
+    network_allow: tuple[str, ...] = ()
+
+    @field_validator("network_allow")
+    @classmethod
+    def _egress_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            parse_egress_entry(entry)
+        return value
 
     def over(self, base: Policy) -> Policy:
         """This policy's own keys over ``base``'s."""
@@ -114,7 +130,7 @@ class Policy(BaseModel):
         return None
 
     def run_settings(self, settings: Settings) -> Settings:
-        """``settings`` with this policy's agent, model, budget, timeout and tools."""
+        """``settings`` with this policy's agent, model, budget, timeout, tools and network."""
         update: dict[str, Any] = {}
         if self.agent is not None:
             update["agent"] = self.agent
@@ -126,6 +142,9 @@ class Policy(BaseModel):
             update |= {"planning_timeout": self.timeout, "execution_timeout": self.timeout}
         if self.allowed_tools is not None:
             update["claude_allowed_tools"] = ",".join(self.allowed_tools)
+        if self.network_allow:
+            listed = (settings.egress_allow.strip(), *self.network_allow)
+            update["egress_allow"] = ",".join(entry for entry in listed if entry)
         return settings.model_copy(update=update) if update else settings
 
     def denied(self, paths: Iterable[str]) -> list[str]:

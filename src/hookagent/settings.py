@@ -21,9 +21,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Values people paste from examples; a webhook "secured" by one of these is not secured.
 # A GitHub repository as HOOKAGENT_LINEAR_PROJECTS names it (a leaf: repos.py not imported).
 _OWNER_NAME = re.compile(r"[\w.-]+/[\w.-]+")
+# One HOOKAGENT_EGRESS_ALLOW / policy ``network_allow`` entry (see parse_egress_entry).
+_EGRESS_ENTRY = re.compile(
+    r"(?:(?P<name>(?:\*\.)?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?)|\[(?P<ipv6>[0-9A-Fa-f:.]+)\])"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
+# Values people paste from examples; a webhook "secured" by one of these is not secured.
 _PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "xxx", "todo", "your-secret"})
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -94,6 +99,22 @@ class Settings(BaseSettings):
     # Names (``FOO_*``: a prefix) passed on to the agent besides the basics and its adapter's.
     agent_env: str = Field(default="", pattern=r"^\s*([A-Za-z_][A-Za-z0-9_]*\*?\s*(,\s*|$))*$")
     sandbox: Literal["none", "bwrap"] = "none"
+    sandbox_network: Literal["allowlist", "host"] = Field(
+        default="allowlist",
+        description=(
+            "Under HOOKAGENT_SANDBOX=bwrap: `allowlist` gives the agent its own network "
+            "namespace whose only way out is hookagent's per-task egress proxy; `host` shares "
+            "the host's network (unsafe: the agent reaches Redis, the API and the metadata "
+            "service)"
+        ),
+    )
+    egress_allow: str = Field(
+        default="",
+        description=(
+            "Comma-separated `host[:port]` entries (`*.example.com` for any subdomain) the "
+            "agent may reach through the egress proxy besides its model endpoint"
+        ),
+    )
     planning_timeout: float = Field(default=300.0, gt=0)
     execution_timeout: float = Field(default=600.0, gt=0)
     stall_timeout: float = Field(default=120.0, gt=0)
@@ -249,6 +270,13 @@ class Settings(BaseSettings):
             raise ValueError("must name the label that starts a task")
         return value
 
+    @field_validator("egress_allow")
+    @classmethod
+    def _egress_entries_parse(cls, value: str) -> str:
+        for entry in split_list(value):
+            parse_egress_entry(entry)
+        return value
+
     @field_validator("claude_extra_args")
     @classmethod
     def _split_cleanly(cls, value: str) -> str:
@@ -379,6 +407,34 @@ def _project_pairs(raw: str) -> dict[str, str]:
         if not _OWNER_NAME.fullmatch(repo.strip()):
             raise ValueError(f"project {name.strip()!r} maps to {repo.strip()!r}, not 'owner/name'")
     return {name.strip().lower(): repo.strip() for name, repo in pairs}
+
+
+def split_list(raw: str) -> list[str]:
+    """The non-empty, stripped items of a comma-separated setting."""
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def parse_egress_entry(entry: str) -> tuple[str, int | None]:
+    """An egress allowlist entry as (host pattern in lower case, port or None for any port).
+
+    ``host``, ``host:port``, ``*.domain[:port]`` (any subdomain, not the domain itself),
+    an IPv4 address or a bracketed IPv6 one (``[::1]:8080``). ValueError says what is wrong.
+    """
+    match = _EGRESS_ENTRY.fullmatch(entry.strip())
+    if match is None:
+        raise ValueError(
+            f"entry {entry.strip()!r} is not host[:port], *.domain[:port] or [ipv6][:port]"
+        )
+    host = (match.group("name") or match.group("ipv6")).lower().rstrip(".")
+    if match.group("ipv6") is not None:
+        try:
+            host = str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise ValueError(f"entry {entry.strip()!r}: {host!r} is not an IPv6 address") from None
+    port = match.group("port")
+    if port is not None and not 0 < int(port) < 65536:
+        raise ValueError(f"entry {entry.strip()!r}: port {port} is not between 1 and 65535")
+    return host, None if port is None else int(port)
 
 
 def _networks(raw: str) -> tuple[IPNetwork, ...]:

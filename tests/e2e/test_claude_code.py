@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from hookagent.models import TaskStatus
 from hookagent.store import Store
+from hookagent.worker.sandbox import probe
 from tests.anthropic_stub import MessagesStub, Turn
 from tests.conftest import RunWorker
 from tests.e2e.clis import cli_bin
@@ -24,6 +25,24 @@ pytestmark = pytest.mark.e2e
 def claude_bin() -> str:
     """The CLI installed by the test command (cached outside the checkout), or on PATH."""
     return cli_bin("claude")
+
+
+def use_stub(monkeypatch: pytest.MonkeyPatch, stub: MessagesStub, tmp_path: Path) -> None:
+    """Point the CLI at the Messages API stub, with a fake key and a config dir of its own."""
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key")
+    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))
+
+
+async def post_alert(client: httpx.AsyncClient) -> str:
+    """The Sentry alert fixture delivered; the new task's id."""
+    body = (FIXTURES / "sentry-event-alert.json").read_bytes()
+    response = await client.post(
+        "/webhooks/sentry", content=body, headers={"content-type": "application/json"}
+    )
+    task_id: str = response.json()["task_id"]
+    return task_id
 
 
 async def test_webhook_to_plan_with_the_real_cli(
@@ -41,16 +60,9 @@ async def test_webhook_to_plan_with_the_real_cli(
         Turn(text="PLAN: guard the empty-list case in app.py and add a test."),
     ]
     with MessagesStub(turns) as stub:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key")
-        monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))
+        use_stub(monkeypatch, stub, tmp_path)
         start_worker(agent="claude", claude_bin=binary, planning_timeout=120)
-        body = (FIXTURES / "sentry-event-alert.json").read_bytes()
-        response = await client.post(
-            "/webhooks/sentry", content=body, headers={"content-type": "application/json"}
-        )
-        tid = response.json()["task_id"]
+        tid = await post_alert(client)
         final = await wait_status(
             store, tid, {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}, timeout=120
         )
@@ -93,10 +105,7 @@ async def test_plan_approve_execute_and_pull_request_with_the_real_cli(
         Turn(text="Added safe_total to app.py."),
     ]
     with MessagesStub(plan, when={"Approved plan:": execute}) as stub, GitHubStub() as github:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key")
-        monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))
+        use_stub(monkeypatch, stub, tmp_path)
         start_worker(
             agent="claude",
             claude_bin=binary,
@@ -105,11 +114,7 @@ async def test_plan_approve_execute_and_pull_request_with_the_real_cli(
             github_api_url=github.url,
             github_token=SecretStr("ghp_e2e_token"),
         )
-        body = (FIXTURES / "sentry-event-alert.json").read_bytes()
-        response = await client.post(
-            "/webhooks/sentry", content=body, headers={"content-type": "application/json"}
-        )
-        tid = response.json()["task_id"]
+        tid = await post_alert(client)
         planned = await wait_status(
             store, tid, {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}, timeout=120
         )
@@ -141,3 +146,39 @@ async def test_plan_approve_execute_and_pull_request_with_the_real_cli(
             if "Approved plan:" in json.dumps(r["body"].get("messages", [])[:1])
         )
         assert "small change please" in json.dumps(execution_request["body"]["messages"][0])
+
+
+async def test_plan_under_bwrap_with_the_network_allowlist(
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real CLI in its own network namespace reaches its model only through the proxy."""
+    unusable = probe(network=True)
+    if unusable is not None:
+        pytest.skip(f"bubblewrap cannot sandbox on this machine: {unusable}")
+    binary = claude_bin()
+    turns = [
+        Turn(tool="Bash", tool_input={"command": "cat README.md", "description": "Read it"}),
+        Turn(text="PLAN: guard the empty-list case in app.py."),
+    ]
+    with MessagesStub(turns) as stub:
+        use_stub(monkeypatch, stub, tmp_path)  # http://127.0.0.1:PORT
+        start_worker(agent="claude", claude_bin=binary, planning_timeout=120, sandbox="bwrap")
+        tid = await post_alert(client)
+        final = await wait_status(
+            store, tid, {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}, timeout=120
+        )
+        messages = [e.message for e in (await store.logs.read(tid, offset=0, limit=-1))[0]]
+        assert final is TaskStatus.PENDING_APPROVAL, messages
+        assert any(m.endswith(" in a bwrap sandbox") for m in messages)
+        assert "[stdout] Bash: cat README.md" in messages
+        task = await store.tasks.get(tid)
+        assert task.plan == "PLAN: guard the empty-list case in app.py."
+    # The CLI's namespace holds only loopback: every request the stub got came through the
+    # proxy, and the model endpoint was never refused.
+    assert len(stub.requests) >= 2
+    port = stub.url.rsplit(":", 1)[1]
+    assert not [m for m in messages if m.startswith("[system] blocked") and m.endswith(port)]

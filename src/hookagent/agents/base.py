@@ -66,6 +66,9 @@ class Agent(Protocol):
     name: str
     # Environment names (``FOO_*``: a prefix) the CLI needs on top of the basics.
     env_names: tuple[str, ...]
+    # Where the CLI finds its model: (the variable of its base URL, the URL when unset).
+    # The agent's egress proxy lets it through; None: nothing by default (``command``).
+    model_endpoint: tuple[str, str] | None
 
     def argv(self, phase: Phase) -> list[str]:
         """The command line for ``phase``; the prompt goes on stdin, never here."""

@@ -21,6 +21,7 @@ class ClaudeAgent:
 
     name = "claude"
     env_names: tuple[str, ...] = ("ANTHROPIC_*", "CLAUDE_CODE_*", "CLAUDE_CONFIG_DIR")
+    model_endpoint: tuple[str, str] | None = ("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ class CodexAgent(ModelCli):
 
     name = "codex"
     env_names: tuple[str, ...] = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_*")
+    model_endpoint: tuple[str, str] | None = ("OPENAI_BASE_URL", "https://api.openai.com")
 
     def __init__(
         self,

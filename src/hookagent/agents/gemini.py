@@ -41,6 +41,10 @@ class GeminiAgent(ModelCli):
 
     name = "gemini"
     env_names: tuple[str, ...] = ("GEMINI_*", "GOOGLE_*")
+    model_endpoint: tuple[str, str] | None = (
+        "GOOGLE_GEMINI_BASE_URL",
+        "https://generativelanguage.googleapis.com",
+    )
 
     def argv(self, phase: Phase) -> list[str]:
         """The command line; approvals depend on the phase.

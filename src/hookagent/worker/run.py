@@ -18,7 +18,7 @@ from hookagent.redact import RedactingStream, Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store, StoreUnavailable
 from hookagent.store.writer import LogWriter
-from hookagent.worker.sandbox import prepare_command
+from hookagent.worker.sandbox import sandboxed
 
 PROGRESS_EVERY_S = 1.0
 # Under the data dir: one private directory per run for the CLI's own configuration
@@ -153,21 +153,26 @@ class AgentSession:
         ``settings``: this run's own (a repository policy's timeout and budget), if any.
         """
         s = settings or self._settings
-        argv, env = await prepare_command(agent, phase, path, s)
+
+        async def blocked(target: str) -> None:
+            await writer.system(f"blocked connection to {target}")
+
         homes = s.data_dir.resolve() / AGENT_HOMES
         homes.mkdir(mode=0o700, parents=True, exist_ok=True)
         # TemporaryDirectory: mode 0700, and its cleanup copes with read-only dirs inside.
         with tempfile.TemporaryDirectory(prefix=f"{writer.task_id}-", dir=homes) as home:
-            added = agent.configure(Path(home), env)
-            if added and s.sandbox == "bwrap":
-                # The sandbox does not bind the home yet: the CLI would not find its
-                # configuration, and run against its defaults (another endpoint) or not at all.
-                raise AgentError(
-                    f"HOOKAGENT_SANDBOX=bwrap cannot run {agent.name} yet: "
-                    "its configuration home is not mounted in the sandbox"
-                )
-            env |= added
-            return await self._supervise(agent, phase, path, prompt, writer, (argv, env), s)
+            # Under the network allowlist the run's egress proxy serves until the agent is done.
+            async with sandboxed(agent, phase, path, s, on_blocked=blocked) as (argv, env):
+                added = agent.configure(Path(home), env)
+                if added and s.sandbox == "bwrap":
+                    # The sandbox does not bind the home yet: the CLI would not find its
+                    # configuration, and run against its defaults (another endpoint) or not at all.
+                    raise AgentError(
+                        f"HOOKAGENT_SANDBOX=bwrap cannot run {agent.name} yet: "
+                        "its configuration home is not mounted in the sandbox"
+                    )
+                env |= added
+                return await self._supervise(agent, phase, path, prompt, writer, (argv, env), s)
 
     async def _supervise(
         self,

@@ -4,19 +4,27 @@ The agent runs commands a model chose on code a stranger may have written. Under
 ``HOOKAGENT_SANDBOX=bwrap`` it sees the system directories read-only, the few parts of
 ``/etc`` a program needs (resolver, certificates, users), its workspace (read-only while
 planning), a fresh ``/tmp`` and a fresh home, and nothing else: not hookagent's data
-directory, not other tasks' workspaces, not the real home. The network stays shared, as
-the agent must reach its model's API. When bwrap cannot work on the host the job fails
-instead of running unsandboxed.
+directory, not other tasks' workspaces, not the real home. When bwrap cannot work on the
+host the job fails instead of running unsandboxed.
+
+With ``HOOKAGENT_SANDBOX_NETWORK=allowlist`` (the default) the agent also gets a network
+namespace of its own, holding only loopback: its one way out is the run's egress proxy
+(egress.py), whose unix socket is bound in and reached through a bridge on 127.0.0.1
+(bridge.py) that ``HTTP_PROXY``/``HTTPS_PROXY`` name. ``host`` shares the host's network.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from hookagent.agents import Agent
@@ -24,6 +32,9 @@ from hookagent.agents.environment import agent_environment, parse_names
 from hookagent.errors import AgentError
 from hookagent.models import Phase
 from hookagent.settings import Settings
+from hookagent.worker import bridge
+from hookagent.worker.allowlist import Allowlist
+from hookagent.worker.egress import EgressProxy, OnBlocked
 
 # Where the agent's private home (a tmpfs) is, inside the sandbox.
 SANDBOX_HOME = Path("/home/agent")
@@ -54,15 +65,80 @@ ETC_PATHS = (
     "/etc/gitconfig",
 )
 _BIN_DIRS = ("bin", ".bin")
+# Inside the sandbox: where the bridge script and the proxy's socket are bound, and the
+# loopback port the bridge listens on (the namespace is the run's own: any port is free).
+BRIDGE_DIR = Path("/run/hookagent")
+BRIDGE_PORT = 3128
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+NO_PROXY_VARIABLES = ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
+
+
+@dataclass(frozen=True, slots=True)
+class Egress:
+    """The run's way out under the allowlist: the proxy's socket and the bridge's Python."""
+
+    socket: Path
+    python: Path
+
+    @classmethod
+    def to(cls, socket: Path) -> Egress:
+        """The egress through ``socket``, bridged by a Python the sandbox already shows.
+
+        The one running hookagent if it is a system one, else the system's ``python3``,
+        else hookagent's (its installation then bound read-only). The real binary, not a
+        venv's link: run isolated (``-I -S``), the bridge needs only the standard library.
+        """
+        own = Path(os.path.realpath(sys.executable))
+        system = shutil.which("python3", path=os.pathsep.join(SYSTEM_DIRS))
+        if _is_system(own) or system is None:
+            return cls(socket=socket, python=own)
+        return cls(socket=socket, python=Path(system))
+
+    def mounts(self) -> list[Path]:
+        """What the bridge needs to see to start: its interpreter's installation."""
+        return [] if _is_system(self.python) else _installation(self.python, {}, depth=0)
+
+    def argv(self, argv: list[str]) -> list[str]:
+        """``argv`` started through the bridge, which then becomes the agent."""
+        inside = [str(BRIDGE_DIR / "egress.sock"), str(BRIDGE_PORT), "--"]
+        return [str(self.python), "-I", "-S", str(BRIDGE_DIR / "bridge.py"), *inside, *argv]
+
+    def binds(self) -> list[str]:
+        """bwrap arguments: a network namespace of its own, the socket and the bridge."""
+        script = str(Path(bridge.__file__).resolve())
+        return [
+            "--unshare-net",
+            "--ro-bind", script, str(BRIDGE_DIR / "bridge.py"),
+            "--bind", str(self.socket), str(BRIDGE_DIR / "egress.sock"),
+        ]  # fmt: skip
+
+
+def proxy_environment() -> dict[str, str]:
+    """The agent's proxy variables: every request through the bridge, none exempt."""
+    url = f"http://127.0.0.1:{BRIDGE_PORT}"
+    return dict.fromkeys(PROXY_VARIABLES, url) | dict.fromkeys(NO_PROXY_VARIABLES, "")
 
 
 def wrap(
-    argv: list[str], *, workspace: Path, writable: bool, extra_ro: list[Path], home: Path | None
+    argv: list[str],
+    *,
+    workspace: Path,
+    writable: bool,
+    extra_ro: list[Path],
+    home: Path | None,
+    egress: Egress | None = None,
 ) -> list[str]:
-    """``argv`` under bwrap: ``workspace`` bound read-write only when ``writable``."""
+    """``argv`` under bwrap: ``workspace`` bound read-write only when ``writable``.
+
+    With ``egress``, in a network namespace of its own whose way out is the egress proxy.
+    """
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    if egress is not None:
+        args += egress.binds()
+        extra_ro = [*extra_ro, *egress.mounts()]
+        argv = egress.argv(argv)
     for top in SYSTEM_DIRS:
         # Merged-/usr systems have /bin -> usr/bin: recreate the link rather than bind twice.
         if os.path.islink(top):
@@ -82,13 +158,18 @@ def wrap(
     return args + argv
 
 
-def probe() -> str | None:
-    """None when bwrap can build our sandbox on this host, else the reason it cannot."""
+def probe(*, network: bool = False) -> str | None:
+    """None when bwrap can build our sandbox on this host, else the reason it cannot.
+
+    ``network``: with a network namespace of its own, as the allowlist needs.
+    """
     if shutil.which("bwrap") is None:
         return "bwrap is not installed (Debian/Ubuntu package: bubblewrap)"
     true = shutil.which("true") or "/bin/true"
     with tempfile.TemporaryDirectory(prefix="hookagent-probe-") as scratch:
         argv = wrap([true], workspace=Path(scratch), writable=True, extra_ro=[], home=SANDBOX_HOME)
+        if network:
+            argv.insert(1, "--unshare-net")
         try:
             done = subprocess.run(
                 argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=PROBE_TIMEOUT_S
@@ -120,18 +201,31 @@ def binary_mounts(argv: list[str], env: Mapping[str, str]) -> list[Path]:
     return list(dict.fromkeys(mounts))
 
 
-async def prepare_command(
-    agent: Agent, phase: Phase, workspace: Path, settings: Settings
-) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment to start ``agent`` with, under ``HOOKAGENT_SANDBOX``."""
+@asynccontextmanager
+async def sandboxed(
+    agent: Agent,
+    phase: Phase,
+    workspace: Path,
+    settings: Settings,
+    *,
+    on_blocked: OnBlocked,
+) -> AsyncIterator[tuple[list[str], dict[str, str]]]:
+    """The argv and environment to start ``agent`` with, under ``HOOKAGENT_SANDBOX``.
+
+    Under bwrap with ``HOOKAGENT_SANDBOX_NETWORK=allowlist`` the run's egress proxy serves
+    while the context is open: start the agent inside it, and leave once it has exited.
+    ``on_blocked`` hears ``HOST:PORT`` of each connection the proxy refused.
+    """
     argv = agent.argv(phase)
     workspace = workspace.resolve()  # bwrap binds absolute paths; the data dir may be relative
     env = agent_environment(
         os.environ, allowed_extra=parse_names(settings.agent_env), agent_names=agent.env_names
     )
     if settings.sandbox == "none":
-        return argv, env
-    reason = await asyncio.to_thread(probe)
+        yield argv, env
+        return
+    allowlist = settings.sandbox_network == "allowlist"
+    reason = await asyncio.to_thread(probe, network=allowlist)
     if reason is not None:
         raise AgentError(
             f"HOOKAGENT_SANDBOX=bwrap but {reason}; refusing to run the agent unsandboxed"
@@ -142,9 +236,37 @@ async def prepare_command(
     if around:
         raise AgentError(f"the agent's installation {around[0]} contains the task workspaces")
     writable = phase is Phase.EXECUTE
-    return wrap(
-        argv, workspace=workspace, writable=writable, extra_ro=mounts, home=SANDBOX_HOME
-    ), env
+    if not allowlist:
+        yield (
+            wrap(argv, workspace=workspace, writable=writable, extra_ro=mounts, home=SANDBOX_HOME),
+            env,
+        )
+        return
+    rules = await Allowlist.build(settings, model_url=model_url(agent, env))
+    proxy = EgressProxy(rules, on_blocked=on_blocked)
+    try:
+        await proxy.start()
+    except OSError as exc:
+        raise AgentError(f"the agent's egress proxy did not start: {exc}") from None
+    async with contextlib.aclosing(proxy):
+        egress = Egress.to(proxy.socket_path)
+        wrapped = wrap(
+            argv,
+            workspace=workspace,
+            writable=writable,
+            extra_ro=mounts,
+            home=SANDBOX_HOME,
+            egress=egress,
+        )
+        yield wrapped, env | proxy_environment()
+
+
+def model_url(agent: Agent, env: Mapping[str, str]) -> str | None:
+    """The base URL the agent CLI reaches its model at: its variable's, else its default."""
+    if agent.model_endpoint is None:
+        return None
+    variable, default = agent.model_endpoint
+    return env.get(variable) or default
 
 
 def _installation(binary: Path, env: Mapping[str, str], *, depth: int) -> list[Path]:
