@@ -35,6 +35,27 @@ def claude_bin() -> str:
     pytest.skip("the Claude Code CLI is not installed (run the README's test command)")
 
 
+def point_at_stub(monkeypatch: pytest.MonkeyPatch, url: str, tmp_path: Path) -> None:
+    """Send the CLI to the Messages API stub at ``url``, with a config dir of its own."""
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key")
+    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))
+
+
+async def plan_from_sentry(client: httpx.AsyncClient, store: Store) -> tuple[str, TaskStatus]:
+    """Send the Sentry fixture; the task id and the status its planning ended in."""
+    body = (FIXTURES / "sentry-event-alert.json").read_bytes()
+    response = await client.post(
+        "/webhooks/sentry", content=body, headers={"content-type": "application/json"}
+    )
+    tid: str = response.json()["task_id"]
+    final = await wait_status(
+        store, tid, {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}, timeout=120
+    )
+    return tid, final
+
+
 async def test_webhook_to_plan_with_the_real_cli(
     client: httpx.AsyncClient,
     store: Store,
@@ -50,19 +71,9 @@ async def test_webhook_to_plan_with_the_real_cli(
         Turn(text="PLAN: guard the empty-list case in app.py and add a test."),
     ]
     with MessagesStub(turns) as stub:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key")
-        monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))
+        point_at_stub(monkeypatch, stub.url, tmp_path)
         start_worker(agent="claude", claude_bin=binary, planning_timeout=120)
-        body = (FIXTURES / "sentry-event-alert.json").read_bytes()
-        response = await client.post(
-            "/webhooks/sentry", content=body, headers={"content-type": "application/json"}
-        )
-        tid = response.json()["task_id"]
-        final = await wait_status(
-            store, tid, {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}, timeout=120
-        )
+        tid, final = await plan_from_sentry(client, store)
         logs = (await client.get(f"/tasks/{tid}/logs", params={"limit": -1})).json()["logs"]
         messages = [e["message"] for e in logs]
         assert final is TaskStatus.PENDING_APPROVAL, messages
@@ -102,10 +113,7 @@ async def test_plan_approve_execute_and_pull_request_with_the_real_cli(
         Turn(text="Added safe_total to app.py."),
     ]
     with MessagesStub(plan, when={"Approved plan:": execute}) as stub, GitHubStub() as github:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key")
-        monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))
+        point_at_stub(monkeypatch, stub.url, tmp_path)
         start_worker(
             agent="claude",
             claude_bin=binary,
@@ -150,3 +158,31 @@ async def test_plan_approve_execute_and_pull_request_with_the_real_cli(
             if "Approved plan:" in json.dumps(r["body"].get("messages", [])[:1])
         )
         assert "small change please" in json.dumps(execution_request["body"]["messages"][0])
+
+
+@pytest.mark.parametrize("size", [300 * 1024, 5 * 1024 * 1024], ids=["300KB", "5MB"])
+async def test_a_long_result_line_reaches_the_plan_whole(
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+) -> None:
+    # The CLI drops what it has not written yet when it exits, when its stdout is a pipe
+    # (anthropics/claude-code#77112): the runner gives it files instead.
+    binary = claude_bin()
+    # Words and newlines, as a long plan has: the CLI's result line carries it all as JSON.
+    plan = "PLAN: " + ("step: guard the empty-list case in app.py.\n" * (size // 44 + 1))
+    with MessagesStub([Turn(text=plan)]) as stub:
+        point_at_stub(monkeypatch, stub.url, tmp_path)
+        start_worker(agent="claude", claude_bin=binary, planning_timeout=120)
+        tid, final = await plan_from_sentry(client, store)
+        task = await store.tasks.get(tid)
+        assert final is TaskStatus.PENDING_APPROVAL, task.error
+        assert task.plan == plan
+        # The log keeps the result as an event, its message clipped to HOOKAGENT_LOG_LINE_MAX.
+        logs = (await client.get(f"/tasks/{tid}/logs", params={"limit": -1})).json()["logs"]
+        result = [e for e in logs if e["kind"] == "result"]
+        assert len(result) == 1 and result[0]["message"].startswith("[stdout] result (success")
+        assert not [e for e in logs if e["message"].startswith('[stdout] {"type"')]
