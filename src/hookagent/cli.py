@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.run in (_up, _server):
                 _check_access(args.settings)
             load_policies(args.settings)  # an invalid policy file stops here, exit 2
+            _check_startup(args)
         else:
             env = ClientSettings()
             args.url = args.url or env.url
@@ -177,9 +178,16 @@ def _check_access(settings: Settings) -> None:
     load_tokens(settings)
 
 
-def _require_redis(settings: Settings) -> None:
-    if not settings.redis_url:
-        raise HookagentError("HOOKAGENT_REDIS_URL is required here; `hookagent up` embeds Valkey")
+def _check_startup(args: argparse.Namespace) -> None:
+    # Redis, the data dir and the port are checked before Valkey or any process starts.
+    from hookagent.service import check_startup
+
+    check_startup(
+        args.settings,
+        api=args.run in (_up, _server),
+        worker=args.run in (_up, _worker),
+        embedded=args.run is _up,
+    )
 
 
 # The server side (FastAPI, uvicorn, the worker) is imported only by the commands that run
@@ -200,7 +208,6 @@ def _server(args: argparse.Namespace) -> int:
     from hookagent.service import event_loop_factory, run_services
 
     settings: Settings = args.settings
-    _require_redis(settings)
     # uvloop for the API alone: workers drive agent subprocesses, tested on asyncio's loop.
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(run_services(settings, server=True, workers=0))
@@ -211,7 +218,6 @@ def _worker(args: argparse.Namespace) -> int:
     from hookagent.service import run_services
 
     settings: Settings = args.settings
-    _require_redis(settings)
     asyncio.run(run_services(settings, server=False, workers=max(1, settings.workers)))
     return 0
 
