@@ -76,15 +76,11 @@ async def redoc(request: Request) -> HTMLResponse:
 
 @functools.cache
 def offline_redoc() -> bytes:
-    """ReDoc's bundle without its one outside address (refused if that address moved)."""
-    bundle = (ASSETS / "redoc.standalone.js").read_bytes()
-    if bundle.count(REDOC_LOGO) != 1:
-        raise RuntimeError("fastapi-offline's ReDoc no longer loads its logo as expected")
-    return bundle.replace(REDOC_LOGO, NO_LOGO)
+    """ReDoc's bundle without its one outside address (tests/ui checks no other appeared)."""
+    return (ASSETS / "redoc.standalone.js").read_bytes().replace(REDOC_LOGO, NO_LOGO)
 
 
 def install_docs(app: FastAPI) -> None:
     """Add the two pages and the static mount their assets come from."""
-    offline_redoc()  # read once, now: a bundle that changed stops the app from starting
     app.mount(STATIC_URL, StaticFiles(directory=ASSETS), name="docs-assets")
     app.include_router(router)
