@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hookagent.agents import ClaudeAgent, CodexAgent, GeminiAgent
+from hookagent.agents import ClaudeAgent, CodexAgent, GeminiAgent, capture
 from hookagent.agents.base import AgentRun
 from hookagent.agents.runner import run_process
 from hookagent.errors import AgentError
@@ -170,3 +170,14 @@ async def test_a_helper_left_running_neither_holds_up_the_run_nor_outlives_it(
     assert result.exit_code == 0 and not result.timed_out
     [line] = sink.lines[LogStream.STDOUT]
     await wait_dead(int(line.removeprefix("helper ")), timeout=5)
+
+
+async def test_without_inotify_the_output_is_read_on_a_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when fs.inotify.max_user_instances is used up by other processes of the user.
+    monkeypatch.setattr(capture, "_inotify", lambda captures: -1)
+    sink, code, _ = await run(tmp_path, "mixed", "3")
+    assert code == 0
+    assert sink.lines[LogStream.STDOUT] == ["out 0", "out 1", "out 2", "PLAN: mixed"]
+    assert sink.lines[LogStream.STDERR] == ["err 0", "err 1", "err 2"]

@@ -17,18 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import os
 import sys
 import tempfile
 
 # What has been read is given back to the file system once this much has piled up.
 PUNCH_BYTES = 4 * 1024 * 1024
-# Without inotify (not Linux) the files are looked at on this tick instead.
+# Without inotify (not Linux, or none left) the files are looked at on this tick instead.
 TICK_SECONDS = 0.05
 _IN_MODIFY = 0x2
 _FALLOC_FL_KEEP_SIZE = 0x1
 _FALLOC_FL_PUNCH_HOLE = 0x2
 
+log = logging.getLogger(__name__)
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 if _LIBC is not None:
     _LIBC.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
@@ -63,6 +65,32 @@ class Capture:
         self._punched = self._offset
 
 
+def _inotify(captures: list[Capture]) -> int:
+    """An inotify descriptor watching the captures for writes; -1 where there is none."""
+    if _LIBC is None:
+        return -1
+    fd: int = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        # fs.inotify.max_user_instances reached (128 by default, shared by the user's
+        # processes): the run goes on, looking at its files on a tick instead.
+        log.warning(
+            "no inotify instance (%s); agent output is read every %ss",
+            os.strerror(ctypes.get_errno()),
+            TICK_SECONDS,
+        )
+        return -1
+    for capture in captures:
+        if _LIBC.inotify_add_watch(fd, f"/proc/self/fd/{capture.fd}".encode(), _IN_MODIFY) < 0:
+            log.warning(
+                "no inotify watch (%s); agent output is read every %ss",
+                os.strerror(ctypes.get_errno()),
+                TICK_SECONDS,
+            )
+            os.close(fd)
+            return -1
+    return fd
+
+
 class Wakeup:
     """An event set whenever one of the captures is written to, or when told to."""
 
@@ -71,18 +99,11 @@ class Wakeup:
         self._loop = asyncio.get_running_loop()
         self._fd = -1
         self._tick: asyncio.TimerHandle | None = None
-        if _LIBC is None:
+        fd = _inotify(captures)
+        if fd < 0:
             self._schedule_tick()
             return
-        fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        if fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
         self._fd = fd
-        for capture in captures:
-            path = f"/proc/self/fd/{capture.fd}".encode()
-            if _LIBC.inotify_add_watch(fd, path, _IN_MODIFY) < 0:
-                self.close()
-                raise OSError(ctypes.get_errno(), "inotify_add_watch failed")
         self._loop.add_reader(fd, self._on_events)
 
     def close(self) -> None:
