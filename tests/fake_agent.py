@@ -46,6 +46,16 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         size = int(args[0])
         out.write("x" * size + "\nafter huge\n")
         return 0
+    if mode == "write-and-exit":
+        # As a Node or Bun CLI does: one non-blocking write of the whole output, then exit
+        # at once. Into a pipe only what fits gets through; into a file all of it does.
+        data = open(args[0], "rb").read()
+        os.set_blocking(1, False)
+        try:
+            os.write(1, data)
+        except BlockingIOError:
+            pass
+        os._exit(0)
     if mode == "binary":
         sys.stdout.buffer.write(b"ok \xff\xfe\x00 bytes \xc3\x28 end\nPLAN: binary survived\n")
         return 0

@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import re
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -108,3 +114,56 @@ def test_sigterm_ends_the_server_while_a_log_stream_is_open(settings: Settings) 
         follower.join(10)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("case", "setting"),
+    [
+        ("malformed url", "HOOKAGENT_REDIS_URL"),
+        ("unreachable url", "HOOKAGENT_REDIS_URL"),
+        ("data dir under a file", "HOOKAGENT_DATA_DIR"),
+        ("port in use", "HOOKAGENT_PORT"),
+    ],
+)
+def test_a_bad_setting_is_one_line_and_exit_2_before_anything_starts(
+    tmp_path: Path, case: str, setting: str
+) -> None:
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKAGENT_")}
+    env["HOOKAGENT_DATA_DIR"] = str(data)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = free_port()
+        if case == "malformed url":
+            env["HOOKAGENT_REDIS_URL"] = "redis://:bad@@x"
+        elif case == "unreachable url":
+            env["HOOKAGENT_REDIS_URL"] = f"redis://:s3cret-pass@127.0.0.1:{free_port()}"
+        elif case == "data dir under a file":
+            (tmp_path / "afile").write_text("")
+            env["HOOKAGENT_DATA_DIR"] = str(tmp_path / "afile" / "data")
+        else:
+            port = taken.getsockname()[1]
+        argv = [sys.executable, "-m", "hookagent.cli", "up", "--port", str(port)]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""  # no log line: no Valkey, no API, no worker was started
+    [line] = done.stderr.splitlines()
+    assert re.fullmatch(rf"error: {setting}: .+ \(fix: .+\)", line), line
+    assert "s3cret-pass" not in line
+    assert not (data / "hookagent.lock").exists() and not (data / "appendonlydir").exists()
+
+
+@pytest.mark.parametrize("command", ["server", "worker"])
+def test_server_and_worker_without_a_redis_url_say_so_in_one_line(
+    tmp_path: Path, command: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKAGENT_")}
+    env["HOOKAGENT_DATA_DIR"] = str(tmp_path / "data")
+    argv = [sys.executable, "-m", "hookagent.cli", command]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: HOOKAGENT_REDIS_URL: not set, and only `hookagent up` embeds Valkey "
+        "(fix: set it to your Redis, or run `hookagent up`)"
+    ]

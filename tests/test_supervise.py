@@ -30,8 +30,9 @@ def free_port() -> int:
 class Up:
     """A running ``hookagent up --workers 2`` whose output can be waited on line by line."""
 
-    def __init__(self, data_dir: Path, remotes: Path) -> None:
+    def __init__(self, data_dir: Path, remotes: Path, **extra: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKAGENT_")}
+        env |= extra
         env |= {
             "HOOKAGENT_DATA_DIR": str(data_dir),
             "HOOKAGENT_GIT_URL_TEMPLATE": f"file://{remotes}/{{repo}}.git",
@@ -148,3 +149,25 @@ async def test_a_sigkilled_up_leaves_no_process_behind(
     # PDEATHSIG: the kernel signals each child when `up` dies.
     for pid in everyone:
         await wait_dead(pid, timeout=30)
+
+
+@pytest.mark.timeout(120)
+async def test_a_child_refusing_its_settings_stops_up_with_exit_2_not_a_restart_loop(
+    ups: list[Up], tmp_path: Path, remotes: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("")
+    up = Up(tmp_path / "data", remotes, HOOKAGENT_POLICY_FILE=str(policy))
+    ups.append(up)
+    up.wait_for("Uvicorn running on")
+    first = up.children()
+    # The file turns invalid while up runs: the restarted worker refuses it (exit 2).
+    policy.write_text("this is = not [toml")
+    os.kill(first["worker-1"], signal.SIGKILL)
+    assert up.proc.wait(60) == 2
+    up.wait_for("<eof>")
+    output = "".join(up.lines)
+    assert output.count("error: ") == 1, output
+    assert "worker-1 refused its settings (exit code 2); stopping everything" in output
+    assert len(STARTED.findall(output)) == 4  # api, two workers, one restart: no loop
+    assert "Traceback" not in output

@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.run in (_up, _server):
                 _check_access(args.settings)
             load_policies(args.settings)  # an invalid policy file stops here, exit 2
+            _check_startup(args)
         else:
             env = ClientSettings()
             args.url = args.url or env.url
@@ -90,50 +91,74 @@ def _parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=_worker)
 
     tasks = _client(sub, "tasks", "list tasks, newest first")
-    tasks.add_argument("--status")
-    tasks.add_argument("--limit", type=int, default=50)
+    tasks.add_argument("--status", help="only tasks in this status (e.g. pending_approval)")
+    tasks.add_argument("--limit", type=int, default=50, help="at most N tasks (default 50)")
+    _json_option(tasks)
     tasks.set_defaults(run=client.tasks)
     status = _client(sub, "status", "a task's status and plan")
-    status.add_argument("task_id")
+    status.add_argument("task_id", help="the task's id (task-…)")
+    _json_option(status)
     status.set_defaults(run=client.status)
     logs = _client(sub, "logs", "a task's log lines")
-    logs.add_argument("task_id")
-    logs.add_argument("--offset", type=int, default=0)
-    logs.add_argument("--limit", type=int, default=-1)
+    logs.add_argument("task_id", help="the task's id (task-…)")
+    logs.add_argument("--offset", type=int, default=0, help="start at this line's seq (default 0)")
+    logs.add_argument("--limit", type=int, default=-1, help="at most N lines (default -1: all)")
     logs.add_argument("-f", "--follow", action="store_true", help="follow live (resumes)")
     logs.add_argument("--tail", type=int, help="only the last N lines (then follow)")
     logs.add_argument("--since", help="only lines newer than 10m, 2h, 1d or an ISO time")
     logs.add_argument("--grep", help="only lines containing this (any case)")
-    logs.add_argument("--json", action="store_true", help="one JSON entry a line")
+    logs.add_argument(
+        "--json", action="store_true", help="one JSON entry a line, as the API has it"
+    )
     logs.set_defaults(run=client.logs)
     found = _client(sub, "search", "search every task's log")
     found.add_argument("query", help='words and "phrases", all must match')
-    found.add_argument("--status")
-    found.add_argument("--since")
-    found.add_argument("--limit", type=int, default=50)
+    found.add_argument("--status", help="only tasks in this status")
+    found.add_argument("--since", help="only lines newer than 10m, 2h, 1d or an ISO time")
+    found.add_argument("--limit", type=int, default=50, help="at most N hits (default 50)")
+    _json_option(found)
     found.set_defaults(run=client.search)
-    watching = _client(sub, "watch", "running tasks with live progress")
+    watching = _client(
+        sub, "watch", "running tasks with live progress (a line per change when piped)"
+    )
     watching.set_defaults(run=client.watch)
 
-    for verb, help_text, text_arg in (
-        ("approve", "approve a pending plan (queues its execution)", "--comment"),
-        ("reject", "reject a pending plan", "--reason"),
-        ("revise", "plan again with feedback", "--feedback"),
-        ("cancel", "stop a task wherever it is", "--reason"),
-        ("retry", "new attempt of a failed or cancelled task", None),
+    for verb, help_text, text_arg, text_help in (
+        (
+            "approve",
+            "approve a pending plan (queues its execution)",
+            "--comment",
+            "a note for the log",
+        ),
+        ("reject", "reject a pending plan", "--reason", "why, for the log"),
+        ("revise", "plan again with feedback", "--feedback", "what the next plan must change"),
+        ("cancel", "stop a task wherever it is", "--reason", "why, for the log"),
+        ("retry", "new attempt of a failed or cancelled task", None, ""),
     ):
         action = _client(sub, verb, help_text)
-        action.add_argument("task_id")
+        action.add_argument("task_id", help="the task's id (task-…)")
         if text_arg:
-            action.add_argument(text_arg, required=verb == "revise")
+            action.add_argument(text_arg, required=verb == "revise", help=text_help)
         # Kept so old scripts still run; the server logs the token's name instead.
         action.add_argument("--as", dest="actor", help=argparse.SUPPRESS)
+        _json_option(action)
         action.set_defaults(run=client.action, verb=verb)
 
-    submit = _client(sub, "submit", "post a webhook payload file to a running server")
-    submit.add_argument("source", choices=["sentry", "jira", "github"])
+    submit = _client(sub, "submit", "post a webhook payload file to a running server, signed")
+    submit.add_argument("source", choices=sorted(client.WEBHOOK_SECRETS), help="the sender")
     submit.add_argument("file", help="a JSON payload")
-    submit.add_argument("--event", default="issues", help="X-GitHub-Event for github")
+    submit.add_argument(
+        "--event",
+        help="X-GitHub-Event (default: issue_comment for a payload with a comment, else "
+        "issues), X-Gitlab-Event or Sentry-Hook-Resource (default: from the payload)",
+    )
+    submit.add_argument(
+        "--secret",
+        help="the webhook secret to sign with (default: the source's setting from the "
+        "environment: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(client.WEBHOOK_SECRETS.items()))
+        + ")",
+    )
     submit.set_defaults(run=client.submit)
 
     doctor = sub.add_parser("doctor", help="check this machine's setup; exit 1 if a check fails")
@@ -151,6 +176,10 @@ def _serve_options(parser: argparse.ArgumentParser, *, workers: bool) -> None:
             type=int,
             help="worker processes, one loop each (HOOKAGENT_WORKERS, default 1)",
         )
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the API's JSON as it is")
 
 
 def _client(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -177,9 +206,16 @@ def _check_access(settings: Settings) -> None:
     load_tokens(settings)
 
 
-def _require_redis(settings: Settings) -> None:
-    if not settings.redis_url:
-        raise HookagentError("HOOKAGENT_REDIS_URL is required here; `hookagent up` embeds Valkey")
+def _check_startup(args: argparse.Namespace) -> None:
+    # Redis, the data dir and the port are checked before Valkey or any process starts.
+    from hookagent.service import check_startup
+
+    check_startup(
+        args.settings,
+        api=args.run in (_up, _server),
+        worker=args.run in (_up, _worker),
+        embedded=args.run is _up,
+    )
 
 
 # The server side (FastAPI, uvicorn, the worker) is imported only by the commands that run
@@ -200,7 +236,6 @@ def _server(args: argparse.Namespace) -> int:
     from hookagent.service import event_loop_factory, run_services
 
     settings: Settings = args.settings
-    _require_redis(settings)
     # uvloop for the API alone: workers drive agent subprocesses, tested on asyncio's loop.
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(run_services(settings, server=True, workers=0))
@@ -211,7 +246,6 @@ def _worker(args: argparse.Namespace) -> int:
     from hookagent.service import run_services
 
     settings: Settings = args.settings
-    _require_redis(settings)
     asyncio.run(run_services(settings, server=False, workers=max(1, settings.workers)))
     return 0
 

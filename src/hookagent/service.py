@@ -8,11 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import errno
 import io
 import logging
 import signal
+import socket
+import tempfile
 from collections.abc import Awaitable, Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
@@ -21,10 +26,11 @@ from hookagent.agents import build_agent
 from hookagent.api import create_app
 from hookagent.api.access_log import QuerySecretFilter
 from hookagent.embedded import EmbeddedValkey
+from hookagent.errors import ConfigError
 from hookagent.notify import Notifier
 from hookagent.race import race
 from hookagent.settings import Settings
-from hookagent.store import Store, connect
+from hookagent.store import Store, connect, unreachable
 from hookagent.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,12 @@ RESTART_DELAY_S = 1.0
 STREAM_CLOSE_S = 3
 # How late an access line may reach stdout: the lines of that span go out in one write.
 ACCESS_LOG_DELAY_S = 0.1
+# How long start-up waits for the configured Redis to answer PING.
+PROBE_TIMEOUT_S = 5.0
+REDIS_URL_FIX = (
+    "fix: redis://[user:password@]host[:port][/db], rediss:// for TLS or "
+    "unix:///path/to/redis.sock, with @ : / in the password written %40 %3A %2F"
+)
 
 
 class _Server(uvicorn.Server):
@@ -105,6 +117,105 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:  # not built for every platform: asyncio's loop serves the same
         return None
     return uvloop.new_event_loop
+
+
+def check_startup(settings: Settings, *, api: bool, worker: bool, embedded: bool) -> None:
+    """Refuse what would fail once started, as one line naming the setting and its fix.
+
+    Runs before Valkey or any process starts: a malformed or unreachable
+    ``HOOKAGENT_REDIS_URL``, a data dir that cannot be made, a port in use.
+    """
+    url = settings.redis_url
+    if not url and not embedded:
+        raise ConfigError(
+            "HOOKAGENT_REDIS_URL: not set, and only `hookagent up` embeds Valkey "
+            "(fix: set it to your Redis, or run `hookagent up`)"
+        )
+    if url:
+        check_redis_url(url)
+    if worker or not url:
+        check_data_dir(settings.data_dir)
+    if api:
+        check_port(settings.host, settings.port)
+    if url:
+        reason = asyncio.run(
+            unreachable(url, cluster=settings.redis_cluster, timeout=PROBE_TIMEOUT_S)
+        )
+        if reason is not None:
+            raise ConfigError(
+                f"HOOKAGENT_REDIS_URL: {masked(url)} does not answer: {reason} (fix: start "
+                "Redis there or correct the URL; unset it and `hookagent up` embeds Valkey)"
+            )
+
+
+def check_redis_url(url: str) -> None:
+    """Refuse a URL redis-py would misread or reject (an unescaped @ in the password…)."""
+    parts = urlsplit(url)
+    userinfo, _, _ = parts.netloc.rpartition("@")
+    problem = None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        problem = f"the scheme must be redis, rediss or unix, not {parts.scheme or 'none'!r}"
+    elif parts.scheme == "unix":
+        problem = None if parts.path else "a unix URL needs the socket's path"
+    elif "@" in userinfo:
+        problem = "the password (or user) holds an unescaped @"
+    elif not parts.hostname:
+        problem = "no host"
+    else:
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked for it
+        except ValueError:
+            problem = "the port is not a number from 0 to 65535"
+    if problem is not None:
+        raise ConfigError(f"HOOKAGENT_REDIS_URL: {problem} in {masked(url)} ({REDIS_URL_FIX})")
+
+
+def masked(url: str) -> str:
+    """``url`` with whatever sits before the last @ of its address hidden (a password)."""
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    shown = f"***{at}{hostport}" if userinfo else hostport
+    return parts._replace(netloc=shown).geturl() if parts.scheme else "(unparsable)"
+
+
+def check_data_dir(path: Path) -> None:
+    """Refuse a data dir that cannot be created or written (a file in its way, no rights)."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"HOOKAGENT_DATA_DIR: cannot use {str(path)!r} ({exc.strerror or exc}) "
+            "(fix: point HOOKAGENT_DATA_DIR at a directory this user may create and write)"
+        ) from None
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse an address the API could not listen on (bound as uvicorn binds it)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ConfigError(
+            f"HOOKAGENT_HOST: cannot resolve {host!r} ({exc.strerror}) "
+            "(fix: an address of this machine, e.g. 127.0.0.1 or 0.0.0.0, with --host)"
+        ) from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"HOOKAGENT_PORT: {host}:{port} is already in use (fix: stop what "
+                    "listens there, or choose another port with --port or HOOKAGENT_PORT)"
+                ) from None
+            raise ConfigError(
+                f"HOOKAGENT_HOST: cannot listen on {host}:{port} ({exc.strerror}) "
+                "(fix: an address of this machine, e.g. 127.0.0.1 or 0.0.0.0, with --host)"
+            ) from None
 
 
 @contextlib.contextmanager

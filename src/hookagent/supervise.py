@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 RESTART_DELAY_S = 1.0
 STOP_MARGIN_S = 10.0
 EXIT_FAILED = 1
+# What `hookagent server` and `worker` exit with when their settings are refused.
+EXIT_CONFIG = 2
 EXIT_FORCED = 130
 _PR_SET_PDEATHSIG = 1
 # Resolved in the parent: nothing may be dlopen'ed between fork and exec.
@@ -84,7 +86,7 @@ class Supervisor:
             for n in range(1, workers + 1)
         ]
         self._stop = asyncio.Event()
-        self._failed = False
+        self._exit = 0
 
     async def run(self) -> int:
         """Serve until SIGINT/SIGTERM (or the API dies); 0 on a clean stop."""
@@ -100,7 +102,7 @@ class Supervisor:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             self._kill_all()  # only stragglers that outlived their deadline are left here
-        return EXIT_FAILED if self._failed else 0
+        return self._exit
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if self._stop.is_set():
@@ -125,9 +127,16 @@ class Supervisor:
             if self._stop.is_set():
                 log.info("%s (pid %d) stopped with code %d", child.role, proc.pid, code)
                 return
+            if code == EXIT_CONFIG:
+                # Its settings were refused (its one line says which): a restart every
+                # second would print that line forever.
+                log.error("%s refused its settings (exit code 2); stopping everything", child.role)
+                self._exit = EXIT_CONFIG
+                self._stop.set()
+                return
             if child is self.api:
                 log.error("the API process exited with code %d; stopping everything", code)
-                self._failed = True
+                self._exit = EXIT_FAILED
                 self._stop.set()
                 return
             log.error("%s (pid %d) exited with code %d; restarting it", child.role, proc.pid, code)

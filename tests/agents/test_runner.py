@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from hookagent.agents import ClaudeAgent, CodexAgent, GeminiAgent, capture
+from hookagent.agents.base import AgentRun
 from hookagent.agents.runner import run_process
 from hookagent.errors import AgentError
 from hookagent.models import LogStream
@@ -92,3 +96,88 @@ async def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
             timeout=5,
             kill_grace=1,
         )
+
+
+RUNS: dict[str, Callable[[], AgentRun]] = {
+    "claude": lambda: ClaudeAgent("claude").start(),
+    "codex": lambda: CodexAgent("codex").start(),
+    "gemini": lambda: GeminiAgent("gemini").start(),
+}
+
+
+def long_output(agent: str, plan: str) -> list[dict[str, object]]:
+    """Each JSON adapter's events for a run whose plan is ``plan``, in one event line."""
+    if agent == "claude":
+        return [{"type": "result", "subtype": "success", "is_error": False, "result": plan}]
+    if agent == "codex":
+        message = {"id": "item_1", "type": "agent_message", "text": plan}
+        return [
+            {"type": "item.completed", "item": message},
+            {"type": "turn.completed", "usage": {"input_tokens": 1, "output_tokens": 1}},
+        ]
+    return [
+        {"type": "message", "role": "assistant", "content": plan, "delta": True},
+        {"type": "result", "status": "success", "stats": {"total_tokens": 1}},
+    ]
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex", "gemini"])
+@pytest.mark.parametrize("size", [300 * 1024, 5 * 1024 * 1024], ids=["300KB", "5MB"])
+async def test_a_long_event_line_written_at_exit_parses_whole(
+    tmp_path: Path, agent: str, size: int
+) -> None:
+    # The agent writes its last line without waiting and exits: all of it must arrive.
+    plan = "PLAN:" + " guard the empty list." * (size // 22)
+    output = tmp_path / "output.jsonl"
+    output.write_text("".join(json.dumps(e) + "\n" for e in long_output(agent, plan)))
+    run = RUNS[agent]()
+
+    async def sink(stream: LogStream, lines: list[str]) -> None:
+        run.parse_lines(stream, lines)
+
+    result = await run_process(
+        argv("write-and-exit", str(output)),
+        stdin=b"the prompt\n",
+        cwd=tmp_path,
+        on_lines=sink,
+        timeout=30,
+        kill_grace=1,
+    )
+    outcome = run.finish(result.exit_code)
+    assert outcome.ok, outcome.error
+    assert outcome.plan == plan
+
+
+async def test_a_helper_left_running_neither_holds_up_the_run_nor_outlives_it(
+    tmp_path: Path,
+) -> None:
+    # The helper keeps the agent's stderr open and sleeps; the leader exits once it runs.
+    helper = "import os, time; print(os.getpid(), flush=True); time.sleep(600)"
+    script = (
+        "import subprocess, sys; "
+        f"p = subprocess.Popen([sys.executable, '-c', {helper!r}], stdout=subprocess.PIPE); "
+        "print('helper', p.stdout.readline().decode().strip(), flush=True)"
+    )
+    sink = Collector()
+    result = await run_process(
+        [sys.executable, "-c", script],
+        stdin=b"",
+        cwd=tmp_path,
+        on_lines=sink,
+        timeout=30,
+        kill_grace=1,
+    )
+    assert result.exit_code == 0 and not result.timed_out
+    [line] = sink.lines[LogStream.STDOUT]
+    await wait_dead(int(line.removeprefix("helper ")), timeout=5)
+
+
+async def test_without_inotify_the_output_is_read_on_a_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when fs.inotify.max_user_instances is used up by other processes of the user.
+    monkeypatch.setattr(capture, "_inotify", lambda captures: -1)
+    sink, code, _ = await run(tmp_path, "mixed", "3")
+    assert code == 0
+    assert sink.lines[LogStream.STDOUT] == ["out 0", "out 1", "out 2", "PLAN: mixed"]
+    assert sink.lines[LogStream.STDERR] == ["err 0", "err 1", "err 2"]

@@ -195,7 +195,14 @@ async def test_an_unknown_or_malformed_token_is_a_401_saying_invalid_token(
 
 
 async def test_docs_openapi_and_health_stay_open(http: httpx.AsyncClient) -> None:
-    for path in ("/healthz", "/openapi.json", "/docs", "/redoc", "/static/docs/swagger-ui.css"):
+    for path in (
+        "/healthz",
+        "/openapi.json",
+        "/docs",
+        "/redoc",
+        "/static/docs/swagger-ui.css",
+        "/static/redoc/redoc.standalone.js",
+    ):
         assert (await http.get(path)).status_code == 200, path
 
 

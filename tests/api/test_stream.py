@@ -16,6 +16,7 @@ import uvicorn
 import websockets
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from starlette.types import Message
 
 from hookagent.api import create_app
 from hookagent.models import NewTask, TaskStatus
@@ -484,3 +485,51 @@ async def test_followers_gone_mid_broadcast_leave_no_broadcaster(
 
     assert await eventually(settled), "a broadcaster or feed loop outlived its followers"
     assert not app.state.feeds._feeds
+
+
+async def test_a_cancel_while_starting_the_response_releases_the_feed(
+    settings: Settings, store: Store, redis: Redis
+) -> None:
+    # The ASGI app driven by hand: the client goes while the headers are being sent, before
+    # a single event is streamed, so the events generator never starts.
+    app = create_app(settings, redis=redis)
+    tid = await new_task(store)
+    async with app.router.lifespan_context(app):
+        before = await feed_clients(redis, settings)
+        started = asyncio.Event()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": f"/tasks/{tid}/logs/stream",
+            "raw_path": f"/tasks/{tid}/logs/stream".encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"hookagent")],
+            "client": ("127.0.0.1", 50000),
+            "server": ("hookagent", 80),
+        }
+
+        async def receive() -> Message:
+            await asyncio.Event().wait()  # no disconnect: only the cancel ends the request
+            return {}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started.set()
+                await asyncio.Event().wait()  # the write blocks until the cancel comes
+
+        request = asyncio.create_task(app(scope, receive, send))
+        await started.wait()
+        assert tid in app.state.feeds._feeds and feed_loops()
+        request.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await request
+
+        async def settled() -> bool:
+            return not feed_loops() and await feed_clients(redis, settings) <= before
+
+        assert await eventually(settled), f"{len(feed_loops())} feed loops left"
+        assert not app.state.feeds._feeds and not app.state.feeds._loops

@@ -35,14 +35,17 @@ def use_stub(monkeypatch: pytest.MonkeyPatch, stub: MessagesStub, tmp_path: Path
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))
 
 
-async def post_alert(client: httpx.AsyncClient) -> str:
-    """The Sentry alert fixture delivered; the new task's id."""
+async def plan_from_sentry(client: httpx.AsyncClient, store: Store) -> tuple[str, TaskStatus]:
+    """Send the Sentry fixture; the task id and the status its planning ended in."""
     body = (FIXTURES / "sentry-event-alert.json").read_bytes()
     response = await client.post(
         "/webhooks/sentry", content=body, headers={"content-type": "application/json"}
     )
-    task_id: str = response.json()["task_id"]
-    return task_id
+    tid: str = response.json()["task_id"]
+    final = await wait_status(
+        store, tid, {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}, timeout=120
+    )
+    return tid, final
 
 
 async def test_webhook_to_plan_with_the_real_cli(
@@ -62,10 +65,7 @@ async def test_webhook_to_plan_with_the_real_cli(
     with MessagesStub(turns) as stub:
         use_stub(monkeypatch, stub, tmp_path)
         start_worker(agent="claude", claude_bin=binary, planning_timeout=120)
-        tid = await post_alert(client)
-        final = await wait_status(
-            store, tid, {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}, timeout=120
-        )
+        tid, final = await plan_from_sentry(client, store)
         logs = (await client.get(f"/tasks/{tid}/logs", params={"limit": -1})).json()["logs"]
         messages = [e["message"] for e in logs]
         assert final is TaskStatus.PENDING_APPROVAL, messages
@@ -114,10 +114,7 @@ async def test_plan_approve_execute_and_pull_request_with_the_real_cli(
             github_api_url=github.url,
             github_token=SecretStr("ghp_e2e_token"),
         )
-        tid = await post_alert(client)
-        planned = await wait_status(
-            store, tid, {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}, timeout=120
-        )
+        tid, planned = await plan_from_sentry(client, store)
         assert planned is TaskStatus.PENDING_APPROVAL
         await client.post(f"/tasks/{tid}/approve", json={"comment": "small change please"})
         done = await wait_status(store, tid, {TaskStatus.COMPLETED, TaskStatus.FAILED}, timeout=120)
@@ -167,10 +164,7 @@ async def test_plan_under_bwrap_with_the_network_allowlist(
     with MessagesStub(turns) as stub:
         use_stub(monkeypatch, stub, tmp_path)  # http://127.0.0.1:PORT
         start_worker(agent="claude", claude_bin=binary, planning_timeout=120, sandbox="bwrap")
-        tid = await post_alert(client)
-        final = await wait_status(
-            store, tid, {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}, timeout=120
-        )
+        tid, final = await plan_from_sentry(client, store)
         messages = [e.message for e in (await store.logs.read(tid, offset=0, limit=-1))[0]]
         assert final is TaskStatus.PENDING_APPROVAL, messages
         assert any(m.endswith(" in a bwrap sandbox") for m in messages)
@@ -182,3 +176,31 @@ async def test_plan_under_bwrap_with_the_network_allowlist(
     assert len(stub.requests) >= 2
     port = stub.url.rsplit(":", 1)[1]
     assert not [m for m in messages if m.startswith("[system] blocked") and m.endswith(port)]
+
+
+@pytest.mark.parametrize("size", [300 * 1024, 5 * 1024 * 1024], ids=["300KB", "5MB"])
+async def test_a_long_result_line_reaches_the_plan_whole(
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+) -> None:
+    # The CLI drops what it has not written yet when it exits, when its stdout is a pipe
+    # (anthropics/claude-code#77112): the runner gives it files instead.
+    binary = claude_bin()
+    # Words and newlines, as a long plan has: the CLI's result line carries it all as JSON.
+    plan = "PLAN: " + ("step: guard the empty-list case in app.py.\n" * (size // 44 + 1))
+    with MessagesStub([Turn(text=plan)]) as stub:
+        use_stub(monkeypatch, stub, tmp_path)
+        start_worker(agent="claude", claude_bin=binary, planning_timeout=120)
+        tid, final = await plan_from_sentry(client, store)
+        task = await store.tasks.get(tid)
+        assert final is TaskStatus.PENDING_APPROVAL, task.error
+        assert task.plan == plan
+        # The log keeps the result as an event, its message clipped to HOOKAGENT_LOG_LINE_MAX.
+        logs = (await client.get(f"/tasks/{tid}/logs", params={"limit": -1})).json()["logs"]
+        result = [e for e in logs if e["kind"] == "result"]
+        assert len(result) == 1 and result[0]["message"].startswith("[stdout] result (success")
+        assert not [e for e in logs if e["message"].startswith('[stdout] {"type"')]

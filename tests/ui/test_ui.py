@@ -111,8 +111,11 @@ class Watched:
 
     def foreign(self) -> list[str]:
         own = urlsplit(self.base).netloc
+        # data: and blob: URLs (ReDoc's worker) are made in the page and never leave it.
         return [
-            u for u in self.requests if urlsplit(u).scheme != "data" and urlsplit(u).netloc != own
+            u
+            for u in self.requests
+            if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).netloc != own
         ]
 
 
@@ -457,3 +460,30 @@ def demo_log() -> list[NewLine]:
         NewLine(ts.format(i + 1, 17 * i % 1000), stream, message, kind)
         for i, (stream, message, kind) in enumerate(rows)
     ]
+
+
+async def test_a_task_without_a_pull_request_shows_no_link(
+    server: str, browser: Browser, store: Store
+) -> None:
+    new = NewTask(source="sentry", repository="acme/payments-api", title="t", prompt="p")
+    task_id = (await store.tasks.create(new)).task_id
+    await move_to(store, task_id, TaskStatus.FAILED, fields={"error": "agent failed"})
+    page, watched = await open_page(browser, server)
+    await page.goto(f"/ui/tasks/{task_id}")
+    await expect(page.locator("#result .error")).to_contain_text("agent failed")
+    # No pr_url: no "Pull request" link (it used to point at /ui/tasks/null).
+    assert await page.locator("#result a").count() == 0
+    assert watched.errors == []
+
+
+@pytest.mark.parametrize(("path", "rendered"), [("/redoc", "API docs by"), ("/docs", "hookagent")])
+async def test_api_docs_load_nothing_from_outside(
+    server: str, browser: Browser, path: str, rendered: str
+) -> None:
+    page, watched = await open_page(browser, server)
+    await page.goto(path)
+    await expect(page.get_by_text(rendered).first).to_be_visible()
+    await page.wait_for_load_state("networkidle")
+    # ReDoc's sidebar loaded its logo from cdn.redoc.ly: nothing may leave this host.
+    assert watched.foreign() == []
+    assert any(path in u for u in watched.requests) and len(watched.requests) > 2

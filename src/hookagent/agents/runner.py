@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hookagent.agents.capture import Capture, Wakeup
 from hookagent.agents.lines import LineSplitter
 from hookagent.errors import AgentError
 from hookagent.models import LogStream
 
 CHUNK_BYTES = 256 * 1024
-DRAIN_SECONDS = 2.0
 _PR_SET_PDEATHSIG = 1
 OnLines = Callable[[LogStream, list[str]], Awaitable[None]]
 
@@ -62,12 +62,51 @@ async def run_process(
     are killed when it exits.
     """
     started = time.monotonic()
+    with contextlib.ExitStack() as resources:
+        captures = {
+            stream: resources.enter_context(contextlib.closing(Capture()))
+            for stream in (LogStream.STDOUT, LogStream.STDERR)
+        }
+        wakeup = resources.enter_context(contextlib.closing(Wakeup(list(captures.values()))))
+        proc = await _spawn(argv, cwd, env, captures)
+        timed_out = False
+        try:
+            if on_start is not None:
+                await on_start(proc.pid)  # its process group id too (start_new_session)
+            async with asyncio.timeout(timeout):
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(_feed(proc, stdin))
+                    ended = asyncio.Event()
+                    group.create_task(_follow(captures, on_lines, max_line_bytes, wakeup, ended))
+                    await proc.wait()
+                    # Everything the agent wrote is in the files now (file writes are
+                    # synchronous). No pipe end to wait for: helpers it left die with it.
+                    _signal_group(proc.pid, signal.SIGKILL)
+                    ended.set()
+                    wakeup.event.set()
+        except TimeoutError:
+            timed_out = True
+        except BaseExceptionGroup as group:
+            # A reader's sink failed (Redis gone, lease fenced): surface that error itself.
+            raise group.exceptions[0] from None
+        finally:
+            # Runs on success, timeout, cancellation and errors alike: no process outlives it.
+            await _stop_group(proc, kill_grace)
+    return RunResult(proc.returncode, timed_out, time.monotonic() - started)
+
+
+async def _spawn(
+    argv: list[str],
+    cwd: Path,
+    env: Mapping[str, str] | None,
+    captures: dict[LogStream, Capture],
+) -> asyncio.subprocess.Process:
     try:
-        proc = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stdout=captures[LogStream.STDOUT].fd,
+            stderr=captures[LogStream.STDERR].fd,
             cwd=cwd,
             env=dict(env) if env is not None else None,
             start_new_session=True,
@@ -79,36 +118,6 @@ async def run_process(
         ) from None
     except PermissionError:
         raise AgentError(f"agent binary is not executable: {argv[0]!r}") from None
-    timed_out = False
-    try:
-        if on_start is not None:
-            await on_start(proc.pid)  # its process group id too (start_new_session)
-        async with asyncio.timeout(timeout):
-            async with asyncio.TaskGroup() as group:
-                group.create_task(_feed(proc, stdin))
-                pumps = {
-                    group.create_task(
-                        _pump(proc.stdout, LogStream.STDOUT, on_lines, max_line_bytes)
-                    ),
-                    group.create_task(
-                        _pump(proc.stderr, LogStream.STDERR, on_lines, max_line_bytes)
-                    ),
-                }
-                await proc.wait()
-                # A helper the agent left running may still hold its pipes open: give the
-                # output a moment to drain, then end the group so the readers see EOF.
-                _, still_open = await asyncio.wait(pumps, timeout=DRAIN_SECONDS)
-                if still_open:
-                    _signal_group(proc.pid, signal.SIGKILL)
-    except TimeoutError:
-        timed_out = True
-    except BaseExceptionGroup as group:
-        # A reader's sink failed (Redis gone, lease fenced): surface that error itself.
-        raise group.exceptions[0] from None
-    finally:
-        # Runs on success, timeout, cancellation and errors alike: no process outlives the run.
-        await _stop_group(proc, kill_grace)
-    return RunResult(proc.returncode, timed_out, time.monotonic() - started)
 
 
 # Looked up once, in the parent: between fork and exec the child may only call what is
@@ -134,19 +143,36 @@ async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
     proc.stdin.close()
 
 
-async def _pump(
-    reader: asyncio.StreamReader | None, stream: LogStream, on_lines: OnLines, max_line: int
+async def _follow(
+    captures: dict[LogStream, Capture],
+    on_lines: OnLines,
+    max_line: int,
+    wakeup: Wakeup,
+    ended: asyncio.Event,
 ) -> None:
-    if reader is None:
-        return
-    splitter = LineSplitter(max_line_bytes=max_line)
-    while chunk := await reader.read(CHUNK_BYTES):
-        lines = splitter.feed(chunk)
-        if lines:
-            await on_lines(stream, lines)
-    rest = splitter.close()
-    if rest:
-        await on_lines(stream, rest)
+    """Hand over each stream's lines as the agent writes them, to the last byte."""
+    splitters = {stream: LineSplitter(max_line_bytes=max_line) for stream in captures}
+    while True:
+        wakeup.event.clear()
+        # Read before looking: whatever is written after this round wakes the next one.
+        last_round = ended.is_set()
+        moved = False
+        for stream, capture in captures.items():
+            chunk = capture.read(CHUNK_BYTES)
+            if chunk:
+                moved = True
+                lines = splitters[stream].feed(chunk)
+                if lines:
+                    await on_lines(stream, lines)
+        if moved:
+            continue
+        if last_round:
+            break
+        await wakeup.event.wait()
+    for stream, splitter in splitters.items():
+        rest = splitter.close()
+        if rest:
+            await on_lines(stream, rest)
 
 
 async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Literal, overload
 
@@ -66,6 +67,7 @@ __all__ = [
     "WorkerInfo",
     "WorkerRegistry",
     "connect",
+    "unreachable",
 ]
 
 
@@ -223,3 +225,20 @@ class Store:
     async def ping(self) -> None:
         """Raise a Redis error unless the server answers PING."""
         await self.redis.ping()
+
+
+async def unreachable(url: str, *, cluster: bool, timeout: float) -> str | None:
+    """Why Redis at ``url`` does not answer PING within ``timeout``; None when it does."""
+    client = connect(url, cluster=cluster, socket_timeout=timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            await client.ping()
+    except TimeoutError:
+        return f"no answer within {timeout:.0f}s"
+    except (StoreError, OSError, ValueError) as exc:
+        # redis-py's own words ("Error 111 connecting to 127.0.0.1:1. Connection refused.",
+        # "invalid username-password pair"); they hold no password.
+        return str(exc).rstrip(".") or type(exc).__name__
+    finally:
+        await client.aclose()
+    return None

@@ -6,12 +6,13 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
-from starlette.types import Message, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from hookagent.api.deps import MAX_OFFSET, Q_MAX_CHARS, FeedsDep, FilterDep, OffsetQuery
 from hookagent.api.errors import OK, ws_close_code
@@ -48,58 +49,69 @@ async def stream_logs(
     resume = (last_event_id or "").strip()
     if resume.isdigit() and len(resume) <= len(str(MAX_OFFSET)) and int(resume) < MAX_OFFSET:
         offset = int(resume) + 1
-    # Entered here, not in the generator, so an unknown task is a 404 before streaming.
-    follow = feeds.follow(task_id)
-    feed = await follow.__aenter__()
 
-    async def events(send: Send) -> AsyncIterator[str | bytes]:
-        try:
-            cursor, progress_seen = offset, 0
-            follower = Follower(feeds, feed, "sse")
-            yield f"retry: 2000\n: following {task_id} from {cursor}\n\n"
-            while True:
-                batch = await follower.next_batch(cursor, flt)
-                cursor, sent = batch.cursor, batch.sent
-                if sent:
-                    yield batch.sse  # the same bytes for every follower here: one write
-                if feed.progress_version != progress_seen:
-                    progress_seen = feed.progress_version
-                    yield f"event: progress\ndata: {json.dumps(feed.progress)}\n\n"
-                if cursor >= feed.next_seq and feed.terminal:
-                    yield f"event: end\ndata: {json.dumps({'status': feed.status})}\n\n"
-                    return
-                if sent:
-                    continue
-                # Caught up: the feed's broadcaster writes the next batches for us, until
-                # something else is due (progress, the end, a keep-alive, a full socket).
-                rider = await ride(feeds, feed, flt, send, cursor, KEEPALIVE_S)
-                if rider is not None:
-                    cursor = rider.cursor
-                    if rider.idle:
-                        yield ": keep-alive\n\n"
-                elif not await feed.wait_beyond(cursor, KEEPALIVE_S):
+    async def events(feed: TaskFeed, send: Send) -> AsyncIterator[str | bytes]:
+        cursor, progress_seen = offset, 0
+        follower = Follower(feeds, feed, "sse")
+        yield f"retry: 2000\n: following {task_id} from {cursor}\n\n"
+        while True:
+            batch = await follower.next_batch(cursor, flt)
+            cursor, sent = batch.cursor, batch.sent
+            if sent:
+                yield batch.sse  # the same bytes for every follower here: one write
+            if feed.progress_version != progress_seen:
+                progress_seen = feed.progress_version
+                yield f"event: progress\ndata: {json.dumps(feed.progress)}\n\n"
+            if cursor >= feed.next_seq and feed.terminal:
+                yield f"event: end\ndata: {json.dumps({'status': feed.status})}\n\n"
+                return
+            if sent:
+                continue
+            # Caught up: the feed's broadcaster writes the next batches for us, until
+            # something else is due (progress, the end, a keep-alive, a full socket).
+            rider = await ride(feeds, feed, flt, send, cursor, KEEPALIVE_S)
+            if rider is not None:
+                cursor = rider.cursor
+                if rider.idle:
                     yield ": keep-alive\n\n"
-        finally:
-            # Starlette cancels this generator when the client goes: the feed is released
-            # and, for the last follower, its Redis loop stops.
-            await follow.__aexit__(None, None, None)
+            elif not await feed.wait_beyond(cursor, KEEPALIVE_S):
+                yield ": keep-alive\n\n"
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return EventStream(events, headers=headers)
+    return EventStream(feeds.follow(task_id), events, headers=headers)
 
 
 class EventStream(StreamingResponse):
-    """An SSE response that lends its ``send`` to the events, for a broadcaster to write with."""
+    """An SSE response that follows the task's feed for exactly as long as it is served.
+
+    The feed is taken when the response is called and released however the call ends (the
+    stream's end, a gone client, a cancel while the headers are sent), never in the events
+    generator: a generator that never started runs no ``finally``. Taken before anything is
+    sent, so an unknown task is still a 404.
+    """
 
     def __init__(
-        self, events: Callable[[Send], AsyncIterator[str | bytes]], headers: dict[str, str]
+        self,
+        follow: AbstractAsyncContextManager[TaskFeed],
+        events: Callable[[TaskFeed, Send], AsyncIterator[str | bytes]],
+        headers: dict[str, str],
     ) -> None:
         super().__init__((), media_type="text/event-stream", headers=headers)
+        self._follow = follow
         self._events = events
+        self._feed: TaskFeed | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the stream while holding the feed."""
+        async with self._follow as feed:
+            self._feed = feed
+            await super().__call__(scope, receive, send)
 
     async def stream_response(self, send: Send) -> None:
         """Stream the events, which may hand ``send`` to the feed's broadcaster meanwhile."""
-        self.body_iterator = self._events(send)
+        if self._feed is None:
+            raise RuntimeError("EventStream streamed outside its __call__")
+        self.body_iterator = self._events(self._feed, send)
         await super().stream_response(send)
 
 

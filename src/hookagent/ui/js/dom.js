@@ -123,6 +123,8 @@ export function clock(iso) {
 
 /** A URL safe to link to (http/https only). */
 export function safeHref(url) {
+  // No URL is no link: new URL(null, base) would resolve "null" against this page.
+  if (typeof url !== "string" || url === "") return null;
   try {
     const parsed = new URL(url, location.href);
     return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
