@@ -10,7 +10,7 @@ from types import TracebackType
 from hookagent.models import LogStream, utc_iso
 from hookagent.redact import Redactor
 from hookagent.store.logs import Columns, LogStore
-from hookagent.store.search import MAX_TERMS_PER_TASK, SearchIndex, terms_of
+from hookagent.store.search import SearchIndex
 
 log = logging.getLogger(__name__)
 # Looked up per line on the hot path; enum attribute access costs more than a dict hit.
@@ -50,7 +50,6 @@ class LogWriter:
         self._store = store
         self._redactor = redactor
         self._index = index
-        self._indexed: set[str] = set()
         self.task_id = task_id
         self.token = token
         self._attempt = attempt
@@ -157,14 +156,11 @@ class LogWriter:
         async with self._lock:
             while self._buffer:
                 batch = self._buffer.take(self._batch_lines)
-                await self._store.append_columns(
+                total = await self._store.append_columns(
                     self.task_id, batch, token=self.token, attempt=self._attempt
                 )
-                if self._index is not None and len(self._indexed) < MAX_TERMS_PER_TASK:
-                    fresh = terms_of(batch.messages) - self._indexed
-                    if fresh:
-                        self._indexed |= fresh
-                        await self._index.add(self.task_id, fresh)
+                if self._index is not None:
+                    await self._index.add(self.task_id, batch, total)
             self._pending.clear()
             self._full.clear()
 
