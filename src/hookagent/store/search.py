@@ -48,8 +48,8 @@ MAX_POSTINGS_PER_TASK = 50_000
 _BUDGETS_KEPT = 4096  # tasks whose posting count a process remembers (writers alive at once)
 SCAN_CHUNKS = 50  # chunks per XRANGE when a query has no index term and scans whole logs
 TASKS_PER_ROUND = 32
-FIRST_BLOCKS = 4  # blocks a query asks for first; doubled each round, up to MAX_BLOCKS
-MAX_BLOCKS = 256
+FIRST_BLOCKS = 4  # blocks a query asks for first; then see next_round
+MAX_BLOCKS = 512
 # Postings of the rarest term one script call examines at most, so that a query whose
 # terms rarely meet never holds the server for long; the client calls again from there.
 EXAMINE_PER_CALL = 4096
@@ -301,6 +301,20 @@ class Hit:
     snippet: str
 
 
+def next_round(size: int, scanned: int, found: int, limit: int) -> int:
+    """How many blocks to ask for next, after ``found`` hits in ``scanned`` blocks.
+
+    Every round is two round trips, and every block of a round is read even when the page
+    fills early: so the next round is sized by the hits per block so far (a quarter more
+    than the page still needs), but at most three times the blocks read so far, as a
+    rate measured on a few blocks is rough; twice the last round while nothing was found.
+    """
+    if not found:
+        return min(size * 2, MAX_BLOCKS)
+    wanted = (limit - found) * scanned * 5 // (found * 4) + 1
+    return max(FIRST_BLOCKS, min(wanted, 3 * scanned, MAX_BLOCKS))
+
+
 def _block(member: str) -> tuple[str, int, int]:
     """A posting's task, first seq and line count (``<task>:<seq, 8 hex>:<lines, hex>``)."""
     task_id, first, lines = member.rsplit(":", 2)
@@ -407,7 +421,7 @@ class SearchIndex:
         top = f"{-since_ms}" if since_ms else "+inf"
         hits: list[Hit] = []
         statuses: dict[str, bool] = {}
-        offset, size = 0, FIRST_BLOCKS
+        offset, size, scanned = 0, FIRST_BLOCKS, 0
         while offset >= 0 and len(hits) < limit:
             reply = await self._postings_script(
                 keys=keys, args=[top, offset, size, EXAMINE_PER_CALL]
@@ -418,7 +432,8 @@ class SearchIndex:
             if status is not None:
                 blocks = await self._with_status(blocks, status, statuses)
             hits += await self._scan_blocks(blocks, needles, query, limit - len(hits))
-            size = min(size * 2, MAX_BLOCKS)
+            scanned += len(blocks)
+            size = next_round(size, scanned, len(hits), limit)
         return hits[:limit]
 
     async def _with_status(
