@@ -17,7 +17,7 @@ from redis.asyncio.cluster import RedisCluster
 from hookagent.models import LogStream, NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
-from hookagent.store.search import Query, SearchIndex, terms_of
+from hookagent.store.search import Query, SearchIndex, terms_of, terms_of_blocks
 from hookagent.store.writer import LogWriter
 from tests.helpers import move_to
 from tests.strategies import texts
@@ -175,6 +175,17 @@ def test_terms_of_a_batch_are_the_terms_of_its_lines(batch: list[str]) -> None:
     # all-ASCII ones of 3 to 40 characters are terms.
     runs = (w for text in batch for w in re.findall(r"[A-Za-z_\x80-\U0010ffff]+", text))
     assert terms_of(batch) == {w.lower() for w in runs if w.isascii() and 3 <= len(w) <= 40}
+
+
+@given(
+    st.lists(texts | st.sampled_from(["x1 line 2 of 3", "line 7 of 9", "Line\nof_it"])),
+    st.integers(1, 5),
+)
+def test_terms_of_blocks_are_the_terms_of_each_block(batch: list[str], size: int) -> None:
+    # Ingest maps a whole batch at once, then splits it into blocks: a text holding a
+    # newline must not move another text's words into the wrong block.
+    blocks = [terms_of(batch[lo : lo + size]) for lo in range(0, len(batch), size)]
+    assert terms_of_blocks(batch, size) == blocks
 
 
 async def log_reads(redis: Redis) -> int:

@@ -240,6 +240,18 @@ def terms_of(texts: Iterable[str]) -> set[str]:
     return {w.decode() for w in words if 3 <= len(w) <= 40 and w.isascii()}
 
 
+def terms_of_blocks(texts: list[str], size: int) -> list[set[str]]:
+    """``terms_of`` each run of ``size`` texts, the whole list encoded and mapped at once."""
+    lines = "\n".join(texts).encode("utf-8", "surrogatepass").translate(_SPLIT).split(b"\n")
+    if len(lines) != len(texts):  # a text holds a newline: lines and texts do not align
+        return [terms_of(texts[lo : lo + size]) for lo in range(0, len(texts), size)]
+    out = []
+    for lo in range(0, len(lines), size):
+        words = set(b"\n".join(set(lines[lo : lo + size])).split())
+        out.append({w.decode() for w in words if 3 <= len(w) <= 40 and w.isascii()})
+    return out
+
+
 @dataclass(frozen=True)
 class Query:
     """A parsed query: every word and every quoted phrase must occur (case-insensitive)."""
@@ -370,12 +382,13 @@ class SearchIndex:
         first = total - len(batch)
         postings: dict[str, list[str]] = {}
         count = 0
-        for lo in range(0, len(batch), BLOCK_LINES):
-            hi = min(lo + BLOCK_LINES, len(batch))
+        blocks = terms_of_blocks(batch.messages, BLOCK_LINES)
+        for lo, terms in zip(range(0, len(batch), BLOCK_LINES), blocks, strict=True):
             if first + lo < 0:
                 continue  # the log cap cut the batch: its lines are not all stored
-            member = f"{task_id}:{first + lo:08x}:{hi - lo:x}"
-            for term in terms_of(batch.messages[lo:hi]):
+            lines = min(BLOCK_LINES, len(batch) - lo)
+            member = f"{task_id}:{first + lo:08x}:{lines:x}"
+            for term in terms:
                 postings.setdefault(term, []).append(member)
                 count += 1
         if not postings or not self._within_budget(task_id, count):
