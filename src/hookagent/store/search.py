@@ -96,7 +96,7 @@ return out
 # and only a line whose text holds every plain needle is decoded and checked in full. A
 # common word over rare matches (a phrase, a rare pairing) then costs a few finds a chunk.
 _MATCH = """
-local out = {}
+local out, found = {}, 0
 local function at(rle, k)
   local i = 1
   while k > rle[i + 1] do k = k - rle[i + 1]; i = i + 2 end
@@ -111,6 +111,7 @@ end
 local function add(c, i, first)
   out[#out + 1] = first + i - 1; out[#out + 1] = at(c[3], i)
   out[#out + 1] = at(c[4], i); out[#out + 1] = c[2][i]
+  found = found + 1
 end
 -- the position just after the last separator before s (r0 when there is none)
 local function line_start(lowered, r0, s)
@@ -132,7 +133,7 @@ local function scan_lines(text, lowered, lo, hi, first)
   local r0 = (string.find(lowered, ',["', 1, true) or 0) + 3
   -- separators are counted once per chunk, from where the last count stopped
   local c, p, counted, lines = nil, r0, r0, 0
-  while #out < wanted * 4 do
+  while found < wanted do
     local s, e = string.find(lowered, needles[1], p, true)
     if not s then return end
     local start = line_start(lowered, r0, s)
@@ -169,7 +170,7 @@ local function scan(row, lo, hi)
     if seq >= lo and seq < hi and holds(low) then
       c = c or cjson.decode(text)
       add(c, i, first)
-      if #out >= wanted * 4 then return end
+      if found >= wanted then return end
     end
   end
 end
@@ -184,11 +185,11 @@ for i = 3, #ARGV do needles[#needles + 1] = ARGV[i] end
     + _MATCH
     + """
 local start = '-'
-while #out < wanted * 4 do
+while found < wanted do
   local rows = redis.call('XRANGE', key, start, '+', 'COUNT', SCAN_CHUNKS)
   for _, row in ipairs(rows) do
     scan(row, 0, math.huge)
-    if #out >= wanted * 4 then break end
+    if found >= wanted then break end
   end
   if #rows < SCAN_CHUNKS then break end
   start = '(' .. rows[#rows][1]
@@ -197,31 +198,41 @@ return out
 """.replace("SCAN_CHUNKS", str(SCAN_CHUNKS))
 )
 
-# Scans given blocks of one log. ARGV: wanted, plain, block count, (first seq, lines) per
-# block, needles. A block is read like a page (store/logs.py): the chunk holding its first
-# line, then any chunk starting inside it; lines outside the block are not looked at.
+# Scans given blocks of task logs, in order, until ``wanted`` lines match in all. KEYS:
+# the logs (one on a cluster, where a script touches one slot; every task of a round on a
+# single server, so the page stops the scan wherever it fills). ARGV: wanted, plain, the
+# needle count, the needles, then per log its block count and (first seq, lines) per
+# block. Returns each log's matches. A block is read like a page (store/logs.py): the
+# chunk holding its first line, then any chunk starting inside it; lines outside the
+# block are not looked at.
 _BLOCKS = (
     """
-local key, wanted, plain, blocks = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
-  tonumber(ARGV[3])
+local wanted, plain, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local needles = {}
-for i = 4 + 2 * blocks, #ARGV do needles[#needles + 1] = ARGV[i] end
+for i = 4, 3 + count do needles[#needles + 1] = ARGV[i] end
 """
     + _MATCH
     + """
-for b = 0, blocks - 1 do
-  local lo = tonumber(ARGV[4 + 2 * b])
-  local hi = lo + tonumber(ARGV[5 + 2 * b])
-  local rows = redis.call('XREVRANGE', key, '0-' .. (lo + 1), '-', 'COUNT', 1)
-  for _, row in ipairs(redis.call('XRANGE', key, '(0-' .. (lo + 1), '0-' .. hi)) do
-    rows[#rows + 1] = row
+local results, a = {}, 4 + count
+for k, key in ipairs(KEYS) do
+  out = {}
+  local blocks = tonumber(ARGV[a])
+  for b = 0, blocks - 1 do
+    local lo = tonumber(ARGV[a + 1 + 2 * b])
+    local hi = lo + tonumber(ARGV[a + 2 + 2 * b])
+    if found < wanted then
+      local rows = redis.call('XREVRANGE', key, '0-' .. (lo + 1), '-', 'COUNT', 1)
+      for _, row in ipairs(redis.call('XRANGE', key, '(0-' .. (lo + 1), '0-' .. hi)) do
+        rows[#rows + 1] = row
+      end
+      for _, row in ipairs(rows) do
+        if found < wanted then scan(row, lo, hi) end
+      end
+    end
   end
-  for _, row in ipairs(rows) do
-    scan(row, lo, hi)
-    if #out >= wanted * 4 then return out end
-  end
+  results[k], a = out, a + 1 + 2 * blocks
 end
-return out
+return results
 """
 )
 # Characters JSON may escape (quote, backslash, slash, controls, non-ASCII): a needle with
@@ -469,15 +480,25 @@ class SearchIndex:
         query: Query,
         wanted: int,
     ) -> list[Hit]:
-        """The hits in ``blocks``, one script call per task, all in one round trip."""
+        """The hits in ``blocks``, in their order, in one round trip."""
         by_task: dict[str, list[str | int]] = {}
         for task_id, first, lines in blocks:
             by_task.setdefault(task_id, []).extend((first, lines))
-        calls = [
-            (t, [wanted, needles[0], len(spans) // 2, *spans, *needles[1:]])
-            for t, spans in by_task.items()
-        ]
-        return self._hits(calls, await self._run(self._blocks_script, calls), query, wanted)
+        head = [wanted, needles[0], len(needles) - 1, *needles[1:]]
+        calls = [(t, [len(spans) // 2, *spans]) for t, spans in by_task.items()]
+        if not calls:
+            return []
+        script = self._blocks_script
+        if is_cluster(self._redis):
+            # One slot per script: a call per task, all at once.
+            replies = await asyncio.gather(
+                *(script(keys=[self._keys.logs(t)], args=[*head, *a]) for t, a in calls)
+            )
+            flats = [reply[0] for reply in replies]
+        else:
+            keys = [self._keys.logs(t) for t, _ in calls]
+            flats = await script(keys=keys, args=[*head, *(x for _, a in calls for x in a)])
+        return self._hits(calls, flats, query, wanted)
 
     async def _scan_logs(
         self, query: Query, status: TaskStatus | None, since_ms: int, limit: int
