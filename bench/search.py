@@ -169,9 +169,10 @@ async def main(args: argparse.Namespace) -> None:
         )
     print()
     print(
-        "| query (first page, 50 hits) | p50 ms | p95 ms | p99 ms | max ms | server CPU ms/query |"
+        "| query (first page, 50 hits) | p50 ms | p95 ms | p99 ms | max ms "
+        "| server CPU ms/query | client CPU ms/query |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for q, samples in m.timings.items():
         p95, p99 = tail(samples)
         print(

@@ -324,18 +324,21 @@ class Hit:
     snippet: str
 
 
-def next_round(size: int, scanned: int, found: int, limit: int) -> int:
+def next_round(size: int, scanned: int, found: int, limit: int, *, eager: bool) -> int:
     """How many blocks to ask for next, after ``found`` hits in ``scanned`` blocks.
 
-    Every round is two round trips, and every block of a round is read even when the page
-    fills early: so the next round is sized by the hits per block so far (a quarter more
-    than the page still needs), but at most three times the blocks read so far, as a
-    rate measured on a few blocks is rough; twice the last round while nothing was found.
+    Every round is two round trips. On a cluster every block of a round is read even when
+    the page fills early, so the next round is sized by the hits per block so far (a
+    quarter more than the page still needs), at most three times the blocks read so far
+    (a rate measured on a few blocks is rough), and twice the last round while nothing was
+    found. ``eager`` (a single server, whose one scan call stops where the page fills)
+    asks for four times that: a spare block costs its posting, a round trip costs more.
     """
     if not found:
-        return min(size * 2, MAX_BLOCKS)
-    wanted = (limit - found) * scanned * 5 // (found * 4) + 1
-    return max(FIRST_BLOCKS, min(wanted, 3 * scanned, MAX_BLOCKS))
+        wanted = size * 2
+    else:
+        wanted = min((limit - found) * scanned * 5 // (found * 4) + 1, 3 * scanned)
+    return max(FIRST_BLOCKS, min(wanted * (4 if eager else 1), MAX_BLOCKS))
 
 
 def _block(member: str) -> tuple[str, int, int]:
@@ -446,6 +449,7 @@ class SearchIndex:
         hits: list[Hit] = []
         statuses: dict[str, bool] = {}
         offset, size, scanned = 0, FIRST_BLOCKS, 0
+        eager = not is_cluster(self._redis)
         while offset >= 0 and len(hits) < limit:
             reply = await self._postings_script(
                 keys=keys, args=[top, offset, size, EXAMINE_PER_CALL]
@@ -457,7 +461,7 @@ class SearchIndex:
                 blocks = await self._with_status(blocks, status, statuses)
             hits += await self._scan_blocks(blocks, needles, query, limit - len(hits))
             scanned += len(blocks)
-            size = next_round(size, scanned, len(hits), limit)
+            size = next_round(size, scanned, len(hits), limit, eager=eager)
         return hits[:limit]
 
     async def _with_status(
