@@ -277,7 +277,7 @@ async def test_postings_of_expired_logs_are_trimmed(
 ) -> None:
     # A posting lives 1.25 log TTLs past its task's creation: a later write of the same
     # word (by a process that has not trimmed it for a tenth of the TTL) removes it, and the
-    # key itself expires with the TTL.
+    # key itself expires 1.25 TTLs after such a write, outliving every posting's log.
     ms = time.time_ns() // 1_000_000
     old = await write_log(store, ["kilo old"], task_id=task_id_at(ms - 600_000))
     short = Store.build(redis, settings.model_copy(update={"log_ttl": 100}))
@@ -288,10 +288,23 @@ async def test_postings_of_expired_logs_are_trimmed(
     key = store.keys.postings("kilo")
     members = [str(m) for m in await redis.zrange(key, 0, -1)]
     assert {m.rsplit(":", 2)[0] for m in members} == {late, fresh}
-    assert 0 < await redis.ttl(key) <= 100
+    assert 100 < await redis.ttl(key) <= 125
     hits = await short.search.search("kilo")
     assert [h.task_id for h in hits] == [fresh, late]
     assert old not in {h.task_id for h in await store.search.search("kilo")}
+
+
+async def test_a_log_cut_by_its_cap_posts_only_the_lines_it_stored(
+    store: Store, redis: Redis, settings: Settings
+) -> None:
+    # The cap stores 149 lines and a marker of the 300 written in batches of 100: search
+    # finds each stored line once (the cut batch's postings point at its own lines only).
+    capped = Store.build(redis, settings.model_copy(update={"log_max_lines": 150}))
+    tid = await write_log(capped, [f"alpha {i}" for i in range(300)])
+    entries, total = await capped.logs.read(tid, offset=0, limit=-1)
+    assert total == 150 and "log limit" in entries[-1].message
+    hits = await capped.search.search("alpha", limit=10_000)
+    assert [h.seq for h in hits] == list(range(149))
 
 
 async def test_a_log_of_random_words_stops_adding_postings_at_the_budget(

@@ -370,7 +370,8 @@ class SearchIndex:
         self._scan_script = register_script(redis, _SCAN)
         self._blocks_script = register_script(redis, _BLOCKS)
         self._expired_at: dict[str, float] = {}
-        self._added: dict[str, int] = {}
+        # Per task: postings added by this process, and the log's total after its last batch.
+        self._written: dict[str, tuple[int, int]] = {}
 
     def _score(self, task_id: str, now_ms: int) -> int:
         """Minus the task's creation time, or minus a quarter TTL ago if that is later.
@@ -381,31 +382,36 @@ class SearchIndex:
         """
         return -max(created_ms(task_id), now_ms - self._ttl * 250)
 
-    def _within_budget(self, task_id: str, count: int) -> bool:
+    def _within_budget(self, task_id: str, count: int, total: int) -> bool:
         """Whether ``task_id`` may add ``count`` more postings in this process (and count them)."""
-        used = self._added.pop(task_id, 0)
-        if len(self._added) >= _BUDGETS_KEPT:
-            del self._added[next(iter(self._added))]
+        used, _ = self._written.pop(task_id, (0, 0))
+        if len(self._written) >= _BUDGETS_KEPT:
+            del self._written[next(iter(self._written))]
         fits = used + count <= self._max_postings
         # Once a batch does not fit, none after it is posted: the task is past its budget.
-        self._added[task_id] = used + count if fits else self._max_postings
+        self._written[task_id] = (used + count if fits else self._max_postings, total)
         return fits
 
     async def add(self, task_id: str, batch: Columns, total: int) -> None:
         """Post ``batch``'s blocks, the log's last lines up to seq ``total``, in one pipeline."""
-        first = total - len(batch)
+        # The log cap may have stored only the batch's first lines (then a marker line), or
+        # none: when this process wrote the log's previous total, only those are posted.
+        stored = len(batch)
+        if task_id in self._written:
+            stored = min(stored, total - self._written[task_id][1])
+        first = total - stored
         postings: dict[str, list[str]] = {}
         count = 0
-        blocks = terms_of_blocks(batch.messages, BLOCK_LINES)
-        for lo, terms in zip(range(0, len(batch), BLOCK_LINES), blocks, strict=True):
+        blocks = terms_of_blocks(batch.messages[:stored], BLOCK_LINES)
+        for lo, terms in zip(range(0, stored, BLOCK_LINES), blocks, strict=True):
             if first + lo < 0:
-                continue  # the log cap cut the batch: its lines are not all stored
-            lines = min(BLOCK_LINES, len(batch) - lo)
+                continue  # a log that expired under the writer: nothing to point at
+            lines = min(BLOCK_LINES, stored - lo)
             member = f"{task_id}:{first + lo:08x}:{lines:x}"
             for term in terms:
                 postings.setdefault(term, []).append(member)
                 count += 1
-        if not postings or not self._within_budget(task_id, count):
+        if not self._within_budget(task_id, count, total) or not postings:
             return
         now, now_ms = time.monotonic(), time.time_ns() // 1_000_000
         score = self._score(task_id, now_ms)
@@ -413,12 +419,13 @@ class SearchIndex:
             for term, members in postings.items():
                 key = self._keys.postings(term)
                 pipe.zadd(key, dict.fromkeys(members, score))
-                # The TTL only needs to outlive the newest posting, and old postings only
-                # need trimming now and then: once per tenth of the TTL per process.
+                # The key must outlive its postings (trimmed 1.25 TTLs after their score),
+                # and old ones only need trimming now and then: so both are done once per
+                # tenth of the TTL per process, with the key's TTL at 1.25 TTLs.
                 if now - self._expired_at.get(term, -1e18) > self._ttl / 10:
                     self._expired_at[term] = now
                     pipe.zremrangebyscore(key, self._trim_below(now_ms), "+inf")
-                    pipe.expire(key, self._ttl)
+                    pipe.expire(key, self._ttl * 5 // 4)
             await pipe.execute()
 
     def _trim_below(self, now_ms: int) -> int:
