@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster
 from hookagent.models import LogStream, NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
+from hookagent.store.logs import LogStore
 from hookagent.store.search import Query, SearchIndex, terms_of, terms_of_blocks
 from hookagent.store.writer import LogWriter
 from tests.helpers import move_to
@@ -220,7 +221,7 @@ async def test_a_common_word_fills_the_first_page_from_the_newest_task_alone(
     before = await log_reads(redis)
     hits = await store.search.search("alpha", limit=50)
     assert [(h.task_id, h.seq) for h in hits] == [(ids[-1], i) for i in range(50)]
-    # One block read (the chunk holding its first line, and none starting inside it).
+    # One block read: the one chunk that starts it (XRANGE), nothing else.
     assert await log_reads(redis) - before <= 2
 
 
@@ -292,6 +293,31 @@ async def test_postings_of_expired_logs_are_trimmed(
     hits = await short.search.search("kilo")
     assert [h.task_id for h in hits] == [fresh, late]
     assert old not in {h.task_id for h in await store.search.search("kilo")}
+
+
+async def test_blocks_that_do_not_start_a_chunk_find_every_line(
+    store: Store, redis: Redis, settings: Settings
+) -> None:
+    # Blocks of 256 lines over chunks of 100 (another chunk size): a block starting inside
+    # a chunk reads that chunk too, and only the block's own lines count.
+    logs = LogStore(redis, store.keys, ttl_seconds=60, max_lines=10_000, chunk_lines=100)
+    tid = (
+        await store.tasks.create(NewTask(source="jira", repository="a/b", title="t", prompt="p"))
+    ).task_id
+    rng = random.Random(5)
+    lines = [" ".join(rng.choices(WORDS, k=3)) for _ in range(700)]
+    async with LogWriter(
+        logs, tid, index=store.search, token="", attempt=1,
+        batch_lines=350, flush_ms=20, line_max=1000, raw_max=0,
+    ) as writer:  # fmt: skip
+        writer.add_lines(LogStream.STDOUT, lines[:350])
+        await writer.flush()
+        writer.add_lines(LogStream.STDOUT, lines[350:])
+    entries, _ = await store.logs.read(tid, offset=0, limit=-1)
+    for text in ("alpha", "alpha bravo", '"golf hotel"'):
+        hits = await store.search.search(text, limit=10_000)
+        expected = sorted(brute({tid: [e.message for e in entries]}, text))
+        assert [(h.task_id, h.seq) for h in hits] == expected
 
 
 async def test_a_log_cut_by_its_cap_posts_only_the_lines_it_stored(

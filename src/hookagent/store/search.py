@@ -203,8 +203,8 @@ return out
 # single server, so the page stops the scan wherever it fills). ARGV: wanted, plain, the
 # needle count, the needles, then per log its block count and (first seq, lines) per
 # block. Returns each log's matches. A block is read like a page (store/logs.py): the
-# chunk holding its first line, then any chunk starting inside it; lines outside the
-# block are not looked at.
+# chunks starting inside it, and the chunk holding its first line if none starts there
+# (a block is nearly always one chunk: one XRANGE); lines outside it are not looked at.
 _BLOCKS = (
     """
 local wanted, plain, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -221,9 +221,12 @@ for k, key in ipairs(KEYS) do
     local lo = tonumber(ARGV[a + 1 + 2 * b])
     local hi = lo + tonumber(ARGV[a + 2 + 2 * b])
     if found < wanted then
-      local rows = redis.call('XREVRANGE', key, '0-' .. (lo + 1), '-', 'COUNT', 1)
-      for _, row in ipairs(redis.call('XRANGE', key, '(0-' .. (lo + 1), '0-' .. hi)) do
-        rows[#rows + 1] = row
+      local start = '0-' .. (lo + 1)
+      local rows = redis.call('XRANGE', key, start, '0-' .. hi)
+      if not rows[1] or rows[1][1] ~= start then
+        -- the block does not start a chunk: the chunk holding its first line comes first
+        local head = redis.call('XREVRANGE', key, start, '-', 'COUNT', 1)
+        if head[1] then table.insert(rows, 1, head[1]) end
       end
       for _, row in ipairs(rows) do
         if found < wanted then scan(row, lo, hi) end
