@@ -63,3 +63,18 @@ async def test_run_names_the_benches_it_knows(redis_url: str) -> None:
     code, out = await run_bench("run.py", "--only", "latency,nonsense", "--redis-url", redis_url)
     assert code == 2, out
     assert "unknown bench(es): nonsense; known: ingest, latency, intake, pages, search" in out
+
+
+@pytest.mark.timeout(110)
+async def test_search_bench_reports_the_tail_and_cpu_of_every_query(redis_url: str) -> None:
+    code, out = await run_bench(
+        "search.py", "--tasks", "4", "--lines", "300", "--rounds", "3", "--redis-url", redis_url
+    )
+    assert code == 0, out
+    rows = [line.strip("|").split(" | ") for line in out.splitlines() if line.startswith("| `")]
+    assert len(rows) == 6, out  # every query: p50, p95, p99, max, server and client CPU
+    for row in rows:
+        p50, p95, p99, worst, server, client = (float(c.strip(" |")) for c in row[1:])
+        assert 0 < p50 <= p95 <= p99 <= worst and server > 0 and client > 0, out
+    assert re.search(r"worst query \(highest p95\): `.+`", out), out
+    assert re.search(r"\| with index \| [\d,]+, \d+% \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", out), out

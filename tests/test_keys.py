@@ -22,8 +22,8 @@ PINNED: dict[str, tuple[str, str]] = {
     "plans": (Keys("hk").plans(TID), "hk:task:{task-1-abc}:plans"),
     "approvals": (Keys("hk").approvals(TID), "hk:task:{task-1-abc}:approvals"),
     "feedbacks": (Keys("hk").feedbacks(TID), "hk:task:{task-1-abc}:feedbacks"),
-    # One hash tag for every term set: a search intersects them with one SINTER.
-    "term": (Keys("hk").term("keyerror"), "hk:search:{terms}:keyerror"),
+    # One hash tag for every term's postings: one script intersects them.
+    "postings": (Keys("hk").postings("keyerror"), "hk:search:{terms}:postings:keyerror"),
     # A task's pending writes to other slots, on its own slot; applied ids beside each stream.
     "effects": (Keys("hk").effects(TID), "hk:task:{task-1-abc}:effects"),
     "unsettled": (Keys("hk").unsettled(), "hk:effects:unsettled"),

@@ -3,7 +3,7 @@
 Per-task keys share the hash tag ``{<task_id>}`` so a task's hash, history and log stream
 live in one Redis Cluster slot and can be touched by one Lua script. The worker registry's
 keys share ``{workers}`` for the same reason: one script writes a record and its index, and
-the search term sets share ``{terms}`` so one SINTER reads them. A task script never writes
+the search postings share ``{terms}`` so one script intersects them. A task script never writes
 another slot: what it changes elsewhere (the job, outbox and board streams, the status
 indexes) it records as *effects* in the task's own list, applied right after (store/effects.py).
 """
@@ -85,9 +85,9 @@ class Keys:
         """Capped stream of every task's status changes (and creations), for live boards."""
         return f"{self.prefix}:events"
 
-    def term(self, term: str) -> str:
-        """Search index: the tasks whose logs contain ``term``."""
-        return f"{self.prefix}:search:{{terms}}:{term}"
+    def postings(self, term: str) -> str:
+        """Search index: the blocks of log lines holding ``term``, by task creation time."""
+        return f"{self.prefix}:search:{{terms}}:postings:{term}"
 
     def delivery(self, source: str, delivery_id: str) -> str:
         """Marks a webhook delivery as seen (value: the task it created)."""

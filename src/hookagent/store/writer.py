@@ -22,7 +22,7 @@ from hookagent.errors import TaskNotFound
 from hookagent.models import LogStream, utc_iso
 from hookagent.redact import Redactor
 from hookagent.store.logs import CHUNK_LINES, Columns, LogStore
-from hookagent.store.search import MAX_TERMS_PER_TASK, SearchIndex, terms_of
+from hookagent.store.search import SearchIndex
 from hookagent.store.spill import SpillFile, orphans
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,6 @@ class LogWriter:
         self._store = store
         self._redactor = redactor
         self._index = index
-        self._indexed: set[str] = set()
-        self._unindexed: set[str] = set()
         self.task_id = task_id
         self.token = token
         self._attempt = attempt
@@ -245,9 +243,6 @@ class LogWriter:
             try:
                 while (batch := self._next_batch()) is not None:
                     await self._write(batch)
-                if self._unindexed and self._index is not None:
-                    await self._index.add(self.task_id, self._unindexed)
-                    self._unindexed = set()
             except _AWAY as exc:
                 if not self.away:
                     log.warning(
@@ -279,7 +274,7 @@ class LogWriter:
         return self._inflight
 
     async def _write(self, batch: Columns) -> None:
-        await self._store.append_columns(
+        total = await self._store.append_columns(
             self.task_id,
             batch,
             token=self.token,
@@ -289,10 +284,9 @@ class LogWriter:
         if self._inflight_spilled and self._spill is not None:
             self._spill.commit(len(batch))
         self._inflight = None
-        if self._index is not None and len(self._indexed) < MAX_TERMS_PER_TASK:
-            fresh = terms_of(batch.messages) - self._indexed
-            self._indexed |= fresh
-            self._unindexed |= fresh
+        if self._index is not None:
+            # After the append: the postings point at lines the log holds (up to ``total``).
+            await self._index.add(self.task_id, batch, total)
 
     async def _run(self) -> None:
         backoff = RETRY_S
