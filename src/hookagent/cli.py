@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     tasks.add_argument("--status")
     tasks.add_argument("--limit", type=int, default=50)
     tasks.set_defaults(run=client.tasks)
+    stats = _client(sub, "stats", "change requests opened, merged and closed, per repository")
+    stats.set_defaults(run=client.stats)
     status = _client(sub, "status", "a task's status and plan")
     status.add_argument("task_id")
     status.set_defaults(run=client.status)

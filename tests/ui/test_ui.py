@@ -456,3 +456,48 @@ def demo_log() -> list[NewLine]:
         NewLine(ts.format(i + 1, 17 * i % 1000), stream, message, kind)
         for i, (stream, message, kind) in enumerate(rows)
     ]
+
+
+async def test_statuses_after_the_pull_request_and_the_queue_pages_stats(
+    server: str, store: Store, browser: Browser
+) -> None:
+    """Merged, closed and revising tasks show their own badges; the queue page counts them."""
+    shown = {TaskStatus.MERGED: "Merged", TaskStatus.CLOSED: "Closed unmerged"}
+    shown |= {TaskStatus.REVISING: "Revising"}
+    for number, status in enumerate(shown, 41):
+        new = NewTask(source="github", repository="acme/payments-api", title=status, prompt="p")
+        task_id = (await store.tasks.create(new)).task_id
+        fields = {"pr_number": str(number), "pr_opened_at": "2026-03-02T09:00:00.000Z"}
+        await move_to(store, task_id, TaskStatus.COMPLETED, fields=fields | {"agent": "claude"})
+        ended = {"pr_ended_at": "2026-03-02T12:00:00.000Z"} if status != "revising" else None
+        await move_to(store, task_id, status, fields=ended)
+    page, watched = await open_page(browser, server)
+    async with page.context:
+        await page.goto("/")
+        colours = set()
+        for status, label in shown.items():
+            badge = page.locator(f"#rows tr[data-status='{status}'] .badge")
+            await expect(badge).to_have_text(label)
+            colours.add(await badge.evaluate("e => getComputedStyle(e).backgroundColor"))
+        assert len(colours) == len(shown), colours  # each its own colour, none the default
+        await expect(page.locator("#f-status option[value='merged']")).to_have_text("Merged")
+
+        await page.goto("/ui/queue")
+        row = page.locator("#changes tr[data-repository='acme/payments-api'] td")
+        await expect(row).to_have_text(
+            [
+                "acme/payments-api",
+                "github",
+                "claude",
+                "3",
+                "1",
+                "1",
+                "50%",
+                "3 h 0 min",
+                "0.0",
+                "0.0",
+            ]
+        )
+        await expect(page.locator("#changes tr.total td").first).to_have_text("All")
+    assert watched.foreign() == [], watched.foreign()
+    assert watched.errors == [], watched.errors

@@ -117,6 +117,10 @@ def outcome_message(
     if status is TaskStatus.CANCELLED:
         reason, _ = trim(task.error or "cancelled", 1000)
         return "Cancelled", [_section(f"*Cancelled*: {esc(reason)}")]
+    if status in {TaskStatus.MERGED, TaskStatus.CLOSED}:
+        what = "Merged" if status is TaskStatus.MERGED else "Closed unmerged"
+        pr = f"<{task.pr_url}|pull request>" if task.pr_url else "the change request"
+        return what, [_section(f"*{what}*: {pr}")]
     return None
 
 

@@ -12,7 +12,7 @@ from hookagent.redact import Redactor
 from hookagent.repos import validate_repo
 from hookagent.services.lifecycle import Lifecycle
 from hookagent.settings import Settings
-from hookagent.sources import Command, Verb
+from hookagent.sources import ChangeEnded, Command, Ending, Verb
 from hookagent.sources.table import SOURCES
 from hookagent.store import Marks, Store
 
@@ -54,9 +54,12 @@ class Reported:
 
 @dataclass(frozen=True, slots=True)
 class Outdated:
-    """A command written before what it would act on existed: it changes nothing."""
+    """A command written before what it would act on existed, or an event for no task (None).
 
-    task_id: str
+    It changes nothing.
+    """
+
+    task_id: str | None
     reason: str
 
 
@@ -144,6 +147,55 @@ class Intake:
             # Anything else (Redis gone, a bug): the sender's retry must not be a duplicate.
             await refs.forget_command(source, delivery=delivery, event_id=event_id)
             raise
+
+    async def change_ended(
+        self, ended: ChangeEnded, *, delivery: str | None, signed: bool
+    ) -> Applied | Duplicate | Outdated:
+        """The forge says the change request a task opened was merged or closed: end the task.
+
+        Only from a signed delivery, like a command: an unsigned one could end any task.
+        Requests no task opened (most of a repository's) are ignored; a task that cannot end
+        now (it is still executing, or was cancelled) says so in its log and is left as is.
+        """
+        if not signed:
+            raise SignatureError(
+                f"a change request's end needs a signed delivery: set "
+                f"{_secret_setting(ended.source)} and give the webhook the same secret"
+            )
+        refs, source = self._store.refs, ended.source
+        task_id = await refs.task_for(source, ended.ref)
+        if not task_id:
+            return Outdated(None, f"no task opened {source} {one_line(ended.ref, 200)}")
+        seen = await refs.claim_command(
+            source, delivery=delivery, event_id=ended.event_id, verb=ended.ending.value
+        )
+        if seen is not None:
+            return Duplicate(None, None, seen)
+        try:
+            return await self._end(task_id, ended)
+        except BaseException:
+            await refs.forget_command(source, delivery=delivery, event_id=ended.event_id)
+            raise
+
+    async def _end(self, task_id: str, ended: ChangeEnded) -> Applied | Outdated:
+        task = await self._store.tasks.get(task_id)
+        # As the publisher's log named it: ``pull request #41``, ``merge request !3``.
+        number = one_line(ended.ref.rpartition("!")[2], 20)
+        label = f"merge request !{number}" if task.forge == "gitlab" else f"pull request #{number}"
+        merged = ended.ending is Ending.MERGED
+        try:
+            result = await self._lifecycle.end_change(
+                task,
+                merged=merged,
+                actor=f"{ended.actor} ({ended.source})",
+                label=label,
+                at=ended.at,
+            )
+        except ConflictError as exc:
+            what = f"{label} {ended.ending.value} by {one_line(ended.actor, 200)}"
+            await self._lifecycle.say(task_id, f"{what} ignored: {exc.message}")
+            return Outdated(task_id, exc.message)
+        return Applied(result)
 
     async def _command(self, command: Command) -> Outcome:
         task_id = await self._store.refs.task_for(command.source, command.ref)

@@ -114,6 +114,25 @@ class Lifecycle:
             task_id, RETRY[task.phase], text, fields={"error": None}, enqueue=task.phase
         )
 
+    async def end_change(
+        self, task: Task, *, merged: bool, actor: str, label: str, at: float | None = None
+    ) -> ActionResult:
+        """``completed``/``revising`` → ``merged`` or ``closed``: the forge ended the request.
+
+        Counted once, by the transition that succeeded: merges, their time to merge (from
+        ``pr_opened_at``), and the follow-up rounds of every ended request.
+        """
+        ended = utc_iso(at)
+        action = Action.MERGE if merged else Action.CLOSE
+        text = _said(f"{label} {'merged' if merged else 'closed unmerged'}", actor, None)
+        result = await self._apply(task.task_id, action, text, fields={"pr_ended_at": ended})
+        await self._store.metrics.observe_change_end(
+            merged=merged,
+            seconds=_seconds_between(task.pr_opened_at, ended),
+            rounds=task.review_rounds,
+        )
+        return result
+
     async def _apply(
         self,
         task_id: str,
@@ -135,7 +154,7 @@ class Lifecycle:
         ttl = self._settings.approval_ttl
         if ttl is None or task.status is not TaskStatus.PENDING_APPROVAL:
             return
-        waited = datetime.now(UTC) - datetime.fromisoformat(task.updated_at.replace("Z", "+00:00"))
+        waited = datetime.now(UTC) - _parse_iso(task.updated_at)
         if waited.total_seconds() <= ttl:
             return
         text = f"approval expired after {ttl:.0f}s (HOOKAGENT_APPROVAL_TTL)"
@@ -152,6 +171,18 @@ class Lifecycle:
         text = one_line(self._redactor.redact(text))
         line = NewLine(utc_iso(), LogStream.SYSTEM.value, f"[system] {text}")
         await self._store.logs.append(task_id, [line])
+
+
+def _seconds_between(start: str | None, end: str) -> float | None:
+    """Seconds from ``start`` to ``end`` (``utc_iso`` times); None without a start."""
+    if not start:
+        return None
+    seconds = (_parse_iso(end) - _parse_iso(start)).total_seconds()
+    return max(seconds, 0.0)
+
+
+def _parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _ballot(voter: str, name: str) -> str:

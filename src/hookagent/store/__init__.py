@@ -16,6 +16,7 @@ from redis.exceptions import TimeoutError as StoreTimeoutError
 from hookagent.keys import Keys
 from hookagent.settings import Settings
 from hookagent.store.cancels import CancelSignals
+from hookagent.store.changes import ChangeRecord, ChangeRequests
 from hookagent.store.client import BoundedCluster, Client
 from hookagent.store.events import TaskEvents
 from hookagent.store.logs import LogStore, NewLine
@@ -37,6 +38,8 @@ StoreUnavailable = (StoreConnectionError, StoreTimeoutError)
 
 __all__ = [
     "CancelSignals",
+    "ChangeRecord",
+    "ChangeRequests",
     "Client",
     "Job",
     "JobQueue",
@@ -162,6 +165,7 @@ class Store:
     workers: WorkerRegistry
     outbox: Outbox
     metrics: MetricsStore
+    changes: ChangeRequests
 
     @classmethod
     def build(cls, redis: Client, settings: Settings) -> Store:
@@ -212,6 +216,7 @@ class Store:
                 ttl_seconds=settings.task_ttl,
             ),
             metrics=MetricsStore(redis, keys, jobs=jobs),
+            changes=ChangeRequests(redis, keys),
         )
 
     async def ping(self) -> None:
