@@ -188,6 +188,8 @@ class NewTask(BaseModel):
     level: str | None = None
     # Where the change request is opened: GitHub unless the task came from GitLab.
     forge: str = "github"
+    # The merged task whose incident came back (a Sentry alert after the merge).
+    regression_of: str | None = None
 
 
 class StatusChange(BaseModel):
@@ -230,6 +232,9 @@ class Task(BaseModel):
     # Follow-up rounds on the change request, and how many of them fixed a failing CI.
     review_rounds: int = 0
     ci_fixes: int = 0
+    # The executed change's ``git diff --stat`` (redacted, capped), for a regression's prompt.
+    diff_stat: str | None = None
+    regression_of: str | None = None
     forge: str = "github"
     agent: str | None = None
     session_id: str | None = None

@@ -13,7 +13,8 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from hookagent.models import Action, NewTask, TaskStatus, utc_iso
+from hookagent.models import Action, NewTask, Task, TaskStatus, utc_iso
+from hookagent.notify.slack_blocks import parent_message
 from hookagent.settings import Settings
 from hookagent.store import Store
 from tests.conftest import RunWorker
@@ -112,6 +113,8 @@ async def test_merged_pull_request_ends_the_task_and_stats_count_it(
     task = await store.tasks.get(tid)
     number = task.pr_number
     assert number is not None and task.pr_opened_at and task.branch == f"hookagent/{tid}"
+    # What a regression's prompt will quote: the executed change's diff stat.
+    assert task.diff_stat and "1 file changed" in task.diff_stat
     # The publisher linked the pull request as ``owner/repo!<number>``.
     assert await store.refs.task_for("github", f"{REPO}!{number}") == tid
 
@@ -243,3 +246,60 @@ async def test_gitlab_merge_and_close(http: httpx.AsyncClient, store: Store) -> 
     )
     [group] = (await http.get("/stats")).json()["groups"]
     assert (group["repository"], group["merged"], group["closed_unmerged"]) == (GITLAB_REPO, 1, 1)
+
+
+async def test_a_sentry_alert_after_the_merge_starts_a_linked_regression(
+    http: httpx.AsyncClient, store: Store, settings: Settings
+) -> None:
+    first = await http.post("/webhooks/sentry", content=ALERT, headers=JSON)
+    old = first.json()["task_id"]
+    shipped = {
+        "plan": "PLAN: guard the division in compute_ratio",
+        "diff_stat": " app.py | 3 ++-\n 1 file changed, 2 insertions(+), 1 deletion(-)",
+        "pr_number": "41",
+        "pr_url": f"https://github.com/{REPO}/pull/41",
+        "pr_opened_at": utc_iso(),
+    }
+    await move_to(store, old, TaskStatus.COMPLETED, fields=shipped)
+    # Before the merge the same alert is the same incident: no second task.
+    before = await http.post("/webhooks/sentry", content=ALERT, headers=JSON)
+    assert before.json()["task_id"] == old
+    await store.refs.link("github", f"{REPO}!41", old)
+    assert (await pull_request(http, closed(41, merged=True), "d-1")).json()["status"] == "merged"
+
+    again = await http.post("/webhooks/sentry", content=ALERT, headers=JSON)
+    assert again.status_code == 202, again.text
+    new = await store.tasks.get(again.json()["task_id"])
+    assert new.task_id != old and new.regression_of == old
+    assert f"task {old} (https://github.com/{REPO}/pull/41)" in new.prompt
+    assert "PLAN: guard the division in compute_ratio" in new.prompt
+    assert "1 file changed, 2 insertions(+), 1 deletion(-)" in new.prompt
+    entries, _ = await store.logs.read(old, offset=0, limit=-1)
+    assert f"[system] regressed after merge: {new.task_id}" in [e.message for e in entries]
+    assert (await store.tasks.get(old)).status is TaskStatus.MERGED
+    # The regression is now the open task for the incident: the alert again is a duplicate.
+    third = await http.post("/webhooks/sentry", content=ALERT, headers=JSON)
+    assert third.json()["task_id"] == new.task_id and third.json()["duplicate"] is True
+
+
+async def test_an_alert_after_a_close_unmerged_is_no_regression(
+    http: httpx.AsyncClient, store: Store
+) -> None:
+    old = (await http.post("/webhooks/sentry", content=ALERT, headers=JSON)).json()["task_id"]
+    await move_to(store, old, TaskStatus.CLOSED, fields={"pr_number": "41"})
+    again = await http.post("/webhooks/sentry", content=ALERT, headers=JSON)
+    # Within the dedupe window the alert is the delivery seen before; nothing regressed.
+    assert again.json()["task_id"] == old and again.json()["duplicate"] is True
+    entries, _ = await store.logs.read(old, offset=0, limit=-1)
+    assert not any("regressed" in e.message for e in entries)
+
+
+def test_slack_says_a_task_is_a_regression(settings: Settings) -> None:
+    task = Task(
+        task_id="task-2-b", source="sentry", repository=REPO, title="t", prompt="p",
+        status=TaskStatus.QUEUED, created_at=utc_iso(), updated_at=utc_iso(),
+        regression_of="task-1-a",
+    )  # fmt: skip
+    _, blocks = parent_message(task, settings, None)
+    texts = json.dumps(blocks)
+    assert "Regressed after merge" in texts and "/ui/tasks/task-1-a|task-1-a" in texts

@@ -57,6 +57,9 @@ def parent_message(task: Task, settings: Settings, decided: str | None) -> tuple
     ]
     if task.pr_url:
         blocks.append(_section(f"*Pull request:* <{task.pr_url}>"))
+    if task.regression_of:
+        old = f"<{task_url(settings, task.regression_of)}|{task.regression_of}>"
+        blocks.append(_section(f"*Regressed after merge* of {old}"))
     if decided:
         blocks.append(_context(esc(decided)))
     return f"{status_text(task.status)}: {task.title}", blocks

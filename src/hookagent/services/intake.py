@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hookagent.errors import ConflictError, NotAnApprover, QueueFull, SignatureError, TaskNotFound
+from hookagent.json_values import clip_prompt
 from hookagent.models import TERMINAL_STATUSES, ActionResult, NewTask, Task, TaskStatus, one_line
 from hookagent.policy import Policies
 from hookagent.redact import Redactor
@@ -106,17 +107,25 @@ class Intake:
         refs, ref = self._store.refs, new.external_id
         for _ in range(MAX_ROUNDS):
             by_delivery, by_ref = await refs.seen(new.source, delivery=delivery, ref=ref)
+            regressed: Task | None = None
             if by_delivery and (found := await self._find(by_delivery)) is not None:
-                return Duplicate(found.task_id, found.status, "delivery seen before")
+                if not _recurs(new, found):
+                    return Duplicate(found.task_id, found.status, "delivery seen before")
+                regressed = found
             if by_ref and (found := await self._find(by_ref)) is not None:
                 if found.status not in TERMINAL_STATUSES:
                     if delivery:
                         await refs.mark_delivery(new.source, delivery, found.task_id)
                     return Duplicate(found.task_id, found.status, "an open task exists for it")
+                regressed = found if _recurs(new, found) else regressed
             await self._check_room()
             marks = Marks(new.source, delivery, ref, seen_delivery=by_delivery, seen_ref=by_ref)
-            task = await self._store.tasks.create_marked(new, marks)
+            task = await self._store.tasks.create_marked(_regression(new, regressed), marks)
             if task is not None:
+                if regressed is not None:
+                    await self._lifecycle.say(
+                        regressed.task_id, f"regressed after merge: {task.task_id}"
+                    )
                 return Created(task)
         raise ConflictError("too many simultaneous deliveries for this incident; retry")
 
@@ -250,6 +259,37 @@ class Intake:
             return await self._store.tasks.get(task_id)
         except TaskNotFound:
             return None
+
+
+def _recurs(new: NewTask, found: Task) -> bool:
+    """Whether ``new`` is the incident of a merged task coming back: a Sentry alert.
+
+    Sentry sends no delivery id (the issue and the action stand for one), so after a merge
+    the same alert is not the sender retrying but the error happening again.
+    """
+    return new.source == "sentry" and found.status is TaskStatus.MERGED
+
+
+def _regression(new: NewTask, merged: Task | None) -> NewTask:
+    """``new`` linked to the merged task it regresses, the old plan and diff stat in its prompt."""
+    if merged is None:
+        return new
+    where = merged.pr_url or f"pull request #{merged.pr_number}"
+    context = "\n".join(
+        [
+            f"This incident came back after hookagent's fix was merged: task "
+            f"{merged.task_id} ({where}). That fix did not hold; find out why.",
+            "",
+            "The merged plan:",
+            merged.plan or "(none recorded)",
+            "",
+            "The merged change (git diff --stat):",
+            merged.diff_stat or "(not recorded)",
+        ]
+    )
+    # First, so a long alert is what gets clipped, never the regression's own context.
+    prompt = clip_prompt(f"{context}\n\n{new.prompt}")
+    return new.model_copy(update={"regression_of": merged.task_id, "prompt": prompt})
 
 
 def _outdated(command: Command, task: Task) -> str | None:
