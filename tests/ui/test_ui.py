@@ -464,9 +464,11 @@ async def test_statuses_after_the_pull_request_and_the_queue_pages_stats(
     """Merged, closed and revising tasks show their own badges; the queue page counts them."""
     shown = {TaskStatus.MERGED: "Merged", TaskStatus.CLOSED: "Closed unmerged"}
     shown |= {TaskStatus.REVISING: "Revising"}
+    ids: dict[TaskStatus, str] = {}
     for number, status in enumerate(shown, 41):
         new = NewTask(source="github", repository="acme/payments-api", title=status, prompt="p")
-        task_id = (await store.tasks.create(new)).task_id
+        new.regression_of = ids.get(TaskStatus.MERGED)
+        task_id = ids[status] = (await store.tasks.create(new)).task_id
         fields = {"pr_number": str(number), "pr_opened_at": "2026-03-02T09:00:00.000Z"}
         await move_to(store, task_id, TaskStatus.COMPLETED, fields=fields | {"agent": "claude"})
         ended = {"pr_ended_at": "2026-03-02T12:00:00.000Z"} if status != "revising" else None
@@ -499,5 +501,14 @@ async def test_statuses_after_the_pull_request_and_the_queue_pages_stats(
             ]
         )
         await expect(page.locator("#changes tr.total td").first).to_have_text("All")
+
+        # The task page's timeline goes on past "Completed"; a regression links its origin.
+        await page.goto(f"/ui/tasks/{ids[TaskStatus.CLOSED]}")
+        current = page.locator("#timeline li[aria-current='step']")
+        await expect(current).to_contain_text("Closed unmerged")
+        await expect(current).to_have_class("step current bad")
+        await expect(page.locator("#timeline li.done").last).to_contain_text("Completed")
+        origin = page.locator(f"#task-meta a[href='/ui/tasks/{ids[TaskStatus.MERGED]}']")
+        await expect(origin).to_have_text(ids[TaskStatus.MERGED])
     assert watched.foreign() == [], watched.foreign()
     assert watched.errors == [], watched.errors
