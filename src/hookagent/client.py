@@ -241,13 +241,14 @@ def stats(args: argparse.Namespace) -> int:
     """Change requests per repository, source and agent: opened, merged, closed, rates."""
     data = get(args, "/stats")
     table = Table()
-    for name in ("repository", "source", "agent", "opened", "merged", "closed", "merge rate",
-                 "median to merge", "rounds/PR", "CI fixes/PR"):  # fmt: skip
-        table.add_column(name)
-    for row in [*data["groups"], data["total"] | {"repository": "(all)"}]:
+    table.add_column("repository (source, agent)")
+    for name in ("opened", "merged", "closed", "rate", "to merge", "rounds", "CI fixes"):
+        table.add_column(name, justify="right")
+    for row in [*data["groups"], data["total"]]:
+        where = f"{row['repository']} ({row['source']}, {row['agent'] or '?'})"
         rate, median = row["merge_rate"], row["median_time_to_merge_s"]
         table.add_row(
-            escape(row["repository"] or ""), row["source"] or "", row["agent"] or "",
+            escape(where if row["repository"] else "(all)"),
             str(row["opened"]), str(row["merged"]), str(row["closed_unmerged"]),
             "—" if rate is None else f"{rate:.0%}",
             "—" if median is None else f"{median / 3600:.1f} h",
