@@ -151,6 +151,14 @@ def utc_iso(epoch: float | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds from ``start`` to ``end`` (``utc_iso`` times), never negative; None without both."""
+    if not start or not end:
+        return None
+    elapsed = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return max(elapsed.total_seconds(), 0.0)
+
+
 # Control characters (C0, DEL, C1) and Unicode line breaks, escaped in text that people and
 # payloads supply before it becomes part of a log line.
 _CONTROLS = {

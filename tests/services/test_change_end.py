@@ -15,8 +15,9 @@ from redis.asyncio import Redis
 
 from hookagent.models import Action, NewTask, Task, TaskStatus, utc_iso
 from hookagent.notify.slack_blocks import parent_message
+from hookagent.services.stats import summarize
 from hookagent.settings import Settings
-from hookagent.store import Store
+from hookagent.store import ChangeRecord, Store
 from tests.conftest import RunWorker
 from tests.github_stub import GitHubStub
 from tests.helpers import FIXTURES, REPO, app_client, fake_agent, move_to, wait_status
@@ -303,3 +304,20 @@ def test_slack_says_a_task_is_a_regression(settings: Settings) -> None:
     _, blocks = parent_message(task, settings, None)
     texts = json.dumps(blocks)
     assert "Regressed after merge" in texts and "/ui/tasks/task-1-a|task-1-a" in texts
+
+
+def test_stats_of_a_group_take_the_median_and_the_rates_per_request() -> None:
+    def record(status: TaskStatus, hours: float | None, rounds: int = 0) -> ChangeRecord:
+        ended = None if hours is None else utc_iso(1_772_442_000 + hours * 3600)
+        return ChangeRecord(
+            task_id="t", status=status, repository=REPO, source="sentry", agent="claude",
+            opened_at=utc_iso(1_772_442_000), ended_at=ended, review_rounds=rounds, ci_fixes=1,
+        )  # fmt: skip
+
+    merged = [record(TaskStatus.MERGED, h, rounds=r) for h, r in ((1, 0), (2, 3), (10, 1))]
+    rows = [*merged, record(TaskStatus.CLOSED, 5), record(TaskStatus.COMPLETED, None)]
+    stats = summarize(rows, repository=REPO)
+    assert (stats.opened, stats.merged, stats.closed_unmerged) == (5, 3, 1)
+    assert stats.merge_rate == 0.75 and stats.median_time_to_merge_s == 7200
+    assert (stats.rounds_per_pr, stats.ci_fixes_per_pr) == (0.8, 1.0)
+    assert summarize([]).merge_rate is None and summarize([]).opened == 0

@@ -16,6 +16,7 @@ from hookagent.models import (
     Task,
     TaskStatus,
     one_line,
+    seconds_between,
     utc_iso,
 )
 from hookagent.policy import Policies
@@ -128,7 +129,7 @@ class Lifecycle:
         result = await self._apply(task.task_id, action, text, fields={"pr_ended_at": ended})
         await self._store.metrics.observe_change_end(
             merged=merged,
-            seconds=_seconds_between(task.pr_opened_at, ended),
+            seconds=seconds_between(task.pr_opened_at, ended),
             rounds=task.review_rounds,
         )
         return result
@@ -154,7 +155,7 @@ class Lifecycle:
         ttl = self._settings.approval_ttl
         if ttl is None or task.status is not TaskStatus.PENDING_APPROVAL:
             return
-        waited = datetime.now(UTC) - _parse_iso(task.updated_at)
+        waited = datetime.now(UTC) - datetime.fromisoformat(task.updated_at.replace("Z", "+00:00"))
         if waited.total_seconds() <= ttl:
             return
         text = f"approval expired after {ttl:.0f}s (HOOKAGENT_APPROVAL_TTL)"
@@ -171,18 +172,6 @@ class Lifecycle:
         text = one_line(self._redactor.redact(text))
         line = NewLine(utc_iso(), LogStream.SYSTEM.value, f"[system] {text}")
         await self._store.logs.append(task_id, [line])
-
-
-def _seconds_between(start: str | None, end: str) -> float | None:
-    """Seconds from ``start`` to ``end`` (``utc_iso`` times); None without a start."""
-    if not start:
-        return None
-    seconds = (_parse_iso(end) - _parse_iso(start)).total_seconds()
-    return max(seconds, 0.0)
-
-
-def _parse_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _ballot(voter: str, name: str) -> str:

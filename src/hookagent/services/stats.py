@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
-from datetime import datetime
 
-from hookagent.models import ChangeStats, StatsResponse, TaskStatus
+from hookagent.models import ChangeStats, StatsResponse, TaskStatus, seconds_between
 from hookagent.store import ChangeRecord, Store
 
 
@@ -34,7 +33,7 @@ def summarize(
     rows = list(records)
     merged = [r for r in rows if r.status is TaskStatus.MERGED]
     closed = sum(1 for r in rows if r.status is TaskStatus.CLOSED)
-    times = [t for r in merged if (t := _seconds(r.opened_at, r.ended_at)) is not None]
+    times = [t for r in merged if (t := seconds_between(r.opened_at, r.ended_at)) is not None]
     ended = len(merged) + closed
     return ChangeStats(
         repository=repository,
@@ -48,10 +47,3 @@ def summarize(
         rounds_per_pr=sum(r.review_rounds for r in rows) / len(rows) if rows else None,
         ci_fixes_per_pr=sum(r.ci_fixes for r in rows) / len(rows) if rows else None,
     )
-
-
-def _seconds(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    elapsed = datetime.fromisoformat(end) - datetime.fromisoformat(start)
-    return max(elapsed.total_seconds(), 0.0)
