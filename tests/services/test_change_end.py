@@ -14,10 +14,13 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from hookagent.models import Action, NewTask, Task, TaskStatus, utc_iso
-from hookagent.notify.slack_blocks import parent_message
+from hookagent.notify import slack
+from hookagent.notify.slack_blocks import outcome_message, parent_message
+from hookagent.notify.webhooks import PUBLIC_EVENTS
+from hookagent.notify.webhooks import body as webhook_body
 from hookagent.services.stats import summarize
 from hookagent.settings import Settings
-from hookagent.store import ChangeRecord, Store
+from hookagent.store import ChangeRecord, OutboxEvent, Store
 from tests.conftest import RunWorker
 from tests.github_stub import GitHubStub
 from tests.helpers import FIXTURES, REPO, app_client, fake_agent, move_to, wait_status
@@ -321,3 +324,25 @@ def test_stats_of_a_group_take_the_median_and_the_rates_per_request() -> None:
     assert stats.merge_rate == 0.75 and stats.median_time_to_merge_s == 7200
     assert (stats.rounds_per_pr, stats.ci_fixes_per_pr) == (0.8, 1.0)
     assert summarize([]).merge_rate is None and summarize([]).opened == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "name", "said"),
+    [(TaskStatus.MERGED, "task.merged", "*Merged*"), (TaskStatus.CLOSED, "task.closed", "*Closed")],
+)
+def test_notifications_say_how_the_request_ended(
+    settings: Settings, status: TaskStatus, name: str, said: str
+) -> None:
+    task = Task(
+        task_id="task-2-b", source="sentry", repository=REPO, title="t", prompt="p",
+        status=status, created_at=utc_iso(), updated_at=utc_iso(), pr_number=41,
+        pr_url=f"https://github.com/{REPO}/pull/41", pr_ended_at=utc_iso(),
+    )  # fmt: skip
+    event = OutboxEvent("1-0", task.task_id, status.value, "completed", utc_iso(), 1, "")
+    assert event.name == name and event.name in PUBLIC_EVENTS  # receivers may rely on it
+    sent = webhook_body(event, task)
+    assert sent["status"] == status.value and sent["task"]["pr_ended_at"] == task.pr_ended_at
+    outcome = outcome_message(task, status, [])
+    assert outcome is not None and said in json.dumps(outcome[1])
+    assert f"<{task.pr_url}|pull request>" in outcome[1][0]["text"]["text"]
+    assert status in slack.ENDINGS
