@@ -8,6 +8,9 @@ from typing import Any
 
 from tests.stub_server import LocalServer
 
+# GitHub's pull request ``id`` (not its number): what a ``pull_request`` event carries too.
+PULL_ID_BASE = 2_103_949_000
+
 
 class GitHubStub(LocalServer):
     """``POST …/pulls`` → 201; ``POST …/issues/{n}/comments`` → 201; ``PATCH …/comments/{id}``."""
@@ -17,6 +20,7 @@ class GitHubStub(LocalServer):
         self.fail_with: tuple[int, dict[str, Any], dict[str, str]] | None = None
         self.comments: dict[int, str] = {}  # comment id → its current body
         self.pulls = 0
+        self.opened: dict[int, dict[str, Any]] = {}  # number → the pull request as answered
         # What ``GET …/issues/{n}/comments`` lists (GitHub's shape), one page of 100 at a time.
         self.thread: list[dict[str, Any]] = []
         stub = self
@@ -80,8 +84,10 @@ class GitHubStub(LocalServer):
             number = self.pulls + 40
             owner, repo = parts[1], parts[2]
             html = f"https://github.com/{owner}/{repo}/pull/{number}"
-            pull = {"number": number, "state": "open", "html_url": html,
-                    "head": {"ref": body["head"]}, "base": {"ref": body["base"]}}  # fmt: skip
+            pull = {"id": PULL_ID_BASE + number, "number": number, "state": "open",
+                    "html_url": html, "head": {"ref": body["head"]},
+                    "base": {"ref": body["base"]}}  # fmt: skip
+            self.opened[number] = pull | {"repo": f"{owner}/{repo}"}
             return 201, pull, {}
         if method == "POST" and len(parts) == 6 and parts[3] == "issues" and parts[5] == "comments":
             comment_id = 9000 + len(self.comments)
@@ -98,6 +104,31 @@ class GitHubStub(LocalServer):
     def comment_requests(self) -> list[dict[str, Any]]:
         """The comment writes received, in order (reads of the thread are not writes)."""
         return [r for r in self.requests if "/issues/" in r["path"] and r["method"] != "GET"]
+
+    def closed_event(
+        self, number: int, *, merged: bool, by: str = "lee-lead", at: str = "2026-03-02T15:40:51Z"
+    ) -> dict[str, Any]:
+        """The ``pull_request`` ``closed`` delivery GitHub sends for a pull request opened here."""
+        pull = self.opened[number]
+        user = {"login": by, "id": 5821, "type": "User"}
+        return {
+            "action": "closed",
+            "number": number,
+            "pull_request": {
+                "id": pull["id"],
+                "number": number,
+                "html_url": pull["html_url"],
+                "state": "closed",
+                "head": pull["head"],
+                "base": pull["base"],
+                "closed_at": at,
+                "merged": merged,
+                "merged_at": at if merged else None,
+                "merged_by": user if merged else None,
+            },
+            "repository": {"full_name": pull["repo"]},
+            "sender": user,
+        }
 
 
 def _links(url: str, page: int, last: int, per_page: int) -> dict[str, str]:

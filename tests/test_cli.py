@@ -183,6 +183,11 @@ def lifecycle_through_the_cli(url: str, data: Path, tmp_path: Path) -> None:
     assert found.returncode == 0 and tid in found.stdout
     retry = cli("retry", tid, "--url", url)
     assert retry.returncode == 1 and f"409: task {tid} is completed" in retry.stderr
+    # After the pull request: no change request was opened here (no GitHub token).
+    merged = cli("tasks", "--status", "merged", "--url", url)
+    assert merged.returncode == 0 and tid not in merged.stdout
+    stats = cli("stats", "--url", url)
+    assert stats.returncode == 0 and "(all)" in stats.stdout and "to merge" in stats.stdout
     wait_line(data, other, "plan ready")
     reject = cli("reject", other, "--reason", "not now", "--url", url)
     assert reject.returncode == 0 and "→ rejected" in reject.stdout

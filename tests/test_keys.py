@@ -50,6 +50,7 @@ PINNED: dict[str, tuple[str, str]] = {
     "outbox": (Keys("hk").outbox(), "hk:outbox"),
     "metrics": (Keys("hk").metrics(), "hk:metrics"),
     "phase_durations": (Keys("hk").phase_durations("plan"), "hk:metrics:phase:plan"),
+    "time_to_merge": (Keys("hk").time_to_merge(), "hk:metrics:time_to_merge"),
     "notify_state": (
         Keys("hk").notify_state(TID, "slack"),
         "hk:task:{task-1-abc}:notify:slack",

@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     tasks.add_argument("--limit", type=int, default=50, help="at most N tasks (default 50)")
     _json_option(tasks)
     tasks.set_defaults(run=client.tasks)
+    stats = _client(sub, "stats", "change requests opened, merged and closed, per repository")
+    stats.set_defaults(run=client.stats)
     status = _client(sub, "status", "a task's status and plan")
     status.add_argument("task_id", help="the task's id (task-…)")
     _json_option(status)

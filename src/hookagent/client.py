@@ -321,6 +321,31 @@ def tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def stats(args: argparse.Namespace) -> int:
+    """Change requests per repository, source and agent: opened, merged, closed, rates."""
+    data = get(args, "/stats")
+    table = Table()
+    table.add_column("repository (source, agent)")
+    for name in ("opened", "merged", "closed", "rate", "to merge", "rounds", "CI fixes"):
+        table.add_column(name, justify="right")
+    for row in [*data["groups"], data["total"]]:
+        where = f"{row['repository']} ({row['source']}, {row['agent'] or '?'})"
+        rate, median = row["merge_rate"], row["median_time_to_merge_s"]
+        table.add_row(
+            escape(where if row["repository"] else "(all)"),
+            str(row["opened"]), str(row["merged"]), str(row["closed_unmerged"]),
+            "—" if rate is None else f"{rate:.0%}",
+            "—" if median is None else f"{median / 3600:.1f} h",
+            _per_pr(row["rounds_per_pr"]), _per_pr(row["ci_fixes_per_pr"]),
+        )  # fmt: skip
+    Console().print(table)
+    return 0
+
+
+def _per_pr(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
 def status(args: argparse.Namespace) -> int:
     """A task's status, error and plan."""
     response = request(args, "GET", f"/tasks/{args.task_id}/status")

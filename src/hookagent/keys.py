@@ -145,6 +145,10 @@ class Keys:
         """Hash of counters every process adds to: log lines, cost, webhooks by outcome."""
         return f"{self.prefix}:metrics"
 
+    def time_to_merge(self) -> str:
+        """Hash of the time-to-merge histogram of change requests: buckets, ``sum``, ``count``."""
+        return f"{self.prefix}:metrics:time_to_merge"
+
     def phase_durations(self, phase: str) -> str:
         """Hash of one phase's duration histogram: a count per bucket, ``sum``, ``count``."""
         return f"{self.prefix}:metrics:phase:{phase}"

@@ -25,10 +25,21 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    # After the change request: a follow-up round runs, or the request was merged or closed.
+    REVISING = "revising"
+    MERGED = "merged"
+    CLOSED = "closed"
 
 
 TERMINAL_STATUSES = frozenset(
-    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED, TaskStatus.CANCELLED}
+    {
+        TaskStatus.COMPLETED,
+        TaskStatus.FAILED,
+        TaskStatus.REJECTED,
+        TaskStatus.CANCELLED,
+        TaskStatus.MERGED,
+        TaskStatus.CLOSED,
+    }
 )
 
 
@@ -82,6 +93,10 @@ class Action(StrEnum):
     RETRY_PLAN = "retry_plan"
     RETRY_EXECUTE = "retry_execute"
     HOLD_CHANGE = "hold_change"
+    START_ROUND = "start_round"
+    FINISH_ROUND = "finish_round"
+    MERGE = "merge"
+    CLOSE = "close"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +112,7 @@ _PLANNING = frozenset({_S.QUEUED, _S.DISCOVERING})
 _EXECUTING = frozenset({_S.APPROVED, _S.EXECUTING})
 _OPEN = frozenset(s for s in TaskStatus if s not in TERMINAL_STATUSES)
 _ENDED_BADLY = frozenset({_S.FAILED, _S.CANCELLED})
+_DELIVERED = frozenset({_S.COMPLETED, _S.REVISING})
 
 # The one table of what may happen in which status; the transition script receives its row.
 # A phase's start is allowed from its running status too: a reclaimed job starts again.
@@ -116,6 +132,13 @@ TRANSITIONS: dict[Action, Transition] = {
     Action.RETRY_EXECUTE: Transition(_ENDED_BADLY, _S.APPROVED),
     # An auto-approved execution whose change no rule allows waits for a person instead.
     Action.HOLD_CHANGE: Transition(frozenset({_S.EXECUTING}), _S.PENDING_APPROVAL),
+    # After the change request is open: ``completed`` means the change is delivered; a
+    # follow-up round (review, CI) runs in ``revising`` and delivers again; the forge's
+    # merge or close ends the task, whether or not a round is running.
+    Action.START_ROUND: Transition(frozenset({_S.COMPLETED}), _S.REVISING),
+    Action.FINISH_ROUND: Transition(frozenset({_S.REVISING}), _S.COMPLETED),
+    Action.MERGE: Transition(_DELIVERED, _S.MERGED),
+    Action.CLOSE: Transition(_DELIVERED, _S.CLOSED),
 }
 START = {Phase.PLAN: Action.START_PLAN, Phase.EXECUTE: Action.START_EXECUTE}
 FAIL = {Phase.PLAN: Action.FAIL_PLAN, Phase.EXECUTE: Action.FAIL_EXECUTE}
@@ -126,6 +149,14 @@ def utc_iso(epoch: float | None = None) -> str:
     """UTC ISO-8601 with milliseconds and ``Z``, as the seed's log entries carry."""
     moment = datetime.fromtimestamp(time.time() if epoch is None else epoch, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds from ``start`` to ``end`` (``utc_iso`` times), never negative; None without both."""
+    if not start or not end:
+        return None
+    elapsed = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return max(elapsed.total_seconds(), 0.0)
 
 
 # Control characters (C0, DEL, C1) and Unicode line breaks, escaped in text that people and
@@ -165,6 +196,8 @@ class NewTask(BaseModel):
     level: str | None = None
     # Where the change request is opened: GitHub unless the task came from GitLab.
     forge: str = "github"
+    # The merged task whose incident came back (a Sentry alert after the merge).
+    regression_of: str | None = None
 
 
 class StatusChange(BaseModel):
@@ -201,6 +234,15 @@ class Task(BaseModel):
     commit: str | None = None
     pr_url: str | None = None
     pr_number: int | None = None
+    # When the change request was opened and ended (merged or closed), as ``utc_iso``.
+    pr_opened_at: str | None = None
+    pr_ended_at: str | None = None
+    # Follow-up rounds on the change request, and how many of them fixed a failing CI.
+    review_rounds: int = 0
+    ci_fixes: int = 0
+    # The executed change's ``git diff --stat`` (redacted, capped), for a regression's prompt.
+    diff_stat: str | None = None
+    regression_of: str | None = None
     forge: str = "github"
     agent: str | None = None
     session_id: str | None = None
@@ -331,3 +373,26 @@ class ActionResult(BaseModel):
     task_id: str
     status: TaskStatus
     previous: TaskStatus
+
+
+class ChangeStats(BaseModel):
+    """The change requests of one repository, source and agent (all of them when null)."""
+
+    repository: str | None = None
+    source: str | None = None
+    agent: str | None = None
+    opened: int = 0
+    merged: int = 0
+    closed_unmerged: int = 0
+    # Merged among the requests that ended (merged or closed); null while none ended.
+    merge_rate: float | None = None
+    median_time_to_merge_s: float | None = None
+    rounds_per_pr: float | None = None
+    ci_fixes_per_pr: float | None = None
+
+
+class StatsResponse(BaseModel):
+    """``GET /stats``: change requests per repository, source and agent, and in total."""
+
+    total: ChangeStats
+    groups: list[ChangeStats]

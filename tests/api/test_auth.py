@@ -64,6 +64,7 @@ EXPECTED: dict[str, str | None] = {
     "GET /workers": "viewer",
     "GET /policies": "viewer",
     "GET /metrics": "viewer",
+    "GET /stats": "viewer",
 }
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 # Routes open in the rule book that refuse a caller by their own check: (route, caller).

@@ -10,14 +10,17 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from hookagent.models import TaskStatus
+from hookagent.settings import Settings
 from hookagent.store import Store
 from tests.api.test_stream import live, read_sse, server
 from tests.cluster_nodes import ValkeyCluster
 from tests.conftest import RunWorker
 from tests.github_stub import GitHubStub
-from tests.helpers import FIXTURES, REPO, fake_agent, wait_for_line, wait_status
+from tests.helpers import FIXTURES, REPO, app_client, fake_agent, wait_for_line, wait_status
+from tests.services.test_change_end import SECRET, pull_request
 from tests.services.test_lifecycle import github, remote_branches, with_token
 
 pytestmark = pytest.mark.cluster
@@ -65,6 +68,7 @@ async def test_plan_approve_pr_with_live_follow_search_and_failovers(
     remotes: Path,
     server: str,
     valkey_cluster: ValkeyCluster,
+    settings: Settings,
 ) -> None:
     start_worker(agent_command=fake_agent("auto", "ticks", "30", "0.05"), **with_token(github))
     tid = (await post_alert(client, uuid.uuid4().hex))["task_id"]
@@ -113,6 +117,18 @@ async def test_plan_approve_pr_with_live_follow_search_and_failovers(
     ]
     found = (await client.get("/search", params={"q": "tick 7"})).json()
     assert {hit["task_id"] for hit in found["hits"]} == {tid}
+
+    # The pull request is merged: the task ends, and /stats reads it across the slots.
+    assert task.pr_number is not None
+    own = settings.model_copy(update={"github_webhook_secret": SecretStr(SECRET)})
+    async with app_client(own) as signed:  # its own client, from the settings
+        event = github.closed_event(task.pr_number, merged=True)
+        merged = await pull_request(signed, event, uuid.uuid4().hex)
+        assert merged.json() == {"task_id": tid, "status": "merged", "previous": "completed"}
+        await settled(store)
+        assert (await outbox_events(store, tid))[-1] == "merged"
+        total = (await signed.get("/stats")).json()["total"]
+        assert (total["opened"], total["merged"], total["merge_rate"]) == (1, 1, 1.0)
 
 
 async def test_replays_and_racing_deliveries_create_one_task(

@@ -44,6 +44,7 @@ async def test_every_read_the_ui_and_a_scraper_make_answers_on_a_cluster(
         "/search?q=guard&limit=50",
         "/ui/meta",
         "/ui/me",
+        "/stats",
     ]
     answers = {url: await client.get(url) for url in reads}
     failed = {

@@ -18,7 +18,9 @@ from hookagent.errors import PayloadError, WorkspaceError
 from hookagent.models import NewTask
 from hookagent.repos import validate_repo
 from hookagent.sources import (
+    ChangeEnded,
     Command,
+    Ending,
     Ignored,
     UnknownCommand,
     Verb,
@@ -53,7 +55,7 @@ def jira_created(description: Json, self_link: str = "https://x.atlassian.net/re
     return {"webhookEvent": "jira:issue_created", "issue": issue}
 
 
-def outcome(parse: Callable[[], NewTask | Command], source: str) -> None:
+def outcome(parse: Callable[[], NewTask | Command | ChangeEnded], source: str) -> None:
     """Run ``parse``; refusals must be documented ones, results must hold the invariants."""
     try:
         parsed = parse()
@@ -62,6 +64,8 @@ def outcome(parse: Callable[[], NewTask | Command], source: str) -> None:
         return
     if isinstance(parsed, NewTask):
         check_task(parsed, source)
+    elif isinstance(parsed, ChangeEnded):
+        check_ending(parsed, source)
     else:
         check_command(parsed, source)
 
@@ -88,6 +92,14 @@ def check_command(command: Command, source: str) -> None:
     assert isinstance(command.verb, Verb)
     assert isinstance(command.text, str) and isinstance(command.actor, str)
     assert all(isinstance(name, str) for name in command.actor_names)
+
+
+def check_ending(ended: ChangeEnded, source: str) -> None:
+    """The invariants of a change request's end a parser hands to intake."""
+    assert ended.source == source
+    assert isinstance(ended.ref, str) and "!" in ended.ref
+    assert isinstance(ended.ending, Ending) and isinstance(ended.actor, str)
+    assert ended.at is None or isinstance(ended.at, float)
 
 
 @given(
@@ -163,7 +175,7 @@ def test_jira(
 )
 @given(
     payload=payloads("github"),
-    event=st.sampled_from(["issues", "issue_comment", "ping", "push", "", None]),
+    event=st.sampled_from(["issues", "issue_comment", "pull_request", "ping", "push", "", None]),
     label=st.sampled_from(["hookagent", "AI Fix"]),
 )
 def test_github(payload: Json, event: str | None, label: str) -> None:
@@ -173,7 +185,15 @@ def test_github(payload: Json, event: str | None, label: str) -> None:
 @given(
     payload=payloads("gitlab"),
     event=st.sampled_from(
-        [None, "", "Issue Hook", "Note Hook", "Confidential Note Hook", "Push Hook"]
+        [
+            None,
+            "",
+            "Issue Hook",
+            "Note Hook",
+            "Confidential Note Hook",
+            "Merge Request Hook",
+            "Push Hook",
+        ]
     ),
     label=st.sampled_from(["hookagent", "HookAgent", ""]),
 )

@@ -487,3 +487,59 @@ async def test_api_docs_load_nothing_from_outside(
     # ReDoc's sidebar loaded its logo from cdn.redoc.ly: nothing may leave this host.
     assert watched.foreign() == []
     assert any(path in u for u in watched.requests) and len(watched.requests) > 2
+
+
+async def test_statuses_after_the_pull_request_and_the_queue_pages_stats(
+    server: str, store: Store, browser: Browser
+) -> None:
+    """Merged, closed and revising tasks show their own badges; the queue page counts them."""
+    shown = {TaskStatus.MERGED: "Merged", TaskStatus.CLOSED: "Closed unmerged"}
+    shown |= {TaskStatus.REVISING: "Revising"}
+    ids: dict[TaskStatus, str] = {}
+    for number, status in enumerate(shown, 41):
+        new = NewTask(source="github", repository="acme/payments-api", title=status, prompt="p")
+        new.regression_of = ids.get(TaskStatus.MERGED)
+        task_id = ids[status] = (await store.tasks.create(new)).task_id
+        fields = {"pr_number": str(number), "pr_opened_at": "2026-03-02T09:00:00.000Z"}
+        await move_to(store, task_id, TaskStatus.COMPLETED, fields=fields | {"agent": "claude"})
+        ended = {"pr_ended_at": "2026-03-02T12:00:00.000Z"} if status != "revising" else None
+        await move_to(store, task_id, status, fields=ended)
+    page, watched = await open_page(browser, server)
+    async with page.context:
+        await page.goto("/")
+        colours = set()
+        for status, label in shown.items():
+            badge = page.locator(f"#rows tr[data-status='{status}'] .badge")
+            await expect(badge).to_have_text(label)
+            colours.add(await badge.evaluate("e => getComputedStyle(e).backgroundColor"))
+        assert len(colours) == len(shown), colours  # each its own colour, none the default
+        await expect(page.locator("#f-status option[value='merged']")).to_have_text("Merged")
+
+        await page.goto("/ui/queue")
+        row = page.locator("#changes tr[data-repository='acme/payments-api'] td")
+        await expect(row).to_have_text(
+            [
+                "acme/payments-api",
+                "github",
+                "claude",
+                "3",
+                "1",
+                "1",
+                "50%",
+                "3 h 0 min",
+                "0.0",
+                "0.0",
+            ]
+        )
+        await expect(page.locator("#changes tr.total td").first).to_have_text("All")
+
+        # The task page's timeline goes on past "Completed"; a regression links its origin.
+        await page.goto(f"/ui/tasks/{ids[TaskStatus.CLOSED]}")
+        current = page.locator("#timeline li[aria-current='step']")
+        await expect(current).to_contain_text("Closed unmerged")
+        await expect(current).to_have_class("step current bad")
+        await expect(page.locator("#timeline li.done").last).to_contain_text("Completed")
+        origin = page.locator(f"#task-meta a[href='/ui/tasks/{ids[TaskStatus.MERGED]}']")
+        await expect(origin).to_have_text(ids[TaskStatus.MERGED])
+    assert watched.foreign() == [], watched.foreign()
+    assert watched.errors == [], watched.errors

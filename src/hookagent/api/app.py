@@ -22,6 +22,7 @@ from hookagent.api.routes import (
     search,
     session,
     slack,
+    stats,
     stream,
     tasks,
     tickets,
@@ -110,6 +111,7 @@ def create_app(settings: Settings, *, redis: Client | None = None) -> FastAPI:
     rules.include(app, policies.router, Access.VIEWER)
     # Scrapers send a viewer token like any reader: the numbers describe every task.
     rules.include(app, metrics.router, Access.VIEWER)
+    rules.include(app, stats.router, Access.VIEWER)
     # Page shells, static assets and the transition table hold no data: the data they
     # show comes from the API, under its own rules.
     rules.include(app, ui.router, Access.OPEN)

@@ -87,6 +87,26 @@ class SnapshotCollector(Collector):
             buckets = [(_bound(le), count) for le, count in hist.buckets]
             phases.add_metric([phase], buckets=buckets, sum_value=hist.total)
         yield phases
+        yield CounterMetricFamily(
+            "hookagent_tasks_merged", "Change requests of tasks merged.", value=snap.merged
+        )
+        yield CounterMetricFamily(
+            "hookagent_tasks_closed_unmerged",
+            "Change requests of tasks closed without merging.",
+            value=snap.closed,
+        )
+        yield CounterMetricFamily(
+            "hookagent_review_rounds",
+            "Follow-up rounds on change requests, counted when the request ended.",
+            value=snap.review_rounds,
+        )
+        merge = snap.time_to_merge
+        yield HistogramMetricFamily(
+            "hookagent_time_to_merge_seconds",
+            "Time from opening a change request to its merge.",
+            buckets=[(_bound(le), count) for le, count in merge.buckets],
+            sum_value=merge.total,
+        )
         yield _gauge(
             "notification_backlog",
             "Notification events not yet delivered (outbox).",

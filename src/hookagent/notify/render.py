@@ -20,6 +20,9 @@ STATUS_LABELS: dict[TaskStatus, tuple[str, str]] = {
     TaskStatus.FAILED: ("❌", "Failed"),
     TaskStatus.REJECTED: ("🚫", "Rejected"),
     TaskStatus.CANCELLED: ("⏹️", "Cancelled"),
+    TaskStatus.REVISING: ("🔁", "Revising the change"),
+    TaskStatus.MERGED: ("🟣", "Merged"),
+    TaskStatus.CLOSED: ("🚪", "Closed unmerged"),
 }
 
 

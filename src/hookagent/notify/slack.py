@@ -26,7 +26,13 @@ from hookagent.store import OutboxEvent, Store
 SNIPPET_LINES = 15
 CALL_TIMEOUT_S = 10
 MODAL_TIMEOUT_S = 2  # views.open must happen within 3 s of the click
-ENDINGS = {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+ENDINGS = {
+    TaskStatus.COMPLETED,
+    TaskStatus.FAILED,
+    TaskStatus.CANCELLED,
+    TaskStatus.MERGED,
+    TaskStatus.CLOSED,
+}
 
 
 def decision(event: OutboxEvent) -> bool:

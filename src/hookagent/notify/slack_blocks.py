@@ -57,6 +57,9 @@ def parent_message(task: Task, settings: Settings, decided: str | None) -> tuple
     ]
     if task.pr_url:
         blocks.append(_section(f"*Pull request:* <{task.pr_url}>"))
+    if task.regression_of:
+        old = f"<{task_url(settings, task.regression_of)}|{task.regression_of}>"
+        blocks.append(_section(f"*Regressed after merge* of {old}"))
     if decided:
         blocks.append(_context(esc(decided)))
     return f"{status_text(task.status)}: {task.title}", blocks
@@ -117,6 +120,10 @@ def outcome_message(
     if status is TaskStatus.CANCELLED:
         reason, _ = trim(task.error or "cancelled", 1000)
         return "Cancelled", [_section(f"*Cancelled*: {esc(reason)}")]
+    if status in {TaskStatus.MERGED, TaskStatus.CLOSED}:
+        what = "Merged" if status is TaskStatus.MERGED else "Closed unmerged"
+        pr = f"<{task.pr_url}|pull request>" if task.pr_url else "the change request"
+        return what, [_section(f"*{what}*: {pr}")]
     return None
 
 

@@ -26,12 +26,14 @@ PUBLIC_EVENTS = frozenset(
         "task.completed",
         "task.failed",
         "task.cancelled",
+        "task.merged",
+        "task.closed",
     }
 )
 TASK_FIELDS = (
     "task_id", "status", "source", "repository", "title", "url", "external_id", "attempt",
-    "approver", "error", "branch", "pr_url", "pr_number", "total_cost_usd", "created_at",
-    "updated_at",
+    "approver", "error", "branch", "pr_url", "pr_number", "pr_opened_at", "pr_ended_at",
+    "total_cost_usd", "created_at", "updated_at", "regression_of",
 )  # fmt: skip
 TIMEOUT_S = 10
 

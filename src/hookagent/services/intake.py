@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hookagent.errors import ConflictError, NotAnApprover, QueueFull, SignatureError, TaskNotFound
+from hookagent.json_values import clip_prompt
 from hookagent.models import TERMINAL_STATUSES, ActionResult, NewTask, Task, TaskStatus, one_line
 from hookagent.policy import Policies
 from hookagent.redact import Redactor
 from hookagent.repos import validate_repo
 from hookagent.services.lifecycle import Lifecycle
 from hookagent.settings import Settings
-from hookagent.sources import Command, Verb
+from hookagent.sources import ChangeEnded, Command, Ending, Verb
 from hookagent.sources.table import SOURCES
 from hookagent.store import Marks, Store
 
@@ -54,9 +55,12 @@ class Reported:
 
 @dataclass(frozen=True, slots=True)
 class Outdated:
-    """A command written before what it would act on existed: it changes nothing."""
+    """A command written before what it would act on existed, or an event for no task (None).
 
-    task_id: str
+    It changes nothing.
+    """
+
+    task_id: str | None
     reason: str
 
 
@@ -103,17 +107,25 @@ class Intake:
         refs, ref = self._store.refs, new.external_id
         for _ in range(MAX_ROUNDS):
             by_delivery, by_ref = await refs.seen(new.source, delivery=delivery, ref=ref)
+            regressed: Task | None = None
             if by_delivery and (found := await self._find(by_delivery)) is not None:
-                return Duplicate(found.task_id, found.status, "delivery seen before")
+                if not _recurs(new, found):
+                    return Duplicate(found.task_id, found.status, "delivery seen before")
+                regressed = found
             if by_ref and (found := await self._find(by_ref)) is not None:
                 if found.status not in TERMINAL_STATUSES:
                     if delivery:
                         await refs.mark_delivery(new.source, delivery, found.task_id)
                     return Duplicate(found.task_id, found.status, "an open task exists for it")
+                regressed = found if _recurs(new, found) else regressed
             await self._check_room()
             marks = Marks(new.source, delivery, ref, seen_delivery=by_delivery, seen_ref=by_ref)
-            task = await self._store.tasks.create_marked(new, marks)
+            task = await self._store.tasks.create_marked(_regression(new, regressed), marks)
             if task is not None:
+                if regressed is not None:
+                    await self._lifecycle.say(
+                        regressed.task_id, f"regressed after merge: {task.task_id}"
+                    )
                 return Created(task)
         raise ConflictError("too many simultaneous deliveries for this incident; retry")
 
@@ -144,6 +156,55 @@ class Intake:
             # Anything else (Redis gone, a bug): the sender's retry must not be a duplicate.
             await refs.forget_command(source, delivery=delivery, event_id=event_id)
             raise
+
+    async def change_ended(
+        self, ended: ChangeEnded, *, delivery: str | None, signed: bool
+    ) -> Applied | Duplicate | Outdated:
+        """The forge says the change request a task opened was merged or closed: end the task.
+
+        Only from a signed delivery, like a command: an unsigned one could end any task.
+        Requests no task opened (most of a repository's) are ignored; a task that cannot end
+        now (it is still executing, or was cancelled) says so in its log and is left as is.
+        """
+        if not signed:
+            raise SignatureError(
+                f"a change request's end needs a signed delivery: set "
+                f"{_secret_setting(ended.source)} and give the webhook the same secret"
+            )
+        refs, source = self._store.refs, ended.source
+        task_id = await refs.task_for(source, ended.ref)
+        if not task_id:
+            return Outdated(None, f"no task opened {source} {one_line(ended.ref, 200)}")
+        seen = await refs.claim_command(
+            source, delivery=delivery, event_id=ended.event_id, verb=ended.ending.value
+        )
+        if seen is not None:
+            return Duplicate(None, None, seen)
+        try:
+            return await self._end(task_id, ended)
+        except BaseException:
+            await refs.forget_command(source, delivery=delivery, event_id=ended.event_id)
+            raise
+
+    async def _end(self, task_id: str, ended: ChangeEnded) -> Applied | Outdated:
+        task = await self._store.tasks.get(task_id)
+        # As the publisher's log named it: ``pull request #41``, ``merge request !3``.
+        number = one_line(ended.ref.rpartition("!")[2], 20)
+        label = f"merge request !{number}" if task.forge == "gitlab" else f"pull request #{number}"
+        merged = ended.ending is Ending.MERGED
+        try:
+            result = await self._lifecycle.end_change(
+                task,
+                merged=merged,
+                actor=f"{ended.actor} ({ended.source})",
+                label=label,
+                at=ended.at,
+            )
+        except ConflictError as exc:
+            what = f"{label} {ended.ending.value} by {one_line(ended.actor, 200)}"
+            await self._lifecycle.say(task_id, f"{what} ignored: {exc.message}")
+            return Outdated(task_id, exc.message)
+        return Applied(result)
 
     async def _command(self, command: Command) -> Outcome:
         task_id = await self._store.refs.task_for(command.source, command.ref)
@@ -198,6 +259,37 @@ class Intake:
             return await self._store.tasks.get(task_id)
         except TaskNotFound:
             return None
+
+
+def _recurs(new: NewTask, found: Task) -> bool:
+    """Whether ``new`` is the incident of a merged task coming back: a Sentry alert.
+
+    Sentry sends no delivery id (the issue and the action stand for one), so after a merge
+    the same alert is not the sender retrying but the error happening again.
+    """
+    return new.source == "sentry" and found.status is TaskStatus.MERGED
+
+
+def _regression(new: NewTask, merged: Task | None) -> NewTask:
+    """``new`` linked to the merged task it regresses, the old plan and diff stat in its prompt."""
+    if merged is None:
+        return new
+    where = merged.pr_url or f"pull request #{merged.pr_number}"
+    context = "\n".join(
+        [
+            f"This incident came back after hookagent's fix was merged: task "
+            f"{merged.task_id} ({where}). That fix did not hold; find out why.",
+            "",
+            "The merged plan:",
+            merged.plan or "(none recorded)",
+            "",
+            "The merged change (git diff --stat):",
+            merged.diff_stat or "(not recorded)",
+        ]
+    )
+    # First, so a long alert is what gets clipped, never the regression's own context.
+    prompt = clip_prompt(f"{context}\n\n{new.prompt}")
+    return new.model_copy(update={"regression_of": merged.task_id, "prompt": prompt})
 
 
 def _outdated(command: Command, task: Task) -> str | None:

@@ -16,6 +16,7 @@ from hookagent.models import (
     Task,
     TaskStatus,
     one_line,
+    seconds_between,
     utc_iso,
 )
 from hookagent.policy import Policies
@@ -113,6 +114,25 @@ class Lifecycle:
         return await self._apply(
             task_id, RETRY[task.phase], text, fields={"error": None}, enqueue=task.phase
         )
+
+    async def end_change(
+        self, task: Task, *, merged: bool, actor: str, label: str, at: float | None = None
+    ) -> ActionResult:
+        """``completed``/``revising`` → ``merged`` or ``closed``: the forge ended the request.
+
+        Counted once, by the transition that succeeded: merges, their time to merge (from
+        ``pr_opened_at``), and the follow-up rounds of every ended request.
+        """
+        ended = utc_iso(at)
+        action = Action.MERGE if merged else Action.CLOSE
+        text = _said(f"{label} {'merged' if merged else 'closed unmerged'}", actor, None)
+        result = await self._apply(task.task_id, action, text, fields={"pr_ended_at": ended})
+        await self._store.metrics.observe_change_end(
+            merged=merged,
+            seconds=seconds_between(task.pr_opened_at, ended),
+            rounds=task.review_rounds,
+        )
+        return result
 
     async def _apply(
         self,

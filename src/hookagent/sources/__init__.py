@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hookagent.sources.base import Ignored, verify_hmac_sha256, verify_token
+from hookagent.sources.changes import ChangeEnded, Ending
 from hookagent.sources.commands import Command, UnknownCommand, Verb
 from hookagent.sources.github import parse_github
 from hookagent.sources.gitlab import parse_gitlab
@@ -16,7 +17,9 @@ from hookagent.sources.slack import (
 )
 
 __all__ = [
+    "ChangeEnded",
     "Command",
+    "Ending",
     "Ignored",
     "SlackInteraction",
     "UnknownCommand",

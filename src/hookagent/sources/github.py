@@ -17,13 +17,16 @@ from hookagent.sources.base import (
     text,
     user_id,
 )
+from hookagent.sources.changes import ChangeEnded, Ending
 from hookagent.sources.commands import Command, is_own_comment, parse_mention
 
 
 def parse_github(
     payload: Any, *, event: str | None, label: str, bot_login: str | None = None
-) -> NewTask | Command:
+) -> NewTask | Command | ChangeEnded:
     """A task from ``issues`` opened/labeled with ``label``, a command from ``issue_comment``.
+
+    A ``pull_request`` closed (merged or not) ends the task whose pull request it is.
 
     hookagent's own comments (its marker, or written by ``bot_login``) are never commands.
     """
@@ -35,6 +38,8 @@ def parse_github(
         raise Ignored("ping")
     if event == "issue_comment":
         return _comment(body, repo, issue, action, bot_login)
+    if event == "pull_request":
+        return _pull_request_closed(body, repo, action)
     if event != "issues":
         raise Ignored(f"GitHub event {event or '(none)'!r} does not start tasks")
     labels = {text(obj(x).get("name")).lower() for x in array(issue.get("labels"))}
@@ -94,4 +99,22 @@ def _comment(
         actor_id=number or login.lower(),
         event_id=event_key("comment", comment.get("id")),
         created_at=moment(comment.get("created_at"), "comment.created_at"),
+    )
+
+
+def _pull_request_closed(body: dict[str, Any], repo: str, action: str) -> ChangeEnded:
+    if action != "closed":
+        raise Ignored(f"pull request {action or '?'} changes no task")
+    pull = obj(body.get("pull_request"))
+    merged = pull.get("merged") is True
+    ending = Ending.MERGED if merged else Ending.CLOSED
+    at = pull.get("merged_at") if merged else pull.get("closed_at")
+    who = obj(pull.get("merged_by")) if merged else obj(body.get("sender"))
+    return ChangeEnded(
+        source="github",
+        ref=f"{repo}!{text(pull.get('number'))}",
+        ending=ending,
+        actor=text(who.get("login")) or text(obj(body.get("sender")).get("login")),
+        event_id=event_key(f"pr:{ending.value}", pull.get("id")),
+        at=moment(at, "pull_request.closed_at"),
     )

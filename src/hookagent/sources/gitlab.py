@@ -23,6 +23,7 @@ from hookagent.sources.base import (
     text,
     user_id,
 )
+from hookagent.sources.changes import ChangeEnded, Ending
 from hookagent.sources.commands import Command, is_own_comment, parse_mention
 
 # ``X-Gitlab-Event`` values and the ``object_kind`` each carries.
@@ -31,20 +32,28 @@ _EVENTS = {
     "Confidential Issue Hook": "issue",
     "Note Hook": "note",
     "Confidential Note Hook": "note",
+    "Merge Request Hook": "merge_request",
 }
+# A Merge Request Hook's ``object_attributes.action`` that ends the request.
+_ENDINGS = {"merge": Ending.MERGED, "close": Ending.CLOSED}
 
 
 def parse_gitlab(
     payload: Any, *, event: str | None, label: str, bot_username: str | None = None
-) -> NewTask | Command:
-    """A task from an Issue Hook that brings ``label``, a command from a Note Hook."""
+) -> NewTask | Command | ChangeEnded:
+    """A task from an Issue Hook that brings ``label``, a command from a Note Hook.
+
+    A Merge Request Hook ``merge`` or ``close`` ends the task whose merge request it is.
+    """
     body = require_object(payload)
     kind = _EVENTS.get(event or "") if event else text(body.get("object_kind"))
-    if kind != text(body.get("object_kind")) or kind not in {"issue", "note"}:
+    if kind != text(body.get("object_kind")) or kind not in {"issue", "note", "merge_request"}:
         raise Ignored(f"GitLab event {event or '(none)'!r} does not start tasks")
     repo = text(obj(body.get("project")).get("path_with_namespace"))
     if kind == "note":
         return _note(body, repo, bot_username)
+    if kind == "merge_request":
+        return _merge_request(body, repo)
     return _issue(body, repo, label)
 
 
@@ -117,6 +126,23 @@ def _note(body: dict[str, Any], repo: str, bot_username: str | None) -> Command:
         actor_id=number or author.lower(),
         event_id=event_key("note", note.get("id")),
         created_at=moment(note.get("created_at"), "object_attributes.created_at"),
+    )
+
+
+def _merge_request(body: dict[str, Any], repo: str) -> ChangeEnded:
+    request = obj(body.get("object_attributes"))
+    action = text(request.get("action"))
+    ending = _ENDINGS.get(action)
+    if ending is None:
+        raise Ignored(f"merge request {action or '?'} changes no task")
+    # GitLab's hook carries no merge or close time; ``updated_at`` is when it happened.
+    return ChangeEnded(
+        source="gitlab",
+        ref=f"{repo}!{text(request.get('iid'))}",
+        ending=ending,
+        actor=text(obj(body.get("user")).get("username")),
+        event_id=event_key(f"mr:{ending.value}", request.get("id")),
+        at=moment(request.get("updated_at"), "object_attributes.updated_at"),
     )
 
 

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from hookagent.models import NewTask
 from hookagent.settings import Settings
 from hookagent.sources.base import obj, text, verify_hmac_sha256, verify_token
+from hookagent.sources.changes import ChangeEnded
 from hookagent.sources.commands import Command
 from hookagent.sources.github import parse_github
 from hookagent.sources.gitlab import parse_gitlab
@@ -27,7 +28,7 @@ from hookagent.sources.linear import check_timestamp, linear_event_id, parse_lin
 from hookagent.sources.sentry import parse_sentry
 
 Headers = Mapping[str, str]  # case-insensitive in practice (Starlette's Headers)
-Parsed = NewTask | Command
+Parsed = NewTask | Command | ChangeEnded
 Verifier = Callable[[bytes, str, Headers], None]
 Parser = Callable[[Any, Headers, Settings], Parsed]
 DeliveryId = Callable[[Headers, Any, Parsed], str | None]
@@ -136,7 +137,7 @@ SOURCES: dict[str, Source] = {
             name="github",
             description=(
                 "GitHub: a labelled issue starts a task; ``@hookagent <command>`` "
-                "comments command one."
+                "comments command one; a closed pull request ends its task."
             ),
             secret_field="github_webhook_secret",
             verify=_hmac("x-hub-signature-256", "sha256="),
@@ -152,7 +153,7 @@ SOURCES: dict[str, Source] = {
             name="gitlab",
             description=(
                 "GitLab: a labelled issue starts a task; ``@hookagent <command>`` "
-                "notes command one."
+                "notes command one; a merged or closed merge request ends its task."
             ),
             secret_field="gitlab_webhook_secret",
             verify=_token("x-gitlab-token"),

@@ -17,6 +17,7 @@ from redis.exceptions import TimeoutError as StoreTimeoutError
 from hookagent.keys import Keys
 from hookagent.settings import Settings
 from hookagent.store.cancels import CancelSignals
+from hookagent.store.changes import ChangeRecord, ChangeRequests
 from hookagent.store.client import BoundedCluster, Client, connection_options, plain_client
 from hookagent.store.events import TaskEvents
 from hookagent.store.logs import LogStore, NewLine
@@ -38,6 +39,8 @@ StoreUnavailable = (StoreConnectionError, StoreTimeoutError)
 
 __all__ = [
     "CancelSignals",
+    "ChangeRecord",
+    "ChangeRequests",
     "Client",
     "Job",
     "JobQueue",
@@ -170,6 +173,7 @@ class Store:
     workers: WorkerRegistry
     outbox: Outbox
     metrics: MetricsStore
+    changes: ChangeRequests
 
     @classmethod
     def build(cls, redis: Client, settings: Settings) -> Store:
@@ -220,6 +224,7 @@ class Store:
                 ttl_seconds=settings.task_ttl,
             ),
             metrics=MetricsStore(redis, keys, jobs=jobs),
+            changes=ChangeRequests(redis, keys),
         )
 
     async def ping(self) -> None:

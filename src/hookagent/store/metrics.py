@@ -21,7 +21,23 @@ from hookagent.store.queue import JobQueue
 # Upper bounds (seconds) of the phase duration buckets: a plan takes seconds to minutes, an
 # execution up to HOOKAGENT_EXECUTION_TIMEOUT (10 minutes by default) and beyond.
 PHASE_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, math.inf)
+# Time from a change request's opening to its merge: minutes for a typo, days for a review.
+MERGE_BUCKETS: tuple[float, ...] = (
+    300,
+    1800,
+    3600,
+    4 * 3600,
+    12 * 3600,
+    86400,
+    3 * 86400,
+    7 * 86400,
+    30 * 86400,
+    math.inf,
+)
 _LOG_LINES = "log_lines"
+_MERGED = "changes:merged"
+_CLOSED = "changes:closed"
+_ROUNDS = "review_rounds"
 _COST = "cost_usd"
 _WEBHOOK = "webhook"
 
@@ -52,6 +68,10 @@ class MetricsSnapshot:
     webhooks: dict[tuple[str, str], int] = field(default_factory=dict)
     phases: dict[str, Histogram] = field(default_factory=dict)
     outbox_backlog: int = 0
+    merged: int = 0
+    closed: int = 0
+    review_rounds: int = 0
+    time_to_merge: Histogram = field(default_factory=lambda: _histogram({}, MERGE_BUCKETS))
 
     @property
     def runs_in_progress(self) -> int:
@@ -93,8 +113,24 @@ class MetricsStore:
 
     async def observe_phase(self, phase: Phase, seconds: float) -> None:
         """Record one phase run of ``seconds`` in that phase's histogram."""
-        bound = next(b for b in PHASE_BUCKETS if seconds <= b)
-        key = self._keys.phase_durations(phase.value)
+        await self._observe(self._keys.phase_durations(phase.value), PHASE_BUCKETS, seconds)
+
+    async def observe_change_end(self, *, merged: bool, seconds: float | None, rounds: int) -> None:
+        """A change request ended: merged (in ``seconds``, when known) or closed unmerged.
+
+        ``rounds``: the follow-up rounds it had, added to the review rounds total.
+        """
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(self._keys.metrics(), _MERGED if merged else _CLOSED, 1)
+            if rounds:
+                pipe.hincrby(self._keys.metrics(), _ROUNDS, rounds)
+            await pipe.execute()
+        if merged and seconds is not None:
+            await self._observe(self._keys.time_to_merge(), MERGE_BUCKETS, seconds)
+
+    async def _observe(self, key: str, bounds: tuple[float, ...], seconds: float) -> None:
+        """One observation in the histogram hash ``key`` (one slot: a transaction)."""
+        bound = next(b for b in bounds if seconds <= b)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(key, bucket_name(bound), 1)
             pipe.hincrbyfloat(key, "sum", seconds)
@@ -113,15 +149,21 @@ class MetricsStore:
             ("XLEN", self._jobs.key),
             ("XLEN", keys.outbox()),
             ("HGETALL", keys.metrics()),
+            ("HGETALL", keys.time_to_merge()),
             *(("ZCARD", keys.tasks_by_status(status)) for status in TaskStatus),
             *(("HGETALL", keys.phase_durations(phase.value)) for phase in Phase),
         ]
         replies = await batch(self._redis, [[command] for command in commands])
-        (now_s, now_us), jobs, outbox, counters, *rest = replies
+        (now_s, now_us), jobs, outbox, counters, merge_times, *rest = replies
         statuses, phases = rest[: len(TaskStatus)], rest[len(TaskStatus) :]
         snap = MetricsSnapshot(outbox_backlog=int(outbox))
         snap.tasks = {s: int(n) for s, n in zip(TaskStatus, statuses, strict=True)}
-        snap.phases = {p.value: _histogram(h) for p, h in zip(Phase, phases, strict=True)}
+        snap.phases = {
+            p.value: _histogram(h, PHASE_BUCKETS) for p, h in zip(Phase, phases, strict=True)
+        }
+        snap.time_to_merge = _histogram(merge_times, MERGE_BUCKETS)
+        snap.merged, snap.closed = int(counters.get(_MERGED, 0)), int(counters.get(_CLOSED, 0))
+        snap.review_rounds = int(counters.get(_ROUNDS, 0))
         snap.log_lines = int(counters.get(_LOG_LINES, 0))
         snap.cost_usd = float(counters.get(_COST, 0))
         for name, value in counters.items():
@@ -149,10 +191,10 @@ class MetricsStore:
         return max(length - pending, 0), max(now_ms - created_ms, 0) / 1000
 
 
-def _histogram(raw: dict[str, str]) -> Histogram:
+def _histogram(raw: dict[str, str], bounds: tuple[float, ...]) -> Histogram:
     running = 0
     buckets = []
-    for bound in PHASE_BUCKETS:
+    for bound in bounds:
         running += int(raw.get(bucket_name(bound), 0))
         buckets.append((bucket_name(bound), running))
     return Histogram(

@@ -55,6 +55,9 @@ EVENT_NAMES = {
     "completed": "task.completed",
     "failed": "task.failed",
     "cancelled": "task.cancelled",
+    "revising": "task.revising",
+    "merged": "task.merged",
+    "closed": "task.closed",
 }
 
 

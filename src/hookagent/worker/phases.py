@@ -44,6 +44,8 @@ class _Run:
 # Leftover workspaces (a crash, a cancel, a failed task's keep window) are rare: a sweep
 # every ten minutes keeps the disk tidy without a Redis read per directory per job.
 SWEEP_EVERY_S = 600.0
+# A regression's prompt quotes the last lines of the merged change's diff stat (the summary last).
+DIFF_STAT_LINES = 40
 
 
 class PhaseRunner:
@@ -200,6 +202,7 @@ class PhaseRunner:
                 if stat is not None:
                     await self._hold(task, writer, token, stat, fields)
                     return
+                fields["diff_stat"] = await self._diff_stat(path, base)
                 fields |= await self._publisher.publish(task, path, branch, base, writer)
         except (AgentError, WorkspaceError, PullRequestError, PolicyViolation) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
@@ -245,6 +248,12 @@ class PhaseRunner:
         if policy.auto_rule(facts) is not None:
             return None
         return await self._workspaces.diff(path, base, stat=True)
+
+    async def _diff_stat(self, path: Path, base: str) -> str:
+        """The staged change's diff stat, redacted and capped: what a regression is told."""
+        stat = await self._workspaces.diff(path, base, stat=True)
+        lines = self._redactor.redact_lines(stat.rstrip().splitlines()[-DIFF_STAT_LINES:])
+        return "\n".join(lines)
 
     async def _hold(
         self, task: Task, writer: LogWriter, token: str, stat: str, fields: dict[str, Any]

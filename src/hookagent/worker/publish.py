@@ -10,7 +10,7 @@ from typing import Any
 
 from hookagent.errors import WorkspaceError
 from hookagent.forges import build_forges
-from hookagent.models import Task
+from hookagent.models import Task, utc_iso
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store
@@ -64,10 +64,18 @@ class Publisher:
             title=f"hookagent: {task.title}"[:250],
             body=self.body(task),
         )
-        # Comments on the change request (``@hookagent …``) act on this task.
-        await self._store.refs.link(task.forge, opened.ref, task.task_id)
+        # Comments on the change request (``@hookagent …``) act on this task, and so does
+        # its end: ``owner/repo!41`` (GitLab's own syntax) names the request on both forges.
+        change = f"{task.repository}!{opened.number}"
+        for ref in dict.fromkeys((opened.ref, change)):
+            await self._store.refs.link(task.forge, ref, task.task_id)
         await writer.system(f"opened {opened.label}: {opened.url}")
-        return fields | {"pr_url": opened.url, "pr_number": opened.number, "result": opened.url}
+        return fields | {
+            "pr_url": opened.url,
+            "pr_number": opened.number,
+            "pr_opened_at": utc_iso(),
+            "result": opened.url,
+        }
 
     def body(self, task: Task) -> str:
         """The change request's description: the task, its source, the plan and who approved."""

@@ -38,7 +38,7 @@ from hookagent.services.intake import (
     Reported,
 )
 from hookagent.settings import Settings
-from hookagent.sources import Command, Ignored, UnknownCommand
+from hookagent.sources import ChangeEnded, Command, Ignored, UnknownCommand
 from hookagent.sources.payload import parse_json
 from hookagent.sources.table import SOURCES, Source
 from hookagent.store import Store
@@ -58,7 +58,12 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Duplicate, command applied, or a delivery that starts nothing"},
     202: {"model": WebhookAccepted, "description": "Task queued"},
     400: {"description": "Malformed JSON"},
-    401: {"description": "Bad or missing signature, or a command in an unsigned delivery"},
+    401: {
+        "description": (
+            "Bad or missing signature, or a command or a change request's end in an "
+            "unsigned delivery"
+        )
+    },
     403: {"description": "Command from someone who is not an approver"},
     404: {"description": "Command for an object no task is linked to"},
     409: {"description": "Command not allowed in the task's status"},
@@ -151,6 +156,8 @@ async def receive(
     intake = Intake(store, settings, policies=get_policies(request), redactor=redactor)
     if isinstance(parsed, Command):
         outcome: Outcome = await intake.command(parsed, delivery=delivery, signed=signed)
+    elif isinstance(parsed, ChangeEnded):
+        outcome = await intake.change_ended(parsed, delivery=delivery, signed=signed)
     else:
         parsed.agent = agent
         outcome = await intake.new_task(parsed, delivery=delivery, signed=signed)

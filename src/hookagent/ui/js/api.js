@@ -73,6 +73,8 @@ export const api = {
   search: (q, { status, limit = 50 } = {}) =>
     request("GET", `/search?q=${enc(q)}&limit=${limit}${status ? `&status=${enc(status)}` : ""}`),
   action: (id, name, body) => request("POST", `/tasks/${enc(id)}/${enc(name)}`, body || {}),
+  /** Change requests per repository, source and agent: opened, merged, closed, rates. */
+  stats: () => request("GET", "/stats"),
   /** Worker heartbeats; null when this server has no /workers yet (404). */
   workers: async () => {
     try {

@@ -78,6 +78,9 @@ const STATUS_LABELS = {
   failed: "Failed",
   rejected: "Rejected",
   cancelled: "Cancelled",
+  revising: "Revising",
+  merged: "Merged",
+  closed: "Closed unmerged",
 };
 
 export const statusLabel = (status) => STATUS_LABELS[status] || status;

@@ -8,7 +8,7 @@ import { recheck, signedIn } from "./session.js";
 const $ = (id) => document.getElementById(id);
 const WAITING = ["queued", "approved"];
 const RUNNING = ["discovering", "executing"];
-let state = { waiting: [], running: [], workers: null };
+let state = { waiting: [], running: [], workers: null, stats: null };
 
 signedIn()
   .then(listen)
@@ -26,6 +26,7 @@ async function refresh() {
       waiting: all.filter((t) => WAITING.includes(t.status)).sort(byUpdated),
       running: all.filter((t) => RUNNING.includes(t.status)).sort(byUpdated),
       workers: await api.workers(),
+      stats: await api.stats(),
     };
     $("error").hidden = true;
   } catch (err) {
@@ -87,6 +88,7 @@ function render() {
         )
       : h("tr", {}, h("td", { colspan: "5", class: "muted" }, "Nothing running.")),
   );
+  fill($("changes"), changeRows(state.stats));
   fill(
     $("workers"),
     workers === null
@@ -95,6 +97,29 @@ function render() {
         ? h("ul", { class: "workers" }, workers.map((w) => h("li", {}, h("strong", {}, w.name), w.host ? ` on ${w.host}` : "", w.seen ? ` · seen ${age(w.seen, now)}` : "", w.tasks.length ? ` · running ${w.tasks.join(", ")}` : " · idle")))
         : h("p", { class: "muted" }, "No worker has reported in."),
   );
+}
+
+/** One row per repository, source and agent, then the total; "—" where nothing ended yet. */
+function changeRows(stats) {
+  if (!stats || !stats.groups.length) return h("tr", {}, h("td", { colspan: "10", class: "muted" }, "No change request opened yet."));
+  const pct = (x) => (x == null ? "—" : `${Math.round(x * 100)}%`);
+  const num = (x) => (x == null ? "—" : x.toFixed(1));
+  const row = (g, total) =>
+    h(
+      "tr",
+      { class: total ? "total" : null, dataset: { repository: total ? "*" : g.repository } },
+      h("td", {}, total ? "All" : g.repository),
+      h("td", {}, total ? "" : g.source),
+      h("td", {}, total ? "" : g.agent),
+      h("td", {}, String(g.opened)),
+      h("td", {}, String(g.merged)),
+      h("td", {}, String(g.closed_unmerged)),
+      h("td", {}, pct(g.merge_rate)),
+      h("td", {}, g.median_time_to_merge_s == null ? "—" : span(g.median_time_to_merge_s * 1000)),
+      h("td", {}, num(g.rounds_per_pr)),
+      h("td", {}, num(g.ci_fixes_per_pr)),
+    );
+  return [...stats.groups.map((g) => row(g, false)), row(stats.total, true)];
 }
 
 function listen() {

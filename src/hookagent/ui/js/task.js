@@ -22,6 +22,7 @@ const FIRST_PAGE = 500; // small: the first lines paint sooner
 const PAGE = 10000;
 const PHASES = ["queued", "discovering", "pending_approval", "approved", "executing", "completed"];
 const RUNNING = new Set(["discovering", "executing"]);
+const AFTER_PR = new Set(["revising", "merged", "closed"]);
 const $ = (id) => document.getElementById(id);
 
 const taskId = decodeURIComponent(location.pathname.split("/").pop());
@@ -104,6 +105,7 @@ function showMeta(t) {
   ];
   if (t.agent) rows.push(["Agent", t.agent]);
   if (t.approver) rows.push(["Approved by", t.approver]);
+  if (t.regression_of) rows.push(["Regression of", h("a", { href: `/ui/tasks/${encodeURIComponent(t.regression_of)}` }, t.regression_of)]);
   fill($("task-meta"), rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v))));
 }
 
@@ -118,6 +120,8 @@ function showTimeline(t) {
     items.push(timelineItem(phase, change, ended && state === "todo" ? "skipped" : state));
   }
   if (ended) items.push(timelineItem(t.status, latest[t.status], "current bad"));
+  // After the pull request: a follow-up round, or how the request ended.
+  if (AFTER_PR.has(t.status)) items.push(timelineItem(t.status, latest[t.status], t.status === "closed" ? "current bad" : "current"));
   fill($("timeline"), items);
 }
 
