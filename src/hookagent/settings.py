@@ -181,6 +181,16 @@ class Settings(BaseSettings):
         ),
     )
     clone_timeout: float = Field(default=300.0, gt=0, description="seconds for `git clone`")
+    forge_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description=(
+            "seconds each request to the GitHub, GitLab, Linear or Sentry API may take (pull "
+            "requests, comments, issue threads, the latest Sentry event); a slower one fails "
+            "as unreachable"
+        ),
+    )
 
     agent: Literal["claude", "codex", "gemini", "command"] = Field(
         default="claude", description="`claude`, `codex`, `gemini` or `command`"

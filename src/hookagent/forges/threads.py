@@ -15,7 +15,13 @@ MAX_PAGES = 5
 
 
 async def issue_comments(
-    *, api_url: str, token: str | None, repo: str, number: int, skip_login: str | None = None
+    *,
+    api_url: str,
+    token: str | None,
+    timeout: float,
+    repo: str,
+    number: int,
+    skip_login: str | None = None,
 ) -> list[Comment]:
     """``GET /repos/{o}/{r}/issues/{n}/comments`` pages, without bots' and hookagent's own."""
     headers = {
@@ -27,7 +33,7 @@ async def issue_comments(
         headers["Authorization"] = f"Bearer {token}"
     found: list[Comment] = []
     path = f"{github_repo_path(repo)}/issues/{segment(number)}/comments"
-    async with httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=timeout) as client:
         for page in range(1, MAX_PAGES + 1):
             try:
                 response = await client.get(

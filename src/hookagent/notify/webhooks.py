@@ -33,6 +33,8 @@ TASK_FIELDS = (
     "approver", "error", "branch", "pr_url", "pr_number", "total_cost_usd", "created_at",
     "updated_at",
 )  # fmt: skip
+# A notifier handles one event at a time: a slower answer is retried with backoff
+# (HOOKAGENT_NOTIFY_MAX_ATTEMPTS) rather than holding up every task's next notification.
 TIMEOUT_S = 10
 
 

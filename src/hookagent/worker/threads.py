@@ -82,6 +82,7 @@ class Threads:
         return await issue_comments(
             api_url=s.github_api_url,
             token=s.github_token.get_secret_value(),
+            timeout=s.forge_timeout,
             repo=ref.group(1),
             number=int(ref.group(2)),
             skip_login=s.github_bot_login,
