@@ -138,6 +138,19 @@ class Settings(BaseSettings):
         default=False,
         description="serve a non-loopback address without tokens (everyone is admin)",
     )
+    session_ttl: int = Field(
+        default=12 * 3600,
+        ge=60,
+        description="seconds a web UI session lasts from its last use (each use renews it)",
+    )
+    session_max_age: int = Field(
+        default=7 * 86400,
+        ge=60,
+        description=(
+            "seconds a web UI session lasts at most from sign-in, however often it is used "
+            "(the cookie's `Max-Age`)"
+        ),
+    )
     cors_origins: str = Field(
         default="",
         description="comma-separated browser origins allowed by CORS and by the Origin check",
