@@ -19,6 +19,7 @@ from hookagent.store import Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.sandbox import prepare_command
 
+# The UI shows a run's progress live; more often than once a second is a write nobody sees.
 PROGRESS_EVERY_S = 1.0
 
 
