@@ -1,4 +1,4 @@
-.PHONY: install run test lint bench settings-table
+.PHONY: install run test test-fast lint bench settings-table
 
 install:
 	bash scripts/bootstrap.sh dev
@@ -8,6 +8,13 @@ run:
 
 test:
 	bash scripts/test.sh
+
+# The development loop: lint, types and every test but the kinds that take minutes (fault
+# injection, the Valkey Cluster, load, the real Claude Code CLI, single slow tests), with a
+# sixth of the fuzz inputs. `make test` and .ci/run still run everything.
+test-fast: lint
+	HOOKAGENT_TEST_CHROMIUM="$${HOOKAGENT_TEST_CHROMIUM:-$$(command -v chromium)}" HYPOTHESIS_PROFILE=fast \
+	  .venv/bin/pytest -q -m "not faults and not cluster and not load and not e2e and not slow"
 
 lint:
 	.venv/bin/ruff check src tests bench scripts

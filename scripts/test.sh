@@ -29,6 +29,20 @@ if [ ! -x "$npm_dir/node_modules/.bin/claude" ] || \
 fi
 export HOOKAGENT_TEST_CLAUDE_BIN="$npm_dir/node_modules/.bin/claude"
 
+# The real Codex and Gemini CLIs for their end-to-end tests, in a sibling prefix (so
+# installing them never rewrites Claude Code's while a test runs it).
+codex_version=0.169.1
+gemini_version=0.61.0
+agents_dir="${XDG_CACHE_HOME:-$HOME/.cache}/hookagent/npm-agents"
+if ! grep -q "\"version\": \"$codex_version\"" "$agents_dir/node_modules/@openai/codex/package.json" 2>/dev/null || \
+   ! grep -q "\"version\": \"$gemini_version\"" "$agents_dir/node_modules/@google/gemini-cli/package.json" 2>/dev/null; then
+  mkdir -p "$agents_dir"
+  npm install --prefix "$agents_dir" --no-audit --no-fund --loglevel=error \
+    "@openai/codex@$codex_version" "@google/gemini-cli@$gemini_version"
+fi
+export HOOKAGENT_TEST_CODEX_BIN="$agents_dir/node_modules/.bin/codex"
+export HOOKAGENT_TEST_GEMINI_BIN="$agents_dir/node_modules/.bin/gemini"
+
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy src tests bench

@@ -20,13 +20,15 @@ from hookagent.worker import Worker
 from tests.cluster_nodes import ValkeyCluster, running_cluster
 from tests.helpers import REPO, app_client, fake_agent, make_remote
 
-# Fuzz tests: "dev" by default, "ci" (same inputs every run) when CI is set, "deep" to hunt.
+# Fuzz tests: "dev" by default, "ci" (same inputs every run) when CI is set, "deep" to hunt,
+# "fast" (a sixth of the inputs) for `make test-fast`.
 # No deadline: 2 shared cores make timings noise; slow inputs get tests of their own.
 hypothesis.settings.register_profile("dev", max_examples=300, deadline=None)
 hypothesis.settings.register_profile(
     "ci", max_examples=300, deadline=None, derandomize=True, database=None, print_blob=True
 )
 hypothesis.settings.register_profile("deep", max_examples=2_000, deadline=None)
+hypothesis.settings.register_profile("fast", max_examples=50, deadline=None)
 hypothesis.settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 )

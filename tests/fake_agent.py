@@ -77,6 +77,16 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         return auto(prompt, args)
     if mode == "ui":
         return ui(prompt, args)
+    if mode == "home":
+        # What its configuration home holds; then it plants a file in a read-only directory.
+        home = os.environ["AGENT_HOME"]
+        print("home: " + " ".join(sorted(os.listdir(home))))
+        os.makedirs(os.path.join(home, "locked"))
+        with open(os.path.join(home, "locked", "planted"), "w") as planted:
+            planted.write("for the next run\n")
+        os.chmod(os.path.join(home, "locked"), 0o500)
+        print("PLAN: home checked")
+        return 0
     if mode == "env":
         for name, value in sorted(os.environ.items()):
             print(f"env {name}={value}")

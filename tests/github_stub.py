@@ -69,7 +69,12 @@ class GitHubStub(LocalServer):
         if method == "GET" and len(parts) == 6 and parts[3] == "issues" and parts[5] == "comments":
             params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
             page, per_page = int(params.get("page", "1")), int(params.get("per_page", "30"))
-            return 200, self.thread[(page - 1) * per_page : page * per_page], {}
+            last = max(1, -(-len(self.thread) // per_page))
+            return (
+                200,
+                self.thread[(page - 1) * per_page : page * per_page],
+                _links(f"{self.url}{path}", page, last, per_page),
+            )
         if method == "POST" and len(parts) == 4 and parts[0] == "repos" and parts[3] == "pulls":
             self.pulls += 1
             number = self.pulls + 40
@@ -93,3 +98,13 @@ class GitHubStub(LocalServer):
     def comment_requests(self) -> list[dict[str, Any]]:
         """The comment writes received, in order (reads of the thread are not writes)."""
         return [r for r in self.requests if "/issues/" in r["path"] and r["method"] != "GET"]
+
+
+def _links(url: str, page: int, last: int, per_page: int) -> dict[str, str]:
+    """GitHub's ``Link`` header: ``next`` and ``last`` while pages follow, as the API sends."""
+    if page >= last:
+        return {}
+    parts = [(page + 1, "next"), (last, "last")]
+    return {
+        "link": ", ".join(f'<{url}?per_page={per_page}&page={n}>; rel="{rel}"' for n, rel in parts)
+    }

@@ -29,6 +29,7 @@ def table(output: str, bench: str) -> list[list[str]]:
     return [[cell.strip() for cell in row] for row in rows if row[0].strip() == bench]
 
 
+@pytest.mark.load
 @pytest.mark.timeout(110)
 async def test_latency_bench_measures_every_line_of_every_follower(redis_url: str) -> None:
     code, out = await run_bench(
@@ -44,6 +45,7 @@ async def test_latency_bench_measures_every_line_of_every_follower(redis_url: st
     assert 0 < p50 <= p99 < 10_000, out
 
 
+@pytest.mark.load
 @pytest.mark.timeout(110)
 async def test_intake_bench_gets_every_delivery_accepted(redis_url: str) -> None:
     code, out = await run_bench(

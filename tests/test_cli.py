@@ -87,6 +87,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_up_serves_the_seed_flow_and_keeps_tasks_across_restarts(
     tmp_path: Path, remotes: Path, up_factory: list[Up]
 ) -> None:

@@ -33,6 +33,7 @@ def percentile(sorted_ms: list[float], share: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, int(share * len(sorted_ms)))]
 
 
+@pytest.mark.load
 @pytest.mark.timeout(150)
 async def test_a_burst_of_signed_webhooks_gets_202_or_503_and_one_task_each(
     settings: Settings, store: Store

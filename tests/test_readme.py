@@ -48,6 +48,7 @@ def free_port() -> int:
         return port
 
 
+@pytest.mark.slow
 def test_quick_start_runs_end_to_end(tmp_path: Path) -> None:
     """The block as written, bar three substitutions so it cannot collide with anything.
 

@@ -56,6 +56,7 @@ def workers(settings: Settings) -> Iterator[list[subprocess.Popen[bytes]]]:
             proc.wait(5)
 
 
+@pytest.mark.load
 @pytest.mark.timeout(120)
 async def test_fifty_tasks_across_four_worker_processes_run_once_each_in_order(
     store: Store, workers: list[subprocess.Popen[bytes]]

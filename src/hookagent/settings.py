@@ -219,6 +219,15 @@ class Settings(BaseSettings):
     )
     claude_bin: str = Field(default="claude", description="the Claude Code binary")
     codex_bin: str = Field(default="codex", description="the Codex CLI's binary")
+    codex_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        pattern=r"^https?://\S+$",
+        description=(
+            "the OpenAI-compatible Responses API Codex talks to: written as the model provider "
+            "of each run's own `CODEX_HOME/config.toml` (Codex ignores `OPENAI_BASE_URL`); the "
+            "key comes from `OPENAI_API_KEY`"
+        ),
+    )
     gemini_bin: str = Field(default="gemini", description="the Gemini CLI's binary")
     agent_model: str | None = Field(default=None, description="`--model` for codex and gemini")
     claude_model: str | None = Field(default=None, description="`--model`")
@@ -667,7 +676,7 @@ class Settings(BaseSettings):
         """Whether unsigned new-task deliveries are refused (auto: when not bound to loopback)."""
         if self.require_signatures is not None:
             return self.require_signatures
-        return not _is_loopback(self.host)
+        return not is_loopback(self.host)
 
     @property
     def workspaces(self) -> Path:
@@ -800,13 +809,23 @@ def split_api_tokens(text: str) -> list[tuple[str, str | None, str]]:
     return entries
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only: ``localhost`` (any case), 127.0.0.0/8 or ``::1``.
+
+    The one check for "bound to loopback" and "a loopback page": an IPv4 loopback address
+    mapped into IPv6 (``::ffff:127.0.0.1``) counts; a bracketed IPv6 literal is read without
+    its brackets. Any other name, and ``""`` (all interfaces), is reachable from elsewhere.
+    """
+    text = host.strip()
+    text = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if text.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(text)
     except ValueError:
-        return False  # "" (all interfaces) or a name: reachable from elsewhere
+        return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return (mapped or address).is_loopback
 
 
 class ClientSettings(BaseSettings):

@@ -46,6 +46,7 @@ def config(path: Path, task_id: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_the_server_answers_as_its_openapi_says(
     live: str, store: Store, tmp_path: Path, start_worker: RunWorker

@@ -329,6 +329,7 @@ async def eventually(check: Any, timeout: float = 10) -> bool:
     return bool(await check())
 
 
+@pytest.mark.slow
 async def test_finished_and_gone_followers_leave_no_loop_or_connection(
     live: tuple[str, FastAPI], store: Store, redis: Redis, settings: Settings
 ) -> None:
@@ -357,6 +358,7 @@ async def test_finished_and_gone_followers_leave_no_loop_or_connection(
     assert not app.state.feeds._loops and not app.state.feeds._feeds
 
 
+@pytest.mark.slow
 async def test_long_poll_past_the_socket_timeout_logs_no_error(
     client: httpx.AsyncClient, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:

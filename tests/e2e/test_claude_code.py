@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from hookagent.models import TaskStatus
 from hookagent.store import Store
 from tests.anthropic_stub import MessagesStub, Turn
 from tests.conftest import RunWorker
+from tests.e2e.clis import cli_bin
 from tests.github_stub import GitHubStub
 from tests.helpers import FIXTURES, REPO, wait_status
 
@@ -24,15 +23,7 @@ pytestmark = pytest.mark.e2e
 
 def claude_bin() -> str:
     """The CLI installed by the test command (cached outside the checkout), or on PATH."""
-    explicit = os.environ.get("HOOKAGENT_TEST_CLAUDE_BIN")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    cached = cache / "hookagent" / "npm" / "node_modules" / ".bin" / "claude"
-    for candidate in (explicit, str(cached), shutil.which("claude")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    if os.environ.get("CI"):
-        pytest.fail("the Claude Code CLI is not installed; the test command installs it with npm")
-    pytest.skip("the Claude Code CLI is not installed (run the README's test command)")
+    return cli_bin("claude")
 
 
 async def test_webhook_to_plan_with_the_real_cli(

@@ -13,7 +13,6 @@ from hookagent.errors import HookagentError
 from hookagent.forges import GitHubForge, GitLabForge, Thread
 from hookagent.forges.linear import LinearClient
 from hookagent.forges.sentry import SentryApi
-from hookagent.forges.threads import issue_comments
 from hookagent.settings import Settings
 
 THREAD = Thread("acme/payments-api", 7)
@@ -47,7 +46,6 @@ def calls(s: Settings) -> dict[str, Callable[[], Awaitable[object]]]:
     github, gitlab = GitHubForge.from_settings(s), GitLabForge.from_settings(s)
     linear, sentry = LinearClient.from_settings(s), SentryApi.from_settings(s)
     assert github and gitlab and linear and sentry
-    token = s.github_token.get_secret_value() if s.github_token else None
     return {
         "github pull request": lambda: github.open_change_request(
             repo=THREAD.repo, head="hookagent/t", base="main", title="t", body="b"
@@ -55,13 +53,6 @@ def calls(s: Settings) -> dict[str, Callable[[], Awaitable[object]]]:
         "github comment": lambda: github.write_comment(THREAD, "b"),
         "github comment edit": lambda: github.edit_comment(THREAD, "5", "b"),
         "github thread": lambda: github.fetch_thread(THREAD),
-        "github issue comments": lambda: issue_comments(
-            api_url=s.github_api_url,
-            token=token,
-            timeout=s.forge_timeout,
-            repo=THREAD.repo,
-            number=THREAD.number,
-        ),
         "gitlab merge request": lambda: gitlab.open_change_request(
             repo=THREAD.repo, head="hookagent/t", base="main", title="t", body="b"
         ),
@@ -76,7 +67,6 @@ KINDS = (
     "github comment",
     "github comment edit",
     "github thread",
-    "github issue comments",
     "gitlab merge request",
     "gitlab thread",
     "linear comment",

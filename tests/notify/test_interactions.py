@@ -183,3 +183,17 @@ async def test_a_deeply_nested_payload_is_400_json(http: httpx.AsyncClient, stor
     task_id = await plan_waiting(store)
     body = click("approve", task_id)
     assert (await http.post(PATH, content=body, headers=slack_headers(body))).status_code == 200
+
+
+async def test_revise_on_a_task_that_moved_on_is_refused_without_a_modal(
+    http: httpx.AsyncClient, store: Store, slack: SlackStub
+) -> None:
+    task_id = await plan_waiting(store)
+    await move_to(store, task_id, TaskStatus.APPROVED)
+    body = click("revise", task_id)
+    answer = await http.post(PATH, content=body, headers=slack_headers(body))
+    assert answer.status_code == 409
+    assert answer.json() == {"error": "conflict", "detail": f"task {task_id} is approved"}
+    assert slack.calls("views.open") == []
+    log = await log_text(store, task_id)
+    assert f"revise from slack by lee (slack U024BE7LH) refused: task {task_id} is approved" in log

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from typing import cast
 
 import pytest
 from hypothesis import given
@@ -15,7 +16,7 @@ from hookagent.keys import Keys
 from hookagent.models import Action, EventKind, LogEntry, LogStream, NewTask, Phase, TaskStatus
 from hookagent.store import LogStore, Store
 from hookagent.store.feed import FeedHub
-from hookagent.store.logs import Columns, NewLine, encode_chunk, encode_columns
+from hookagent.store.logs import CHUNK_COLUMNS, Columns, NewLine, encode_chunk, encode_columns
 from hookagent.store.writer import LogWriter
 from tests.strategies import texts
 
@@ -258,3 +259,27 @@ def test_chunk_text_is_compact_json_of_its_columns(messages: list[str], kinds: i
     columns = [[line[k] for line in written] for k in (0, 1, 3, 4)]
     expected = json.dumps([7, messages, *map(runs_of, columns)], separators=(",", ":"))
     assert encode_chunk(written, 7) == expected
+
+
+async def test_the_scripts_write_chunks_as_the_python_encoder_does(
+    redis: Redis, prefix: str, store: Store
+) -> None:
+    """A status line, a cut chunk and the limit marker, written by Lua, in the one format."""
+    logs = small_chunks(redis, prefix, max_lines=3)
+    tid = await make_task(store)
+    attempt = await store.tasks.claim(tid, token="t", phase=Phase.PLAN)
+    await logs.append(tid, [line(i) for i in range(4)], token="t", attempt=attempt)
+    rows = cast(list[tuple[str, dict[str, str]]], await redis.xrange(Keys(prefix).logs(tid)))
+    assert [(eid, fields["n"]) for eid, fields in rows] == [
+        ("0-1", "1"),
+        ("0-2", "1"),
+        ("0-3", "1"),
+    ]
+    status, cut, marker = (json.loads(fields["c"]) for _, fields in rows)
+    [first, _, last] = (await logs.read(tid, offset=0, limit=-1))[0]
+    said = NewLine(first.timestamp, "system", first.message, "status")
+    assert status == [*json.loads(encode_chunk([said], attempt)), TaskStatus.DISCOVERING.value]
+    assert cut == json.loads(encode_chunk([line(0)], attempt))
+    ended = NewLine(line(1).timestamp, "system", last.message, "error")
+    assert marker == json.loads(encode_chunk([ended], attempt))
+    assert len(CHUNK_COLUMNS) == len(status)

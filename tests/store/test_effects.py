@@ -241,3 +241,15 @@ async def test_one_server_settles_an_intake_and_a_change_in_few_round_trips(
     sent.clear()
     await store.tasks.advance(task.task_id, Action.CANCEL)
     assert len(sent) == 3  # begin+script, the effects, dropping them with the end
+
+
+async def test_the_sweep_sees_an_entry_made_in_the_same_millisecond(store: Store) -> None:
+    """``older_than_s=0`` means everything entered so far, the current millisecond too.
+
+    An entry's score is its millisecond plus a fraction; a bound of "now" in whole
+    milliseconds missed every entry of the current one (a flaky sweep test found it).
+    """
+    for n in range(200):
+        tid = f"task-1-{n:04x}"
+        await store.tasks.effects.begin(tid)
+        assert tid in [t for t, _ in await store.tasks.effects.unsettled(0, 1000)], n

@@ -80,6 +80,7 @@ async def test_a_deferred_job_comes_back_without_counting_a_delivery(
 IDLE_S = 6.0
 
 
+@pytest.mark.slow
 async def test_claim_blocks_past_the_socket_timeout(store: Store) -> None:
     q = store.jobs
     await q.ensure_group()
@@ -94,6 +95,7 @@ async def test_claim_blocks_past_the_socket_timeout(store: Store) -> None:
     assert loop.time() - sent < 0.5
 
 
+@pytest.mark.slow
 async def test_idle_worker_logs_no_timeout_and_picks_up_at_once(
     store: Store, start_worker: RunWorker, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from hookagent.errors import ConflictError, FencedOut, TaskNotFound
-from hookagent.models import TRANSITIONS, Action, NewTask, Phase, TaskStatus
+from hookagent.models import TRANSITIONS, Action, NewTask, Phase, TaskStatus, Transition
 from hookagent.store import Store
 from tests.helpers import move_to
 
@@ -85,6 +85,29 @@ async def test_the_transition_table_is_what_the_store_enforces(
             with pytest.raises(ConflictError, match=f"is {status.value}"):
                 await store.tasks.advance(task.task_id, action)
             assert (await store.tasks.get(task.task_id)).status is status
+
+
+async def test_a_vote_counts_where_the_approve_row_allows_and_nowhere_else(store: Store) -> None:
+    """The vote script reads the APPROVE row of the one table, not a status of its own."""
+    for status in TaskStatus:
+        task = await store.tasks.create(new_task(f"vote in {status}"))
+        await move_to(store, task.task_id, status)
+        if status in TRANSITIONS[Action.APPROVE].allowed:
+            assert await store.tasks.vote(task.task_id, "lee") == (True, ["lee"])
+        else:
+            with pytest.raises(ConflictError, match=f"is {status.value}"):
+                await store.tasks.vote(task.task_id, "lee")
+            assert await store.tasks.approvers(task.task_id) == []
+
+
+async def test_the_vote_script_follows_a_changed_approve_row(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = await store.tasks.create(new_task())
+    await move_to(store, task.task_id, TaskStatus.FAILED)
+    wider = frozenset({TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED})
+    monkeypatch.setitem(TRANSITIONS, Action.APPROVE, Transition(wider, TaskStatus.APPROVED))
+    assert await store.tasks.vote(task.task_id, "lee") == (True, ["lee"])
 
 
 async def test_unknown_task(store: Store) -> None:

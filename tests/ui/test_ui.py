@@ -272,6 +272,7 @@ async def big_task(store: Store, lines: int) -> str:
     return task_id
 
 
+@pytest.mark.slow
 async def test_200k_line_log_paints_and_scrolls_fast(
     server: str, browser: Browser, store: Store
 ) -> None:

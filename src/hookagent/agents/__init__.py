@@ -31,7 +31,9 @@ def build_agent(settings: Settings) -> Agent:
     if settings.agent == "command":
         return CommandAgent(settings.agent_argv)
     if settings.agent == "codex":
-        return CodexAgent(settings.codex_bin, model=settings.agent_model)
+        return CodexAgent(
+            settings.codex_bin, model=settings.agent_model, base_url=settings.codex_base_url
+        )
     if settings.agent == "gemini":
         return GeminiAgent(settings.gemini_bin, model=settings.agent_model)
     return ClaudeAgent(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from hookagent.agents.progress import Progress
@@ -67,6 +69,13 @@ class Agent(Protocol):
 
     def argv(self, phase: Phase) -> list[str]:
         """The command line for ``phase``; the prompt goes on stdin, never here."""
+
+    def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
+        """Write the CLI's configuration for one run into ``home``; the variables to add.
+
+        ``home`` is a fresh private directory outside the workspace, removed after the run;
+        ``env`` is the environment the CLI gets otherwise.
+        """
 
     def start(self) -> AgentRun:
         """A fresh parser for one run."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, objects
@@ -57,6 +59,10 @@ class ClaudeAgent:
         if self._budget is not None:
             argv += ["--max-budget-usd", str(self._budget)]
         return argv + self._extra
+
+    def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
+        """Nothing to write: the CLI is configured by its environment."""
+        return {}
 
     def start(self) -> ClaudeRun:
         """A fresh run parser."""

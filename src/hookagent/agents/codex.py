@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli, objects
@@ -9,12 +12,41 @@ from hookagent.agents.progress import Progress
 from hookagent.agents.text import short
 from hookagent.models import EventKind, LogStream, Phase
 
+# The provider hookagent declares in the run's config.toml: the API at the configured URL,
+# its key read from OPENAI_API_KEY (Codex ignores OPENAI_BASE_URL).
+PROVIDER = "hookagent"
+OPENAI_API_URL = "https://api.openai.com/v1"
+
 
 class CodexAgent(ModelCli):
     """``codex exec --json -``: read-only sandbox to plan, workspace-write to execute."""
 
     name = "codex"
     env_names: tuple[str, ...] = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_*")
+
+    def __init__(
+        self,
+        binary: str,
+        *,
+        model: str | None = None,
+        extra_args: list[str] | None = None,
+        base_url: str = OPENAI_API_URL,
+    ) -> None:
+        super().__init__(binary, model=model, extra_args=extra_args)
+        self._base_url = base_url
+
+    def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
+        """A fresh ``CODEX_HOME`` whose ``config.toml`` names the API (and a private TMPDIR).
+
+        Never the worker user's ``~/.codex``: its logins, history and settings stay out of
+        the run. The temporary directory must not contain ``CODEX_HOME``, or Codex refuses
+        to set up the helper its own sandbox runs commands with.
+        """
+        codex_home, tmp = home / "codex", home / "tmp"
+        for directory in (codex_home, tmp):
+            directory.mkdir(mode=0o700)
+        (codex_home / "config.toml").write_text(provider_config(self._base_url))
+        return {"CODEX_HOME": str(codex_home), "TMPDIR": str(tmp)}
 
     def argv(self, phase: Phase) -> list[str]:
         """The prompt is read from stdin (the trailing ``-``)."""
@@ -29,6 +61,20 @@ class CodexAgent(ModelCli):
         return CodexRun()
 
 
+def provider_config(base_url: str) -> str:
+    """``config.toml`` selecting a Responses API provider at ``base_url``."""
+    # JSON strings are TOML basic strings (same quotes and escapes).
+    return (
+        "# Written by hookagent for one run.\n"
+        f"model_provider = {json.dumps(PROVIDER)}\n\n"
+        f"[model_providers.{PROVIDER}]\n"
+        f"name = {json.dumps(PROVIDER)}\n"
+        f"base_url = {json.dumps(base_url)}\n"
+        'env_key = "OPENAI_API_KEY"\n'
+        'wire_api = "responses"\n'
+    )
+
+
 class CodexRun(JsonLinesRun):
     """Parses thread/turn/item events; the plan is the last agent message."""
 
@@ -37,6 +83,9 @@ class CodexRun(JsonLinesRun):
         self.thread_id: str | None = None
         self.last_message: str | None = None
         self.failure: str | None = None
+        # A top-level ``error`` is a notice (Codex prints "Reconnecting... 1/5" and
+        # retries); it fails the run only when no turn completes, as its reason.
+        self.last_error: str | None = None
         self.completed = False
 
     def describe(self, event: dict[str, Any]) -> list[AgentLine]:
@@ -52,7 +101,9 @@ class CodexRun(JsonLinesRun):
         if self.thread_id:
             stats["session_id"] = self.thread_id
         if self.failure or not self.completed or exit_code != 0:
-            error = self.failure or f"codex exit code {exit_code}, no turn.completed"
+            error = (
+                self.failure or self.last_error or f"codex exit code {exit_code}, no turn.completed"
+            )
             return AgentOutcome(ok=False, plan=self.last_message, error=error, stats=stats)
         return AgentOutcome(ok=True, plan=self.last_message, result=self.last_message, stats=stats)
 
@@ -71,11 +122,14 @@ class CodexRun(JsonLinesRun):
             usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
             tokens = f"{usage.get('input_tokens', '?')} in, {usage.get('output_tokens', '?')} out"
             return EventKind.RESULT, f"turn completed ({tokens})"
-        if kind in ("turn.failed", "error"):
+        if kind == "turn.failed":
             nested = event.get("error")
             error: dict[str, Any] = nested if isinstance(nested, dict) else event
             self.failure = f"codex: {error.get('message', 'failed')}"
             return EventKind.ERROR, self.failure
+        if kind == "error":
+            self.last_error = f"codex: {event.get('message', 'error')}"
+            return EventKind.ERROR, self.last_error
         item = event.get("item")
         if kind in ("item.started", "item.updated", "item.completed") and isinstance(item, dict):
             return self._item(item, done=kind == "item.completed")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 from hookagent.agents.base import AgentLine, AgentOutcome, TextLines
 from hookagent.agents.progress import Progress
 from hookagent.models import EventKind, LogStream, Phase
@@ -23,6 +26,10 @@ class CommandAgent:
     def argv(self, phase: Phase) -> list[str]:
         """The configured command, the same for every phase."""
         return list(self._argv)
+
+    def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
+        """Nothing to write: the CLI is configured by its environment."""
+        return {}
 
     def start(self) -> CommandRun:
         """A fresh run parser."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli
@@ -13,6 +15,25 @@ from hookagent.models import EventKind, LogStream, Phase
 # A fixed -p: the task's text goes to stdin, which the CLI appends to the prompt; it is
 # never a command-line argument.
 STDIN_PROMPT = "Follow the instructions given on standard input."
+# The run's user settings: API-key auth (GEMINI_API_KEY; GOOGLE_GEMINI_BASE_URL, when set,
+# names the endpoint), no usage statistics sent to Google, and no project ``.env`` files
+# (walking up from the clone, the CLI would load the operator's own ``.env``).
+USER_SETTINGS = {
+    "security": {"auth": {"selectedType": "gemini-api-key"}},
+    "privacy": {"usageStatisticsEnabled": False},
+    "advanced": {"ignoreLocalEnv": True},
+}
+# Trusted, the CLI loads the clone's ``.gemini/.env`` into its environment, but never over
+# a variable already set: these are always set, so a repository cannot send the API key
+# (or the conversation) to another endpoint or through its own proxy.
+PINNED_ENV = {
+    "GOOGLE_GEMINI_BASE_URL": "https://generativelanguage.googleapis.com",
+    "HTTPS_PROXY": "",
+    "https_proxy": "",
+    "HTTP_PROXY": "",
+    "http_proxy": "",
+    "NODE_TLS_REJECT_UNAUTHORIZED": "1",
+}
 
 
 class GeminiAgent(ModelCli):
@@ -22,12 +43,29 @@ class GeminiAgent(ModelCli):
     env_names: tuple[str, ...] = ("GEMINI_*", "GOOGLE_*")
 
     def argv(self, phase: Phase) -> list[str]:
-        """The command line; approvals depend on the phase."""
+        """The command line; approvals depend on the phase.
+
+        ``--skip-trust``: every task runs in a fresh clone, which the CLI has never been
+        told to trust, and headless it exits 55 in an untrusted directory.
+        """
         mode = "auto_edit" if phase is Phase.EXECUTE else "default"
         argv = [self._binary, "-p", STDIN_PROMPT, "-o", "stream-json", "--approval-mode", mode]
+        argv.append("--skip-trust")
         if self._model:
             argv += ["--model", self._model]
         return argv + self._extra
+
+    def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
+        """A fresh ``GEMINI_CLI_HOME`` whose ``.gemini/settings.json`` selects API-key auth.
+
+        Never the worker user's ``~/.gemini``: its logins, history and settings stay out.
+        The endpoint and proxy variables the operator did not set are pinned to defaults.
+        """
+        gemini_home = home / "gemini"
+        (gemini_home / ".gemini").mkdir(mode=0o700, parents=True)
+        (gemini_home / ".gemini" / "settings.json").write_text(json.dumps(USER_SETTINGS))
+        pinned = {name: value for name, value in PINNED_ENV.items() if name not in env}
+        return {**pinned, "GEMINI_CLI_HOME": str(gemini_home)}
 
     def start(self) -> GeminiRun:
         """A fresh run parser."""
@@ -35,12 +73,20 @@ class GeminiAgent(ModelCli):
 
 
 class GeminiRun(JsonLinesRun):
-    """Parses init/message/tool_use/tool_result/error/result; the plan is the assistant's text."""
+    """Parses init/message/tool_use/tool_result/error/result; the plan is the last message.
+
+    The CLI streams each assistant message as ``delta`` pieces; a message ends at the next
+    event of another kind (a tool call). The plan is the last message, as with the other
+    agents: the narration before tool calls ("Looking at the repository first.") is not.
+    """
 
     def __init__(self) -> None:
         self.progress = Progress()
         self.session_id: str | None = None
-        self._text: list[str] = []
+        self._messages: list[list[str]] = []
+        self._in_message = False
+        # tool_id -> "name: target", so a result says what it is the result of.
+        self._calls: dict[str, str] = {}
         self.result: dict[str, Any] | None = None
 
     def describe(self, event: dict[str, Any]) -> list[AgentLine]:
@@ -52,7 +98,8 @@ class GeminiRun(JsonLinesRun):
 
     def finish(self, exit_code: int | None) -> AgentOutcome:
         """Success is a ``result`` with status success and exit code 0."""
-        plan = "".join(self._text).strip() or None
+        last = "".join(self._messages[-1]) if self._messages else ""
+        plan = last.strip() or None
         stats: dict[str, str | int | float] = {"num_turns": self.progress.turns}
         if self.session_id:
             stats["session_id"] = self.session_id
@@ -74,14 +121,19 @@ class GeminiRun(JsonLinesRun):
 
     def _describe(self, event: dict[str, Any]) -> tuple[EventKind, str]:
         kind = event.get("type")
+        assistant = kind == "message" and event.get("role") == "assistant"
+        if not assistant:
+            self._in_message = False
         if kind == "init":
             self.session_id = str(event.get("session_id", ""))
             return EventKind.RAW, f"session {self.session_id} started: model {event.get('model')}"
-        if kind == "message" and event.get("role") == "assistant":
+        if assistant:
             content = str(event.get("content", ""))
-            if not event.get("delta") or not self._text:
+            if not (event.get("delta") and self._in_message):
                 self.progress.turns += 1  # a delta continues the message before it
-            self._text.append(content)
+                self._messages.append([])
+                self._in_message = True
+            self._messages[-1].append(content)
             return EventKind.TEXT, content
         if kind == "message":
             return EventKind.RAW, f"{event.get('role', 'user')} message"
@@ -92,15 +144,11 @@ class GeminiRun(JsonLinesRun):
             self.progress.tool_call(name, params)
             hints = ("command", "file_path", "path", "pattern")
             hint = next((str(params[k]) for k in hints if params.get(k)), "")
-            return EventKind.TOOL_USE, f"{name}: {short(hint or json.dumps(params))}"
+            call = f"{name}: {short(hint or json.dumps(params))}"
+            self._calls[str(event.get("tool_id", ""))] = call
+            return EventKind.TOOL_USE, call
         if kind == "tool_result":
-            ok = event.get("status") == "success"
-            failure = event.get("error")
-            detail = failure.get("message", "") if isinstance(failure, dict) else ""
-            output = short(str(event.get("output") or detail))
-            if ok:
-                return EventKind.TOOL_RESULT, f"tool result: {output}"
-            return EventKind.ERROR, f"tool error: {output}"
+            return self._tool_result(event)
         if kind == "error":
             return EventKind.ERROR, f"{event.get('severity', 'error')}: {event.get('message', '')}"
         if kind == "result":
@@ -111,3 +159,19 @@ class GeminiRun(JsonLinesRun):
             tokens, ms = stats.get("total_tokens", "?"), stats.get("duration_ms", "?")
             return EventKind.RESULT, f"result ({event.get('status')}, {tokens} tokens, {ms} ms)"
         return EventKind.RAW, str(kind or "event")
+
+    def _tool_result(self, event: dict[str, Any]) -> tuple[EventKind, str]:
+        """The call it answers, and its output when the CLI shows one.
+
+        The CLI sends only a string display as ``output``: a shell command's output, but
+        nothing for ``write_file`` or ``replace`` (their display is a diff) and an empty
+        string for ``read_file``.
+        """
+        failure = event.get("error")
+        detail = failure.get("message", "") if isinstance(failure, dict) else ""
+        output = str(event.get("output") or detail)
+        call = self._calls.pop(str(event.get("tool_id", "")), "tool")
+        shown = f"{call}: {short(output)}" if output.strip() else f"{call} (no output)"
+        if event.get("status") == "success":
+            return EventKind.TOOL_RESULT, f"tool result: {shown}"
+        return EventKind.ERROR, f"tool error: {shown}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.types import Scope, Send
 
 from hookagent import errors
 from hookagent.errors import HookagentError
@@ -18,7 +21,14 @@ from hookagent.store import StoreConnectionError, StoreTimeoutError
 
 log = logging.getLogger(__name__)
 
-# HTTP lives here alone: the domain raises errors, this table says what each one answers.
+# HTTP lives here alone: the domain raises errors, this table says what each one answers;
+# the few answers that are no error have names below, for the routes and middleware.
+OK = 200
+ACCEPTED = 202
+NO_CONTENT = 204
+NOT_FOUND = 404
+INTERNAL_ERROR = 500
+UNAVAILABLE = 503
 _STATUS: dict[type[HookagentError], int] = {
     errors.PayloadError: 422,
     errors.SignatureError: 401,
@@ -35,15 +45,60 @@ _STATUS: dict[type[HookagentError], int] = {
     errors.RateLimited: 429,
     errors.QueueFull: 503,
     errors.InvalidRequest: 422,
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
 }
 
 
-def http_status(exc: HookagentError) -> int:
-    """The HTTP status an error answers (its closest listed class; 500 when none is)."""
-    for cls in type(exc).__mro__:
+def status_of(error: type[HookagentError]) -> int:
+    """The HTTP status an error class answers (its closest listed class; 500 when none is)."""
+    for cls in error.__mro__:
         if cls in _STATUS:
             return _STATUS[cls]
-    return 500
+    return INTERNAL_ERROR
+
+
+def http_status(exc: HookagentError) -> int:
+    """The HTTP status ``exc`` answers."""
+    return status_of(type(exc))
+
+
+def is_server_error(status: int) -> bool:
+    """Whether ``status`` says the server failed (5xx) rather than the request."""
+    return status >= INTERNAL_ERROR
+
+
+def ws_close_code(exc: HookagentError) -> int:
+    """The WebSocket close code of ``exc``: 4000 + its HTTP status for a 4xx, else 1011.
+
+    RFC 6455 leaves 4000-4999 to applications, so 4401, 4403 and 4422 mirror the HTTP
+    answers; a server's failure is 1011 (internal error).
+    """
+    status = http_status(exc)
+    return 4000 + status if 400 <= status < 500 else 1011
+
+
+async def send_error(
+    scope: Scope,
+    send: Send,
+    exc: HookagentError,
+    *,
+    reason: str | None = None,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer ``exc`` from ASGI middleware, before the app: our JSON error, or a close.
+
+    A WebSocket is closed before accept (the server answers the upgrade with 403) with
+    :func:`ws_close_code` and ``reason`` (the error's code unless given).
+    """
+    if scope["type"] == "websocket":
+        code = ws_close_code(exc)
+        await send({"type": "websocket.close", "code": code, "reason": reason or exc.code})
+        return
+    body = json.dumps({"error": exc.code, "detail": exc.message}).encode()
+    head = [(b"content-type", b"application/json"), *headers]
+    await send({"type": "http.response.start", "status": http_status(exc), "headers": head})
+    await send({"type": "http.response.body", "body": body})
 
 
 INTERNAL_DETAIL = "internal error; see the server log"
@@ -115,7 +170,8 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 
 async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
     log.warning("Redis unavailable during %s %s: %r", request.method, request.url.path, exc)
-    return error_response(503, "store_unavailable", "Redis is unreachable; try again shortly")
+    detail = "Redis is unreachable; try again shortly"
+    return error_response(UNAVAILABLE, "store_unavailable", detail)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -131,7 +187,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
     return JSONResponse(
         {"error": "internal_error", "detail": INTERNAL_DETAIL, "request_id": request_id},
-        status_code=500,
+        status_code=INTERNAL_ERROR,
     )
 
 

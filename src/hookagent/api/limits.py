@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hookagent.api.errors import send_error
 from hookagent.errors import BodyTooLarge
 
 
 class BodyLimitMiddleware:
-    """413 with a JSON error for bodies over ``max_bytes`` (declared or streamed)."""
+    """``body_too_large`` for bodies over ``max_bytes``, declared or streamed."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -23,7 +22,7 @@ class BodyLimitMiddleware:
         declared, chunked = _framing(scope["headers"])
         if declared is not None and declared.isdigit():
             if int(declared) > self.max_bytes:
-                await self._refuse(send)
+                await self._refuse(scope, send)
                 return
             if not chunked:
                 # The server reads no more than the declared length: no need to count.
@@ -42,7 +41,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    # The app's error handler turns this into the same 413 answer.
+                    # The app's error handler turns this into the same answer.
                     raise BodyTooLarge(f"request body exceeds {self.max_bytes} bytes")
             return message
 
@@ -55,20 +54,11 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(scope, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"error": "body_too_large", "detail": f"request body exceeds {self.max_bytes} bytes"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        too_large = BodyTooLarge(f"request body exceeds {self.max_bytes} bytes")
+        await send_error(scope, send, too_large, headers=[(b"connection", b"close")])
 
 
 def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, bool]:

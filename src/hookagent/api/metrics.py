@@ -19,6 +19,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hookagent.api.errors import ACCEPTED, INTERNAL_ERROR, OK, is_server_error, status_of
+from hookagent.errors import NotAnApprover, QueueFull, RateLimited, SignatureError
 from hookagent.sources.table import SOURCES
 from hookagent.store import MetricsSnapshot, Store, StoreError
 
@@ -27,12 +29,12 @@ log = logging.getLogger(__name__)
 WEBHOOK_SOURCES = frozenset(SOURCES)  # the routes the one webhook handler serves
 # The answers a webhook can get, grouped into few label values (the 4xx rest is "invalid").
 _OUTCOMES = {
-    202: "created",
-    200: "handled",
-    401: "unauthorized",
-    403: "forbidden",
-    429: "rate_limited",
-    503: "queue_full",
+    ACCEPTED: "created",
+    OK: "handled",
+    status_of(SignatureError): "unauthorized",
+    status_of(NotAnApprover): "forbidden",
+    status_of(RateLimited): "rate_limited",
+    status_of(QueueFull): "queue_full",
 }
 
 
@@ -116,7 +118,7 @@ def webhook_outcome(status: int) -> str:
     """The ``outcome`` label of a webhook answered with ``status``."""
     if status in _OUTCOMES:
         return _OUTCOMES[status]
-    return "error" if status >= 500 else "invalid"
+    return "error" if is_server_error(status) else "invalid"
 
 
 class WebhookCounter:
@@ -131,7 +133,7 @@ class WebhookCounter:
         if source is None:
             await self.app(scope, receive, send)
             return
-        status = 500  # an exception that escapes the app is answered 500 outside us
+        status = INTERNAL_ERROR  # an exception escaping the app is answered so outside us
 
         async def sending(message: Message) -> None:
             nonlocal status

@@ -13,7 +13,9 @@ from hookagent.forges.http import github_repo_path, retry_after, segment
 from hookagent.settings import Settings
 
 API_VERSION = "2022-11-28"
-# Pages of 100 comments read for one thread; a longer thread is read up to there.
+# Comments per page, and pages read for one thread (a longer thread is read up to there).
+# The one paging rule: ask for the next page while GitHub's ``Link`` header offers one.
+PER_PAGE = 100
 MAX_PAGES = 10
 
 
@@ -74,13 +76,13 @@ class GitHubForge:
         return Comment(str(made.comment_id), body, url=made.url)
 
     async def fetch_thread(self, thread: Thread) -> list[Comment]:
-        """``GET /repos/{owner}/{repo}/issues/{number}/comments``, page by page."""
+        """``GET /repos/{owner}/{repo}/issues/{number}/comments``, oldest first, page by page."""
         path = f"{github_repo_path(thread.repo)}/issues/{segment(thread.number)}/comments"
         found: list[Comment] = []
         base_url = self._api_url.rstrip("/")
         async with httpx.AsyncClient(base_url=base_url, timeout=self._timeout) as client:
             for page in range(1, MAX_PAGES + 1):
-                params = {"per_page": 100, "page": page}
+                params = {"per_page": PER_PAGE, "page": page}
                 try:
                     response = await client.get(path, params=params, headers=_headers(self._token))
                 except httpx.HTTPError as exc:
@@ -101,8 +103,10 @@ def _as_comment(row: dict[str, Any]) -> Comment:
     return Comment(
         comment_id=str(row.get("id", "")),
         body=str(row.get("body") or ""),
-        author=str((user or {}).get("login", "")),
+        author=str((user or {}).get("login") or ""),
         url=str(row.get("html_url", "")),
+        at=str(row.get("created_at") or ""),
+        by_bot=(user or {}).get("type") == "Bot",
     )
 
 

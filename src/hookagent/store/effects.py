@@ -129,7 +129,10 @@ class Effects:
 
     async def unsettled(self, older_than_ms: int, limit: int) -> list[tuple[str, float]]:
         """Tasks entered before ``older_than_ms`` ago and not settled since, with their score."""
+        # Scores are a millisecond plus a fraction below 1: entries of the bound's own
+        # millisecond count too, so the bound is the next millisecond, exclusive.
+        bound = f"({now_ms() - older_than_ms + 1}"
         rows = await self._redis.zrangebyscore(
-            self._keys.unsettled(), "-inf", now_ms() - older_than_ms, 0, limit, withscores=True
+            self._keys.unsettled(), "-inf", bound, 0, limit, withscores=True
         )
         return [(task_id, float(score)) for task_id, score in rows]

@@ -27,18 +27,35 @@ from hookagent.keys import Keys
 from hookagent.models import LogEntry
 from hookagent.store.client import Client, register_script
 
-# Appends a batch's chunks in one round trip, after the fence and the cap checks; chunks
-# are encoded by the client, so the server only stores them. When the cap is reached the
-# chunk that crosses it is cut (the one case the script decodes one) and a one-line marker
-# chunk follows; later lines are dropped, so a runaway agent cannot fill the server.
-_APPEND = """
-local token, ttl, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND') end
-if token ~= '' and redis.call('HGET', KEYS[1], 'lease_token') ~= token then
-  return redis.error_reply('FENCED')
+# A chunk's ``c`` field, column by column: encode_columns and decode_chunk write and read
+# this order, and CHUNK_LUA is built from it for the scripts that write chunks on the server
+# (a cut chunk and the limit marker here, a status line in store/tasks.py) or read them
+# (store/search.py), so the format has this one definition.
+CHUNK_COLUMNS = ("attempt", "messages", "timestamps", "streams", "kinds", "raws", "status")
+CHUNK_LUA = """
+local CHUNK_COLUMNS = {COLUMNS}
+-- a chunk entry: id 0-<seq of its first line + 1>, its line count, its encoded columns
+local function xadd_chunk(stream, seq, n, text)
+  redis.call('XADD', stream, '0-' .. (seq + 1), 'n', n, 'c', text)
+  return seq + n
 end
-local seq = tonumber(redis.call('HGET', KEYS[1], 'log_seq') or '0')
-if redis.call('HEXISTS', KEYS[1], 'log_capped') == 1 then return seq end
+-- columns by name (``status`` may be nil) appended after line ``seq``; returns the new seq
+local function add_chunk(stream, seq, col)
+  local c = {}
+  for i, name in ipairs(CHUNK_COLUMNS) do c[i] = col[name] end
+  return xadd_chunk(stream, seq, #col.messages, cjson.encode(c))
+end
+-- a chunk's ``c`` field as columns by name
+local function read_chunk(text)
+  local c, col = cjson.decode(text), {}
+  for i, name in ipairs(CHUNK_COLUMNS) do col[name] = c[i] end
+  return col
+end
+-- one line's columns, each column one run
+local function line_chunk(attempt, msg, ts, stream, kind, status)
+  return {attempt = attempt, messages = {msg}, timestamps = {ts, 1}, streams = {stream, 1},
+    kinds = {kind, 1}, raws = {'', 1}, status = status}
+end
 -- run-length columns: the first k values, and the value at position k
 local function cut(rle, k)
   local out, left, i = {}, k, 1
@@ -54,25 +71,39 @@ local function at(rle, k)
   while k > rle[i + 1] do k = k - rle[i + 1]; i = i + 2 end
   return rle[i]
 end
+""".replace("{COLUMNS}", "{" + ", ".join(f"'{name}'" for name in CHUNK_COLUMNS) + "}")
+
+# Appends a batch's chunks in one round trip, after the fence and the cap checks; chunks
+# are encoded by the client, so the server only stores them. When the cap is reached the
+# chunk that crosses it is cut (the one case the script decodes one) and a one-line marker
+# chunk follows; later lines are dropped, so a runaway agent cannot fill the server.
+_APPEND = (
+    CHUNK_LUA
+    + """
+local token, ttl, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND') end
+if token ~= '' and redis.call('HGET', KEYS[1], 'lease_token') ~= token then
+  return redis.error_reply('FENCED')
+end
+local seq = tonumber(redis.call('HGET', KEYS[1], 'log_seq') or '0')
+if redis.call('HEXISTS', KEYS[1], 'log_capped') == 1 then return seq end
 local stream = KEYS[2]
 for i = 4, #ARGV, 2 do
   local n, chunk, room = tonumber(ARGV[i]), ARGV[i + 1], cap - 1 - seq
   if n <= room then
-    redis.call('XADD', stream, '0-' .. (seq + 1), 'n', n, 'c', chunk)
-    seq = seq + n
+    seq = xadd_chunk(stream, seq, n, chunk)
   else
-    local c = cjson.decode(chunk)
+    local c = read_chunk(chunk)
     if room > 0 then
       local msgs = {}
-      for j = 1, room do msgs[j] = c[2][j] end
-      redis.call('XADD', stream, '0-' .. (seq + 1), 'n', room, 'c', cjson.encode(
-        {c[1], msgs, cut(c[3], room), cut(c[4], room), cut(c[5], room), cut(c[6], room)}))
-      seq = seq + room
+      for j = 1, room do msgs[j] = c.messages[j] end
+      seq = add_chunk(stream, seq, {attempt = c.attempt, messages = msgs,
+        timestamps = cut(c.timestamps, room), streams = cut(c.streams, room),
+        kinds = cut(c.kinds, room), raws = cut(c.raws, room)})
     end
     local msg = '[system] log limit of ' .. cap .. ' lines reached; further output is dropped'
-    redis.call('XADD', stream, '0-' .. (seq + 1), 'n', 1, 'c', cjson.encode(
-      {c[1], {msg}, {at(c[3], math.max(room, 0) + 1), 1}, {'system', 1}, {'error', 1}, {'', 1}}))
-    seq = seq + 1
+    local ts = at(c.timestamps, math.max(room, 0) + 1)
+    seq = add_chunk(stream, seq, line_chunk(c.attempt, msg, ts, 'system', 'error'))
     redis.call('HSET', KEYS[1], 'log_capped', '1')
     break
   end
@@ -81,6 +112,7 @@ redis.call('HSET', KEYS[1], 'log_seq', seq)
 redis.call('PEXPIRE', stream, ttl)
 return seq
 """
+)
 
 _ENTRIES = TypeAdapter(list[LogEntry])
 # Lines per chunk, at most: a page of 100 decodes one or two chunks, so their size bounds a

@@ -19,7 +19,7 @@ from typing import Any
 from hookagent.keys import Keys
 from hookagent.models import TaskStatus
 from hookagent.store.client import Client, is_cluster, register_script
-from hookagent.store.logs import LogStore
+from hookagent.store.logs import CHUNK_LUA, LogStore
 from hookagent.store.tasks import TaskStore, created_ms
 
 # Index terms are runs of ASCII letters and underscores (3 to 40 long): digits split words,
@@ -43,16 +43,14 @@ TASKS_PER_ROUND = 32
 # Scans one task's log on the server and returns only matching lines, so a candidate
 # task costs a fraction of a millisecond instead of shipping every line to Python.
 # Matching lowercases ASCII only, like the index; needles arrive lowercased. Log entries
-# are chunks (store/logs.py): a chunk whose JSON text lacks a plain needle (ARGV[2], a
-# count: the first needles, those JSON leaves as they are) is skipped without decoding.
-_SCAN = """
+# are chunks (store/logs.py, read with its CHUNK_LUA): a chunk whose JSON text lacks a
+# plain needle (ARGV[2], a count: the first needles, those JSON leaves as they are) is
+# skipped without decoding.
+_SCAN = (
+    CHUNK_LUA
+    + """
 local key, wanted, plain, needles = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), {}
 for i = 3, #ARGV do needles[#needles + 1] = ARGV[i] end
-local function at(rle, k)
-  local i = 1
-  while k > rle[i + 1] do k = k - rle[i + 1]; i = i + 2 end
-  return rle[i]
-end
 local out, start = {}, '-'
 while #out < wanted * 4 do
   local rows = redis.call('XRANGE', key, start, '+', 'COUNT', SCAN_CHUNKS)
@@ -65,16 +63,16 @@ while #out < wanted * 4 do
       if not string.find(lowered, needles[n], 1, true) then ok = false; break end
     end
     if ok then
-      local c = cjson.decode(text)
+      local c = read_chunk(text)
       local first = tonumber(string.sub(row[1], 3)) - 1
-      for i, msg in ipairs(c[2]) do
+      for i, msg in ipairs(c.messages) do
         local low, hit = string.lower(msg), true
         for _, needle in ipairs(needles) do
           if not string.find(low, needle, 1, true) then hit = false; break end
         end
         if hit then
-          out[#out + 1] = first + i - 1; out[#out + 1] = at(c[3], i)
-          out[#out + 1] = at(c[4], i); out[#out + 1] = msg
+          out[#out + 1] = first + i - 1; out[#out + 1] = at(c.timestamps, i)
+          out[#out + 1] = at(c.streams, i); out[#out + 1] = msg
           if #out >= wanted * 4 then break end
         end
       end
@@ -86,6 +84,7 @@ while #out < wanted * 4 do
 end
 return out
 """.replace("SCAN_CHUNKS", str(SCAN_CHUNKS))
+)
 # Characters JSON may escape (quote, backslash, slash, controls, non-ASCII): a needle with
 # one of them may be spelled differently in a chunk's text, so it is matched per line only.
 _ESCAPED = re.compile(r'[^\x20-\x7e]|["\\/]')

@@ -24,6 +24,7 @@ from hookagent.models import (
 )
 from hookagent.store.client import Client, batch, register_script, script_command
 from hookagent.store.effects import Effects
+from hookagent.store.logs import CHUNK_LUA
 from hookagent.store.queue import JobQueue
 from hookagent.store.refs import Marks
 
@@ -31,7 +32,8 @@ from hookagent.store.refs import Marks
 #   claim - a worker starts an attempt: new lease token, attempt + 1
 #   fence - a worker writes: only while it still holds the lease token
 #   free  - anyone (the API): only the allowed from-statuses are checked; the lease is dropped
-# Every change is also a log entry of kind ``status`` (a one-line chunk): followers see
+# Every change is also a log entry of kind ``status`` (a one-line chunk, CHUNK_LUA's
+# ``line_chunk`` with the status column): followers see
 # status changes in order with the output, on the same cursor. ``allowed`` and the new
 # status come from the one transition table (models.TRANSITIONS). The script touches only
 # the task's own slot (hash, history, log, effects list). What the change means elsewhere it
@@ -51,6 +53,7 @@ end
 
 _TRANSITION = (
     _EFFECT.replace("EFFECTS", "4")
+    + CHUNK_LUA
     + """
 local mode, token, new_status, allowed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, reason, ttl, job = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
@@ -88,10 +91,8 @@ if redis.call('HEXISTS', KEYS[1], 'log_capped') == 0 then
   local seq = tonumber(redis.call('HGET', KEYS[1], 'log_seq') or '0')
   local msg = '[system] status ' .. new_status
   if reason ~= '' then msg = msg .. ': ' .. reason end
-  -- a one-line chunk in store/logs.py's format, its status as the seventh column
-  redis.call('XADD', KEYS[3], '0-' .. (seq + 1), 'n', 1, 'c', cjson.encode(
-    {attempt, {msg}, {now, 1}, {'system', 1}, {'status', 1}, {'', 1}, new_status}))
-  redis.call('HSET', KEYS[1], 'log_seq', seq + 1)
+  seq = add_chunk(KEYS[3], seq, line_chunk(attempt, msg, now, 'system', 'status', new_status))
+  redis.call('HSET', KEYS[1], 'log_seq', seq)
   redis.call('PEXPIRE', KEYS[3], log_ttl)
 end
 if cur ~= new_status then
@@ -170,14 +171,16 @@ return 1
 """
 
 
-# One approver's vote on a plan that needs several: only while the task waits for approval,
-# on the task's slot, so a vote can never land on a task that moved on (or on the next plan:
-# the worker clears the set before a new plan becomes pending). Returns whether the vote is
-# new, and every approver so far.
+# One approver's vote on a plan that needs several: only in a status approval may leave
+# (ARGV[3], the APPROVE row of models.TRANSITIONS), on the task's slot, so a vote can never
+# land on a task that moved on (or on the next plan: the worker clears the set before a new
+# plan becomes pending). Returns whether the vote is new, and every approver so far.
 _VOTE = """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return redis.error_reply('NOTFOUND') end
-if cur ~= 'pending_approval' then return redis.error_reply('CONFLICT ' .. cur) end
+if not string.find(',' .. ARGV[3] .. ',', ',' .. cur .. ',', 1, true) then
+  return redis.error_reply('CONFLICT ' .. cur)
+end
 local added = redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
 return {added, redis.call('SMEMBERS', KEYS[2])}
@@ -340,6 +343,13 @@ class TaskStore:
             raise TaskNotFound(f"no task {quoted(task_id)} (unknown or expired)")
         return Task.from_hash(data)
 
+    async def get_for(self, task_id: str, action: Action) -> Task:
+        """The task; :class:`ConflictError` when ``action`` may not leave its status."""
+        task = await self.get(task_id)
+        if task.status not in TRANSITIONS[action].allowed:
+            raise ConflictError(f"task {task_id} is {task.status}")
+        return task
+
     async def history(self, task_id: str) -> list[StatusChange]:
         """The task's status changes, oldest first."""
         rows: list[str] = await self._redis.lrange(self._keys.history(task_id), 0, -1)
@@ -414,7 +424,8 @@ class TaskStore:
         """Record ``approver``'s approval of the pending plan: (new vote?, all approvers)."""
         keys = [self._keys.task(task_id), self._keys.approvals(task_id)]
         try:
-            added, members = await self._vote(keys=keys, args=[approver, self._ttl_ms])
+            args = [approver, self._ttl_ms, _allowed(Action.APPROVE)]
+            added, members = await self._vote(keys=keys, args=args)
         except ResponseError as exc:
             raise _translate(task_id, str(exc)) from None
         return bool(added), sorted(members)
@@ -482,7 +493,7 @@ class TaskStore:
             mode,
             token,
             rule.to.value,
-            ",".join(sorted(s.value for s in rule.allowed)),
+            _allowed(action),
             utc_iso(),
             reason or "",
             str(self._ttl_ms),
@@ -514,6 +525,11 @@ class TaskStore:
         old, attempt, pending = reply
         await self.effects.settle(task_id, pending, score=score)
         return TaskStatus(old), int(attempt)
+
+
+def _allowed(action: Action) -> str:
+    """The statuses ``action`` may leave (its models.TRANSITIONS row), as the scripts read them."""
+    return ",".join(sorted(s.value for s in TRANSITIONS[action].allowed))
 
 
 def _translate(task_id: str, reply: str) -> Exception:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from hookagent.agents import Agent, AgentOutcome, AgentRun, TextLines, run_process
 from hookagent.agents.runner import OnLines
-from hookagent.errors import BudgetExceeded, Stalled
+from hookagent.errors import AgentError, BudgetExceeded, Stalled
 from hookagent.models import LogStream, Phase, utc_iso
 from hookagent.race import race
 from hookagent.redact import RedactingStream, Redactor
@@ -21,6 +22,9 @@ from hookagent.worker.sandbox import prepare_command
 
 # The UI shows a run's progress live; more often than once a second is a write nobody sees.
 PROGRESS_EVERY_S = 1.0
+# Under the data dir: one private directory per run for the CLI's own configuration
+# (CODEX_HOME, GEMINI_CLI_HOME), outside every workspace, removed when the run ends.
+AGENT_HOMES = "agent-homes"
 
 
 class Reporter:
@@ -134,12 +138,39 @@ class AgentSession:
         ``settings``: this run's own (a repository policy's timeout and budget), if any.
         """
         s = settings or self._settings
+        argv, env = await prepare_command(agent, phase, path, s)
+        homes = s.data_dir.resolve() / AGENT_HOMES
+        homes.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # TemporaryDirectory: mode 0700, and its cleanup copes with read-only dirs inside.
+        with tempfile.TemporaryDirectory(prefix=f"{writer.task_id}-", dir=homes) as home:
+            added = agent.configure(Path(home), env)
+            if added and s.sandbox == "bwrap":
+                # The sandbox does not bind the home yet: the CLI would not find its
+                # configuration, and run against its defaults (another endpoint) or not at all.
+                raise AgentError(
+                    f"HOOKAGENT_SANDBOX=bwrap cannot run {agent.name} yet: "
+                    "its configuration home is not mounted in the sandbox"
+                )
+            env |= added
+            return await self._supervise(agent, phase, path, prompt, writer, (argv, env), s)
+
+    async def _supervise(
+        self,
+        agent: Agent,
+        phase: Phase,
+        path: Path,
+        prompt: bytes,
+        writer: LogWriter,
+        command: tuple[list[str], dict[str, str]],
+        s: Settings,
+    ) -> AgentOutcome:
+        """Run the prepared ``command`` with its watchdogs; the judged outcome."""
+        argv, env = command
         timeout, knob = (
             (s.planning_timeout, "HOOKAGENT_PLANNING_TIMEOUT")
             if phase is Phase.PLAN
             else (s.execution_timeout, "HOOKAGENT_EXECUTION_TIMEOUT")
         )
-        argv, env = await prepare_command(agent, phase, path, s)
         where = " in a bwrap sandbox" if s.sandbox == "bwrap" else ""
         await writer.system(f"running {' '.join(agent.argv(phase))}{where}")
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 
 from hookagent.errors import OutboundError
-from hookagent.forges import GitLabForge, Thread
+from hookagent.forges import GitHubForge, GitLabForge, Thread
 from hookagent.forges.linear import LinearClient
 from hookagent.forges.sentry import SentryApi, render_event
-from hookagent.forges.threads import issue_comments
 from hookagent.models import Task, one_line
 from hookagent.sentry_event import has_details
 from hookagent.settings import Settings
@@ -28,6 +27,7 @@ class Threads:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._github = GitHubForge.from_settings(settings)
         self._gitlab = GitLabForge.from_settings(settings)
         self._linear = LinearClient.from_settings(settings)
         self._sentry = SentryApi.from_settings(settings)
@@ -67,26 +67,23 @@ class Threads:
 
     async def _read(self, task: Task) -> list[Comment] | None:
         if task.source == "github":
-            return await self._github(task)
+            return await self._github_comments(task)
         if task.source == "gitlab":
             return await self._gitlab_notes(task)
         if task.source == "linear":
             return await self._linear_comments(task)
         return None
 
-    async def _github(self, task: Task) -> list[Comment] | None:
-        s = self._settings
+    async def _github_comments(self, task: Task) -> list[Comment] | None:
         ref = _GITHUB_REF.match(task.external_id or "")
-        if ref is None or s.github_token is None:
+        if ref is None or self._github is None:
             return None
-        return await issue_comments(
-            api_url=s.github_api_url,
-            token=s.github_token.get_secret_value(),
-            timeout=s.forge_timeout,
-            repo=ref.group(1),
-            number=int(ref.group(2)),
-            skip_login=s.github_bot_login,
-        )
+        own = (self._settings.github_bot_login or "").strip().lower()
+        return [
+            Comment(c.author, c.at, c.body)
+            for c in await self._github.fetch_thread(Thread(ref.group(1), int(ref.group(2))))
+            if not (c.by_bot or is_own_comment(c.body)) and not (own and c.author.lower() == own)
+        ]
 
     async def _gitlab_notes(self, task: Task) -> list[Comment] | None:
         thread = Thread.parse(task.external_id)

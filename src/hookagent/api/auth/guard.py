@@ -20,7 +20,7 @@ from starlette.routing import Mount, WebSocketRoute
 
 from hookagent.api.auth.origin import UNSAFE_METHODS, same_origin
 from hookagent.api.auth.tokens import Principal, Role, TokenTable
-from hookagent.api.errors import error_response
+from hookagent.api.errors import error_response, http_status, ws_close_code
 from hookagent.errors import Forbidden, ForeignOrigin, HookagentError, Unauthenticated
 from hookagent.settings import Settings
 from hookagent.store import Store
@@ -28,9 +28,6 @@ from hookagent.store import Store
 CHALLENGE = 'Bearer realm="hookagent"'
 # The web UI's session (POST /ui/session): HttpOnly, SameSite=Strict, see routes/session.py.
 SESSION_COOKIE = "hookagent_session"
-# RFC 6455 leaves 4000-4999 to applications: 4401/4403 mirror the HTTP answers.
-WS_UNAUTHORIZED = 4401
-WS_FORBIDDEN = 4403
 
 
 class Access(enum.StrEnum):
@@ -75,7 +72,7 @@ class StreamGuard(Guard):
 
 
 async def admit(conn: HTTPConnection, needed: Role, *, ticket: str | None) -> Principal:
-    """The caller, if its role allows ``needed``; 401/403 (or a 4401/4403 close) otherwise."""
+    """The caller, if its role allows ``needed``; Unauthenticated or Forbidden otherwise."""
     principal = await _identify(conn, ticket)
     if not principal.role.allows(needed):
         why = f"this needs the {needed} role; {principal.name} is {principal.role}"
@@ -137,8 +134,7 @@ def refuse_foreign_cookie_change(conn: HTTPConnection) -> None:
 
 def _deny(conn: HTTPConnection, exc: HookagentError) -> NoReturn:
     if conn.scope["type"] == "websocket":
-        code = WS_UNAUTHORIZED if isinstance(exc, Unauthenticated) else WS_FORBIDDEN
-        raise WebSocketException(code=code, reason=exc.message)
+        raise WebSocketException(code=ws_close_code(exc), reason=exc.message)
     raise exc
 
 
@@ -151,12 +147,11 @@ def principal_of(conn: HTTPConnection) -> Principal:
 
 
 async def access_denied(request: Request, exc: Exception) -> JSONResponse:
-    """401 with ``WWW-Authenticate``, or 403, in the API's JSON error shape."""
+    """The refusal in the API's JSON error shape; with ``WWW-Authenticate`` when unauthenticated."""
     if not isinstance(exc, Unauthenticated | Forbidden):
         raise exc
-    status = 401 if isinstance(exc, Unauthenticated) else 403
-    response = error_response(status, exc.code, exc.message)
-    if status == 401:
+    response = error_response(http_status(exc), exc.code, exc.message)
+    if isinstance(exc, Unauthenticated):
         invalid = ', error="invalid_token"' if "authorization" in request.headers else ""
         response.headers["WWW-Authenticate"] = CHALLENGE + invalid
     return response

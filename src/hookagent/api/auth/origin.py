@@ -6,13 +6,14 @@ the CLI send none. A foreign origin is refused before the app runs, whatever the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hookagent.api.auth.tokens import is_loopback
+from hookagent.api.errors import send_error
+from hookagent.errors import ForeignOrigin
+from hookagent.settings import is_loopback
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -34,7 +35,7 @@ def same_origin(origin: str | None, host: str, public_url: str) -> bool:
 
 
 class OriginMiddleware:
-    """403 ``forbidden_origin`` for an ``Origin`` that is neither ours nor configured."""
+    """``forbidden_origin`` for an ``Origin`` that is neither ours nor configured."""
 
     def __init__(self, app: ASGIApp, *, allowed: Iterable[str], anonymous: bool) -> None:
         self.app = app
@@ -66,17 +67,5 @@ class OriginMiddleware:
         return not self.anonymous or is_loopback(urlsplit(origin.strip()).hostname or "")
 
     async def _refuse(self, scope: Scope, send: Send, origin: str) -> None:
-        detail = f"requests from the page at {origin[:200]!r} are not allowed here"
-        if scope["type"] == "websocket":
-            # A close before accept: the server answers the upgrade with 403.
-            await send({"type": "websocket.close", "code": 4403, "reason": "forbidden origin"})
-            return
-        body = json.dumps({"error": "forbidden_origin", "detail": detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        refused = ForeignOrigin(f"requests from the page at {origin[:200]!r} are not allowed here")
+        await send_error(scope, send, refused, reason="forbidden origin")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-import ipaddress
 import logging
 import re
 import stat
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hookagent.errors import ConfigError
-from hookagent.settings import Settings, split_api_tokens
+from hookagent.settings import Settings, is_loopback, split_api_tokens
 
 log = logging.getLogger(__name__)
 
@@ -208,13 +207,3 @@ def load_tokens(settings: Settings) -> TokenTable:
             "(HOOKAGENT_ALLOW_ANONYMOUS=true serves it without tokens)"
         )
     return table
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (or ``localhost``); names otherwise are not."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

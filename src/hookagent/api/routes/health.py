@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from hookagent.api.deps import SettingsDep, StoreDep
-from hookagent.api.errors import error_response
+from hookagent.api.errors import UNAVAILABLE, error_response
 
 router = APIRouter(tags=["health"])
 
@@ -37,15 +37,15 @@ async def healthz(store: StoreDep) -> dict[str, str]:
     return {"status": "ok", "redis": "ok"}
 
 
-@router.get("/readyz", response_model=Ready, responses={503: {"model": NotReady}})
+@router.get("/readyz", response_model=Ready, responses={UNAVAILABLE: {"model": NotReady}})
 async def readyz(store: StoreDep, settings: SettingsDep) -> Ready | JSONResponse:
     """200 when Redis answers and a worker heartbeat is recent enough; else 503 saying why."""
     age = settings.ready_worker_age
     ready = await store.workers.readiness(age, timeout=READY_TIMEOUT_S)
     if ready.redis_error is not None:
         detail = {"redis": ready.redis_error, "workers": "unknown while Redis is unreachable"}
-        return error_response(503, "not_ready", detail)
+        return error_response(UNAVAILABLE, "not_ready", detail)
     if ready.live_workers == 0:
         detail = {"redis": "ok", "workers": f"no worker heartbeat within {age:g}s"}
-        return error_response(503, "not_ready", detail)
+        return error_response(UNAVAILABLE, "not_ready", detail)
     return Ready(workers=ready.live_workers)

@@ -23,6 +23,7 @@ from hookagent.api.auth import (
     token_digest,
 )
 from hookagent.api.deps import SettingsDep, StoreDep, client_address
+from hookagent.api.errors import NO_CONTENT
 from hookagent.api.routes.ui import USER_ACTIONS
 from hookagent.errors import RateLimited, Unauthenticated
 from hookagent.settings import Settings
@@ -96,7 +97,7 @@ async def sign_in(
     return _me(request, principal, anonymous=False)
 
 
-@router.delete("/session", status_code=204)
+@router.delete("/session", status_code=NO_CONTENT)
 async def sign_out(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
     """End the browser's session and expire its cookie (by cookie: from our own page only)."""
     session_id = request.cookies.get(SESSION_COOKIE)
@@ -107,7 +108,7 @@ async def sign_out(request: Request, store: StoreDep, settings: SettingsDep) -> 
         refuse_foreign_cookie_change(request)
     if session_id:
         await store.sessions.end(session_id)
-    response = Response(status_code=204, headers={"Cache-Control": "no-store"})
+    response = Response(status_code=NO_CONTENT, headers={"Cache-Control": "no-store"})
     response.delete_cookie(
         SESSION_COOKIE,
         path="/",

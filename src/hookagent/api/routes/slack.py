@@ -13,8 +13,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep, get_policies
+from hookagent.api.errors import OK
 from hookagent.errors import ConflictError, NotAnApprover
-from hookagent.models import TaskStatus, one_line
+from hookagent.models import Action, one_line
 from hookagent.notify.slack import open_revise_modal
 from hookagent.services.lifecycle import Lifecycle
 from hookagent.sources import (
@@ -76,7 +77,7 @@ async def slack_interactions(
         # Not decided (Redis gone, Slack's API down): the person may click again.
         await store.refs.forget_command("slack", delivery=None, event_id=interaction.event_id)
         raise
-    return Response(status_code=200)  # empty: Slack closes a submitted modal
+    return Response(status_code=OK)  # empty: Slack closes a submitted modal
 
 
 async def _decide(
@@ -94,9 +95,7 @@ async def _decide(
         await life.reject(task_id, actor=actor)
     elif interaction.trigger_id is not None:
         # The Revise button: ask for the feedback; its submission comes back here.
-        task = await store.tasks.get(task_id)
-        if task.status is not TaskStatus.PENDING_APPROVAL:
-            raise ConflictError(f"task {task_id} is {task.status}")
+        task = await store.tasks.get_for(task_id, Action.REVISE)
         await open_revise_modal(settings, redactor, trigger_id=interaction.trigger_id, task=task)
     else:
         await life.revise(task_id, actor=actor, feedback=interaction.feedback or "")

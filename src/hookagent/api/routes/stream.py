@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.types import Message, Send
 
 from hookagent.api.deps import MAX_OFFSET, Q_MAX_CHARS, FeedsDep, FilterDep, OffsetQuery
-from hookagent.api.errors import http_status
+from hookagent.api.errors import OK, ws_close_code
 from hookagent.api.fanout import Follower, ride
 from hookagent.errors import HookagentError, InvalidControl, InvalidRequest, quoted
 from hookagent.logfilter import LogFilter
@@ -34,7 +34,7 @@ CONTROL_SHAPES = 'send {"offset": N} or {"filter": {"stream": [...], "q": "..."}
 @router.get(
     "/{task_id}/logs/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
+    responses={OK: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
 )
 async def stream_logs(
     task_id: str,
@@ -130,11 +130,8 @@ async def websocket_logs(websocket: WebSocket, task_id: str, feeds: FeedsDep) ->
 
 async def _close_with_error(websocket: WebSocket, exc: HookagentError) -> None:
     await websocket.send_json({"type": "error", "error": exc.code, "detail": exc.message})
-    # 4000 + the HTTP status the same error has elsewhere; the reason (at most 123 bytes)
-    # is the short error code.
-    status = http_status(exc)
-    code = 4000 + status if 400 <= status < 500 else 1011
-    await websocket.close(code=code, reason=exc.code)
+    # The reason (at most 123 bytes) is the short error code.
+    await websocket.close(code=ws_close_code(exc), reason=exc.code)
 
 
 def _socket_params(websocket: WebSocket) -> tuple[int, LogFilter]:

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from hookagent.api.errors import NOT_FOUND
 from hookagent.models import TERMINAL_STATUSES, TRANSITIONS, Action, TaskStatus
 
 CSP = (
@@ -100,7 +101,7 @@ async def asset(name: str) -> FileResponse:
     """A file of the UI (scripts, styles, icons), with the same security headers."""
     path = _assets().get(name)
     if path is None:
-        raise HTTPException(404, f"no UI file {name!r}")
+        raise HTTPException(NOT_FOUND, f"no UI file {name!r}")
     return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=SECURITY_HEADERS)
 
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep, client_address, get_policies
-from hookagent.api.errors import error_response, http_status
+from hookagent.api.errors import ACCEPTED, OK, error_response, http_status
 from hookagent.errors import (
     RateLimited,
     RetryLater,
@@ -224,14 +224,14 @@ def _json(request: Request, body: bytes) -> Any:
 
 def _ignored(reason: str) -> JSONResponse:
     """200: nothing to retry, and nothing done."""
-    return JSONResponse({"status": "ignored", "reason": reason}, status_code=200)
+    return JSONResponse({"status": "ignored", "reason": reason}, status_code=OK)
 
 
 def _answer(outcome: Outcome) -> JSONResponse:
     """The HTTP answer to a delivery's outcome."""
     if isinstance(outcome, Created):
         body = {"task_id": outcome.task.task_id, "status": outcome.task.status.value}
-        return JSONResponse(body, status_code=202)
+        return JSONResponse(body, status_code=ACCEPTED)
     if isinstance(outcome, Duplicate):
         if outcome.task_id is None:  # a command delivered twice
             return JSONResponse({"status": "duplicate", "detail": outcome.detail})

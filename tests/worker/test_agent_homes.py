@@ -1,0 +1,99 @@
+"""Each run's configuration home (CODEX_HOME, GEMINI_CLI_HOME): private, fresh, then gone."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hookagent.agents import CommandAgent
+from hookagent.models import TaskStatus
+from hookagent.settings import Settings
+from hookagent.store import Store
+from hookagent.worker import Worker
+from hookagent.worker.run import AGENT_HOMES
+from tests.helpers import FIXTURES, fake_agent, wait_status
+from tests.worker.test_sandbox import needs_bwrap
+
+PLANNED = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
+
+
+class HomeAgent(CommandAgent):
+    """The command adapter, given a configuration home as the Codex and Gemini ones are."""
+
+    def __init__(self, argv: list[str]) -> None:
+        super().__init__(argv)
+        self.homes: list[Path] = []
+
+    def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
+        """Our file in the home, and its path in the agent's environment."""
+        self.homes.append(home)
+        (home / "config").write_text("written by hookagent\n")
+        return {"AGENT_HOME": str(home)}
+
+
+@pytest.fixture
+async def home_agent(
+    store: Store, settings: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[HomeAgent]:
+    """A worker running the fake agent's ``home`` scenario through ``HomeAgent``.
+
+    Parametrized indirectly, the parameter is the worker's ``sandbox`` setting.
+    """
+    own = settings.model_copy(update={"sandbox": getattr(request, "param", "none")})
+    agent = HomeAgent([*fake_agent("home").split()])
+    stop = asyncio.Event()
+    running = asyncio.create_task(Worker(store=store, settings=own, agent=agent).run(stop))
+    yield agent
+    stop.set()
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+
+
+async def submit(client: httpx.AsyncClient, store: Store) -> str:
+    """A task from the Sentry alert fixture, once its planning run has ended."""
+    body = (FIXTURES / "sentry-event-alert.json").read_bytes()
+    response = await client.post(
+        "/webhooks/sentry", content=body, headers={"content-type": "application/json"}
+    )
+    task_id: str = response.json()["task_id"]
+    await wait_status(store, task_id, PLANNED)
+    return task_id
+
+
+async def test_an_agent_cannot_leave_anything_in_its_home_for_the_next_run(
+    client: httpx.AsyncClient, store: Store, settings: Settings, home_agent: HomeAgent
+) -> None:
+    tid = await submit(client, store)
+    assert (await store.tasks.get(tid)).status is TaskStatus.PENDING_APPROVAL
+    await client.post(f"/tasks/{tid}/approve", json={})
+    await wait_status(store, tid, {TaskStatus.COMPLETED, TaskStatus.FAILED})
+    entries, _ = await store.logs.read(tid, offset=0, limit=-1)
+    listed = [e.message for e in entries if e.message.startswith("[stdout] home: ")]
+    # Each run (plan, then execution) found only what hookagent wrote: no plant of the last.
+    assert listed == ["[stdout] home: config"] * 2
+    first, second = home_agent.homes
+    assert first != second
+    for home in (first, second):
+        # Private, under the data dir, outside every workspace; removed (read-only dir and
+        # all) when its run ended.
+        assert home.parent == settings.data_dir.resolve() / AGENT_HOMES
+        assert not home.is_relative_to(settings.workspaces.resolve())
+        assert not home.exists()
+    assert stat.S_IMODE(first.parent.stat().st_mode) == 0o700
+
+
+@needs_bwrap
+@pytest.mark.parametrize("home_agent", ["bwrap"], indirect=True)
+async def test_a_sandboxed_agent_with_a_home_fails_until_the_sandbox_mounts_it(
+    client: httpx.AsyncClient, store: Store, home_agent: HomeAgent
+) -> None:
+    """Refused with its reason, not run against the CLI's defaults (another endpoint)."""
+    tid = await submit(client, store)
+    task = await store.tasks.get(tid)
+    assert task.status is TaskStatus.FAILED
+    assert task.error is not None and "configuration home is not mounted" in task.error
