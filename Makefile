@@ -1,4 +1,4 @@
-.PHONY: install run test test-fast lint bench
+.PHONY: install run test test-fast lint bench settings-table
 
 install:
 	bash scripts/bootstrap.sh dev
@@ -17,9 +17,14 @@ test-fast: lint
 	  .venv/bin/pytest -q -m "not faults and not cluster and not load and not e2e and not slow"
 
 lint:
-	.venv/bin/ruff check src tests bench
-	.venv/bin/ruff format --check src tests bench
-	.venv/bin/mypy src tests bench
+	.venv/bin/ruff check src tests bench scripts
+	.venv/bin/ruff format --check src tests bench scripts
+	.venv/bin/mypy src tests bench scripts
+	.venv/bin/python scripts/settings_table.py --check
+
+# README.md's settings table, regenerated from the Field(description=...) of each setting.
+settings-table:
+	.venv/bin/python scripts/settings_table.py --write
 
 # Every benchmark, one table; `make bench BENCH_ARGS=--quick` for a few minutes' version.
 bench:

@@ -27,6 +27,7 @@ from hookagent.store import Readiness, Store, connect
 from hookagent.store.auth import open_to_anyone
 from hookagent.worker.sandbox import probe
 
+# An agent CLI's `--version` answers in a second or two; a hung one must not hang doctor.
 VERSION_TIMEOUT_S = 10.0
 REDIS_TIMEOUT_S = 5.0
 WEBHOOK_SECRETS = (

@@ -38,71 +38,252 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HOOKAGENT_", extra="ignore")
 
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "Redis/Valkey URL; unset → `up` starts the embedded Valkey "
+            "(`server`/`worker` require it)"
+        ),
+    )
     # HOOKAGENT_REDIS_URL names any node of a Redis (or Valkey) Cluster; the rest is discovered.
-    redis_cluster: bool = False
-    key_prefix: str = "hookagent"
-    data_dir: Path = Path(".hookagent")
-    workspace_dir: Path | None = None
-    keep_failed_workspaces: float = Field(default=0.0, ge=0)
+    redis_cluster: bool = Field(
+        default=False,
+        description=(
+            "`true`: `HOOKAGENT_REDIS_URL` names any node of a Redis Cluster (see Scaling out)"
+        ),
+    )
+    key_prefix: str = Field(default="hookagent", description="prefix of every key")
+    data_dir: Path = Field(
+        default=Path(".hookagent"),
+        description="embedded Valkey data (AOF), lock file, workspaces",
+        json_schema_extra={"default_doc": "`./.hookagent`"},
+    )
+    workspace_dir: Path | None = Field(
+        default=None,
+        description="where task clones go",
+        json_schema_extra={"default_doc": "`$DATA_DIR/workspaces`"},
+    )
+    keep_failed_workspaces: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "hours a failed task's clone is kept for debugging (0: removed at once); others "
+            "are removed when their task ends, leftovers by a sweep every 10 minutes"
+        ),
+    )
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    workers: int = Field(default=1, ge=0, le=64)
+    host: str = Field(default="127.0.0.1", description="API bind address (`--host`)")
+    port: int = Field(default=8000, ge=0, le=65535, description="API port (`--port`)")
+    workers: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description=(
+            "worker processes of `up` (`--workers`, one loop each); worker loops of one "
+            "`hookagent worker` (`--concurrency`, alias `--workers`)"
+        ),
+    )
     # One line per request on stdout, as uvicorn prints it; off saves ~10% of a request's
     # CPU (a formatted record and a flushed write each) on a busy API behind a proxy that logs.
-    access_log: bool = True
+    access_log: bool = Field(
+        default=True,
+        description=(
+            "one line per request on stdout (uvicorn's access log); `false` saves ~10-20% of "
+            "a small request's CPU where a proxy logs requests already. Query values whose "
+            "parameter name contains `token`, `key`, `secret`, `passw`, `sig`, `ticket` or "
+            "`credential` (any case) are logged as `[REDACTED]`"
+        ),
+    )
 
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # None: required unless the API only listens on loopback (see signatures_required).
-    require_signatures: bool | None = None
-    rate_limit: int = Field(default=600, ge=0)
-    max_queued: int = Field(default=1000, ge=0)
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="request body limit (413 above)"
+    )
+    require_signatures: bool | None = Field(
+        default=None,
+        description=(
+            "refuse unsigned new-task deliveries from a source without a secret (401); "
+            "auto: on unless `HOOKAGENT_HOST` is loopback. Commands always need a signed "
+            "delivery"
+        ),
+        json_schema_extra={"default_doc": "auto"},
+    )
+    rate_limit: int = Field(
+        default=600,
+        ge=0,
+        description=(
+            "verified deliveries per minute per source, and unverified ones per client "
+            "address apart, then 429 with `Retry-After` (0: off)"
+        ),
+    )
+    max_queued: int = Field(
+        default=1000,
+        ge=0,
+        description=(
+            "queued tasks at which new-task deliveries answer 503 with `Retry-After` and "
+            "write nothing (0: off)"
+        ),
+    )
     # ``role:token`` / ``role:name:token`` entries; parsed and checked by api/auth/tokens.py.
-    api_tokens: SecretStr | None = None
-    api_tokens_file: Path | None = None
-    allow_anonymous: bool = False
-    cors_origins: str = ""
+    api_tokens: SecretStr | None = Field(
+        default=None,
+        description=(
+            "API tokens: comma-separated `role:token` or `role:name:token`, roles `viewer`, "
+            "`operator`, `admin`; a token may be `sha256:<hex>` "
+            "(see [Access control](#access-control))"
+        ),
+    )
+    api_tokens_file: Path | None = Field(
+        default=None,
+        description=(
+            "a file with the same entries (commas or newlines, `#` comments); refused if "
+            "group/others may write it, a warning if they may read plain tokens in it"
+        ),
+    )
+    allow_anonymous: bool = Field(
+        default=False,
+        description="serve a non-loopback address without tokens (everyone is admin)",
+    )
+    session_ttl: int = Field(
+        default=12 * 3600,
+        ge=60,
+        description="seconds a web UI session lasts from its last use (each use renews it)",
+    )
+    session_max_age: int = Field(
+        default=7 * 86400,
+        ge=60,
+        description=(
+            "seconds a web UI session lasts at most from sign-in, however often it is used "
+            "(the cookie's `Max-Age`)"
+        ),
+    )
+    cors_origins: str = Field(
+        default="",
+        description="comma-separated browser origins allowed by CORS and by the Origin check",
+    )
     trusted_proxies: str = Field(
         default="",
         description=(
-            "Addresses (IPs or CIDR networks, comma-separated) of the reverse proxies whose "
-            "X-Forwarded-For names the client; empty: the header is ignored from everyone"
+            "comma-separated IP addresses or CIDR networks (`10.0.0.0/8, 192.0.2.7, ::1`) of "
+            "reverse proxies whose `X-Forwarded-For` (and `X-Forwarded-Proto`) is believed; "
+            "the client is the right-most address not in the list. Empty: the header is "
+            "ignored, the client is the TCP peer. Used by the sign-in throttle, the anonymous "
+            "actor's name and the access log alike"
         ),
     )
-    sentry_client_secret: SecretStr | None = None
-    jira_webhook_secret: SecretStr | None = None
-    default_repo: str | None = None
-    allowed_repos: str = ""
-    git_url_template: str = "https://github.com/{repo}.git"
-    git_token: SecretStr | None = None
-    clone_timeout: float = Field(default=300.0, gt=0)
+    sentry_client_secret: SecretStr | None = Field(
+        default=None, description="verify `Sentry-Hook-Signature` (HMAC-SHA256, hex)"
+    )
+    jira_webhook_secret: SecretStr | None = Field(
+        default=None, description="verify `X-Hub-Signature: sha256=…`"
+    )
+    default_repo: str | None = Field(
+        default=None, description="repository when the payload names none"
+    )
+    allowed_repos: str = Field(
+        default="",
+        description="comma-separated `owner/name` list tasks may target",
+        json_schema_extra={"default_doc": "any"},
+    )
+    git_url_template: str = Field(
+        default="https://github.com/{repo}.git",
+        description="clone URL (`file://…/{repo}.git` works)",
+    )
+    git_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "token for clone and push over http(s); else the template's `user:token@` is "
+            "used, else `HOOKAGENT_GITHUB_TOKEN` for github.com (or the Enterprise host of "
+            "`HOOKAGENT_GITHUB_API_URL`). The user is the template's (`https://oauth2@…`), "
+            "else `x-access-token`. Git gets it as a header in its environment: never in "
+            "`origin`, on disk or in errors"
+        ),
+    )
+    clone_timeout: float = Field(default=300.0, gt=0, description="seconds for `git clone`")
+    forge_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description=(
+            "seconds each request to the GitHub, GitLab, Linear or Sentry API may take (pull "
+            "requests, comments, issue threads, the latest Sentry event); a slower one fails "
+            "as unreachable"
+        ),
+    )
 
-    agent: Literal["claude", "codex", "gemini", "command"] = "claude"
+    agent: Literal["claude", "codex", "gemini", "command"] = Field(
+        default="claude", description="`claude`, `codex`, `gemini` or `command`"
+    )
     # Validated even when unset: the command agent without a command must be refused.
-    agent_command: str = Field(default="", validate_default=True)
-    claude_bin: str = "claude"
-    codex_bin: str = "codex"
+    agent_command: str = Field(
+        default="",
+        validate_default=True,
+        description=(
+            "the `command` adapter's command line (shlex-split; prompt on stdin; stdout is "
+            "the plan)"
+        ),
+    )
+    claude_bin: str = Field(default="claude", description="the Claude Code binary")
+    codex_bin: str = Field(default="codex", description="the Codex CLI's binary")
     codex_base_url: str = Field(
         default="https://api.openai.com/v1",
         pattern=r"^https?://\S+$",
-        description="The OpenAI-compatible Responses API Codex talks to (its model provider)",
+        description=(
+            "the OpenAI-compatible Responses API Codex talks to: written as the model provider "
+            "of each run's own `CODEX_HOME/config.toml` (Codex ignores `OPENAI_BASE_URL`); the "
+            "key comes from `OPENAI_API_KEY`"
+        ),
     )
-    gemini_bin: str = "gemini"
-    agent_model: str | None = None
-    claude_model: str | None = None
-    claude_max_turns: int | None = Field(default=None, ge=1)
-    claude_extra_args: str = ""
-    max_budget_usd: float | None = Field(default=None, gt=0)
-    max_runs_per_repo: int = Field(default=0, ge=0)
-    claude_allowed_tools: str = "Bash,Read,Edit,Write,Glob,Grep,MultiEdit,TodoWrite"
-    # Names (``FOO_*``: a prefix) passed on to the agent besides the basics and its adapter's.
-    agent_env: str = Field(default="", pattern=r"^\s*([A-Za-z_][A-Za-z0-9_]*\*?\s*(,\s*|$))*$")
-    sandbox: Literal["none", "bwrap"] = "none"
+    gemini_bin: str = Field(default="gemini", description="the Gemini CLI's binary")
+    agent_model: str | None = Field(default=None, description="`--model` for codex and gemini")
+    claude_model: str | None = Field(default=None, description="`--model`")
+    claude_max_turns: int | None = Field(default=None, ge=1, description="`--max-turns`")
+    claude_extra_args: str = Field(default="", description="more arguments (shlex-split)")
+    max_budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "dollars per attempt: Claude's `--max-budget-usd`, and hookagent fails any run "
+            "whose reported cost passes it"
+        ),
+    )
+    max_runs_per_repo: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "agent runs of one repository at once across all workers (0: no limit); over it "
+            "a job waits in the queue"
+        ),
+    )
+    claude_allowed_tools: str = Field(
+        default="Bash,Read,Edit,Write,Glob,Grep,MultiEdit,TodoWrite",
+        description="`--allowedTools` for execution",
+    )
+    agent_env: str = Field(
+        default="",
+        pattern=r"^\s*([A-Za-z_][A-Za-z0-9_]*\*?\s*(,\s*|$))*$",
+        description=(
+            "comma-separated environment names (`FOO_*`: a prefix) passed to the agent "
+            "besides `PATH HOME LANG LC_* TERM TMPDIR USER` and its CLI's own (`ANTHROPIC_*`, "
+            "`CLAUDE_CODE_*`, `CLAUDE_CONFIG_DIR`; `OPENAI_API_KEY`, `OPENAI_BASE_URL`, "
+            "`CODEX_*`; `GEMINI_*`, `GOOGLE_*`); nothing else of the worker's environment, "
+            "and never `HOOKAGENT_*`"
+        ),
+    )
+    sandbox: Literal["none", "bwrap"] = Field(
+        default="none",
+        description=(
+            "`bwrap` (recommended in production; package `bubblewrap`) runs the agent in "
+            "bubblewrap: system dirs read-only, its workspace the only writable place "
+            "(read-only while planning), own `/tmp` and home, no view of the data dir, other "
+            "workspaces or the real home; its network per HOOKAGENT_SANDBOX_NETWORK. If bwrap "
+            "cannot run, tasks fail "
+            "rather than run unsandboxed"
+        ),
+    )
     sandbox_network: Literal["allowlist", "host"] = Field(
         default="allowlist",
         description=(
-            "Under HOOKAGENT_SANDBOX=bwrap: `allowlist` gives the agent its own network "
+            "under HOOKAGENT_SANDBOX=bwrap: `allowlist` gives the agent its own network "
             "namespace whose only way out is hookagent's per-task egress proxy; `host` shares "
             "the host's network (unsafe: the agent reaches Redis, the API and the metadata "
             "service)"
@@ -111,95 +292,319 @@ class Settings(BaseSettings):
     egress_allow: str = Field(
         default="",
         description=(
-            "Comma-separated `host[:port]` entries (`*.example.com` for any subdomain) the "
+            "comma-separated `host[:port]` entries (`*.example.com` for any subdomain) the "
             "agent may reach through the egress proxy besides its model endpoint"
         ),
     )
-    planning_timeout: float = Field(default=300.0, gt=0)
-    execution_timeout: float = Field(default=600.0, gt=0)
-    stall_timeout: float = Field(default=120.0, gt=0)
-    stall_kill: float | None = Field(default=None, gt=0)
-    approval_ttl: float | None = Field(default=None, gt=0)
-    # The approval-policy TOML file (policy.py); unset: one approval, no per-repo rules.
-    policy_file: Path | None = None
-    shutdown_grace: float = Field(default=30.0, ge=0)
+    planning_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="seconds before the planning agent's group gets SIGTERM, then SIGKILL",
+    )
+    execution_timeout: float = Field(
+        default=600.0, gt=0, description="seconds for the execution agent"
+    )
+    stall_timeout: float = Field(
+        default=120.0, gt=0, description="seconds of silence before a `[system]` warning"
+    )
+    stall_kill: float | None = Field(
+        default=None, gt=0, description="seconds of silence before the run fails as stalled"
+    )
+    approval_ttl: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds a plan may wait for approval (then it is cancelled)",
+    )
+    policy_file: Path | None = Field(
+        default=None,
+        description=(
+            "the approval-policy file (`hookagent.toml`, see "
+            "[Approval policies](#approval-policies)), validated at start-up and re-read when "
+            "it changes; unset: one approval, no per-repository rules"
+        ),
+    )
+    shutdown_grace: float = Field(
+        default=30.0,
+        ge=0,
+        description="seconds running jobs get on SIGTERM before they are handed back",
+    )
 
-    git_author_name: str = "hookagent"
-    git_author_email: str = "hookagent@localhost"
-    github_api_url: str = "https://api.github.com"
-    github_token: SecretStr | None = None
-    github_webhook_secret: SecretStr | None = None
-    github_label: str = "hookagent"
-    github_approvers: str = ""
-    jira_approvers: str = ""
-    jira_approve_status: str = "Approved"
-    jira_reject_status: str = "Rejected"
-    public_url: str = ""  # empty: the address served, see _default_public_url
-    dedupe_ttl: int = Field(default=86400, ge=60)
-    kill_grace: float = Field(default=5.0, gt=0)
+    git_author_name: str = Field(
+        default="hookagent", description="author name of hookagent's commits"
+    )
+    git_author_email: str = Field(
+        default="hookagent@localhost", description="author e-mail of hookagent's commits"
+    )
+    github_api_url: str = Field(
+        default="https://api.github.com",
+        description="GitHub REST API (Enterprise: `https://host/api/v3`)",
+    )
+    github_token: SecretStr | None = Field(
+        default=None, description="token that opens pull requests"
+    )
+    github_webhook_secret: SecretStr | None = Field(
+        default=None, description="verify `X-Hub-Signature-256`"
+    )
+    github_label: str = Field(default="hookagent", description="the issue label that starts a task")
+    github_approvers: str = Field(
+        default="",
+        description=(
+            "logins or `id:<user id>` allowed to approve/reject/revise/cancel from GitHub "
+            "(an id survives a rename)"
+        ),
+    )
+    jira_approvers: str = Field(
+        default="",
+        description=(
+            "Jira account ids or e-mails allowed to act (Data Center: usernames or user keys; "
+            "never display names)"
+        ),
+    )
+    jira_approve_status: str = Field(
+        default="Approved", description="the Jira transition that approves"
+    )
+    jira_reject_status: str = Field(
+        default="Rejected", description="the Jira transition that rejects"
+    )
+    public_url: str = Field(
+        default="",
+        description=(
+            "link back to the task in pull requests; unset, the address served (the host "
+            "name when bound to `0.0.0.0`)"
+        ),
+        json_schema_extra={"default_doc": "`http://{HOST}:{PORT}`"},
+    )
+    dedupe_ttl: int = Field(default=86400, ge=60, description="seconds a delivery id is remembered")
+    kill_grace: float = Field(default=5.0, gt=0, description="seconds between SIGTERM and SIGKILL")
 
-    log_ttl: int = Field(default=86400, ge=1)
-    task_ttl: int = Field(default=7 * 86400, ge=1)
-    log_max_lines: int = Field(default=200_000, ge=2)
-    log_line_max: int = Field(default=64 * 1024, ge=64)
-    log_raw_max: int = Field(default=16 * 1024, ge=0)
-    log_batch_lines: int = Field(default=2000, ge=1)
-    log_flush_ms: int = Field(default=50, ge=1, le=1000)
+    log_ttl: int = Field(
+        default=86400,
+        ge=1,
+        description="seconds a task's log is kept (refreshed on every batch)",
+    )
+    task_ttl: int = Field(
+        default=7 * 86400,
+        ge=1,
+        description="seconds a task record is kept (refreshed on every change)",
+    )
+    log_max_lines: int = Field(
+        default=200_000,
+        ge=2,
+        description="per-task cap; the last entry says the limit was reached",
+    )
+    log_line_max: int = Field(
+        default=64 * 1024,
+        ge=64,
+        description="characters per stored message before it is cut",
+    )
+    log_raw_max: int = Field(
+        default=16 * 1024,
+        ge=0,
+        description="characters of the raw agent event kept per entry",
+    )
+    log_batch_lines: int = Field(default=2000, ge=1, description="lines per append round trip")
+    log_flush_ms: int = Field(
+        default=50, ge=1, le=1000, description="longest a line waits before it is written"
+    )
     log_hold_lines: int = Field(
         default=100_000,
         ge=0,
         description=(
-            "Lines of a running agent a worker holds in memory while Redis is unreachable; "
+            "lines of a running agent a worker holds in memory while Redis is unreachable; "
             "past that they go to a spill file in the data dir until Redis is back"
         ),
     )
 
-    lease_seconds: float = Field(default=30.0, gt=0)
-    max_deliveries: int = Field(default=3, ge=1)
+    lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="job lease; a dead worker's job is reclaimed after this",
+    )
+    max_deliveries: int = Field(
+        default=3, ge=1, description='deliveries before a task fails with "worker lost"'
+    )
     # Declared before heartbeat_seconds: its validator compares the two.
-    ready_worker_age: float = Field(default=30.0, gt=0)
-    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    ready_worker_age: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "seconds since a worker's last heartbeat within which it counts as alive for "
+            "`/readyz`, `/workers` and `doctor`"
+        ),
+    )
+    heartbeat_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "how often each worker loop renews its registry record; must be below "
+            "`HOOKAGENT_READY_WORKER_AGE`"
+        ),
+    )
 
     # Notifications (notify/): every channel is optional and off until configured.
-    slack_bot_token: SecretStr | None = None
-    slack_channel: str | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_api_url: str = "https://slack.com/api/"
-    slack_approvers: str = ""
-    slack_snippet_interval: float = Field(default=60.0, gt=0)
-    slack_webhook_url: SecretStr | None = None  # the URL itself is the credential
-    notify_urls: str = ""
-    notify_secret: SecretStr | None = None
-    notify_max_attempts: int = Field(default=6, ge=1)
-    notify_lease: float = Field(default=60.0, gt=0)
-    github_reply: bool = True
-    github_bot_login: str | None = None
-    gitlab_api_url: str = "https://gitlab.com/api/v4"
-    gitlab_token: SecretStr | None = None
-    gitlab_webhook_secret: SecretStr | None = None
-    gitlab_label: str = "hookagent"
-    gitlab_approvers: str = ""
-    gitlab_bot_username: str | None = None
-    gitlab_reply: bool = True
-    # Empty: the project's ``http_url_to_repo``, which sits beside the API's ``/api/v4``.
-    gitlab_url_template: str = ""
-    jira_url: str | None = None
-    jira_email: str | None = None
-    jira_api_token: SecretStr | None = None
-    jira_transition_on_pr: str | None = None
-    linear_webhook_secret: SecretStr | None = None
-    linear_api_url: str = "https://api.linear.app/graphql"
-    linear_api_key: SecretStr | None = None
-    linear_label: str = "hookagent"
-    linear_approvers: str = ""
-    linear_bot_user: str | None = None
-    linear_reply: bool = True
-    # Project name → repository: ``Name=owner/repo,…`` or a JSON object (see linear_project_map).
-    linear_projects: str = Field(default="", validate_default=True)
-    sentry_api_url: str = "https://sentry.io"
-    sentry_api_token: SecretStr | None = None
-    # Set: the organisation's issue-events endpoint; unset: the older /api/0/issues/… one.
-    sentry_org: str | None = None
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        description="Slack app mode: bot token (`xoxb-…`), with `HOOKAGENT_SLACK_CHANNEL`",
+    )
+    slack_channel: str | None = Field(
+        default=None, description="channel id or `#name` of the task messages"
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "verifies `/webhooks/slack/interactions` (unset: every interaction is refused)"
+        ),
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        description="Slack Web API base URL (tests point it at a stub)",
+    )
+    slack_approvers: str = Field(
+        default="", description="Slack user ids (`U…`) whose buttons count"
+    )
+    slack_snippet_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds between log snippets in a running task's thread",
+    )
+    # The URL itself is the credential.
+    slack_webhook_url: SecretStr | None = Field(
+        default=None, description="incoming-webhook mode: one message per event"
+    )
+    notify_urls: str = Field(
+        default="", description="signed outbound webhooks (comma-separated URLs)"
+    )
+    notify_secret: SecretStr | None = Field(
+        default=None, description="the HMAC key that signs the outbound webhooks"
+    )
+    notify_max_attempts: int = Field(
+        default=6,
+        ge=1,
+        description="tries per event and channel before giving up (with a log line)",
+    )
+    notify_lease: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "seconds an event may sit with a silent notifier before another takes it over"
+        ),
+    )
+    github_reply: bool = Field(
+        default=True,
+        description="with a token, keep one comment on the originating issue up to date",
+    )
+    github_bot_login: str | None = Field(
+        default=None, description="hookagent's GitHub login: its comments are never commands"
+    )
+    gitlab_api_url: str = Field(
+        default="https://gitlab.com/api/v4",
+        description="GitLab REST API v4 (self-managed: `https://host/api/v4`)",
+    )
+    gitlab_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "token (`api` scope) that opens merge requests, writes the issue note, clones "
+            "and pushes"
+        ),
+    )
+    gitlab_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="compared with `X-Gitlab-Token`; unset, GitLab deliveries are unsigned",
+    )
+    gitlab_label: str = Field(default="hookagent", description="the issue label that starts a task")
+    gitlab_approvers: str = Field(
+        default="",
+        description="GitLab usernames or `id:<user id>` allowed to approve/reject/revise/cancel",
+    )
+    gitlab_bot_username: str | None = Field(
+        default=None,
+        description="hookagent's GitLab username: its notes are never commands",
+    )
+    gitlab_reply: bool = Field(
+        default=True,
+        description="with a token, keep one note on the originating issue up to date",
+    )
+    gitlab_url_template: str = Field(
+        default="",
+        description=(
+            "clone URL of GitLab projects (`{repo}` = `path_with_namespace`); unset, beside "
+            "the API URL (the project's `http_url_to_repo`)"
+        ),
+        json_schema_extra={"default_doc": "unset"},
+    )
+    jira_url: str | None = Field(
+        default=None,
+        description="Jira's address: reply on the Jira issue (REST v2, basic auth)",
+    )
+    jira_email: str | None = Field(
+        default=None, description="the Jira user (e-mail) of the basic auth"
+    )
+    jira_api_token: SecretStr | None = Field(
+        default=None, description="the Jira API token of the basic auth"
+    )
+    jira_transition_on_pr: str | None = Field(
+        default=None,
+        description="transition (by name) applied once the pull request is open",
+    )
+    linear_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "verify `Linear-Signature` (and `webhookTimestamp` within 60 s); unset, Linear "
+            "deliveries are unsigned"
+        ),
+    )
+    linear_api_url: str = Field(
+        default="https://api.linear.app/graphql", description="Linear's GraphQL endpoint"
+    )
+    linear_api_key: SecretStr | None = Field(
+        default=None,
+        description="personal API key that writes the issue comment and reads the thread",
+    )
+    linear_label: str = Field(
+        default="hookagent",
+        description="the issue label that starts a task (empty: refused at startup)",
+    )
+    linear_approvers: str = Field(
+        default="",
+        description=(
+            "Linear user ids or e-mails allowed to approve/reject/revise/cancel (not display names)"
+        ),
+    )
+    linear_bot_user: str | None = Field(
+        default=None,
+        description="the API key's user (id or e-mail): its comments are never commands",
+    )
+    linear_reply: bool = Field(
+        default=True,
+        description="with a key, keep one comment on the originating issue up to date",
+    )
+    linear_projects: str = Field(
+        default="",
+        validate_default=True,
+        description=(
+            "project → repository: `Name=owner/repo,…` or a JSON object; a value not "
+            "`owner/name` is refused at startup; its repositories are also the ones a "
+            "`repo:` label may name"
+        ),
+    )
+    sentry_api_url: str = Field(
+        default="https://sentry.io",
+        description="Sentry (self-hosted: its address) for the latest-event read",
+    )
+    sentry_api_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "token (`event:read`) that reads an issue's latest event when the webhook lacked "
+            "frames or breadcrumbs"
+        ),
+    )
+    sentry_org: str | None = Field(
+        default=None,
+        description=(
+            "organisation slug: use the organisation's issue-events endpoint; unset, the "
+            "older `/api/0/issues/…` one"
+        ),
+    )
 
     @field_validator(
         "sentry_client_secret",
@@ -498,8 +903,14 @@ class ClientSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HOOKAGENT_", extra="ignore")
 
-    url: str = "http://127.0.0.1:8000"
-    token: SecretStr | None = None
+    url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="the server the CLI's client commands talk to (`--url` wins)",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="the API token the CLI's client commands send (`--token` wins)",
+    )
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -24,7 +24,7 @@ from hookagent.api.auth.origin import UNSAFE_METHODS
 from hookagent.models import NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
-from hookagent.store.sessions import SESSION_IDLE_S, SESSION_MAX_S, SIGNIN_ATTEMPTS_PER_MINUTE
+from hookagent.store.sessions import SIGNIN_ATTEMPTS_PER_MINUTE
 from tests.helpers import app_client, move_to
 
 VIEWER = "viewer-token-0123456789"
@@ -116,7 +116,8 @@ async def test_sign_in_sets_a_strict_httponly_cookie_that_reads_and_follows(
     raw = await redis.get(key)
     assert raw is not None and session_id not in key and session_id not in raw
     assert VIEWER not in raw
-    assert SESSION_IDLE_S - 60 < await redis.ttl(key) <= SESSION_IDLE_S
+    idle = store.sessions.idle_seconds  # HOOKAGENT_SESSION_TTL
+    assert idle - 60 < await redis.ttl(key) <= idle
 
     task_id = await task_in(store, TaskStatus.COMPLETED)
     http.cookies.clear()
@@ -143,14 +144,14 @@ async def test_the_session_slides_and_ends_at_its_absolute_limit(
     key = store.sessions.key_of(session_id)
     await redis.expire(key, 60)
     assert (await http.get("/tasks/", headers=cookie(session_id))).status_code == 200
-    assert await redis.ttl(key) > SESSION_IDLE_S - 60, "each use renews the idle period"
+    assert await redis.ttl(key) > store.sessions.idle_seconds - 60, "each use renews the period"
     # Signed in almost 7 days ago: renewal stops at the absolute end.
     record = json.loads(str(await redis.get(key)))
-    record["at"] = int(time.time()) - SESSION_MAX_S + 30
+    record["at"] = int(time.time()) - store.sessions.max_seconds + 30
     await redis.set(key, json.dumps(record), ex=60)
     assert (await http.get("/tasks/", headers=cookie(session_id))).status_code == 200
     assert await redis.ttl(key) <= 30
-    record["at"] = int(time.time()) - SESSION_MAX_S - 1
+    record["at"] = int(time.time()) - store.sessions.max_seconds - 1
     await redis.set(key, json.dumps(record), ex=60)
     expired = await http.get("/tasks/", headers=cookie(session_id))
     assert expired.status_code == 401 and "sign in again" in expired.json()["detail"]

@@ -23,7 +23,7 @@ def github() -> Iterator[GitHubStub]:
 
 def forge(github: GitHubStub) -> Forge:
     # Typed as the protocol: mypy checks GitHubForge implements it.
-    return GitHubForge(api_url=github.url, token=TOKEN)
+    return GitHubForge(api_url=github.url, token=TOKEN, timeout=30)
 
 
 def comment(n: int, login: str = "ana", kind: str = "User") -> dict[str, Any]:

@@ -22,7 +22,7 @@ def gitlab() -> Iterator[GitLabStub]:
 
 def forge(gitlab: GitLabStub, token: str = GitLabStub.TOKEN) -> Forge:
     # Typed as the protocol: mypy checks GitLabForge implements it.
-    return GitLabForge(api_url=gitlab.api_url + "/", token=token)
+    return GitLabForge(api_url=gitlab.api_url + "/", token=token, timeout=30)
 
 
 async def test_merge_request_and_a_second_one_for_the_same_branch(gitlab: GitLabStub) -> None:

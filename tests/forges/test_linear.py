@@ -21,7 +21,7 @@ def linear() -> Iterator[LinearStub]:
 
 
 def client(linear: LinearStub, key: str = LinearStub.KEY) -> LinearClient:
-    return LinearClient(api_url=linear.api_url, api_key=key)
+    return LinearClient(api_url=linear.api_url, api_key=key, timeout=30)
 
 
 async def test_write_then_edit_one_comment_with_the_key_as_is(linear: LinearStub) -> None:
@@ -119,6 +119,6 @@ async def test_unreachable_is_retryable() -> None:
         held.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{held.getsockname()[1]}/graphql"
         with pytest.raises(OutboundError) as down:
-            await LinearClient(api_url=url, api_key="k").write_comment(ISSUE, "x")
+            await LinearClient(api_url=url, api_key="k", timeout=30).write_comment(ISSUE, "x")
     assert "unreachable" in down.value.message
     assert down.value.retryable

@@ -49,9 +49,9 @@ def test_gitlab_project_path_and_numbers_are_segments() -> None:
 
 
 def test_sentry_ids_are_segments() -> None:
-    api = SentryApi(api_url="https://sentry.example", token="t", org="acme/../x")
+    api = SentryApi(api_url="https://sentry.example", token="t", timeout=30, org="acme/../x")
     assert api.latest_path("42/../../projects") == (
         "/api/0/organizations/acme%2F..%2Fx/issues/42%2F..%2F..%2Fprojects/events/latest/"
     )
     with pytest.raises(OutboundError):
-        SentryApi(api_url="https://sentry.example", token="t").latest_path("..")
+        SentryApi(api_url="https://sentry.example", token="t", timeout=30).latest_path("..")

@@ -58,7 +58,7 @@ async def test_a_redelivery_edits_the_comment_an_earlier_try_wrote(
         created_at="2026-11-25T05:30:00.000Z",
         updated_at="2026-11-25T05:31:00.000Z",
     )
-    client = LinearClient(api_url=linear.api_url, api_key=LinearStub.KEY)
+    client = LinearClient(api_url=linear.api_url, api_key=LinearStub.KEY, timeout=30)
     sender = LinearReply(client=client, settings=settings, redactor=Redactor([]))
     # Someone else's comment quoting another task's marker is not ours.
     await client.write_comment(ISSUE, "see _hookagent:task-9-zzz_")
@@ -101,7 +101,7 @@ async def test_a_users_comment_quoting_the_marker_is_never_edited(
     }
     linear.issue(ISSUE)["comments"].append(quoted)
     linear.comments["c-quote"] = quoted
-    client = LinearClient(api_url=linear.api_url, api_key=LinearStub.KEY)
+    client = LinearClient(api_url=linear.api_url, api_key=LinearStub.KEY, timeout=30)
     sender = LinearReply(client=client, settings=settings, redactor=Redactor([]))
     again = delivery(task, 2, {})
     await sender.deliver(again)

@@ -32,24 +32,29 @@ class GitHubForge:
 
     name = "github"
 
-    def __init__(self, *, api_url: str, token: str) -> None:
+    def __init__(self, *, api_url: str, token: str, timeout: float) -> None:
         self._api_url = api_url
         self._token = token
+        self._timeout = timeout
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GitHubForge | None:
         """The forge, or None without ``HOOKAGENT_GITHUB_TOKEN``."""
         if settings.github_token is None:
             return None
-        return cls(api_url=settings.github_api_url, token=settings.github_token.get_secret_value())
+        return cls(
+            api_url=settings.github_api_url,
+            token=settings.github_token.get_secret_value(),
+            timeout=settings.forge_timeout,
+        )
 
     async def open_change_request(
         self, *, repo: str, head: str, base: str, title: str, body: str
     ) -> ChangeRequest:
         """``POST /repos/{owner}/{repo}/pulls``."""
         pull = await open_pull_request(
-            api_url=self._api_url, token=self._token, repo=repo, head=head, base=base,
-            title=title, body=body,
+            api_url=self._api_url, token=self._token, timeout=self._timeout, repo=repo,
+            head=head, base=base, title=title, body=body,
         )  # fmt: skip
         ref = f"{repo}#{pull.number}"
         return ChangeRequest(pull.number, pull.url, ref=ref, label=f"pull request #{pull.number}")
@@ -57,15 +62,15 @@ class GitHubForge:
     async def write_comment(self, thread: Thread, body: str) -> Comment:
         """``POST /repos/{owner}/{repo}/issues/{number}/comments``."""
         made = await create_issue_comment(
-            api_url=self._api_url, token=self._token, repo=thread.repo, number=thread.number,
-            body=body,
+            api_url=self._api_url, token=self._token, timeout=self._timeout, repo=thread.repo,
+            number=thread.number, body=body,
         )  # fmt: skip
         return Comment(str(made.comment_id), body, url=made.url)
 
     async def edit_comment(self, thread: Thread, comment_id: str, body: str) -> Comment:
         """``PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}``."""
         made = await edit_issue_comment(
-            api_url=self._api_url, token=self._token, repo=thread.repo,
+            api_url=self._api_url, token=self._token, timeout=self._timeout, repo=thread.repo,
             comment_id=int(comment_id), body=body,
         )  # fmt: skip
         return Comment(str(made.comment_id), body, url=made.url)
@@ -74,7 +79,8 @@ class GitHubForge:
         """``GET /repos/{owner}/{repo}/issues/{number}/comments``, oldest first, page by page."""
         path = f"{github_repo_path(thread.repo)}/issues/{segment(thread.number)}/comments"
         found: list[Comment] = []
-        async with httpx.AsyncClient(base_url=self._api_url.rstrip("/"), timeout=30) as client:
+        base_url = self._api_url.rstrip("/")
+        async with httpx.AsyncClient(base_url=base_url, timeout=self._timeout) as client:
             for page in range(1, MAX_PAGES + 1):
                 params = {"per_page": PER_PAGE, "page": page}
                 try:
@@ -114,7 +120,15 @@ def _headers(token: str) -> dict[str, str]:
 
 
 async def open_pull_request(
-    *, api_url: str, token: str, repo: str, head: str, base: str, title: str, body: str
+    *,
+    api_url: str,
+    token: str,
+    timeout: float,
+    repo: str,
+    head: str,
+    base: str,
+    title: str,
+    body: str,
 ) -> PullRequest:
     """``POST /repos/{owner}/{repo}/pulls``; :class:`PullRequestError` carries GitHub's reason."""
     payload = {"title": title, "head": head, "base": base, "body": body}
@@ -122,7 +136,7 @@ async def open_pull_request(
         path = f"{github_repo_path(repo)}/pulls"
     except OutboundError as exc:
         raise PullRequestError(exc.message) from None
-    async with httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=timeout) as client:
         try:
             response = await client.post(path, json=payload, headers=_headers(token))
         except httpx.HTTPError as exc:
@@ -155,25 +169,25 @@ class IssueComment:
 
 
 async def create_issue_comment(
-    *, api_url: str, token: str, repo: str, number: int, body: str
+    *, api_url: str, token: str, timeout: float, repo: str, number: int, body: str
 ) -> IssueComment:
     """``POST /repos/{owner}/{repo}/issues/{number}/comments``."""
     path = f"{github_repo_path(repo)}/issues/{segment(number)}/comments"
-    return await _comment("POST", api_url, token, path, body, expect=201)
+    return await _comment("POST", api_url, token, timeout, path, body, expect=201)
 
 
 async def edit_issue_comment(
-    *, api_url: str, token: str, repo: str, comment_id: int, body: str
+    *, api_url: str, token: str, timeout: float, repo: str, comment_id: int, body: str
 ) -> IssueComment:
     """``PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}``."""
     path = f"{github_repo_path(repo)}/issues/comments/{segment(comment_id)}"
-    return await _comment("PATCH", api_url, token, path, body, expect=200)
+    return await _comment("PATCH", api_url, token, timeout, path, body, expect=200)
 
 
 async def _comment(
-    method: str, api_url: str, token: str, path: str, body: str, *, expect: int
+    method: str, api_url: str, token: str, timeout: float, path: str, body: str, *, expect: int
 ) -> IssueComment:
-    async with httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=timeout) as client:
         try:
             response = await client.request(
                 method, path, json={"body": body}, headers=_headers(token)

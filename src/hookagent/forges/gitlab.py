@@ -27,16 +27,21 @@ class GitLabForge:
 
     name = "gitlab"
 
-    def __init__(self, *, api_url: str, token: str) -> None:
+    def __init__(self, *, api_url: str, token: str, timeout: float) -> None:
         self._api_url = api_url.rstrip("/")
         self._headers = {"PRIVATE-TOKEN": token, "User-Agent": "hookagent"}
+        self._timeout = timeout
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GitLabForge | None:
         """The forge, or None without ``HOOKAGENT_GITLAB_TOKEN``."""
         if settings.gitlab_token is None:
             return None
-        return cls(api_url=settings.gitlab_api_url, token=settings.gitlab_token.get_secret_value())
+        return cls(
+            api_url=settings.gitlab_api_url,
+            token=settings.gitlab_token.get_secret_value(),
+            timeout=settings.forge_timeout,
+        )
 
     async def open_change_request(
         self, *, repo: str, head: str, base: str, title: str, body: str
@@ -96,7 +101,7 @@ class GitLabForge:
         *,
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
-        async with httpx.AsyncClient(base_url=self._api_url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=self._api_url, timeout=self._timeout) as client:
             try:
                 return await client.request(
                     method, path, json=payload, params=params, headers=self._headers

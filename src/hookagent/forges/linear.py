@@ -16,7 +16,6 @@ from hookagent.errors import OutboundError
 from hookagent.forges.http import retry_after
 from hookagent.settings import Settings
 
-TIMEOUT_S = 30
 # An issue's newest comments read for the prompt; the prompt's cap keeps fewer anyway.
 THREAD_COMMENTS = 100
 
@@ -55,8 +54,9 @@ class LinearComment:
 class LinearClient:
     """``commentCreate``, ``commentUpdate`` and ``issue { comments }`` over one endpoint."""
 
-    def __init__(self, *, api_url: str, api_key: str) -> None:
+    def __init__(self, *, api_url: str, api_key: str, timeout: float) -> None:
         self._api_url = api_url
+        self._timeout = timeout
         self._headers = {"Authorization": api_key, "User-Agent": "hookagent"}
         self._viewer_id: str | None = None
 
@@ -66,7 +66,7 @@ class LinearClient:
         if settings.linear_api_key is None:
             return None
         key = settings.linear_api_key.get_secret_value()
-        return cls(api_url=settings.linear_api_url, api_key=key)
+        return cls(api_url=settings.linear_api_url, api_key=key, timeout=settings.forge_timeout)
 
     async def write_comment(self, issue_id: str, body: str) -> str:
         """Add a comment to the issue; its id."""
@@ -101,7 +101,7 @@ class LinearClient:
     async def _call(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         """POST one GraphQL operation; its ``data``, or the failure (GraphQL errors included)."""
         payload = {"query": query, "variables": variables}
-        async with httpx.AsyncClient(timeout=TIMEOUT_S) as client:
+        async with httpx.AsyncClient(timeout=self._timeout) as client:
             try:
                 response = await client.post(self._api_url, json=payload, headers=self._headers)
             except httpx.HTTPError as exc:

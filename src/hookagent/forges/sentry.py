@@ -18,15 +18,14 @@ from hookagent.json_values import clip_prompt
 from hookagent.sentry_event import breadcrumb_lines, exception_lines
 from hookagent.settings import Settings
 
-TIMEOUT_S = 30
-
 
 class SentryApi:
     """Reads an issue's latest event with a bearer token (``event:read``)."""
 
-    def __init__(self, *, api_url: str, token: str, org: str | None = None) -> None:
+    def __init__(self, *, api_url: str, token: str, timeout: float, org: str | None = None) -> None:
         self._api_url = api_url.rstrip("/")
         self._org = org
+        self._timeout = timeout
         self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "hookagent"}
 
     @classmethod
@@ -35,7 +34,12 @@ class SentryApi:
         if settings.sentry_api_token is None:
             return None
         token = settings.sentry_api_token.get_secret_value()
-        return cls(api_url=settings.sentry_api_url, token=token, org=settings.sentry_org)
+        return cls(
+            api_url=settings.sentry_api_url,
+            token=token,
+            timeout=settings.forge_timeout,
+            org=settings.sentry_org,
+        )
 
     def latest_path(self, issue_id: str) -> str:
         """The organisation's endpoint with ``HOOKAGENT_SENTRY_ORG``, else the older global one."""
@@ -46,7 +50,7 @@ class SentryApi:
 
     async def latest_event(self, issue_id: str) -> dict[str, Any]:
         """The issue's latest event as the API returns it."""
-        async with httpx.AsyncClient(base_url=self._api_url, timeout=TIMEOUT_S) as client:
+        async with httpx.AsyncClient(base_url=self._api_url, timeout=self._timeout) as client:
             try:
                 response = await client.get(self.latest_path(issue_id), headers=self._headers)
             except httpx.HTTPError as exc:

@@ -43,8 +43,12 @@ from hookagent.store import (
 
 log = logging.getLogger(__name__)
 
+# A channel's 429 or 5xx without Retry-After is retried after 1, 2, 4 … s, at most a minute
+# apart; HOOKAGENT_NOTIFY_MAX_ATTEMPTS sets how long that goes on (6 tries: ~30 s), so the
+# interval itself needs no setting.
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 60.0
+# Redis errors: retried from 0.1 s, doubling up to this, so a recovered Redis is seen soon.
 REDIS_BACKOFF_MAX_S = 5.0
 # An event whose handling crashed the notifier this often (a bug, not a channel) is dropped.
 MAX_EVENT_DELIVERIES = 5

@@ -24,6 +24,8 @@ from hookagent.settings import Settings
 from hookagent.store import OutboxEvent, Store
 
 SNIPPET_LINES = 15
+# A notifier handles one event at a time: a slower answer is retried with backoff
+# (HOOKAGENT_NOTIFY_MAX_ATTEMPTS) rather than holding up every task's next notification.
 CALL_TIMEOUT_S = 10
 MODAL_TIMEOUT_S = 2  # views.open must happen within 3 s of the click
 ENDINGS = {

@@ -15,6 +15,8 @@ from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import OutboxEvent, Store
 
+# A notifier handles one event at a time: a slower answer is retried with backoff
+# (HOOKAGENT_NOTIFY_MAX_ATTEMPTS) rather than holding up every task's next notification.
 TIMEOUT_S = 10
 
 

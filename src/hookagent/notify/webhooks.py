@@ -35,6 +35,8 @@ TASK_FIELDS = (
     "approver", "error", "branch", "pr_url", "pr_number", "pr_opened_at", "pr_ended_at",
     "total_cost_usd", "created_at", "updated_at", "regression_of",
 )  # fmt: skip
+# A notifier handles one event at a time: a slower answer is retried with backoff
+# (HOOKAGENT_NOTIFY_MAX_ATTEMPTS) rather than holding up every task's next notification.
 TIMEOUT_S = 10
 
 

@@ -212,7 +212,12 @@ class Store:
             # A slot lapses like the job's lease, and is renewed with it.
             slots=RepoSlots(redis, keys, limit=settings.max_runs_per_repo, ttl_ms=jobs.lease_ms),
             tickets=TicketStore(redis, keys),
-            sessions=SessionStore(redis, keys),
+            sessions=SessionStore(
+                redis,
+                keys,
+                idle_seconds=settings.session_ttl,
+                max_seconds=settings.session_max_age,
+            ),
             # Sign-in attempts per client address and minute, good tokens or bad.
             signins=RateLimiter(redis, keys, limit=SIGNIN_ATTEMPTS_PER_MINUTE),
             events=TaskEvents(redis, keys),

@@ -17,6 +17,7 @@ from typing import Any
 from hookagent.keys import Keys
 from hookagent.store.client import Client, register_script
 
+# HOOKAGENT_RATE_LIMIT is per minute: one fixed window of this length per count.
 WINDOW_S = 60
 
 _COUNT = """

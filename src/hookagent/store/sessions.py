@@ -4,8 +4,8 @@ A session id is 32 random bytes; Redis holds only its SHA-256, so a dump of the 
 holds no usable cookie. The record names the token by its digest (as a configuration may
 write it), so the API can check on every request that the token is still configured, and
 with which role: revoking or rotating a token ends its sessions at once. A session lasts
-12 hours from its last use (``GETEX`` reads and renews it in one step) and never more than
-7 days from sign-in.
+``HOOKAGENT_SESSION_TTL`` seconds from its last use (``GETEX`` reads and renews it in one
+step) and never more than ``HOOKAGENT_SESSION_MAX_AGE`` from sign-in.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from typing import Any
 from hookagent.keys import Keys
 from hookagent.store.client import Client
 
-SESSION_IDLE_S = 12 * 3600
-SESSION_MAX_S = 7 * 24 * 3600
 # Tokens are long and random, so this is hygiene against floods, not the defence itself.
 SIGNIN_ATTEMPTS_PER_MINUTE = 10
 
@@ -42,8 +40,8 @@ class SessionStore:
         redis: Client,
         keys: Keys,
         *,
-        idle_seconds: int = SESSION_IDLE_S,
-        max_seconds: int = SESSION_MAX_S,
+        idle_seconds: int,
+        max_seconds: int,
     ) -> None:
         self._redis: Any = redis
         self._keys = keys

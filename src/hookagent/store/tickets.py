@@ -17,6 +17,8 @@ from typing import Any
 from hookagent.keys import Keys
 from hookagent.store.client import Client
 
+# Long enough for a browser to open the stream it asked the ticket for, short enough that
+# one copied out of a URL is useless by the time anyone reads it.
 TICKET_TTL_S = 30
 
 

@@ -20,6 +20,7 @@ from hookagent.store import Store, StoreUnavailable
 from hookagent.store.writer import LogWriter
 from hookagent.worker.sandbox import sandboxed
 
+# The UI shows a run's progress live; more often than once a second is a write nobody sees.
 PROGRESS_EVERY_S = 1.0
 # Under the data dir: one private directory per run for the CLI's own configuration
 # (CODEX_HOME, GEMINI_CLI_HOME), outside every workspace, removed when the run ends.

@@ -21,6 +21,8 @@ from hookagent.store.events import READ_COUNT, TaskEvents, stream_id
 
 router = APIRouter(prefix="/tasks", tags=["board"])
 
+# A quiet stream gets a comment line this often, well inside the idle timeouts of common
+# reverse proxies (nginx: 60 s), so they do not close it.
 KEEPALIVE_S = 15.0
 
 

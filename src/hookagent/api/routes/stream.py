@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/tasks", tags=["live logs"])
 
+# A quiet stream gets a comment line this often, well inside the idle timeouts of common
+# reverse proxies (nginx: 60 s), so they do not close it.
 KEEPALIVE_S = 15.0
 CONTROL_SHAPES = 'send {"offset": N} or {"filter": {"stream": [...], "q": "..."}}'
 
