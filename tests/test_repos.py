@@ -30,3 +30,9 @@ def test_allow_list_holds_for_nested_paths() -> None:
     assert validate_repo("Group/Sub/Project", allowed, nested=True) == "Group/Sub/Project"
     with pytest.raises(WorkspaceError, match="HOOKAGENT_ALLOWED_REPOS"):
         validate_repo("group/sub/other", allowed, nested=True)
+
+
+@pytest.mark.parametrize("name", ["acme/-oProxyCommand", "acme/--upload-pack=x", "-x/y"])
+def test_a_part_that_starts_with_a_dash_is_refused(name: str) -> None:
+    with pytest.raises(WorkspaceError, match="is not of the form owner/name"):
+        validate_repo(name)

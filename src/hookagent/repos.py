@@ -6,7 +6,8 @@ import re
 
 from hookagent.errors import WorkspaceError
 
-_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,99})/[A-Za-z0-9_.-]{1,100}$")
+# Neither part may start with "-": a name goes into git's and ssh's command lines.
+_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,99})/[A-Za-z0-9_.][A-Za-z0-9_.-]{0,99}$")
 # One segment of a GitLab path: a group, a subgroup or the project.
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 # GitLab nests subgroups at most 20 deep; a path is at most 255 characters there.

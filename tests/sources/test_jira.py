@@ -10,6 +10,7 @@ import pytest
 from hookagent.errors import PayloadError
 from hookagent.models import NewTask
 from hookagent.sources import Command, Ignored, Verb, parse_jira
+from hookagent.sources.jira import find_repo
 from tests.helpers import FIXTURES
 
 
@@ -191,3 +192,24 @@ async def test_a_hostile_key_is_a_422_at_intake(client: httpx.AsyncClient) -> No
     }
     listed = (await client.get("/tasks/")).json()
     assert listed["tasks"] == [], listed
+
+
+@pytest.mark.parametrize(
+    "line", ["a/b/../../c", "acme/-oProxyCommand=x", "acme/x y", "acme/.", "-o/x"]
+)
+async def test_a_repository_line_that_is_no_repository_is_a_422_naming_it(
+    client: httpx.AsyncClient, line: str
+) -> None:
+    """The whole value is checked: it used to be cut to ``a/b`` or ``acme/-oProxyCommand``."""
+    payload = json.loads((FIXTURES / "jira-issue-created.json").read_text())
+    payload["issue"]["fields"]["description"] = f"Checkout fails.\nRepository: {line}\nThanks"
+    answer = await client.post("/webhooks/jira", json=payload)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"] == f"repository {line!r} is not of the form owner/name"
+    assert (await client.get("/tasks/")).json()["tasks"] == []
+
+
+def test_a_repository_line_keeps_its_value_whole() -> None:
+    assert find_repo("Repository: acme/payments-api.git  \nmore") == "acme/payments-api"
+    assert find_repo("repo: acme/x y") == "acme/x y"
+    assert find_repo("see https://github.com/acme/api/issues/3") == "acme/api"

@@ -25,8 +25,10 @@ from hookagent.thread import Comment, render_thread
 
 # Leading blanks, not ``\s*``: a ``\s*`` crossing newlines made a description of blank
 # lines quadratic (100,000 newlines took minutes); ``^`` already tries each line.
+# The value is the rest of the line, checked whole by the intake: a pattern that stopped at
+# the first odd character made ``a/b/../../c`` a task for ``a/b``.
 _REPO_LINE = re.compile(
-    r"^[^\S\n]*repo(?:sitory)?\s*:\s*([\w.-]+/[\w.-]+)", re.IGNORECASE | re.MULTILINE
+    r"^[^\S\n]*repo(?:sitory)?[^\S\n]*:[^\S\n]*([^\n]*?)[^\S\n]*$", re.IGNORECASE | re.MULTILINE
 )
 _GITHUB_URL = re.compile(r"github\.com[/:]([\w.-]+)/([\w.-]+?)(?:\.git)?(?:[/#?\s)\]]|$)")
 # A Jira issue key: the project key, a hyphen, the number. It goes into the REST API's paths
@@ -197,7 +199,7 @@ def approver_names(person: dict[str, Any]) -> tuple[str, ...]:
 def find_repo(description: str) -> str | None:
     """``Repository: owner/name`` line, else the first GitHub URL."""
     line = _REPO_LINE.search(description)
-    if line:
+    if line and line.group(1):
         return line.group(1).removesuffix(".git")
     link = _GITHUB_URL.search(description)
     if link:
