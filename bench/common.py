@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from hookagent.embedded import EmbeddedValkey
+from hookagent.cli.embedded import EmbeddedValkey
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.writer import LogWriter

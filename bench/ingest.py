@@ -32,12 +32,12 @@ from redis.asyncio import Redis
 from common import log_writer, run
 from hookagent.agents.command import CommandRun
 from hookagent.agents.runner import run_process
-from hookagent.keys import Keys
 from hookagent.models import NewTask, utc_iso
 from hookagent.redact import Redactor
 from hookagent.secret_values import build_redactor
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
+from hookagent.store.keys import Keys
 from hookagent.worker import line_sink
 
 TOKEN_EVERY = 1000

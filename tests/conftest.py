@@ -13,7 +13,7 @@ import hypothesis
 import pytest
 from redis.asyncio import Redis
 
-from hookagent.embedded import EmbeddedValkey
+from hookagent.cli.embedded import EmbeddedValkey
 from hookagent.settings import Settings
 from hookagent.store import Store, connect
 from hookagent.worker import Worker

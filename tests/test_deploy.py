@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from hookagent.api import create_app
-from hookagent.embedded import find_valkey
+from hookagent.cli.embedded import find_valkey
 from hookagent.settings import ClientSettings, Settings
 from hookagent.store import connect
 from hookagent.store.auth import open_to_anyone

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hookagent.embedded import EmbeddedValkey
+from hookagent.cli.embedded import EmbeddedValkey
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store, connect

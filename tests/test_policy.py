@@ -13,7 +13,7 @@ import pytest
 from hookagent.errors import PolicyError
 from hookagent.policy import Facts, Policies, glob_regex, parse_policies, plan_files
 from hookagent.settings import Settings
-from tests.test_cli import bare_env, free_port, one_error_line
+from tests.cli.test_cli import bare_env, free_port, one_error_line
 
 EXAMPLE = """\
 [default]
@@ -171,7 +171,7 @@ def test_an_invalid_file_stops_start_up_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_a_long_thread_keeps_the_newest_comments() -> None:
-    from hookagent.thread import Comment, render_thread
+    from hookagent.briefing.discussion import Comment, render_thread
 
     comments = [Comment(f"user{i}", f"t{i}", "x" * 100) for i in range(10)]
     text = render_thread(comments, limit=500)

@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# A GitHub repository as HOOKAGENT_LINEAR_PROJECTS names it (a leaf: repos.py not imported).
+# A GitHub repository as HOOKAGENT_LINEAR_PROJECTS names it (a leaf: sources/repos.py not imported).
 _OWNER_NAME = re.compile(r"[\w.-]+/[\w.-]+")
 # One HOOKAGENT_EGRESS_ALLOW / policy ``network_allow`` entry (see parse_egress_entry).
 _EGRESS_ENTRY = re.compile(

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from starlette.types import Message
 
 from hookagent.api.fanout import BATCH, Batch, Follower, Rider, ride, sse_event, ws_frame
-from hookagent.logfilter import LogFilter
+from hookagent.api.logfilter import LogFilter
 from hookagent.models import NewTask
 from hookagent.store import Store
 from hookagent.store.feed import FeedHub

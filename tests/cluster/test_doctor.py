@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookagent.doctor import Level, check_redis
+from hookagent.cli.doctor import Level, check_redis
 from hookagent.settings import Settings
 from hookagent.store import Client, connect
 

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from hookagent.errors import PayloadError, WorkspaceError
 from hookagent.models import NewTask
-from hookagent.repos import validate_repo
 from hookagent.sources import (
     ChangeEnded,
     Command,
@@ -33,6 +32,7 @@ from hookagent.sources import (
 from hookagent.sources.base import PROMPT_MAX_CHARS
 from hookagent.sources.commands import parse_mention
 from hookagent.sources.jira import find_repo
+from hookagent.sources.repos import validate_repo
 from tests.helpers import FIXTURES, REPO
 from tests.strategies import Json, any_json, load_json_files, mutations, strings
 

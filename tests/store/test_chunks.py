@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from hookagent.errors import FencedOut
-from hookagent.keys import Keys
 from hookagent.models import Action, EventKind, LogEntry, LogStream, NewTask, Phase, TaskStatus
 from hookagent.store import LogStore, Store
 from hookagent.store.feed import FeedHub
+from hookagent.store.keys import Keys
 from hookagent.store.logs import CHUNK_COLUMNS, Columns, NewLine, encode_chunk, encode_columns
 from hookagent.store.writer import LogWriter
 from tests.strategies import texts

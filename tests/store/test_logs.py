@@ -8,10 +8,10 @@ import pytest
 from redis.asyncio import Redis
 
 from hookagent.errors import FencedOut
-from hookagent.keys import Keys
 from hookagent.models import EventKind, LogStream, NewTask, Phase, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import LogStore, Store
+from hookagent.store.keys import Keys
 from hookagent.store.logs import NewLine
 from hookagent.store.writer import LogWriter
 

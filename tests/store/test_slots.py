@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from hookagent.keys import Keys
 from hookagent.store import RepoSlots
+from hookagent.store.keys import Keys
 
 pytestmark = pytest.mark.store
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from hookagent.embedded import EmbeddedValkey
+from hookagent.cli.embedded import EmbeddedValkey
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hookagent.embedded import EmbeddedValkey
+from hookagent.cli.embedded import EmbeddedValkey
 from hookagent.models import Action, NewTask, Phase, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store, connect

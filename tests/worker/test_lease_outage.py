@@ -10,10 +10,10 @@ import pytest
 
 from hookagent.agents import build_agent
 from hookagent.errors import LeaseLost
-from hookagent.keys import WORKER_GROUP
 from hookagent.models import NewTask
 from hookagent.settings import Settings
 from hookagent.store import Job, Store, connect
+from hookagent.store.keys import WORKER_GROUP
 from hookagent.worker import Worker
 from tests.netfault import Relay, relay
 

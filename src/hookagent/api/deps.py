@@ -8,7 +8,7 @@ from fastapi import Depends, Query
 from starlette.requests import HTTPConnection
 
 from hookagent.api.auth import Principal, principal_of
-from hookagent.logfilter import LogFilter
+from hookagent.api.logfilter import LogFilter
 from hookagent.policy import Policies
 from hookagent.redact import Redactor
 from hookagent.settings import Settings

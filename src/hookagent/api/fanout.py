@@ -29,7 +29,7 @@ from typing import Any, Literal, NamedTuple, cast
 
 from starlette.types import Message, Send
 
-from hookagent.logfilter import LogFilter
+from hookagent.api.logfilter import LogFilter
 from hookagent.models import EventKind, LogEntry
 from hookagent.store.feed import FeedHub, TaskFeed
 

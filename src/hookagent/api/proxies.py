@@ -5,7 +5,7 @@
 the right, the first address that is not a trusted proxy is the client. The address is
 written into the ASGI scope, in place, before anything else runs: the sign-in throttle, the
 anonymous actor's name and uvicorn's access log (which reads the same scope) all see one
-address. uvicorn's own proxy handling is off (``proxy_headers=False`` in service.py): it
+address. uvicorn's own proxy handling is off (``proxy_headers=False`` in cli/service.py): it
 trusts loopback peers by default.
 """
 

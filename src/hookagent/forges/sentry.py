@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 
+from hookagent.briefing.sentry import breadcrumb_lines, exception_lines
 from hookagent.errors import OutboundError
 from hookagent.forges.http import retry_after, segment
 from hookagent.json_values import clip_prompt
-from hookagent.sentry_event import breadcrumb_lines, exception_lines
 from hookagent.settings import Settings
 
 

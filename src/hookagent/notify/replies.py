@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from hookagent.briefing.discussion import OWN_MARKER
 from hookagent.models import Task, TaskStatus
 from hookagent.notify.render import cost, duration, status_text, task_url, trim
 from hookagent.settings import Settings
-from hookagent.thread import OWN_MARKER
 
 PLAN_CHARS = 20_000
 COMMANDS = "`@hookagent approve`, `@hookagent reject <reason>` or `@hookagent revise <feedback>`"

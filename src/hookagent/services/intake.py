@@ -10,10 +10,10 @@ from hookagent.json_values import clip_prompt
 from hookagent.models import TERMINAL_STATUSES, ActionResult, NewTask, Task, TaskStatus, one_line
 from hookagent.policy import Policies
 from hookagent.redact import Redactor
-from hookagent.repos import validate_repo
 from hookagent.services.lifecycle import Lifecycle
 from hookagent.settings import Settings
 from hookagent.sources import ChangeEnded, Command, Ending, Verb
+from hookagent.sources.repos import validate_repo
 from hookagent.sources.table import SOURCES
 from hookagent.store import Marks, Store
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hookagent.thread import OWN_MARKER, is_own_comment
+from hookagent.briefing.discussion import OWN_MARKER, is_own_comment
 
 __all__ = ["OWN_MARKER", "Command", "UnknownCommand", "Verb", "is_own_comment", "parse_mention"]
 

@@ -6,6 +6,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from hookagent.briefing.discussion import Comment, render_thread
 from hookagent.errors import PayloadError, quoted
 from hookagent.models import NewTask
 from hookagent.sources.base import (
@@ -21,7 +22,6 @@ from hookagent.sources.base import (
     text,
 )
 from hookagent.sources.commands import Command, Verb, is_own_comment, parse_mention
-from hookagent.thread import Comment, render_thread
 
 # Leading blanks, not ``\s*``: a ``\s*`` crossing newlines made a description of blank
 # lines quadratic (100,000 newlines took minutes); ``^`` already tries each line.

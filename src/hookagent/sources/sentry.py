@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hookagent.models import NewTask
-from hookagent.sentry_event import (
+from hookagent.briefing.sentry import (
     BREADCRUMBS_HEADING,
     BREADCRUMBS_SHOWN,
     FRAMES_HEADING,
@@ -14,6 +13,7 @@ from hookagent.sentry_event import (
     exception_lines,
     has_details,
 )
+from hookagent.models import NewTask
 from hookagent.sources.base import (
     Ignored,
     clip_prompt,

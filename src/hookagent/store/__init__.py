@@ -14,12 +14,12 @@ from redis.exceptions import RedisError as StoreError
 from redis.exceptions import ResponseError as StoreReplyError
 from redis.exceptions import TimeoutError as StoreTimeoutError
 
-from hookagent.keys import Keys
 from hookagent.settings import Settings
 from hookagent.store.cancels import CancelSignals
 from hookagent.store.changes import ChangeRecord, ChangeRequests
 from hookagent.store.client import BoundedCluster, Client, connection_options, plain_client
 from hookagent.store.events import TaskEvents
+from hookagent.store.keys import Keys
 from hookagent.store.logs import LogStore, NewLine
 from hookagent.store.metrics import MetricsSnapshot, MetricsStore
 from hookagent.store.outbox import Outbox, OutboxEvent

@@ -9,9 +9,9 @@ from typing import Any
 from redis.exceptions import ConnectionError as LostConnection
 from redis.exceptions import TimeoutError as LostTimeout
 
-from hookagent.keys import Keys
 from hookagent.models import TaskStatus
 from hookagent.store.client import Client, subscriber
+from hookagent.store.keys import Keys
 from hookagent.store.tasks import TaskStore
 
 # A cancel normally arrives by Pub/Sub at once; this re-check covers a missed message.

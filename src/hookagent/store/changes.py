@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hookagent.keys import Keys
 from hookagent.models import TaskStatus
 from hookagent.store.client import Client
+from hookagent.store.keys import Keys
 
 # The statuses a task with a delivered change request can be in.
 DELIVERED = (TaskStatus.COMPLETED, TaskStatus.REVISING, TaskStatus.MERGED, TaskStatus.CLOSED)

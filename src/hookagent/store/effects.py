@@ -24,8 +24,8 @@ import random
 import time
 from typing import Any
 
-from hookagent.keys import Keys
 from hookagent.store.client import Client, Command, batch, register_script, script_command
+from hookagent.store.keys import Keys
 
 # How long an applied effect id is remembered: far beyond any sweep interval, so a re-applied
 # effect is always recognised.

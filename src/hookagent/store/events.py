@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from hookagent.keys import Keys
 from hookagent.store.client import Client
+from hookagent.store.keys import Keys
 from hookagent.store.queue import block_slice_ms
 
 log = logging.getLogger(__name__)

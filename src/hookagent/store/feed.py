@@ -14,9 +14,9 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
-from hookagent.keys import Keys
 from hookagent.models import TERMINAL_STATUSES, EventKind, LogEntry, TaskStatus
 from hookagent.store.client import Client, dedicated
+from hookagent.store.keys import Keys
 from hookagent.store.logs import LogStore, decode_chunk
 from hookagent.store.queue import block_slice_ms
 from hookagent.store.tasks import TaskStore

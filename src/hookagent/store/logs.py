@@ -23,9 +23,9 @@ from pydantic import TypeAdapter
 from redis.exceptions import ResponseError
 
 from hookagent.errors import FencedOut, TaskNotFound, quoted
-from hookagent.keys import Keys
 from hookagent.models import LogEntry
 from hookagent.store.client import Client, register_script
+from hookagent.store.keys import Keys
 
 # A chunk's ``c`` field, column by column: encode_columns and decode_chunk write and read
 # this order, and CHUNK_LUA is built from it for the scripts that write chunks on the server

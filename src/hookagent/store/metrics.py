@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from hookagent.keys import WORKER_GROUP, Keys
 from hookagent.models import Phase, TaskStatus
 from hookagent.store.client import Client, Command, batch
+from hookagent.store.keys import WORKER_GROUP, Keys
 from hookagent.store.queue import JobQueue
 
 # Upper bounds (seconds) of the phase duration buckets: a plan takes seconds to minutes, an

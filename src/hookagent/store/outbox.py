@@ -19,9 +19,9 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from hookagent.keys import NOTIFIER_GROUP, Keys
 from hookagent.models import TaskStatus
 from hookagent.store.client import Client, register_script
+from hookagent.store.keys import NOTIFIER_GROUP, Keys
 
 # Only the owner renews: XCLAIM with min-idle 0 would steal an event back from a notifier
 # that took it over after our lease lapsed (the same guard as the job queue's).

@@ -15,9 +15,9 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from hookagent.keys import WORKER_GROUP, Keys
 from hookagent.models import Phase
 from hookagent.store.client import Client, register_script
+from hookagent.store.keys import WORKER_GROUP, Keys
 
 # Renew only while we still own the entry: a plain XCLAIM with min-idle 0 would steal it
 # back from a worker that reclaimed it after our lease lapsed.

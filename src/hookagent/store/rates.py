@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hookagent.keys import Keys
 from hookagent.store.client import Client, register_script
+from hookagent.store.keys import Keys
 
 # HOOKAGENT_RATE_LIMIT is per minute: one fixed window of this length per count.
 WINDOW_S = 60

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hookagent.keys import Keys
 from hookagent.store.client import Client
+from hookagent.store.keys import Keys
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,10 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hookagent.keys import Keys
 from hookagent.models import TaskStatus
 from hookagent.store._search_scripts import BLOCKS, POSTINGS, SCAN
 from hookagent.store.client import Client, is_cluster, register_script
+from hookagent.store.keys import Keys
 from hookagent.store.logs import CHUNK_LINES, Columns, LogStore
 from hookagent.store.tasks import TaskStore, created_ms
 

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from hookagent.keys import Keys
 from hookagent.store.client import Client
+from hookagent.store.keys import Keys
 
 # Tokens are long and random, so this is hygiene against floods, not the defence itself.
 SIGNIN_ATTEMPTS_PER_MINUTE = 10

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hookagent.keys import Keys
 from hookagent.store.client import Client, register_script
+from hookagent.store.keys import Keys
 
 # A task told it waits is told again only after this long (or after it ran).
 WAIT_NOTE_MS = 3600 * 1000

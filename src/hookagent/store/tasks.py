@@ -9,7 +9,6 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from hookagent.errors import ConflictError, FencedOut, TaskNotFound, quoted
-from hookagent.keys import Keys
 from hookagent.models import (
     START,
     TRANSITIONS,
@@ -24,6 +23,7 @@ from hookagent.models import (
 )
 from hookagent.store.client import Client, batch, register_script, script_command
 from hookagent.store.effects import Effects
+from hookagent.store.keys import Keys
 from hookagent.store.logs import CHUNK_LUA
 from hookagent.store.queue import JobQueue
 from hookagent.store.refs import Marks

@@ -14,8 +14,8 @@ import json
 import secrets
 from typing import Any
 
-from hookagent.keys import Keys
 from hookagent.store.client import Client
+from hookagent.store.keys import Keys
 
 # Long enough for a browser to open the stream it asked the ticket for, short enough that
 # one copied out of a URL is useless by the time anyone reads it.

@@ -15,8 +15,8 @@ from typing import Any
 
 from redis.exceptions import AuthenticationError, BusyLoadingError, RedisError, ResponseError
 
-from hookagent.keys import Keys
 from hookagent.store.client import Client, register_script
+from hookagent.store.keys import Keys
 
 # One script so the record, its score and the pruning of the dead happen together, stamped
 # with the server's clock (TIME before writes is allowed: scripts replicate their effects).

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hookagent.agents import Agent, AgentOutcome, build_agent
-from hookagent.agents.prompts import execution_prompt, planning_prompt
+from hookagent.briefing.prompts import execution_prompt, planning_prompt
 from hookagent.errors import (
     AgentError,
     PolicyViolation,
@@ -23,10 +23,10 @@ from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
+from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
 from hookagent.worker.run import AgentSession
 from hookagent.worker.secretscan import scan_diff
-from hookagent.worker.threads import Threads
 from hookagent.worker.workspace import Workspaces
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from starlette.types import Message, Receive, Scope, Send
 from hookagent.api.deps import MAX_OFFSET, Q_MAX_CHARS, FeedsDep, FilterDep, OffsetQuery
 from hookagent.api.errors import OK, ws_close_code
 from hookagent.api.fanout import Follower, ride
+from hookagent.api.logfilter import LogFilter
 from hookagent.errors import HookagentError, InvalidControl, InvalidRequest, quoted
-from hookagent.logfilter import LogFilter
 from hookagent.sources.payload import parse_json
 from hookagent.store.feed import FeedHub, TaskFeed
 

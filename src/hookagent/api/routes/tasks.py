@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from hookagent.api.deps import FeedsDep, FilterDep, OffsetQuery, StoreDep
+from hookagent.api.logfilter import collect
 from hookagent.errors import PayloadError
-from hookagent.logfilter import collect
 from hookagent.models import (
     PHASE_QUEUES,
     LogEntry,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from hookagent.embedded import EmbeddedValkey, find_valkey
+from hookagent.cli.embedded import EmbeddedValkey, find_valkey
 from hookagent.errors import EmbeddedStoreError
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from hookagent import client
+from hookagent.cli import client
 from hookagent.errors import ConfigError, HookagentError
 from hookagent.policy import load_policies
 from hookagent.settings import ClientSettings, Settings, describe_errors, get_settings
@@ -210,7 +209,7 @@ def _check_access(settings: Settings) -> None:
 
 def _check_startup(args: argparse.Namespace) -> None:
     # Redis, the data dir and the port are checked before Valkey or any process starts.
-    from hookagent.service import check_startup
+    from hookagent.cli.service import check_startup
 
     check_startup(
         args.settings,
@@ -225,8 +224,8 @@ def _check_startup(args: argparse.Namespace) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from hookagent.service import embedded_store
-    from hookagent.supervise import Supervisor
+    from hookagent.cli.service import embedded_store
+    from hookagent.cli.supervise import Supervisor
 
     settings: Settings = args.settings
     # Valkey outlives the supervisor's children: they stop first and hand their jobs back.
@@ -235,7 +234,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
-    from hookagent.service import event_loop_factory, run_services
+    from hookagent.cli.service import event_loop_factory, run_services
 
     settings: Settings = args.settings
     # uvloop for the API alone: workers drive agent subprocesses, tested on asyncio's loop.
@@ -245,7 +244,7 @@ def _server(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from hookagent.service import run_services
+    from hookagent.cli.service import run_services
 
     settings: Settings = args.settings
     asyncio.run(run_services(settings, server=False, workers=max(1, settings.workers)))
@@ -253,7 +252,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from hookagent import doctor
+    from hookagent.cli import doctor
 
     findings = doctor.run()
     marks = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[bold red]✗[/]"}
@@ -261,7 +260,3 @@ def _doctor(args: argparse.Namespace) -> int:
     for finding in findings:
         console.print(f"{marks[finding.level]} {finding.check}: {escape(finding.message)}")
     return doctor.exit_code(findings)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from hookagent.agents.prompts import FENCE, execution_prompt, planning_prompt
+from hookagent.briefing.prompts import FENCE, execution_prompt, planning_prompt
 
 OPEN, CLOSE = f"<{FENCE}>", f"</{FENCE}>"
 ESCAPES = [

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from hookagent.doctor import redact_url
-from hookagent.embedded import find_valkey
+from hookagent.cli.doctor import redact_url
+from hookagent.cli.embedded import find_valkey
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
@@ -161,9 +161,9 @@ def test_refused_settings_are_failures_without_their_values() -> None:
 
 def test_the_checks_import_no_server_code() -> None:
     code = (
-        "import sys, hookagent.doctor\n"
+        "import sys, hookagent.cli.doctor\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] in ('fastapi', 'uvicorn')\n"
-        "          or m.startswith(('hookagent.api', 'hookagent.service'))]\n"
+        "          or m.startswith(('hookagent.api', 'hookagent.cli.service'))]\n"
         "print(loaded)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvloop
 
-from hookagent.service import STREAM_CLOSE_S, event_loop_factory, keep_running
+from hookagent.cli.service import STREAM_CLOSE_S, event_loop_factory, keep_running
 from hookagent.settings import Settings
 from tests.helpers import FIXTURES
 from tests.processes import free_port, process_env, start_server

@@ -13,8 +13,8 @@ import pytest
 
 from hookagent.models import NewTask, TaskStatus
 from hookagent.store import Store
+from tests.cli.test_cli import READY, bare_env, free_port, one_error_line, processes_naming
 from tests.helpers import move_to
-from tests.test_cli import READY, bare_env, free_port, one_error_line, processes_naming
 
 VIEWER = "viewer-token-0123456789"
 OPERATOR = "operator-token-0123456789"

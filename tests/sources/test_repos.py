@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hookagent.errors import WorkspaceError
-from hookagent.repos import validate_repo
+from hookagent.sources.repos import validate_repo
 
 
 @pytest.mark.parametrize("name", ["group/sub/project", "a/b/c/d/e", "g_1/sub.x/p-2.git"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from hookagent.keys import NOTIFIER_GROUP, WORKER_GROUP, Keys
+from hookagent.store.keys import NOTIFIER_GROUP, WORKER_GROUP, Keys
 
 TID = "task-1-abc"
 

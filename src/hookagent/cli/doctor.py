@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import SecretStr, ValidationError
 
-from hookagent.embedded import find_valkey
+from hookagent.cli.embedded import find_valkey
 from hookagent.errors import EmbeddedStoreError
 from hookagent.settings import Settings, describe_errors, get_settings, split_list
 from hookagent.store import Readiness, Store, connect

@@ -25,7 +25,7 @@ from uvicorn.config import LOGGING_CONFIG
 from hookagent.agents import build_agent
 from hookagent.api import create_app
 from hookagent.api.access_log import QuerySecretFilter
-from hookagent.embedded import EmbeddedValkey
+from hookagent.cli.embedded import EmbeddedValkey
 from hookagent.errors import ConfigError
 from hookagent.notify import Notifier
 from hookagent.race import race

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 
+from hookagent.briefing.discussion import Comment, is_own_comment, render_thread
+from hookagent.briefing.sentry import has_details
 from hookagent.errors import OutboundError
 from hookagent.forges import GitHubForge, GitLabForge, Thread
 from hookagent.forges.linear import LinearClient
 from hookagent.forges.sentry import SentryApi, render_event
 from hookagent.models import Task, one_line
-from hookagent.sentry_event import has_details
 from hookagent.settings import Settings
 from hookagent.store.writer import LogWriter
-from hookagent.thread import Comment, is_own_comment, render_thread
 
 _GITHUB_REF = re.compile(r"^([\w.-]+/[\w.-]+)#(\d+)$")
 
