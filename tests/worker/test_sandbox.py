@@ -213,3 +213,21 @@ def _processes_with(marker: str) -> list[int]:
         if marker.encode() in environ:
             found.append(int(entry.name))
     return found
+
+
+@needs_bwrap
+async def test_an_agent_file_inside_the_data_dir_is_not_bound_in(
+    client: httpx.AsyncClient, store: Store, settings: Settings, start_worker: RunWorker
+) -> None:
+    """Binding it would show the agent the data dir's neighbours: private git dirs, the AOF."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    script = (settings.data_dir / "agent.py").resolve()
+    script.write_text(FAKE_AGENT.read_text())
+    start_worker(agent_command=f"{sys.executable} {script} echo", sandbox="bwrap")
+    tid = await submit(client)
+    assert await wait_status(store, tid, PLANNED) is TaskStatus.FAILED
+    log = await messages(store, tid)
+    assert log[-1] == (
+        f"[system] status failed: the agent's installation {script} overlaps hookagent's data dir"
+    ), log
+    assert not [m for m in log if m.startswith("[stdout]")]

@@ -231,10 +231,15 @@ async def sandboxed(
             f"HOOKAGENT_SANDBOX=bwrap but {reason}; refusing to run the agent unsandboxed"
         )
     mounts = binary_mounts(argv, env)
-    # A mount around the workspace would show the agent every other task's workspace too.
+    # A mount around the workspace would show the agent every other task's workspace too;
+    # one around or inside the data dir, its private git directories, spill files and AOF.
     around = [m for m in mounts if workspace.is_relative_to(m)]
     if around:
         raise AgentError(f"the agent's installation {around[0]} contains the task workspaces")
+    data = settings.data_dir.resolve()
+    shared = [m for m in mounts if data.is_relative_to(m) or m.is_relative_to(data)]
+    if shared:
+        raise AgentError(f"the agent's installation {shared[0]} overlaps hookagent's data dir")
     writable = phase is Phase.EXECUTE
     if not allowlist:
         yield (
