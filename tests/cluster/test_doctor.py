@@ -12,11 +12,12 @@ pytestmark = pytest.mark.cluster
 
 
 def test_doctor_reaches_the_cluster_and_says_so(settings: Settings, redis_url: str) -> None:
-    redis, workers = check_redis(settings)
+    redis, auth, workers = check_redis(settings)
     assert (redis.level, redis.message) == (
         Level.OK,
         f"{redis_url} answers PING (Redis Cluster: HOOKAGENT_REDIS_CLUSTER)",
     )
+    assert auth.level is Level.WARN  # the test cluster answers a client without a password
     assert workers.level is Level.WARN  # no worker runs in this test
 
 

@@ -11,7 +11,7 @@ import pytest
 from hookagent.models import TaskStatus
 from hookagent.store import Store
 from tests.api.test_stream import live, read_sse, server
-from tests.cluster.test_flow import PLANNED, post_alert
+from tests.cluster.test_flow import PLANNED, post_alert, settled
 from tests.conftest import RunWorker
 from tests.helpers import fake_agent, wait_status
 
@@ -26,6 +26,8 @@ async def test_every_read_the_ui_and_a_scraper_make_answers_on_a_cluster(
     start_worker(agent_command=fake_agent("auto", "ticks", "5", "0"))
     tid = (await post_alert(client, uuid.uuid4().hex))["task_id"]
     assert await wait_status(store, tid, PLANNED) is TaskStatus.PENDING_APPROVAL
+    # The status indexes live in other slots: they follow the task once its change settles.
+    await settled(store)
 
     # What src/hookagent/ui/js fetches, the probes, and /metrics.
     reads = [
