@@ -20,6 +20,7 @@ server and a cluster: the test suite exercises it on both.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from typing import Any
@@ -69,6 +70,7 @@ class Effects:
         self._redis: Any = redis
         self._keys = keys
         self._end = register_script(redis, _END)
+        self._last_score = 0.0
 
     async def begin(self, task_id: str) -> float:
         """Enter the task as unsettled before a script records effects; returns the score."""
@@ -79,8 +81,11 @@ class Effects:
     def begin_command(self, task_id: str) -> tuple[float, Command]:
         """:meth:`begin` as a command to batch ahead of the script (and its score)."""
         # Milliseconds for the sweep's age check, plus a random fraction that makes this
-        # entry's score its own (see _END).
-        score = now_ms() + random.random()
+        # entry's score its own (see _END). A double near 1.8e12 holds only ~4,000 distinct
+        # fractions a millisecond, so two changes in one could draw the same score: within
+        # a process the next score is always above the last.
+        score = max(now_ms() + random.random(), math.nextafter(self._last_score, math.inf))
+        self._last_score = score
         return score, ("ZADD", self._keys.unsettled(), score, task_id)
 
     async def end(self, task_id: str, score: float) -> None:
