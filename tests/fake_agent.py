@@ -56,6 +56,19 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         except BlockingIOError:
             pass
         os._exit(0)
+    if mode == "priority":
+        # Its own CPU niceness and I/O class, as the kernel reports them (util-linux's
+        # ionice reads ioprio_get), and the niceness a command it starts inherits.
+        print(f"nice {os.getpriority(os.PRIO_PROCESS, 0)}")
+        io = subprocess.run(["ionice", "-p", str(os.getpid())], capture_output=True, text=True)
+        print(f"io {io.stdout.strip()}")
+        inherited = subprocess.run(["nice"], capture_output=True, text=True)
+        print(f"child nice {inherited.stdout.strip()}")
+        with open("/proc/self/autogroup") as group:
+            # "/autogroup-123 nice 10": the weight of its whole session against other sessions.
+            print(f"autogroup {group.read().split()[-1]}")
+        print("PLAN: priority")
+        return 0
     if mode == "binary":
         sys.stdout.buffer.write(b"ok \xff\xfe\x00 bytes \xc3\x28 end\nPLAN: binary survived\n")
         return 0

@@ -376,6 +376,16 @@ class Settings(BaseSettings):
     )
     dedupe_ttl: int = Field(default=86400, ge=60, description="seconds a delivery id is remembered")
     kill_grace: float = Field(default=5.0, gt=0, description="seconds between SIGTERM and SIGKILL")
+    agent_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description=(
+            "how much nicer than the worker the agent runs (its whole process tree, bwrap "
+            "included), also in the idle I/O class, so the API, notifier and Valkey keep "
+            "their CPU; `0`: the worker's priorities unchanged"
+        ),
+    )
 
     log_ttl: int = Field(
         default=86400,

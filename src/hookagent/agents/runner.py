@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
+import logging
 import os
+import platform
 import signal
 import sys
 import time
@@ -20,7 +23,13 @@ from hookagent.models import LogStream
 
 CHUNK_BYTES = 256 * 1024
 _PR_SET_PDEATHSIG = 1
+# ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT), linux/ioprio.h.
+_IOPRIO_WHO_PROCESS = 1
+_IOPRIO_IDLE = 3 << 13
+# The syscall has no libc wrapper; its number per architecture (asm/unistd.h).
+_IOPRIO_SET_NR = {"x86_64": 251, "aarch64": 30, "riscv64": 30, "i686": 289, "armv7l": 314}
 OnLines = Callable[[LogStream, list[str]], Awaitable[None]]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +63,14 @@ async def run_process(
     env: Mapping[str, str] | None = None,
     max_line_bytes: int = 64 * 1024 * 1024,
     on_start: Callable[[int], Awaitable[None]] | None = None,
+    nice: int = 0,
 ) -> RunResult:
     """Run ``argv`` in its own process group, feed it ``stdin``, stream its lines.
 
     Never a shell: ``argv`` goes to exec as is. On timeout or cancellation the whole group
     gets SIGTERM, then SIGKILL after ``kill_grace`` seconds; helpers the agent left behind
-    are killed when it exits.
+    are killed when it exits. ``nice`` > 0: the process (and all it starts) runs that much
+    nicer than the caller, in the idle I/O class; the caller keeps its own priorities.
     """
     started = time.monotonic()
     with contextlib.ExitStack() as resources:
@@ -68,11 +79,13 @@ async def run_process(
             for stream in (LogStream.STDOUT, LogStream.STDERR)
         }
         wakeup = resources.enter_context(contextlib.closing(Wakeup(list(captures.values()))))
-        proc = await _spawn(argv, cwd, env, captures)
+        proc = await _spawn(argv, cwd, env, captures, nice)
         timed_out = False
         try:
             if on_start is not None:
                 await on_start(proc.pid)  # its process group id too (start_new_session)
+            if nice > 0:
+                await _lower_autogroup(proc.pid)
             async with asyncio.timeout(timeout):
                 async with asyncio.TaskGroup() as group:
                     group.create_task(_feed(proc, stdin))
@@ -100,7 +113,10 @@ async def _spawn(
     cwd: Path,
     env: Mapping[str, str] | None,
     captures: dict[LogStream, Capture],
+    nice: int,
 ) -> asyncio.subprocess.Process:
+    if nice > 0 and _IOPRIO_SET is None:
+        _warn_no_ioprio()
     try:
         return await asyncio.create_subprocess_exec(
             *argv,
@@ -110,7 +126,7 @@ async def _spawn(
             cwd=cwd,
             env=dict(env) if env is not None else None,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=functools.partial(_in_child, nice) if nice > 0 else _die_with_parent,
         )
     except FileNotFoundError:
         raise AgentError(
@@ -122,7 +138,17 @@ async def _spawn(
 
 # Looked up once, in the parent: between fork and exec the child may only call what is
 # already loaded (a dlopen there can deadlock on a lock another thread held at fork time).
-_PRCTL = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
+_LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None
+_PRCTL = _LIBC.prctl if _LIBC is not None else None
+_IOPRIO_NR = _IOPRIO_SET_NR.get(platform.machine())
+# Linux autogroups (CONFIG_SCHED_AUTOGROUP); switched on or off, the file is there.
+_AUTOGROUPS = os.path.exists("/proc/self/autogroup")
+_AUTOGROUP_TRIES = 20
+_IOPRIO_SET = (
+    functools.partial(_LIBC.syscall, _IOPRIO_NR)
+    if _LIBC is not None and _IOPRIO_NR is not None
+    else None
+)
 
 
 def _die_with_parent() -> None:
@@ -130,6 +156,54 @@ def _die_with_parent() -> None:
     # too instead of leaving it running unwatched while the job is handed to another worker.
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _in_child(nice: int) -> None:
+    # Before exec, in the child only: the priorities are in place before the agent's first
+    # instruction, and bwrap and everything the agent starts inherit them. Lowering one's
+    # own priority needs no privilege; the kernel caps niceness at 19.
+    _die_with_parent()
+    os.nice(nice)
+    if _IOPRIO_SET is not None:
+        # Idle class: the agent's disk I/O waits for everyone else's (on schedulers that
+        # honour classes: BFQ; `none` and mq-deadline ignore them). A failure leaves the
+        # class as it was: the CPU priority alone still holds.
+        _IOPRIO_SET(_IOPRIO_WHO_PROCESS, 0, _IOPRIO_IDLE)
+
+
+async def _lower_autogroup(pid: int) -> None:
+    """Give the agent's session (its own: start_new_session) the agent's niceness.
+
+    Where the kernel groups CPU time by session (autogroup, the default on most
+    distributions outside a CPU cgroup), a process's niceness only weighs against its own
+    session: without this the agent's session would get as much CPU as the API's.
+    """
+    if not _AUTOGROUPS:
+        return
+    for _ in range(_AUTOGROUP_TRIES):
+        try:
+            value = str(os.getpriority(os.PRIO_PROCESS, pid)).encode()
+            with open(f"/proc/{pid}/autogroup", "wb", buffering=0) as group:
+                group.write(value)
+            return
+        except BlockingIOError:
+            # EAGAIN: unprivileged, the kernel takes one such change per 100 ms, host-wide.
+            await asyncio.sleep(0.1)
+        except (FileNotFoundError, ProcessLookupError):
+            return  # the agent is gone already: nothing left to lower
+        except OSError as exc:
+            log.warning("agent CPU share not lowered (its session's autogroup): %s", exc)
+            return
+    log.warning("agent CPU share not lowered: its session's autogroup stayed busy (EAGAIN)")
+
+
+@functools.cache
+def _warn_no_ioprio() -> None:
+    log.warning(
+        "agent I/O priority not lowered: no ioprio_set on %s (%s); CPU niceness only",
+        sys.platform,
+        platform.machine(),
+    )
 
 
 async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:

@@ -214,6 +214,7 @@ class AgentSession:
             kill_grace=s.kill_grace,
             env=env,
             on_start=remember,
+            nice=s.agent_nice,
         )
         try:
             # The agent, its stall watchdog and the progress timer: whichever ends first ends
