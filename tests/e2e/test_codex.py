@@ -203,3 +203,21 @@ async def test_under_bwrap_with_a_template_home(
     # The template's instructions reached the model in both runs, through the copy.
     assert all(MARKER in json.dumps(r["body"]) for r in api.requests)
     check_homes_contained(template, before, settings.data_dir / AGENT_HOMES, logs, api.url)
+
+
+async def test_a_template_choosing_the_provider_fails_the_task_by_its_name(
+    client: httpx.AsyncClient, store: Store, api: ResponsesStub, codex: RunWorker, tmp_path: Path
+) -> None:
+    """Refused before the CLI starts: hookagent decides where the model (and the key) go."""
+    template = tmp_path / "codex-template"
+    template.mkdir()
+    (template / "config.toml").write_text('model_provider = "openai"\n')
+    api.script([Reply(text=PLAN)])
+    codex(codex_home=template)
+    tid = await open_task(client)
+    assert await settle(store, tid) is TaskStatus.FAILED
+    task = await store.tasks.get(tid)
+    assert task.error == (
+        "HOOKAGENT_CODEX_HOME: config.toml sets model_provider, which hookagent controls"
+    )
+    assert api.requests == []
