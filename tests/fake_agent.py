@@ -110,6 +110,17 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         os.chmod(os.path.join(home, "locked"), 0o500)
         print("PLAN: home checked")
         return 0
+    if mode == "escape":
+        # Through its configuration home, what else of the data dir (``args``) it can reach.
+        home = os.environ["AGENT_HOME"]
+        print(f"home at {home}")
+        for path in [os.path.join(home, ".."), *args]:
+            try:
+                print(f"seen {path}: " + " ".join(sorted(os.listdir(path))))
+            except OSError as exc:
+                print(f"hidden {path}: {type(exc).__name__}")
+        print("PLAN: looked around")
+        return 0
     if mode == "env":
         for name, value in sorted(os.environ.items()):
             print(f"env {name}={value}")

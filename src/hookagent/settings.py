@@ -234,6 +234,30 @@ class Settings(BaseSettings):
         ),
     )
     gemini_bin: str = Field(default="gemini", description="the Gemini CLI's binary")
+    codex_home: Path | None = Field(
+        default=None,
+        description=(
+            "a template `CODEX_HOME`: each run gets a private copy (regular files only, no "
+            "symlinks) with hookagent's model provider added to its `config.toml`, which may "
+            "not set `model_provider` or `profile` itself; the agent can read the copy"
+        ),
+    )
+    gemini_home: Path | None = Field(
+        default=None,
+        description=(
+            "a template `GEMINI_CLI_HOME` (holding `.gemini/`): each run gets a private copy "
+            "(regular files only) with hookagent's auth and privacy settings set over its "
+            "`.gemini/settings.json`; the agent can read the copy"
+        ),
+    )
+    claude_config_dir: Path | None = Field(
+        default=None,
+        description=(
+            "a template `CLAUDE_CONFIG_DIR`: each run gets a private copy (regular files "
+            "only) as its `CLAUDE_CONFIG_DIR`; unset, the variable passes from the worker's "
+            "environment as it is; the agent can read the copy"
+        ),
+    )
     agent_model: str | None = Field(default=None, description="`--model` for codex and gemini")
     claude_model: str | None = Field(default=None, description="`--model`")
     claude_max_turns: int | None = Field(default=None, ge=1, description="`--max-turns`")
@@ -274,8 +298,9 @@ class Settings(BaseSettings):
         description=(
             "`bwrap` (recommended in production; package `bubblewrap`) runs the agent in "
             "bubblewrap: system dirs read-only, its workspace the only writable place "
-            "(read-only while planning), own `/tmp` and home, no view of the data dir, other "
-            "workspaces or the real home; its network per HOOKAGENT_SANDBOX_NETWORK. If bwrap "
+            "(read-only while planning) besides its run's configuration home, own `/tmp` and "
+            "home, no view of the rest of the data dir, other workspaces or the real home; its "
+            "network per HOOKAGENT_SANDBOX_NETWORK. If bwrap "
             "cannot run, tasks fail "
             "rather than run unsandboxed"
         ),

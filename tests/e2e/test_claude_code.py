@@ -21,6 +21,8 @@ from tests.helpers import FIXTURES, REPO, wait_status
 
 pytestmark = pytest.mark.e2e
 
+MEMORY = "Operator memory: name the function you change."
+
 
 def claude_bin() -> str:
     """The CLI installed by the test command (cached outside the checkout), or on PATH."""
@@ -161,9 +163,20 @@ async def test_plan_under_bwrap_with_the_network_allowlist(
         Turn(tool="Bash", tool_input={"command": "cat README.md", "description": "Read it"}),
         Turn(text="PLAN: guard the empty-list case in app.py."),
     ]
+    # The operator's config dir template: its CLAUDE.md (user memory) reaches the model
+    # through the run's copy, which is where the CLI writes; the template stays as it was.
+    template = tmp_path / "claude-template"
+    template.mkdir()
+    (template / "CLAUDE.md").write_text(f"{MEMORY}\n")
     with MessagesStub(turns) as stub:
         use_stub(monkeypatch, stub, tmp_path)  # http://127.0.0.1:PORT
-        start_worker(agent="claude", claude_bin=binary, planning_timeout=120, sandbox="bwrap")
+        start_worker(
+            agent="claude",
+            claude_bin=binary,
+            planning_timeout=120,
+            sandbox="bwrap",
+            claude_config_dir=template,
+        )
         tid, final = await plan_from_sentry(client, store)
         messages = [e.message for e in (await store.logs.read(tid, offset=0, limit=-1))[0]]
         assert final is TaskStatus.PENDING_APPROVAL, messages
@@ -176,6 +189,8 @@ async def test_plan_under_bwrap_with_the_network_allowlist(
     assert len(stub.requests) >= 2
     port = stub.url.rsplit(":", 1)[1]
     assert not [m for m in messages if m.startswith("[system] blocked") and m.endswith(port)]
+    assert all(MEMORY in json.dumps(r["body"]) for r in stub.requests)
+    assert [p.name for p in template.iterdir()] == ["CLAUDE.md"]
 
 
 @pytest.mark.parametrize("size", [300 * 1024, 5 * 1024 * 1024], ids=["300KB", "5MB"])

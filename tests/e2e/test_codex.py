@@ -11,12 +11,25 @@ import pytest
 from pydantic import SecretStr
 
 from hookagent.models import TaskStatus
+from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.worker import Worker
+from hookagent.worker.run import AGENT_HOMES
 from tests.conftest import RunWorker
-from tests.e2e.clis import cli_bin, entry, log_of, open_task, pushed, settle
+from tests.e2e.clis import (
+    check_homes_contained,
+    cli_bin,
+    entry,
+    log_of,
+    open_task,
+    plan_and_execute,
+    pushed,
+    settle,
+    snapshot,
+)
 from tests.github_stub import GitHubStub
 from tests.openai_stub import Fault, Reply, ResponsesStub
+from tests.worker.test_sandbox import needs_bwrap
 
 pytestmark = pytest.mark.e2e
 
@@ -31,10 +44,21 @@ PATCH = """*** Begin Patch
 +    return sum(xs) / len(xs) if xs else 0
 *** End Patch
 """
+# In the operator's template AGENTS.md: Codex sends it to the model with the task.
+MARKER = "Template instructions: name the function you change."
 TEST_FILE = (
     "printf 'from app import total\\n\\n\\ndef test_empty():\\n    assert total([]) == 0\\n'"
     " > test_app.py"
 )
+
+
+# The model's turns: read the README and plan; patch, add a test and report.
+PLAN_TURNS = [Reply(tool="exec_command", arguments={"cmd": "cat README.md"}), Reply(text=PLAN)]
+EXECUTE_TURNS = [
+    Reply(tool="apply_patch", arguments=PATCH),
+    Reply(tool="exec_command", arguments={"cmd": TEST_FILE}),
+    Reply(text="Returned 0 for an empty list and added test_app.py."),
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +97,7 @@ async def test_plan_approve_execute_and_push_with_the_real_cli(
     codex: RunWorker,
     remotes: Path,
 ) -> None:
-    plan = [Reply(tool="exec_command", arguments={"cmd": "cat README.md"}), Reply(text=PLAN)]
-    execute = [
-        Reply(tool="apply_patch", arguments=PATCH),
-        Reply(tool="exec_command", arguments={"cmd": TEST_FILE}),
-        Reply(text="Returned 0 for an empty list and added test_app.py."),
-    ]
-    api.script(plan, when={"Approved plan:": execute})
+    api.script(PLAN_TURNS, when={"Approved plan:": EXECUTE_TURNS})
     with GitHubStub() as github:
         codex(github_api_url=github.url, github_token=SecretStr("ghp_e2e_token"))
         tid = await open_task(client)
@@ -149,3 +167,57 @@ async def test_a_fault_the_cli_retries_does_not_fail_the_task(
     assert entry(logs, "[stdout] codex: Reconnecting... 1/")["kind"] == "error"
     assert (await store.tasks.get(tid)).plan == PLAN
     assert len(api.requests) == 3
+
+
+@needs_bwrap
+async def test_under_bwrap_with_a_template_home(
+    client: httpx.AsyncClient,
+    store: Store,
+    api: ResponsesStub,
+    codex: RunWorker,
+    remotes: Path,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """Plan, approve, execute and push in our sandbox, Codex's own one off inside it.
+
+    Its model endpoint (the stub) is the one the egress proxy allows. The operator's
+    template reaches the run as a copy (its AGENTS.md read by the CLI, its profile kept),
+    the template itself unchanged; each run's home is gone once the run ends.
+    """
+    template = tmp_path / "codex-template"
+    template.mkdir()
+    (template / "AGENTS.md").write_text(f"{MARKER}\n")
+    (template / "config.toml").write_text('[profiles.quiet]\nmodel_reasoning_effort = "low"\n')
+    before = snapshot(template)
+    api.script(PLAN_TURNS, when={"Approved plan:": EXECUTE_TURNS})
+    tid, planning, logs = await plan_and_execute(
+        client, store, codex, sandbox="bwrap", codex_home=template
+    )
+    running = entry(planning, "[system] running ")["message"]
+    assert "--sandbox danger-full-access" in running and running.endswith(" in a bwrap sandbox")
+    assert "# payments-api" in entry(planning, "[stdout] tool result: ")["message"]
+    shown = pushed(remotes, f"hookagent/{tid}", "app.py", "test_app.py")
+    assert "return sum(xs) / len(xs) if xs else 0" in shown["app.py"]
+    assert "assert total([]) == 0" in shown["test_app.py"]
+    # The template's instructions reached the model in both runs, through the copy.
+    assert all(MARKER in json.dumps(r["body"]) for r in api.requests)
+    check_homes_contained(template, before, settings.data_dir / AGENT_HOMES, logs, api.url)
+
+
+async def test_a_template_choosing_the_provider_fails_the_task_by_its_name(
+    client: httpx.AsyncClient, store: Store, api: ResponsesStub, codex: RunWorker, tmp_path: Path
+) -> None:
+    """Refused before the CLI starts: hookagent decides where the model (and the key) go."""
+    template = tmp_path / "codex-template"
+    template.mkdir()
+    (template / "config.toml").write_text('model_provider = "openai"\n')
+    api.script([Reply(text=PLAN)])
+    codex(codex_home=template)
+    tid = await open_task(client)
+    assert await settle(store, tid) is TaskStatus.FAILED
+    task = await store.tasks.get(tid)
+    assert task.error == (
+        "HOOKAGENT_CODEX_HOME: config.toml sets model_provider, which hookagent controls"
+    )
+    assert api.requests == []

@@ -15,11 +15,23 @@ from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.worker import Worker
+from hookagent.worker.run import AGENT_HOMES
 from tests.conftest import RunWorker
-from tests.e2e.clis import cli_bin, entry, log_of, open_task, pushed, settle
+from tests.e2e.clis import (
+    check_homes_contained,
+    cli_bin,
+    entry,
+    log_of,
+    open_task,
+    plan_and_execute,
+    pushed,
+    settle,
+    snapshot,
+)
 from tests.gemini_stub import ConversationStub, Fault, Reply
 from tests.github_stub import GitHubStub
 from tests.helpers import REPO
+from tests.worker.test_sandbox import needs_bwrap
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +39,18 @@ MODEL = "gemini-2.5-pro"
 KEY = "gemini-e2e-not-a-real-key"
 NARRATION = "Looking at the repository first."
 PLAN = "## Plan\n\n- `total()` divides by `len(xs)`: return 0 for an empty list.\n- Add a test."
+# In the operator's template GEMINI.md: the CLI sends it to the model as context.
+MARKER = "Template context: name the function you change."
 TEST_FILE = "from app import total\n\n\ndef test_empty():\n    assert total([]) == 0\n"
+
+
+# The model's edit: the CLI's ``replace`` tool on app.py.
+REPLACE = {
+    "file_path": "app.py",
+    "old_string": "    return sum(xs) / len(xs)",
+    "new_string": "    return sum(xs) / len(xs) if xs else 0",
+    "instruction": "Return 0 for an empty list.",
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +95,8 @@ async def test_plan_approve_execute_and_push_with_the_real_cli(
         Reply(tool="read_file", arguments={"file_path": "missing.py"}),
         Reply(text=PLAN),
     ]
-    replace = {
-        "file_path": "app.py",
-        "old_string": "    return sum(xs) / len(xs)",
-        "new_string": "    return sum(xs) / len(xs) if xs else 0",
-        "instruction": "Return 0 for an empty list.",
-    }
     execute = [
-        Reply(tool="replace", arguments=replace),
+        Reply(tool="replace", arguments=REPLACE),
         Reply(tool="write_file", arguments={"file_path": "test_app.py", "content": TEST_FILE}),
         Reply(text="Returned 0 for an empty list and added test_app.py."),
     ]
@@ -220,3 +237,43 @@ async def test_a_fault_the_cli_retries_does_not_fail_the_task(
     assert status is TaskStatus.PENDING_APPROVAL, [e["message"] for e in logs]
     assert (await store.tasks.get(tid)).plan == PLAN
     assert len(api.conversations()) == 3
+
+
+@needs_bwrap
+async def test_under_bwrap_with_a_template_home(
+    client: httpx.AsyncClient,
+    store: Store,
+    api: ConversationStub,
+    gemini: RunWorker,
+    remotes: Path,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """Plan, approve, execute and push in our sandbox, the stub reached through the proxy.
+
+    The operator's template reaches the run as a copy (its GEMINI.md read by the CLI, its
+    settings kept under ours), the template itself unchanged; each run's home is gone.
+    """
+    template = tmp_path / "gemini-template"
+    (template / ".gemini").mkdir(parents=True)
+    (template / ".gemini" / "GEMINI.md").write_text(f"{MARKER}\n")
+    chosen = {"security": {"auth": {"selectedType": "oauth-personal"}}, "ui": {"hideTips": True}}
+    (template / ".gemini" / "settings.json").write_text(json.dumps(chosen))
+    before = snapshot(template)
+    api.script(
+        [Reply(tool="read_file", arguments={"file_path": "README.md"}), Reply(text=PLAN)],
+        when={"Approved plan:": [Reply(tool="replace", arguments=REPLACE), Reply(text="Done.")]},
+    )
+    tid, planning, logs = await plan_and_execute(
+        client, store, gemini, sandbox="bwrap", gemini_home=template
+    )
+    assert entry(planning, "[system] running ")["message"].endswith(" in a bwrap sandbox")
+    read = entry(planning, "[stdout] tool result: read_file: README.md")
+    assert read["kind"] == "tool_result"
+    shown = pushed(remotes, f"hookagent/{tid}", "app.py")
+    assert "return sum(xs) / len(xs) if xs else 0" in shown["app.py"]
+    # The template's context reached the model through the copy; API-key auth stayed ours.
+    conversations = api.conversations()
+    assert conversations and all(MARKER in json.dumps(c["body"]) for c in conversations)
+    assert all(c["headers"]["x-goog-api-key"] == KEY for c in conversations)
+    check_homes_contained(template, before, settings.data_dir / AGENT_HOMES, logs, api.url)

@@ -1,8 +1,12 @@
-"""Each run's configuration home (CODEX_HOME, GEMINI_CLI_HOME): private, fresh, then gone."""
+"""Each run's configuration home (CODEX_HOME, GEMINI_CLI_HOME): private, fresh, then gone.
+
+Under bwrap it is bound into the sandbox, alone: nothing else of the data dir comes with it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import shlex
 import stat
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -16,6 +20,7 @@ from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.worker import Worker
 from hookagent.worker.run import AGENT_HOMES
+from hookagent.worker.sandbox import AGENT_HOME
 from tests.helpers import FIXTURES, fake_agent, wait_status
 from tests.worker.test_sandbox import needs_bwrap
 
@@ -40,12 +45,17 @@ class HomeAgent(CommandAgent):
 async def home_agent(
     store: Store, settings: Settings, request: pytest.FixtureRequest
 ) -> AsyncIterator[HomeAgent]:
-    """A worker running the fake agent's ``home`` scenario through ``HomeAgent``.
+    """A worker running a fake agent scenario (``home`` by default) through ``HomeAgent``.
 
-    Parametrized indirectly, the parameter is the worker's ``sandbox`` setting.
+    Parametrized indirectly, the parameter is the worker's ``sandbox`` setting, or that
+    setting and the scenario's arguments.
     """
-    own = settings.model_copy(update={"sandbox": getattr(request, "param", "none")})
-    agent = HomeAgent([*fake_agent("home").split()])
+    param = getattr(request, "param", "none")
+    sandbox, scenario = (param, ["home"]) if isinstance(param, str) else param
+    own = settings.model_copy(update={"sandbox": sandbox})
+    # "{data}" in an argument: the data dir's real path (an adversary may know it).
+    args = [a.replace("{data}", str(settings.data_dir.resolve())) for a in scenario]
+    agent = HomeAgent(shlex.split(fake_agent(*args)))
     stop = asyncio.Event()
     running = asyncio.create_task(Worker(store=store, settings=own, agent=agent).run(stop))
     yield agent
@@ -65,6 +75,9 @@ async def submit(client: httpx.AsyncClient, store: Store) -> str:
     return task_id
 
 
+@pytest.mark.parametrize(
+    "home_agent", ["none", pytest.param("bwrap", marks=needs_bwrap)], indirect=True
+)
 async def test_an_agent_cannot_leave_anything_in_its_home_for_the_next_run(
     client: httpx.AsyncClient, store: Store, settings: Settings, home_agent: HomeAgent
 ) -> None:
@@ -87,13 +100,35 @@ async def test_an_agent_cannot_leave_anything_in_its_home_for_the_next_run(
     assert stat.S_IMODE(first.parent.stat().st_mode) == 0o700
 
 
+def data_dir(settings: Settings) -> Path:
+    """The data dir as the worker resolves it."""
+    return settings.data_dir.resolve()
+
+
 @needs_bwrap
-@pytest.mark.parametrize("home_agent", ["bwrap"], indirect=True)
-async def test_a_sandboxed_agent_with_a_home_fails_until_the_sandbox_mounts_it(
-    client: httpx.AsyncClient, store: Store, home_agent: HomeAgent
+@pytest.mark.parametrize(
+    "home_agent",
+    [("bwrap", ["escape", "{data}", "{data}/agent-homes", "{data}/workspaces"])],
+    indirect=True,
+)
+async def test_a_sandboxed_agent_sees_its_home_and_nothing_else_of_the_data_dir(
+    client: httpx.AsyncClient, store: Store, settings: Settings, home_agent: HomeAgent
 ) -> None:
-    """Refused with its reason, not run against the CLI's defaults (another endpoint)."""
+    """Bound alone at a fixed path: its parent is the sandbox's, not the data dir."""
+    data = data_dir(settings)
     tid = await submit(client, store)
-    task = await store.tasks.get(tid)
-    assert task.status is TaskStatus.FAILED
-    assert task.error is not None and "configuration home is not mounted" in task.error
+    entries, _ = await store.logs.read(tid, offset=0, limit=-1)
+    said = [e.message.removeprefix("[stdout] ") for e in entries]
+    assert (await store.tasks.get(tid)).status is TaskStatus.PENDING_APPROVAL, said
+    assert f"home at {AGENT_HOME}" in said
+    [parent] = [line for line in said if line.startswith(f"seen {AGENT_HOME}/..: ")]
+    # The sandbox's /run/hookagent: the bridge and the proxy's socket, the home; no task's
+    # home, workspace or the data dir's files.
+    assert set(parent.split(": ", 1)[1].split()) <= {"agent-home", "bridge.py", "egress.sock"}
+    # The data dir holds only the way to its own workspace (bwrap's mount points): no home.
+    assert f"seen {data}: workspaces" in said
+    assert f"hidden {data / AGENT_HOMES}: FileNotFoundError" in said
+    [workspaces] = [line for line in said if line.startswith(f"seen {data / 'workspaces'}: ")]
+    assert len(workspaces.split(": ", 1)[1].split()) == 1
+    [home] = home_agent.homes
+    assert not home.exists()

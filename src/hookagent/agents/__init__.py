@@ -32,10 +32,16 @@ def build_agent(settings: Settings) -> Agent:
         return CommandAgent(settings.agent_argv)
     if settings.agent == "codex":
         return CodexAgent(
-            settings.codex_bin, model=settings.agent_model, base_url=settings.codex_base_url
+            settings.codex_bin,
+            model=settings.agent_model,
+            base_url=settings.codex_base_url,
+            template=settings.codex_home,
+            outer_sandbox=settings.sandbox == "bwrap",
         )
     if settings.agent == "gemini":
-        return GeminiAgent(settings.gemini_bin, model=settings.agent_model)
+        return GeminiAgent(
+            settings.gemini_bin, model=settings.agent_model, template=settings.gemini_home
+        )
     return ClaudeAgent(
         settings.claude_bin,
         model=settings.claude_model,
@@ -43,4 +49,5 @@ def build_agent(settings: Settings) -> Agent:
         extra_args=settings.claude_extra_argv,
         allowed_tools=settings.allowed_tools,
         max_budget_usd=settings.max_budget_usd,
+        template=settings.claude_config_dir,
     )

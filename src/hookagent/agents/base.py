@@ -66,9 +66,10 @@ class Agent(Protocol):
     name: str
     # Environment names (``FOO_*``: a prefix) the CLI needs on top of the basics.
     env_names: tuple[str, ...]
-    # Where the CLI finds its model: (the variable of its base URL, the URL when unset).
-    # The agent's egress proxy lets it through; None: nothing by default (``command``).
-    model_endpoint: tuple[str, str] | None
+    # Where the CLI finds its model: (the variable of its base URL or None when it reads
+    # none, the URL when unset). The agent's egress proxy lets it through; None: nothing by
+    # default (``command``).
+    model_endpoint: tuple[str | None, str] | None
 
     def argv(self, phase: Phase) -> list[str]:
         """The command line for ``phase``; the prompt goes on stdin, never here."""
@@ -76,7 +77,8 @@ class Agent(Protocol):
     def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
         """Write the CLI's configuration for one run into ``home``; the variables to add.
 
-        ``home`` is a fresh private directory outside the workspace, removed after the run;
+        ``home`` is a fresh private directory outside the workspace, removed after the run
+        (under bwrap bound read-write into the sandbox, the paths returned rewritten to it);
         ``env`` is the environment the CLI gets otherwise.
         """
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, objects
+from hookagent.agents.home import start_home
 from hookagent.agents.progress import Progress, finite
 from hookagent.agents.text import short
 from hookagent.models import EventKind, LogStream, Phase
@@ -21,7 +22,10 @@ class ClaudeAgent:
 
     name = "claude"
     env_names: tuple[str, ...] = ("ANTHROPIC_*", "CLAUDE_CODE_*", "CLAUDE_CONFIG_DIR")
-    model_endpoint: tuple[str, str] | None = ("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+    model_endpoint: tuple[str | None, str] | None = (
+        "ANTHROPIC_BASE_URL",
+        "https://api.anthropic.com",
+    )
 
     def __init__(
         self,
@@ -32,8 +36,10 @@ class ClaudeAgent:
         extra_args: list[str] | None = None,
         allowed_tools: list[str] | None = None,
         max_budget_usd: float | None = None,
+        template: Path | None = None,
     ) -> None:
         self._binary = binary
+        self._template = template
         self._budget = max_budget_usd
         self._allowed = allowed_tools or []
         self._model = model
@@ -62,8 +68,15 @@ class ClaudeAgent:
         return argv + self._extra
 
     def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
-        """Nothing to write: the CLI is configured by its environment."""
-        return {}
+        """A copy of ``HOOKAGENT_CLAUDE_CONFIG_DIR`` as ``CLAUDE_CONFIG_DIR``, when set.
+
+        Else nothing: the CLI is configured by its environment.
+        """
+        if self._template is None:
+            return {}
+        config = home / "claude"
+        start_home(config, self._template, setting="HOOKAGENT_CLAUDE_CONFIG_DIR")
+        return {"CLAUDE_CONFIG_DIR": str(config)}
 
     def start(self) -> ClaudeRun:
         """A fresh run parser."""

@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli, objects
+from hookagent.agents.home import start_home
 from hookagent.agents.progress import Progress
 from hookagent.agents.text import short
+from hookagent.errors import AgentError
 from hookagent.models import EventKind, LogStream, Phase
 
 # The provider hookagent declares in the run's config.toml: the API at the configured URL,
 # its key read from OPENAI_API_KEY (Codex ignores OPENAI_BASE_URL).
 PROVIDER = "hookagent"
 OPENAI_API_URL = "https://api.openai.com/v1"
+# What a template's config.toml may not set: hookagent decides where the model is.
+CONTROLLED_KEYS = ("model_provider", "profile")
 
 
 class CodexAgent(ModelCli):
-    """``codex exec --json -``: read-only sandbox to plan, workspace-write to execute."""
+    """``codex exec --json -``: read-only sandbox to plan, workspace-write to execute.
+
+    Inside hookagent's own sandbox (``outer_sandbox``) Codex's is off: bwrap confines it
+    already, and Codex's nested sandbox cannot set itself up there.
+    """
 
     name = "codex"
     env_names: tuple[str, ...] = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_*")
-    model_endpoint: tuple[str, str] | None = ("OPENAI_BASE_URL", "https://api.openai.com")
+    model_endpoint: tuple[str | None, str] | None = (None, "https://api.openai.com")
 
     def __init__(
         self,
@@ -32,26 +41,40 @@ class CodexAgent(ModelCli):
         model: str | None = None,
         extra_args: list[str] | None = None,
         base_url: str = OPENAI_API_URL,
+        template: Path | None = None,
+        outer_sandbox: bool = False,
     ) -> None:
         super().__init__(binary, model=model, extra_args=extra_args)
         self._base_url = base_url
+        self._template = template
+        self._outer_sandbox = outer_sandbox
+        # Codex ignores OPENAI_BASE_URL: its endpoint is the configured one, always.
+        self.model_endpoint = (None, base_url)
 
     def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
         """A fresh ``CODEX_HOME`` whose ``config.toml`` names the API (and a private TMPDIR).
 
-        Never the worker user's ``~/.codex``: its logins, history and settings stay out of
-        the run. The temporary directory must not contain ``CODEX_HOME``, or Codex refuses
-        to set up the helper its own sandbox runs commands with.
+        Started from ``HOOKAGENT_CODEX_HOME`` when set, else empty: never the worker user's
+        ``~/.codex``, so its logins, history and settings stay out of the run. The temporary
+        directory must not contain ``CODEX_HOME``, or Codex refuses to set up the helper its
+        own sandbox runs commands with.
         """
         codex_home, tmp = home / "codex", home / "tmp"
-        for directory in (codex_home, tmp):
-            directory.mkdir(mode=0o700)
-        (codex_home / "config.toml").write_text(provider_config(self._base_url))
+        start_home(codex_home, self._template, setting="HOOKAGENT_CODEX_HOME")
+        tmp.mkdir(mode=0o700)
+        config = codex_home / "config.toml"
+        ours = provider_config(self._base_url)
+        if config.exists():
+            ours = _over_template(config.read_text(), ours)
+        config.write_text(ours)
         return {"CODEX_HOME": str(codex_home), "TMPDIR": str(tmp)}
 
     def argv(self, phase: Phase) -> list[str]:
         """The prompt is read from stdin (the trailing ``-``)."""
-        sandbox = "workspace-write" if phase is Phase.EXECUTE else "read-only"
+        if self._outer_sandbox:
+            sandbox = "danger-full-access"
+        else:
+            sandbox = "workspace-write" if phase is Phase.EXECUTE else "read-only"
         argv = [self._binary, "exec", "--json", "--sandbox", sandbox, "--skip-git-repo-check"]
         if self._model:
             argv += ["--model", self._model]
@@ -74,6 +97,31 @@ def provider_config(base_url: str) -> str:
         'env_key = "OPENAI_API_KEY"\n'
         'wire_api = "responses"\n'
     )
+
+
+def _over_template(template: str, ours: str) -> str:
+    """The template's ``config.toml`` with our provider added; refused if it sets one."""
+    try:
+        parsed = tomllib.loads(template)
+    except tomllib.TOMLDecodeError as exc:
+        raise AgentError(f"HOOKAGENT_CODEX_HOME: config.toml is not TOML: {exc}") from None
+    providers = parsed.get("model_providers")
+    taken = [key for key in CONTROLLED_KEYS if key in parsed]
+    if isinstance(providers, dict) and PROVIDER in providers:
+        taken.append(f"model_providers.{PROVIDER}")
+    if taken:
+        raise AgentError(
+            f"HOOKAGENT_CODEX_HOME: config.toml sets {', '.join(taken)}, which hookagent controls"
+        )
+    # Our top-level key first (before any table), our table last.
+    head, _, table = ours.partition("\n\n")
+    merged = f"{head}\n\n{template.rstrip()}\n\n{table}"
+    try:
+        # An inline ``model_providers = {...}`` cannot take our table: refused, not half-read.
+        tomllib.loads(merged)
+    except tomllib.TOMLDecodeError as exc:
+        raise AgentError(f"HOOKAGENT_CODEX_HOME: config.toml cannot take ours: {exc}") from None
+    return merged
 
 
 class CodexRun(JsonLinesRun):

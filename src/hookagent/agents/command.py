@@ -17,7 +17,7 @@ class CommandAgent:
 
     name = "command"
     env_names: tuple[str, ...] = ()  # the operator lists what it needs: HOOKAGENT_AGENT_ENV
-    model_endpoint: tuple[str, str] | None = None
+    model_endpoint: tuple[str | None, str] | None = None
 
     def __init__(self, argv: list[str]) -> None:
         if not argv:

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli
+from hookagent.agents.home import start_home
 from hookagent.agents.progress import Progress
 from hookagent.agents.text import short
+from hookagent.errors import AgentError
 from hookagent.models import EventKind, LogStream, Phase
 
 # A fixed -p: the task's text goes to stdin, which the CLI appends to the prompt; it is
@@ -41,10 +43,21 @@ class GeminiAgent(ModelCli):
 
     name = "gemini"
     env_names: tuple[str, ...] = ("GEMINI_*", "GOOGLE_*")
-    model_endpoint: tuple[str, str] | None = (
+    model_endpoint: tuple[str | None, str] | None = (
         "GOOGLE_GEMINI_BASE_URL",
         "https://generativelanguage.googleapis.com",
     )
+
+    def __init__(
+        self,
+        binary: str,
+        *,
+        model: str | None = None,
+        extra_args: list[str] | None = None,
+        template: Path | None = None,
+    ) -> None:
+        super().__init__(binary, model=model, extra_args=extra_args)
+        self._template = template
 
     def argv(self, phase: Phase) -> list[str]:
         """The command line; approvals depend on the phase.
@@ -62,18 +75,48 @@ class GeminiAgent(ModelCli):
     def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
         """A fresh ``GEMINI_CLI_HOME`` whose ``.gemini/settings.json`` selects API-key auth.
 
-        Never the worker user's ``~/.gemini``: its logins, history and settings stay out.
-        The endpoint and proxy variables the operator did not set are pinned to defaults.
+        Started from ``HOOKAGENT_GEMINI_HOME`` when set (its ``.gemini/settings.json`` kept,
+        ours set over it), else empty: never the worker user's ``~/.gemini``, so its logins,
+        history and settings stay out. The endpoint and proxy variables the operator did not
+        set are pinned to defaults.
         """
         gemini_home = home / "gemini"
-        (gemini_home / ".gemini").mkdir(mode=0o700, parents=True)
-        (gemini_home / ".gemini" / "settings.json").write_text(json.dumps(USER_SETTINGS))
+        start_home(gemini_home, self._template, setting="HOOKAGENT_GEMINI_HOME")
+        user = gemini_home / ".gemini"
+        user.mkdir(mode=0o700, exist_ok=True)
+        settings = user / "settings.json"
+        base = _template_settings(settings) if settings.exists() else {}
+        settings.write_text(json.dumps(_merged(base, USER_SETTINGS)))
         pinned = {name: value for name, value in PINNED_ENV.items() if name not in env}
         return {**pinned, "GEMINI_CLI_HOME": str(gemini_home)}
 
     def start(self) -> GeminiRun:
         """A fresh run parser."""
         return GeminiRun()
+
+
+def _template_settings(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text())
+    except ValueError as exc:
+        raise AgentError(
+            f"HOOKAGENT_GEMINI_HOME: .gemini/settings.json is not JSON: {exc}"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise AgentError("HOOKAGENT_GEMINI_HOME: its settings.json is not a JSON object")
+    return loaded
+
+
+def _merged(base: dict[str, Any], ours: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``ours`` set over it, key by key: ours wins wherever both set one."""
+    merged = dict(base)
+    for key, value in ours.items():
+        below = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(below, dict):
+            merged[key] = _merged(below, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 class GeminiRun(JsonLinesRun):

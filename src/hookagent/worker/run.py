@@ -11,7 +11,7 @@ from typing import Any
 
 from hookagent.agents import Agent, AgentOutcome, AgentRun, TextLines, run_process
 from hookagent.agents.runner import OnLines
-from hookagent.errors import AgentError, BudgetExceeded, Stalled
+from hookagent.errors import BudgetExceeded, Stalled
 from hookagent.models import LogStream, Phase, utc_iso
 from hookagent.race import race
 from hookagent.redact import RedactingStream, Redactor
@@ -163,16 +163,9 @@ class AgentSession:
         # TemporaryDirectory: mode 0700, and its cleanup copes with read-only dirs inside.
         with tempfile.TemporaryDirectory(prefix=f"{writer.task_id}-", dir=homes) as home:
             # Under the network allowlist the run's egress proxy serves until the agent is done.
-            async with sandboxed(agent, phase, path, s, on_blocked=blocked) as (argv, env):
-                added = agent.configure(Path(home), env)
-                if added and s.sandbox == "bwrap":
-                    # The sandbox does not bind the home yet: the CLI would not find its
-                    # configuration, and run against its defaults (another endpoint) or not at all.
-                    raise AgentError(
-                        f"HOOKAGENT_SANDBOX=bwrap cannot run {agent.name} yet: "
-                        "its configuration home is not mounted in the sandbox"
-                    )
-                env |= added
+            # The configuration home is written (and, under bwrap, bound in) by sandboxed().
+            sandbox = sandboxed(agent, phase, path, s, home=Path(home), on_blocked=blocked)
+            async with sandbox as (argv, env):
                 return await self._supervise(agent, phase, path, prompt, writer, (argv, env), s)
 
     async def _supervise(

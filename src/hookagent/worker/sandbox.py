@@ -3,9 +3,10 @@
 The agent runs commands a model chose on code a stranger may have written. Under
 ``HOOKAGENT_SANDBOX=bwrap`` it sees the system directories read-only, the few parts of
 ``/etc`` a program needs (resolver, certificates, users), its workspace (read-only while
-planning), a fresh ``/tmp`` and a fresh home, and nothing else: not hookagent's data
-directory, not other tasks' workspaces, not the real home. When bwrap cannot work on the
-host the job fails instead of running unsandboxed.
+planning), a fresh ``/tmp`` and a fresh home, the run's configuration home (CODEX_HOME,
+GEMINI_CLI_HOME, CLAUDE_CONFIG_DIR) read-write at AGENT_HOME, and nothing else: not the rest
+of hookagent's data directory, not other tasks' workspaces, not the real home. When bwrap
+cannot work on the host the job fails instead of running unsandboxed.
 
 With ``HOOKAGENT_SANDBOX_NETWORK=allowlist`` (the default) the agent also gets a network
 namespace of its own, holding only loopback: its one way out is the run's egress proxy
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -68,6 +70,8 @@ _BIN_DIRS = ("bin", ".bin")
 # Inside the sandbox: where the bridge script and the proxy's socket are bound, and the
 # loopback port the bridge listens on (the namespace is the run's own: any port is free).
 BRIDGE_DIR = Path("/run/hookagent")
+# Where the run's configuration home (a directory of the data dir) is bound, inside.
+AGENT_HOME = BRIDGE_DIR / "agent-home"
 BRIDGE_PORT = 3128
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 NO_PROXY_VARIABLES = ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
@@ -127,10 +131,12 @@ def wrap(
     extra_ro: list[Path],
     home: Path | None,
     egress: Egress | None = None,
+    agent_home: Path | None = None,
 ) -> list[str]:
     """``argv`` under bwrap: ``workspace`` bound read-write only when ``writable``.
 
-    With ``egress``, in a network namespace of its own whose way out is the egress proxy.
+    With ``egress``, in a network namespace of its own whose way out is the egress proxy;
+    ``agent_home`` (the run's configuration home), bound read-write at AGENT_HOME.
     """
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
@@ -152,6 +158,9 @@ def wrap(
         args += ["--tmpfs", str(home), "--setenv", "HOME", str(home)]
     for extra in extra_ro:
         args += ["--ro-bind", str(extra), str(extra)]
+    if agent_home is not None:
+        # That one directory, not its parent: the data dir's other parts stay out of sight.
+        args += ["--bind", str(agent_home), str(AGENT_HOME)]
     args += ["--bind" if writable else "--ro-bind", str(workspace), str(workspace)]
     # The root itself is bwrap's tmpfs: read-only too, so the binds above are all there is.
     args += ["--remount-ro", "/", "--chdir", str(workspace), "--"]
@@ -208,10 +217,13 @@ async def sandboxed(
     workspace: Path,
     settings: Settings,
     *,
+    home: Path,
     on_blocked: OnBlocked,
 ) -> AsyncIterator[tuple[list[str], dict[str, str]]]:
     """The argv and environment to start ``agent`` with, under ``HOOKAGENT_SANDBOX``.
 
+    ``home``: the run's private configuration home, which ``agent.configure`` fills; under
+    bwrap it is bound in and the variables naming it point at AGENT_HOME.
     Under bwrap with ``HOOKAGENT_SANDBOX_NETWORK=allowlist`` the run's egress proxy serves
     while the context is open: start the agent inside it, and leave once it has exited.
     ``on_blocked`` hears ``HOST:PORT`` of each connection the proxy refused.
@@ -222,7 +234,7 @@ async def sandboxed(
         os.environ, allowed_extra=parse_names(settings.agent_env), agent_names=agent.env_names
     )
     if settings.sandbox == "none":
-        yield argv, env
+        yield argv, env | agent.configure(home, env)
         return
     allowlist = settings.sandbox_network == "allowlist"
     reason = await asyncio.to_thread(probe, network=allowlist)
@@ -241,11 +253,18 @@ async def sandboxed(
     if shared:
         raise AgentError(f"the agent's installation {shared[0]} overlaps hookagent's data dir")
     writable = phase is Phase.EXECUTE
+    home = home.resolve()
+    shaped = functools.partial(
+        wrap,
+        argv,
+        workspace=workspace,
+        writable=writable,
+        extra_ro=mounts,
+        home=SANDBOX_HOME,
+        agent_home=home,
+    )
     if not allowlist:
-        yield (
-            wrap(argv, workspace=workspace, writable=writable, extra_ro=mounts, home=SANDBOX_HOME),
-            env,
-        )
+        yield shaped(), env | inside(agent.configure(home, env), home)
         return
     rules = await Allowlist.build(settings, model_url=model_url(agent, env))
     proxy = EgressProxy(rules, on_blocked=on_blocked)
@@ -254,16 +273,19 @@ async def sandboxed(
     except OSError as exc:
         raise AgentError(f"the agent's egress proxy did not start: {exc}") from None
     async with contextlib.aclosing(proxy):
-        egress = Egress.to(proxy.socket_path)
-        wrapped = wrap(
-            argv,
-            workspace=workspace,
-            writable=writable,
-            extra_ro=mounts,
-            home=SANDBOX_HOME,
-            egress=egress,
-        )
-        yield wrapped, env | proxy_environment()
+        env |= proxy_environment()
+        wrapped = shaped(egress=Egress.to(proxy.socket_path))
+        yield wrapped, env | inside(agent.configure(home, env), home)
+
+
+def inside(variables: Mapping[str, str], home: Path) -> dict[str, str]:
+    """``variables`` as the sandboxed agent sees them: paths in ``home`` moved to AGENT_HOME."""
+    seen = dict(variables)
+    for name, value in variables.items():
+        path = Path(value)
+        if path.is_absolute() and path.is_relative_to(home):
+            seen[name] = str(AGENT_HOME / path.relative_to(home))
+    return seen
 
 
 def model_url(agent: Agent, env: Mapping[str, str]) -> str | None:
@@ -271,7 +293,7 @@ def model_url(agent: Agent, env: Mapping[str, str]) -> str | None:
     if agent.model_endpoint is None:
         return None
     variable, default = agent.model_endpoint
-    return env.get(variable) or default
+    return (env.get(variable) if variable else None) or default
 
 
 def _installation(binary: Path, env: Mapping[str, str], *, depth: int) -> list[Path]:

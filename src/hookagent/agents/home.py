@@ -1,0 +1,50 @@
+"""A run's configuration home, started from the operator's template: copied, never linked.
+
+The agent writes into its configuration dir (sessions, caches, history); a copy keeps the
+template as the operator left it and the next run free of what this one wrote. Only regular
+files and directories are copied: a symlink is skipped, so neither hookagent (writing its
+own configuration over the copy) nor the agent follows one out of the template.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from hookagent.errors import AgentError
+
+
+def start_home(target: Path, template: Path | None, *, setting: str) -> None:
+    """``target`` created (mode 0700), holding a copy of ``template`` when there is one.
+
+    ``setting``: the variable naming the template, for the error when it is no directory.
+    """
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if template is None:
+        target.mkdir(mode=0o700)
+        return
+    if not template.is_dir():
+        raise AgentError(f"{setting} {template} is not a directory")
+    try:
+        _copy_tree(template, target)
+    except OSError as exc:
+        raise AgentError(f"{setting} {template} could not be copied: {exc}") from None
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    target.mkdir(mode=0o700)
+    with os.scandir(source) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                _copy_tree(Path(entry.path), target / entry.name)
+            elif entry.is_file(follow_symlinks=False):
+                _copy_file(Path(entry.path), target / entry.name)
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    # O_NOFOLLOW: a file swapped for a symlink since the listing is refused, not followed.
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as src, target.open("xb") as dst:
+        shutil.copyfileobj(src, dst)
+    target.chmod(0o600)
