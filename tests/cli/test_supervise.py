@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.helpers import fake_agent, wait_dead
@@ -39,7 +41,8 @@ class Up:
             "HOOKAGENT_AGENT": "command",
             "HOOKAGENT_AGENT_COMMAND": fake_agent("auto"),
         }
-        argv = [sys.executable, "-m", "hookagent.cli", "up", "--port", str(free_port())]
+        self.port = free_port()
+        argv = [sys.executable, "-m", "hookagent.cli", "up", "--port", str(self.port)]
         self.proc = subprocess.Popen(
             [*argv, "--workers", "2"],
             env=env,
@@ -160,6 +163,13 @@ async def test_a_child_refusing_its_settings_stops_up_with_exit_2_not_a_restart_
     up = Up(tmp_path / "data", remotes, HOOKAGENT_POLICY_FILE=str(policy))
     ups.append(up)
     up.wait_for("Uvicorn running on")
+    # Both workers past their start (each has sent a heartbeat), so that only the restarted
+    # one reads the file after it turns invalid. Nothing announces a heartbeat to this
+    # test: /readyz is asked again for a bounded while.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{up.port}") as http:
+        async with asyncio.timeout(60):
+            while (await http.get("/readyz")).json().get("workers", 0) < 2:
+                await asyncio.sleep(0.1)
     first = up.children()
     # The file turns invalid while up runs: the restarted worker refuses it (exit 2).
     policy.write_text("this is = not [toml")

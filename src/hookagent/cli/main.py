@@ -52,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     try:
         code: int = args.run(args)
+    except ConfigError as exc:
+        # The configuration changed under a starting process (a policy file edited just
+        # then): still bad settings, so `up` stops rather than restarting it forever.
+        _error(exc.message)
+        return EXIT_CONFIG
     except HookagentError as exc:
         _error(exc.message)
         return 1
