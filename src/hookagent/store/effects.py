@@ -20,7 +20,6 @@ server and a cluster: the test suite exercises it on both.
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from typing import Any
@@ -70,7 +69,8 @@ class Effects:
         self._redis: Any = redis
         self._keys = keys
         self._end = register_script(redis, _END)
-        self._last_score = 0.0
+        # The scores drawn in the current millisecond, so that none is drawn twice.
+        self._drawn: tuple[int, set[float]] = (0, set())
 
     async def begin(self, task_id: str) -> float:
         """Enter the task as unsettled before a script records effects; returns the score."""
@@ -82,10 +82,17 @@ class Effects:
         """:meth:`begin` as a command to batch ahead of the script (and its score)."""
         # Milliseconds for the sweep's age check, plus a random fraction that makes this
         # entry's score its own (see _END). A double near 1.8e12 holds only ~4,000 distinct
-        # fractions a millisecond, so two changes in one could draw the same score: within
-        # a process the next score is always above the last.
-        score = max(now_ms() + random.random(), math.nextafter(self._last_score, math.inf))
-        self._last_score = score
+        # fractions a millisecond, so two changes in one could draw the same score (or one
+        # rounded up into the next millisecond, which the sweep's bound leaves out): such a
+        # draw is drawn again.
+        while True:
+            ms = now_ms()
+            if self._drawn[0] != ms:
+                self._drawn = (ms, set())
+            score = ms + random.random()
+            if score < ms + 1 and score not in self._drawn[1]:
+                break
+        self._drawn[1].add(score)
         return score, ("ZADD", self._keys.unsettled(), score, task_id)
 
     async def end(self, task_id: str, score: float) -> None:
