@@ -9,8 +9,11 @@ from pathlib import Path
 
 import httpx
 
+from hookagent.agents import build_agent
 from hookagent.models import Phase, TaskStatus
+from hookagent.settings import Settings
 from hookagent.store import Store
+from hookagent.worker import Worker
 from tests.conftest import RunWorker
 from tests.helpers import FIXTURES, fake_agent, wait_for_line, wait_status
 
@@ -245,3 +248,22 @@ async def test_a_failing_watchdog_fails_the_attempt_not_the_worker(
     await wait_for_line(store, survivor, "hanging now")
     log = await logs(client, stuck)
     assert not any("warning: no output" in m for m in log), "the fenced warning was not written"
+
+
+async def test_a_cancel_mid_job_ends_the_worker_even_when_the_hand_back_fails(
+    client: httpx.AsyncClient, store: Store, settings: Settings
+) -> None:
+    """The hand-back meets a deleted queue (NOGROUP): its error must not eat the cancel.
+
+    It did: the worker logged "unexpected error", took the next job and never stopped, and a
+    test teardown waited 120 s for it.
+    """
+    own = settings.model_copy(update={"agent_command": fake_agent("hang")})
+    worker = Worker(store=Store.build(store.redis, own), settings=own, agent=build_agent(own))
+    running = asyncio.create_task(worker.run(asyncio.Event()))
+    tid = await submit(client)
+    await wait_for_line(store, tid, "hanging now")
+    await store.redis.delete(store.keys.queue("jobs"))
+    running.cancel()
+    done, _ = await asyncio.wait({running}, timeout=15)
+    assert done == {running}, "the worker went on after its cancel"

@@ -126,8 +126,10 @@ class Worker:
                 await self.process(job)
             except Exception:
                 # A bug must not take the worker down with it: the job stays pending, is
-                # reclaimed after its lease and fails for good at the delivery cap.
+                # reclaimed after its lease and fails for good at the delivery cap. But an
+                # error raised while the job was being cancelled must not eat the cancel.
                 log.exception("worker %s: unexpected error on %s", self.name, job.task_id)
+                raise_if_cancelling()
 
     async def _heartbeat(self) -> None:
         """Renew this worker's registry record every ``HOOKAGENT_HEARTBEAT_SECONDS``."""
@@ -359,7 +361,16 @@ class Worker:
                 line = NewLine(utc_iso(), LogStream.SYSTEM.value, text)
                 await self._store.logs.append(job.task_id, [line], token=token)
             await self._queue.release(job, self.name)
-        except (StoreConnectionError, StoreTimeoutError, FencedOut, TaskNotFound) as exc:
+        except (
+            StoreConnectionError,
+            StoreTimeoutError,
+            StoreReplyError,
+            OSError,
+            FencedOut,
+            TaskNotFound,
+        ) as exc:
+            # It runs while a cancel is under way: an error here must not replace the cancel
+            # (the job stays pending and is reclaimed once its lease lapses).
             log.warning("worker %s: could not hand back %s: %r", self.name, job.task_id, exc)
 
     async def _end_predecessor(self, task_id: str) -> None:
