@@ -20,13 +20,14 @@ from tests.helpers import FIXTURES, REPO, wait_status
 
 # Where scripts/test.sh installs each CLI (npm prefixes under the user's cache).
 NPM_PREFIXES = {"claude": "npm", "codex": "npm-agents", "gemini": "npm-agents"}
+# The user's cache, read once at import: each test then gives the CLIs a HOME of their own.
+USER_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
 
 
 def cli_bin(name: str) -> str:
     """``HOOKAGENT_TEST_<NAME>_BIN``, else the test command's install, else PATH."""
     explicit = os.environ.get(f"HOOKAGENT_TEST_{name.upper()}_BIN")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    cached = cache / "hookagent" / NPM_PREFIXES[name] / "node_modules" / ".bin" / name
+    cached = USER_CACHE / "hookagent" / NPM_PREFIXES[name] / "node_modules" / ".bin" / name
     for candidate in (explicit, str(cached), shutil.which(name)):
         if candidate and Path(candidate).exists():
             return candidate
