@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -128,4 +129,23 @@ async def start_worker(store: Store, settings: Settings) -> AsyncIterator[RunWor
     stop.set()
     for task in running:
         task.cancel()
-    await asyncio.gather(*running, return_exceptions=True)
+    await stopped(running)
+
+
+# A worker cancelled must be gone well before the test's own timeout: one that is not has a
+# cancel swallowed or an unbounded wait in its shutdown path, and the stacks say where.
+WORKER_STOP_S = 30.0
+
+
+async def stopped(running: list[asyncio.Task[None]]) -> None:
+    """Wait for cancelled worker loops; fail with every live task's stack if one hangs."""
+    try:
+        async with asyncio.timeout(WORKER_STOP_S):
+            await asyncio.gather(*running, return_exceptions=True)
+    except TimeoutError:
+        stacks = io.StringIO()
+        for task in asyncio.all_tasks():
+            task.print_stack(file=stacks)
+        pytest.fail(
+            f"a worker did not stop within {WORKER_STOP_S:.0f}s of its cancel:\n{stacks.getvalue()}"
+        )

@@ -16,13 +16,14 @@ PID namespace when the agent exits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import sys
 
 CHUNK = 64 * 1024
 BACKLOG = 512
+# How long a closing connection may take to flush what it still holds for its peer.
+CLOSE_GRACE_S = 2.0
 
 
 async def splice(
@@ -58,10 +59,19 @@ async def relay(
 
 
 async def close(writer: asyncio.StreamWriter) -> None:
-    """Close a connection; one the peer already reset is closed all the same."""
+    """Close a connection; one the peer reset, or that cannot flush, is dropped all the same.
+
+    A transport closes only once its buffer is written: a peer that stopped reading would
+    keep this waiting for ever, and with it whoever ends the relay (a cancel included).
+    """
     writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
+    try:
+        async with asyncio.timeout(CLOSE_GRACE_S):
+            await writer.wait_closed()
+    except TimeoutError:
+        writer.transport.abort()
+    except OSError:
+        return  # reset by the peer: closed already
 
 
 async def _forward(path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
