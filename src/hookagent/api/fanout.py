@@ -191,7 +191,13 @@ class Rider:
             self.cursor = batch.cursor
             self._send(batch.sse)
         elif self.direct.ready():
-            self.direct.write(framed)
+            try:
+                self.direct.write(framed)
+            except (OSError, RuntimeError):
+                # The connection went between the check and the write (uvloop refuses a
+                # closed handle): its own loop sees the disconnect and ends.
+                self.release()
+                return
             self.cursor = batch.cursor
         else:
             # Its socket is full (or closing): its own loop writes this batch through
