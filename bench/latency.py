@@ -36,6 +36,7 @@ from hookagent.worker import line_sink
 FOLLOW = Path(__file__).parent / "follow.py"
 MEASURED = 20
 TARGET_MS = 100.0
+TARGET_LINE_US = 0.1
 
 # Paced, not bursty: line i is printed at start + i / rate, each with its own clock reading.
 AGENT = """
@@ -142,25 +143,37 @@ async def figures(url: str, rates: list[int], followers: list[int], secs: float)
 
 
 def to_rows(results: list[Figures]) -> list[Row]:
-    """Table rows; the target (p99 ≤ 100 ms) is the issue's, at 1,000 followers x 1,000 lines/s."""
+    """Table rows, server CPU per line per follower first (it does not move with the load).
+
+    The targets are the issue's, at 1,000 followers x 1,000 lines/s: ≤ 0.1 µs of server CPU
+    per line per follower and p99 ≤ 100 ms.
+    """
     rows = []
     for f in results:
         targeted = f.rate >= 1000 and f.followers >= 1000
+        # What the same CPU per follower-line implies on a core of the server's own.
+        core_share = f.line_us * f.rate * f.followers / 1e6
         measured = (
+            f"server CPU {f.line_us:.2f} µs per line per follower ({f.batch_us:.0f} per "
+            f"follower-read; this rate needs {core_share:.0%} of a core); "
             f"p50 {f.p50_ms:.0f} / p99 {f.p99_ms:.0f} ms (read p99 {f.read_p99_ms:.0f}), "
-            f"delivered {f.delivered:.1%}; CPU: server {f.server_cpu:.0%} "
-            f"({f.batch_us:.0f} µs per follower-batch, {f.line_us:.2f} per follower-line), "
-            f"followers {f.client_cpu:.0%}"
+            f"delivered {f.delivered:.1%}; the server got {f.server_cpu:.0%} of a core, "
+            f"the followers {f.client_cpu:.0%}"
+        )
+        met = (
+            f.line_us <= TARGET_LINE_US
+            and max(f.p99_ms, f.read_p99_ms) <= TARGET_MS
+            and f.delivered >= 1.0
         )
         rows.append(
             Row(
                 "live latency",
                 f"{f.rate:,} lines/s, {f.followers:,} follower{'' if f.followers == 1 else 's'}",
-                f"p99 ≤ {TARGET_MS:.0f} ms" if targeted else "-",
-                measured,
-                (max(f.p99_ms, f.read_p99_ms) <= TARGET_MS and f.delivered >= 1.0)
+                f"≤ {TARGET_LINE_US} µs/line/follower, p99 ≤ {TARGET_MS:.0f} ms"
                 if targeted
-                else None,
+                else "-",
+                measured,
+                met if targeted else None,
             )
         )
     return rows

@@ -41,6 +41,7 @@ async def test_latency_bench_measures_every_line_of_every_follower(redis_url: st
     assert [row[1] for row in rows] == ["200 lines/s, 3 followers"], out
     measured = rows[0][3]
     assert "delivered 100.0%" in measured, out
+    assert re.match(r"server CPU [\d.]+ µs per line per follower", measured), out
     p50, p99 = (float(ms) for ms in re.findall(r"p50 (\d+) / p99 (\d+) ms", measured)[0])
     assert 0 < p50 <= p99 < 10_000, out
 

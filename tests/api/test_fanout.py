@@ -102,9 +102,10 @@ async def test_one_broadcaster_writes_each_batch_to_every_rider(redis: Redis, st
             sockets = [Socket() for _ in range(50)]
             slow = sockets[0]
             slow.hold = asyncio.Event()
+            handles = [Rider(1, send=s.send) for s in sockets]
             riders = [
-                asyncio.create_task(ride(hub, feed, LogFilter(), s.send, 1, idle_s=30))
-                for s in sockets
+                asyncio.create_task(ride(hub, feed, LogFilter(), h, "sse", idle_s=30))
+                for h in handles
             ]
             await asyncio.sleep(0)  # every rider joins (no I/O on the way)
             assert len(broadcasters()) == 1
@@ -121,8 +122,7 @@ async def test_one_broadcaster_writes_each_batch_to_every_rider(redis: Redis, st
             # The rider whose socket is full was handed back; it finishes its write itself.
             assert not riders[0].done() and slow.bodies == []
             slow.hold.set()
-            back: Rider | None = await riders[0]
-            assert back is not None and back.cursor == 3 and slow.bodies == [first]
+            assert await riders[0] and handles[0].cursor == 3 and slow.bodies == [first]
 
             # The others go on with the next batch while it is away.
             for s in sockets[1:]:

@@ -12,9 +12,12 @@ at that cursor with an equal filter gets the same objects from a small per-feed 
 Followers woken by the same new entries stand at the same cursor, so with 1,000 of them a
 batch costs one encode and 1,000 socket writes.
 
-SSE followers that have caught up go further (``ride``): one broadcaster per feed and
-filter wakes once per batch and writes it to all of them in one loop, so their own tasks
-do not wake at all until something else is due (see ``Broadcast``).
+Followers that have caught up go further (``ride``): one broadcaster per feed, wire format
+and filter wakes once per batch and writes it to all of them in one loop, so their own tasks
+do not wake at all until something else is due (see ``Broadcast``). Under uvicorn it frames
+the batch once and writes those bytes to each follower's transport, skipping the ASGI send
+chain (see ``direct.py``); with many followers it delivers at most once per a few ms, so
+each write carries more lines.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any, Literal, NamedTuple, cast
 
 from starlette.types import Message, Send
 
+from hookagent.api.direct import Direct, http_chunk, ws_text_frame
 from hookagent.api.logfilter import LogFilter
 from hookagent.models import EventKind, LogEntry
 from hookagent.store.feed import FeedHub, TaskFeed
@@ -40,6 +44,11 @@ BATCH = 500
 # Batches kept per feed: followers in lockstep need one; a few more serve those a step
 # behind. Each holds at most BATCH encoded entries.
 CACHED_BATCHES = 32
+# The least time between two deliveries of one broadcaster grows with its riders: a write
+# per rider costs about the same whatever it carries, so with 1,000 riders a batch waits up
+# to 5 ms for more lines instead of costing 1,000 writes for a handful.
+INTERVAL_PER_RIDER_S = 5e-6
+MAX_INTERVAL_S = 0.01
 
 Wire = Literal["sse", "ws"]
 
@@ -49,6 +58,7 @@ class Batch(NamedTuple):
 
     sse: bytes  # every event of the batch, ready to write at once ("" when none matched)
     frames: tuple[str, ...]  # WebSocket: one JSON text per entry
+    ws: bytes  # WebSocket: the same texts as wire frames, for a direct write
     sent: int  # entries in the batch (matching ones plus status changes)
     cursor: int
 
@@ -116,7 +126,7 @@ class Follower:
     async def next_batch(self, cursor: int, flt: LogFilter) -> Batch:
         """The encoded batch after ``cursor`` under ``flt``: shared when another made it."""
         if cursor >= self._feed.next_seq:
-            return Batch(b"", (), 0, cursor)  # nothing new: no read, nothing to share
+            return Batch(b"", (), b"", 0, cursor)  # nothing new: no read, nothing to share
         if flt is not self._filter:
             self._filter, self._filter_key = flt, filter_key(flt)
         key = (self._wire, cursor, self._filter_key)
@@ -127,9 +137,11 @@ class Follower:
         after = entries[-1].seq + 1 if entries else cursor
         chosen = [e for e in entries if is_status(e) or flt.matches(e)]
         if self._wire == "sse":
-            batch = Batch("".join(map(sse_event, chosen)).encode(), (), len(chosen), after)
+            batch = Batch("".join(map(sse_event, chosen)).encode(), (), b"", len(chosen), after)
         else:
-            batch = Batch(b"", tuple(map(ws_frame, chosen)), len(chosen), after)
+            frames = tuple(map(ws_frame, chosen))
+            wire = b"".join(map(ws_text_frame, frames))
+            batch = Batch(b"", frames, wire, len(chosen), after)
         if entries:
             self._shared.put(key, batch)
         return batch
@@ -148,10 +160,19 @@ class _Rest:
 
 
 class Rider:
-    """One SSE follower while a broadcaster writes for it: its send, cursor and release."""
+    """One follower while a broadcaster writes for it: where it writes, its cursor, its release.
 
-    def __init__(self, send: Send, cursor: int) -> None:
+    ``direct`` (uvicorn's transport) is written to when it is given; else ``send`` (the ASGI
+    chain, SSE only).
+    """
+
+    def __init__(
+        self, cursor: int, *, send: Send | None = None, direct: Direct | None = None
+    ) -> None:
+        if send is None and direct is None:
+            raise ValueError("a rider needs a send or a direct transport")
         self.send = send
+        self.direct = direct
         self.cursor = cursor
         self.idle = False  # released because nothing came for the whole wait
         self.released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -164,10 +185,29 @@ class Rider:
         if not self.released.done():
             self.released.set_result(None)
 
-    def write(self, body: bytes) -> None:
+    def take(self, batch: Batch, framed: bytes) -> None:
+        """Write one batch (``framed``: its bytes for the transport) or hand the follower back."""
+        if self.direct is None:
+            self.cursor = batch.cursor
+            self._send(batch.sse)
+        elif self.direct.ready():
+            try:
+                self.direct.write(framed)
+            except (OSError, RuntimeError):
+                # The connection went between the check and the write (uvloop refuses a
+                # closed handle): its own loop sees the disconnect and ends.
+                self.release()
+                return
+            self.cursor = batch.cursor
+        else:
+            # Its socket is full (or closing): its own loop writes this batch through
+            # ``send``, which waits on uvicorn's flow control, and reads on from its cursor.
+            self.release()
+
+    def _send(self, body: bytes) -> None:
         """Start writing ``body``; what cannot finish now finishes in a task (and releases)."""
         message: Message = {"type": "http.response.body", "body": body, "more_body": True}
-        write = cast(Coroutine[Any, Any, None], self.send(message))
+        write = cast(Coroutine[Any, Any, None], cast(Send, self.send)(message))
         try:
             blocked = write.send(None)
         except StopIteration:
@@ -182,24 +222,30 @@ class Rider:
         self.release()
 
 
+def delivery_interval(riders: int) -> float:
+    """The least time between two deliveries to ``riders`` followers (a few ms for 1,000)."""
+    return min(MAX_INTERVAL_S, riders * INTERVAL_PER_RIDER_S)
+
+
 class Broadcast:
-    """Live SSE followers of one feed under one filter: one task writes each batch to all.
+    """Live followers of one feed in one wire format under one filter: one task writes to all.
 
     A follower that has caught up joins (``ride``); per batch the broadcaster wakes once,
-    takes the shared batch and writes the same bytes to every rider in one loop, with no
-    wake-up of the riders' own tasks. Riders go back to their own loops (which send progress,
-    the end and keep-alives, and catch up from their own cursors) when anything but a plain
-    batch is due, or when their socket cannot take a write at once.
+    takes the shared batch, frames it once and writes the same bytes to every rider in one
+    loop, with no wake-up of the riders' own tasks. Riders go back to their own loops (which
+    send progress, the end and keep-alives, and catch up from their own cursors) when
+    anything but a plain batch is due, or when their socket cannot take a write at once.
     """
 
     def __init__(
-        self, feeds: FeedHub, feed: TaskFeed, flt: LogFilter, idle_s: float, key: object
+        self, feeds: FeedHub, feed: TaskFeed, flt: LogFilter, wire: Wire, idle_s: float, key: object
     ) -> None:
         self._feed = feed
         self._flt = flt
+        self._wire: Wire = wire
         self._idle_s = idle_s
         self._key = key
-        self._reader = Follower(feeds, feed, "sse")
+        self._reader = Follower(feeds, feed, wire)
         self.cursor = feed.next_seq
         self._progress = feed.progress_version
         self.riders: set[Rider] = set()
@@ -212,14 +258,20 @@ class Broadcast:
         return not self.task.done() and not self.task.cancelling()
 
     async def _run(self) -> None:
+        clock = asyncio.get_running_loop()
+        last = float("-inf")
         try:
             while self.riders:
                 if not await self._feed.wait_beyond(self.cursor, self._idle_s):
                     for rider in self.riders:
                         rider.idle = True
                     return
+                wait = last + delivery_interval(len(self.riders)) - clock.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)  # gathers what arrives meanwhile into this write
                 batch = await self._reader.next_batch(self.cursor, self._flt)
                 self._write(batch)
+                last = clock.time()
                 if self._feed.progress_version != self._progress or self._feed.terminal:
                     return  # the riders send the progress or the end themselves
         finally:
@@ -232,13 +284,18 @@ class Broadcast:
 
     def _write(self, batch: Batch) -> None:
         """The same bytes to every rider at the batch's start, in one pass."""
+        framed = b""
+        if batch.sent:
+            framed = batch.ws if self._wire == "ws" else http_chunk(batch.sse)
         for rider in list(self.riders):
-            if rider.cursor == self.cursor:
-                rider.cursor = batch.cursor
-                if batch.sent:
-                    rider.write(batch.sse)
-            else:
+            if rider.released.done():
+                pass  # handed back meanwhile (a control frame): it writes nothing more here
+            elif rider.cursor != self.cursor:
                 rider.release()
+            elif batch.sent:
+                rider.take(batch, framed)
+            else:
+                rider.cursor = batch.cursor  # nothing for this filter: on to the next
             if rider.released.done():
                 self.riders.discard(rider)
         self.cursor = batch.cursor
@@ -250,33 +307,32 @@ def _noticed(task: asyncio.Task[None]) -> None:
         log.warning("%s ended with %r", task.get_name(), error)
 
 
-# Keyed weakly by the feed, like the batch cache; within it by the filter's key.
+# Keyed weakly by the feed, like the batch cache; within it by wire format and filter.
 _BROADCASTS: weakref.WeakKeyDictionary[TaskFeed, dict[object, Broadcast]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 async def ride(
-    feeds: FeedHub, feed: TaskFeed, flt: LogFilter, send: Send, cursor: int, idle_s: float
-) -> Rider | None:
+    feeds: FeedHub, feed: TaskFeed, flt: LogFilter, rider: Rider, wire: Wire, idle_s: float
+) -> bool:
     """Let the feed's broadcaster write for this follower until it hands it back.
 
     Joins only at the broadcaster's cursor (a new broadcaster starts at the feed's end); a
-    follower anywhere else gets None at once and waits by itself. The returned rider holds
+    follower anywhere else gets False at once and waits by itself. Afterwards the rider holds
     the follower's new cursor and whether it was handed back for want of entries.
     """
     groups = _BROADCASTS.get(feed)
     if groups is None:
         groups = _BROADCASTS[feed] = {}
-    key = filter_key(flt)
+    key = (wire, filter_key(flt))
     broadcast = groups.get(key)
     if broadcast is None or not broadcast.open:
-        if cursor != feed.next_seq or feed.terminal:
-            return None
-        broadcast = groups[key] = Broadcast(feeds, feed, flt, idle_s, key)
-    if cursor != broadcast.cursor:
-        return None
-    rider = Rider(send, cursor)
+        if rider.cursor != feed.next_seq or feed.terminal:
+            return False
+        broadcast = groups[key] = Broadcast(feeds, feed, flt, wire, idle_s, key)
+    if rider.cursor != broadcast.cursor or rider.released.done():
+        return False
     broadcast.riders.add(rider)
     try:
         await rider.released
@@ -290,4 +346,4 @@ async def ride(
         broadcast.riders.discard(rider)
         if not broadcast.riders and broadcast.open:
             broadcast.task.cancel()  # nobody left to write for
-    return rider
+    return True

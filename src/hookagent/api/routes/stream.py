@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from hookagent.api.deps import MAX_OFFSET, Q_MAX_CHARS, FeedsDep, FilterDep, OffsetQuery
+from hookagent.api.direct import Direct, http_direct, ws_direct
 from hookagent.api.errors import OK, ws_close_code
-from hookagent.api.fanout import Follower, ride
+from hookagent.api.fanout import Follower, Rider, ride
 from hookagent.api.logfilter import LogFilter
 from hookagent.errors import HookagentError, InvalidControl, InvalidRequest, quoted
 from hookagent.sources.payload import parse_json
@@ -52,7 +53,9 @@ async def stream_logs(
     if resume.isdigit() and len(resume) <= len(str(MAX_OFFSET)) and int(resume) < MAX_OFFSET:
         offset = int(resume) + 1
 
-    async def events(feed: TaskFeed, send: Send) -> AsyncIterator[str | bytes]:
+    async def events(
+        feed: TaskFeed, send: Send, direct: Direct | None
+    ) -> AsyncIterator[str | bytes]:
         cursor, progress_seen = offset, 0
         follower = Follower(feeds, feed, "sse")
         yield f"retry: 2000\n: following {task_id} from {cursor}\n\n"
@@ -71,8 +74,8 @@ async def stream_logs(
                 continue
             # Caught up: the feed's broadcaster writes the next batches for us, until
             # something else is due (progress, the end, a keep-alive, a full socket).
-            rider = await ride(feeds, feed, flt, send, cursor, KEEPALIVE_S)
-            if rider is not None:
+            rider = Rider(cursor, send=send, direct=direct)
+            if await ride(feeds, feed, flt, rider, "sse", KEEPALIVE_S):
                 cursor = rider.cursor
                 if rider.idle:
                     yield ": keep-alive\n\n"
@@ -95,16 +98,20 @@ class EventStream(StreamingResponse):
     def __init__(
         self,
         follow: AbstractAsyncContextManager[TaskFeed],
-        events: Callable[[TaskFeed, Send], AsyncIterator[str | bytes]],
+        events: Callable[[TaskFeed, Send, Direct | None], AsyncIterator[str | bytes]],
         headers: dict[str, str],
     ) -> None:
         super().__init__((), media_type="text/event-stream", headers=headers)
         self._follow = follow
         self._events = events
         self._feed: TaskFeed | None = None
+        self._direct: Direct | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the stream while holding the feed."""
+        # Looked up here, in the server's own task for the request (the stream runs in a
+        # task of Starlette's).
+        self._direct = http_direct()
         async with self._follow as feed:
             self._feed = feed
             await super().__call__(scope, receive, send)
@@ -113,7 +120,7 @@ class EventStream(StreamingResponse):
         """Stream the events, which may hand ``send`` to the feed's broadcaster meanwhile."""
         if self._feed is None:
             raise RuntimeError("EventStream streamed outside its __call__")
-        self.body_iterator = self._events(self._feed, send)
+        self.body_iterator = self._events(self._feed, send, self._direct)
         await super().stream_response(send)
 
 
@@ -174,8 +181,9 @@ def _offset(value: object) -> int:
 async def _serve_socket(
     websocket: WebSocket, feeds: FeedHub, feed: TaskFeed, offset: int, flt: LogFilter
 ) -> None:
-    state: dict[str, Any] = {"cursor": offset, "filter": flt, "progress": 0}
+    state: dict[str, Any] = {"cursor": offset, "filter": flt, "progress": 0, "seeks": 0}
     control = asyncio.Event()
+    direct = ws_direct()  # in the server's task for the socket, like the SSE stream's
     reader = asyncio.create_task(_read_controls(websocket, state, control))
     follower = Follower(feeds, feed, "ws")
     try:
@@ -193,7 +201,7 @@ async def _serve_socket(
                 return
             if sent:
                 continue
-            waiting = asyncio.create_task(feed.wait_beyond(state["cursor"], KEEPALIVE_S))
+            waiting = asyncio.create_task(_ride_or_wait(feeds, feed, state, direct))
             woken = asyncio.create_task(control.wait())
             await asyncio.wait({waiting, woken, reader}, return_when=asyncio.FIRST_COMPLETED)
             for task in (waiting, woken):
@@ -203,6 +211,25 @@ async def _serve_socket(
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
+
+
+async def _ride_or_wait(
+    feeds: FeedHub, feed: TaskFeed, state: dict[str, Any], direct: Direct | None
+) -> None:
+    """Until something is due: the broadcaster writes new batches for us, or we wait for them."""
+    if direct is not None:
+        rider = Rider(state["cursor"], direct=direct)
+        seeks, state["rider"] = state["seeks"], rider
+        try:
+            if await ride(feeds, feed, state["filter"], rider, "ws", KEEPALIVE_S):
+                return
+        finally:
+            # However it ends (a control frame cancels it): what was written moved the
+            # cursor, unless the client has sought elsewhere meanwhile.
+            state["rider"] = None
+            if state["seeks"] == seeks:
+                state["cursor"] = rider.cursor
+    await feed.wait_beyond(state["cursor"], KEEPALIVE_S)
 
 
 async def _read_controls(
@@ -217,6 +244,8 @@ async def _read_controls(
         except HookagentError as exc:
             await websocket.send_json({"type": "error", "error": exc.code, "detail": exc.message})
             continue
+        if (rider := state.get("rider")) is not None:
+            rider.release()  # nothing more under the old filter or from the old place
         control.set()
 
 
@@ -228,7 +257,11 @@ def _apply_control(state: dict[str, Any], message: Message) -> None:
     body = parse_json(text)
     if not isinstance(body, dict):
         raise InvalidControl(CONTROL_SHAPES)
-    cursor = _offset(body["offset"]) if "offset" in body else state["cursor"]
+    seeks = state["seeks"]
+    if "offset" in body:
+        cursor, seeks = _offset(body["offset"]), seeks + 1
+    else:
+        cursor = state["cursor"]
     flt = state["filter"]
     if "filter" in body:
         raw = body["filter"] or {}
@@ -244,7 +277,7 @@ def _apply_control(state: dict[str, Any], message: Message) -> None:
             )
         except (ValueError, TypeError, ValidationError) as exc:
             raise InvalidControl(f"bad filter: {str(exc)[:200]}") from None
-    state["cursor"], state["filter"] = cursor, flt
+    state["cursor"], state["filter"], state["seeks"] = cursor, flt, seeks
 
 
 def _text(value: Any) -> str | None:
