@@ -10,6 +10,7 @@ from redis.exceptions import ConnectionError as LostConnection
 from redis.exceptions import TimeoutError as LostTimeout
 
 from hookagent.models import TaskStatus
+from hookagent.race import raise_if_cancelling
 from hookagent.store.client import Client, subscriber
 from hookagent.store.keys import Keys
 from hookagent.store.tasks import TaskStore
@@ -47,6 +48,7 @@ class CancelSignals:
                 await self._wait(task_id, recheck_s)
                 return
             except (LostConnection, LostTimeout) as exc:
+                raise_if_cancelling()  # a cancel that came out of Redis as a timeout ends it
                 log.warning("cancel signal of %s: %r; subscribing again", task_id, exc)
                 await asyncio.sleep(backoff)  # waiting out an outage, not polling
                 backoff = min(backoff * 2, RESUBSCRIBE_MAX_S)

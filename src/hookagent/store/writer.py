@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as LostTimeout
 
 from hookagent.errors import TaskNotFound
 from hookagent.models import LogStream, utc_iso
+from hookagent.race import raise_if_cancelling
 from hookagent.redact import Redactor
 from hookagent.store.logs import CHUNK_LINES, Columns, LogStore
 from hookagent.store.search import SearchIndex
@@ -234,6 +235,7 @@ class LogWriter:
                 await self.flush()
                 return
             except _AWAY:
+                raise_if_cancelling()  # a cancel that came out of Redis as a timeout ends it
                 await asyncio.sleep(backoff)  # waiting out an outage, not polling
                 backoff = min(backoff * 2, RETRY_MAX_S)
 
@@ -303,6 +305,7 @@ class LogWriter:
                     await self.flush()
                     backoff = RETRY_S
                 except _AWAY:
+                    raise_if_cancelling()
                     await asyncio.sleep(backoff)  # waiting out an outage, not polling
                     backoff = min(backoff * 2, RETRY_MAX_S)
         except asyncio.CancelledError:

@@ -305,6 +305,10 @@ class Worker:
                 owned = await self._queue.renew(job, self.name)
                 slot = repo is None or await self._renew_slot(job, repo, token)
             except (StoreConnectionError, StoreTimeoutError, OSError) as exc:
+                # The race that owns this loop cancels it when the run ends: a cancel that
+                # came out of the Redis call as a timeout must still end it (seen under load:
+                # the loop renewed a finished job's lease for ever and its worker never stopped).
+                raise_if_cancelling()
                 log.warning("worker %s: lease of %s not renewed: %r", self.name, job.task_id, exc)
                 wait = min(LEASE_RETRY_S, interval)
                 continue

@@ -13,7 +13,7 @@ from hookagent.agents import Agent, AgentOutcome, AgentRun, TextLines, run_proce
 from hookagent.agents.runner import OnLines
 from hookagent.errors import BudgetExceeded, Stalled
 from hookagent.models import LogStream, Phase, utc_iso
-from hookagent.race import race
+from hookagent.race import race, raise_if_cancelling
 from hookagent.redact import RedactingStream, Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store, StoreUnavailable
@@ -51,6 +51,7 @@ class Reporter:
             try:
                 await self.save()
             except (*StoreUnavailable, OSError):
+                raise_if_cancelling()  # a cancel that came out of Redis as a timeout ends it
                 continue  # the agent goes on; the next tick saves the newer progress
 
     async def save_final(self) -> None:
@@ -61,6 +62,7 @@ class Reporter:
                 await self.save()
                 return
             except (*StoreUnavailable, OSError):
+                raise_if_cancelling()
                 await asyncio.sleep(backoff)  # waiting out an outage, not polling
                 backoff = min(backoff * 2, SAVE_RETRY_MAX_S)
 
