@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from hookagent.api.auth import Access, install_access
 from hookagent.api.errors import install_error_handlers
@@ -44,7 +44,7 @@ from hookagent.store.feed import FEED_SOCKET_TIMEOUT_S, FeedHub
 class App(FastAPI):
     """FastAPI behind one front layer (api/front.py), which serves the hot routes itself."""
 
-    front: ASGIApp | None = None
+    front: Front | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Every connection enters through the front layer once ``create_app`` set it."""

@@ -55,7 +55,7 @@ class Front:
         self._origin = OriginMiddleware(app, allowed=allowed_origins, anonymous=not state.tokens)
         # The body limit inside the counter: a refused oversized delivery is counted too.
         limited = BodyLimitMiddleware(app, max_bytes=self._max_body)
-        self._rest = WebhookCounter(limited, state=state)
+        self.rest: ASGIApp = WebhookCounter(limited, state=state)
         self._lean: dict[tuple[str, str], Lean] = {
             ("GET", "/healthz"): self._healthz,
             ("GET", "/readyz"): self._readyz,
@@ -80,7 +80,7 @@ class Front:
                 if lean is not None and not (self._cors and _has_origin(scope)):
                     await lean(scope, receive, send)
                     return
-        await self._rest(scope, receive, send)
+        await self.rest(scope, receive, send)
 
     async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -111,7 +111,7 @@ class Front:
         if isinstance(agent, bool) or declared is None or declared > self._max_body:
             # An agent FastAPI must refuse (422 in its words), a chunked or oversized body:
             # the app's stack answers them as it always did.
-            await self._rest(scope, receive, send)
+            await self.rest(scope, receive, send)
             return
         body = await _read_body(receive)
         if body is None:

@@ -140,12 +140,12 @@ class Intake:
                 await self.count(new.source)  # over the rate: that answer wins
             raise
         one_trip = self.store.intake
-        if one_trip is not None and webhook:
+        if one_trip is not None:
             reply = await one_trip.create(
                 new, delivery=delivery, count=count, cap=self.settings.max_queued, webhook=webhook
             )
             if reply.task is not None:
-                return Created(reply.task, counted=True)
+                return Created(reply.task, counted=bool(webhook))
             if reply.verdict == "limited":
                 raise self._limited(new.source, self.store.rates.retry_after())
             if reply.verdict == "full":

@@ -30,7 +30,8 @@ from hookagent.store.tasks import created_ms
 # KEYS: rate counter, delivery mark, ref mark, queued index, task hash, history, created
 # index, job stream, outbox, board, metrics hash. ARGV: rate limit (0: none), rate TTL (ms),
 # has delivery, has ref, queue cap (0: none), task TTL (ms), dedupe TTL (ms), history record,
-# task id, score, job fields (JSON), created at, webhook field, then the hash's fields.
+# task id, score, job fields (JSON), created at, webhook field ('': none), then the hash's
+# fields.
 _INTAKE = """
 local limit = tonumber(ARGV[1])
 if limit > 0 then
@@ -59,7 +60,7 @@ redis.call('XADD', KEYS[8], '*', unpack(cjson.decode(ARGV[11])))
 redis.call('XADD', KEYS[9], '*', 'task_id', tid, 'event', 'created', 'previous', '',
   'at', ARGV[12], 'attempt', '0', 'reason', '')
 redis.call('XADD', KEYS[10], 'MAXLEN', '~', 1000, '*', 'task_id', tid, 'status', 'queued')
-redis.call('HINCRBY', KEYS[11], ARGV[13], 1)
+if ARGV[13] ~= '' then redis.call('HINCRBY', KEYS[11], ARGV[13], 1) end
 return {'created', 0}
 """
 
@@ -110,7 +111,8 @@ class OneTripIntake:
     ) -> IntakeReply:
         """Create ``new`` unless over the rate (``count``: count it), marked, or at ``cap``.
 
-        ``webhook`` is the source counted as a ``created`` webhook when the task is made.
+        ``webhook`` is the source counted as a ``created`` webhook when the task is made
+        (none: the caller counts).
         """
         k, source, ref = self._keys, new.source, new.external_id
         now = utc_iso()
@@ -151,7 +153,7 @@ class OneTripIntake:
             created_ms(tid),
             self._jobs.message(tid, Phase.PLAN),
             now,
-            webhook_field(webhook, "created"),
+            webhook_field(webhook, "created") if webhook else "",
             *fields,
         ]
         verdict, counted = await self._script(keys=keys, args=args)

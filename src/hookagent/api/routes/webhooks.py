@@ -108,6 +108,7 @@ def _endpoint(source: Source) -> Endpoint:
                 address=client_address(request),
                 agent=agent,
                 intake=intake_of(request.app.state),
+                counts=False,  # the front's webhook counter counts what this answers
             )
         except RetryLater as exc:
             answer = refusal(exc)
@@ -154,11 +155,14 @@ async def deliver(
     address: str,
     agent: str | None,
     intake: Intake,
+    counts: bool = True,
 ) -> Answer:
     """A delivery from ``source``: verified, counted, parsed, deduplicated, then acted on.
 
     A signed delivery is counted against its source's rate once parsed: by the one-trip
     creation script for a new task, on its own for anything else (before any error).
+    ``counts``: a new task is counted as a created webhook in the same step (the answer
+    says ``counted``), else the caller counts every answer.
     """
     store, settings = intake.store, intake.settings
     signed, payload = await _admit(source, headers, address, store, settings, body)
@@ -188,7 +192,11 @@ async def deliver(
         return _answer(outcome)
     parsed.agent = agent
     outcome = await intake.new_task(
-        parsed, delivery=delivery, signed=signed, count=not counted, webhook=source.name
+        parsed,
+        delivery=delivery,
+        signed=signed,
+        count=not counted,
+        webhook=source.name if counts else "",
     )
     return _answer(outcome)
 
