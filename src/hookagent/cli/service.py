@@ -56,6 +56,16 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Generator[None, None, None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's start-up; on a socket handed over, its start-up line said by us."""
+        await super().startup(sockets=sockets)
+        if sockets and self.started:
+            host, port = sockets[0].getsockname()[:2]
+            # The line uvicorn writes for a port it binds itself (scripts wait for it).
+            log.info(
+                "Uvicorn running on http://%s:%d (a socket shared by API processes)", host, port
+            )
+
 
 class BatchedStreamHandler(logging.StreamHandler[TextIO]):
     """A stream handler writing the records of ``ACCESS_LOG_DELAY_S`` at once, not each alone.
@@ -103,6 +113,9 @@ def log_config() -> dict[str, Any]:
     access log's, and the WebSocket lines uvicorn writes on its error log.
     """
     config = copy.deepcopy(LOGGING_CONFIG)
+    # Which process served the request: `up` and `server` may run several on one port.
+    access = config["formatters"]["access"]
+    access["fmt"] = access["fmt"].replace("%(client_addr)s", "[%(process)d] %(client_addr)s", 1)
     config["handlers"]["access"]["class"] = f"{__name__}.{BatchedStreamHandler.__name__}"
     config.setdefault("filters", {})["query_secrets"] = {"()": QuerySecretFilter}
     for handler in ("default", "access"):
@@ -228,8 +241,14 @@ def embedded_store(settings: Settings) -> Iterator[Settings]:
         yield settings.model_copy(update={"redis_url": valkey.url})
 
 
-async def run_services(settings: Settings, *, server: bool, workers: int) -> None:
-    """Serve until SIGINT/SIGTERM: stop accepting, stop workers, close Redis. Twice forces."""
+async def run_services(
+    settings: Settings, *, server: bool, workers: int, listen_fd: int | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM: stop accepting, stop workers, close Redis. Twice forces.
+
+    ``listen_fd``: the API serves this listening socket (handed over by a supervisor)
+    instead of binding ``HOOKAGENT_HOST``:``HOOKAGENT_PORT`` itself.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -280,7 +299,8 @@ async def run_services(settings: Settings, *, server: bool, workers: int) -> Non
                 timeout_graceful_shutdown=STREAM_CLOSE_S,
             )
             web = _Server(config)
-            web_task = asyncio.create_task(web.serve(), name="api")
+            sockets = None if listen_fd is None else [socket.socket(fileno=listen_fd)]
+            web_task = asyncio.create_task(web.serve(sockets=sockets), name="api")
         await _wait_stop(stop, web_task)
         # Order: stop accepting requests, let running jobs finish up to the grace period,
         # then cancel the rest; a cancelled job is handed back to the queue at once.
