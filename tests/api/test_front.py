@@ -17,9 +17,10 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp
 
 from hookagent.api import create_app
+from hookagent.models import NewTask, utc_iso
 from hookagent.settings import Settings
-from hookagent.store import Store
-from tests.helpers import FIXTURES
+from hookagent.store import NewLine, Store
+from tests.helpers import FIXTURES, app_client
 
 SECRET = "front-test-sentry-secret"
 ALERT = json.loads((FIXTURES / "sentry-event-alert.json").read_bytes())
@@ -146,3 +147,71 @@ async def test_a_new_task_made_in_one_trip_is_whole(
     assert await store.tasks.effects.unsettled(0, 10) == []
     again = await client.post("/webhooks/sentry", json=alert("one-trip"))
     assert again.json()["duplicate"] is True and again.json()["task_id"] == tid
+
+
+async def test_a_log_page_is_served_lean_as_the_declared_route_serves_it(
+    settings: Settings, redis: Redis
+) -> None:
+    """Pages, refusals by the viewer check, bad values and filters: the same answers each way."""
+    viewer, operator = "front-viewer-token-0123456789abcdef", "front-ops-token-0123456789abcdef"
+    tokens = SecretStr(f"viewer:{viewer},operator:ops:{operator}")
+    guarded = settings.model_copy(update={"api_tokens": tokens})
+    as_viewer = {"authorization": f"Bearer {viewer}"}
+    tids, stamp = [], utc_iso()
+    for way in ("lean", "declared"):
+        store = Store.build(
+            redis, guarded.model_copy(update={"key_prefix": f"{guarded.key_prefix}-{way}"})
+        )
+        task = await store.tasks.create(
+            NewTask(source="t", repository="o/r", title="t", prompt="p"), task_id="task-1-front"
+        )
+        rows = [NewLine(stamp, "stdout", f"line {n} \u00e9", "text") for n in range(250)]
+        await store.logs.append(task.task_id, rows, attempt=1)
+        tids.append(task.task_id)
+    path = f"/tasks/{tids[0]}/logs"
+    requests: list[tuple[str, dict[str, str]]] = [
+        (path, as_viewer),
+        (f"{path}?offset=120&limit=50", as_viewer),
+        (f"{path}?limit=-1&offset=5", as_viewer),
+        (f"{path}?offset=999", as_viewer),
+        (f"{path}?limit=0", as_viewer),  # 422 (PayloadError) from the declared route
+        (f"{path}?offset=-1", as_viewer),  # 422 from FastAPI's validation
+        (f"{path}?q=line%201", as_viewer),  # a filter: the declared route
+        (f"{path}?offset=1&offset=2", as_viewer),
+        ("/tasks/task-unknown/logs", as_viewer),
+        (path, {}),  # no token: 401 with its challenge
+        (path, {"authorization": "Bearer nope"}),
+    ]
+    async with two_ways(guarded, redis) as (lean, declared):
+        for target, headers in requests:
+            answers = [await http.get(target, headers=headers) for http in (lean, declared)]
+            assert answers[0].status_code == answers[1].status_code, target
+            assert answers[0].json() == answers[1].json(), target
+            for name in ("content-type", "www-authenticate"):
+                assert answers[0].headers.get(name) == answers[1].headers.get(name), target
+    first = (await lean_page(guarded, redis, path, as_viewer)).json()
+    assert [e["seq"] for e in first["logs"]] == list(range(100))
+    assert first["logs"][0] == {
+        "seq": 0,
+        "timestamp": stamp,
+        "stream": "stdout",
+        "message": "line 0 \u00e9",
+        "attempt": 1,
+        "kind": "text",
+        "status": None,
+        "raw": None,
+    }
+    assert (first["total"], first["has_more"], first["next_offset"]) == (250, True, 100)
+    for way in ("lean", "declared"):
+        keys = [k async for k in redis.scan_iter(match=f"{guarded.key_prefix}-{way}:*")]
+        if keys:
+            await redis.delete(*keys)
+
+
+async def lean_page(
+    settings: Settings, redis: Redis, path: str, headers: dict[str, str]
+) -> httpx.Response:
+    """One GET through a fresh app's front, on the lean side's prefix."""
+    lean = settings.model_copy(update={"key_prefix": f"{settings.key_prefix}-lean"})
+    async with app_client(lean, redis) as http:
+        return await http.get(path, headers=headers)

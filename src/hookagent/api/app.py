@@ -142,7 +142,7 @@ def create_app(settings: Settings, *, redis: Client | None = None) -> App:
     # Outermost: every layer, and uvicorn's access log, sees the same client address.
     app.front = Front(
         functools.partial(FastAPI.__call__, app),
-        app.state,
+        app,
         settings,
         allowed_origins=[*settings.cors_origin_list, settings.public_url],
     )

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -141,6 +142,18 @@ def _declare_error_body(schema: dict[str, Any]) -> None:
             answer = operation.get("responses", {}).get("422")
             if answer is not None:
                 answer["content"] = body
+
+
+def encode_json(content: Any) -> bytes:
+    """``content`` as the JSON Starlette's ``JSONResponse`` sends, encoded by orjson.
+
+    orjson refuses an integer past 64 bits (an agent's raw event may hold one): json
+    encodes those. orjson writes NaN and infinities as null, as pydantic's JSON mode does.
+    """
+    try:
+        return orjson.dumps(content)
+    except TypeError:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def error_response(status: int, code: str, detail: object) -> JSONResponse:

@@ -6,7 +6,10 @@ its dependency solving before a line of ours ran: ~600 µs of CPU for a ``/healt
 own work is one ``PING``. Here they are one layer. It writes the client's address into the
 scope and refuses a foreign ``Origin`` for every request, then serves ``GET /healthz``,
 ``GET /readyz`` and ``POST /webhooks/<source>`` itself: the same functions the FastAPI
-routes call (routes/health.py, routes/webhooks.py), their answers encoded with orjson.
+routes call (routes/health.py, routes/webhooks.py), their answers encoded with orjson. It
+also serves the plain page of a task's log (``GET /tasks/{id}/logs`` with at most
+``offset`` and ``limit``), after the same viewer check the router's guard makes
+(routes/tasks.py builds the same page).
 
 Those routes stay declared, so /openapi.json and the access rules are what they were; a
 request the lean path does not take exactly as FastAPI would (an unusual query, a body
@@ -17,20 +20,24 @@ and the webhook counter, and answered there as before.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hookagent.api.auth.guard import admit
 from hookagent.api.auth.origin import OriginMiddleware
-from hookagent.api.errors import failure
+from hookagent.api.auth.tokens import Role
+from hookagent.api.errors import encode_json, failure
 from hookagent.api.limits import BodyLimitMiddleware
 from hookagent.api.metrics import WebhookCounter, count_webhook, webhook_outcome
 from hookagent.api.proxies import ForwardedMiddleware
 from hookagent.api.routes import health
+from hookagent.api.routes.tasks import MAX_PAGE, logs_page
 from hookagent.api.routes.webhooks import AGENTS, deliver, intake_of, refusal
 from hookagent.errors import HookagentError
 from hookagent.settings import Settings
@@ -39,14 +46,25 @@ from hookagent.sources.table import SOURCES, Source
 log = logging.getLogger(__name__)
 
 Lean = Callable[[Scope, Receive, Send], Awaitable[None]]
+# The log page route's path (a task id is one path segment, as FastAPI matches it).
+_LOGS_PATH = re.compile(r"/tasks/([^/]+)/logs")
+# Offsets are log sequence numbers (api/deps.py's MAX_OFFSET); FastAPI judges any other.
+_MAX_OFFSET = 2**53
 
 
 class Front:
     """Client address and Origin for every request; the hot routes served lean; the rest on."""
 
     def __init__(
-        self, app: ASGIApp, state: Any, settings: Settings, *, allowed_origins: list[str]
+        self,
+        app: ASGIApp,
+        owner: Any,
+        settings: Settings,
+        *,
+        allowed_origins: list[str],
     ) -> None:
+        self._owner = owner  # the FastAPI app: its state, and the scope's "app" for the guard
+        state = owner.state
         self._state = state
         self._max_body = settings.max_body_bytes
         # A CORS request needs the CORS layer's headers: the app's own stack adds them.
@@ -75,12 +93,34 @@ class Front:
             if foreign is not None:
                 await self._origin.refuse(scope, send, foreign)
                 return
-            if scope["type"] == "http":
+            if scope["type"] == "http" and not (self._cors and _has_origin(scope)):
                 lean = self._lean.get((scope["method"], scope["path"]))
-                if lean is not None and not (self._cors and _has_origin(scope)):
+                if lean is not None:
                     await lean(scope, receive, send)
                     return
+                if scope["method"] == "GET" and (found := _LOGS_PATH.fullmatch(scope["path"])):
+                    await self._logs(found[1], scope, receive, send)
+                    return
         await self.rest(scope, receive, send)
+
+    async def _logs(self, task_id: str, scope: Scope, receive: Receive, send: Send) -> None:
+        page = _page_query(scope["query_string"])
+        if page is None:
+            await self.rest(scope, receive, send)  # a filter, follow, or a value to judge
+            return
+        scope["app"] = self._owner
+        try:
+            await admit(HTTPConnection(scope), Role.VIEWER, ticket=None)
+        except HookagentError:
+            # Refused: the router's guard refuses it again, in its words and headers.
+            await self.rest(scope, receive, send)
+            return
+        offset, limit = page
+        try:
+            status, body = 200, await logs_page(self._state.store, task_id, offset, limit)
+        except Exception as exc:
+            status, body = failure("GET", scope["path"], exc)
+        await send_json(send, status, body)
 
     async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -147,7 +187,7 @@ async def send_json(
     send: Send, status: int, body: Any, headers: tuple[tuple[str, str], ...] = ()
 ) -> None:
     """Answer ``body`` as JSON (what Starlette's ``JSONResponse`` sends, encoded by orjson)."""
-    content = orjson.dumps(body)
+    content = encode_json(body)
     head = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(content)).encode()),
@@ -155,6 +195,22 @@ async def send_json(
     ]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": content})
+
+
+def _page_query(query: bytes) -> tuple[int, int] | None:
+    """``offset`` and ``limit`` of a plain page (defaults 0 and 100); None for anything else."""
+    found = {"offset": 0, "limit": 100}
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
+    if len(pairs) > 2 or len({name for name, _ in pairs}) != len(pairs):
+        return None
+    for name, value in pairs:
+        if name not in found or not ((value.isdecimal() and value.isascii()) or value == "-1"):
+            return None
+        found[name] = int(value)
+    offset, limit = found["offset"], found["limit"]
+    if not 0 <= offset <= _MAX_OFFSET or not (limit == -1 or 1 <= limit <= MAX_PAGE):
+        return None
+    return offset, limit
 
 
 def _has_origin(scope: Scope) -> bool:
