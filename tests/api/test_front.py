@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 
 from hookagent.api import create_app
 from hookagent.models import NewTask, utc_iso
+from hookagent.services.intake import Created, Intake
 from hookagent.settings import Settings
 from hookagent.store import NewLine, Store
 from tests.helpers import FIXTURES, app_client
@@ -215,3 +216,18 @@ async def lean_page(
     lean = settings.model_copy(update={"key_prefix": f"{settings.key_prefix}-lean"})
     async with app_client(lean, redis) as http:
         return await http.get(path, headers=headers)
+
+
+async def test_a_task_made_in_one_trip_reads_back_as_made(store: Store, settings: Settings) -> None:
+    """Every field the one-trip script stores reads back as the task made (any text)."""
+    new = NewTask(
+        source="sentry",
+        repository="acme/payments-api",
+        title='émoji 🚀 "quoted" \\ back\nslash\t\x01',
+        prompt="p" * 5000 + " ünïcode",
+        external_id="one-trip-text",
+        labels=["a", "ß"],
+    )
+    outcome = await Intake(store, settings).new_task(new, delivery="d-1", signed=True)
+    assert isinstance(outcome, Created)
+    assert await store.tasks.get(outcome.task.task_id) == outcome.task
