@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
+from uvicorn.logging import AccessFormatter
 
 from hookagent.agents import build_agent
 from hookagent.api import create_app
@@ -106,6 +107,31 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
             super().flush()
 
 
+class AccessLineFormatter(AccessFormatter):
+    """uvicorn's access line, the same text, made without copying the record twice.
+
+    uvicorn's formatters copy each record twice (its access fields, then the level prefix):
+    two thirds of an access line's cost, ~20 µs of every request. Colours (a terminal) and
+    any record not shaped like an access line go through uvicorn's own path.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The access line: ``INFO:     [pid] host:port - "GET / HTTP/1.1" 200 OK``."""
+        args = record.args
+        if self.use_colors or not isinstance(args, tuple) or len(args) != 5:
+            return super().format(record)
+        client_addr, method, full_path, http_version, status_code = args
+        request_line = f"{method} {full_path} HTTP/{http_version}"
+        fields = {
+            **record.__dict__,
+            "levelprefix": f"{record.levelname}:".ljust(9),
+            "client_addr": client_addr,
+            "request_line": request_line,
+            "status_code": self.get_status_code(int(str(status_code))),
+        }
+        return self._style._fmt % fields
+
+
 def log_config() -> dict[str, Any]:
     """uvicorn's logging configuration, its access lines written in batches.
 
@@ -116,6 +142,7 @@ def log_config() -> dict[str, Any]:
     # Which process served the request: `up` and `server` may run several on one port.
     access = config["formatters"]["access"]
     access["fmt"] = access["fmt"].replace("%(client_addr)s", "[%(process)d] %(client_addr)s", 1)
+    access["()"] = f"{__name__}.{AccessLineFormatter.__name__}"
     config["handlers"]["access"]["class"] = f"{__name__}.{BatchedStreamHandler.__name__}"
     config.setdefault("filters", {})["query_secrets"] = {"()": QuerySecretFilter}
     for handler in ("default", "access"):
