@@ -57,9 +57,21 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 class Server:
-    """``hookagent server`` on a free loopback port in its own process (no tokens: loopback)."""
+    """``hookagent server`` on a free loopback port in its own process (no tokens: loopback).
 
-    def __init__(self, redis_url: str, prefix: str, data_dir: Path, **env: str) -> None:
+    ``processes``: API processes (``HOOKAGENT_API_PROCESSES``); more than one run under a
+    supervisor process, and :meth:`cpu_seconds` counts them all.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str,
+        data_dir: Path,
+        *,
+        processes: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("HOOKAGENT_")}
@@ -68,8 +80,10 @@ class Server:
             "HOOKAGENT_KEY_PREFIX": prefix,
             "HOOKAGENT_DATA_DIR": str(data_dir),
             "HOOKAGENT_HOST": "127.0.0.1",
-            **env,
+            "HOOKAGENT_API_PROCESSES": str(processes),
+            **(env or {}),
         }
+        self._waiting = processes  # one "Uvicorn running on" line per API process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hookagent.cli", "server", "--port", str(self.port)],
             env=environ,
@@ -92,13 +106,14 @@ class Server:
             if '" 20' not in line:
                 self.lines.append(line)
             if SERVING in line:
-                self._ready.set()
+                self._waiting -= 1
+                if self._waiting <= 0:
+                    self._ready.set()
         self._ready.set()
 
     def cpu_seconds(self) -> float:
-        """The server process's CPU time so far (user + system), from /proc."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """The server's CPU time so far (user + system) with its live API processes, from /proc."""
+        return sum(_cpu_seconds(pid) for pid in _tree(self.proc.pid))
 
     def stop(self) -> None:
         """SIGTERM, SIGKILL after 20 s."""
@@ -115,6 +130,23 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants now."""
+    try:
+        listing = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return [pid]
+    return [pid, *(p for child in listing.split() for p in _tree(int(child)))]
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:  # it just exited
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load_average() -> str:

@@ -34,6 +34,7 @@ from hookagent.store.logs import CHUNK_LINES, NewLine
 
 PAGE = 100
 TARGET_MS = 5.0
+CPU_TARGET_US = 800.0  # server CPU per page (the median page)
 WARMUP = 20
 
 
@@ -168,14 +169,15 @@ async def table_rows(url: str, quick: bool = False) -> list[Row]:
     """One row per offset against the target (p99 ≤ 5 ms at the server, wall clock)."""
     lines, requests = (200_000, 200) if quick else (1_000_000, 1000)
     out = []
-    for name, offset, p50, p99, _, cpu99, *_ in await measure(url, lines, requests):
+    for name, offset, p50, p99, cpu50, cpu99, *_ in await measure(url, lines, requests):
         out.append(
             Row(
                 "/logs page",
                 f"100 entries at offset {name} ({offset:,}) of {lines:,} lines",
-                f"p99 ≤ {TARGET_MS:.0f} ms at the server",
-                f"p50 {p50:.2f} / p99 {p99:.2f} ms (CPU p99 {cpu99:.2f} ms)",
-                p99 <= TARGET_MS,
+                f"p99 ≤ {TARGET_MS:.0f} ms at the server, ≤ {CPU_TARGET_US:.0f} µs CPU/page",
+                f"p50 {p50:.2f} / p99 {p99:.2f} ms; server CPU {cpu50 * 1000:,.0f} µs/page "
+                f"(p99 {cpu99 * 1000:,.0f} µs)",
+                p99 <= TARGET_MS and cpu50 * 1000 <= CPU_TARGET_US,
             )
         )
     return out

@@ -34,6 +34,8 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "HOOKAGENT_AGENT": "command",
         "HOOKAGENT_AGENT_COMMAND": settings.agent_command,
         "HOOKAGENT_LOG_FLUSH_MS": "20",
+        # One API process (the default is half the cores): pids and CPU stay the server's.
+        "HOOKAGENT_API_PROCESSES": "1",
         **extra,
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import os
 import re
 import shlex
 import socket
@@ -82,6 +83,16 @@ class Settings(BaseSettings):
             "worker processes of `up` (`--workers`, one loop each); worker loops of one "
             "`hookagent worker` (`--concurrency`, alias `--workers`)"
         ),
+    )
+    api_processes: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 1) // 2),
+        ge=1,
+        le=64,
+        description=(
+            "API server processes of `up` and `server` (`--api-processes`), all serving "
+            "`HOOKAGENT_PORT` from one listening socket; each is restarted if it dies"
+        ),
+        json_schema_extra={"default_doc": "half the cores, at least 1"},
     )
     # One line per request on stdout, as uvicorn prints it; off saves ~10% of a request's
     # CPU (a formatted record and a flushed write each) on a busy API behind a proxy that logs.

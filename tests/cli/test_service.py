@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -18,8 +19,15 @@ from pathlib import Path
 import httpx
 import pytest
 import uvloop
+from uvicorn.logging import AccessFormatter
 
-from hookagent.cli.service import STREAM_CLOSE_S, event_loop_factory, keep_running
+from hookagent.cli.service import (
+    STREAM_CLOSE_S,
+    AccessLineFormatter,
+    event_loop_factory,
+    keep_running,
+    log_config,
+)
 from hookagent.settings import Settings
 from tests.helpers import FIXTURES
 from tests.processes import free_port, process_env, start_server
@@ -167,3 +175,23 @@ def test_server_and_worker_without_a_redis_url_say_so_in_one_line(
         "error: HOOKAGENT_REDIS_URL: not set, and only `hookagent up` embeds Valkey "
         "(fix: set it to your Redis, or run `hookagent up`)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("level", "status", "target"),
+    [
+        (logging.INFO, 200, "/healthz"),
+        (logging.INFO, 404, "/tasks/x?token=[REDACTED]&page=2"),
+        (logging.WARNING, 599, "/webhooks/sentry"),
+    ],
+)
+def test_access_lines_are_uvicorns_text(level: int, status: int, target: str) -> None:
+    """The cheaper access formatter writes exactly what uvicorn's own would."""
+    access = log_config()["formatters"]["access"]
+    record = logging.LogRecord(
+        "uvicorn.access", level, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5555", "GET", target, "1.1", status), None,
+    )  # fmt: skip
+    ours = AccessLineFormatter(access["fmt"], use_colors=False).format(record)
+    assert ours == AccessFormatter(access["fmt"], use_colors=False).format(record)
+    assert f'[{os.getpid()}] 127.0.0.1:5555 - "GET {target} HTTP/1.1" {status}' in ours

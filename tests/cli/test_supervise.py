@@ -40,6 +40,7 @@ class Up:
             "HOOKAGENT_GIT_URL_TEMPLATE": f"file://{remotes}/{{repo}}.git",
             "HOOKAGENT_AGENT": "command",
             "HOOKAGENT_AGENT_COMMAND": fake_agent("auto"),
+            "HOOKAGENT_API_PROCESSES": "1",  # one "api" child, whatever the machine's cores
         }
         self.port = free_port()
         argv = [sys.executable, "-m", "hookagent.cli", "up", "--port", str(self.port)]

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from hookagent.api.auth import Access, install_access
 from hookagent.api.errors import install_error_handlers
-from hookagent.api.limits import BodyLimitMiddleware
-from hookagent.api.metrics import WebhookCounter
-from hookagent.api.proxies import ForwardedMiddleware
+from hookagent.api.front import Front
 from hookagent.api.routes import (
     actions,
     board,
@@ -31,15 +31,30 @@ from hookagent.api.routes import (
     workers,
 )
 from hookagent.api.routes.docs import install_docs
+from hookagent.api.routes.health import SharedPing
 from hookagent.errors import HookagentError
 from hookagent.policy import load_policies
 from hookagent.secret_values import build_redactor
+from hookagent.services.intake import Intake
 from hookagent.settings import Settings
 from hookagent.store import Client, Store, connect
 from hookagent.store.feed import FEED_SOCKET_TIMEOUT_S, FeedHub
 
 
-def create_app(settings: Settings, *, redis: Client | None = None) -> FastAPI:
+class App(FastAPI):
+    """FastAPI behind one front layer (api/front.py), which serves the hot routes itself."""
+
+    front: Front | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every connection enters through the front layer once ``create_app`` set it."""
+        if self.front is None:
+            await super().__call__(scope, receive, send)
+            return
+        await self.front(scope, receive, send)
+
+
+def create_app(settings: Settings, *, redis: Client | None = None) -> App:
     """An app bound to ``settings``; it owns its Redis client unless one is passed in."""
     if redis is None and not settings.redis_url:
         raise HookagentError(
@@ -65,6 +80,10 @@ def create_app(settings: Settings, *, redis: Client | None = None) -> FastAPI:
         )
         store = Store.build(client, settings)
         app.state.store = store
+        app.state.ping = SharedPing(store)
+        app.state.intake = Intake(
+            store, settings, policies=app.state.policies, redactor=app.state.redactor
+        )
         app.state.feeds = FeedHub(blocking, store.keys, logs=store.logs, tasks=store.tasks)
         try:
             yield
@@ -75,7 +94,7 @@ def create_app(settings: Settings, *, redis: Client | None = None) -> FastAPI:
             if redis is None:
                 await client.aclose()
 
-    app = FastAPI(
+    app = App(
         title="hookagent",
         summary="Webhooks to coding-agent tasks, with live logs.",
         version="0.1.0",
@@ -88,13 +107,8 @@ def create_app(settings: Settings, *, redis: Client | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.redactor = build_redactor(settings)
     app.state.policies = load_policies(settings)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    # Outside the body limit, so a refused oversized delivery is counted too.
-    app.add_middleware(WebhookCounter)
     install_error_handlers(app)
     rules = install_access(app, settings)
-    # Outermost: every layer, and uvicorn's access log, sees the same client address.
-    app.add_middleware(ForwardedMiddleware, trusted=settings.trusted_proxy_networks)
     # The access rule of every route: the README's roles table says the same.
     # Probes and deliveries first: routes are matched in this order, and they come most often.
     rules.include(app, health.router, Access.OPEN)
@@ -125,4 +139,11 @@ def create_app(settings: Settings, *, redis: Client | None = None) -> FastAPI:
     if missing := rules.missing(app):
         # Fail closed: a route nobody gave a rule would otherwise be served to anyone.
         raise HookagentError(f"routes without an access rule: {', '.join(missing)}")
+    # Outermost: every layer, and uvicorn's access log, sees the same client address.
+    app.front = Front(
+        functools.partial(FastAPI.__call__, app),
+        app,
+        settings,
+        allowed_origins=[*settings.cors_origin_list, settings.public_url],
+    )
     return app

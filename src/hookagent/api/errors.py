@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -143,6 +144,18 @@ def _declare_error_body(schema: dict[str, Any]) -> None:
                 answer["content"] = body
 
 
+def encode_json(content: Any) -> bytes:
+    """``content`` as the JSON Starlette's ``JSONResponse`` sends, encoded by orjson.
+
+    orjson refuses an integer past 64 bits (an agent's raw event may hold one): json
+    encodes those. orjson writes NaN and infinities as null, as pydantic's JSON mode does.
+    """
+    try:
+        return orjson.dumps(content)
+    except TypeError:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def error_response(status: int, code: str, detail: object) -> JSONResponse:
     """The JSON shape of every error: ``{"error": code, "detail": ...}``."""
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
@@ -168,27 +181,31 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, exc.detail)
 
 
-async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("Redis unavailable during %s %s: %r", request.method, request.url.path, exc)
-    detail = "Redis is unreachable; try again shortly"
-    return error_response(UNAVAILABLE, "store_unavailable", detail)
+def failure(method: str, path: str, exc: Exception) -> tuple[int, dict[str, Any]]:
+    """The status and body of an exception no route answered (logged when it is ours to fix).
+
+    Our errors answer their own; Redis unreachable or too slow is a 503; anything else is a
+    500 whose body holds an id to find the logged traceback by, never the exception itself
+    (it may quote a Redis command, a key or a path).
+    """
+    if isinstance(exc, HookagentError):
+        return http_status(exc), {"error": exc.code, "detail": exc.message}
+    if isinstance(exc, StoreConnectionError | StoreTimeoutError):
+        log.warning("Redis unavailable during %s %s: %r", method, path, exc)
+        detail = "Redis is unreachable; try again shortly"
+        return UNAVAILABLE, {"error": "store_unavailable", "detail": detail}
+    request_id = secrets.token_hex(6)
+    log.exception("unhandled error in %s %s [request %s]", method, path, request_id, exc_info=exc)
+    return INTERNAL_ERROR, {
+        "error": "internal_error",
+        "detail": INTERNAL_DETAIL,
+        "request_id": request_id,
+    }
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # The exception may quote a Redis command, a key or a path: it goes to the log only,
-    # and the id lets an operator find it there.
-    request_id = secrets.token_hex(6)
-    log.exception(
-        "unhandled error in %s %s [request %s]",
-        request.method,
-        request.url.path,
-        request_id,
-        exc_info=exc,
-    )
-    return JSONResponse(
-        {"error": "internal_error", "detail": INTERNAL_DETAIL, "request_id": request_id},
-        status_code=INTERNAL_ERROR,
-    )
+    status, body = failure(request.method, request.url.path, exc)
+    return JSONResponse(body, status_code=status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -197,6 +214,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HookagentError, _hookagent)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(StoreConnectionError, _redis_down)
-    app.add_exception_handler(StoreTimeoutError, _redis_down)
+    app.add_exception_handler(StoreConnectionError, _unexpected)
+    app.add_exception_handler(StoreTimeoutError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -144,8 +145,9 @@ def webhook_outcome(status: int) -> str:
 class WebhookCounter:
     """ASGI middleware counting ``POST /webhooks/<source>`` answers in Redis, by outcome."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, state: Any) -> None:
         self.app = app
+        self._state = state  # the app's: its store exists once the lifespan ran
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on; count it by the status it was answered with."""
@@ -164,7 +166,7 @@ class WebhookCounter:
         try:
             await self.app(scope, receive, sending)
         finally:
-            await _count(scope, source, webhook_outcome(status))
+            await count_webhook(self._state.store, source, webhook_outcome(status))
 
 
 def _source(scope: Scope) -> str | None:
@@ -177,8 +179,8 @@ def _source(scope: Scope) -> str | None:
     return None
 
 
-async def _count(scope: Scope, source: str, outcome: str) -> None:
-    store: Store = scope["app"].state.store
+async def count_webhook(store: Store, source: str, outcome: str) -> None:
+    """Count one delivery answered with ``outcome``; a failure to count is only logged."""
     try:
         await store.metrics.count_webhook(source, outcome)
     except (StoreError, OSError) as exc:

@@ -29,11 +29,15 @@ class ForwardedMiddleware:
         self.trusted = tuple(trusted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.rewrite(scope)
+        await self.app(scope, receive, send)
+
+    def rewrite(self, scope: Scope) -> None:
+        """Write the forwarded client (and scheme) into ``scope`` when the peer is trusted."""
         client = scope.get("client")
         if self.trusted and scope["type"] in ("http", "websocket") and client:
             if self._is_trusted(client[0]):
                 self._forward(scope)
-        await self.app(scope, receive, send)
 
     def _is_trusted(self, host: str) -> bool:
         try:

@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     up.set_defaults(run=_up)
     server = sub.add_parser("server", help="the API server alone (needs HOOKAGENT_REDIS_URL)")
     _serve_options(server, workers=False)
+    # An API process of a supervisor serves the socket it was handed (cli/supervise.py).
+    server.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     server.set_defaults(run=_server)
     worker = sub.add_parser("worker", help="worker loops alone (needs HOOKAGENT_REDIS_URL)")
     worker.add_argument(
@@ -175,6 +177,12 @@ def _parser() -> argparse.ArgumentParser:
 def _serve_options(parser: argparse.ArgumentParser, *, workers: bool) -> None:
     parser.add_argument("--host", help="bind address (HOOKAGENT_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (HOOKAGENT_PORT, default 8000)")
+    parser.add_argument(
+        "--api-processes",
+        metavar="N",
+        type=int,
+        help="API processes serving the port (HOOKAGENT_API_PROCESSES, default half the cores)",
+    )
     if workers:
         parser.add_argument(
             "--workers",
@@ -199,7 +207,7 @@ def _client(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     # Options given on the command line override the environment, field by field.
-    names = ("host", "port", "workers")
+    names = ("host", "port", "workers", "api_processes")
     return get_settings(
         **{n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     )
@@ -218,7 +226,8 @@ def _check_startup(args: argparse.Namespace) -> None:
 
     check_startup(
         args.settings,
-        api=args.run in (_up, _server),
+        # A process handed its listening socket needs no free port.
+        api=args.run in (_up, _server) and getattr(args, "listen_fd", None) is None,
         worker=args.run in (_up, _worker),
         embedded=args.run is _up,
     )
@@ -235,16 +244,22 @@ def _up(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     # Valkey outlives the supervisor's children: they stop first and hand their jobs back.
     with embedded_store(settings) as ready:
-        return asyncio.run(Supervisor(ready, workers=ready.workers).run())
+        supervisor = Supervisor(ready, workers=ready.workers, api_processes=ready.api_processes)
+        return asyncio.run(supervisor.run())
 
 
 def _server(args: argparse.Namespace) -> int:
     from hookagent.cli.service import event_loop_factory, run_services
+    from hookagent.cli.supervise import Supervisor
 
     settings: Settings = args.settings
+    if args.listen_fd is None and settings.api_processes > 1:
+        return asyncio.run(
+            Supervisor(settings, workers=0, api_processes=settings.api_processes).run()
+        )
     # uvloop for the API alone: workers drive agent subprocesses, tested on asyncio's loop.
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(run_services(settings, server=True, workers=0))
+        runner.run(run_services(settings, server=True, workers=0, listen_fd=args.listen_fd))
     return 0
 
 

@@ -1,14 +1,19 @@
 """``hookagent up``'s process supervisor: the API and the workers in processes of their own.
 
 One process used to run the API and every worker loop on one event loop, so a busy agent
-(parsing megabytes of output, git) slowed every request. ``up`` now starts ``hookagent
-server`` and N ``hookagent worker`` processes against one Redis and watches them: a worker
-that dies is restarted, an API that dies ends ``up`` (a port in use must not loop forever).
-Each child runs in its own session, so a terminal's Ctrl-C reaches only this supervisor,
-which stops them in order: API first (stop accepting), then the workers (running jobs get
-``HOOKAGENT_SHUTDOWN_GRACE`` and are handed back), then the caller stops Valkey. A second
-Ctrl-C kills them all at once. They die with this process (PDEATHSIG), so a SIGKILLed
-``up`` leaves no orphan either.
+(parsing megabytes of output, git) slowed every request. ``up`` now starts N ``hookagent
+server`` and M ``hookagent worker`` processes against one Redis and watches them; ``server
+--api-processes N`` runs the same supervisor without workers. The supervisor binds the API's
+port once and hands the listening socket to every API process: the kernel queues new
+connections on it and whichever process is free accepts, so one port is served by N event
+loops (and N cores), and a process restarted after a crash listens on the same socket (no
+port in use). A child that dies is restarted. Each live-log follower is served by the
+process that accepted it, which follows Redis on its own, so it sees every line whichever
+process or worker wrote it. Each child runs in its own session, so a terminal's Ctrl-C
+reaches only this supervisor, which stops them in order: the API first (stop accepting),
+then the workers (running jobs get ``HOOKAGENT_SHUTDOWN_GRACE`` and are handed back), then
+the caller stops Valkey. A second Ctrl-C kills them all at once. They die with this process
+(PDEATHSIG), so a SIGKILLed ``up`` leaves no orphan either.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 
@@ -28,10 +34,11 @@ log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
 STOP_MARGIN_S = 10.0
-EXIT_FAILED = 1
 # What `hookagent server` and `worker` exit with when their settings are refused.
 EXIT_CONFIG = 2
 EXIT_FORCED = 130
+# The listening socket's queue of connections not yet accepted, as uvicorn's default.
+BACKLOG = 2048
 _PR_SET_PDEATHSIG = 1
 # Resolved in the parent: nothing may be dlopen'ed between fork and exec.
 _PRCTL = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
@@ -51,11 +58,16 @@ class Child:
     argv: list[str]
     proc: asyncio.subprocess.Process | None = None
     starts: int = field(default=0)
+    pass_fds: tuple[int, ...] = ()  # the listening socket, for an API process
 
     async def start(self, env: dict[str, str]) -> None:
         """Start (or restart) the process in its own session."""
         self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, env=env, start_new_session=True, preexec_fn=_die_with_parent
+            *self.argv,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            pass_fds=self.pass_fds,
         )
         self.starts += 1
         log.info("started %s (pid %d)", self.role, self.proc.pid)
@@ -72,14 +84,32 @@ def child_argv(command: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "hookagent.cli", command, *args]
 
 
-class Supervisor:
-    """Runs the API and ``workers`` worker processes until a signal, then stops them in order."""
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port``, bound as uvicorn binds, for children."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+        sock.set_inheritable(True)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
-    def __init__(self, settings: Settings, *, workers: int) -> None:
+
+class Supervisor:
+    """Runs API and worker processes until a signal, then stops them in order."""
+
+    def __init__(self, settings: Settings, *, workers: int, api_processes: int = 1) -> None:
         self._settings = settings
         self._env = {**os.environ, "HOOKAGENT_REDIS_URL": str(settings.redis_url)}
-        host, port = settings.host, str(settings.port)
-        self.api = Child("api", child_argv("server", "--host", host, "--port", port))
+        self._listener: socket.socket | None = None
+        self._api_processes = api_processes
+        self.apis: list[Child] = []
         # One loop per process: a busy agent then holds up one event loop, not several.
         self.workers = [
             Child(f"worker-{n}", child_argv("worker", "--concurrency", "1"))
@@ -88,13 +118,31 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._exit = 0
 
+    def _api_children(self, listener: socket.socket) -> list[Child]:
+        fd = listener.fileno()
+        # The host and port name the socket in the children's settings and start-up line.
+        s, count = self._settings, self._api_processes
+        argv = child_argv("server", "--host", s.host, "--port", str(s.port), "--api-processes", "1")
+        return [
+            Child(
+                "api" if count == 1 else f"api-{n}",
+                [*argv, "--listen-fd", str(fd)],
+                pass_fds=(fd,),
+            )
+            for n in range(1, count + 1)
+        ]
+
     async def run(self) -> int:
-        """Serve until SIGINT/SIGTERM (or the API dies); 0 on a clean stop."""
+        """Serve until SIGINT/SIGTERM (or a child refuses its settings); 0 on a clean stop."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
         try:
-            watchers = [asyncio.create_task(self._watch(c)) for c in [self.api, *self.workers]]
+            if self._api_processes:
+                self._listener = listen(self._settings.host, self._settings.port)
+                self.apis = self._api_children(self._listener)
+            children = [*self.apis, *self.workers]
+            watchers = [asyncio.create_task(self._watch(c)) for c in children]
             await self._stop.wait()
             await self._stop_in_order()
             await asyncio.gather(*watchers)
@@ -102,6 +150,8 @@ class Supervisor:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             self._kill_all()  # only stragglers that outlived their deadline are left here
+            if self._listener is not None:
+                self._listener.close()
         return self._exit
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -113,11 +163,11 @@ class Supervisor:
         self._stop.set()
 
     def _kill_all(self) -> None:
-        for child in [self.api, *self.workers]:
+        for child in [*self.apis, *self.workers]:
             child.signal(signal.SIGKILL)
 
     async def _watch(self, child: Child) -> None:
-        """Keep ``child`` running until the stop: a dead worker restarts, a dead API ends all."""
+        """Keep ``child`` running until the stop: restarted when it dies, unless it refused."""
         while not self._stop.is_set():
             await child.start(self._env)
             proc = child.proc
@@ -134,11 +184,6 @@ class Supervisor:
                 self._exit = EXIT_CONFIG
                 self._stop.set()
                 return
-            if child is self.api:
-                log.error("the API process exited with code %d; stopping everything", code)
-                self._exit = EXIT_FAILED
-                self._stop.set()
-                return
             log.error("%s (pid %d) exited with code %d; restarting it", child.role, proc.pid, code)
             # Waited on the stop event, so a shutdown during the pause is not held up.
             with contextlib.suppress(TimeoutError):
@@ -146,7 +191,7 @@ class Supervisor:
                     await self._stop.wait()
 
     async def _stop_in_order(self) -> None:
-        await _terminate([self.api], STOP_MARGIN_S)
+        await _terminate(self.apis, STOP_MARGIN_S)
         s = self._settings
         # A worker waits up to the grace for its job, then kills the agent (kill grace).
         await _terminate(self.workers, s.shutdown_grace + s.kill_grace + STOP_MARGIN_S)

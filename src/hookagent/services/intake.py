@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from hookagent.errors import ConflictError, NotAnApprover, QueueFull, SignatureError, TaskNotFound
+from hookagent.errors import (
+    ConflictError,
+    NotAnApprover,
+    QueueFull,
+    RateLimited,
+    SignatureError,
+    TaskNotFound,
+)
 from hookagent.json_values import clip_prompt
 from hookagent.models import TERMINAL_STATUSES, ActionResult, NewTask, Task, TaskStatus, one_line
 from hookagent.policy import Policies
@@ -25,9 +32,10 @@ QUEUE_FULL_RETRY_AFTER_S = 30
 
 @dataclass(frozen=True, slots=True)
 class Created:
-    """A new task was queued."""
+    """A new task was queued (``counted``: and counted as a created webhook by the store)."""
 
     task: Task
+    counted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,30 +89,75 @@ class Intake:
         redactor: Redactor | None = None,
         policies: Policies | None = None,
     ) -> None:
-        self._store = store
-        self._settings = settings
+        self.store = store
+        self.settings = settings
         self._lifecycle = Lifecycle(store, settings, redactor=redactor, policies=policies)
 
+    async def count(self, source: str) -> None:
+        """Count a verified delivery against ``HOOKAGENT_RATE_LIMIT`` for its source."""
+        counted = await self.store.rates.count(source)
+        if not counted.allowed:
+            raise self._limited(source, counted.retry_after_s)
+
+    def _limited(self, source: str, retry_after_s: int) -> RateLimited:
+        return RateLimited(
+            f"more than {self.store.rates.limit} deliveries from {source} this minute "
+            "(HOOKAGENT_RATE_LIMIT); retry later",
+            retry_after_s=retry_after_s,
+        )
+
     async def new_task(
-        self, new: NewTask, *, delivery: str | None, signed: bool
+        self,
+        new: NewTask,
+        *,
+        delivery: str | None,
+        signed: bool,
+        count: bool = False,
+        webhook: str = "",
     ) -> Created | Duplicate:
         """Queue a task, unless this delivery or an open task for the same incident exists.
 
         ``signed``: the delivery's signature verified. Unsigned ones are refused when
-        signatures are required. The marks are claimed only for a task that exists, and a
-        mark whose task does not exist is stale, so a failure anywhere leaves nothing that
-        blocks the sender's retry (TaskStore.create_marked).
+        signatures are required. ``count``: count it against its source's rate first (as
+        :meth:`count`); ``webhook``: the source a new task is counted under as a created
+        webhook, when the store does it in the same step (else the caller counts). The
+        marks are claimed only for a task that exists, and a mark whose task does not exist
+        is stale, so a failure anywhere leaves nothing that blocks the sender's retry
+        (TaskStore.create_marked).
         """
-        if not signed and self._settings.signatures_required:
+        if not signed and self.settings.signatures_required:
             raise SignatureError(
                 f"unsigned delivery refused (HOOKAGENT_REQUIRE_SIGNATURES): set "
                 f"{_secret_setting(new.source)} and give the webhook the same secret"
             )
-        # Nested group paths are GitLab's; anywhere else they would be a malformed name.
-        new.repository = validate_repo(
-            new.repository, self._settings.allowed_repo_set, nested=new.forge == "gitlab"
-        )
-        refs, ref = self._store.refs, new.external_id
+        try:
+            # Nested group paths are GitLab's; anywhere else they would be a malformed name.
+            new.repository = validate_repo(
+                new.repository, self.settings.allowed_repo_set, nested=new.forge == "gitlab"
+            )
+        except Exception:
+            if count:
+                await self.count(new.source)  # over the rate: that answer wins
+            raise
+        one_trip = self.store.intake
+        if one_trip is not None:
+            reply = await one_trip.create(
+                new, delivery=delivery, count=count, cap=self.settings.max_queued, webhook=webhook
+            )
+            if reply.task is not None:
+                return Created(reply.task, counted=bool(webhook))
+            if reply.verdict == "limited":
+                raise self._limited(new.source, self.store.rates.retry_after())
+            if reply.verdict == "full":
+                raise self._queue_full(reply.count)
+            count = False  # a mark exists ("seen"): counted; decided step by step below
+        if count:
+            await self.count(new.source)
+        return await self._new_task_stepwise(new, delivery)
+
+    async def _new_task_stepwise(self, new: NewTask, delivery: str | None) -> Created | Duplicate:
+        """:meth:`new_task` in steps that each stay on one cluster slot (store/intake.py)."""
+        refs, ref = self.store.refs, new.external_id
         for _ in range(MAX_ROUNDS):
             by_delivery, by_ref = await refs.seen(new.source, delivery=delivery, ref=ref)
             regressed: Task | None = None
@@ -120,7 +173,7 @@ class Intake:
                 regressed = found if _recurs(new, found) else regressed
             await self._check_room()
             marks = Marks(new.source, delivery, ref, seen_delivery=by_delivery, seen_ref=by_ref)
-            task = await self._store.tasks.create_marked(_regression(new, regressed), marks)
+            task = await self.store.tasks.create_marked(_regression(new, regressed), marks)
             if task is not None:
                 if regressed is not None:
                     await self._lifecycle.say(
@@ -140,7 +193,7 @@ class Intake:
                 f"commands need a signed delivery: set {_secret_setting(command.source)} "
                 "and give the webhook the same secret"
             )
-        refs, source, event_id = self._store.refs, command.source, command.event_id
+        refs, source, event_id = self.store.refs, command.source, command.event_id
         # The delivery header and the source's own comment id: a signed comment resent under
         # a new header is the same comment, and commands nothing a second time.
         seen = await refs.claim_command(
@@ -171,7 +224,7 @@ class Intake:
                 f"a change request's end needs a signed delivery: set "
                 f"{_secret_setting(ended.source)} and give the webhook the same secret"
             )
-        refs, source = self._store.refs, ended.source
+        refs, source = self.store.refs, ended.source
         task_id = await refs.task_for(source, ended.ref)
         if not task_id:
             return Outdated(None, f"no task opened {source} {one_line(ended.ref, 200)}")
@@ -187,7 +240,7 @@ class Intake:
             raise
 
     async def _end(self, task_id: str, ended: ChangeEnded) -> Applied | Outdated:
-        task = await self._store.tasks.get(task_id)
+        task = await self.store.tasks.get(task_id)
         # As the publisher's log named it: ``pull request #41``, ``merge request !3``.
         number = one_line(ended.ref.rpartition("!")[2], 20)
         label = f"merge request !{number}" if task.forge == "gitlab" else f"pull request #{number}"
@@ -207,14 +260,14 @@ class Intake:
         return Applied(result)
 
     async def _command(self, command: Command) -> Outcome:
-        task_id = await self._store.refs.task_for(command.source, command.ref)
+        task_id = await self.store.refs.task_for(command.source, command.ref)
         if not task_id:
             raise TaskNotFound(f"no task for {command.source} {one_line(command.ref, 200)}")
-        task = await self._store.tasks.get(task_id)
+        task = await self.store.tasks.get(task_id)
         if command.verb is Verb.STATUS:
             return Reported(task)
         where = f"{command.verb.value} from {command.source} by {one_line(command.actor, 200)}"
-        approvers = self._settings.approvers(command.source)
+        approvers = self.settings.approvers(command.source)
         if not approvers & {name.lower() for name in command.actor_names}:
             await self._lifecycle.say(
                 task_id, f"{where} refused: not in HOOKAGENT_{command.source.upper()}_APPROVERS"
@@ -247,16 +300,20 @@ class Intake:
         A soft cap: deliveries racing at the cap may each pass the count before any of them
         is queued, so it can be passed by as many as arrive at that instant.
         """
-        cap = self._settings.max_queued
-        if cap and (queued := await self._store.tasks.count(TaskStatus.QUEUED)) >= cap:
-            raise QueueFull(
-                f"{queued} tasks are queued (HOOKAGENT_MAX_QUEUED={cap}); retry later",
-                retry_after_s=QUEUE_FULL_RETRY_AFTER_S,
-            )
+        cap = self.settings.max_queued
+        if cap and (queued := await self.store.tasks.count(TaskStatus.QUEUED)) >= cap:
+            raise self._queue_full(queued)
+
+    def _queue_full(self, queued: int) -> QueueFull:
+        return QueueFull(
+            f"{queued} tasks are queued (HOOKAGENT_MAX_QUEUED={self.settings.max_queued}); "
+            "retry later",
+            retry_after_s=QUEUE_FULL_RETRY_AFTER_S,
+        )
 
     async def _find(self, task_id: str) -> Task | None:
         try:
-            return await self._store.tasks.get(task_id)
+            return await self.store.tasks.get(task_id)
         except TaskNotFound:
             return None
 

@@ -17,8 +17,15 @@ from redis.exceptions import TimeoutError as StoreTimeoutError
 from hookagent.settings import Settings
 from hookagent.store.cancels import CancelSignals
 from hookagent.store.changes import ChangeRecord, ChangeRequests
-from hookagent.store.client import BoundedCluster, Client, connection_options, plain_client
+from hookagent.store.client import (
+    BoundedCluster,
+    Client,
+    connection_options,
+    is_cluster,
+    plain_client,
+)
 from hookagent.store.events import TaskEvents
+from hookagent.store.intake import IntakeReply, OneTripIntake
 from hookagent.store.keys import Keys
 from hookagent.store.logs import LogStore, NewLine
 from hookagent.store.metrics import MetricsSnapshot, MetricsStore
@@ -42,6 +49,7 @@ __all__ = [
     "ChangeRecord",
     "ChangeRequests",
     "Client",
+    "IntakeReply",
     "Job",
     "JobQueue",
     "LogStore",
@@ -49,6 +57,7 @@ __all__ = [
     "MetricsSnapshot",
     "MetricsStore",
     "NewLine",
+    "OneTripIntake",
     "Outbox",
     "OutboxEvent",
     "RateLimiter",
@@ -174,6 +183,8 @@ class Store:
     outbox: Outbox
     metrics: MetricsStore
     changes: ChangeRequests
+    # A new task's delivery in one script (store/intake.py); None on a cluster.
+    intake: OneTripIntake | None
 
     @classmethod
     def build(cls, redis: Client, settings: Settings) -> Store:
@@ -189,6 +200,7 @@ class Store:
             dedupe_ttl_seconds=settings.dedupe_ttl,
         )
         logs = LogStore(redis, keys, ttl_seconds=settings.log_ttl, max_lines=settings.log_max_lines)
+        rates = RateLimiter(redis, keys, limit=settings.rate_limit)
         return cls(
             redis=redis,
             keys=keys,
@@ -203,7 +215,7 @@ class Store:
             ),
             cancels=CancelSignals(redis, keys, tasks=tasks),
             search=SearchIndex(redis, keys, tasks=tasks, logs=logs, ttl_seconds=settings.log_ttl),
-            rates=RateLimiter(redis, keys, limit=settings.rate_limit),
+            rates=rates,
             # Unverified deliveries per client address: a flood of them spends its own
             # budget, never the one signed deliveries are counted against.
             unverified=RateLimiter(
@@ -230,6 +242,16 @@ class Store:
             ),
             metrics=MetricsStore(redis, keys, jobs=jobs),
             changes=ChangeRequests(redis, keys),
+            intake=None
+            if is_cluster(redis)
+            else OneTripIntake(
+                redis,
+                keys,
+                jobs=jobs,
+                rates=rates,
+                ttl_seconds=settings.task_ttl,
+                dedupe_ttl_seconds=settings.dedupe_ttl,
+            ),
         )
 
     async def ping(self) -> None:

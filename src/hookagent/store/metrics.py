@@ -42,6 +42,11 @@ _COST = "cost_usd"
 _WEBHOOK = "webhook"
 
 
+def webhook_field(source: str, outcome: str) -> str:
+    """The metrics hash field counting ``source``'s deliveries answered with ``outcome``."""
+    return f"{_WEBHOOK}:{source}:{outcome}"
+
+
 def bucket_name(bound: float) -> str:
     """A bucket's field in the histogram hash (and its ``le`` label): ``30``, ``+Inf``."""
     return "+Inf" if math.isinf(bound) else f"{bound:g}"
@@ -90,7 +95,7 @@ class MetricsStore:
 
     async def count_webhook(self, source: str, outcome: str) -> None:
         """One delivery from ``source`` answered with ``outcome``."""
-        await self._redis.hincrby(self._keys.metrics(), f"{_WEBHOOK}:{source}:{outcome}", 1)
+        await self._redis.hincrby(self._keys.metrics(), webhook_field(source, outcome), 1)
 
     async def add_cost(self, usd: float) -> None:
         """Add the cost an agent run reported."""

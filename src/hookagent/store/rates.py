@@ -55,6 +55,19 @@ class RateLimiter:
         self.limit = limit
         self._count = register_script(redis, _COUNT)
 
+    def window_key(self, source: str) -> tuple[str, int, int]:
+        """The counter key of ``source``'s current window, the limit and the key's TTL (ms).
+
+        For a script that counts a delivery itself (store/intake.py), the way :meth:`count`
+        does; the limit is 0 when there is none.
+        """
+        return self._key(source, int(time.time() // WINDOW_S)), max(self.limit, 0), WINDOW_S * 1000
+
+    def retry_after(self) -> int:
+        """Seconds until the current window ends (at least 1)."""
+        now = time.time()
+        return max(1, math.ceil((int(now // WINDOW_S) + 1) * WINDOW_S - now))
+
     async def count(self, source: str) -> RateCount:
         """Count one delivery from ``source`` (a name); not allowed past the limit this window."""
         if self.limit <= 0:

@@ -33,6 +33,7 @@ __all__ = [
     "SESSION_COOKIE",
     "Access",
     "Guard",
+    "OriginMiddleware",
     "Principal",
     "Role",
     "RuleBook",
@@ -50,13 +51,12 @@ __all__ = [
 
 
 def install_access(app: FastAPI, settings: Settings) -> RuleBook:
-    """Load the tokens, add the Origin check (and CORS if configured); the rule book to fill."""
-    tokens = load_tokens(settings)
-    app.state.tokens = tokens
+    """Load the tokens, add CORS if configured; the rule book to fill.
+
+    The Origin check (:class:`OriginMiddleware`) runs in the app's front layer (api/front.py).
+    """
+    app.state.tokens = load_tokens(settings)
     origins = settings.cors_origin_list
-    app.add_middleware(
-        OriginMiddleware, allowed=[*origins, settings.public_url], anonymous=not tokens
-    )
     if origins:
         app.add_middleware(
             CORSMiddleware,

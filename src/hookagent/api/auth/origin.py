@@ -45,18 +45,25 @@ class OriginMiddleware:
         self.anonymous = anonymous
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        foreign = self.foreign(scope)
+        if foreign is not None:
+            await self.refuse(scope, send, foreign)
+            return
+        await self.app(scope, receive, send)
+
+    def foreign(self, scope: Scope) -> str | None:
+        """The ``Origin`` of a state-changing request or upgrade we must refuse, else None."""
         checked = scope["type"] == "websocket" or (
             scope["type"] == "http" and scope["method"] in UNSAFE_METHODS
         )
-        if checked:
-            headers = dict(scope["headers"])
-            origin = headers.get(b"origin")
-            if origin is not None and not self._trusted(
-                origin.decode("latin-1"), headers.get(b"host", b"").decode("latin-1")
-            ):
-                await self._refuse(scope, send, origin.decode("latin-1"))
-                return
-        await self.app(scope, receive, send)
+        if not checked:
+            return None
+        headers = dict(scope["headers"])
+        origin = headers.get(b"origin")
+        if origin is None:
+            return None
+        host = headers.get(b"host", b"").decode("latin-1")
+        return None if self._trusted(origin.decode("latin-1"), host) else origin.decode("latin-1")
 
     def _trusted(self, origin: str, host: str) -> bool:
         if origin_of(origin) in self.allowed:
@@ -66,6 +73,7 @@ class OriginMiddleware:
             return False
         return not self.anonymous or is_loopback(urlsplit(origin.strip()).hostname or "")
 
-    async def _refuse(self, scope: Scope, send: Send, origin: str) -> None:
+    async def refuse(self, scope: Scope, send: Send, origin: str) -> None:
+        """Answer ``forbidden_origin`` (or close the WebSocket) for ``origin``."""
         refused = ForeignOrigin(f"requests from the page at {origin[:200]!r} are not allowed here")
         await send_error(scope, send, refused, reason="forbidden origin")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from hookagent.api.deps import FeedsDep, FilterDep, OffsetQuery, StoreDep
+from hookagent.api.errors import encode_json
 from hookagent.api.logfilter import collect
 from hookagent.errors import PayloadError
 from hookagent.models import (
@@ -21,6 +22,7 @@ from hookagent.models import (
     TaskStatusResponse,
     TaskSummary,
 )
+from hookagent.store import Store
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -74,7 +76,7 @@ async def get_status(task_id: str, store: StoreDep) -> TaskStatusResponse:
     return TaskStatusResponse(task_id=task.task_id, status=task.status, metadata=metadata)
 
 
-@router.get("/{task_id}/logs")
+@router.get("/{task_id}/logs", response_model=LogsPage)
 async def get_logs(
     task_id: str,
     store: StoreDep,
@@ -84,7 +86,7 @@ async def get_logs(
     limit: Annotated[int, Query(ge=-1, le=MAX_PAGE, description="-1 for all")] = 100,
     follow: Annotated[bool, Query(description="long-poll: wait for entries at offset")] = False,
     wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait (follow)")] = 25,
-) -> LogsPage:
+) -> LogsPage | Response:
     """Log entries from ``offset`` (each entry's ``seq`` is its offset), filtered.
 
     ``next_offset`` is where to continue; with ``follow=true`` the call waits up to ``wait``
@@ -92,6 +94,9 @@ async def get_logs(
     """
     if limit == 0:
         raise PayloadError("limit must be -1 (all) or between 1 and 10000")
+    if not follow and flt.empty:
+        answer = await logs_page(store, task_id, offset, limit)
+        return Response(encode_json(answer), media_type="application/json")
     if not follow:
         entries, total = await store.logs.read(task_id, offset=offset, limit=limit)
         if not flt.empty:
@@ -118,6 +123,21 @@ async def get_logs(
                 break
             await feed.wait_beyond(cursor, remaining)
         return _page(task_id, entries, offset, limit, feed.next_seq, cursor)
+
+
+async def logs_page(store: Store, task_id: str, offset: int, limit: int) -> dict[str, Any]:
+    """The common page (no filter, no follow), as read: no model per entry (a ``LogsPage``)."""
+    rows, total = await store.logs.read_rows(task_id, offset=offset, limit=limit)
+    cursor = offset + len(rows)
+    return {
+        "task_id": task_id,
+        "logs": rows,
+        "offset": offset,
+        "limit": limit,
+        "total": total,
+        "has_more": cursor < total,
+        "next_offset": cursor,
+    }
 
 
 def _page(

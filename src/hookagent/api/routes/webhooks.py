@@ -9,18 +9,19 @@ then a new task or a command on an existing one.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, ParamSpec
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from hookagent.api.deps import RedactorDep, SettingsDep, StoreDep, client_address, get_policies
-from hookagent.api.errors import ACCEPTED, OK, error_response, http_status
+from hookagent.api.deps import client_address
+from hookagent.api.errors import ACCEPTED, OK, http_status
 from hookagent.errors import (
+    HookagentError,
     RateLimited,
     RetryLater,
     SignatureError,
@@ -28,7 +29,6 @@ from hookagent.errors import (
     quoted,
 )
 from hookagent.models import WebhookAccepted
-from hookagent.redact import Redactor
 from hookagent.services.intake import (
     Created,
     Duplicate,
@@ -40,15 +40,16 @@ from hookagent.services.intake import (
 from hookagent.settings import Settings
 from hookagent.sources import ChangeEnded, Command, Ignored, UnknownCommand
 from hookagent.sources.payload import parse_json
-from hookagent.sources.table import SOURCES, Source
+from hookagent.sources.table import SOURCES, Headers, Source
 from hookagent.store import Store
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
-P = ParamSpec("P")
 Endpoint = Callable[..., Awaitable[JSONResponse]]
+AgentName = Literal["claude", "codex", "gemini", "command"]
+AGENTS = frozenset(get_args(AgentName))
 AgentChoice = Annotated[
-    Literal["claude", "codex", "gemini", "command"] | None,
+    AgentName | None,
     Query(description="run this task with another agent than HOOKAGENT_AGENT"),
 ]
 # IPv6 clients are budgeted per /64: one host usually holds a whole one.
@@ -75,38 +76,47 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _retry_after(
-    endpoint: Callable[P, Awaitable[JSONResponse]],
-) -> Callable[P, Awaitable[JSONResponse]]:
-    """Answer a :class:`RetryLater` refusal with its status and a ``Retry-After`` header."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A delivery's answer: status, JSON body, extra headers; ``counted`` by the store already."""
 
-    @functools.wraps(endpoint)
-    async def answer(*args: P.args, **kwargs: P.kwargs) -> JSONResponse:
-        try:
-            return await endpoint(*args, **kwargs)
-        except RetryLater as exc:
-            response = error_response(http_status(exc), exc.code, exc.message)
-            response.headers["Retry-After"] = str(exc.retry_after_s)
-            return response
+    status: int
+    body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
+    counted: bool = False
 
-    return answer
+
+def refusal(exc: HookagentError) -> Answer:
+    """The answer to a refused delivery: its JSON error, with ``Retry-After`` when it says so."""
+    retry = (("retry-after", str(exc.retry_after_s)),) if isinstance(exc, RetryLater) else ()
+    return Answer(http_status(exc), {"error": exc.code, "detail": exc.message}, retry)
 
 
 def _endpoint(source: Source) -> Endpoint:
-    """The route of one source: the one handler, bound to its row of the table."""
+    """The route of one source: the one handler, bound to its row of the table.
 
-    async def endpoint(
-        request: Request,
-        store: StoreDep,
-        settings: SettingsDep,
-        redactor: RedactorDep,
-        agent: AgentChoice = None,
-    ) -> JSONResponse:
-        return await receive(source, request, store, settings, redactor, agent)
+    It serves what the lean path (api/front.py) passes on (a chunked body, an unusual query)
+    and declares the route for /openapi.json and the access rules.
+    """
+
+    async def endpoint(request: Request, agent: AgentChoice = None) -> JSONResponse:
+        try:
+            answer = await deliver(
+                source,
+                body=await request.body(),
+                headers=request.headers,
+                address=client_address(request),
+                agent=agent,
+                intake=intake_of(request.app.state),
+                counts=False,  # the front's webhook counter counts what this answers
+            )
+        except RetryLater as exc:
+            answer = refusal(exc)
+        return JSONResponse(answer.body, answer.status, headers=dict(answer.headers))
 
     endpoint.__name__ = endpoint.__qualname__ = f"{source.name}_webhook"
     endpoint.__doc__ = source.description
-    return _retry_after(endpoint)
+    return endpoint
 
 
 for _source in SOURCES.values():
@@ -131,73 +141,86 @@ for _source in SOURCES.values():
     )
 
 
-async def receive(
+def intake_of(state: Any) -> Intake:
+    """The app's intake (built once by its lifespan: the policy reader, the redactor)."""
+    intake: Intake = state.intake
+    return intake
+
+
+async def deliver(
     source: Source,
-    request: Request,
-    store: Store,
-    settings: Settings,
-    redactor: Redactor,
+    *,
+    body: bytes,
+    headers: Headers,
+    address: str,
     agent: str | None,
-) -> JSONResponse:
-    """A delivery from ``source``: verified, counted, parsed, deduplicated, then acted on."""
-    body = await request.body()
-    signed, payload = await _admit(source, request, store, settings, body)
+    intake: Intake,
+    counts: bool = True,
+) -> Answer:
+    """A delivery from ``source``: verified, counted, parsed, deduplicated, then acted on.
+
+    A signed delivery is counted against its source's rate once parsed: by the one-trip
+    creation script for a new task, on its own for anything else (before any error).
+    ``counts``: a new task is counted as a created webhook in the same step (the answer
+    says ``counted``), else the caller counts every answer.
+    """
+    store, settings = intake.store, intake.settings
+    signed, payload = await _admit(source, headers, address, store, settings, body)
+    counted = not signed  # an unsigned one was counted against its address
     try:
-        parsed = source.parse(payload, request.headers, settings)
-    except Ignored as ignored:
-        return _ignored(ignored.reason)
-    except UnknownCommand as unknown:
+        parsed = source.parse(payload, headers, settings)
+    except (Ignored, UnknownCommand) as skipped:
+        if not counted:
+            await intake.count(source.name)
+        if isinstance(skipped, Ignored):
+            return _ignored(skipped.reason)
         return _ignored(
-            f"unknown command {unknown.word!r}; try approve, reject, revise, status, cancel"
+            f"unknown command {skipped.word!r}; try approve, reject, revise, status, cancel"
         )
-    delivery = source.delivery(request.headers, payload, parsed)
-    # The app's policy reader and redactor: a bad reload keeps the last good file, and
-    # building a redactor per request scanned the environment every time.
-    intake = Intake(store, settings, policies=get_policies(request), redactor=redactor)
-    if isinstance(parsed, Command):
-        outcome: Outcome = await intake.command(parsed, delivery=delivery, signed=signed)
-    elif isinstance(parsed, ChangeEnded):
-        outcome = await intake.change_ended(parsed, delivery=delivery, signed=signed)
-    else:
-        parsed.agent = agent
-        outcome = await intake.new_task(parsed, delivery=delivery, signed=signed)
+    except Exception:
+        if not counted:
+            await intake.count(source.name)  # over the rate: that answer wins
+        raise
+    delivery = source.delivery(headers, payload, parsed)
+    if isinstance(parsed, Command | ChangeEnded):
+        if not counted:
+            await intake.count(source.name)
+        if isinstance(parsed, Command):
+            outcome: Outcome = await intake.command(parsed, delivery=delivery, signed=signed)
+        else:
+            outcome = await intake.change_ended(parsed, delivery=delivery, signed=signed)
+        return _answer(outcome)
+    parsed.agent = agent
+    outcome = await intake.new_task(
+        parsed,
+        delivery=delivery,
+        signed=signed,
+        count=not counted,
+        webhook=source.name if counts else "",
+    )
     return _answer(outcome)
 
 
 async def _admit(
-    source: Source, request: Request, store: Store, settings: Settings, body: bytes
+    source: Source, headers: Headers, address: str, store: Store, settings: Settings, body: bytes
 ) -> tuple[bool, Any]:
-    """Verify, then count; (verified?, the payload).
+    """Verify; (verified?, the payload). An unverified delivery is counted here.
 
     The signature first: counting before it let unsigned traffic spend the budget of signed
     deliveries. A delivery that fails it, or arrives unsigned because the source has no
     secret, counts against its client address instead.
     """
-    address = client_address(request)
     try:
-        signed = source.signed(settings, request.headers, body)
+        signed = source.signed(settings, headers, body)
         if not signed:
             await _count_unverified(store, address)
-        payload = _json(request, body)
+        payload = _json(headers, body)
         if signed and source.fresh is not None:
             source.fresh(payload, time.time())
     except SignatureError:
         await _count_unverified(store, address)
         raise
-    if signed:
-        await _count(store, source.name)
     return signed, payload
-
-
-async def _count(store: Store, source: str) -> None:
-    """Count a verified delivery against ``HOOKAGENT_RATE_LIMIT`` for its source."""
-    counted = await store.rates.count(source)
-    if not counted.allowed:
-        raise RateLimited(
-            f"more than {store.rates.limit} deliveries from {source} this minute "
-            "(HOOKAGENT_RATE_LIMIT); retry later",
-            retry_after_s=counted.retry_after_s,
-        )
 
 
 async def _count_unverified(store: Store, address: str) -> None:
@@ -222,41 +245,42 @@ def _budget_holder(address: str) -> str:
     return str(ip)
 
 
-def _json(request: Request, body: bytes) -> Any:
-    content_type = request.headers.get("content-type", "")
+def _json(headers: Headers, body: bytes) -> Any:
+    content_type = headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() not in {"application/json", ""}:
         raise UnsupportedMediaType(f"expected application/json, got {quoted(content_type)}")
     return parse_json(body)
 
 
-def _ignored(reason: str) -> JSONResponse:
+def _ignored(reason: str) -> Answer:
     """200: nothing to retry, and nothing done."""
-    return JSONResponse({"status": "ignored", "reason": reason}, status_code=OK)
+    return Answer(OK, {"status": "ignored", "reason": reason})
 
 
-def _answer(outcome: Outcome) -> JSONResponse:
+def _answer(outcome: Outcome) -> Answer:
     """The HTTP answer to a delivery's outcome."""
     if isinstance(outcome, Created):
         body = {"task_id": outcome.task.task_id, "status": outcome.task.status.value}
-        return JSONResponse(body, status_code=ACCEPTED)
+        return Answer(ACCEPTED, body, counted=outcome.counted)
     if isinstance(outcome, Duplicate):
         if outcome.task_id is None:  # a command delivered twice
-            return JSONResponse({"status": "duplicate", "detail": outcome.detail})
+            return Answer(OK, {"status": "duplicate", "detail": outcome.detail})
         status = outcome.status.value if outcome.status else None
-        return JSONResponse(
+        return Answer(
+            OK,
             {
                 "task_id": outcome.task_id,
                 "status": status,
                 "duplicate": True,
                 "detail": outcome.detail,
-            }
+            },
         )
     if isinstance(outcome, Reported):
         task = outcome.task
-        return JSONResponse({"task_id": task.task_id, "status": task.status, "plan": task.plan})
+        return Answer(OK, {"task_id": task.task_id, "status": task.status.value, "plan": task.plan})
     if isinstance(outcome, Outdated):
         # 200, not an error: the sender should not retry what can never apply.
-        return JSONResponse(
-            {"status": "ignored", "reason": outcome.reason, "task_id": outcome.task_id}
+        return Answer(
+            OK, {"status": "ignored", "reason": outcome.reason, "task_id": outcome.task_id}
         )
-    return JSONResponse(outcome.result.model_dump(mode="json"))
+    return Answer(OK, outcome.result.model_dump(mode="json"))
