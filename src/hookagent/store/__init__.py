@@ -26,6 +26,7 @@ from hookagent.store.outbox import Outbox, OutboxEvent
 from hookagent.store.queue import Job, JobQueue
 from hookagent.store.rates import RateLimiter
 from hookagent.store.refs import Marks, RefStore
+from hookagent.store.reviews import Added, ReviewStore, Round
 from hookagent.store.search import SearchIndex
 from hookagent.store.sessions import SIGNIN_ATTEMPTS_PER_MINUTE, Session, SessionStore
 from hookagent.store.slots import RepoSlots
@@ -38,6 +39,7 @@ from hookagent.store.workers import Readiness, WorkerInfo, WorkerRegistry
 StoreUnavailable = (StoreConnectionError, StoreTimeoutError)
 
 __all__ = [
+    "Added",
     "CancelSignals",
     "ChangeRecord",
     "ChangeRequests",
@@ -56,6 +58,8 @@ __all__ = [
     "Redis",
     "RefStore",
     "RepoSlots",
+    "ReviewStore",
+    "Round",
     "Session",
     "SessionStore",
     "Store",
@@ -174,6 +178,7 @@ class Store:
     outbox: Outbox
     metrics: MetricsStore
     changes: ChangeRequests
+    reviews: ReviewStore
 
     @classmethod
     def build(cls, redis: Client, settings: Settings) -> Store:
@@ -230,6 +235,7 @@ class Store:
             ),
             metrics=MetricsStore(redis, keys, jobs=jobs),
             changes=ChangeRequests(redis, keys),
+            reviews=ReviewStore(redis, keys, jobs=jobs, ttl_seconds=settings.task_ttl),
         )
 
     async def ping(self) -> None:

@@ -32,13 +32,14 @@ from hookagent.redact import Redactor
 from hookagent.services.intake import (
     Created,
     Duplicate,
+    Gathered,
     Intake,
     Outcome,
     Outdated,
     Reported,
 )
 from hookagent.settings import Settings
-from hookagent.sources import ChangeEnded, Command, Ignored, UnknownCommand
+from hookagent.sources import ChangeEnded, Command, Feedback, Ignored, UnknownCommand
 from hookagent.sources.payload import parse_json
 from hookagent.sources.table import SOURCES, Source
 from hookagent.store import Store
@@ -56,7 +57,7 @@ IPV6_BUDGET_PREFIX = 64
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Duplicate, command applied, or a delivery that starts nothing"},
-    202: {"model": WebhookAccepted, "description": "Task queued"},
+    202: {"model": WebhookAccepted, "description": "Task queued, or review feedback kept"},
     400: {"description": "Malformed JSON"},
     401: {
         "description": (
@@ -158,6 +159,8 @@ async def receive(
         outcome: Outcome = await intake.command(parsed, delivery=delivery, signed=signed)
     elif isinstance(parsed, ChangeEnded):
         outcome = await intake.change_ended(parsed, delivery=delivery, signed=signed)
+    elif isinstance(parsed, Feedback):
+        outcome = await intake.feedback(parsed, delivery=delivery, signed=signed)
     else:
         parsed.agent = agent
         outcome = await intake.new_task(parsed, delivery=delivery, signed=signed)
@@ -254,6 +257,10 @@ def _answer(outcome: Outcome) -> JSONResponse:
     if isinstance(outcome, Reported):
         task = outcome.task
         return JSONResponse({"task_id": task.task_id, "status": task.status, "plan": task.plan})
+    if isinstance(outcome, Gathered):
+        # 202: kept; the round runs once feedback has been quiet for the debounce.
+        kept = {"task_id": outcome.task_id, "status": "feedback", "round_queued": outcome.queued}
+        return JSONResponse(kept, status_code=ACCEPTED)
     if isinstance(outcome, Outdated):
         # 200, not an error: the sender should not retry what can never apply.
         return JSONResponse(
