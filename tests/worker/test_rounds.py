@@ -279,6 +279,37 @@ async def test_human_commits_survive_a_round(
     assert shown == "kim's notes"
 
 
+async def test_an_agent_rewriting_its_git_changes_nothing_of_the_branch(
+    own: Settings, http: httpx.AsyncClient, store: Store, start_worker: RunWorker,
+    github: GitHubStub, remotes: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    markers, decoy = tmp_path / "markers", tmp_path / "decoy.git"
+    markers.mkdir()
+    git("init", "-q", "--bare", str(decoy), cwd=tmp_path)
+    agent = fake_agent("auto", "vandal", str(markers), str(decoy))
+    tid, number = await opened(http, store, start_worker, own, agent_command=agent)
+    branch = f"hookagent/{tid}"
+    human = tmp_path / "human"
+    git("clone", "-q", "--branch", branch, str(remotes / f"{REPO}.git"), str(human), cwd=tmp_path)
+    (human / "NOTES.md").write_text("kim's notes\n")
+    git("add", "NOTES.md", cwd=human)
+    git("commit", "-q", "-m", "kim: add notes", cwd=human)
+    git("push", "-q", "origin", branch, cwd=human)
+    event = github.review_comment_event(number, 951, body="Rename total")
+    assert (await deliver(http, "pull_request_review_comment", event, "v-1")).status_code == 202
+    await round_done(store, tid, 1)
+    entries, _ = await store.logs.read(tid, offset=0, limit=-1)
+    said = [e.message for e in entries]
+    assert "[stdout] git reset --soft: exit 0" in said  # it did rewrite its own copy
+    # hookagent committed from its own git dir: on top of the person's commit, to the remote
+    # the task was cloned from, and no hook the agent planted ever ran.
+    assert branch_log(remotes, branch)[:2] == ["hookagent: address review (round 1)",
+                                               "kim: add notes"]  # fmt: skip
+    assert git("show", f"{branch}:NOTES.md", cwd=remotes / f"{REPO}.git") == "kim's notes"
+    assert list(markers.iterdir()) == []
+    assert git("for-each-ref", cwd=decoy) == ""
+
+
 async def test_a_rejected_push_fails_the_round_with_its_reason(
     own: Settings, http: httpx.AsyncClient, store: Store, start_worker: RunWorker,
     github: GitHubStub, remotes: Path, tmp_path: Path,
