@@ -17,23 +17,29 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from hookagent.agents import build_agent
 from hookagent.models import NewTask, TaskStatus
 from hookagent.notify import Notifier
 from hookagent.settings import Settings
 from hookagent.store import Store
+from hookagent.worker.loop import Worker
 from tests.conftest import RunWorker
 from tests.github_stub import GitHubStub
+from tests.gitlab_stub import GitLabStub
 from tests.helpers import (
+    FIXTURES,
     REPO,
     app_client,
     fake_agent,
     lines_of,
+    make_remote,
     stream_entries,
     wait_for_line,
     wait_status,
 )
 
 SECRET = "gh-webhook-s3cret"
+GITLAB_SECRET = "gitlab-hook-token-5d1e0c"
 JSON = {"content-type": "application/json"}
 ENDED = {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
 GIT_ENV = {"GIT_AUTHOR_NAME": "kim", "GIT_AUTHOR_EMAIL": "kim@example.com",
@@ -98,10 +104,15 @@ async def deliver(
 
 
 async def opened(
-    http: httpx.AsyncClient, store: Store, start_worker: RunWorker, own: Settings, **worker: Any
+    http: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker | None,
+    own: Settings,
+    **worker: Any,
 ) -> tuple[str, int]:
     """A task from a GitHub issue, planned, approved and executed: its pull request is open."""
-    start_worker(**(own.model_dump() | worker))
+    if start_worker is not None:
+        start_worker(**(own.model_dump() | worker))
     new = NewTask(source="github", repository=REPO, title="Guard the division", prompt="p",
                   external_id=f"{REPO}#7")  # fmt: skip
     tid = (await store.tasks.create(new)).task_id
@@ -310,6 +321,33 @@ async def test_an_agent_rewriting_its_git_changes_nothing_of_the_branch(
     assert git("for-each-ref", cwd=decoy) == ""
 
 
+async def test_a_round_handed_back_starts_again_with_its_feedback(
+    own: Settings, http: httpx.AsyncClient, store: Store, start_worker: RunWorker,
+    github: GitHubStub, remotes: Path,
+) -> None:  # fmt: skip
+    slow = own.model_copy(update={"agent_command": fake_agent("auto", "ticks", "10", "0.3")})
+    first = Worker(store=Store.build(store.redis, slow), settings=slow, agent=build_agent(slow))
+    running = asyncio.create_task(first.run(asyncio.Event()))
+    try:
+        tid, number = await opened(http, store, None, own)
+        event = github.review_comment_event(number, 961, body="Rename total")
+        assert (await deliver(http, "pull_request_review_comment", event, "w-1")).status_code == 202
+        await wait_count(store, tid, "[stdout] tick 0", 2)  # the execution ticked too
+    finally:
+        running.cancel()  # the worker stops mid-round: the job goes back to the queue
+        await asyncio.gather(running, return_exceptions=True)
+    assert (await store.tasks.get(tid)).status is TaskStatus.REVISING
+    start_worker(**own.model_dump())
+    await round_done(store, tid, 1)
+    task = await store.tasks.get(tid)
+    assert task.review_rounds == 1  # the same round again, not a second one
+    [record] = await store.reviews.rounds(tid)
+    assert [i["body"] for i in record["items"]] == ["Rename total"]
+    assert branch_log(remotes, f"hookagent/{tid}")[0] == "hookagent: address review (round 1)"
+    assert branch_log(remotes, f"hookagent/{tid}")[1] != "hookagent: address review (round 1)"
+    assert [r["comment_id"] for r in github.replies] == [961]
+
+
 async def test_a_rejected_push_fails_the_round_with_its_reason(
     own: Settings, http: httpx.AsyncClient, store: Store, start_worker: RunWorker,
     github: GitHubStub, remotes: Path, tmp_path: Path,
@@ -357,3 +395,45 @@ async def test_past_max_rounds_one_comment_and_nothing_runs(
     task = await store.tasks.get(tid)
     assert task.review_rounds == 2 and task.status is TaskStatus.COMPLETED
     assert branch_log(remotes, f"hookagent/{tid}") == branch
+
+
+async def test_a_gitlab_diff_note_makes_a_round_answered_in_its_discussion(
+    own: Settings, redis: Redis, store: Store, start_worker: RunWorker, tmp_path: Path,
+) -> None:  # fmt: skip
+    project = "acme/platform/payments-api"
+    bare = make_remote(tmp_path / "gitlab", project)
+    with GitLabStub() as gitlab:
+        overrides: dict[str, Any] = {
+            "gitlab_api_url": gitlab.api_url,
+            "gitlab_token": SecretStr(GitLabStub.TOKEN),
+            "gitlab_webhook_secret": SecretStr(GITLAB_SECRET),
+            "gitlab_approvers": "lee-lead",
+            "gitlab_url_template": f"file://{tmp_path / 'gitlab'}/{{repo}}.git",
+        }
+        mine = own.model_copy(update=overrides)
+        start_worker(**mine.model_dump())
+        async with app_client(mine, redis) as http:
+            new = NewTask(source="gitlab", forge="gitlab", repository=project, title="Guard",
+                          prompt="p", external_id=f"{project}#57")  # fmt: skip
+            tid = (await store.tasks.create(new)).task_id
+            assert await wait_status(store, tid, {TaskStatus.PENDING_APPROVAL}) is not None
+            assert (await http.post(f"/tasks/{tid}/approve")).status_code == 200
+            assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+            iid = (await store.tasks.get(tid)).pr_number
+            note: dict[str, Any] = json.loads((FIXTURES / "gitlab-note-approve.json").read_text())
+            position = {"new_path": "app.py", "old_path": "app.py", "new_line": 2}
+            note["object_attributes"] |= {
+                "note": "Guard the empty list here", "noteable_type": "MergeRequest",
+                "position": position, "id": 1913777,
+            }  # fmt: skip
+            note["merge_request"] = {"iid": iid, "id": 88300}
+            headers = JSON | {"x-gitlab-event": "Note Hook", "x-gitlab-event-uuid": "n-1",
+                              "x-gitlab-token": GITLAB_SECRET}  # fmt: skip
+            kept = await http.post("/webhooks/gitlab", content=json.dumps(note), headers=headers)
+            assert kept.status_code == 202, kept.text
+            await round_done(store, tid, 1)
+        [reply] = gitlab.mr_notes
+        assert reply["discussion_id"] == note["object_attributes"]["discussion_id"]
+        assert reply["noteable_iid"] == iid and "Addressed in" in reply["body"]
+    subjects = git("log", "--format=%s", f"hookagent/{tid}", cwd=bare).splitlines()
+    assert subjects[0] == "hookagent: address review (round 1)"

@@ -419,3 +419,7 @@ class Worker:
             )
         except (TaskNotFound, ConflictError) as exc:
             log.info("worker %s: not failing %s: %s", self.name, job.task_id, exc)
+        if job.phase is Phase.ROUND:
+            # The lost round's feedback goes with it; what came since gets a round of its own.
+            await self._store.reviews.close(job.task_id, None)
+            await self._store.reviews.next_round(job.task_id)
