@@ -122,6 +122,8 @@ _EXECUTING = frozenset({_S.APPROVED, _S.EXECUTING})
 _OPEN = frozenset(s for s in TaskStatus if s not in TERMINAL_STATUSES)
 _ENDED_BADLY = frozenset({_S.FAILED, _S.CANCELLED})
 _DELIVERED = frozenset({_S.COMPLETED, _S.REVISING})
+# The change request is open: review feedback is taken, and a round may run.
+CHANGE_OPEN = _DELIVERED
 
 # The one table of what may happen in which status; the transition script receives its row.
 # A phase's start is allowed from its running status too: a reclaimed job starts again.

@@ -8,7 +8,15 @@ from datetime import datetime
 
 from hookagent.errors import ConflictError, NotAnApprover, QueueFull, SignatureError, TaskNotFound
 from hookagent.json_values import clip_prompt
-from hookagent.models import TERMINAL_STATUSES, ActionResult, NewTask, Task, TaskStatus, one_line
+from hookagent.models import (
+    CHANGE_OPEN,
+    TERMINAL_STATUSES,
+    ActionResult,
+    NewTask,
+    Task,
+    TaskStatus,
+    one_line,
+)
 from hookagent.policy import Policies
 from hookagent.redact import Redactor
 from hookagent.services.lifecycle import Lifecycle
@@ -74,8 +82,6 @@ class Gathered:
 
 
 Outcome = Created | Duplicate | Applied | Reported | Outdated | Gathered
-# The statuses in which a task's change request is open and takes review feedback.
-REVIEWABLE = frozenset({TaskStatus.COMPLETED, TaskStatus.REVISING})
 
 # The verbs that decide on a plan: only a comment written after the plan was ready may.
 DECISIONS = frozenset({Verb.APPROVE, Verb.REJECT, Verb.REVISE})
@@ -225,7 +231,7 @@ class Intake:
             )
             await self._lifecycle.say(task_id, f"{who} ignored: {reason}")
             return Outdated(task_id, f"{one_line(feedback.actor, 200)} is {reason}")
-        if task.status not in REVIEWABLE:
+        if task.status not in CHANGE_OPEN:
             return Outdated(task_id, f"task {task_id} is {task.status}: its change is not open")
         # The delivery header is not the key: a replay under a new header is the same comment.
         added = await self._store.reviews.add(

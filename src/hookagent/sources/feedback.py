@@ -10,6 +10,7 @@ note mentioning ``@hookagent`` (gitlab.py). Never hookagent's own comments, nor 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from hookagent.sources.base import Ignored, event_key, moment, obj, text, user_id
@@ -20,7 +21,7 @@ BODY_MAX_CHARS = 8_000
 HUNK_MAX_CHARS = 4_000
 
 
-class Kind:
+class Kind(StrEnum):
     """What a feedback item is (its ``kind``)."""
 
     REVIEW = "review"
@@ -39,7 +40,7 @@ class Feedback:
 
     source: str
     ref: str
-    kind: str
+    kind: Kind
     body: str
     actor: str
     actor_names: tuple[str, ...]
@@ -55,7 +56,7 @@ class Feedback:
         """The stored item: what a round's prompt and replies need, nothing more."""
         return {
             "id": self.feedback_id,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "author": self.actor,
             "body": self.body[:BODY_MAX_CHARS],
             "reply_to": self.reply_to,

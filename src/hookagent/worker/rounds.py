@@ -28,7 +28,16 @@ from hookagent.errors import (
     WorkspaceError,
 )
 from hookagent.forges import Forge, build_forges
-from hookagent.models import Action, LogStream, Phase, Task, TaskStatus, one_line, utc_iso
+from hookagent.models import (
+    CHANGE_OPEN,
+    Action,
+    LogStream,
+    Phase,
+    Task,
+    TaskStatus,
+    one_line,
+    utc_iso,
+)
 from hookagent.policy import Policies, Policy
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
@@ -38,8 +47,6 @@ from hookagent.worker.run import AgentSession
 from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.workspace import Workspaces
 
-# The statuses in which a round may run: a delivered change, or a round restarting.
-_OPEN = frozenset({TaskStatus.COMPLETED, TaskStatus.REVISING})
 REPLY_MAX_CHARS = 1_000
 
 
@@ -91,9 +98,9 @@ class Rounds:
             task = await self._store.tasks.get(task_id)
         except TaskNotFound:
             return Wait(run=False)
-        if task.status not in _OPEN:
-            dropped = await self._store.reviews.drop(task_id)
-            await self._say(task_id, f"{dropped} review items dropped: the task is {task.status}")
+        if task.status not in CHANGE_OPEN:
+            if dropped := await self._store.reviews.drop(task_id):
+                await self._say(task_id, f"{dropped} review items dropped: task is {task.status}")
             return Wait(run=False)
         if task.status is TaskStatus.REVISING:
             return Wait(run=True)  # this round's worker died: it starts again
@@ -193,7 +200,9 @@ class Rounds:
         await writer.system(f"pushed {sha[:12]} to {task.branch}")
         return sha
 
-    async def _vet(self, policy: Policy, task: Task, path: Path, base: str, writer: Any) -> None:
+    async def _vet(
+        self, policy: Policy, task: Task, path: Path, base: str, writer: LogWriter
+    ) -> None:
         """The execution's checks on the round's change: denied paths and secrets fail it."""
         nested = await self._workspaces.stage(path)
         if nested:
@@ -210,7 +219,7 @@ class Rounds:
             await writer.flush()
             raise PolicyViolation(found[0].describe())
 
-    async def _reply(self, task: Task, taken: Round, commit: str | None, writer: Any) -> None:
+    async def _reply(self, task: Task, taken: Round, commit: str | None, writer: LogWriter) -> None:
         """A reply under each inline comment of the round (a failed reply is logged, no more)."""
         forge = self._forges.get(task.forge)
         if forge is None or task.pr_number is None:
@@ -226,7 +235,7 @@ class Rounds:
             await self._reply_one(forge, task, str(thread), body[:REPLY_MAX_CHARS], writer)
 
     async def _reply_one(
-        self, forge: Forge, task: Task, thread: str, body: str, writer: Any
+        self, forge: Forge, task: Task, thread: str, body: str, writer: LogWriter
     ) -> None:
         number = task.pr_number or 0
         try:
