@@ -121,3 +121,7 @@ def test_a_gitlab_merge_request_note_needs_a_mention_or_a_position() -> None:
     bot["user"]["bot"] = True
     with pytest.raises(Ignored, match="bots"):
         parse_gitlab(bot, event="Note Hook", label="hookagent")
+    token_user = gitlab_note("@hookagent do it")
+    token_user["user"]["username"] = "project_1207_bot_3f9a"
+    with pytest.raises(Ignored, match="bots"):
+        parse_gitlab(token_user, event="Note Hook", label="hookagent")

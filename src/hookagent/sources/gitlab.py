@@ -8,6 +8,7 @@ nested groups and all.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hookagent.models import NewTask
@@ -35,6 +36,9 @@ _EVENTS = {
     "Confidential Note Hook": "note",
     "Merge Request Hook": "merge_request",
 }
+# The users GitLab makes for project and group access tokens (``project_42_bot_<hash>``):
+# bots, whose notes on a merge request are never review feedback.
+_BOT_USERNAME = re.compile(r"^(?:project|group)_\d+_bot(?:_\w+)?$")
 # A Merge Request Hook's ``object_attributes.action`` that ends the request.
 _ENDINGS = {"merge": Ending.MERGED, "close": Ending.CLOSED}
 
@@ -113,7 +117,7 @@ def _note(body: dict[str, Any], repo: str, bot_username: str | None) -> Command 
     if is_own_comment(text(note.get("note"))):
         raise Ignored("hookagent's own note (it carries the hookagent marker)")
     if kind == "MergeRequest":
-        if user.get("bot") is True:
+        if user.get("bot") is True or _BOT_USERNAME.match(author):
             raise Ignored("notes by bots are not feedback")
         instruction = parse_instruction(text(note.get("note")))
         if instruction is None or instruction[0] is None:
