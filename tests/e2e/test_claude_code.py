@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -13,9 +16,11 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from hookagent.agents import build_agent
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
+from hookagent.worker.loop import Worker
 from hookagent.worker.sandbox import probe
 from tests.anthropic_stub import MessagesStub, Turn
 from tests.conftest import RunWorker
@@ -231,7 +236,6 @@ async def test_three_review_comments_make_one_round_with_the_real_cli(
     settings: Settings,
     redis: Redis,
     store: Store,
-    start_worker: RunWorker,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     remotes: Path,
@@ -261,8 +265,11 @@ async def test_three_review_comments_make_one_round_with_the_real_cli(
                 "feedback_debounce_s": 0.5,
             }
         )  # fmt: skip
-        start_worker(**own.model_dump())
-        async with app_client(own, redis) as client:
+        # Stopped by its event, not cancelled: the round's job is acked before the test ends.
+        stop = asyncio.Event()
+        worker = Worker(store=Store.build(redis, own), settings=own, agent=build_agent(own))
+        running = asyncio.create_task(worker.run(stop))
+        async with app_client(own, redis) as client, stopping(stop, running):
             tid, planned = await plan_from_sentry(client, store)
             assert planned is TaskStatus.PENDING_APPROVAL
             await client.post(f"/tasks/{tid}/approve")
@@ -311,3 +318,18 @@ async def signed(
         "x-hub-signature-256": f"sha256={digest}",
     }
     return await client.post("/webhooks/github", content=body, headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def stopping(stop: asyncio.Event, running: asyncio.Task[None]) -> AsyncIterator[None]:
+    """Let the worker finish its job and stop when the block ends (or cancel it on a failure)."""
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            async with asyncio.timeout(60):
+                await running
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
