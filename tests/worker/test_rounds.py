@@ -53,6 +53,31 @@ def github() -> Iterator[GitHubStub]:
 
 
 @pytest.fixture
+async def start_worker(store: Store, settings: Settings) -> AsyncIterator[RunWorker]:
+    """Conftest's, stopped by its event instead: a round's job is acked before teardown."""
+    stop = asyncio.Event()
+    running: list[asyncio.Task[None]] = []
+
+    def start(**overrides: object) -> Worker:
+        mine = settings.model_copy(update=overrides)
+        worker = Worker(
+            store=Store.build(store.redis, mine), settings=mine, agent=build_agent(mine)
+        )
+        running.append(asyncio.create_task(worker.run(stop)))
+        return worker
+
+    yield start
+    stop.set()
+    try:
+        async with asyncio.timeout(60):
+            await asyncio.gather(*running)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+@pytest.fixture
 def own(settings: Settings, github: GitHubStub, tmp_path: Path) -> Settings:
     policy = tmp_path / "hookagent.toml"
     policy.write_text(f'[repo."{REPO}"]\nmax_rounds = 2\nreviewers = ["id:7777"]\n')
