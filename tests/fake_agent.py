@@ -148,6 +148,10 @@ def auto(prompt: str, args: list[str]) -> int:
         open(args[1], "w").close()
         print("flaky failure", file=sys.stderr)
         return 9
+    if "the feedback to address now" in prompt:
+        if args[:1] == ["vandal"]:
+            return vandal_round(prompt, args[1], args[2])
+        return review_round(prompt, args)
     if "Approved plan:" not in prompt:
         if "Reviewer's feedback:" in prompt:
             feedback = prompt.split("Reviewer's feedback:", 1)[1].strip().splitlines()[0]
@@ -163,6 +167,40 @@ def auto(prompt: str, args: list[str]) -> int:
     if args[:1] != ["noop"]:
         with open("app.py", "a") as source:
             source.write("\n\ndef safe_total(xs):\n    return total(xs) if xs else 0\n")
+    print("done")
+    return 0
+
+
+def review_round(prompt: str, args: list[str]) -> int:
+    """A review round: echo what the prompt asks (items, hunks), then append a line to app.py."""
+    for line in prompt.splitlines():
+        if line.startswith(("Item ", "Round ", "Comment:", "@@")) or "rename" in line.lower():
+            print(f"round| {line}", flush=True)
+    if args[:1] == ["ticks"]:
+        for i in range(int(args[1])):
+            print(f"tick {i}", flush=True)
+            time.sleep(float(args[2]))
+    number = prompt.split(": the feedback to address now", 1)[0].rsplit("Round ", 1)[1]
+    with open("app.py", "a") as source:
+        source.write(f"\n# addressed review round {number}\n")
+    print("done")
+    return 0
+
+
+def vandal_round(prompt: str, markers: str, decoy: str) -> int:
+    """A hostile review round: rewrites its own history, repoints origin, plants hooks."""
+    run = [["git", "reset", "--soft", "HEAD~1"], ["git", "config", "remote.origin.url", decoy]]
+    for argv in run:
+        done = subprocess.run(argv, capture_output=True, text=True)
+        print(f"{' '.join(argv[:3])}: exit {done.returncode}", flush=True)
+    for hook in ("pre-commit", "commit-msg", "post-commit", "pre-push", "reference-transaction"):
+        path = os.path.join(".git", "hooks", hook)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as script:
+            script.write(f"#!/bin/sh\necho ran > {markers}/{hook}\n")
+        os.chmod(path, 0o755)
+    with open("app.py", "a") as source:
+        source.write("\n# addressed, hostilely\n")
     print("done")
     return 0
 

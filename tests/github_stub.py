@@ -1,4 +1,4 @@
-"""A local stand-in for the GitHub REST API (pull requests, issue comments), recording requests."""
+"""A local stand-in for the GitHub REST API (pull requests, comments, review replies), recording."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ class GitHubStub(LocalServer):
         self.fail_with: tuple[int, dict[str, Any], dict[str, str]] | None = None
         self.comments: dict[int, str] = {}  # comment id → its current body
         self.pulls = 0
+        # Replies to review comments: the pull request, the comment replied to, the body.
+        self.replies: list[dict[str, Any]] = []
         self.opened: dict[int, dict[str, Any]] = {}  # number → the pull request as answered
         # What ``GET …/issues/{n}/comments`` lists (GitHub's shape), one page of 100 at a time.
         self.thread: list[dict[str, Any]] = []
@@ -89,6 +91,12 @@ class GitHubStub(LocalServer):
                     "base": {"ref": body["base"]}}  # fmt: skip
             self.opened[number] = pull | {"repo": f"{owner}/{repo}"}
             return 201, pull, {}
+        if method == "POST" and len(parts) == 8 and parts[3] == "pulls" and parts[7] == "replies":
+            # ``POST /repos/{owner}/{repo}/pulls/{number}/comments/{comment_id}/replies``
+            reply_id = 7000 + len(self.replies)
+            self.replies.append({"number": int(parts[4]), "comment_id": int(parts[6]),
+                                 "body": body["body"]})  # fmt: skip
+            return 201, {"id": reply_id, "html_url": f"https://github.com/r/{reply_id}"}, {}
         if method == "POST" and len(parts) == 6 and parts[3] == "issues" and parts[5] == "comments":
             comment_id = 9000 + len(self.comments)
             self.comments[comment_id] = body["body"]
@@ -129,6 +137,72 @@ class GitHubStub(LocalServer):
             "repository": {"full_name": pull["repo"]},
             "sender": user,
         }
+
+    def review_comment_event(
+        self,
+        number: int,
+        comment_id: int,
+        *,
+        by: str = "rev-alice",
+        body: str = "Rename this",
+        path: str = "app.py",
+        line: int = 2,
+        user_id: int = 6021,
+        user_type: str = "User",
+    ) -> dict[str, Any]:
+        """``pull_request_review_comment`` ``created``: an inline comment on the diff."""
+        pull = self.opened[number]
+        user = {"login": by, "id": user_id, "type": user_type}
+        return {
+            "action": "created",
+            "comment": {
+                "id": comment_id, "pull_request_review_id": 880, "path": path, "line": line,
+                "original_line": line, "side": "RIGHT", "body": body, "user": user,
+                "diff_hunk": "@@ -1,2 +1,5 @@\n def total(xs):\n     return sum(xs) / len(xs)",
+                "created_at": "2026-03-02T15:40:51Z",
+                "html_url": f"{pull['html_url']}#r{comment_id}",
+            },
+            "pull_request": {"id": pull["id"], "number": number, "head": pull["head"],
+                             "base": pull["base"]},
+            "repository": {"full_name": pull["repo"]},
+            "sender": user,
+        }  # fmt: skip
+
+    def review_event(
+        self,
+        number: int,
+        review_id: int,
+        *,
+        by: str = "rev-alice",
+        body: str = "",
+        state: str = "commented",
+    ) -> dict[str, Any]:
+        """``pull_request_review`` ``submitted``."""
+        pull = self.opened[number]
+        user = {"login": by, "id": 6021, "type": "User"}
+        return {
+            "action": "submitted",
+            "review": {"id": review_id, "body": body or None, "state": state, "user": user,
+                       "submitted_at": "2026-03-02T15:40:51Z"},
+            "pull_request": {"id": pull["id"], "number": number},
+            "repository": {"full_name": pull["repo"]},
+            "sender": user,
+        }  # fmt: skip
+
+    def pr_comment_event(
+        self, number: int, comment_id: int, body: str, *, by: str = "rev-alice"
+    ) -> dict[str, Any]:
+        """``issue_comment`` ``created`` on the pull request (GitHub's issue view of it)."""
+        pull = self.opened[number]
+        user = {"login": by, "id": 6021, "type": "User"}
+        return {
+            "action": "created",
+            "issue": {"number": number, "pull_request": {"url": pull["html_url"]}},
+            "comment": {"id": comment_id, "body": body, "user": user,
+                        "created_at": "2026-03-02T15:40:51Z"},
+            "repository": {"full_name": pull["repo"]},
+            "sender": user,
+        }  # fmt: skip
 
 
 def _links(url: str, page: int, last: int, per_page: int) -> dict[str, str]:

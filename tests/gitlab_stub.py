@@ -1,4 +1,4 @@
-"""A local stand-in for the GitLab REST API v4 (merge requests, issue notes), recording requests.
+"""A local stand-in for the GitLab REST API v4 (merge requests, notes), recording requests.
 
 Projects are addressed as GitLab does, by the URL-encoded ``path_with_namespace``; every
 request needs the ``PRIVATE-TOKEN`` header, and notes are listed a page at a time with
@@ -30,6 +30,8 @@ class GitLabStub(LocalServer):
         self.fail_with: Answer | None = None
         self.notes: dict[int, dict[str, Any]] = {}  # note id → the note as GitLab stores it
         self.merge_requests: list[dict[str, Any]] = []
+        # Notes written on merge requests: general ones and replies in a discussion.
+        self.mr_notes: list[dict[str, Any]] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,6 +93,8 @@ class GitLabStub(LocalServer):
         project, parts = unquote(encoded), rest.split("/")
         if method == "POST" and parts == ["merge_requests"]:
             return self._merge_request(project, body)
+        if method == "POST" and len(parts) >= 3 and parts[0] == "merge_requests":
+            return self._merge_request_note(int(parts[1]), parts[2:], body)
         if len(parts) >= 3 and parts[0] == "issues" and parts[2] == "notes":
             return self._notes(method, int(parts[1]), parts[3:], query, body)
         return 404, {"message": "404 Not Found"}, {}
@@ -140,6 +144,20 @@ class GitLabStub(LocalServer):
             }
             return 200, rows, headers
         return 404, {"message": "404 Not Found"}, {}
+
+    def _merge_request_note(self, iid: int, rest: list[str], body: Any) -> Answer:
+        """``…/merge_requests/:iid/notes``, ``…/discussions/:discussion_id/notes``: recorded."""
+        if rest != ["notes"] and not (len(rest) == 3 and rest[0] == "discussions"):
+            return 404, {"message": "404 Not Found"}, {}
+        note_id = 1923500 + len(self.mr_notes)
+        discussion = rest[1] if len(rest) == 3 else None
+        note = {
+            "id": note_id, "type": "DiscussionNote" if discussion else None,
+            "body": body["body"], "author": BOT, "system": False,
+            "noteable_type": "MergeRequest", "noteable_iid": iid, "discussion_id": discussion,
+        }  # fmt: skip
+        self.mr_notes.append(note)
+        return 201, note, {}
 
     def note_requests(self) -> list[dict[str, Any]]:
         """The note writes (POST, PUT) received, in order."""

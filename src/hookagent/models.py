@@ -65,15 +65,24 @@ class EventKind(StrEnum):
 
 
 class Phase(StrEnum):
-    """A job's phase: planning (read-only) or execution (edits, commit, push, PR)."""
+    """A job's phase: planning (read-only), execution (edits, commit, push, PR), or a round.
+
+    A round answers review feedback on the change request: it edits, commits and pushes
+    on the request's own branch (worker/rounds.py).
+    """
 
     PLAN = "plan"
     EXECUTE = "execute"
+    ROUND = "round"
 
 
 # The seed's ``metadata.queue`` names; every phase travels on one job stream so a worker
 # waits on a single XREADGROUP, and the name follows from the task's phase.
-PHASE_QUEUES = {Phase.PLAN: "planning-queue", Phase.EXECUTE: "execution-queue"}
+PHASE_QUEUES = {
+    Phase.PLAN: "planning-queue",
+    Phase.EXECUTE: "execution-queue",
+    Phase.ROUND: "review-queue",
+}
 
 
 class Action(StrEnum):
@@ -113,6 +122,8 @@ _EXECUTING = frozenset({_S.APPROVED, _S.EXECUTING})
 _OPEN = frozenset(s for s in TaskStatus if s not in TERMINAL_STATUSES)
 _ENDED_BADLY = frozenset({_S.FAILED, _S.CANCELLED})
 _DELIVERED = frozenset({_S.COMPLETED, _S.REVISING})
+# The change request is open: review feedback is taken, and a round may run.
+CHANGE_OPEN = _DELIVERED
 
 # The one table of what may happen in which status; the transition script receives its row.
 # A phase's start is allowed from its running status too: a reclaimed job starts again.
@@ -135,13 +146,24 @@ TRANSITIONS: dict[Action, Transition] = {
     # After the change request is open: ``completed`` means the change is delivered; a
     # follow-up round (review, CI) runs in ``revising`` and delivers again; the forge's
     # merge or close ends the task, whether or not a round is running.
-    Action.START_ROUND: Transition(frozenset({_S.COMPLETED}), _S.REVISING),
+    # From ``revising`` too: a reclaimed round starts again (one round job exists per task
+    # at a time, store/reviews.py, so two rounds never run at once).
+    Action.START_ROUND: Transition(_DELIVERED, _S.REVISING),
     Action.FINISH_ROUND: Transition(frozenset({_S.REVISING}), _S.COMPLETED),
     Action.MERGE: Transition(_DELIVERED, _S.MERGED),
     Action.CLOSE: Transition(_DELIVERED, _S.CLOSED),
 }
-START = {Phase.PLAN: Action.START_PLAN, Phase.EXECUTE: Action.START_EXECUTE}
-FAIL = {Phase.PLAN: Action.FAIL_PLAN, Phase.EXECUTE: Action.FAIL_EXECUTE}
+START = {
+    Phase.PLAN: Action.START_PLAN,
+    Phase.EXECUTE: Action.START_EXECUTE,
+    Phase.ROUND: Action.START_ROUND,
+}
+# A round that fails leaves the change request as it was: the task is delivered again.
+FAIL = {
+    Phase.PLAN: Action.FAIL_PLAN,
+    Phase.EXECUTE: Action.FAIL_EXECUTE,
+    Phase.ROUND: Action.FINISH_ROUND,
+}
 RETRY = {Phase.PLAN: Action.RETRY_PLAN, Phase.EXECUTE: Action.RETRY_EXECUTE}
 
 

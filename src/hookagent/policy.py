@@ -109,6 +109,10 @@ class Policy(BaseModel):
     allow_secrets_in: tuple[str, ...] = ()
     # ``host[:port]`` entries the agent may reach besides HOOKAGENT_EGRESS_ALLOW's.
     network_allow: tuple[str, ...] = ()
+    # Review rounds on a change request hookagent opened, and who besides the source's
+    # approvers may ask for one (logins as the forge names them, or ``id:<user id>``).
+    max_rounds: int = Field(default=5, ge=0, le=100)
+    reviewers: tuple[str, ...] = ()
 
     @field_validator("network_allow")
     @classmethod

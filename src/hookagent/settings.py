@@ -411,6 +411,14 @@ class Settings(BaseSettings):
         json_schema_extra={"default_doc": "`http://{HOST}:{PORT}`"},
     )
     dedupe_ttl: int = Field(default=86400, ge=60, description="seconds a delivery id is remembered")
+    feedback_debounce_s: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "review feedback on a pull or merge request arriving within this many seconds of "
+            "the previous one joins the same round; the round starts once it is quiet"
+        ),
+    )
     kill_grace: float = Field(default=5.0, gt=0, description="seconds between SIGTERM and SIGKILL")
     agent_nice: int = Field(
         default=10,

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import hmac
 import json
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
+from hookagent.agents import build_agent
 from hookagent.models import TaskStatus
+from hookagent.settings import Settings
 from hookagent.store import Store
+from hookagent.worker.loop import Worker
 from hookagent.worker.sandbox import probe
 from tests.anthropic_stub import MessagesStub, Turn
 from tests.conftest import RunWorker
 from tests.e2e.clis import cli_bin
 from tests.github_stub import GitHubStub
-from tests.helpers import FIXTURES, REPO, wait_status
+from tests.helpers import FIXTURES, REPO, app_client, wait_for_line, wait_status
 
 pytestmark = pytest.mark.e2e
 
+SECRET = "gh-webhook-s3cret"
 MEMORY = "Operator memory: name the function you change."
 
 
@@ -219,3 +229,107 @@ async def test_a_long_result_line_reaches_the_plan_whole(
         result = [e for e in logs if e["kind"] == "result"]
         assert len(result) == 1 and result[0]["message"].startswith("[stdout] result (success")
         assert not [e for e in logs if e["message"].startswith('[stdout] {"type"')]
+
+
+@pytest.mark.timeout(300)  # three runs of the real CLI: planning, execution and the round
+async def test_three_review_comments_make_one_round_with_the_real_cli(
+    settings: Settings,
+    redis: Redis,
+    store: Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    remotes: Path,
+) -> None:
+    binary = claude_bin()
+    plan = [Turn(text="PLAN: add safe_total() that returns 0 for an empty list.")]
+    execute = [
+        Turn(tool="Bash", tool_input={"command": "printf '\\ndef safe_total(xs):\\n"
+                                      "    return total(xs) if xs else 0\\n' >> app.py",
+                                      "description": "Add safe_total"}),
+        Turn(text="Added safe_total to app.py."),
+    ]  # fmt: skip
+    review = [
+        Turn(tool="Bash", tool_input={"command": "printf '\\n# safe_total: 0 for []\\n' >> app.py",
+                                      "description": "Answer the review"}),
+        Turn(text="Documented safe_total as the reviewers asked."),
+    ]  # fmt: skip
+    markers = {"the feedback to address now": review, "Approved plan:": execute}
+    with MessagesStub(plan, when=markers) as stub, GitHubStub() as github:
+        use_stub(monkeypatch, stub, tmp_path)
+        own = settings.model_copy(
+            update={
+                "agent": "claude", "claude_bin": binary, "planning_timeout": 120,
+                "execution_timeout": 120, "github_api_url": github.url,
+                "github_token": SecretStr("ghp_e2e_token"),
+                "github_webhook_secret": SecretStr(SECRET), "github_approvers": "rev-alice",
+                "feedback_debounce_s": 0.5,
+            }
+        )  # fmt: skip
+        # Stopped by its event, not cancelled: the round's job is acked before the test ends.
+        stop = asyncio.Event()
+        worker = Worker(store=Store.build(redis, own), settings=own, agent=build_agent(own))
+        running = asyncio.create_task(worker.run(stop))
+        async with app_client(own, redis) as client, stopping(stop, running):
+            tid, planned = await plan_from_sentry(client, store)
+            assert planned is TaskStatus.PENDING_APPROVAL
+            await client.post(f"/tasks/{tid}/approve")
+            ended = {TaskStatus.COMPLETED, TaskStatus.FAILED}
+            done = await wait_status(store, tid, ended, timeout=120)
+            assert done is TaskStatus.COMPLETED
+            number = (await store.tasks.get(tid)).pr_number
+            assert number is not None
+            for comment_id in (501, 502, 503):
+                event = github.review_comment_event(number, comment_id, body="Document this")
+                answer = await signed(client, "pull_request_review_comment", event, comment_id)
+                assert answer.status_code == 202, answer.text
+            await wait_for_line(store, tid, "status completed: review round 1 ", timeout=120)
+        task = await store.tasks.get(tid)
+        messages = [e.message for e in (await store.logs.read(tid, offset=0, limit=-1))[0]]
+        assert task.review_rounds == 1 and task.error is None, messages
+        log = subprocess.run(
+            ["git", "-C", str(remotes / f"{REPO}.git"), "log", "--format=%s", f"hookagent/{tid}"],
+            capture_output=True, text=True, check=True,
+        ).stdout.splitlines()  # fmt: skip
+        assert log[0] == "hookagent: address review (round 1)"
+        shown = subprocess.run(
+            ["git", "-C", str(remotes / f"{REPO}.git"), "show", f"hookagent/{tid}:app.py"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert "# safe_total: 0 for []" in shown
+        assert sorted(r["comment_id"] for r in github.replies) == [501, 502, 503]
+        # The round's one conversation held all three comments, fenced.
+        opening = next(
+            json.dumps(r["body"]["messages"][0])
+            for r in stub.requests
+            if "the feedback to address now" in json.dumps(r["body"].get("messages", [])[:1])
+        )
+        assert opening.count("Document this") == 3 and "untrusted_webhook_data" in opening
+
+
+async def signed(
+    client: httpx.AsyncClient, event: str, payload: dict[str, object], n: int
+) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "content-type": "application/json",
+        "x-github-event": event,
+        "x-github-delivery": f"e2e-{n}",
+        "x-hub-signature-256": f"sha256={digest}",
+    }
+    return await client.post("/webhooks/github", content=body, headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def stopping(stop: asyncio.Event, running: asyncio.Task[None]) -> AsyncIterator[None]:
+    """Let the worker finish its job and stop when the block ends (or cancel it on a failure)."""
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            async with asyncio.timeout(60):
+                await running
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)

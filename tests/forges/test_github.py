@@ -66,3 +66,10 @@ async def test_bots_are_marked_for_the_readers_to_leave_out(github: GitHubStub) 
     github.thread = [comment(1), comment(2, "ci-bot", "Bot"), {"id": 3, "user": None}]
     found = await forge(github).fetch_thread(THREAD)
     assert [(c.author, c.by_bot) for c in found] == [("ana", False), ("ci-bot", True), ("", False)]
+
+
+async def test_a_reply_goes_under_the_review_comment(github: GitHubStub) -> None:
+    reply = await forge(github).reply_in_review("acme/payments-api", 41, "501", "Addressed")
+    assert github.replies == [{"number": 41, "comment_id": 501, "body": "Addressed"}]
+    assert github.requests[-1]["path"] == "/repos/acme/payments-api/pulls/41/comments/501/replies"
+    assert reply.comment_id == "7000"

@@ -80,3 +80,21 @@ async def test_refusals_say_whether_a_retry_may_work(gitlab: GitLabStub) -> None
         await forge(gitlab).open_change_request(
             repo=PROJECT, head="x y", base="main", title="t", body="b"
         )
+
+
+async def test_review_replies_go_into_the_discussion_and_the_merge_request(
+    gitlab: GitLabStub,
+) -> None:
+    discussion = "3f1c0e7d9b2a4c6e8f0a1b2c3d4e5f60718293a4"
+    reply = await forge(gitlab).reply_in_review(PROJECT, 3, discussion, "Addressed in 1a2b")
+    said = await forge(gitlab).comment_on_change(PROJECT, 3, "max_rounds reached")
+    assert [n["discussion_id"] for n in gitlab.mr_notes] == [discussion, None]
+    assert (reply.body, said.body) == ("Addressed in 1a2b", "max_rounds reached")
+    paths = [r["path"] for r in gitlab.requests]
+    assert paths == [
+        f"/api/v4/projects/acme%2Fplatform%2Fpayments-api/merge_requests/3/discussions/{discussion}/notes",
+        "/api/v4/projects/acme%2Fplatform%2Fpayments-api/merge_requests/3/notes",
+    ]
+    # A discussion id from a payload is one path segment, whatever it holds.
+    await forge(gitlab).reply_in_review(PROJECT, 3, "../../issues/1", "x")
+    assert gitlab.requests[-1]["path"].endswith("/discussions/..%2F..%2Fissues%2F1/notes")

@@ -180,6 +180,7 @@ async def test_command_for_an_unknown_object_is_404(http: httpx.AsyncClient) -> 
 async def test_unknown_command_word_is_explained(http: httpx.AsyncClient) -> None:
     comment = json.loads(json.dumps(GITHUB_COMMENT))
     comment["comment"]["body"] = "@hookagent deploy"
+    del comment["issue"]["pull_request"]  # on a pull request free text is review feedback
     response = await github(http, "issue_comment", comment, "c-5")
     assert response.status_code == 200 and "unknown command 'deploy'" in response.json()["reason"]
 

@@ -20,6 +20,7 @@ from hookagent.sources import (
     ChangeEnded,
     Command,
     Ending,
+    Feedback,
     Ignored,
     UnknownCommand,
     Verb,
@@ -55,7 +56,7 @@ def jira_created(description: Json, self_link: str = "https://x.atlassian.net/re
     return {"webhookEvent": "jira:issue_created", "issue": issue}
 
 
-def outcome(parse: Callable[[], NewTask | Command | ChangeEnded], source: str) -> None:
+def outcome(parse: Callable[[], NewTask | Command | ChangeEnded | Feedback], source: str) -> None:
     """Run ``parse``; refusals must be documented ones, results must hold the invariants."""
     try:
         parsed = parse()
@@ -66,6 +67,8 @@ def outcome(parse: Callable[[], NewTask | Command | ChangeEnded], source: str) -
         check_task(parsed, source)
     elif isinstance(parsed, ChangeEnded):
         check_ending(parsed, source)
+    elif isinstance(parsed, Feedback):
+        check_feedback(parsed, source)
     else:
         check_command(parsed, source)
 
@@ -92,6 +95,17 @@ def check_command(command: Command, source: str) -> None:
     assert isinstance(command.verb, Verb)
     assert isinstance(command.text, str) and isinstance(command.actor, str)
     assert all(isinstance(name, str) for name in command.actor_names)
+
+
+def check_feedback(feedback: Feedback, source: str) -> None:
+    """The invariants of review feedback a parser hands to intake: bounded, plain ids."""
+    assert feedback.source == source
+    assert isinstance(feedback.ref, str) and "!" in feedback.ref
+    assert isinstance(feedback.body, str) and isinstance(feedback.actor, str)
+    item = feedback.item()
+    assert len(item["body"]) <= 8_000 and len(item["diff_hunk"] or "") <= 4_000
+    assert feedback.line is None or isinstance(feedback.line, int)
+    assert feedback.feedback_id is None or len(feedback.feedback_id) <= 80
 
 
 def check_ending(ended: ChangeEnded, source: str) -> None:

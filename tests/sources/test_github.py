@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from hookagent.models import NewTask
-from hookagent.sources import Command, Ignored, UnknownCommand, Verb, parse_github
+from hookagent.sources import Command, Feedback, Ignored, UnknownCommand, Verb, parse_github
 from tests.helpers import FIXTURES
 
 
@@ -60,5 +60,9 @@ def test_comment_without_mention_or_with_unknown_word() -> None:
     with pytest.raises(Ignored):
         parse_github(payload, event="issue_comment", label="x")
     payload["comment"]["body"] = "@hookagent deploy now"
+    # On a pull request, words that are no command are review feedback (tests/sources/
+    # test_feedback.py); on an issue they are an unknown command.
+    assert isinstance(parse_github(payload, event="issue_comment", label="x"), Feedback)
+    del payload["issue"]["pull_request"]
     with pytest.raises(UnknownCommand):
         parse_github(payload, event="issue_comment", label="x")

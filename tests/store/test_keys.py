@@ -22,6 +22,11 @@ PINNED: dict[str, tuple[str, str]] = {
     "plans": (Keys("hk").plans(TID), "hk:task:{task-1-abc}:plans"),
     "approvals": (Keys("hk").approvals(TID), "hk:task:{task-1-abc}:approvals"),
     "feedbacks": (Keys("hk").feedbacks(TID), "hk:task:{task-1-abc}:feedbacks"),
+    # Review rounds on the change request, on the task's slot: one script moves them.
+    "review_pending": (Keys("hk").review_pending(TID), "hk:task:{task-1-abc}:review:pending"),
+    "review_current": (Keys("hk").review_current(TID), "hk:task:{task-1-abc}:review:current"),
+    "review_rounds": (Keys("hk").review_rounds(TID), "hk:task:{task-1-abc}:review:rounds"),
+    "review_seen": (Keys("hk").review_seen(TID), "hk:task:{task-1-abc}:review:seen"),
     # One hash tag for every term's postings: one script intersects them.
     "postings": (Keys("hk").postings("keyerror"), "hk:search:{terms}:postings:keyerror"),
     # A task's pending writes to other slots, on its own slot; applied ids beside each stream.

@@ -8,7 +8,8 @@ instructions; a closing tag inside the data is escaped so it cannot end the bloc
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 FENCE = "untrusted_webhook_data"
 # Any spelling of the opening or closing tag: case, spaces, a slash.
@@ -132,3 +133,83 @@ def execution_prompt(
     if comment:
         text += "\n" + fence(f"Approver's comment:\n{comment}") + "\n"
     return text.encode("utf-8")
+
+
+ROUND = """\
+You are revising your own pull request in the repository {repository}, which is checked out
+in the current directory on the pull request's branch as it is now (a person may have added
+commits: keep them). Reviewers left the feedback below on the change. Address each item:
+edit the files, run the tests you can. Do not commit or push; hookagent commits your changes
+to the same branch and replies to the reviewers.
+
+{notice}
+Source: {source}
+{data}
+
+The plan the pull request carried out:
+{plan}
+{earlier}
+Round {number}: the feedback to address now, oldest first:
+{items}
+"""
+
+# The earlier rounds' share of a prompt; past it, the oldest are left out.
+ROUNDS_MAX_CHARS = 8 * 1024
+
+
+def round_prompt(
+    *,
+    repository: str,
+    source: str,
+    title: str,
+    context: str,
+    plan: str,
+    number: int,
+    items: Sequence[Mapping[str, Any]],
+    earlier: Sequence[Mapping[str, Any]] = (),
+) -> bytes:
+    """A review round's prompt: the task, its plan, earlier rounds and this round's feedback.
+
+    Every comment (its text and diff hunk) is fenced: reviewers' text is data, like an issue's.
+    """
+    shown = "\n\n".join(fence(_item(n, item)) for n, item in enumerate(items, start=1))
+    text = ROUND.format(
+        repository=repository,
+        notice=NOTICE,
+        source=source,
+        data=_issue(title, context),
+        plan=plan or "(none recorded)",
+        earlier=_earlier(earlier),
+        number=number,
+        items=shown or "(none)",
+    )
+    return text.encode("utf-8")
+
+
+def _item(number: int, item: Mapping[str, Any]) -> str:
+    """One feedback item as the prompt shows it: who, where, the diff hunk, the text."""
+    where = ""
+    if item.get("path"):
+        line = f", line {item['line']}" if item.get("line") is not None else ""
+        side = f" ({item['side']} side)" if item.get("side") else ""
+        where = f" on {item['path']}{line}{side}"
+    head = f"Item {number}: {item.get('kind', 'comment')} by {item.get('author') or '?'}{where}"
+    hunk = f"\nDiff hunk:\n{item['diff_hunk']}" if item.get("diff_hunk") else ""
+    return f"{head}{hunk}\nComment:\n{item.get('body') or ''}"
+
+
+def _earlier(rounds: Sequence[Mapping[str, Any]]) -> str:
+    """The earlier rounds, newest kept when they are too long: what was asked, what came of it."""
+    kept: list[str] = []
+    size = 0
+    for record in reversed(rounds):
+        items = record.get("items", [])
+        asked = "; ".join(str(i.get("body") or "").strip().replace("\n", " ")[:300] for i in items)
+        entry = f"Round {record.get('number')}: {record.get('outcome', '?')}. Asked: {asked}"
+        size += len(entry) + 1
+        if size > ROUNDS_MAX_CHARS:
+            break
+        kept.insert(0, entry)
+    if not kept:
+        return ""
+    return "\nEarlier review rounds, oldest first:\n" + fence("\n".join(kept)) + "\n"

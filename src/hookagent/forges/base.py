@@ -77,3 +77,11 @@ class Forge(Protocol):
     async def fetch_thread(self, thread: Thread) -> list[Comment]:
         """The issue's comments, oldest first; OutboundError on failure."""
         ...
+
+    async def comment_on_change(self, repo: str, number: int, body: str) -> Comment:
+        """Add a comment to the pull/merge request ``number``; OutboundError on failure."""
+        ...
+
+    async def reply_in_review(self, repo: str, number: int, reply_to: str, body: str) -> Comment:
+        """Reply in a review thread (GitHub: under a review comment; GitLab: a discussion)."""
+        ...

@@ -75,6 +75,19 @@ class GitHubForge:
         )  # fmt: skip
         return Comment(str(made.comment_id), body, url=made.url)
 
+    async def comment_on_change(self, repo: str, number: int, body: str) -> Comment:
+        """``POST /repos/{owner}/{repo}/issues/{number}/comments``: a pull request is an issue."""
+        return await self.write_comment(Thread(repo, number), body)
+
+    async def reply_in_review(self, repo: str, number: int, reply_to: str, body: str) -> Comment:
+        """``POST /repos/{owner}/{repo}/pulls/{number}/comments/{comment_id}/replies``."""
+        path = (
+            f"{github_repo_path(repo)}/pulls/{segment(number)}/comments/{segment(reply_to)}/replies"
+        )
+        made = await _comment("POST", self._api_url, self._token, self._timeout, path, body,
+                              expect=201)  # fmt: skip
+        return Comment(str(made.comment_id), body, url=made.url)
+
     async def fetch_thread(self, thread: Thread) -> list[Comment]:
         """``GET /repos/{owner}/{repo}/issues/{number}/comments``, oldest first, page by page."""
         path = f"{github_repo_path(thread.repo)}/issues/{segment(thread.number)}/comments"

@@ -79,6 +79,19 @@ class GitLabForge:
         response = await self._send("PUT", path, {"body": body})
         return _as_comment(_expect(response, 200))
 
+    async def comment_on_change(self, repo: str, number: int, body: str) -> Comment:
+        """``POST /projects/:id/merge_requests/:iid/notes``."""
+        path = f"/projects/{segment(repo)}/merge_requests/{segment(number)}/notes"
+        return _as_comment(_expect(await self._send("POST", path, {"body": body}), 201))
+
+    async def reply_in_review(self, repo: str, number: int, reply_to: str, body: str) -> Comment:
+        """``POST /projects/:id/merge_requests/:iid/discussions/:discussion_id/notes``."""
+        path = (
+            f"/projects/{segment(repo)}/merge_requests/{segment(number)}/discussions/"
+            f"{segment(reply_to)}/notes"
+        )
+        return _as_comment(_expect(await self._send("POST", path, {"body": body}), 201))
+
     async def fetch_thread(self, thread: Thread) -> list[Comment]:
         """``GET /projects/:id/issues/:iid/notes``, oldest first, following ``X-Next-Page``."""
         found: list[Comment] = []

@@ -99,10 +99,16 @@ def _checklist(progress: dict[str, Any] | None) -> str:
 
 
 def _outcome(task: Task) -> list[str]:
+    if task.status is TaskStatus.REVISING:
+        return [f"Addressing review feedback: round {task.review_rounds}"]
     if task.status is TaskStatus.COMPLETED:
         noun = "Merge request" if task.forge == "gitlab" else "Pull request"
         pr = f"{noun}: {task.pr_url}" if task.pr_url else (task.result or "no changes")
-        return [f"{pr} · cost {cost(task)} · {duration(task)}"]
+        lines = [f"{pr} · cost {cost(task)} · {duration(task)}"]
+        if task.review_rounds:
+            # The last round's reason: ``review round 2 pushed 1a2b3c4d5e6f``.
+            lines.append(f"Review rounds: {task.review_rounds} · last: {task.result}")
+        return lines
     if task.status in {TaskStatus.FAILED, TaskStatus.CANCELLED}:
         reason, _ = trim(task.error or task.status.value, 2000)
         return [f"Reason: `{reason}`" if "`" not in reason else f"Reason: {reason}"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,12 +15,20 @@ from hookagent.errors import (
     TaskNotFound,
 )
 from hookagent.json_values import clip_prompt
-from hookagent.models import TERMINAL_STATUSES, ActionResult, NewTask, Task, TaskStatus, one_line
+from hookagent.models import (
+    CHANGE_OPEN,
+    TERMINAL_STATUSES,
+    ActionResult,
+    NewTask,
+    Task,
+    TaskStatus,
+    one_line,
+)
 from hookagent.policy import Policies
 from hookagent.redact import Redactor
 from hookagent.services.lifecycle import Lifecycle
 from hookagent.settings import Settings
-from hookagent.sources import ChangeEnded, Command, Ending, Verb
+from hookagent.sources import ChangeEnded, Command, Ending, Feedback, Verb
 from hookagent.sources.repos import validate_repo
 from hookagent.sources.table import SOURCES
 from hookagent.store import Marks, Store
@@ -72,7 +81,15 @@ class Outdated:
     reason: str
 
 
-Outcome = Created | Duplicate | Applied | Reported | Outdated
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    """Review feedback stored for the task's next round (``queued``: it queued the round)."""
+
+    task_id: str
+    queued: bool
+
+
+Outcome = Created | Duplicate | Applied | Reported | Outdated | Gathered
 
 # The verbs that decide on a plan: only a comment written after the plan was ready may.
 DECISIONS = frozenset({Verb.APPROVE, Verb.REJECT, Verb.REVISE})
@@ -91,7 +108,8 @@ class Intake:
     ) -> None:
         self.store = store
         self.settings = settings
-        self._lifecycle = Lifecycle(store, settings, redactor=redactor, policies=policies)
+        self._policies = policies or Policies.from_settings(settings)
+        self._lifecycle = Lifecycle(store, settings, redactor=redactor, policies=self._policies)
 
     async def count(self, source: str) -> None:
         """Count a verified delivery against ``HOOKAGENT_RATE_LIMIT`` for its source."""
@@ -238,6 +256,53 @@ class Intake:
         except BaseException:
             await refs.forget_command(source, delivery=delivery, event_id=ended.event_id)
             raise
+
+    async def feedback(
+        self, feedback: Feedback, *, delivery: str | None, signed: bool
+    ) -> Gathered | Duplicate | Outdated:
+        """Keep review feedback on a change request a task opened for the task's next round.
+
+        Only from a signed delivery, and only from someone allowed to drive the task: the
+        source's approvers or the repository policy's ``reviewers``. Anyone else's comment
+        changes nothing (one log line says so). Stored once per comment id.
+        """
+        if not signed:
+            raise SignatureError(
+                f"review feedback needs a signed delivery: set "
+                f"{_secret_setting(feedback.source)} and give the webhook the same secret"
+            )
+        source = feedback.source
+        task_id = await self.store.refs.task_for(source, feedback.ref)
+        if not task_id:
+            return Outdated(None, f"no task opened {source} {one_line(feedback.ref, 200)}")
+        task = await self.store.tasks.get(task_id)
+        who = f"review feedback from {source} by {one_line(feedback.actor, 200)}"
+        if not self._may_review(task, feedback):
+            reason = (
+                f"not in HOOKAGENT_{source.upper()}_APPROVERS nor the reviewers "
+                f"of {task.repository}'s policy"
+            )
+            await self._lifecycle.say(task_id, f"{who} ignored: {reason}")
+            return Outdated(task_id, f"{one_line(feedback.actor, 200)} is {reason}")
+        if task.status not in CHANGE_OPEN:
+            return Outdated(task_id, f"task {task_id} is {task.status}: its change is not open")
+        # The delivery header is not the key: a replay under a new header is the same comment.
+        added = await self.store.reviews.add(
+            task_id, feedback.item(), feedback_id=feedback.feedback_id or delivery,
+            now_ms=int(time.time() * 1000),
+        )  # fmt: skip
+        if not added.added:
+            return Duplicate(None, None, "feedback seen before")
+        where = f" on {feedback.path}:{feedback.line}" if feedback.path else ""
+        await self._lifecycle.say(task_id, f"{who}{where}: kept for the next review round")
+        return Gathered(task_id, added.queued)
+
+    def _may_review(self, task: Task, feedback: Feedback) -> bool:
+        """Whether the author is one of the source's approvers or the policy's reviewers."""
+        allowed = self.settings.approvers(feedback.source) | {
+            name.strip().lower() for name in self._policies.effective(task.repository).reviewers
+        }
+        return bool(allowed & {name.lower() for name in feedback.actor_names})
 
     async def _end(self, task_id: str, ended: ChangeEnded) -> Applied | Outdated:
         task = await self.store.tasks.get(task_id)

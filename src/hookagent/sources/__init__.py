@@ -5,6 +5,7 @@ from __future__ import annotations
 from hookagent.sources.base import Ignored, verify_hmac_sha256, verify_token
 from hookagent.sources.changes import ChangeEnded, Ending
 from hookagent.sources.commands import Command, UnknownCommand, Verb
+from hookagent.sources.feedback import Feedback
 from hookagent.sources.github import parse_github
 from hookagent.sources.gitlab import parse_gitlab
 from hookagent.sources.jira import parse_jira
@@ -20,6 +21,7 @@ __all__ = [
     "ChangeEnded",
     "Command",
     "Ending",
+    "Feedback",
     "Ignored",
     "SlackInteraction",
     "UnknownCommand",

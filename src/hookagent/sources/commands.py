@@ -8,7 +8,15 @@ from enum import StrEnum
 
 from hookagent.briefing.discussion import OWN_MARKER, is_own_comment
 
-__all__ = ["OWN_MARKER", "Command", "UnknownCommand", "Verb", "is_own_comment", "parse_mention"]
+__all__ = [
+    "OWN_MARKER",
+    "Command",
+    "UnknownCommand",
+    "Verb",
+    "is_own_comment",
+    "parse_instruction",
+    "parse_mention",
+]
 
 
 class Verb(StrEnum):
@@ -63,12 +71,27 @@ class UnknownCommand(Exception):
 
 def parse_mention(body: str) -> tuple[Verb, str] | None:
     """``(verb, rest)`` of the first ``@hookagent`` mention; None when there is none."""
+    parsed = parse_instruction(body)
+    if parsed is None:
+        return None
+    verb, rest, word = parsed
+    if verb is None:
+        raise UnknownCommand(word or "(nothing)")
+    return verb, rest
+
+
+def parse_instruction(body: str) -> tuple[Verb | None, str, str] | None:
+    """``(verb, rest, word)`` of the first ``@hookagent`` mention; None when there is none.
+
+    ``verb`` is None when the first word is no :class:`Verb`: then ``rest`` is all the text
+    after the mention (on a change request, free text is review feedback) and ``word`` the
+    first word as written.
+    """
     match = _MENTION.search(body or "")
     if match is None:
         return None
     word = match.group(1).lower().strip(".,:;!")
     try:
-        verb = Verb(word)
+        return Verb(word), match.group(2).strip(), word
     except ValueError:
-        raise UnknownCommand(word or "(nothing)") from None
-    return verb, match.group(2).strip()
+        return None, f"{match.group(1)} {match.group(2)}".strip(), word

@@ -18,15 +18,22 @@ from hookagent.sources.base import (
     user_id,
 )
 from hookagent.sources.changes import ChangeEnded, Ending
-from hookagent.sources.commands import Command, is_own_comment, parse_mention
+from hookagent.sources.commands import Command, is_own_comment, parse_instruction, parse_mention
+from hookagent.sources.feedback import (
+    Feedback,
+    github_mention,
+    github_review,
+    github_review_comment,
+)
 
 
 def parse_github(
     payload: Any, *, event: str | None, label: str, bot_login: str | None = None
-) -> NewTask | Command | ChangeEnded:
+) -> NewTask | Command | ChangeEnded | Feedback:
     """A task from ``issues`` opened/labeled with ``label``, a command from ``issue_comment``.
 
-    A ``pull_request`` closed (merged or not) ends the task whose pull request it is.
+    A ``pull_request`` closed (merged or not) ends the task whose pull request it is. A
+    review, an inline comment, or ``@hookagent <free text>`` on the pull request is feedback.
 
     hookagent's own comments (its marker, or written by ``bot_login``) are never commands.
     """
@@ -40,6 +47,10 @@ def parse_github(
         return _comment(body, repo, issue, action, bot_login)
     if event == "pull_request":
         return _pull_request_closed(body, repo, action)
+    if event == "pull_request_review":
+        return github_review(body, repo, bot_login)
+    if event == "pull_request_review_comment":
+        return github_review_comment(body, repo, bot_login)
     if event != "issues":
         raise Ignored(f"GitHub event {event or '(none)'!r} does not start tasks")
     labels = {text(obj(x).get("name")).lower() for x in array(issue.get("labels"))}
@@ -70,7 +81,7 @@ def parse_github(
 
 def _comment(
     body: dict[str, Any], repo: str, issue: dict[str, Any], action: str, bot_login: str | None
-) -> Command:
+) -> Command | Feedback:
     if action != "created":
         raise Ignored(f"comment {action or '?'} is not a new comment")
     comment = obj(body.get("comment"))
@@ -81,11 +92,16 @@ def _comment(
         raise Ignored("hookagent's own comment (HOOKAGENT_GITHUB_BOT_LOGIN)")
     if is_own_comment(text(comment.get("body"))):
         raise Ignored("hookagent's own comment (it carries the hookagent marker)")
+    user = obj(comment.get("user")) or obj(body.get("sender"))
+    if issue.get("pull_request"):
+        # On a pull request, words after the mention that are no command are feedback.
+        instruction = parse_instruction(text(comment.get("body")))
+        if instruction is not None and instruction[0] is None and instruction[1]:
+            return github_mention(body, repo, instruction[1], user)
     parsed = parse_mention(text(comment.get("body")))
     if parsed is None:
         raise Ignored("no @hookagent command in the comment")
     verb, rest = parsed
-    user = obj(comment.get("user")) or obj(body.get("sender"))
     login = text(user.get("login"))
     # A login can be renamed (and then taken by someone else); the numeric id cannot.
     number = user_id(user.get("id"))

@@ -8,6 +8,7 @@ nested groups and all.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hookagent.models import NewTask
@@ -24,7 +25,8 @@ from hookagent.sources.base import (
     user_id,
 )
 from hookagent.sources.changes import ChangeEnded, Ending
-from hookagent.sources.commands import Command, is_own_comment, parse_mention
+from hookagent.sources.commands import Command, is_own_comment, parse_instruction, parse_mention
+from hookagent.sources.feedback import Feedback, gitlab_note
 
 # ``X-Gitlab-Event`` values and the ``object_kind`` each carries.
 _EVENTS = {
@@ -34,16 +36,20 @@ _EVENTS = {
     "Confidential Note Hook": "note",
     "Merge Request Hook": "merge_request",
 }
+# The users GitLab makes for project and group access tokens (``project_42_bot_<hash>``):
+# bots, whose notes on a merge request are never review feedback.
+_BOT_USERNAME = re.compile(r"^(?:project|group)_\d+_bot(?:_\w+)?$")
 # A Merge Request Hook's ``object_attributes.action`` that ends the request.
 _ENDINGS = {"merge": Ending.MERGED, "close": Ending.CLOSED}
 
 
 def parse_gitlab(
     payload: Any, *, event: str | None, label: str, bot_username: str | None = None
-) -> NewTask | Command | ChangeEnded:
+) -> NewTask | Command | ChangeEnded | Feedback:
     """A task from an Issue Hook that brings ``label``, a command from a Note Hook.
 
-    A Merge Request Hook ``merge`` or ``close`` ends the task whose merge request it is.
+    A Merge Request Hook ``merge`` or ``close`` ends the task whose merge request it is. A
+    diff note, or ``@hookagent <free text>``, on a merge request is review feedback.
     """
     body = require_object(payload)
     kind = _EVENTS.get(event or "") if event else text(body.get("object_kind"))
@@ -91,7 +97,7 @@ def _issue(body: dict[str, Any], repo: str, label: str) -> NewTask:
     )
 
 
-def _note(body: dict[str, Any], repo: str, bot_username: str | None) -> Command:
+def _note(body: dict[str, Any], repo: str, bot_username: str | None) -> Command | Feedback:
     note = obj(body.get("object_attributes"))
     if note.get("system") is True:
         raise Ignored("system notes (label changes, mentions) are not commands")
@@ -110,6 +116,12 @@ def _note(body: dict[str, Any], repo: str, bot_username: str | None) -> Command:
         raise Ignored("hookagent's own note (HOOKAGENT_GITLAB_BOT_USERNAME)")
     if is_own_comment(text(note.get("note"))):
         raise Ignored("hookagent's own note (it carries the hookagent marker)")
+    if kind == "MergeRequest":
+        if user.get("bot") is True or _BOT_USERNAME.match(author):
+            raise Ignored("notes by bots are not feedback")
+        instruction = parse_instruction(text(note.get("note")))
+        if instruction is None or instruction[0] is None:
+            return gitlab_note(body, ref, instruction[1] if instruction else None)
     parsed = parse_mention(text(note.get("note")))
     if parsed is None:
         raise Ignored("no @hookagent command in the note")

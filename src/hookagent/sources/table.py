@@ -21,6 +21,7 @@ from hookagent.settings import Settings
 from hookagent.sources.base import obj, text, verify_hmac_sha256, verify_token
 from hookagent.sources.changes import ChangeEnded
 from hookagent.sources.commands import Command
+from hookagent.sources.feedback import Feedback
 from hookagent.sources.github import parse_github
 from hookagent.sources.gitlab import parse_gitlab
 from hookagent.sources.jira import parse_jira
@@ -28,7 +29,7 @@ from hookagent.sources.linear import check_timestamp, linear_event_id, parse_lin
 from hookagent.sources.sentry import parse_sentry
 
 Headers = Mapping[str, str]  # case-insensitive in practice (Starlette's Headers)
-Parsed = NewTask | Command | ChangeEnded
+Parsed = NewTask | Command | ChangeEnded | Feedback
 Verifier = Callable[[bytes, str, Headers], None]
 Parser = Callable[[Any, Headers, Settings], Parsed]
 DeliveryId = Callable[[Headers, Any, Parsed], str | None]

@@ -33,6 +33,7 @@ from hookagent.store.outbox import Outbox, OutboxEvent
 from hookagent.store.queue import Job, JobQueue
 from hookagent.store.rates import RateLimiter
 from hookagent.store.refs import Marks, RefStore
+from hookagent.store.reviews import Added, ReviewStore, Round
 from hookagent.store.search import SearchIndex
 from hookagent.store.sessions import SIGNIN_ATTEMPTS_PER_MINUTE, Session, SessionStore
 from hookagent.store.slots import RepoSlots
@@ -45,6 +46,7 @@ from hookagent.store.workers import Readiness, WorkerInfo, WorkerRegistry
 StoreUnavailable = (StoreConnectionError, StoreTimeoutError)
 
 __all__ = [
+    "Added",
     "CancelSignals",
     "ChangeRecord",
     "ChangeRequests",
@@ -65,6 +67,8 @@ __all__ = [
     "Redis",
     "RefStore",
     "RepoSlots",
+    "ReviewStore",
+    "Round",
     "Session",
     "SessionStore",
     "Store",
@@ -185,6 +189,7 @@ class Store:
     changes: ChangeRequests
     # A new task's delivery in one script (store/intake.py); None on a cluster.
     intake: OneTripIntake | None
+    reviews: ReviewStore
 
     @classmethod
     def build(cls, redis: Client, settings: Settings) -> Store:
@@ -252,6 +257,7 @@ class Store:
                 ttl_seconds=settings.task_ttl,
                 dedupe_ttl_seconds=settings.dedupe_ttl,
             ),
+            reviews=ReviewStore(redis, keys, jobs=jobs, ttl_seconds=settings.task_ttl),
         )
 
     async def ping(self) -> None:

@@ -81,6 +81,22 @@ class Keys:
         """Every reviewer feedback the task's plans answered, oldest first."""
         return f"{self.prefix}:task:{{{task_id}}}:feedbacks"
 
+    def review_pending(self, task_id: str) -> str:
+        """Review feedback on the task's change request waiting for the next round (JSON items)."""
+        return f"{self.prefix}:task:{{{task_id}}}:review:pending"
+
+    def review_current(self, task_id: str) -> str:
+        """The feedback items of the round that is running (taken from the pending list)."""
+        return f"{self.prefix}:task:{{{task_id}}}:review:current"
+
+    def review_rounds(self, task_id: str) -> str:
+        """Every finished round of the task, oldest first (JSON: number, items, outcome)."""
+        return f"{self.prefix}:task:{{{task_id}}}:review:rounds"
+
+    def review_seen(self, task_id: str) -> str:
+        """Set of the feedback ids (``comment:<id>``) already stored for the task."""
+        return f"{self.prefix}:task:{{{task_id}}}:review:seen"
+
     def events(self) -> str:
         """Capped stream of every task's status changes (and creations), for live boards."""
         return f"{self.prefix}:events"

@@ -19,7 +19,7 @@ from typing import Any
 from hookagent import __version__
 from hookagent.agents import Agent
 from hookagent.errors import ConflictError, FencedOut, LeaseLost, TaskCancelled, TaskNotFound
-from hookagent.models import FAIL, TERMINAL_STATUSES, LogStream, utc_iso
+from hookagent.models import FAIL, TERMINAL_STATUSES, LogStream, Phase, utc_iso
 from hookagent.race import race, raise_if_cancelling
 from hookagent.redact import Redactor
 from hookagent.secret_values import build_redactor
@@ -221,6 +221,10 @@ class Worker:
         if job.deliveries > self._settings.max_deliveries:
             await self._give_up(job)
             return True
+        if job.phase is Phase.ROUND:
+            wait = await self._phases.round_gate(job.task_id)
+            if not wait.run:
+                return await self._hold_round(job, wait.after_ms)
         if job.deliveries > 1:
             await self._end_predecessor(job.task_id)
         token = f"{self.name}:{job.job_id}:{secrets.token_hex(4)}"
@@ -232,6 +236,17 @@ class Worker:
         finally:
             if repo is not None:
                 await self._release_slot(repo, token)
+
+    async def _hold_round(self, job: Job, after_ms: int) -> bool:
+        """A review round not due: deferred ``after_ms`` (False), or done with (True: acked).
+
+        Deferred through the queue while review feedback still arrives (the debounce): no
+        worker waits on it meanwhile, and the wait is no failed delivery.
+        """
+        if not after_ms:
+            return True
+        await self._queue.defer(job, self.name, after_ms=min(after_ms, self._queue.lease_ms))
+        return False
 
     async def _attempt(self, job: Job, token: str, repo: str | None) -> bool:
         # Read before the claim: its status entry is the attempt's first line.
@@ -408,3 +423,7 @@ class Worker:
             )
         except (TaskNotFound, ConflictError) as exc:
             log.info("worker %s: not failing %s: %s", self.name, job.task_id, exc)
+        if job.phase is Phase.ROUND:
+            # The lost round's feedback goes with it; what came since gets a round of its own.
+            await self._store.reviews.close(job.task_id, None)
+            await self._store.reviews.next_round(job.task_id)

@@ -25,6 +25,7 @@ from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
+from hookagent.worker.rounds import RoundJob, Rounds, Wait
 from hookagent.worker.run import AgentSession
 from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.workspace import Workspaces
@@ -75,6 +76,18 @@ class PhaseRunner:
         self._publisher = Publisher(
             store=store, settings=settings, workspaces=self._workspaces, redactor=redactor
         )
+        self._rounds = Rounds(
+            store=store,
+            settings=settings,
+            workspaces=self._workspaces,
+            session=self._session,
+            redactor=redactor,
+            policies=self._policies,
+        )
+
+    async def round_gate(self, task_id: str) -> Wait:
+        """Whether a review round's job runs now, later, or not at all (worker/rounds.py)."""
+        return await self._rounds.gate(task_id)
 
     async def run(self, job: Job, writer: LogWriter, *, token: str, attempt: int) -> None:
         """The job's phase, start to recorded outcome."""
@@ -82,13 +95,19 @@ class PhaseRunner:
         policy = self._policies.effective(task.repository)
         own = policy.run_settings(self._settings)
         agent = self._agent_for(task, own)
-        verb = "planning" if job.phase is Phase.PLAN else "executing the approved plan"
+        verb = {
+            Phase.PLAN: "planning",
+            Phase.EXECUTE: "executing the approved plan",
+            Phase.ROUND: "addressing review feedback",
+        }[job.phase]
         await writer.system(
             f"attempt {attempt} (delivery {job.deliveries}): {verb} with {agent.name} "
             f"on worker {self._worker}"
         )
         run = _Run(agent=agent, policy=policy, settings=own)
-        if job.phase is Phase.EXECUTE:
+        if job.phase is Phase.ROUND:
+            await self._rounds.run(RoundJob(agent, policy, own), task, writer, token)
+        elif job.phase is Phase.EXECUTE:
             await self._execute(run, task, writer, token)
         else:
             await self._plan(run, task, writer, token)

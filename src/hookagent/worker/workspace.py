@@ -376,6 +376,23 @@ class Workspaces:
         await self._git(*git, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
         return base
 
+    async def check_out_branch(self, path: Path, branch: str, forge: str = "github") -> str:
+        """Fetch ``branch`` as the remote has it now and check it out; its head commit.
+
+        For a round on a change request: the branch's current head, whoever pushed to it,
+        so commits a person added are built on, never reset away.
+        """
+        private = self._git_dir_of(path)
+        url = await self._bare(private, "config", "remote.origin.url")
+        ref = f"refs/heads/{branch}"
+        await self._git(
+            "--git-dir", str(private), "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+            "--no-recurse-submodules", "--", url, f"+{ref}:{ref}", auth=forge, url=url,
+        )  # fmt: skip
+        git = self._tree(path)
+        await self._git(*git, "checkout", "--quiet", "--force", branch, "--")
+        return (await self._git(*git, "rev-parse", "HEAD")).strip()
+
     async def stage(self, path: Path) -> list[str]:
         """Stage every file of the workspace in the private index; the nested repositories
         left out (a directory holding a ``.git`` is another repository, never content)."""

@@ -32,13 +32,14 @@ from hookagent.models import WebhookAccepted
 from hookagent.services.intake import (
     Created,
     Duplicate,
+    Gathered,
     Intake,
     Outcome,
     Outdated,
     Reported,
 )
 from hookagent.settings import Settings
-from hookagent.sources import ChangeEnded, Command, Ignored, UnknownCommand
+from hookagent.sources import ChangeEnded, Command, Feedback, Ignored, UnknownCommand
 from hookagent.sources.payload import parse_json
 from hookagent.sources.table import SOURCES, Headers, Source
 from hookagent.store import Store
@@ -57,7 +58,7 @@ IPV6_BUDGET_PREFIX = 64
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Duplicate, command applied, or a delivery that starts nothing"},
-    202: {"model": WebhookAccepted, "description": "Task queued"},
+    202: {"model": WebhookAccepted, "description": "Task queued, or review feedback kept"},
     400: {"description": "Malformed JSON"},
     401: {
         "description": (
@@ -182,13 +183,15 @@ async def deliver(
             await intake.count(source.name)  # over the rate: that answer wins
         raise
     delivery = source.delivery(headers, payload, parsed)
-    if isinstance(parsed, Command | ChangeEnded):
+    if isinstance(parsed, Command | ChangeEnded | Feedback):
         if not counted:
             await intake.count(source.name)
         if isinstance(parsed, Command):
             outcome: Outcome = await intake.command(parsed, delivery=delivery, signed=signed)
-        else:
+        elif isinstance(parsed, ChangeEnded):
             outcome = await intake.change_ended(parsed, delivery=delivery, signed=signed)
+        else:
+            outcome = await intake.feedback(parsed, delivery=delivery, signed=signed)
         return _answer(outcome)
     parsed.agent = agent
     outcome = await intake.new_task(
@@ -278,6 +281,10 @@ def _answer(outcome: Outcome) -> Answer:
     if isinstance(outcome, Reported):
         task = outcome.task
         return Answer(OK, {"task_id": task.task_id, "status": task.status.value, "plan": task.plan})
+    if isinstance(outcome, Gathered):
+        # 202: kept; the round runs once feedback has been quiet for the debounce.
+        kept = {"task_id": outcome.task_id, "status": "feedback", "round_queued": outcome.queued}
+        return Answer(ACCEPTED, kept)
     if isinstance(outcome, Outdated):
         # 200, not an error: the sender should not retry what can never apply.
         return Answer(

@@ -1,0 +1,274 @@
+"""A review round: the execute phase again, on the change request's own branch as it is now.
+
+The round's job waits (deferred through the queue, store/queue.py) until review feedback has
+been quiet for ``HOOKAGENT_FEEDBACK_DEBOUNCE_S``; then the task goes ``completed → revising``,
+the round takes every pending item (store/reviews.py), and the agent runs in the execute
+sandbox on a fresh checkout of the branch's current head, commits by people included. The
+change passes the same policy and secret scan as an execution, is committed as
+``hookagent: address review (round N)`` and pushed fast-forward only: a push the remote
+refuses (someone pushed meanwhile) fails the round with git's reason, never a force push.
+Each inline comment gets a reply; the status change rewrites the status comment. Past the
+policy's ``max_rounds`` one comment says so and nothing runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hookagent.agents import Agent, AgentOutcome
+from hookagent.briefing.prompts import round_prompt
+from hookagent.errors import (
+    AgentError,
+    OutboundError,
+    PolicyViolation,
+    TaskNotFound,
+    WorkspaceError,
+)
+from hookagent.forges import Forge, build_forges
+from hookagent.models import (
+    CHANGE_OPEN,
+    Action,
+    LogStream,
+    Phase,
+    Task,
+    TaskStatus,
+    one_line,
+    utc_iso,
+)
+from hookagent.policy import Policies, Policy
+from hookagent.redact import Redactor
+from hookagent.settings import Settings
+from hookagent.store import NewLine, Round, Store
+from hookagent.store.writer import LogWriter
+from hookagent.worker.run import AgentSession
+from hookagent.worker.secretscan import scan_diff
+from hookagent.worker.workspace import Workspaces
+
+REPLY_MAX_CHARS = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class RoundJob:
+    """What the round runs with: the task's agent, its repository's policy and settings."""
+
+    agent: Agent
+    policy: Policy
+    settings: Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """The round job's verdict before it is claimed: run now, later (ms), or not at all."""
+
+    run: bool
+    after_ms: int = 0
+
+
+class Rounds:
+    """Decides when a round job runs, and runs it (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: Settings,
+        workspaces: Workspaces,
+        session: AgentSession,
+        redactor: Redactor,
+        policies: Policies,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._workspaces = workspaces
+        self._session = session
+        self._redactor = redactor
+        self._policies = policies
+        self._forges = build_forges(settings)
+
+    async def gate(self, task_id: str) -> Wait:
+        """Whether the round job runs now; deferred while feedback still arrives.
+
+        A task whose change request closed, and one past ``max_rounds``, runs nothing: its
+        pending feedback is dropped (once past the cap, one comment says so).
+        """
+        try:
+            task = await self._store.tasks.get(task_id)
+        except TaskNotFound:
+            return Wait(run=False)
+        if task.status not in CHANGE_OPEN:
+            if dropped := await self._store.reviews.drop(task_id):
+                await self._say(task_id, f"{dropped} review items dropped: task is {task.status}")
+            return Wait(run=False)
+        if task.status is TaskStatus.REVISING:
+            return Wait(run=True)  # this round's worker died: it starts again
+        at, done = await self._store.reviews.state(task_id)
+        quiet_ms = int(time.time() * 1000) - (at or 0)
+        debounce_ms = int(self._settings.feedback_debounce_s * 1000)
+        if quiet_ms < debounce_ms:
+            return Wait(run=False, after_ms=debounce_ms - quiet_ms)
+        cap = self._policies.effective(task.repository).max_rounds
+        if done >= cap:
+            await self._capped(task, cap)
+            return Wait(run=False)
+        return Wait(run=True)
+
+    async def _capped(self, task: Task, cap: int) -> None:
+        """Drop the feedback; the first time, one comment on the change request says why."""
+        dropped = await self._store.reviews.drop(task.task_id)
+        text = (
+            f"max_rounds reached: {cap} review rounds ran (max_rounds of {task.repository}'s "
+            f"policy); {dropped} new review items not acted on"
+        )
+        await self._say(task.task_id, text)
+        if not await self._store.reviews.mark_capped(task.task_id):
+            return
+        forge = self._forges.get(task.forge)
+        if forge is None or task.pr_number is None:
+            return
+        body = (
+            f"hookagent has run {cap} review rounds on this change, the most its policy allows "
+            f"(`max_rounds`); further review comments are not acted on.\n\n"
+            f"<!-- hookagent:{task.task_id} -->"
+        )
+        try:
+            await forge.comment_on_change(task.repository, task.pr_number, body)
+        except OutboundError as exc:
+            await self._say(task.task_id, f"could not say so on the change request: {exc.message}")
+
+    async def run(self, job: RoundJob, task: Task, writer: LogWriter, token: str) -> None:
+        """Take the pending feedback and run the round to a delivered task again."""
+        taken = await self._store.reviews.take(task.task_id)
+        if not taken.items:
+            await self._finish(task, writer, token, taken, "nothing to address", None)
+            return
+        await writer.system(f"review round {taken.number}: {len(taken.items)} items to address")
+        try:
+            commit = await self._round(job, task, writer, taken)
+        except (AgentError, WorkspaceError, PolicyViolation) as exc:
+            error = self._redactor.redact(exc.message)
+            await self._workspaces.remove(task.task_id)
+            await self._finish(task, writer, token, taken, f"failed: {error}", None, error=error)
+            return
+        await self._workspaces.remove(task.task_id)
+        outcome = f"pushed {commit[:12]}" if commit else "no change needed"
+        await self._reply(task, taken, commit, writer)
+        await self._finish(task, writer, token, taken, outcome, commit)
+
+    async def _round(
+        self, job: RoundJob, task: Task, writer: LogWriter, taken: Round
+    ) -> str | None:
+        """Check out the branch, run the agent, vet, commit and push; the new commit, if any."""
+        if not task.branch:
+            raise WorkspaceError("the task records no branch to revise")
+        path = await self._workspaces.clone(task.task_id, task.repository, task.forge)
+        head = await self._workspaces.check_out_branch(path, task.branch, task.forge)
+        await writer.system(f"checked out {task.branch} at {head[:12]}")
+        await self._workspaces.hand_over(path)
+        prompt = round_prompt(
+            repository=task.repository,
+            source=task.source,
+            title=task.title,
+            context=task.prompt,
+            plan=task.plan or "",
+            number=taken.number,
+            items=taken.items,
+            earlier=await self._store.reviews.rounds(task.task_id),
+        )
+        outcome: AgentOutcome = await self._session.run(
+            job.agent, path, Phase.EXECUTE, prompt, writer, settings=job.settings
+        )
+        if not outcome.ok:
+            raise AgentError(outcome.error or "the agent failed")
+        await self._vet(job.policy, task, path, head, writer)
+        s = self._settings
+        sha = await self._workspaces.commit_all(
+            path,
+            f"hookagent: address review (round {taken.number})\n\nhookagent task {task.task_id}",
+            name=s.git_author_name,
+            email=s.git_author_email,
+        )
+        if sha is None:
+            await writer.system("the agent changed nothing; no commit")
+            return None
+        try:
+            await self._workspaces.push(path, task.branch, task.forge)
+        except WorkspaceError as exc:
+            raise WorkspaceError(f"push of {task.branch} rejected: {exc.message}") from None
+        await writer.system(f"pushed {sha[:12]} to {task.branch}")
+        return sha
+
+    async def _vet(
+        self, policy: Policy, task: Task, path: Path, base: str, writer: LogWriter
+    ) -> None:
+        """The execution's checks on the round's change: denied paths and secrets fail it."""
+        nested = await self._workspaces.stage(path)
+        if nested:
+            await writer.system(f"left out nested git repositories: {', '.join(nested)}")
+        denied = policy.denied(await self._workspaces.changed_files(path, base))
+        if denied:
+            where = f"paths_denied of {task.repository}"
+            raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
+        found = scan_diff(
+            await self._workspaces.diff(path, base), self._redactor, policy.secrets_allowed
+        )
+        if found:
+            writer.add_lines(LogStream.SYSTEM, [f.describe() for f in found])
+            await writer.flush()
+            raise PolicyViolation(found[0].describe())
+
+    async def _reply(self, task: Task, taken: Round, commit: str | None, writer: LogWriter) -> None:
+        """A reply under each inline comment of the round (a failed reply is logged, no more)."""
+        forge = self._forges.get(task.forge)
+        if forge is None or task.pr_number is None:
+            return
+        done = f"Addressed in {commit[:12]}" if commit else "Looked at this; no change was needed"
+        for item in taken.items:
+            thread = item.get("reply_to")
+            if item.get("kind") != "inline" or not thread:
+                continue
+            body = self._redactor.redact(
+                f"{done} (review round {taken.number}).\n\n<!-- hookagent:{task.task_id} -->"
+            )
+            await self._reply_one(forge, task, str(thread), body[:REPLY_MAX_CHARS], writer)
+
+    async def _reply_one(
+        self, forge: Forge, task: Task, thread: str, body: str, writer: LogWriter
+    ) -> None:
+        number = task.pr_number or 0
+        try:
+            await forge.reply_in_review(task.repository, number, thread, body)
+        except OutboundError as exc:
+            await writer.system(f"reply to review comment {one_line(thread, 40)} failed: {exc}")
+
+    async def _finish(
+        self,
+        task: Task,
+        writer: LogWriter,
+        token: str,
+        taken: Round,
+        outcome: str,
+        commit: str | None,
+        *,
+        error: str | None = None,
+    ) -> None:
+        """Back to ``completed`` (the reason says how the round went), then the next round."""
+        reason = f"review round {taken.number} {outcome}"
+        fields: dict[str, Any] = {"error": error, "result": reason}
+        if commit:
+            fields["commit"] = commit
+        record = {"number": taken.number, "items": taken.items, "outcome": outcome}
+        await self._store.reviews.close(task.task_id, record if taken.items else None)
+        await writer.flush()
+        await self._store.tasks.advance(
+            task.task_id, Action.FINISH_ROUND, token=token, reason=reason, fields=fields
+        )
+        # Only now: a job queued while the task is ``revising`` would start as a restart.
+        if await self._store.reviews.next_round(task.task_id):
+            await self._say(task.task_id, "more review feedback arrived: next round queued")
+
+    async def _say(self, task_id: str, text: str) -> None:
+        line = NewLine(utc_iso(), LogStream.SYSTEM.value, f"[system] {one_line(text)}")
+        await self._store.logs.append(task_id, [line])
