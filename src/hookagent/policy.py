@@ -109,6 +109,11 @@ class Policy(BaseModel):
     allow_secrets_in: tuple[str, ...] = ()
     # ``host[:port]`` entries the agent may reach besides HOOKAGENT_EGRESS_ALLOW's.
     network_allow: tuple[str, ...] = ()
+    # Who may ask for a review (``@hookagent review``) besides the source's approvers:
+    # logins or ``id:<user id>``, as the approver lists name them.
+    reviewers: tuple[str, ...] = ()
+    # Review every pull request others open or push to (never hookagent's own).
+    review_prs: bool = False
 
     @field_validator("network_allow")
     @classmethod
@@ -151,6 +156,11 @@ class Policy(BaseModel):
         """The paths (sorted) that match a ``paths_denied`` glob."""
         globs = [glob_regex(g) for g in self.paths_denied]
         return sorted(p for p in set(paths) if any(g.match(p) for g in globs))
+
+    def may_review(self, names: Iterable[str], approvers: Iterable[str]) -> bool:
+        """Whether one of ``names`` is in ``reviewers`` or ``approvers`` (without case)."""
+        allowed = {a.strip().lower() for a in (*self.reviewers, *approvers) if a.strip()}
+        return any(name.lower() in allowed for name in names)
 
     def secrets_allowed(self, path: str) -> bool:
         """Whether an ``allow_secrets_in`` glob exempts ``path`` from the secret scan."""
