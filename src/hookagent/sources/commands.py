@@ -72,3 +72,14 @@ def parse_mention(body: str) -> tuple[Verb, str] | None:
     except ValueError:
         raise UnknownCommand(word or "(nothing)") from None
     return verb, match.group(2).strip()
+
+
+def mentioned(body: str) -> tuple[str, str] | None:
+    """``(word, rest)`` after the first ``@hookagent`` mention, the word lower-cased; or None.
+
+    For commands parsed apart from :class:`Verb` (``@hookagent review``: sources/reviews.py).
+    """
+    match = _MENTION.search(body or "")
+    if match is None:
+        return None
+    return match.group(1).lower().strip(".,:;!"), match.group(2).strip()

@@ -37,9 +37,11 @@ from hookagent.services.intake import (
     Outdated,
     Reported,
 )
+from hookagent.services.reviews import Reviews
 from hookagent.settings import Settings
 from hookagent.sources import ChangeEnded, Command, Ignored, UnknownCommand
 from hookagent.sources.payload import parse_json
+from hookagent.sources.reviews import ReviewRequest
 from hookagent.sources.table import SOURCES, Source
 from hookagent.store import Store
 
@@ -158,6 +160,9 @@ async def receive(
         outcome: Outcome = await intake.command(parsed, delivery=delivery, signed=signed)
     elif isinstance(parsed, ChangeEnded):
         outcome = await intake.change_ended(parsed, delivery=delivery, signed=signed)
+    elif isinstance(parsed, ReviewRequest):
+        reviews = Reviews(store, settings, policies=get_policies(request), redactor=redactor)
+        outcome = await reviews.request(parsed, delivery=delivery, signed=signed)
     else:
         parsed.agent = agent
         outcome = await intake.new_task(parsed, delivery=delivery, signed=signed)
