@@ -23,9 +23,12 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from hookagent.briefing.review import Remark, ReviewAnswer
 from hookagent.models import TaskKind, TaskStatus
+from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store
+from hookagent.worker.review import MAX_INLINE_COMMENTS, build_review, diff_lines
 from tests.conftest import RunWorker
 from tests.git_http import GitHttpServer
 from tests.github_stub import GitHubStub
@@ -352,3 +355,53 @@ async def test_an_agent_that_writes_and_pushes_gets_nothing_pushed(
     assert len(pushes) == 2 and all("exit 0" not in line for line in pushes), lines
     assert remote_refs(remotes) == before
     assert git_server.authorized > 0  # hookagent fetched the request through it
+
+
+DIFF = """\
+diff --git a/app.py b/app.py
+index 1..2 100644
+--- a/app.py
++++ b/app.py
+@@ -1,2 +1,6 @@
+ def total(xs):
+     return sum(xs) / len(xs)
++
++def median(xs):
+-    old
++    return 1
+\\ No newline at end of file
+diff --git a/gone.py b/gone.py
+--- a/gone.py
++++ /dev/null
+@@ -1 +0,0 @@
+-x
+diff --git a/new.py b/new.py
+--- /dev/null
++++ b/new.py
+@@ -0,0 +1,2 @@
++a
++b
+"""
+
+
+def test_diff_lines_are_the_new_versions_added_and_context_lines() -> None:
+    shown = diff_lines(DIFF)
+    assert shown.lines == {"app.py": {1, 2, 3, 4, 5}, "new.py": {1, 2}}
+    assert shown.old_paths == {"app.py": "app.py", "new.py": "new.py"}
+    assert shown.shows("app.py", 5) and not shown.shows("app.py", 6)
+    assert not shown.shows("gone.py", 1)
+
+
+def test_comments_off_the_diff_and_past_the_cap_go_into_the_body() -> None:
+    remarks = [Remark("new.py", 1, "fine"), Remark("new.py", 9, "off"), Remark("x.py", 1, "no")]
+    answer = ReviewAnswer("sum", tuple(remarks))
+    review = build_review(
+        answer, diff_lines(DIFF), commit="c0ffee", redactor=Redactor([]), header="head"
+    )
+    assert [(c.path, c.line) for c in review.comments] == [("new.py", 1)]
+    assert review.body.startswith("head\n\nsum\n\nComments on lines outside the diff")
+    assert "**new.py:9**\n\noff" in review.body and "**x.py:1**\n\nno" in review.body
+    many = ReviewAnswer("", tuple(Remark("app.py", 1, f"n{i}") for i in range(60)))
+    capped = build_review(many, diff_lines(DIFF), commit="c", redactor=Redactor([]), header="h")
+    assert len(capped.comments) == MAX_INLINE_COMMENTS and "n59" in capped.body
+    assert "(no summary)" in capped.body
