@@ -83,7 +83,8 @@ def test_gitlab_review_notes_and_merge_request_pushes() -> None:
         parse_gitlab_review(
             note("@hookagent review", "Issue"), event="Note Hook", bot_username=None
         )
-    hook: dict[str, Any] = {"object_kind": "merge_request", "project": {"path_with_namespace": "acme/api"},
+    project = {"path_with_namespace": "acme/api"}
+    hook: dict[str, Any] = {"object_kind": "merge_request", "project": project,
             "user": {"username": "pat"},
             "object_attributes": {"id": 5, "iid": 3, "action": "update", "source_branch": "f",
                                   "last_commit": {"id": "abc"}}}  # fmt: skip
