@@ -283,16 +283,26 @@ async def test_review_prs_reviews_a_pull_request_someone_opens(
         assert again.json()["duplicate"] is True, again.text
     assert len(github.reviews) == 1 and len(github.reviews[0]["comments"]) == 2
     assert remote_refs(remotes) == before
+    # Without a secret (loopback allows unsigned new tasks) a review is still refused.
+    async with app_client(
+        reviewing.model_copy(update={"github_webhook_secret": None}), redis
+    ) as bare:
+        pushed = pull_payload("synchronize", head="feature/median", sha="f" * 40)
+        unsigned = await deliver(bare, pushed, event="pull_request", sign=False)
+        assert unsigned.status_code == 401, unsigned.text
+        assert "a review request needs a signed delivery" in unsigned.json()["detail"]
 
 
 async def test_review_prs_is_off_by_default(
-    http: httpx.AsyncClient, github: GitHubStub, pull_sha: str
+    http: httpx.AsyncClient, own: Settings, redis: Redis, github: GitHubStub, pull_sha: str
 ) -> None:
     opened = pull_payload("opened", head="feature/median", sha=pull_sha)
-    response = await deliver(http, opened, event="pull_request")
-    assert response.json() == {
-        "status": "ignored", "reason": f"review_prs is off for {REPO}", "task_id": None
-    }  # fmt: skip
+    ignored = {"status": "ignored", "reason": f"review_prs is off for {REPO}", "task_id": None}
+    assert (await deliver(http, opened, event="pull_request")).json() == ignored
+    # Unsigned from a source with no secret too: a request that asks for nothing is no error.
+    async with app_client(own.model_copy(update={"github_webhook_secret": None}), redis) as bare:
+        response = await deliver(bare, opened, event="pull_request", sign=False)
+        assert response.json() == ignored
 
 
 async def test_review_prs_never_reviews_hookagents_own_pull_requests(

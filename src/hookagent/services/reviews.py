@@ -53,6 +53,10 @@ class Reviews:
     ) -> Created | Duplicate | Outdated:
         """Queue a review task, or say why none is queued (403 for a person not allowed)."""
         source, repo = review.source, review.repository
+        policy = self._policies.effective(repo)
+        if review.automatic and not policy.review_prs:
+            # Before the signature: most requests of most repositories ask for nothing.
+            return Outdated(None, f"review_prs is off for {one_line(repo, 200)}")
         if not signed:
             known = SOURCES.get(source)
             setting = known.secret_setting if known else f"HOOKAGENT_{source.upper()}_SECRET"
@@ -60,11 +64,8 @@ class Reviews:
                 f"a review request needs a signed delivery: set {setting} and give the "
                 "webhook the same secret"
             )
-        policy = self._policies.effective(repo)
         label = request_label(source, review.number)
         if review.automatic:
-            if not policy.review_prs:
-                return Outdated(None, f"review_prs is off for {one_line(repo, 200)}")
             if await self._store.refs.task_for(source, f"{repo}!{review.number}"):
                 return Outdated(None, f"hookagent opened {label}; it does not review its own")
         elif not policy.may_review(review.actor_names, self._settings.approvers(source)):
