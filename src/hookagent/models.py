@@ -259,6 +259,8 @@ class Task(BaseModel):
     regression_of: str | None = None
     kind: TaskKind = TaskKind.CHANGE
     reviewed_pr: int | None = None
+    # The review a review task posted: set the moment it is, so a rerun never posts twice.
+    review_url: str | None = None
     forge: str = "github"
     agent: str | None = None
     session_id: str | None = None

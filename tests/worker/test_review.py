@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from hookagent.briefing.review import Remark, ReviewAnswer
-from hookagent.models import TaskKind, TaskStatus
+from hookagent.models import NewTask, TaskKind, TaskStatus
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store
@@ -32,7 +32,7 @@ from hookagent.worker.review import MAX_INLINE_COMMENTS, build_review, diff_line
 from tests.conftest import RunWorker
 from tests.git_http import GitHttpServer
 from tests.github_stub import GitHubStub
-from tests.helpers import REPO, app_client, fake_agent, wait_status
+from tests.helpers import REPO, app_client, fake_agent, move_to, wait_status
 from tests.worker.test_gitwall import SANDBOXES
 from tests.worker.test_policies import messages, policy_file
 
@@ -202,6 +202,7 @@ async def test_review_comment_posts_one_review_with_inline_comments_and_pushes_n
     assert any("review posted:" in line and "2 inline comments, 1 in the body" in line
                for line in lines)  # fmt: skip
     detail = (await http.get(f"/tasks/{task_id}")).json()
+    assert detail["review_url"] == detail["result"] and "pullrequestreview" in detail["result"]
     assert detail["kind"] == TaskKind.REVIEW.value == "review"
     assert detail["reviewed_pr"] == NUMBER and detail["pr_number"] is None
     listed = (await http.get("/tasks/")).json()["tasks"]
@@ -337,6 +338,26 @@ async def test_a_secret_the_agent_prints_is_redacted_in_the_review(
     assert API_TOKEN not in posted and shaped not in posted
     assert "REDACTED" in github.reviews[0]["body"]
     assert "REDACTED" in github.reviews[0]["comments"][0]["body"]
+
+
+async def test_a_rerun_after_the_review_was_posted_posts_nothing_again(
+    http: httpx.AsyncClient, store: Store, start: RunWorker, github: GitHubStub
+) -> None:
+    new = NewTask(
+        source="github", repository=REPO, title="Review pull request #7", prompt="p",
+        kind=TaskKind.REVIEW, reviewed_pr=NUMBER, external_id=f"review:{REPO}!{NUMBER}",
+    )  # fmt: skip
+    task_id = (await store.tasks.create(new)).task_id
+    # Posted, then the worker was lost before the status changed; the task failed over.
+    url = f"https://github.com/{REPO}/pull/7#pullrequestreview-1"
+    await move_to(store, task_id, TaskStatus.FAILED, fields={"review_url": url})
+    start()
+    assert (await http.post(f"/tasks/{task_id}/retry")).status_code == 200
+    assert await wait_status(store, task_id, ENDED) is TaskStatus.COMPLETED
+    assert f"[system] review already posted: {url}; not posted again" in await messages(
+        store, task_id
+    )
+    assert github.reviews == [] and (await store.tasks.get(task_id)).result == url
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
-from hookagent.worker.review import ReviewRun
+from hookagent.worker.review import Reviewed, ReviewRun
 from hookagent.worker.run import AgentSession
 from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.workspace import Workspaces
@@ -160,9 +160,23 @@ class PhaseRunner:
         await self._auto_approve(run.policy, task, plan, writer, token)
 
     async def _review(self, run: _Run, task: Task, writer: LogWriter, token: str) -> None:
-        """A review task: one read-only run whose answer is posted; never a commit or push."""
-        done = await self._reviews.review(run.agent, task, writer, settings=run.settings)
-        await self._add_cost(done.outcome)
+        """A review task: one read-only run whose answer is posted; never a commit or push.
+
+        A rerun after the review was posted (a worker lost between posting and the status
+        change, a retry) posts nothing again.
+        """
+        if task.review_url:
+            await writer.system(f"review already posted: {task.review_url}; not posted again")
+            done = Reviewed(AgentOutcome(ok=True), {"result": task.review_url})
+        else:
+
+            async def posted(url: str) -> None:
+                await self._store.tasks.set_fenced(task.task_id, token, {"review_url": url})
+
+            done = await self._reviews.review(
+                run.agent, task, writer, settings=run.settings, on_posted=posted
+            )
+            await self._add_cost(done.outcome)
         if not done.outcome.ok:
             await self._fail(task, writer, token, done.outcome, done.fields)
             return

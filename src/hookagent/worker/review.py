@@ -12,6 +12,7 @@ cap, or on files it does not touch go into the review's body instead.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,9 @@ from hookagent.worker.workspace import Workspaces
 BODY_MAX_CHARS = 60_000
 COMMENT_MAX_CHARS = 8_000
 MAX_INLINE_COMMENTS = 50
+
+# Called with the review's URL as soon as it is posted (before the task's status changes).
+OnPosted = Callable[[str], Awaitable[None]]
 
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(?P<start>\d+)(?:,\d+)? @@")
 
@@ -120,7 +124,13 @@ class ReviewRun:
         self._forges = build_forges(settings)
 
     async def review(
-        self, agent: Agent, task: Task, writer: LogWriter, *, settings: Settings
+        self,
+        agent: Agent,
+        task: Task,
+        writer: LogWriter,
+        *,
+        settings: Settings,
+        on_posted: OnPosted,
     ) -> Reviewed:
         """Fetch, check out, run the agent read-only, post; a failure is a failed outcome."""
         fields: dict[str, Any] = {"agent": agent.name}
@@ -132,6 +142,8 @@ class ReviewRun:
             return Reviewed(AgentOutcome(ok=False, error=error), fields)
         try:
             outcome = await self._run(agent, forge, task, number, writer, settings, fields)
+            if outcome.ok:
+                await on_posted(str(fields["result"]))
         except (AgentError, WorkspaceError, OutboundError) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
         return Reviewed(outcome, fields)
