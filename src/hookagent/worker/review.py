@@ -159,8 +159,7 @@ class ReviewRun:
         fields: dict[str, Any],
     ) -> AgentOutcome:
         pull = await forge.fetch_change_request(task.repository, number)
-        label = "merge request" if task.forge == "gitlab" else "pull request"
-        label = f"{label} {'!' if task.forge == 'gitlab' else '#'}{number}"
+        label = f"merge request !{number}" if task.forge == "gitlab" else f"pull request #{number}"
         path = await self._workspaces.clone(task.task_id, task.repository, task.forge)
         start, head = await self._workspaces.check_out_change(
             path, pull.head_ref, pull.base, task.forge
