@@ -23,6 +23,7 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from hookagent.briefing.discussion import is_own_comment
 from hookagent.briefing.review import Remark, ReviewAnswer
 from hookagent.models import NewTask, TaskKind, TaskStatus
 from hookagent.redact import Redactor
@@ -165,6 +166,10 @@ async def deliver(
     return await http.post("/webhooks/github", content=body, headers=headers)
 
 
+def bodies(review: dict[str, Any]) -> list[str]:
+    return [comment["body"] for comment in review["comments"]]
+
+
 async def reviewed(store: Store, github: GitHubStub, response: httpx.Response) -> str:
     """The task the delivery queued, run to its end: it must complete with one review."""
     assert response.status_code == 202, response.text
@@ -194,6 +199,8 @@ async def test_review_comment_posts_one_review_with_inline_comments_and_pushes_n
     # The line the diff does not show lands in the body, with the summary.
     assert "The median is right for odd lengths." in review["body"]
     assert "**app.py:40**" in review["body"] and "does not show" in review["body"]
+    # hookagent's own: never a command or review feedback to itself.
+    assert all(is_own_comment(text) for text in [review["body"], *bodies(review)])
     assert remote_refs(remotes) == before
 
     lines = await messages(store, task_id)

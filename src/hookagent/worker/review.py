@@ -73,13 +73,23 @@ def diff_lines(diff: str) -> DiffLines:
 
 
 def build_review(
-    answer: ReviewAnswer, shown: DiffLines, *, commit: str, redactor: Redactor, header: str
+    answer: ReviewAnswer,
+    shown: DiffLines,
+    *,
+    commit: str,
+    redactor: Redactor,
+    header: str,
+    mark: str = "",
 ) -> Review:
-    """The review to post: placed comments inline, the others in the body; all redacted."""
+    """The review to post: placed comments inline, the others in the body; all redacted.
+
+    ``mark`` ends the body and every comment: what makes them recognisably hookagent's own
+    (its comments are never commands or review feedback to itself).
+    """
     inline: list[InlineComment] = []
     unplaced: list[str] = []
     for remark in answer.remarks:
-        body = redactor.redact(_cap(remark.body, COMMENT_MAX_CHARS))
+        body = redactor.redact(_cap(remark.body, COMMENT_MAX_CHARS)) + mark
         where = redactor.redact(f"{remark.path}:{remark.line}")
         if shown.shows(remark.path, remark.line) and len(inline) < MAX_INLINE_COMMENTS:
             old = shown.old_paths.get(remark.path, remark.path)
@@ -89,9 +99,8 @@ def build_review(
     parts = [header, redactor.redact(answer.summary) or "(no summary)"]
     if unplaced:
         parts.append("Comments on lines outside the diff:\n\n" + "\n\n".join(unplaced))
-    return Review(
-        body=_cap("\n\n".join(parts), BODY_MAX_CHARS), comments=tuple(inline), commit=commit
-    )
+    body = _cap("\n\n".join(parts), BODY_MAX_CHARS) + mark
+    return Review(body=body, comments=tuple(inline), commit=commit)
 
 
 def _cap(text: str, limit: int) -> str:
@@ -202,7 +211,12 @@ class ReviewRun:
         parsed = parse_review(answer)
         header = f"Review by hookagent (task {task.task_id}, agent {fields['agent']})."
         review = build_review(
-            parsed, diff_lines(diff), commit=head, redactor=self._redactor, header=header
+            parsed,
+            diff_lines(diff),
+            commit=head,
+            redactor=self._redactor,
+            header=header,
+            mark=f"\n\n<!-- hookagent:{task.task_id} -->",
         )
         url = await forge.post_review(task.repository, pull, review)
         moved = len(parsed.remarks) - len(review.comments)
