@@ -148,8 +148,8 @@ TRANSITIONS: dict[Action, Transition] = {
     Action.FINISH_ROUND: Transition(frozenset({_S.REVISING}), _S.COMPLETED),
     Action.MERGE: Transition(_DELIVERED, _S.MERGED),
     Action.CLOSE: Transition(_DELIVERED, _S.CLOSED),
-    # A review task runs in the planning statuses and ends ``completed`` once it is posted.
-    Action.FINISH_REVIEW: Transition(_PLANNING, _S.COMPLETED),
+    # A review task runs as planning does and ends ``completed`` once its review is posted.
+    Action.FINISH_REVIEW: Transition(frozenset({_S.DISCOVERING}), _S.COMPLETED),
 }
 START = {Phase.PLAN: Action.START_PLAN, Phase.EXECUTE: Action.START_EXECUTE}
 FAIL = {Phase.PLAN: Action.FAIL_PLAN, Phase.EXECUTE: Action.FAIL_EXECUTE}
