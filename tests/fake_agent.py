@@ -134,6 +134,8 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         return leak_all(prompt, args)
     if mode == "leak-claude":
         return leak_claude(args)
+    if mode == "review":
+        return review(prompt, args)
     print(f"unknown mode {mode}", file=sys.stderr)
     return 2
 
@@ -308,6 +310,48 @@ def leak_claude(secrets: list[str]) -> int:
     for event in events:
         print(json.dumps(event))
     return 0
+
+
+def review(prompt: str, args: list[str]) -> int:
+    """Answer a review prompt in its format: a summary and three line comments.
+
+    Two comments sit on lines the diff shows (app.py 3 and 4), one on line 40, which it
+    does not. ``leak S...`` puts each S in the summary and a comment; ``attack`` first
+    edits the checkout, commits with the workspace's own git and pushes wherever it can.
+    """
+    secrets = args[1:] if args[:1] == ["leak"] else []
+    if args[:1] == ["attack"]:
+        attack_checkout()
+    print("saw the diff" if "+def median" in prompt else "no diff in the prompt")
+    print("fenced" if "<untrusted_webhook_data>" in prompt else "not fenced")
+    print("SUMMARY:")
+    print("The median is right for odd lengths. " + " ".join(f"token {s}" for s in secrets))
+    print("")
+    print("COMMENT app.py:3")
+    print("An empty list raises IndexError here." + "".join(f" ({s})" for s in secrets))
+    print("")
+    print("**COMMENT** `app.py:4`: sorted() copies the list; fine for small inputs.")
+    print("")
+    print("COMMENT app.py:40")
+    print("A line the diff does not show.")
+    return 0
+
+
+def attack_checkout() -> None:
+    """Write into the checkout and push it with the workspace's ``.git``; report each step."""
+    steps = [
+        ["sh", "-c", "echo 'import os; os.system(\"id\")' >> app.py"],
+        ["git", "-c", "user.name=evil", "-c", "user.email=evil@example.com",
+         "commit", "-qam", "evil"],
+        ["git", "push", "-q", "origin", "HEAD:refs/heads/evil"],
+        ["git", "push", "-q", "-f", "origin", "HEAD:refs/heads/feature/median"],
+    ]  # fmt: skip
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    for step in steps:
+        done = subprocess.run(
+            step, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+        )
+        print(f"attack {step[-1]}: exit {done.returncode}", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,9 @@ class GitHubStub(LocalServer):
         self.opened: dict[int, dict[str, Any]] = {}  # number → the pull request as answered
         # What ``GET …/issues/{n}/comments`` lists (GitHub's shape), one page of 100 at a time.
         self.thread: list[dict[str, Any]] = []
+        # Pull requests hookagent did not open (``GET …/pulls/{n}``), and the reviews posted.
+        self.pull_info: dict[int, dict[str, Any]] = {}
+        self.reviews: list[dict[str, Any]] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -81,6 +84,8 @@ class GitHubStub(LocalServer):
                 self.thread[(page - 1) * per_page : page * per_page],
                 _links(f"{self.url}{path}", page, last, per_page),
             )
+        if len(parts) >= 5 and parts[0] == "repos" and parts[3] == "pulls":
+            return self._pull(method, int(parts[4]), parts[5:], body)
         if method == "POST" and len(parts) == 4 and parts[0] == "repos" and parts[3] == "pulls":
             self.pulls += 1
             number = self.pulls + 40
@@ -108,6 +113,42 @@ class GitHubStub(LocalServer):
             self.comments[comment_id] = body["body"]
             return 200, {"id": comment_id, "html_url": f"https://github.com/c/{comment_id}"}, {}
         return 404, {"message": "Not Found"}, {}
+
+    def _pull(
+        self, method: str, number: int, rest: list[str], body: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        """``GET …/pulls/{n}`` and ``POST …/pulls/{n}/reviews`` (GitHub's shapes)."""
+        pull = self.pull_info.get(number)
+        if pull is None:
+            return 404, {"message": "Not Found"}, {}
+        if method == "GET" and not rest:
+            return 200, pull, {}
+        if method == "POST" and rest == ["reviews"]:
+            if body.get("event") not in {"COMMENT", "APPROVE", "REQUEST_CHANGES"}:
+                return 422, {"message": "Unprocessable Entity"}, {}
+            for comment in body.get("comments", []):
+                if not {"path", "line", "body"} <= set(comment):
+                    return 422, {"message": "Unprocessable Entity"}, {}
+            review_id = 80_000 + len(self.reviews)
+            self.reviews.append(body | {"number": number})
+            html = f"{pull['html_url']}#pullrequestreview-{review_id}"
+            return 200, {"id": review_id, "state": "COMMENTED", "html_url": html}, {}
+        return 404, {"message": "Not Found"}, {}
+
+    def add_pull(
+        self, repo: str, number: int, *, head: str, base: str = "main", by: str = "pat-dev",
+        sha: str = "", title: str = "Add a median", body: str = "",
+    ) -> dict[str, Any]:  # fmt: skip
+        """A pull request someone opened, as ``GET …/pulls/{n}`` answers it."""
+        html = f"https://github.com/{repo}/pull/{number}"
+        pull = {
+            "id": PULL_ID_BASE + number, "number": number, "state": "open", "title": title,
+            "body": body, "html_url": html, "user": {"login": by, "id": 7001, "type": "User"},
+            "head": {"ref": head, "sha": sha}, "base": {"ref": base},
+        }  # fmt: skip
+        with self.changed:
+            self.pull_info[number] = pull
+        return pull
 
     def comment_requests(self) -> list[dict[str, Any]]:
         """The comment writes received, in order (reads of the thread are not writes)."""

@@ -32,6 +32,10 @@ class GitLabStub(LocalServer):
         self.merge_requests: list[dict[str, Any]] = []
         # Notes written on merge requests: general ones and replies in a discussion.
         self.mr_notes: list[dict[str, Any]] = []
+        # Merge requests hookagent did not open (``GET …/merge_requests/:iid``), and the
+        # discussions started on them.
+        self.mr_info: dict[int, dict[str, Any]] = {}
+        self.discussions: list[dict[str, Any]] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -93,6 +97,8 @@ class GitLabStub(LocalServer):
         project, parts = unquote(encoded), rest.split("/")
         if method == "POST" and parts == ["merge_requests"]:
             return self._merge_request(project, body)
+        if len(parts) >= 2 and parts[0] == "merge_requests" and parts[1] in map(str, self.mr_info):
+            return self._merge_request_of(method, int(parts[1]), parts[2:], body)
         if method == "POST" and len(parts) >= 3 and parts[0] == "merge_requests":
             return self._merge_request_note(int(parts[1]), parts[2:], body)
         if len(parts) >= 3 and parts[0] == "issues" and parts[2] == "notes":
@@ -113,6 +119,29 @@ class GitLabStub(LocalServer):
         }  # fmt: skip
         self.merge_requests.append(merge_request)
         return 201, merge_request, {}
+
+    def _merge_request_of(self, method: str, iid: int, rest: list[str], body: Any) -> Answer:
+        """``GET …/merge_requests/:iid`` and ``POST …/merge_requests/:iid/discussions``."""
+        request = self.mr_info[iid]
+        if method == "GET" and not rest:
+            return 200, request, {}
+        if method == "POST" and rest == ["discussions"]:
+            position = body.get("position")
+            if (
+                position is not None
+                and position.get("head_sha") != request["diff_refs"]["head_sha"]
+            ):
+                return (
+                    400,
+                    {"message": '400 Bad request - Note {:line_code=>["can\'t be blank"]}'},
+                    {},
+                )
+            discussion = {"id": f"d{len(self.discussions)}", "individual_note": False,
+                          "notes": [{"id": 1914000 + len(self.discussions), "body": body["body"],
+                                     "position": position, "author": BOT}]}  # fmt: skip
+            self.discussions.append(discussion | {"iid": iid})
+            return 201, discussion, {}
+        return 404, {"message": "404 Not Found"}, {}
 
     def _notes(
         self, method: str, iid: int, rest: list[str], query: dict[str, str], body: Any

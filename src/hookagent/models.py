@@ -43,6 +43,14 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
+class TaskKind(StrEnum):
+    """What a task delivers: a change (plan, approve, execute, pull request) or a review."""
+
+    CHANGE = "change"
+    # A read-only run on someone's pull request whose answer is posted as one review.
+    REVIEW = "review"
+
+
 class LogStream(StrEnum):
     """Which pipe (or hookagent itself) a log line came from."""
 
@@ -106,6 +114,7 @@ class Action(StrEnum):
     FINISH_ROUND = "finish_round"
     MERGE = "merge"
     CLOSE = "close"
+    FINISH_REVIEW = "finish_review"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +161,8 @@ TRANSITIONS: dict[Action, Transition] = {
     Action.FINISH_ROUND: Transition(frozenset({_S.REVISING}), _S.COMPLETED),
     Action.MERGE: Transition(_DELIVERED, _S.MERGED),
     Action.CLOSE: Transition(_DELIVERED, _S.CLOSED),
+    # A review task runs as planning does and ends ``completed`` once its review is posted.
+    Action.FINISH_REVIEW: Transition(frozenset({_S.DISCOVERING}), _S.COMPLETED),
 }
 START = {
     Phase.PLAN: Action.START_PLAN,
@@ -220,6 +231,9 @@ class NewTask(BaseModel):
     forge: str = "github"
     # The merged task whose incident came back (a Sentry alert after the merge).
     regression_of: str | None = None
+    kind: TaskKind = TaskKind.CHANGE
+    # A review task's pull (GitLab: merge) request number, in ``repository``.
+    reviewed_pr: int | None = None
 
 
 class StatusChange(BaseModel):
@@ -265,6 +279,10 @@ class Task(BaseModel):
     # The executed change's ``git diff --stat`` (redacted, capped), for a regression's prompt.
     diff_stat: str | None = None
     regression_of: str | None = None
+    kind: TaskKind = TaskKind.CHANGE
+    reviewed_pr: int | None = None
+    # The review a review task posted: set the moment it is, so a rerun never posts twice.
+    review_url: str | None = None
     forge: str = "github"
     agent: str | None = None
     session_id: str | None = None
@@ -357,6 +375,7 @@ class TaskSummary(BaseModel):
     title: str
     created_at: str
     updated_at: str
+    kind: TaskKind = TaskKind.CHANGE
     # For boards: where it came from, what it cost, how it ended.
     url: str | None = None
     total_cost_usd: float | None = None

@@ -109,10 +109,13 @@ class Policy(BaseModel):
     allow_secrets_in: tuple[str, ...] = ()
     # ``host[:port]`` entries the agent may reach besides HOOKAGENT_EGRESS_ALLOW's.
     network_allow: tuple[str, ...] = ()
-    # Review rounds on a change request hookagent opened, and who besides the source's
-    # approvers may ask for one (logins as the forge names them, or ``id:<user id>``).
+    # Review rounds on a change request hookagent opened; and who besides the source's
+    # approvers may drive them or ask for a review (``@hookagent review``): logins as the
+    # forge names them, or ``id:<user id>``.
     max_rounds: int = Field(default=5, ge=0, le=100)
     reviewers: tuple[str, ...] = ()
+    # Review every pull request others open or push to (never hookagent's own).
+    review_prs: bool = False
 
     @field_validator("network_allow")
     @classmethod
@@ -155,6 +158,11 @@ class Policy(BaseModel):
         """The paths (sorted) that match a ``paths_denied`` glob."""
         globs = [glob_regex(g) for g in self.paths_denied]
         return sorted(p for p in set(paths) if any(g.match(p) for g in globs))
+
+    def may_review(self, names: Iterable[str], approvers: Iterable[str]) -> bool:
+        """Whether one of ``names`` is in ``reviewers`` or ``approvers`` (without case)."""
+        allowed = {a.strip().lower() for a in (*self.reviewers, *approvers) if a.strip()}
+        return any(name.lower() in allowed for name in names)
 
     def secrets_allowed(self, path: str) -> bool:
         """Whether an ``allow_secrets_in`` glob exempts ``path`` from the secret scan."""

@@ -132,6 +132,7 @@ async def test_piped_output_keeps_long_values_and_json_is_the_apis(
     assert listed.returncode == 0, listed.stderr
     [row] = [line for line in listed.stdout.splitlines() if task_id in line]
     assert title.strip() in row and "…" not in listed.stdout
+    assert " change " in row  # the task's kind: a change, not a review
 
     for args, path in (
         (("tasks",), "/tasks/?limit=50"),

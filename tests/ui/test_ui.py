@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from hookagent.api import create_app
-from hookagent.models import NewTask, TaskStatus
+from hookagent.models import NewTask, TaskKind, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.logs import NewLine
@@ -473,6 +473,25 @@ async def test_a_task_without_a_pull_request_shows_no_link(
     await expect(page.locator("#result .error")).to_contain_text("agent failed")
     # No pr_url: no "Pull request" link (it used to point at /ui/tasks/null).
     assert await page.locator("#result a").count() == 0
+    assert watched.errors == []
+
+
+async def test_a_review_task_shows_its_kind_on_the_board_and_its_page(
+    server: str, browser: Browser, store: Store
+) -> None:
+    new = NewTask(
+        source="github", repository="acme/payments-api", title="Review pull request #7: median",
+        prompt="p", kind=TaskKind.REVIEW, reviewed_pr=7,
+    )  # fmt: skip
+    task_id = (await store.tasks.create(new)).task_id
+    plain = NewTask(source="sentry", repository="acme/payments-api", title="a fix", prompt="p")
+    other = (await store.tasks.create(plain)).task_id
+    page, watched = await open_page(browser, server)
+    await page.goto("/")
+    await expect(page.locator(f"tr[data-task-id='{task_id}'] .kind-tag")).to_have_text("review")
+    assert await page.locator(f"tr[data-task-id='{other}'] .kind-tag").count() == 0
+    await page.goto(f"/ui/tasks/{task_id}")
+    await expect(page.locator("#task-meta")).to_contain_text("review of pull request #7")
     assert watched.errors == []
 
 

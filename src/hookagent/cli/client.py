@@ -308,14 +308,14 @@ def tasks(args: argparse.Namespace) -> int:
         return 0
     table = Table()
     table.add_column("task", no_wrap=True)
-    for name in ("status", "source", "repository", "title", "created"):
+    for name in ("status", "kind", "source", "repository", "title", "created"):
         table.add_column(name)
     # A terminal gets short titles; a pipe gets them whole.
     cut = 60 if sys.stdout.isatty() else None
     for row in response.json()["tasks"]:
         table.add_row(
-            row["task_id"], row["status"], row["source"], row["repository"],
-            escape(row["title"][:cut]), row["created_at"],
+            row["task_id"], row["status"], row.get("kind", "change"), row["source"],
+            row["repository"], escape(row["title"][:cut]), row["created_at"],
         )  # fmt: skip
     console().print(table)
     return 0

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hookagent.forges.base import ChangeRequest, Comment, Forge, Thread
+from hookagent.forges.base import (
+    ChangeRequest,
+    Comment,
+    Forge,
+    InlineComment,
+    PullInfo,
+    Review,
+    Thread,
+)
 from hookagent.forges.github import GitHubForge
 from hookagent.forges.gitlab import GitLabForge
 from hookagent.settings import Settings
@@ -33,6 +41,9 @@ __all__ = [
     "Forge",
     "GitHubForge",
     "GitLabForge",
+    "InlineComment",
+    "PullInfo",
+    "Review",
     "Thread",
     "build_forges",
 ]

@@ -1,4 +1,4 @@
-"""The forge interface: open a change request, write or edit a comment, fetch a thread."""
+"""The forge interface: open a change request, comment, fetch a thread, post a review."""
 
 from __future__ import annotations
 
@@ -55,6 +55,43 @@ class Comment:
     by_bot: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class PullInfo:
+    """A pull or merge request as its forge describes it now: what a review reads."""
+
+    number: int
+    title: str
+    body: str
+    author: str
+    base: str  # the branch it merges into
+    head_sha: str
+    # The ref the forge keeps of its head on the base repository (forks included).
+    head_ref: str
+    url: str = ""
+    # GitLab's ``diff_refs``: where an inline discussion's position is anchored.
+    base_sha: str = ""
+    start_sha: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InlineComment:
+    """A review comment on line ``line`` of ``path`` in the request's new version."""
+
+    path: str
+    line: int
+    body: str
+    old_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """One review: a summary and comments on lines of the diff, of commit ``commit``."""
+
+    body: str
+    comments: tuple[InlineComment, ...]
+    commit: str
+
+
 class Forge(Protocol):
     """Where code lives: GitHub, GitLab; a third forge is one module implementing this."""
 
@@ -84,4 +121,12 @@ class Forge(Protocol):
 
     async def reply_in_review(self, repo: str, number: int, reply_to: str, body: str) -> Comment:
         """Reply in a review thread (GitHub: under a review comment; GitLab: a discussion)."""
+        ...
+
+    async def fetch_change_request(self, repo: str, number: int) -> PullInfo:
+        """A pull/merge request as it is now; OutboundError on failure."""
+        ...
+
+    async def post_review(self, repo: str, pull: PullInfo, review: Review) -> str:
+        """Post ``review`` on the request as one review; its URL. OutboundError on failure."""
         ...

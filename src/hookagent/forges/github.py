@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from hookagent.errors import OutboundError, PullRequestError
-from hookagent.forges.base import ChangeRequest, Comment, Thread
+from hookagent.forges.base import ChangeRequest, Comment, PullInfo, Review, Thread
 from hookagent.forges.http import github_repo_path, retry_after, segment
 from hookagent.settings import Settings
 
@@ -109,6 +109,63 @@ class GitHubForge:
                 if 'rel="next"' not in response.headers.get("link", ""):
                     break
         return found
+
+    async def fetch_change_request(self, repo: str, number: int) -> PullInfo:
+        """``GET /repos/{owner}/{repo}/pulls/{number}``."""
+        path = f"{github_repo_path(repo)}/pulls/{segment(number)}"
+        data = await self._call("GET", path, None, expect=200)
+        pull = data if isinstance(data, dict) else {}
+        head, base = _dict(pull.get("head")), _dict(pull.get("base"))
+        return PullInfo(
+            number=number,
+            title=str(pull.get("title") or ""),
+            body=str(pull.get("body") or ""),
+            author=str(_dict(pull.get("user")).get("login") or ""),
+            base=str(base.get("ref") or ""),
+            head_sha=str(head.get("sha") or ""),
+            head_ref=f"refs/pull/{number}/head",
+            url=str(pull.get("html_url") or ""),
+        )
+
+    async def post_review(self, repo: str, pull: PullInfo, review: Review) -> str:
+        """``POST /repos/{owner}/{repo}/pulls/{number}/reviews``, ``event: COMMENT``.
+
+        Should GitHub refuse the inline comments (422: a line it does not count as part of
+        the diff), the same review is posted once more with them in its body.
+        """
+        path = f"{github_repo_path(repo)}/pulls/{segment(pull.number)}/reviews"
+        comments = [
+            {"path": c.path, "line": c.line, "side": "RIGHT", "body": c.body}
+            for c in review.comments
+        ]
+        payload = {"commit_id": review.commit, "event": "COMMENT", "body": review.body}
+        try:
+            data = await self._call("POST", path, payload | {"comments": comments}, expect=200)
+        except OutboundError as exc:
+            if not comments or "answered 422" not in exc.message:
+                raise
+            folded = review.body + "".join(
+                f"\n\n**{c.path}:{c.line}**\n\n{c.body}" for c in review.comments
+            )
+            data = await self._call("POST", path, payload | {"body": folded}, expect=200)
+        return str(_dict(data).get("html_url") or pull.url)
+
+    async def _call(self, method: str, path: str, payload: Any, *, expect: int) -> Any:
+        base_url = self._api_url.rstrip("/")
+        async with httpx.AsyncClient(base_url=base_url, timeout=self._timeout) as client:
+            try:
+                response = await client.request(
+                    method, path, json=payload, headers=_headers(self._token)
+                )
+            except httpx.HTTPError as exc:
+                raise OutboundError(f"GitHub API unreachable: {exc!r}", retryable=True) from None
+        if response.status_code != expect:
+            raise _failure(response)
+        return response.json()
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _as_comment(row: dict[str, Any]) -> Comment:

@@ -1,4 +1,4 @@
-"""GitLab behind the forge interface: merge requests and issue notes (REST v4, any instance).
+"""GitLab behind the forge interface: merge requests, issue notes, reviews (REST v4, any instance).
 
 Projects are addressed by their URL-encoded ``path_with_namespace`` (``group%2Fsub%2Fproject``),
 so nested groups need no project-id lookup; the token goes in ``PRIVATE-TOKEN``.
@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from hookagent.errors import OutboundError, PullRequestError
-from hookagent.forges.base import ChangeRequest, Comment, Thread
+from hookagent.forges.base import ChangeRequest, Comment, InlineComment, PullInfo, Review, Thread
 from hookagent.forges.http import retry_after, segment
 from hookagent.settings import Settings
 
@@ -106,6 +106,52 @@ class GitLabForge:
                 break
         return found
 
+    async def fetch_change_request(self, repo: str, number: int) -> PullInfo:
+        """``GET /projects/:id/merge_requests/:iid``."""
+        path = f"/projects/{segment(repo)}/merge_requests/{segment(number)}"
+        data = _expect(await self._send("GET", path, None), 200)
+        request = data if isinstance(data, dict) else {}
+        refs = _dict(request.get("diff_refs"))
+        return PullInfo(
+            number=number,
+            title=str(request.get("title") or ""),
+            body=str(request.get("description") or ""),
+            author=str(_dict(request.get("author")).get("username") or ""),
+            base=str(request.get("target_branch") or ""),
+            head_sha=str(refs.get("head_sha") or request.get("sha") or ""),
+            head_ref=f"refs/merge-requests/{number}/head",
+            url=str(request.get("web_url") or ""),
+            base_sha=str(refs.get("base_sha") or ""),
+            start_sha=str(refs.get("start_sha") or ""),
+        )
+
+    async def post_review(self, repo: str, pull: PullInfo, review: Review) -> str:
+        """One discussion per inline comment, then one holding the summary.
+
+        ``POST /projects/:id/merge_requests/:iid/discussions``; a comment GitLab refuses to
+        place (400: a position outside the diff) goes into the summary instead.
+        """
+        path = f"/projects/{segment(repo)}/merge_requests/{segment(pull.number)}/discussions"
+        unplaced: list[InlineComment] = []
+        for comment in review.comments:
+            position = {
+                "position_type": "text",
+                "base_sha": pull.base_sha,
+                "start_sha": pull.start_sha,
+                "head_sha": review.commit,
+                "old_path": comment.old_path or comment.path,
+                "new_path": comment.path,
+                "new_line": comment.line,
+            }
+            answer = await self._send("POST", path, {"body": comment.body, "position": position})
+            if answer.status_code == 400:
+                unplaced.append(comment)
+                continue
+            _expect(answer, 201)
+        body = review.body + "".join(f"\n\n**{c.path}:{c.line}**\n\n{c.body}" for c in unplaced)
+        _expect(await self._send("POST", path, {"body": body}), 201)
+        return pull.url
+
     async def _send(
         self,
         method: str,
@@ -121,6 +167,10 @@ class GitLabForge:
                 )
             except httpx.HTTPError as exc:
                 raise OutboundError(f"GitLab API unreachable: {exc!r}", retryable=True) from None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _notes(thread: Thread) -> str:

@@ -108,8 +108,8 @@ class Intake:
     ) -> None:
         self.store = store
         self.settings = settings
-        self._policies = policies or Policies.from_settings(settings)
-        self._lifecycle = Lifecycle(store, settings, redactor=redactor, policies=self._policies)
+        self.policies = policies or Policies.from_settings(settings)
+        self._lifecycle = Lifecycle(store, settings, redactor=redactor, policies=self.policies)
 
     async def count(self, source: str) -> None:
         """Count a verified delivery against ``HOOKAGENT_RATE_LIMIT`` for its source."""
@@ -300,7 +300,7 @@ class Intake:
     def _may_review(self, task: Task, feedback: Feedback) -> bool:
         """Whether the author is one of the source's approvers or the policy's reviewers."""
         allowed = self.settings.approvers(feedback.source) | {
-            name.strip().lower() for name in self._policies.effective(task.repository).reviewers
+            name.strip().lower() for name in self.policies.effective(task.repository).reviewers
         }
         return bool(allowed & {name.lower() for name in feedback.actor_names})
 

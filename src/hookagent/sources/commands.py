@@ -95,3 +95,14 @@ def parse_instruction(body: str) -> tuple[Verb | None, str, str] | None:
         return Verb(word), match.group(2).strip(), word
     except ValueError:
         return None, f"{match.group(1)} {match.group(2)}".strip(), word
+
+
+def mentioned(body: str) -> tuple[str, str] | None:
+    """``(word, rest)`` after the first ``@hookagent`` mention, the word lower-cased; or None.
+
+    For commands parsed apart from :class:`Verb` (``@hookagent review``: sources/reviews.py).
+    """
+    match = _MENTION.search(body or "")
+    if match is None:
+        return None
+    return match.group(1).lower().strip(".,:;!"), match.group(2).strip()

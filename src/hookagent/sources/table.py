@@ -26,10 +26,11 @@ from hookagent.sources.github import parse_github
 from hookagent.sources.gitlab import parse_gitlab
 from hookagent.sources.jira import parse_jira
 from hookagent.sources.linear import check_timestamp, linear_event_id, parse_linear
+from hookagent.sources.reviews import ReviewRequest, parse_github_review, parse_gitlab_review
 from hookagent.sources.sentry import parse_sentry
 
 Headers = Mapping[str, str]  # case-insensitive in practice (Starlette's Headers)
-Parsed = NewTask | Command | ChangeEnded | Feedback
+Parsed = NewTask | Command | ChangeEnded | Feedback | ReviewRequest
 Verifier = Callable[[bytes, str, Headers], None]
 Parser = Callable[[Any, Headers, Settings], Parsed]
 DeliveryId = Callable[[Headers, Any, Parsed], str | None]
@@ -43,7 +44,7 @@ class Source:
     description: str  # the route's summary in /openapi.json
     secret_field: str  # the Settings field holding the webhook secret
     verify: Verifier  # raises SignatureError unless the body matches the secret
-    parse: Parser  # a task, a command, or Ignored / UnknownCommand
+    parse: Parser  # a task, a command, a review request, or Ignored / UnknownCommand
     delivery: DeliveryId  # what identifies this delivery for dedupe (None: nothing)
     fresh: Callable[[Any, float], None] | None = None  # a signed body's own timestamp check
 
@@ -142,11 +143,18 @@ SOURCES: dict[str, Source] = {
             ),
             secret_field="github_webhook_secret",
             verify=_hmac("x-hub-signature-256", "sha256="),
-            parse=lambda payload, headers, settings: parse_github(
-                payload,
-                event=headers.get("x-github-event"),
-                label=settings.github_label,
-                bot_login=settings.github_bot_login,
+            parse=lambda payload, headers, settings: (
+                parse_github_review(
+                    payload,
+                    event=headers.get("x-github-event"),
+                    bot_login=settings.github_bot_login,
+                )
+                or parse_github(
+                    payload,
+                    event=headers.get("x-github-event"),
+                    label=settings.github_label,
+                    bot_login=settings.github_bot_login,
+                )
             ),
             delivery=_header("x-github-delivery"),
         ),
@@ -158,11 +166,18 @@ SOURCES: dict[str, Source] = {
             ),
             secret_field="gitlab_webhook_secret",
             verify=_token("x-gitlab-token"),
-            parse=lambda payload, headers, settings: parse_gitlab(
-                payload,
-                event=headers.get("x-gitlab-event"),
-                label=settings.gitlab_label,
-                bot_username=settings.gitlab_bot_username,
+            parse=lambda payload, headers, settings: (
+                parse_gitlab_review(
+                    payload,
+                    event=headers.get("x-gitlab-event"),
+                    bot_username=settings.gitlab_bot_username,
+                )
+                or parse_gitlab(
+                    payload,
+                    event=headers.get("x-gitlab-event"),
+                    label=settings.gitlab_label,
+                    bot_username=settings.gitlab_bot_username,
+                )
             ),
             delivery=_header("x-gitlab-event-uuid"),
         ),

@@ -17,7 +17,7 @@ from hookagent.errors import (
     TaskNotFound,
     WorkspaceError,
 )
-from hookagent.models import FAIL, TERMINAL_STATUSES, Action, LogStream, Phase, Task
+from hookagent.models import FAIL, TERMINAL_STATUSES, Action, LogStream, Phase, Task, TaskKind
 from hookagent.policy import Facts, Policies, Policy, plan_files
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
@@ -25,6 +25,7 @@ from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
+from hookagent.worker.review import Reviewed, ReviewRun
 from hookagent.worker.rounds import RoundJob, Rounds, Wait
 from hookagent.worker.run import AgentSession
 from hookagent.worker.secretscan import scan_diff
@@ -76,6 +77,9 @@ class PhaseRunner:
         self._publisher = Publisher(
             store=store, settings=settings, workspaces=self._workspaces, redactor=redactor
         )
+        self._reviews = ReviewRun(
+            settings=settings, workspaces=self._workspaces, session=self._session, redactor=redactor
+        )
         self._rounds = Rounds(
             store=store,
             settings=settings,
@@ -100,6 +104,8 @@ class PhaseRunner:
             Phase.EXECUTE: "executing the approved plan",
             Phase.ROUND: "addressing review feedback",
         }[job.phase]
+        if task.kind is TaskKind.REVIEW:
+            verb = "reviewing (read-only)"
         await writer.system(
             f"attempt {attempt} (delivery {job.deliveries}): {verb} with {agent.name} "
             f"on worker {self._worker}"
@@ -107,6 +113,8 @@ class PhaseRunner:
         run = _Run(agent=agent, policy=policy, settings=own)
         if job.phase is Phase.ROUND:
             await self._rounds.run(RoundJob(agent, policy, own), task, writer, token)
+        elif task.kind is TaskKind.REVIEW:
+            await self._review(run, task, writer, token)
         elif job.phase is Phase.EXECUTE:
             await self._execute(run, task, writer, token)
         else:
@@ -169,6 +177,33 @@ class PhaseRunner:
         fields |= {"plan": plan, "result": outcome.result, "error": None, "feedback": None}
         await self._store.tasks.advance(task.task_id, Action.PLAN_READY, token=token, fields=fields)
         await self._auto_approve(run.policy, task, plan, writer, token)
+
+    async def _review(self, run: _Run, task: Task, writer: LogWriter, token: str) -> None:
+        """A review task: one read-only run whose answer is posted; never a commit or push.
+
+        A rerun after the review was posted (a worker lost between posting and the status
+        change, a retry) posts nothing again.
+        """
+        if task.review_url:
+            await writer.system(f"review already posted: {task.review_url}; not posted again")
+            done = Reviewed(AgentOutcome(ok=True), {"result": task.review_url})
+        else:
+
+            async def posted(url: str) -> None:
+                await self._store.tasks.set_fenced(task.task_id, token, {"review_url": url})
+
+            done = await self._reviews.review(
+                run.agent, task, writer, settings=run.settings, on_posted=posted
+            )
+            await self._add_cost(done.outcome)
+        if not done.outcome.ok:
+            await self._fail(task, writer, token, done.outcome, done.fields)
+            return
+        await self._workspaces.remove(task.task_id)
+        await writer.flush()
+        await self._store.tasks.advance(
+            task.task_id, Action.FINISH_REVIEW, token=token, fields=done.fields | {"error": None}
+        )
 
     async def _auto_approve(
         self, policy: Policy, task: Task, plan: str, writer: LogWriter, token: str

@@ -79,6 +79,11 @@ _HARDENED = (
     ("protocol.allow", "never"),
 )
 _SCP_LIKE = re.compile(r"^[^/:]+:")
+# A ref a review may fetch: plain ref path segments, nothing a refspec or option could read.
+_REF = re.compile(r"^refs/[A-Za-z0-9._/-]+$")
+# Where a review's fetched head and base are kept in the private git directory.
+_REVIEW_HEAD = "refs/hookagent/review-head"
+_REVIEW_BASE = "refs/hookagent/review-base"
 
 
 def split_credentials(template: str) -> tuple[str, str | None, str | None]:
@@ -392,6 +397,36 @@ class Workspaces:
         git = self._tree(path)
         await self._git(*git, "checkout", "--quiet", "--force", branch, "--")
         return (await self._git(*git, "rev-parse", "HEAD")).strip()
+
+    async def check_out_change(
+        self, path: Path, head_ref: str, base: str, forge: str = "github"
+    ) -> tuple[str, str]:
+        """Fetch a pull/merge request's head and base into the private git directory and
+        check the head out; ``(merge base, head)`` commits, what the review's diff spans.
+
+        ``head_ref`` is the forge's own ref of the request (``refs/pull/41/head``), so a
+        fork's request is fetched from the base repository like any other.
+        """
+        if not _REF.match(head_ref) or not _REF.match(f"refs/heads/{base}") or ".." in base:
+            raise WorkspaceError(f"refusing to fetch {head_ref!r} and {base!r}")
+        private = self._git_dir_of(path)
+        url = await self._bare(private, "config", "remote.origin.url")
+        await self._git(
+            "--git-dir", str(private), "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+            "--no-recurse-submodules", "--", url, f"+{head_ref}:{_REVIEW_HEAD}",
+            f"+refs/heads/{base}:{_REVIEW_BASE}", auth=forge, url=url,
+        )  # fmt: skip
+        head = await self._bare(private, "rev-parse", "--verify", f"{_REVIEW_HEAD}^{{commit}}")
+        start = await self._bare(private, "merge-base", _REVIEW_BASE, _REVIEW_HEAD)
+        await self._git(*self._tree(path), "checkout", "--quiet", "--force", "-B", "review", head)
+        return start, head
+
+    async def commits_diff(self, path: Path, start: str, end: str) -> str:
+        """The diff from commit ``start`` to ``end`` (no driver, textconv or external diff)."""
+        options = ["--no-ext-diff", "--no-textconv", "--no-color", "--no-renames"]
+        return await self._git(
+            "--git-dir", str(self._git_dir_of(path)), "diff", *options, start, end, "--"
+        )
 
     async def stage(self, path: Path) -> list[str]:
         """Stage every file of the workspace in the private index; the nested repositories

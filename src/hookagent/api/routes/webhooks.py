@@ -38,9 +38,11 @@ from hookagent.services.intake import (
     Outdated,
     Reported,
 )
+from hookagent.services.reviews import Reviews
 from hookagent.settings import Settings
 from hookagent.sources import ChangeEnded, Command, Feedback, Ignored, UnknownCommand
 from hookagent.sources.payload import parse_json
+from hookagent.sources.reviews import ReviewRequest
 from hookagent.sources.table import SOURCES, Headers, Source
 from hookagent.store import Store
 
@@ -193,6 +195,11 @@ async def deliver(
         else:
             outcome = await intake.feedback(parsed, delivery=delivery, signed=signed)
         return _answer(outcome)
+    if isinstance(parsed, ReviewRequest):
+        if not counted:
+            await intake.count(source.name)
+        reviews = Reviews(intake)
+        return _answer(await reviews.request(parsed, delivery=delivery, signed=signed))
     parsed.agent = agent
     outcome = await intake.new_task(
         parsed,

@@ -136,6 +136,7 @@ function row(t, now) {
     h(
       "td",
       { class: "task-cell", "data-label": "Task" },
+      t.kind === "review" ? h("span", { class: "kind-tag", title: "a read-only review of a pull request" }, "review") : null,
       link,
       h("span", { class: "task-id" }, t.task_id),
       hit ? h("span", { class: "hit-snippet" }, snippet(hit.snippet)) : null,

@@ -100,6 +100,7 @@ function showMeta(t) {
         : sourceLabel(t.source),
     ],
     ["Repository", t.repository],
+    ["Kind", t.kind === "review" ? `review of ${t.forge === "gitlab" ? "merge request !" : "pull request #"}${t.reviewed_pr}` : "change"],
     ["Created", h("time", { datetime: t.created_at }, clock(t.created_at))],
     ["Attempt", String(t.attempt || 0)],
   ];
