@@ -84,7 +84,12 @@ class GitHubStub(LocalServer):
                 self.thread[(page - 1) * per_page : page * per_page],
                 _links(f"{self.url}{path}", page, last, per_page),
             )
-        if len(parts) >= 5 and parts[0] == "repos" and parts[3] == "pulls":
+        if (
+            len(parts) in (5, 6)
+            and parts[0] == "repos"
+            and parts[3] == "pulls"
+            and int(parts[4]) in self.pull_info
+        ):
             return self._pull(method, int(parts[4]), parts[5:], body)
         if method == "POST" and len(parts) == 4 and parts[0] == "repos" and parts[3] == "pulls":
             self.pulls += 1

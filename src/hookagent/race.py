@@ -33,8 +33,9 @@ def raise_if_cancelling() -> None:
 
     A cancel that lands while a Redis call is under a timeout can come out as a timeout
     error (the call's own ``asyncio.timeout`` and the cancel meet), which a loop that
-    survives Redis errors then logs and goes on: a loop calls this after each step so that
-    its owner's cancel still ends it.
+    survives Redis errors then logs and goes on; or redis-py's own retry answers that
+    timeout and the call returns as if nothing happened. Either way the task stays marked
+    as cancelling: a loop calls this on each turn so that its owner's cancel still ends it.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling() > 0:

@@ -57,6 +57,7 @@ class CancelSignals:
         async with subscriber(self._redis) as pubsub:
             await pubsub.subscribe(self._keys.cancel_channel(task_id))
             while True:
+                raise_if_cancelling()  # redis-py can swallow a cancel (race.raise_if_cancelling)
                 # Checked after subscribing, so a cancel between claim and here is not missed.
                 if (await self._tasks.get(task_id)).status is TaskStatus.CANCELLED:
                     return

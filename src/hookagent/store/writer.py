@@ -294,6 +294,7 @@ class LogWriter:
         backoff = RETRY_S
         try:
             while True:
+                raise_if_cancelling()  # redis-py can swallow a cancel (race.raise_if_cancelling)
                 await self._pending.wait()
                 if not self.away:
                     try:

@@ -315,14 +315,14 @@ class Worker:
         interval = self._queue.lease_ms / 3000
         wait = interval
         while True:
+            # redis-py can swallow a cancel: one that meets a read's own timeout comes out as
+            # a timeout, which the client's retry then answers. The loop looks for itself.
+            raise_if_cancelling()
             await asyncio.sleep(wait)  # a heartbeat timer, not a poll
             try:
                 owned = await self._queue.renew(job, self.name)
                 slot = repo is None or await self._renew_slot(job, repo, token)
             except (StoreConnectionError, StoreTimeoutError, OSError) as exc:
-                # The race that owns this loop cancels it when the run ends: a cancel that
-                # came out of the Redis call as a timeout must still end it (seen under load:
-                # the loop renewed a finished job's lease for ever and its worker never stopped).
                 raise_if_cancelling()
                 log.warning("worker %s: lease of %s not renewed: %r", self.name, job.task_id, exc)
                 wait = min(LEASE_RETRY_S, interval)

@@ -47,6 +47,7 @@ class Reporter:
     async def every(self, interval: float) -> None:
         """Save whenever something changed, on a timer; skipped while Redis is away."""
         while True:
+            raise_if_cancelling()  # redis-py can swallow a cancel (see race.raise_if_cancelling)
             await asyncio.sleep(interval)
             try:
                 await self.save()
