@@ -14,6 +14,8 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
     prompt = sys.stdin.read()
     mode, args = (argv[0], argv[1:]) if argv else ("echo", [])
     out = sys.stdout
+    if mode == "quota":
+        return quota(args[0], float(args[1]))
     if mode == "echo":
         print(f"got {len(prompt)} characters")
         print("stdin first line: " + prompt.splitlines()[0] if prompt else "empty stdin")
@@ -269,6 +271,35 @@ def leak_claude(secrets: list[str]) -> int:
     ]  # fmt: skip
     for event in events:
         print(json.dumps(event))
+    return 0
+
+
+def quota(state_file: str, seconds: float) -> int:
+    """A model API behind a quota wall: the first call raises it for ``seconds``.
+
+    Every call inside the wall is refused (a "hit", counted in ``state_file``) with a 429
+    line on stderr asking to retry when the wall ends; after it, a plan.
+    """
+    import fcntl
+
+    with open(state_file, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # tasks run side by side: one call at a time
+        handle.seek(0)
+        state = json.loads(handle.read() or '{"wall": 0, "hits": 0, "runs": 0}')
+        now = time.time()
+        state["runs"] += 1
+        refused = state["runs"] == 1 or now < state["wall"]
+        if state["runs"] == 1:
+            state["wall"] = now + seconds
+        state["hits"] += refused
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(state))
+    if refused:
+        left = max(state["wall"] - now, 0.1)
+        print(f"error: 429 rate limit reached; retry after {left:.1f}s", file=sys.stderr)
+        return 1
+    print("PLAN: fix the bug once the quota is back")
     return 0
 
 

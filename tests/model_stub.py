@@ -28,11 +28,13 @@ class Fault:
     """An HTTP error answer instead of a model answer, carrying the API's error object.
 
     Status 200 is a stream cut short: its first event, then the connection closes before
-    the stream's end (what a dropped connection looks like to the client).
+    the stream's end (what a dropped connection looks like to the client). ``retry_after``:
+    the seconds sent in a ``Retry-After`` header (a 429's, say), when set.
     """
 
     status: int
     message: str = ""
+    retry_after: int | None = None
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -84,11 +86,19 @@ class ScriptedStub(LocalServer):
         return replies[min(answered, len(replies) - 1)]
 
 
-def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
-    """Answer with a JSON body."""
+def send_json(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    payload: dict[str, Any],
+    *,
+    retry_after: int | None = None,
+) -> None:
+    """Answer with a JSON body (and a ``Retry-After`` header when given)."""
     data = json.dumps(payload).encode()
     handler.send_response(status)
     handler.send_header("content-type", "application/json; charset=utf-8")
+    if retry_after is not None:
+        handler.send_header("retry-after", str(retry_after))
     handler.send_header("content-length", str(len(data)))
     handler.end_headers()
     handler.wfile.write(data)

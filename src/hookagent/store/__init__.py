@@ -24,6 +24,7 @@ from hookagent.store.logs import LogStore, NewLine
 from hookagent.store.metrics import MetricsSnapshot, MetricsStore
 from hookagent.store.outbox import Outbox, OutboxEvent
 from hookagent.store.queue import Job, JobQueue
+from hookagent.store.quota import AgentQuota, Parked, QuotaStore
 from hookagent.store.rates import RateLimiter
 from hookagent.store.refs import Marks, RefStore
 from hookagent.store.search import SearchIndex
@@ -38,6 +39,7 @@ from hookagent.store.workers import Readiness, WorkerInfo, WorkerRegistry
 StoreUnavailable = (StoreConnectionError, StoreTimeoutError)
 
 __all__ = [
+    "AgentQuota",
     "CancelSignals",
     "ChangeRecord",
     "ChangeRequests",
@@ -51,6 +53,7 @@ __all__ = [
     "NewLine",
     "Outbox",
     "OutboxEvent",
+    "Parked",
     "RateLimiter",
     "Readiness",
     "Redis",
@@ -174,6 +177,7 @@ class Store:
     outbox: Outbox
     metrics: MetricsStore
     changes: ChangeRequests
+    quota: QuotaStore
 
     @classmethod
     def build(cls, redis: Client, settings: Settings) -> Store:
@@ -230,6 +234,7 @@ class Store:
             ),
             metrics=MetricsStore(redis, keys, jobs=jobs),
             changes=ChangeRequests(redis, keys),
+            quota=QuotaStore(redis, keys, ttl_seconds=settings.task_ttl),
         )
 
     async def ping(self) -> None:

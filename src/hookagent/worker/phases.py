@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hookagent.agents import Agent, AgentOutcome, build_agent
+from hookagent.agents.base import RESUME_PROMPT
 from hookagent.briefing.prompts import execution_prompt, planning_prompt
 from hookagent.errors import (
     AgentError,
@@ -21,10 +22,11 @@ from hookagent.models import FAIL, TERMINAL_STATUSES, Action, LogStream, Phase, 
 from hookagent.policy import Facts, Policies, Policy, plan_files
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
-from hookagent.store import Job, Store
+from hookagent.store import Job, Parked, Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
+from hookagent.worker.quota import QuotaGate
 from hookagent.worker.run import AgentSession
 from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.workspace import Workspaces
@@ -72,6 +74,7 @@ class PhaseRunner:
         self._next_sweep = 0.0
         self._threads = Threads(settings)
         self._session = AgentSession(store=store, settings=settings, redactor=redactor)
+        self.quota = QuotaGate(store=store, settings=settings)
         self._publisher = Publisher(
             store=store, settings=settings, workspaces=self._workspaces, redactor=redactor
         )
@@ -93,6 +96,17 @@ class PhaseRunner:
         else:
             await self._plan(run, task, writer, token)
 
+    async def agent_name(self, task_id: str) -> str | None:
+        """The agent a run of the task would use; None when the task is gone."""
+        try:
+            task = await self._store.tasks.get(task_id)
+        except TaskNotFound:
+            return None
+        own = self._policies.effective(task.repository).run_settings(self._settings)
+        if task.agent:
+            return task.agent
+        return own.agent if own is not self._settings else self._agent.name
+
     def _agent_for(self, task: Task, own: Settings) -> Agent:
         """The task's own agent when it names one (``?agent=`` on the webhook), else the default.
 
@@ -111,23 +125,35 @@ class PhaseRunner:
     async def _plan(self, run: _Run, task: Task, writer: LogWriter, token: str) -> None:
         agent = run.agent
         try:
-            path = await self._clone(task, writer)
-            await self._workspaces.hand_over(path)
-            prompt = planning_prompt(
-                repository=task.repository,
-                source=task.source,
-                title=task.title,
-                context=task.prompt,
-                previous_plan=task.plan,
-                feedback=task.feedback,
-                history=await self._store.tasks.feedbacks(task.task_id),
-                thread=await self._threads.comments(task, writer),
-                event=await self._threads.sentry_event(task, writer),
+            resume = await self._resumable(task, agent, Phase.PLAN, writer)
+            path = self._workspaces.path(task.task_id)
+            if resume is None:
+                path = await self._clone(task, writer)
+                await self._workspaces.hand_over(path)
+            prompt = (
+                RESUME_PROMPT
+                if resume
+                else planning_prompt(
+                    repository=task.repository,
+                    source=task.source,
+                    title=task.title,
+                    context=task.prompt,
+                    previous_plan=task.plan,
+                    feedback=task.feedback,
+                    history=await self._store.tasks.feedbacks(task.task_id),
+                    thread=await self._threads.comments(task, writer),
+                    event=await self._threads.sentry_event(task, writer),
+                )
             )
             outcome = await self._session.run(
-                agent, path, Phase.PLAN, prompt, writer, settings=run.settings
+                agent, path, Phase.PLAN, prompt, writer, settings=run.settings, resume=resume
             )
             await self._add_cost(outcome)
+            if outcome.quota is not None:
+                raise await self.quota.hit(
+                    task, agent, Phase.PLAN, outcome, writer, token=token, policy=run.policy
+                )
+            await self.quota.settled(task, agent)
         except (AgentError, WorkspaceError) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
         if outcome.ok and not (outcome.plan or "").strip():
@@ -189,13 +215,30 @@ class PhaseRunner:
         )
         fields: dict[str, Any] = {"agent": agent.name, "branch": branch}
         try:
-            path = await self._clone(task, writer)
-            base = await self._workspaces.start_branch(path, branch)
-            await self._workspaces.hand_over(path)
+            resume = await self._resumable(task, agent, Phase.EXECUTE, writer)
+            if resume is not None and resume.base:
+                path, base, prompt = self._workspaces.path(task.task_id), resume.base, RESUME_PROMPT
+            else:
+                resume = None
+                path = await self._clone(task, writer)
+                base = await self._workspaces.start_branch(path, branch)
+                await self._workspaces.hand_over(path)
             outcome = await self._session.run(
-                agent, path, Phase.EXECUTE, prompt, writer, settings=run.settings
+                agent, path, Phase.EXECUTE, prompt, writer, settings=run.settings, resume=resume
             )
             await self._add_cost(outcome)
+            if outcome.quota is not None:
+                raise await self.quota.hit(
+                    task,
+                    agent,
+                    Phase.EXECUTE,
+                    outcome,
+                    writer,
+                    token=token,
+                    policy=run.policy,
+                    base=base,
+                )
+            await self.quota.settled(task, agent)
             fields |= outcome.stats
             if outcome.ok:
                 stat = await self._check_change(run.policy, task, path, base, writer)
@@ -216,6 +259,25 @@ class PhaseRunner:
         await self._store.tasks.advance(
             task.task_id, Action.COMPLETE, token=token, fields=fields | {"error": None}
         )
+
+    async def _resumable(
+        self, task: Task, agent: Agent, phase: Phase, writer: LogWriter
+    ) -> Parked | None:
+        """The session parked on the quota this run continues, in the workspace it left.
+
+        None (a fresh start) when there is none, or when its workspace is not on this host.
+        """
+        resume = await self.quota.resume_point(task, agent, phase)
+        if resume is None:
+            return None
+        if not self._workspaces.kept(task.task_id):
+            await writer.system(
+                f"session {resume.session} of {agent.name} not resumed: its workspace is not "
+                "on this worker; starting the phase afresh"
+            )
+            return None
+        await writer.system(f"resuming session {resume.session} of {agent.name}")
+        return resume
 
     async def _check_change(
         self, policy: Policy, task: Task, path: Path, base: str, writer: LogWriter

@@ -116,7 +116,7 @@ def _private_dir(path: Path) -> None:
     path.chmod(0o700)
 
 
-def _rmtree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """Delete ``path`` whatever the agent did to it (a symlink in its place, read-only dirs)."""
     if path.is_symlink():
         path.unlink()
@@ -280,8 +280,8 @@ class Workspaces:
         """
         target, private = self.path(task_id), self.git_dir(task_id)
         try:
-            await asyncio.to_thread(_rmtree, target)
-            await asyncio.to_thread(_rmtree, private)
+            await asyncio.to_thread(remove_tree, target)
+            await asyncio.to_thread(remove_tree, private)
             for directory in self._private:
                 _private_dir(directory)
             target.mkdir(mode=0o700)
@@ -308,7 +308,7 @@ class Workspaces:
         tracked = [b for b in branches if b[1] != current] or branches
 
         def copy_tree() -> None:
-            _rmtree(copy)
+            remove_tree(copy)
             # A copy, not hard links: the agent could write into a shared object file.
             shutil.copytree(private, copy, symlinks=True)
             (copy / "config").write_text(_agent_config(url))
@@ -322,11 +322,18 @@ class Workspaces:
         except OSError as exc:
             raise WorkspaceError(f"could not give the agent its .git: {exc}") from None
 
+    def kept(self, task_id: str) -> bool:
+        """Whether the task's workspace and git directory are still on this host."""
+        return all(
+            path.is_dir() and not path.is_symlink()
+            for path in (self.path(task_id), self.git_dir(task_id))
+        )
+
     async def remove(self, task_id: str) -> bool:
         """Delete the task's workspace and git directory; False (warning logged) on refusal."""
         try:
-            await asyncio.to_thread(_rmtree, self.path(task_id))
-            await asyncio.to_thread(_rmtree, self.git_dir(task_id))
+            await asyncio.to_thread(remove_tree, self.path(task_id))
+            await asyncio.to_thread(remove_tree, self.git_dir(task_id))
         except OSError as exc:
             log.warning("could not remove workspace %s: %s", task_id, exc)
             return False
