@@ -39,12 +39,13 @@ class MessagesStub(LocalServer):
         turns: list[Turn],
         *,
         when: dict[str, list[Turn]] | None = None,
-        faults: list[Fault] | None = None,
+        faults: list[Fault | None] | None = None,
     ) -> None:
         self.turns = turns
         # Other scripts, chosen when their marker appears in the conversation's first message.
         self.when = when or {}
-        # Answered in order, one per conversation request (one with tools), before any turn.
+        # Answered in order, one per conversation request (one with tools), before any turn;
+        # None lets that request through to the script.
         self.faults = faults or []
         self.requests: list[dict[str, Any]] = []
         stub = self
@@ -68,8 +69,8 @@ class MessagesStub(LocalServer):
                         },
                     )
                     return
-                if body.get("tools") and stub.faults:
-                    fault = stub.faults.pop(0)
+                fault = stub.faults.pop(0) if body.get("tools") and stub.faults else None
+                if fault is not None:
                     kind = _ERROR_TYPES.get(fault.status, "api_error")
                     error = {"type": "error", "error": {"type": kind, "message": fault.message}}
                     send_json(self, fault.status, error, retry_after=fault.retry_after)

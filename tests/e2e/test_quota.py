@@ -1,0 +1,125 @@
+"""Quotas park, they don't fail: the real CLIs against their API stubs answering 429s.
+
+Each CLI retries a 429 by itself first; its retries are kept few (Claude Code's
+``CLAUDE_CODE_MAX_RETRIES``), and the stubs' ``Retry-After`` short, so a test takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hookagent.models import TaskStatus
+from hookagent.store import Store
+from tests.anthropic_stub import MessagesStub, Turn
+from tests.conftest import RunWorker
+from tests.e2e import test_codex as codex_e2e
+from tests.e2e.clis import cli_bin, entry, log_of, plan_and_execute, pushed
+from tests.e2e.test_claude_code import plan_from_sentry, use_stub
+from tests.model_stub import Fault
+from tests.openai_stub import ResponsesStub
+from tests.worker.test_policies import policy_file
+
+pytestmark = pytest.mark.e2e
+
+PLAN = "PLAN: guard the empty-list case in app.py."
+LIMITED = "Number of request tokens has exceeded your per-minute rate limit"
+
+
+def session_of(request: dict[str, Any]) -> str:
+    """The Claude Code session a Messages API request belongs to (its metadata says)."""
+    user = json.loads(request["body"]["metadata"]["user_id"])
+    session: str = user["session_id"]
+    return session
+
+
+async def test_claude_waits_for_the_quota_and_resumes_its_session(
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    turns = [
+        Turn(tool="Bash", tool_input={"command": "cat README.md", "description": "Read it"}),
+        Turn(text=PLAN),
+    ]
+    # The first call goes through; the next and the CLI's one retry get 429, Retry-After 1.
+    limited = Fault(429, LIMITED, retry_after=1)
+    faults: list[Fault | None] = [None, limited, limited]
+    with MessagesStub(turns, faults=faults) as stub:
+        use_stub(monkeypatch, stub, tmp_path)
+        monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
+        start_worker(agent="claude", claude_bin=cli_bin("claude"), planning_timeout=120)
+        tid, final = await plan_from_sentry(client, store)
+        logs = await log_of(client, tid)
+        messages = [e["message"] for e in logs]
+        assert final is TaskStatus.PENDING_APPROVAL, messages
+        waiting = entry(logs, "[system] waiting for the model quota until ")
+        assert waiting["message"].endswith(
+            f"(claude, API Error: Request rejected (429) · {LIMITED})"
+        )
+        resumed = entry(logs, "[system] resuming session ")
+        session = resumed["message"].split()[3]
+        running = [m for m in messages if m.startswith("[system] running ")]
+        assert f"--resume {session}" in running[-1] and "--resume" not in running[0]
+        task = await store.tasks.get(tid)
+        assert task.plan == PLAN and task.error is None
+    conversation = [r for r in stub.requests if r["body"].get("tools")]
+    # One session from the first call to the last: the resumed run sent the conversation so
+    # far (the tool call and its result), and nothing was asked twice.
+    assert {session_of(r) for r in conversation} == {session}
+    last = conversation[-1]["body"]["messages"]
+    said = json.dumps(last)
+    assert "KeyError: 'currency'" in json.dumps(last[0]) and "cat README.md" in said
+    assert "quota ran out before you finished" in said
+    assert said.count("KeyError: 'currency'") == json.dumps(last[0]).count("KeyError: 'currency'")
+    assert await store.quota.parked(tid) is None
+
+
+async def test_claude_out_of_quota_past_the_cap_hands_the_task_to_codex(
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    remotes: Path,
+) -> None:
+    """A reset two hours away, a one hour cap: Codex plans and executes from the start."""
+    policy = policy_file(tmp_path, 'fallback_agents = ["codex", "gemini"]\n')
+    faults: list[Fault | None] = [Fault(429, f"{LIMITED}. Please try again in 2h.")]
+    with MessagesStub([Turn(text="never")], faults=faults) as claude, ResponsesStub() as codex:
+        codex.script(codex_e2e.PLAN_TURNS, when={"Approved plan:": codex_e2e.EXECUTE_TURNS})
+        use_stub(monkeypatch, claude, tmp_path)
+        monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "0")
+        monkeypatch.setenv("OPENAI_API_KEY", codex_e2e.KEY)
+        tid, planning, logs = await plan_and_execute(
+            client,
+            store,
+            start_worker,
+            agent="claude",
+            claude_bin=cli_bin("claude"),
+            codex_bin=cli_bin("codex"),
+            codex_base_url=f"{codex.url}/v1",
+            agent_model=codex_e2e.MODEL,
+            planning_timeout=120,
+            execution_timeout=120,
+            policy_file=policy,
+        )
+    handed = entry(planning, "[system] claude's quota wait (7200s) would pass ")
+    assert handed["message"].endswith("codex takes the plan phase from the start")
+    messages = [e["message"] for e in logs]
+    attempts = [m for m in messages if m.startswith("[system] attempt ")]
+    assert ["claude" in attempts[0], *("with codex" in a for a in attempts[1:])] == [True] * 3
+    task = await store.tasks.get(tid)
+    assert task.plan == codex_e2e.PLAN and task.agent == "codex"
+    assert "KeyError: 'currency'" in codex.user_text(codex.requests[0])
+    shown = pushed(remotes, f"hookagent/{tid}", "app.py")
+    assert "return sum(xs) / len(xs) if xs else 0" in shown["app.py"]
+    # Claude's quota stays out for other tasks, until the cap at most.
+    quota = await store.quota.state("claude")
+    assert quota is not None and quota.remaining() <= 3600
