@@ -51,8 +51,9 @@ class ScriptedStub(LocalServer):
         self.replies: list[Reply] = [Reply(text="hookagent stub")]
         # Other scripts, chosen when their marker appears in the conversation's user text.
         self.when: dict[str, list[Reply]] = {}
-        # Answered in order, one per model request, before any scripted reply.
-        self.faults: list[Fault] = []
+        # Answered in order, one per model request, before any scripted reply (None: the
+        # scripted reply).
+        self.faults: list[Fault | None] = []
         self.requests: list[dict[str, Any]] = []
         super().__init__(handler)
 
@@ -61,7 +62,7 @@ class ScriptedStub(LocalServer):
         replies: list[Reply],
         *,
         when: dict[str, list[Reply]] | None = None,
-        faults: list[Fault] | None = None,
+        faults: list[Fault | None] | None = None,
     ) -> None:
         """Answer the next conversations with ``replies`` (and ``when``), after ``faults``."""
         self.replies, self.when, self.faults = replies, when or {}, faults or []

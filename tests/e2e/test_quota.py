@@ -18,8 +18,9 @@ from hookagent.store import Store
 from tests.anthropic_stub import MessagesStub, Turn
 from tests.conftest import RunWorker
 from tests.e2e import test_codex as codex_e2e
-from tests.e2e.clis import cli_bin, entry, log_of, plan_and_execute, pushed
+from tests.e2e.clis import cli_bin, entry, log_of, open_task, plan_and_execute, pushed, settle
 from tests.e2e.test_claude_code import plan_from_sentry, use_stub
+from tests.gemini_stub import ConversationStub, Reply
 from tests.model_stub import Fault
 from tests.openai_stub import ResponsesStub
 from tests.worker.test_policies import policy_file
@@ -123,3 +124,84 @@ async def test_claude_out_of_quota_past_the_cap_hands_the_task_to_codex(
     # Claude's quota stays out for other tasks, until the cap at most.
     quota = await store.quota.state("claude")
     assert quota is not None and quota.remaining() <= 3600
+
+
+def resumed(logs: list[dict[str, Any]], agent: str) -> str:
+    """The session id the task's second run resumed (after the log showed the wait)."""
+    entry(logs, "[system] waiting for the model quota until ")
+    line = entry(logs, "[system] resuming session ")["message"]
+    assert line.endswith(f" of {agent}"), line
+    return line.split()[3]
+
+
+async def test_codex_waits_for_the_quota_and_resumes_its_thread(
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Codex shows no Retry-After (its retries use it): the backoff, capped at 2 s here."""
+    limited = Fault(429, LIMITED, retry_after=1)
+    with ResponsesStub() as codex:
+        # The README read goes through; the next call and Codex's five retries get 429.
+        codex.script(codex_e2e.PLAN_TURNS, faults=[None, *[limited] * 6])
+        monkeypatch.setenv("OPENAI_API_KEY", codex_e2e.KEY)
+        start_worker(
+            agent="codex",
+            codex_bin=cli_bin("codex"),
+            codex_base_url=f"{codex.url}/v1",
+            agent_model=codex_e2e.MODEL,
+            planning_timeout=120,
+            quota_wait_max=2,
+        )
+        tid = await open_task(client)
+        planned = await settle(store, tid)
+        logs = await log_of(client, tid)
+        assert planned is TaskStatus.PENDING_APPROVAL, [e["message"] for e in logs]
+    thread = resumed(logs, "codex")
+    running = [e["message"] for e in logs if e["message"].startswith("[system] running ")]
+    assert running[-1].endswith(f" resume {thread} -")
+    assert (await store.tasks.get(tid)).plan == codex_e2e.PLAN
+    # The resumed thread sent the conversation so far: the README read and its output.
+    last = codex.requests[-1]["body"]["input"]
+    kinds = [item.get("type") for item in last if isinstance(item, dict)]
+    assert "function_call" in kinds and "function_call_output" in kinds
+    assert "quota ran out before you finished" in codex.user_text(codex.requests[-1])
+
+
+async def test_gemini_waits_for_the_quota_and_resumes_its_session(
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A quota the API says is gone ("limit: 0"): the CLI stops at once, with the API's wait."""
+    exhausted = Fault(
+        429,
+        "You exceeded your current quota, please check your plan and billing details. "
+        "Quota exceeded for metric: generate_content_free_tier_requests, limit: 0. "
+        "Please retry in 1s.",
+    )
+    plan = [Reply(tool="read_file", arguments={"file_path": "README.md"}), Reply(text=PLAN)]
+    with ConversationStub() as gemini:
+        gemini.script(plan, faults=[None, exhausted])
+        monkeypatch.setenv("GEMINI_API_KEY", "gemini-e2e-not-a-real-key")
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini.url)
+        start_worker(
+            agent="gemini",
+            gemini_bin=cli_bin("gemini"),
+            agent_model="gemini-2.5-pro",
+            planning_timeout=120,
+        )
+        tid = await open_task(client)
+        planned = await settle(store, tid)
+        logs = await log_of(client, tid)
+        assert planned is TaskStatus.PENDING_APPROVAL, [e["message"] for e in logs]
+    session = resumed(logs, "gemini")
+    waiting = entry(logs, "[system] waiting for the model quota until ")["message"]
+    assert "(gemini, [API Error: You exceeded your current quota" in waiting
+    assert (await store.tasks.get(tid)).plan == PLAN
+    conversations = gemini.conversations()
+    last = json.dumps(conversations[-1]["body"]["contents"])
+    assert "functionResponse" in last and "KeyError: 'currency'" in last
+    assert session in entry(logs, "[stdout] session ")["message"]
