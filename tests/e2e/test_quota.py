@@ -129,7 +129,7 @@ async def test_claude_out_of_quota_past_the_cap_hands_the_task_to_codex(
 def resumed(logs: list[dict[str, Any]], agent: str) -> str:
     """The session id the task's second run resumed (after the log showed the wait)."""
     entry(logs, "[system] waiting for the model quota until ")
-    line = entry(logs, "[system] resuming session ")["message"]
+    line: str = entry(logs, "[system] resuming session ")["message"]
     assert line.endswith(f" of {agent}"), line
     return line.split()[3]
 
