@@ -19,6 +19,7 @@ from hookagent.policy import Policy
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.worker.quota import clock, fallback_after
+from hookagent.worker.run import sweep_homes, task_home
 from tests.conftest import RunWorker
 from tests.helpers import fake_agent, wait_for_line, wait_status
 from tests.worker.test_policies import submit_alert
@@ -128,3 +129,18 @@ def test_the_fallback_is_thefallback_after_the_policy_lists() -> None:
     assert fallback_after(policy, "codex") == "gemini"
     assert fallback_after(policy, "gemini") is None
     assert fallback_after(Policy(), "claude") is None
+
+
+async def test_the_sweep_removes_the_homes_of_ended_tasks_only(settings: Settings) -> None:
+    """A parked task cancelled while it waits leaves its home: the sweep takes it."""
+    ended, live = task_home(settings, "task-1-aa"), task_home(settings, "task-2-bb")
+    for home in (ended, live):
+        (home / "projects").mkdir(parents=True)
+    stray = task_home(settings, "not-a-task")
+    stray.mkdir()
+
+    async def is_live(task_id: str) -> bool:
+        return task_id == live.name
+
+    assert await sweep_homes(settings, is_live) == 1
+    assert not ended.exists() and live.exists() and stray.exists()

@@ -27,7 +27,7 @@ from hookagent.store.writer import LogWriter
 from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
 from hookagent.worker.quota import QuotaGate
-from hookagent.worker.run import AgentSession
+from hookagent.worker.run import AgentSession, sweep_homes
 from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.workspace import Workspaces
 
@@ -382,12 +382,18 @@ class PhaseRunner:
         keep_s = self._settings.keep_failed_workspaces * 3600
         try:
             removed = await self._workspaces.sweep(self._is_live, keep_s)
+            homes = await sweep_homes(self._settings, self._is_live)
         except Exception:
             # Housekeeping must never stop the worker from taking jobs; the next sweep retries.
             log.exception("worker %s: workspace sweep failed", self._worker)
             return
-        if removed:
-            log.info("worker %s: removed %d leftover workspaces", self._worker, len(removed))
+        if removed or homes:
+            log.info(
+                "worker %s: removed %d leftover workspaces, %d agent homes",
+                self._worker,
+                len(removed),
+                homes,
+            )
 
     async def _is_live(self, task_id: str) -> bool:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from hookagent.settings import Settings
 from hookagent.store import Parked, Store, StoreUnavailable
 from hookagent.store.writer import LogWriter
 from hookagent.worker.sandbox import sandboxed
-from hookagent.worker.workspace import remove_tree
+from hookagent.worker.workspace import TASK_ID, remove_tree
 
 # The UI shows a run's progress live; more often than once a second is a write nobody sees.
 PROGRESS_EVERY_S = 1.0
@@ -35,6 +36,21 @@ def task_home(settings: Settings, task_id: str) -> Path:
     homes = settings.data_dir.resolve() / AGENT_HOMES
     homes.mkdir(mode=0o700, parents=True, exist_ok=True)
     return homes / task_id
+
+
+async def sweep_homes(settings: Settings, is_live: Callable[[str], Awaitable[bool]]) -> int:
+    """Remove the homes of ended or vanished tasks (a parked one cancelled, say); how many."""
+    root = settings.data_dir.resolve() / AGENT_HOMES
+    try:
+        found = sorted(root.iterdir())
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for home in found:
+        if TASK_ID.match(home.name) and not await is_live(home.name):
+            await asyncio.to_thread(remove_tree, home)
+            removed += 1
+    return removed
 
 
 class Reporter:

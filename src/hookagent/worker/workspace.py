@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GIT_USER = "x-access-token"
 REDACTED = "[REDACTED]"
-_TASK_ID = re.compile(r"^task-[0-9]+-[0-9a-f]+$")
+TASK_ID = re.compile(r"^task-[0-9]+-[0-9a-f]+$")
 # The userinfo of an http(s) URL: everything up to the last "@" before the path.
 _HTTP_USERINFO = re.compile(r"^(?P<scheme>https?)://(?P<userinfo>[^/?#]*)@", re.IGNORECASE)
 _ANY_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@")
@@ -255,7 +255,7 @@ class Workspaces:
 
     def path(self, task_id: str) -> Path:
         """Where the task's clone lives."""
-        if not _TASK_ID.match(task_id):
+        if not TASK_ID.match(task_id):
             raise WorkspaceError(f"bad task id {task_id!r}")
         return self._root / task_id
 
@@ -362,7 +362,7 @@ class Workspaces:
                 continue
             for entry in found:
                 name = entry.name.removesuffix(suffix) if suffix else entry.name
-                if _TASK_ID.match(name) and (suffix == "" or entry.name.endswith(suffix)):
+                if TASK_ID.match(name) and (suffix == "" or entry.name.endswith(suffix)):
                     entries[name] = entry  # the workspace's age counts when both exist
         removed: list[str] = []
         for task_id, entry in sorted(entries.items()):
