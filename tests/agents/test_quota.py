@@ -83,7 +83,7 @@ def test_codex_429_past_its_retries_but_not_a_reconnect_it_recovered_from() -> N
         "message": "Reconnecting... 1/5 (last status: 429 Too Many Requests)",
     }
     failed = {"message": "exceeded retry limit, last status: 429 Too Many Requests"}
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "thread.started", "thread_id": SESSION},
         {"type": "turn.started"},
         notice,
@@ -101,7 +101,7 @@ def test_gemini_exhausted_quota_with_the_wait_it_asked() -> None:
         "[API Error: You exceeded your current quota, please check your plan and billing "
         "details. Quota exceeded for metric: x, limit: 0. Please retry in 2.5s.]"
     )
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "init", "session_id": SESSION, "model": "auto"},
         {"type": "result", "status": "error", "error": {"type": "unknown", "message": message}},
     ]
