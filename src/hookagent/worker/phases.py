@@ -97,11 +97,13 @@ class PhaseRunner:
             await self._plan(run, task, writer, token)
 
     async def agent_name(self, task_id: str) -> str | None:
-        """The agent a run of the task would use; None when the task is gone."""
+        """The agent a run of the task would use; None when the task is gone or ended."""
         try:
             task = await self._store.tasks.get(task_id)
         except TaskNotFound:
             return None
+        if task.status in TERMINAL_STATUSES:
+            return None  # cancelled while it waited, say: the claim that follows skips it
         own = self._policies.effective(task.repository).run_settings(self._settings)
         if task.agent:
             return task.agent
@@ -361,6 +363,8 @@ class PhaseRunner:
         fields: dict[str, Any],
     ) -> None:
         await writer.flush()  # the status entry that follows carries the reason
+        # A failed task retried later starts afresh, never from a session parked before.
+        await self._store.quota.unpark(task.task_id)
         if outcome.error:
             outcome.error = self._redactor.redact(outcome.error)  # git errors quote URLs
         fields |= {"error": outcome.error, "result": outcome.result}
