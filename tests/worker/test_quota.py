@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from hookagent.models import TaskStatus
 from hookagent.policy import Policy
 from hookagent.settings import Settings
 from hookagent.store import Store
-from hookagent.worker.quota import clock, fallback_after
+from hookagent.worker.quota import clock, fallback_after, session_id
 from hookagent.worker.run import sweep_homes, task_home
 from tests.conftest import RunWorker
 from tests.helpers import fake_agent, wait_for_line, wait_status
@@ -144,3 +145,17 @@ async def test_the_sweep_removes_the_homes_of_ended_tasks_only(settings: Setting
 
     assert await sweep_homes(settings, is_live) == 1
     assert not ended.exists() and live.exists() and stray.exists()
+
+
+@pytest.mark.parametrize(
+    "claimed",
+    ["--dangerously-skip-permissions", "-x", "a b", "a\nb", "../../etc", "", None, 7, "x" * 200],
+)
+def test_a_session_id_the_agent_could_forge_is_never_resumed(claimed: object) -> None:
+    """It goes back on the CLI's command line: nothing that reads as an option passes."""
+    assert session_id(claimed) is None
+
+
+def test_the_session_ids_of_the_three_clis_are_resumed() -> None:
+    for real in ("9ff56013-2c0a-42c5-94a2-6cb494cef20d", "01a24366-e9c7-7110-aaa6-8ce6e429dbfc"):
+        assert session_id(real) == real

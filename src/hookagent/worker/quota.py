@@ -9,6 +9,7 @@ of an agent out of quota is handed back before it is claimed, without calling th
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 
@@ -20,6 +21,21 @@ from hookagent.policy import Policy
 from hookagent.settings import Settings
 from hookagent.store import AgentQuota, NewLine, Parked, Store
 from hookagent.store.writer import LogWriter
+
+# A CLI session id as the three CLIs write them (UUIDs): it goes back on their command line,
+# so nothing that could read as an option or hold a separator passes.
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def session_id(value: object) -> str | None:
+    """``value`` when it is a plausible session id, else None (the run then starts afresh).
+
+    The id comes from the CLI's output, which the agent may have a hand in: ``--resume
+    --dangerously-skip-permissions`` must never be what a resumed run is given.
+    """
+    if isinstance(value, str) and _SESSION_ID.fullmatch(value):
+        return value
+    return None
 
 
 def clock(epoch: float) -> str:
@@ -99,11 +115,10 @@ class QuotaGate:
             await self._store.tasks.set_fenced(task.task_id, token, {"agent": fallback})
             await self._store.quota.unpark(task.task_id)
             return QuotaParked(f"handed to {fallback}", after_s=0)
-        session = outcome.stats.get("session_id")
         parked = Parked(
             agent=agent.name,
             phase=phase.value,
-            session=str(session) if session else None,
+            session=session_id(outcome.stats.get("session_id")),
             base=base,
             until=marked.quota.until,
         )
