@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 from hookagent.models import TaskStatus
+from hookagent.settings import Settings
 from hookagent.store import Store
+from hookagent.worker.run import AGENT_HOMES
 from tests.anthropic_stub import MessagesStub, Turn
 from tests.conftest import RunWorker
 from tests.e2e import test_codex as codex_e2e
@@ -24,6 +26,7 @@ from tests.gemini_stub import ConversationStub, Reply
 from tests.model_stub import Fault
 from tests.openai_stub import ResponsesStub
 from tests.worker.test_policies import policy_file
+from tests.worker.test_sandbox import needs_bwrap
 
 pytestmark = pytest.mark.e2e
 
@@ -38,13 +41,17 @@ def session_of(request: dict[str, Any]) -> str:
     return session
 
 
+@pytest.mark.parametrize("sandbox", ["none", pytest.param("bwrap", marks=needs_bwrap)])
 async def test_claude_waits_for_the_quota_and_resumes_its_session(
     client: httpx.AsyncClient,
     store: Store,
     start_worker: RunWorker,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    sandbox: str,
 ) -> None:
+    """Under bwrap the session lives in the task's copy of the config dir template."""
     turns = [
         Turn(tool="Bash", tool_input={"command": "cat README.md", "description": "Read it"}),
         Turn(text=PLAN),
@@ -55,7 +62,15 @@ async def test_claude_waits_for_the_quota_and_resumes_its_session(
     with MessagesStub(turns, faults=faults) as stub:
         use_stub(monkeypatch, stub, tmp_path)
         monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
-        start_worker(agent="claude", claude_bin=cli_bin("claude"), planning_timeout=120)
+        template = tmp_path / "claude-template"
+        template.mkdir()
+        start_worker(
+            agent="claude",
+            claude_bin=cli_bin("claude"),
+            planning_timeout=120,
+            sandbox=sandbox,
+            claude_config_dir=template if sandbox == "bwrap" else None,
+        )
         tid, final = await plan_from_sentry(client, store)
         logs = await log_of(client, tid)
         messages = [e["message"] for e in logs]
@@ -80,6 +95,9 @@ async def test_claude_waits_for_the_quota_and_resumes_its_session(
     assert "quota ran out before you finished" in said
     assert said.count("KeyError: 'currency'") == json.dumps(last[0]).count("KeyError: 'currency'")
     assert await store.quota.parked(tid) is None
+    # The home kept for the resumed run is gone with it; the template is as it was.
+    assert not (settings.data_dir / AGENT_HOMES / tid).exists()
+    assert list(template.iterdir()) == []
 
 
 async def test_claude_out_of_quota_past_the_cap_hands_the_task_to_codex(
