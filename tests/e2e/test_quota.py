@@ -223,3 +223,40 @@ async def test_gemini_waits_for_the_quota_and_resumes_its_session(
     last = json.dumps(conversations[-1]["body"]["contents"])
     assert "functionResponse" in last and "KeyError: 'currency'" in last
     assert session in entry(logs, "[stdout] session ")["message"]
+
+
+async def test_claude_resumes_an_execution_in_the_workspace_it_left(
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    remotes: Path,
+) -> None:
+    """The edit made before the quota ran out is in the pushed change: nothing done twice."""
+    edit = "printf '\\ndef safe_total(xs):\\n    return total(xs) if xs else 0\\n' >> app.py"
+    execute = [
+        Turn(tool="Bash", tool_input={"command": edit, "description": "Add safe_total"}),
+        Turn(text="Added safe_total to app.py."),
+    ]
+    limited = Fault(429, LIMITED, retry_after=1)
+    # The plan and the execution's first call go through; then the quota runs out.
+    faults: list[Fault | None] = [None, None, limited, limited]
+    stub = MessagesStub([Turn(text=PLAN)], when={"Approved plan:": execute}, faults=faults)
+    with stub:
+        use_stub(monkeypatch, stub, tmp_path)
+        monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
+        tid, _, logs = await plan_and_execute(
+            client,
+            store,
+            start_worker,
+            agent="claude",
+            claude_bin=cli_bin("claude"),
+            planning_timeout=120,
+            execution_timeout=120,
+        )
+    resumed(logs, "claude")
+    shown = pushed(remotes, f"hookagent/{tid}", "app.py")["app.py"]
+    assert shown.count("def safe_total(xs):") == 1
+    edits = [e for e in logs if e["message"].startswith("[stdout] Bash: printf")]
+    assert len(edits) == 1  # the resumed session did not run it again
