@@ -22,7 +22,7 @@ from hookagent.models import FAIL, TERMINAL_STATUSES, Action, LogStream, Phase, 
 from hookagent.policy import Facts, Policies, Policy, plan_files
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
-from hookagent.store import Job, Parked, Store
+from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
@@ -74,7 +74,7 @@ class PhaseRunner:
         self._next_sweep = 0.0
         self._threads = Threads(settings)
         self._session = AgentSession(store=store, settings=settings, redactor=redactor)
-        self.quota = QuotaGate(store=store, settings=settings)
+        self.quota = QuotaGate(store=store, settings=settings, workspaces=self._workspaces)
         self._publisher = Publisher(
             store=store, settings=settings, workspaces=self._workspaces, redactor=redactor
         )
@@ -127,7 +127,7 @@ class PhaseRunner:
     async def _plan(self, run: _Run, task: Task, writer: LogWriter, token: str) -> None:
         agent = run.agent
         try:
-            resume = await self._resumable(task, agent, Phase.PLAN, writer)
+            resume = await self.quota.resumable(task, agent, Phase.PLAN, writer)
             path = self._workspaces.path(task.task_id)
             if resume is None:
                 path = await self._clone(task, writer)
@@ -217,7 +217,7 @@ class PhaseRunner:
         )
         fields: dict[str, Any] = {"agent": agent.name, "branch": branch}
         try:
-            resume = await self._resumable(task, agent, Phase.EXECUTE, writer)
+            resume = await self.quota.resumable(task, agent, Phase.EXECUTE, writer)
             if resume is not None and resume.base:
                 path, base, prompt = self._workspaces.path(task.task_id), resume.base, RESUME_PROMPT
             else:
@@ -261,25 +261,6 @@ class PhaseRunner:
         await self._store.tasks.advance(
             task.task_id, Action.COMPLETE, token=token, fields=fields | {"error": None}
         )
-
-    async def _resumable(
-        self, task: Task, agent: Agent, phase: Phase, writer: LogWriter
-    ) -> Parked | None:
-        """The session parked on the quota this run continues, in the workspace it left.
-
-        None (a fresh start) when there is none, or when its workspace is not on this host.
-        """
-        resume = await self.quota.resume_point(task, agent, phase)
-        if resume is None:
-            return None
-        if not self._workspaces.kept(task.task_id):
-            await writer.system(
-                f"session {resume.session} of {agent.name} not resumed: its workspace is not "
-                "on this worker; starting the phase afresh"
-            )
-            return None
-        await writer.system(f"resuming session {resume.session} of {agent.name}")
-        return resume
 
     async def _check_change(
         self, policy: Policy, task: Task, path: Path, base: str, writer: LogWriter

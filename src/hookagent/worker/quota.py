@@ -21,6 +21,7 @@ from hookagent.policy import Policy
 from hookagent.settings import Settings
 from hookagent.store import AgentQuota, NewLine, Parked, Store
 from hookagent.store.writer import LogWriter
+from hookagent.worker.workspace import Workspaces
 
 # A CLI session id as the three CLIs write them (UUIDs): it goes back on their command line,
 # so nothing that could read as an option or hold a separator passes.
@@ -51,9 +52,10 @@ def waiting_line(quota: AgentQuota) -> str:
 class QuotaGate:
     """Holds jobs back while their agent's quota is out, and parks runs that hit it."""
 
-    def __init__(self, *, store: Store, settings: Settings) -> None:
+    def __init__(self, *, store: Store, settings: Settings, workspaces: Workspaces) -> None:
         self._store = store
         self._settings = settings
+        self._workspaces = workspaces
 
     async def held(self, task_id: str, agent: str) -> AgentQuota | None:
         """The agent's quota mark when a run of it must wait; the task's log says so once.
@@ -74,12 +76,27 @@ class QuotaGate:
         await self._store.quota.park(task_id, kept.waiting_until(quota.until))
         return quota
 
-    async def resume_point(self, task: Task, agent: Agent, phase: Phase) -> Parked | None:
-        """The parked session this run of ``agent`` continues, if the task has one."""
+    async def resumable(
+        self, task: Task, agent: Agent, phase: Phase, writer: LogWriter
+    ) -> Parked | None:
+        """The session parked on the quota this run of ``agent`` continues, if any.
+
+        None (a fresh start) when there is none, or when the workspace it left is not on
+        this host: the CLI resumes in that workspace, with the config home beside it.
+        """
         parked = await self._store.quota.parked(task.task_id)
         if parked is None or parked.agent != agent.name or parked.phase != phase.value:
             return None
-        return parked if parked.session else None
+        if not parked.session:
+            return None
+        if not self._workspaces.kept(task.task_id):
+            await writer.system(
+                f"session {parked.session} of {agent.name} not resumed: its workspace is not "
+                "on this worker; starting the phase afresh"
+            )
+            return None
+        await writer.system(f"resuming session {parked.session} of {agent.name}")
+        return parked
 
     async def settled(self, task: Task, agent: Agent) -> None:
         """The run ended otherwise than on the quota: the task waits no more, nor the agent."""
