@@ -16,6 +16,13 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
     out = sys.stdout
     if mode == "quota":
         return quota(args[0], float(args[1]))
+    if mode == "lost-session":
+        # As a CLI asked to resume a session it no longer has: a resumed run fails.
+        if "quota ran out before you finished" in prompt:
+            print("No conversation found with that session ID", file=sys.stderr)
+            return 1
+        print("PLAN: planned afresh")
+        return 0
     if mode == "echo":
         print(f"got {len(prompt)} characters")
         print("stdin first line: " + prompt.splitlines()[0] if prompt else "empty stdin")

@@ -18,9 +18,10 @@ import pytest
 from hookagent.models import TaskStatus
 from hookagent.policy import Policy
 from hookagent.settings import Settings
-from hookagent.store import Store
+from hookagent.store import Parked, Store
 from hookagent.worker.quota import clock, fallback_after, session_id
 from hookagent.worker.run import sweep_homes, task_home
+from hookagent.worker.workspace import Workspaces
 from tests.conftest import RunWorker
 from tests.helpers import fake_agent, wait_for_line, wait_status
 from tests.worker.test_policies import submit_alert
@@ -159,3 +160,22 @@ def test_a_session_id_the_agent_could_forge_is_never_resumed(claimed: object) ->
 def test_the_session_ids_of_the_three_clis_are_resumed() -> None:
     for real in ("9ff56013-2c0a-42c5-94a2-6cb494cef20d", "01a24366-e9c7-7110-aaa6-8ce6e429dbfc"):
         assert session_id(real) == real
+
+
+async def test_a_resumed_session_the_cli_lost_starts_the_phase_afresh(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, settings: Settings
+) -> None:
+    """A parked session, its workspace kept, but the CLI no longer knows it: not a failure."""
+    tid = await submit_alert(client)  # no worker yet: the job waits
+    workspaces = Workspaces.from_settings(settings)
+    for kept in (workspaces.path(tid), workspaces.git_dir(tid)):
+        kept.mkdir(parents=True)
+    await store.quota.park(tid, Parked(agent="command", phase="plan", session="s-1", base=None))
+    start_worker(agent_command=fake_agent("lost-session"))
+    assert await wait_status(store, tid, PLANNED) is TaskStatus.PENDING_APPROVAL
+    lines = await messages(store, tid)
+    assert "[system] resuming session s-1 of command" in lines
+    [restart] = [m for m in lines if "the resumed session of command failed" in m]
+    assert restart.endswith("(exit code 1); starting the phase afresh")
+    assert (await store.tasks.get(tid)).plan == "PLAN: planned afresh"
+    assert await store.quota.parked(tid) is None

@@ -155,6 +155,8 @@ class PhaseRunner:
                 raise await self.quota.hit(
                     task, agent, Phase.PLAN, outcome, writer, token=token, policy=run.policy
                 )
+            if resume is not None and not outcome.ok:
+                raise await self.quota.restart(task, agent, outcome, writer)
             await self.quota.settled(task, agent)
         except (AgentError, WorkspaceError) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
@@ -240,6 +242,8 @@ class PhaseRunner:
                     policy=run.policy,
                     base=base,
                 )
+            if resume is not None and not outcome.ok:
+                raise await self.quota.restart(task, agent, outcome, writer)
             await self.quota.settled(task, agent)
             fields |= outcome.stats
             if outcome.ok:

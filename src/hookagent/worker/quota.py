@@ -98,6 +98,19 @@ class QuotaGate:
         await writer.system(f"resuming session {parked.session} of {agent.name}")
         return parked
 
+    async def restart(
+        self, task: Task, agent: Agent, outcome: AgentOutcome, writer: LogWriter
+    ) -> QuotaParked:
+        """A resumed session failed otherwise than on the quota (the CLI lost it, say): the
+        error that hands the job back to start the phase afresh, once."""
+        await writer.system(
+            f"the resumed session of {agent.name} failed ({outcome.error}); "
+            "starting the phase afresh"
+        )
+        await writer.flush()
+        await self._store.quota.unpark(task.task_id)
+        return QuotaParked("resumed session failed", after_s=0)
+
     async def settled(self, task: Task, agent: Agent) -> None:
         """The run ended otherwise than on the quota: the task waits no more, nor the agent."""
         await self._store.quota.unpark(task.task_id)
