@@ -3,7 +3,8 @@
 The Claude Code CLI cannot reach Anthropic from CI; pointed here with ANTHROPIC_BASE_URL it
 runs for real: it posts ``/v1/messages?beta=true`` with ``stream: true`` and this stub
 answers with ``message_start``, ``content_block_*``, ``message_delta`` and ``message_stop``.
-Each answer is chosen by how many assistant turns the conversation already holds.
+Each answer is chosen by how many assistant turns the conversation already holds; scripted
+faults (a 429 with ``Retry-After``, a 529 overload) answer the conversation's requests first.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.model_stub import Fault, send_json
 from tests.stub_server import LocalServer
+
+# The Messages API's error type for each status a fault may carry.
+_ERROR_TYPES = {429: "rate_limit_error", 529: "overloaded_error", 500: "api_error"}
 
 
 @dataclass
@@ -29,10 +34,19 @@ class Turn:
 class MessagesStub(LocalServer):
     """Serves a scripted conversation on 127.0.0.1; records every request body."""
 
-    def __init__(self, turns: list[Turn], *, when: dict[str, list[Turn]] | None = None) -> None:
+    def __init__(
+        self,
+        turns: list[Turn],
+        *,
+        when: dict[str, list[Turn]] | None = None,
+        faults: list[Fault | None] | None = None,
+    ) -> None:
         self.turns = turns
         # Other scripts, chosen when their marker appears in the conversation's first message.
         self.when = when or {}
+        # Answered in order, one per conversation request (one with tools), before any turn;
+        # None lets that request through to the script.
+        self.faults = faults or []
         self.requests: list[dict[str, Any]] = []
         stub = self
 
@@ -45,6 +59,7 @@ class MessagesStub(LocalServer):
                     self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}"
                 )
                 stub.requests.append({"path": self.path, "body": body})
+                stub.notify()
                 if not self.path.startswith("/v1/messages") or "count_tokens" in self.path:
                     self._json(
                         404,
@@ -53,6 +68,12 @@ class MessagesStub(LocalServer):
                             "error": {"type": "not_found_error", "message": self.path},
                         },
                     )
+                    return
+                fault = stub.faults.pop(0) if body.get("tools") and stub.faults else None
+                if fault is not None:
+                    kind = _ERROR_TYPES.get(fault.status, "api_error")
+                    error = {"type": "error", "error": {"type": kind, "message": fault.message}}
+                    send_json(self, fault.status, error, retry_after=fault.retry_after)
                     return
                 self._stream(body, stub.reply_for(body))
 

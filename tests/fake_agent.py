@@ -14,6 +14,15 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
     prompt = sys.stdin.read()
     mode, args = (argv[0], argv[1:]) if argv else ("echo", [])
     out = sys.stdout
+    if mode == "quota":
+        return quota(args[0], float(args[1]))
+    if mode == "lost-session":
+        # As a CLI asked to resume a session it no longer has: a resumed run fails.
+        if "quota ran out before you finished" in prompt:
+            print("No conversation found with that session ID", file=sys.stderr)
+            return 1
+        print("PLAN: planned afresh")
+        return 0
     if mode == "echo":
         print(f"got {len(prompt)} characters")
         print("stdin first line: " + prompt.splitlines()[0] if prompt else "empty stdin")
@@ -352,6 +361,35 @@ def attack_checkout() -> None:
             step, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
         )
         print(f"attack {step[-1]}: exit {done.returncode}", flush=True)
+
+
+def quota(state_file: str, seconds: float) -> int:
+    """A model API behind a quota wall: the first call raises it for ``seconds``.
+
+    Every call inside the wall is refused (a "hit", counted in ``state_file``) with a 429
+    line on stderr asking to retry when the wall ends; after it, a plan.
+    """
+    import fcntl
+
+    with open(state_file, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # tasks run side by side: one call at a time
+        handle.seek(0)
+        state = json.loads(handle.read() or '{"wall": 0, "hits": 0, "runs": 0}')
+        now = time.time()
+        state["runs"] += 1
+        refused = state["runs"] == 1 or now < state["wall"]
+        if state["runs"] == 1:
+            state["wall"] = now + seconds
+        state["hits"] += refused
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(state))
+    if refused:
+        left = max(state["wall"] - now, 0.1)
+        print(f"error: 429 rate limit reached; retry after {left:.1f}s", file=sys.stderr)
+        return 1
+    print("PLAN: fix the bug once the quota is back")
+    return 0
 
 
 if __name__ == "__main__":

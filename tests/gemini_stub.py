@@ -99,6 +99,7 @@ def _error(handler: BaseHTTPRequestHandler, fault: Fault) -> None:
         handler,
         fault.status,
         {"error": {"code": fault.status, "message": fault.message, "status": status}},
+        retry_after=fault.retry_after,
     )
 
 

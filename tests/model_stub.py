@@ -28,11 +28,13 @@ class Fault:
     """An HTTP error answer instead of a model answer, carrying the API's error object.
 
     Status 200 is a stream cut short: its first event, then the connection closes before
-    the stream's end (what a dropped connection looks like to the client).
+    the stream's end (what a dropped connection looks like to the client). ``retry_after``:
+    the seconds sent in a ``Retry-After`` header (a 429's, say), when set.
     """
 
     status: int
     message: str = ""
+    retry_after: int | None = None
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -49,8 +51,9 @@ class ScriptedStub(LocalServer):
         self.replies: list[Reply] = [Reply(text="hookagent stub")]
         # Other scripts, chosen when their marker appears in the conversation's user text.
         self.when: dict[str, list[Reply]] = {}
-        # Answered in order, one per model request, before any scripted reply.
-        self.faults: list[Fault] = []
+        # Answered in order, one per model request, before any scripted reply (None: the
+        # scripted reply).
+        self.faults: list[Fault | None] = []
         self.requests: list[dict[str, Any]] = []
         super().__init__(handler)
 
@@ -59,7 +62,7 @@ class ScriptedStub(LocalServer):
         replies: list[Reply],
         *,
         when: dict[str, list[Reply]] | None = None,
-        faults: list[Fault] | None = None,
+        faults: list[Fault | None] | None = None,
     ) -> None:
         """Answer the next conversations with ``replies`` (and ``when``), after ``faults``."""
         self.replies, self.when, self.faults = replies, when or {}, faults or []
@@ -84,11 +87,19 @@ class ScriptedStub(LocalServer):
         return replies[min(answered, len(replies) - 1)]
 
 
-def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
-    """Answer with a JSON body."""
+def send_json(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    payload: dict[str, Any],
+    *,
+    retry_after: int | None = None,
+) -> None:
+    """Answer with a JSON body (and a ``Retry-After`` header when given)."""
     data = json.dumps(payload).encode()
     handler.send_response(status)
     handler.send_header("content-type", "application/json; charset=utf-8")
+    if retry_after is not None:
+        handler.send_header("retry-after", str(retry_after))
     handler.send_header("content-length", str(len(data)))
     handler.end_headers()
     handler.wfile.write(data)

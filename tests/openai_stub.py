@@ -80,7 +80,7 @@ class ResponsesStub(ScriptedStub):
 def _error(handler: BaseHTTPRequestHandler, fault: Fault) -> None:
     kind = "server_error" if fault.status >= 500 else "invalid_request_error"
     error = {"message": fault.message, "type": kind, "param": None, "code": None}
-    send_json(handler, fault.status, {"error": error})
+    send_json(handler, fault.status, {"error": error}, retry_after=fault.retry_after)
 
 
 def _events(model: str, reply: Reply) -> Iterator[dict[str, Any]]:

@@ -141,6 +141,16 @@ class LeaseLost(HookagentError):
     code = "lease_lost"
 
 
+class QuotaParked(HookagentError):
+    """The run waits for its model's quota: its job comes back in ``after_s`` seconds."""
+
+    code = "quota_wait"
+
+    def __init__(self, message: str, *, after_s: float) -> None:
+        super().__init__(message)
+        self.after_s = after_s
+
+
 class TaskCancelled(HookagentError):
     """Someone cancelled the task while a worker ran it."""
 

@@ -86,6 +86,8 @@ class Phase(StrEnum):
 
 # The seed's ``metadata.queue`` names; every phase travels on one job stream so a worker
 # waits on a single XREADGROUP, and the name follows from the task's phase.
+# Every agent hookagent can drive, as HOOKAGENT_AGENT and a policy's agent name them.
+AGENTS = ("claude", "codex", "gemini", "command")
 PHASE_QUEUES = {
     Phase.PLAN: "planning-queue",
     Phase.EXECUTE: "execution-queue",

@@ -101,6 +101,9 @@ class Policy(BaseModel):
     approvals: int = Field(default=1, ge=1, le=20)
     auto_approve: tuple[AutoRule, ...] = ()
     agent: Literal["claude", "codex", "gemini", "command"] | None = None
+    # Agents that take a phase over, in order, once the agent's quota wait would pass
+    # HOOKAGENT_QUOTA_WAIT_MAX.
+    fallback_agents: tuple[Literal["claude", "codex", "gemini", "command"], ...] = ()
     model: str | None = None
     max_budget_usd: float | None = Field(default=None, gt=0)
     timeout: float | None = Field(default=None, gt=0)

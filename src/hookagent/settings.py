@@ -469,6 +469,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    quota_wait_max: float = Field(
+        default=3600.0,
+        gt=0,
+        description=(
+            "longest wait, in seconds, for a model quota (429, usage limit, overload) before "
+            "the task's job runs again; without a Retry-After the wait doubles from 60 s up "
+            "to this, and a wait past it hands the phase to the policy's fallback_agents"
+        ),
+    )
     lease_seconds: float = Field(
         default=30.0,
         gt=0,

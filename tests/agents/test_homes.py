@@ -143,3 +143,64 @@ def test_claude_gets_a_copy_of_its_template_config_dir(template: Path, run: Path
     assert env == {"CLAUDE_CONFIG_DIR": str(run / "claude")}
     assert (run / "claude" / "prompts" / "review.md").is_file()
     assert not os.path.lexists(run / "claude" / "linked-key")
+
+
+def test_a_resumed_home_keeps_the_session_but_not_what_the_agent_made_of_the_template(
+    template: Path, tmp_path: Path
+) -> None:
+    """The agent swapped the template's copy for a symlink out and planted its own file."""
+    home = tmp_path / "home"
+    start_home(home, template, setting="HOOKAGENT_CLAUDE_CONFIG_DIR")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (home / "projects").mkdir()
+    (home / "projects" / "session.jsonl").write_text("the parked session\n")
+    remove = home / "prompts"
+    (remove / "review.md").unlink()
+    remove.rmdir()
+    remove.symlink_to(outside)
+    start_home(home, template, setting="HOOKAGENT_CLAUDE_CONFIG_DIR")
+    assert (home / "projects" / "session.jsonl").read_text() == "the parked session\n"
+    assert not (home / "prompts").is_symlink()
+    assert (home / "prompts" / "review.md").read_text() == "review carefully\n"
+    assert list(outside.iterdir()) == []  # nothing written through the agent's symlink
+
+
+def test_a_resumed_codex_home_never_reads_the_agents_config(tmp_path: Path) -> None:
+    """Its config.toml is the agent's now: rewritten from the template, never parsed."""
+    template = tmp_path / "template"
+    template.mkdir()
+    (template / "config.toml").write_text('model_reasoning_effort = "high"\n')
+    agent = CodexAgent("codex", template=template, base_url="http://127.0.0.1:9/v1")
+    run = tmp_path / "run"
+    run.mkdir()
+    agent.configure(run, {})
+    config = run / "codex" / "config.toml"
+    config.write_text('model_provider = "evil"\n[[[ not toml')  # the agent's plant
+    agent.configure(run, {})
+    written = tomllib.loads(config.read_text())
+    assert written["model_provider"] == "hookagent"
+    assert written["model_reasoning_effort"] == "high"
+    assert written["model_providers"]["hookagent"]["base_url"] == "http://127.0.0.1:9/v1"
+    # A symlink in its place is replaced, never written through.
+    elsewhere = tmp_path / "elsewhere.toml"
+    config.unlink()
+    config.symlink_to(elsewhere)
+    agent.configure(run, {})
+    assert not config.is_symlink() and not elsewhere.exists()
+
+
+def test_a_resumed_gemini_home_never_reads_the_agents_settings(tmp_path: Path) -> None:
+    agent = GeminiAgent("gemini")
+    run = tmp_path / "run"
+    run.mkdir()
+    agent.configure(run, {})
+    settings = run / "gemini" / ".gemini" / "settings.json"
+    target = tmp_path / "operator-settings.json"
+    target.write_text("{}")
+    settings.unlink()
+    settings.symlink_to(target)  # the agent points our settings at another file
+    agent.configure(run, {})
+    assert not settings.is_symlink() and target.read_text() == "{}"
+    written = json.loads(settings.read_text())
+    assert written["security"]["auth"]["selectedType"] == "gemini-api-key"

@@ -29,7 +29,7 @@ async def test_not_ready_without_a_worker(client: httpx.AsyncClient) -> None:
         "error": "not_ready",
         "detail": {"redis": "ok", "workers": "no worker heartbeat within 30s"},
     }
-    assert (await client.get("/workers")).json() == {"workers": [], "count": 0}
+    assert (await client.get("/workers")).json() == {"workers": [], "count": 0, "quotas": []}
 
 
 async def test_ready_with_one_worker(

@@ -51,6 +51,8 @@ PINNED: dict[str, tuple[str, str]] = {
     "events": (Keys("hk").events(), "hk:events"),
     # One hash tag for the registry: a heartbeat writes a record and the index together.
     "worker": (Keys("hk").worker("box-12-a1b2c3"), "hk:worker:{workers}:box-12-a1b2c3"),
+    "agent_quota": (Keys("hk").agent_quota("claude"), "hk:quota:{agents}:claude"),
+    "parked": (Keys("hk").parked("t1"), "hk:task:{t1}:parked"),
     "workers_by_seen": (Keys("hk").workers_by_seen(), "hk:workers:{workers}:seen"),
     "outbox": (Keys("hk").outbox(), "hk:outbox"),
     "metrics": (Keys("hk").metrics(), "hk:metrics"),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from hookagent.agents.progress import Progress
+from hookagent.agents.quota import QuotaHit
 from hookagent.models import EventKind, LogStream, Phase
 
 
@@ -43,6 +44,8 @@ class AgentOutcome:
     result: str | None = None
     error: str | None = None
     stats: dict[str, str | int | float] = field(default_factory=dict)
+    # Set when the run ended on the model's quota: the task waits instead of failing.
+    quota: QuotaHit | None = None
 
 
 class AgentRun(Protocol):
@@ -71,8 +74,11 @@ class Agent(Protocol):
     # default (``command``).
     model_endpoint: tuple[str | None, str] | None
 
-    def argv(self, phase: Phase) -> list[str]:
-        """The command line for ``phase``; the prompt goes on stdin, never here."""
+    def argv(self, phase: Phase, *, resume: str | None = None) -> list[str]:
+        """The command line for ``phase``; the prompt goes on stdin, never here.
+
+        ``resume``: the id of the CLI's session to continue (one parked on the quota).
+        """
 
     def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
         """Write the CLI's configuration for one run into ``home``; the variables to add.
@@ -126,6 +132,13 @@ class JsonLinesRun(ABC):
 def objects(value: Any) -> list[dict[str, Any]]:
     """The objects in ``value`` when it is a JSON array; empty for anything else."""
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+# What a resumed session is told on stdin: the conversation it continues holds the task.
+RESUME_PROMPT = (
+    b"The model's quota ran out before you finished. Continue the task from where you "
+    b"stopped, and end as the task asked.\n"
+)
 
 
 class ModelCli:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, objects
 from hookagent.agents.home import start_home
 from hookagent.agents.progress import Progress, finite
+from hookagent.agents.quota import QUOTA_STATUSES, QuotaHit, quota_in, seconds
 from hookagent.agents.text import short
 from hookagent.models import EventKind, LogStream, Phase
 
@@ -46,13 +48,15 @@ class ClaudeAgent:
         self._max_turns = max_turns
         self._extra = extra_args or []
 
-    def argv(self, phase: Phase) -> list[str]:
+    def argv(self, phase: Phase, *, resume: str | None = None) -> list[str]:
         """Headless, streaming JSON events; planning is read-only, execution may edit.
 
         Never ``--dangerously-skip-permissions``: execution gets ``acceptEdits`` and an
-        explicit ``--allowedTools`` list instead.
+        explicit ``--allowedTools`` list instead. ``resume``: ``--resume <session_id>``.
         """
         argv = [self._binary, "-p", "--output-format", "stream-json", "--verbose"]
+        if resume:
+            argv += ["--resume", resume]
         if phase is Phase.EXECUTE:
             argv += ["--permission-mode", "acceptEdits"]
             if self._allowed:
@@ -91,6 +95,9 @@ class ClaudeRun(JsonLinesRun):
         self.result_event: dict[str, Any] | None = None
         self.session_id: str | None = None
         self.progress = Progress()
+        # The wait the API asked for before the CLI's last retry, or the reset time of a
+        # rejected rate limit: the quota wait, should the run end on it.
+        self.retry_after_s: float | None = None
 
     def finish(self, exit_code: int | None) -> AgentOutcome:
         """Judge the run by the ``result`` event (``is_error`` wins over ``subtype``)."""
@@ -106,7 +113,12 @@ class ClaudeRun(JsonLinesRun):
         if result.get("is_error") or result.get("subtype") != "success":
             detail = text or result.get("subtype") or "is_error"
             return AgentOutcome(
-                ok=False, plan=plan, result=text, error=f"claude: {detail}", stats=stats
+                ok=False,
+                plan=plan,
+                result=text,
+                error=f"claude: {detail}",
+                stats=stats,
+                quota=self._quota(result, str(detail)),
             )
         if exit_code != 0:
             return AgentOutcome(
@@ -120,7 +132,11 @@ class ClaudeRun(JsonLinesRun):
         if isinstance(event.get("session_id"), str):
             self.session_id = event["session_id"]
         if kind == "system":
+            if event.get("subtype") == "api_retry" and event.get("error_status") in QUOTA_STATUSES:
+                self.retry_after_s = seconds(event.get("retry_delay_ms"), 1000)
             return [_line(EventKind.RAW, _system_text(event))]
+        if kind == "rate_limit_event":
+            return [_line(EventKind.RAW, self._rate_limit(event))]
         if kind == "assistant":
             self.progress.turns += 1
             message = event.get("message")
@@ -140,6 +156,23 @@ class ClaudeRun(JsonLinesRun):
                 )
             ]
         return []
+
+    def _quota(self, result: dict[str, Any], detail: str) -> QuotaHit | None:
+        """A quota hit when the failed result carries a 429/529 or says so in its text."""
+        status = result.get("api_error_status")
+        hit = quota_in(detail, status=status if isinstance(status, int) else None)
+        if hit is None or hit.retry_after_s is not None:
+            return hit
+        return QuotaHit(hit.reason, self.retry_after_s)
+
+    def _rate_limit(self, event: dict[str, Any]) -> str:
+        """Remember when a rejected limit resets (``resetsAt``, epoch seconds)."""
+        info = event.get("rate_limit_info")
+        info = info if isinstance(info, dict) else {}
+        resets = finite(info.get("resetsAt"))
+        if info.get("status") == "rejected" and resets is not None:
+            self.retry_after_s = seconds(resets - time.time())
+        return f"rate limit {info.get('status', '?')} ({info.get('rateLimitType', 'unknown')})"
 
     def _block(self, block: dict[str, Any]) -> AgentLine:
         btype = block.get("type")

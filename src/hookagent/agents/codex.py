@@ -11,6 +11,7 @@ from typing import Any
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli, objects
 from hookagent.agents.home import start_home
 from hookagent.agents.progress import Progress
+from hookagent.agents.quota import quota_in
 from hookagent.agents.text import short
 from hookagent.errors import AgentError
 from hookagent.models import EventKind, LogStream, Phase
@@ -61,16 +62,20 @@ class CodexAgent(ModelCli):
         """
         codex_home, tmp = home / "codex", home / "tmp"
         start_home(codex_home, self._template, setting="HOOKAGENT_CODEX_HOME")
-        tmp.mkdir(mode=0o700)
+        tmp.mkdir(mode=0o700, exist_ok=True)
         config = codex_home / "config.toml"
         ours = provider_config(self._base_url)
-        if config.exists():
-            ours = _over_template(config.read_text(), ours)
+        # Read from the template, never from the home: a resumed run's home is the agent's.
+        template = self._template / "config.toml" if self._template is not None else None
+        if template is not None and template.is_file():
+            ours = _over_template(template.read_text(), ours)
+        if config.is_symlink():
+            config.unlink()
         config.write_text(ours)
         return {"CODEX_HOME": str(codex_home), "TMPDIR": str(tmp)}
 
-    def argv(self, phase: Phase) -> list[str]:
-        """The prompt is read from stdin (the trailing ``-``)."""
+    def argv(self, phase: Phase, *, resume: str | None = None) -> list[str]:
+        """The prompt is read from stdin (the trailing ``-``); ``resume``: ``resume <id>``."""
         if self._outer_sandbox:
             sandbox = "danger-full-access"
         else:
@@ -78,7 +83,8 @@ class CodexAgent(ModelCli):
         argv = [self._binary, "exec", "--json", "--sandbox", sandbox, "--skip-git-repo-check"]
         if self._model:
             argv += ["--model", self._model]
-        return [*argv, *self._extra, "-"]
+        resuming = ["resume", resume] if resume else []
+        return [*argv, *self._extra, *resuming, "-"]
 
     def start(self) -> CodexRun:
         """A fresh run parser."""
@@ -153,7 +159,15 @@ class CodexRun(JsonLinesRun):
             error = (
                 self.failure or self.last_error or f"codex exit code {exit_code}, no turn.completed"
             )
-            return AgentOutcome(ok=False, plan=self.last_message, error=error, stats=stats)
+            # "exceeded retry limit, last status: 429 Too Many Requests", "You've hit your
+            # usage limit": the model's quota, not the task's fault.
+            return AgentOutcome(
+                ok=False,
+                plan=self.last_message,
+                error=error,
+                stats=stats,
+                quota=quota_in(error) if not self.completed else None,
+            )
         return AgentOutcome(ok=True, plan=self.last_message, result=self.last_message, stats=stats)
 
     def _describe(self, event: dict[str, Any]) -> tuple[EventKind, str] | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hookagent.agents.base import AgentLine, AgentOutcome, TextLines
 from hookagent.agents.progress import Progress
+from hookagent.agents.quota import quota_in
 from hookagent.models import EventKind, LogStream, Phase
 
 PLAN_MAX_CHARS = 256 * 1024
@@ -24,8 +25,8 @@ class CommandAgent:
             raise ValueError("HOOKAGENT_AGENT_COMMAND is empty; set the command to run")
         self._argv = argv
 
-    def argv(self, phase: Phase) -> list[str]:
-        """The configured command, the same for every phase."""
+    def argv(self, phase: Phase, *, resume: str | None = None) -> list[str]:
+        """The configured command, the same for every phase (it keeps no session)."""
         return list(self._argv)
 
     def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
@@ -43,6 +44,8 @@ class CommandRun:
     def __init__(self) -> None:
         self._out: list[str] = []
         self._size = 0
+        # The last line the command printed on each stream: a failure's reason, as it said it.
+        self._last: dict[LogStream, str] = {}
         self.progress = Progress()
 
     def parse(self, stream: LogStream, line: str) -> list[AgentLine]:
@@ -50,10 +53,13 @@ class CommandRun:
         if stream is LogStream.STDOUT and self._size < PLAN_MAX_CHARS:
             self._out.append(line)
             self._size += len(line) + 1
+        self._last[stream] = line
         return [AgentLine(stream, line, EventKind.TEXT if stream is LogStream.STDOUT else None)]
 
     def parse_lines(self, stream: LogStream, lines: list[str]) -> TextLines:
         """The batch as it is: one text line per output line, without a call per line."""
+        if lines:
+            self._last[stream] = lines[-1]
         if stream is not LogStream.STDOUT:
             return TextLines(stream, lines)
         if self._size < PLAN_MAX_CHARS:
@@ -78,5 +84,13 @@ class CommandRun:
         """Success is exit code 0; the plan is stdout."""
         plan = "\n".join(self._out).strip()[:PLAN_MAX_CHARS]
         if exit_code != 0:
-            return AgentOutcome(ok=False, plan=plan or None, error=f"exit code {exit_code}")
+            # A command that failed saying "429", "rate limit" or "usage limit" (and maybe
+            # "retry after 30s") in its last line ran into its model's quota.
+            last = self._last.get(LogStream.STDERR) or self._last.get(LogStream.STDOUT, "")
+            return AgentOutcome(
+                ok=False,
+                plan=plan or None,
+                error=f"exit code {exit_code}",
+                quota=quota_in(last),
+            )
         return AgentOutcome(ok=True, plan=plan, result=plan)

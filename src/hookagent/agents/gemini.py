@@ -10,6 +10,7 @@ from typing import Any
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli
 from hookagent.agents.home import start_home
 from hookagent.agents.progress import Progress
+from hookagent.agents.quota import quota_in
 from hookagent.agents.text import short
 from hookagent.errors import AgentError
 from hookagent.models import EventKind, LogStream, Phase
@@ -59,15 +60,18 @@ class GeminiAgent(ModelCli):
         super().__init__(binary, model=model, extra_args=extra_args)
         self._template = template
 
-    def argv(self, phase: Phase) -> list[str]:
+    def argv(self, phase: Phase, *, resume: str | None = None) -> list[str]:
         """The command line; approvals depend on the phase.
 
         ``--skip-trust``: every task runs in a fresh clone, which the CLI has never been
-        told to trust, and headless it exits 55 in an untrusted directory.
+        told to trust, and headless it exits 55 in an untrusted directory. ``resume``:
+        ``--resume <session id>``, a session of this task's ``GEMINI_CLI_HOME``.
         """
         mode = "auto_edit" if phase is Phase.EXECUTE else "default"
         argv = [self._binary, "-p", STDIN_PROMPT, "-o", "stream-json", "--approval-mode", mode]
         argv.append("--skip-trust")
+        if resume:
+            argv += ["--resume", resume]
         if self._model:
             argv += ["--model", self._model]
         return argv + self._extra
@@ -83,9 +87,17 @@ class GeminiAgent(ModelCli):
         gemini_home = home / "gemini"
         start_home(gemini_home, self._template, setting="HOOKAGENT_GEMINI_HOME")
         user = gemini_home / ".gemini"
+        if user.is_symlink():
+            user.unlink()
         user.mkdir(mode=0o700, exist_ok=True)
         settings = user / "settings.json"
-        base = _template_settings(settings) if settings.exists() else {}
+        # Read from the template, never from the home: a resumed run's home is the agent's.
+        template = (
+            self._template / ".gemini" / "settings.json" if self._template is not None else None
+        )
+        base = _template_settings(template) if template is not None and template.is_file() else {}
+        if settings.is_symlink():
+            settings.unlink()
         settings.write_text(json.dumps(_merged(base, USER_SETTINGS)))
         pinned = {name: value for name, value in PINNED_ENV.items() if name not in env}
         return {**pinned, "GEMINI_CLI_HOME": str(gemini_home)}
@@ -135,6 +147,8 @@ class GeminiRun(JsonLinesRun):
         # tool_id -> "name: target", so a result says what it is the result of.
         self._calls: dict[str, str] = {}
         self.result: dict[str, Any] | None = None
+        # The last ``error`` event's message: a run that ends without a result says why there.
+        self.last_error = ""
 
     def describe(self, event: dict[str, Any]) -> list[AgentLine]:
         """One readable line per event worth reading."""
@@ -163,7 +177,8 @@ class GeminiRun(JsonLinesRun):
                 if reason
                 else (f"gemini exit code {exit_code}, status {result.get('status')}")
             )
-            return AgentOutcome(ok=False, plan=plan, error=error, stats=stats)
+            quota = quota_in(str(reason or self.last_error))
+            return AgentOutcome(ok=False, plan=plan, error=error, stats=stats, quota=quota)
         return AgentOutcome(ok=True, plan=plan, result=plan, stats=stats)
 
     def _describe(self, event: dict[str, Any]) -> tuple[EventKind, str]:
@@ -197,6 +212,7 @@ class GeminiRun(JsonLinesRun):
         if kind == "tool_result":
             return self._tool_result(event)
         if kind == "error":
+            self.last_error = str(event.get("message", ""))
             return EventKind.ERROR, f"{event.get('severity', 'error')}: {event.get('message', '')}"
         if kind == "result":
             self.result = event

@@ -19,17 +19,40 @@ def start_home(target: Path, template: Path | None, *, setting: str) -> None:
     """``target`` created (mode 0700), holding a copy of ``template`` when there is one.
 
     ``setting``: the variable naming the template, for the error when it is no directory.
+    A ``target`` left by an earlier run of the task (a session parked on the quota, resumed
+    now) keeps what the CLI wrote there, but each of the template's entries is copied
+    afresh over whatever the agent made of it.
     """
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    resumed = target.is_dir() and not target.is_symlink()
     if template is None:
-        target.mkdir(mode=0o700)
+        if not resumed:
+            target.mkdir(mode=0o700)
         return
     if not template.is_dir():
         raise AgentError(f"{setting} {template} is not a directory")
     try:
-        _copy_tree(template, target)
+        if resumed:
+            _recopy(template, target)
+        else:
+            _copy_tree(template, target)
     except OSError as exc:
         raise AgentError(f"{setting} {template} could not be copied: {exc}") from None
+
+
+def _recopy(source: Path, target: Path) -> None:
+    """The template's top-level entries copied again over ``target``'s (never followed)."""
+    with os.scandir(source) as entries:
+        for entry in entries:
+            there = target / entry.name
+            if there.is_dir() and not there.is_symlink():
+                shutil.rmtree(there)
+            elif there.exists() or there.is_symlink():
+                there.unlink()
+            if entry.is_dir(follow_symlinks=False):
+                _copy_tree(Path(entry.path), there)
+            elif entry.is_file(follow_symlinks=False):
+                _copy_file(Path(entry.path), there)
 
 
 def _copy_tree(source: Path, target: Path) -> None:

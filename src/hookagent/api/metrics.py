@@ -116,6 +116,14 @@ class SnapshotCollector(Collector):
         yield CounterMetricFamily(
             "hookagent_cost_usd", "Agent cost reported by the agents, in USD.", value=snap.cost_usd
         )
+        waits = CounterMetricFamily(
+            "hookagent_agent_quota_waits",
+            "Tasks that started waiting for their agent's model quota, by agent.",
+            labels=["agent"],
+        )
+        for agent, count in sorted(snap.quota_waits.items()):
+            waits.add_metric([agent], count)
+        yield waits
 
 
 def _bound(le: str) -> str:

@@ -31,6 +31,7 @@ from hookagent.store.logs import LogStore, NewLine
 from hookagent.store.metrics import MetricsSnapshot, MetricsStore
 from hookagent.store.outbox import Outbox, OutboxEvent
 from hookagent.store.queue import Job, JobQueue
+from hookagent.store.quota import AgentQuota, Parked, QuotaStore
 from hookagent.store.rates import RateLimiter
 from hookagent.store.refs import Marks, RefStore
 from hookagent.store.reviews import Added, ReviewStore, Round
@@ -47,6 +48,7 @@ StoreUnavailable = (StoreConnectionError, StoreTimeoutError)
 
 __all__ = [
     "Added",
+    "AgentQuota",
     "CancelSignals",
     "ChangeRecord",
     "ChangeRequests",
@@ -62,6 +64,7 @@ __all__ = [
     "OneTripIntake",
     "Outbox",
     "OutboxEvent",
+    "Parked",
     "RateLimiter",
     "Readiness",
     "Redis",
@@ -190,6 +193,7 @@ class Store:
     # A new task's delivery in one script (store/intake.py); None on a cluster.
     intake: OneTripIntake | None
     reviews: ReviewStore
+    quota: QuotaStore
 
     @classmethod
     def build(cls, redis: Client, settings: Settings) -> Store:
@@ -258,6 +262,7 @@ class Store:
                 dedupe_ttl_seconds=settings.dedupe_ttl,
             ),
             reviews=ReviewStore(redis, keys, jobs=jobs, ttl_seconds=settings.task_ttl),
+            quota=QuotaStore(redis, keys, ttl_seconds=settings.task_ttl),
         )
 
     async def ping(self) -> None:

@@ -141,6 +141,14 @@ class Keys:
         """A web UI session, named by the SHA-256 of its cookie value (never the value)."""
         return f"{self.prefix}:session:{digest}"
 
+    def agent_quota(self, agent: str) -> str:
+        """Hash: the model quota of one agent, shared by every worker (until, reason, hits)."""
+        return f"{self.prefix}:quota:{{agents}}:{agent}"
+
+    def parked(self, task_id: str) -> str:
+        """Hash: what a task parked on its agent's quota resumes with (agent, session, base)."""
+        return f"{self.prefix}:task:{{{task_id}}}:parked"
+
     def worker(self, name: str) -> str:
         """A worker loop's heartbeat record (a hash that expires unless renewed)."""
         return f"{self.prefix}:worker:{{workers}}:{name}"

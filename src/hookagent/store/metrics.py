@@ -40,6 +40,7 @@ _CLOSED = "changes:closed"
 _ROUNDS = "review_rounds"
 _COST = "cost_usd"
 _WEBHOOK = "webhook"
+_QUOTA_WAIT = "quota_waits"
 
 
 def webhook_field(source: str, outcome: str) -> str:
@@ -71,6 +72,7 @@ class MetricsSnapshot:
     log_lines: int = 0
     cost_usd: float = 0.0
     webhooks: dict[tuple[str, str], int] = field(default_factory=dict)
+    quota_waits: dict[str, int] = field(default_factory=dict)
     phases: dict[str, Histogram] = field(default_factory=dict)
     outbox_backlog: int = 0
     merged: int = 0
@@ -96,6 +98,10 @@ class MetricsStore:
     async def count_webhook(self, source: str, outcome: str) -> None:
         """One delivery from ``source`` answered with ``outcome``."""
         await self._redis.hincrby(self._keys.metrics(), webhook_field(source, outcome), 1)
+
+    async def count_quota_wait(self, agent: str) -> None:
+        """Count a task that started waiting for ``agent``'s model quota."""
+        await self._redis.hincrby(self._keys.metrics(), f"{_QUOTA_WAIT}:{agent}", 1)
 
     async def add_cost(self, usd: float) -> None:
         """Add the cost an agent run reported."""
@@ -175,6 +181,8 @@ class MetricsStore:
             if name.startswith(f"{_WEBHOOK}:"):
                 _, source, outcome = name.split(":", 2)
                 snap.webhooks[(source, outcome)] = int(value)
+            elif name.startswith(f"{_QUOTA_WAIT}:"):
+                snap.quota_waits[name.split(":", 1)[1]] = int(value)
         now_ms = int(now_s) * 1000 + int(now_us) // 1000
         snap.queue_depth, snap.oldest_job_age_s = await self._waiting(int(jobs), now_ms)
         return snap

@@ -18,7 +18,14 @@ from typing import Any
 
 from hookagent import __version__
 from hookagent.agents import Agent
-from hookagent.errors import ConflictError, FencedOut, LeaseLost, TaskCancelled, TaskNotFound
+from hookagent.errors import (
+    ConflictError,
+    FencedOut,
+    LeaseLost,
+    QuotaParked,
+    TaskCancelled,
+    TaskNotFound,
+)
 from hookagent.models import FAIL, TERMINAL_STATUSES, LogStream, Phase, utc_iso
 from hookagent.race import race, raise_if_cancelling
 from hookagent.redact import Redactor
@@ -209,6 +216,10 @@ class Worker:
         except LeaseLost as exc:
             log.warning("worker %s: gave up %s: %s", self.name, job.task_id, exc)
             return False
+        except QuotaParked as exc:
+            # The task keeps its status; its job comes back when the quota should be.
+            await self._queue.defer(job, self.name, after_ms=int(exc.after_s * 1000))
+            return False
         except FencedOut:
             # Fenced by a cancel (the API drops the lease) or by a successor: ack only the former.
             return await self._is_finished(job.task_id)
@@ -227,6 +238,8 @@ class Worker:
                 return await self._hold_round(job, wait.after_ms)
         if job.deliveries > 1:
             await self._end_predecessor(job.task_id)
+        if await self._quota_held(job):
+            return False  # handed back until the agent's quota should be back
         token = f"{self.name}:{job.job_id}:{secrets.token_hex(4)}"
         repo = await self._limited_repo(job)
         if repo is not None and not await self._take_slot(job, repo, token):
@@ -363,6 +376,18 @@ class Worker:
         after_ms = min(self._queue.lease_ms // 5, DEFER_MAX_MS)
         await self._queue.defer(job, self.name, after_ms=after_ms)
         return False
+
+    async def _quota_held(self, job: Job) -> bool:
+        """Hand the job back, unclaimed, while its agent's model quota is out (all workers')."""
+        agent = await self._phases.agent_name(job.task_id)
+        if agent is None:
+            return False  # the claim that follows skips the job
+        quota = await self._phases.quota.held(job.task_id, agent)
+        if quota is None:
+            return False
+        after_ms = int(quota.remaining() * 1000) + 1
+        await self._queue.defer(job, self.name, after_ms=after_ms)
+        return True
 
     async def _release_slot(self, repo: str, token: str) -> None:
         try:

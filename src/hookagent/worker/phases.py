@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hookagent.agents import Agent, AgentOutcome, build_agent
+from hookagent.agents.base import RESUME_PROMPT
 from hookagent.briefing.prompts import execution_prompt, planning_prompt
 from hookagent.errors import (
     AgentError,
@@ -25,9 +26,10 @@ from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
+from hookagent.worker.quota import QuotaGate
 from hookagent.worker.review import Reviewed, ReviewRun
 from hookagent.worker.rounds import RoundJob, Rounds, Wait
-from hookagent.worker.run import AgentSession
+from hookagent.worker.run import AgentSession, sweep_homes
 from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.workspace import Workspaces
 
@@ -74,6 +76,7 @@ class PhaseRunner:
         self._next_sweep = 0.0
         self._threads = Threads(settings)
         self._session = AgentSession(store=store, settings=settings, redactor=redactor)
+        self.quota = QuotaGate(store=store, settings=settings, workspaces=self._workspaces)
         self._publisher = Publisher(
             store=store, settings=settings, workspaces=self._workspaces, redactor=redactor
         )
@@ -120,6 +123,19 @@ class PhaseRunner:
         else:
             await self._plan(run, task, writer, token)
 
+    async def agent_name(self, task_id: str) -> str | None:
+        """The agent a run of the task would use; None when the task is gone or ended."""
+        try:
+            task = await self._store.tasks.get(task_id)
+        except TaskNotFound:
+            return None
+        if task.status in TERMINAL_STATUSES:
+            return None  # cancelled while it waited, say: the claim that follows skips it
+        own = self._policies.effective(task.repository).run_settings(self._settings)
+        if task.agent:
+            return task.agent
+        return own.agent if own is not self._settings else self._agent.name
+
     def _agent_for(self, task: Task, own: Settings) -> Agent:
         """The task's own agent when it names one (``?agent=`` on the webhook), else the default.
 
@@ -138,23 +154,37 @@ class PhaseRunner:
     async def _plan(self, run: _Run, task: Task, writer: LogWriter, token: str) -> None:
         agent = run.agent
         try:
-            path = await self._clone(task, writer)
-            await self._workspaces.hand_over(path)
-            prompt = planning_prompt(
-                repository=task.repository,
-                source=task.source,
-                title=task.title,
-                context=task.prompt,
-                previous_plan=task.plan,
-                feedback=task.feedback,
-                history=await self._store.tasks.feedbacks(task.task_id),
-                thread=await self._threads.comments(task, writer),
-                event=await self._threads.sentry_event(task, writer),
+            resume = await self.quota.resumable(task, agent, Phase.PLAN, writer)
+            path = self._workspaces.path(task.task_id)
+            if resume is None:
+                path = await self._clone(task, writer)
+                await self._workspaces.hand_over(path)
+            prompt = (
+                RESUME_PROMPT
+                if resume
+                else planning_prompt(
+                    repository=task.repository,
+                    source=task.source,
+                    title=task.title,
+                    context=task.prompt,
+                    previous_plan=task.plan,
+                    feedback=task.feedback,
+                    history=await self._store.tasks.feedbacks(task.task_id),
+                    thread=await self._threads.comments(task, writer),
+                    event=await self._threads.sentry_event(task, writer),
+                )
             )
             outcome = await self._session.run(
-                agent, path, Phase.PLAN, prompt, writer, settings=run.settings
+                agent, path, Phase.PLAN, prompt, writer, settings=run.settings, resume=resume
             )
             await self._add_cost(outcome)
+            if outcome.quota is not None:
+                raise await self.quota.hit(
+                    task, agent, Phase.PLAN, outcome, writer, token=token, policy=run.policy
+                )
+            if resume is not None and not outcome.ok:
+                raise await self.quota.restart(task, agent, outcome, writer)
+            await self.quota.settled(task, agent)
         except (AgentError, WorkspaceError) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
         if outcome.ok and not (outcome.plan or "").strip():
@@ -243,13 +273,32 @@ class PhaseRunner:
         )
         fields: dict[str, Any] = {"agent": agent.name, "branch": branch}
         try:
-            path = await self._clone(task, writer)
-            base = await self._workspaces.start_branch(path, branch)
-            await self._workspaces.hand_over(path)
+            resume = await self.quota.resumable(task, agent, Phase.EXECUTE, writer)
+            if resume is not None and resume.base:
+                path, base, prompt = self._workspaces.path(task.task_id), resume.base, RESUME_PROMPT
+            else:
+                resume = None
+                path = await self._clone(task, writer)
+                base = await self._workspaces.start_branch(path, branch)
+                await self._workspaces.hand_over(path)
             outcome = await self._session.run(
-                agent, path, Phase.EXECUTE, prompt, writer, settings=run.settings
+                agent, path, Phase.EXECUTE, prompt, writer, settings=run.settings, resume=resume
             )
             await self._add_cost(outcome)
+            if outcome.quota is not None:
+                raise await self.quota.hit(
+                    task,
+                    agent,
+                    Phase.EXECUTE,
+                    outcome,
+                    writer,
+                    token=token,
+                    policy=run.policy,
+                    base=base,
+                )
+            if resume is not None and not outcome.ok:
+                raise await self.quota.restart(task, agent, outcome, writer)
+            await self.quota.settled(task, agent)
             fields |= outcome.stats
             if outcome.ok:
                 stat = await self._check_change(run.policy, task, path, base, writer)
@@ -353,6 +402,8 @@ class PhaseRunner:
         fields: dict[str, Any],
     ) -> None:
         await writer.flush()  # the status entry that follows carries the reason
+        # A failed task retried later starts afresh, never from a session parked before.
+        await self._store.quota.unpark(task.task_id)
         if outcome.error:
             outcome.error = self._redactor.redact(outcome.error)  # git errors quote URLs
         fields |= {"error": outcome.error, "result": outcome.result}
@@ -374,12 +425,18 @@ class PhaseRunner:
         keep_s = self._settings.keep_failed_workspaces * 3600
         try:
             removed = await self._workspaces.sweep(self._is_live, keep_s)
+            homes = await sweep_homes(self._settings, self._is_live)
         except Exception:
             # Housekeeping must never stop the worker from taking jobs; the next sweep retries.
             log.exception("worker %s: workspace sweep failed", self._worker)
             return
-        if removed:
-            log.info("worker %s: removed %d leftover workspaces", self._worker, len(removed))
+        if removed or homes:
+            log.info(
+                "worker %s: removed %d leftover workspaces, %d agent homes",
+                self._worker,
+                len(removed),
+                homes,
+            )
 
     async def _is_live(self, task_id: str) -> bool:
         try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +16,41 @@ from hookagent.models import LogStream, Phase, utc_iso
 from hookagent.race import race, raise_if_cancelling
 from hookagent.redact import RedactingStream, Redactor
 from hookagent.settings import Settings
-from hookagent.store import Store, StoreUnavailable
+from hookagent.store import Parked, Store, StoreUnavailable
 from hookagent.store.writer import LogWriter
 from hookagent.worker.sandbox import sandboxed
+from hookagent.worker.workspace import TASK_ID, remove_tree
 
 # The UI shows a run's progress live; more often than once a second is a write nobody sees.
 PROGRESS_EVERY_S = 1.0
-# Under the data dir: one private directory per run for the CLI's own configuration
-# (CODEX_HOME, GEMINI_CLI_HOME), outside every workspace, removed when the run ends.
+# Under the data dir: one private directory per task for the CLI's own configuration
+# (CODEX_HOME, GEMINI_CLI_HOME), outside every workspace, removed when the run ends, or
+# when the task does if the run ended on the model's quota (its session is resumed there).
 AGENT_HOMES = "agent-homes"
 # A final progress save waiting out a Redis outage tries again after this long, at most.
 SAVE_RETRY_MAX_S = 1.0
+
+
+def task_home(settings: Settings, task_id: str) -> Path:
+    """The CLI configuration home of the task's runs (under a 0700 ``agent-homes``)."""
+    homes = settings.data_dir.resolve() / AGENT_HOMES
+    homes.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return homes / task_id
+
+
+async def sweep_homes(settings: Settings, is_live: Callable[[str], Awaitable[bool]]) -> int:
+    """Remove the homes of ended or vanished tasks (a parked one cancelled, say); how many."""
+    root = settings.data_dir.resolve() / AGENT_HOMES
+    try:
+        found = sorted(root.iterdir())
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for home in found:
+        if TASK_ID.match(home.name) and not await is_live(home.name):
+            await asyncio.to_thread(remove_tree, home)
+            removed += 1
+    return removed
 
 
 class Reporter:
@@ -151,25 +175,42 @@ class AgentSession:
         writer: LogWriter,
         *,
         settings: Settings | None = None,
+        resume: Parked | None = None,
     ) -> AgentOutcome:
         """The agent's outcome; a stall or timeout is a failed outcome with its reason.
 
         ``settings``: this run's own (a repository policy's timeout and budget), if any.
+        ``resume``: the session parked on the quota that this run continues, in the home
+        that run left. The home is kept after a run that ends on the quota (the CLI's
+        session lives there), and removed after any other.
         """
         s = settings or self._settings
 
         async def blocked(target: str) -> None:
             await writer.system(f"blocked connection to {target}")
 
-        homes = s.data_dir.resolve() / AGENT_HOMES
-        homes.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # TemporaryDirectory: mode 0700, and its cleanup copes with read-only dirs inside.
-        with tempfile.TemporaryDirectory(prefix=f"{writer.task_id}-", dir=homes) as home:
-            # Under the network allowlist the run's egress proxy serves until the agent is done.
-            # The configuration home is written (and, under bwrap, bound in) by sandboxed().
-            sandbox = sandboxed(agent, phase, path, s, home=Path(home), on_blocked=blocked)
+        home = task_home(s, writer.task_id)
+        if resume is None:
+            remove_tree(home)  # a fresh start: nothing of an earlier run's configuration
+        session = resume.session if resume is not None else None
+        kept = False
+        try:
+            home.mkdir(mode=0o700, exist_ok=True)
+            # Under the network allowlist the run's egress proxy serves until the agent is
+            # done. The configuration home is written (and, under bwrap, bound in) by
+            # sandboxed().
+            sandbox = sandboxed(
+                agent, phase, path, s, home=home, on_blocked=blocked, resume=session
+            )
             async with sandbox as (argv, env):
-                return await self._supervise(agent, phase, path, prompt, writer, (argv, env), s)
+                outcome = await self._supervise(
+                    agent, phase, path, prompt, writer, (argv, env), s, session
+                )
+            kept = outcome.quota is not None
+            return outcome
+        finally:
+            if not kept:
+                remove_tree(home)
 
     async def _supervise(
         self,
@@ -180,6 +221,7 @@ class AgentSession:
         writer: LogWriter,
         command: tuple[list[str], dict[str, str]],
         s: Settings,
+        resume: str | None,
     ) -> AgentOutcome:
         """Run the prepared ``command`` with its watchdogs; the judged outcome."""
         argv, env = command
@@ -189,7 +231,7 @@ class AgentSession:
             else (s.execution_timeout, "HOOKAGENT_EXECUTION_TIMEOUT")
         )
         where = " in a bwrap sandbox" if s.sandbox == "bwrap" else ""
-        await writer.system(f"running {' '.join(agent.argv(phase))}{where}")
+        await writer.system(f"running {' '.join(agent.argv(phase, resume=resume))}{where}")
 
         async def remember(pgid: int) -> None:
             # So that a successor on this host can end what a killed worker left running.

@@ -219,6 +219,7 @@ async def sandboxed(
     *,
     home: Path,
     on_blocked: OnBlocked,
+    resume: str | None = None,
 ) -> AsyncIterator[tuple[list[str], dict[str, str]]]:
     """The argv and environment to start ``agent`` with, under ``HOOKAGENT_SANDBOX``.
 
@@ -226,9 +227,10 @@ async def sandboxed(
     bwrap it is bound in and the variables naming it point at AGENT_HOME.
     Under bwrap with ``HOOKAGENT_SANDBOX_NETWORK=allowlist`` the run's egress proxy serves
     while the context is open: start the agent inside it, and leave once it has exited.
-    ``on_blocked`` hears ``HOST:PORT`` of each connection the proxy refused.
+    ``on_blocked`` hears ``HOST:PORT`` of each connection the proxy refused. ``resume``: the
+    CLI's session to continue.
     """
-    argv = agent.argv(phase)
+    argv = agent.argv(phase, resume=resume)
     workspace = workspace.resolve()  # bwrap binds absolute paths; the data dir may be relative
     env = agent_environment(
         os.environ, allowed_extra=parse_names(settings.agent_env), agent_names=agent.env_names

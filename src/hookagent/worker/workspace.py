@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GIT_USER = "x-access-token"
 REDACTED = "[REDACTED]"
-_TASK_ID = re.compile(r"^task-[0-9]+-[0-9a-f]+$")
+TASK_ID = re.compile(r"^task-[0-9]+-[0-9a-f]+$")
 # The userinfo of an http(s) URL: everything up to the last "@" before the path.
 _HTTP_USERINFO = re.compile(r"^(?P<scheme>https?)://(?P<userinfo>[^/?#]*)@", re.IGNORECASE)
 _ANY_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@")
@@ -121,7 +121,7 @@ def _private_dir(path: Path) -> None:
     path.chmod(0o700)
 
 
-def _rmtree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """Delete ``path`` whatever the agent did to it (a symlink in its place, read-only dirs)."""
     if path.is_symlink():
         path.unlink()
@@ -260,7 +260,7 @@ class Workspaces:
 
     def path(self, task_id: str) -> Path:
         """Where the task's clone lives."""
-        if not _TASK_ID.match(task_id):
+        if not TASK_ID.match(task_id):
             raise WorkspaceError(f"bad task id {task_id!r}")
         return self._root / task_id
 
@@ -285,8 +285,8 @@ class Workspaces:
         """
         target, private = self.path(task_id), self.git_dir(task_id)
         try:
-            await asyncio.to_thread(_rmtree, target)
-            await asyncio.to_thread(_rmtree, private)
+            await asyncio.to_thread(remove_tree, target)
+            await asyncio.to_thread(remove_tree, private)
             for directory in self._private:
                 _private_dir(directory)
             target.mkdir(mode=0o700)
@@ -313,7 +313,7 @@ class Workspaces:
         tracked = [b for b in branches if b[1] != current] or branches
 
         def copy_tree() -> None:
-            _rmtree(copy)
+            remove_tree(copy)
             # A copy, not hard links: the agent could write into a shared object file.
             shutil.copytree(private, copy, symlinks=True)
             (copy / "config").write_text(_agent_config(url))
@@ -327,11 +327,18 @@ class Workspaces:
         except OSError as exc:
             raise WorkspaceError(f"could not give the agent its .git: {exc}") from None
 
+    def kept(self, task_id: str) -> bool:
+        """Whether the task's workspace and git directory are still on this host."""
+        return all(
+            path.is_dir() and not path.is_symlink()
+            for path in (self.path(task_id), self.git_dir(task_id))
+        )
+
     async def remove(self, task_id: str) -> bool:
         """Delete the task's workspace and git directory; False (warning logged) on refusal."""
         try:
-            await asyncio.to_thread(_rmtree, self.path(task_id))
-            await asyncio.to_thread(_rmtree, self.git_dir(task_id))
+            await asyncio.to_thread(remove_tree, self.path(task_id))
+            await asyncio.to_thread(remove_tree, self.git_dir(task_id))
         except OSError as exc:
             log.warning("could not remove workspace %s: %s", task_id, exc)
             return False
@@ -360,7 +367,7 @@ class Workspaces:
                 continue
             for entry in found:
                 name = entry.name.removesuffix(suffix) if suffix else entry.name
-                if _TASK_ID.match(name) and (suffix == "" or entry.name.endswith(suffix)):
+                if TASK_ID.match(name) and (suffix == "" or entry.name.endswith(suffix)):
                     entries[name] = entry  # the workspace's age counts when both exist
         removed: list[str] = []
         for task_id, entry in sorted(entries.items()):
