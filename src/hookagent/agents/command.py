@@ -8,6 +8,7 @@ from pathlib import Path
 from hookagent.agents.base import AgentLine, AgentOutcome, TextLines
 from hookagent.agents.progress import Progress
 from hookagent.models import EventKind, LogStream, Phase
+from hookagent.policy import McpServer
 
 PLAN_MAX_CHARS = 256 * 1024
 
@@ -23,6 +24,7 @@ class CommandAgent:
         if not argv:
             raise ValueError("HOOKAGENT_AGENT_COMMAND is empty; set the command to run")
         self._argv = argv
+        self.mcp_servers: Mapping[str, McpServer] = {}
 
     def argv(self, phase: Phase) -> list[str]:
         """The configured command, the same for every phase."""
@@ -31,6 +33,10 @@ class CommandAgent:
     def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
         """Nothing to write: the CLI is configured by its environment."""
         return {}
+
+    def config_argv(self, home: Path) -> list[str]:
+        """Nothing: no file is written."""
+        return []
 
     def start(self) -> CommandRun:
         """A fresh run parser."""

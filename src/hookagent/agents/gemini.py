@@ -9,10 +9,12 @@ from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli
 from hookagent.agents.home import start_home
+from hookagent.agents.mcp import gemini_config
 from hookagent.agents.progress import Progress
 from hookagent.agents.text import short
 from hookagent.errors import AgentError
 from hookagent.models import EventKind, LogStream, Phase
+from hookagent.policy import McpServer
 
 # A fixed -p: the task's text goes to stdin, which the CLI appends to the prompt; it is
 # never a command-line argument.
@@ -55,8 +57,9 @@ class GeminiAgent(ModelCli):
         model: str | None = None,
         extra_args: list[str] | None = None,
         template: Path | None = None,
+        mcp_servers: Mapping[str, McpServer] | None = None,
     ) -> None:
-        super().__init__(binary, model=model, extra_args=extra_args)
+        super().__init__(binary, model=model, extra_args=extra_args, mcp_servers=mcp_servers)
         self._template = template
 
     def argv(self, phase: Phase) -> list[str]:
@@ -86,7 +89,11 @@ class GeminiAgent(ModelCli):
         user.mkdir(mode=0o700, exist_ok=True)
         settings = user / "settings.json"
         base = _template_settings(settings) if settings.exists() else {}
-        settings.write_text(json.dumps(_merged(base, USER_SETTINGS)))
+        ours: dict[str, Any] = dict(USER_SETTINGS)
+        if self.mcp_servers:
+            ours["mcpServers"] = gemini_config(self.mcp_servers)
+        settings.write_text(json.dumps(_merged(base, ours)))
+        settings.chmod(0o600)
         pinned = {name: value for name, value in PINNED_ENV.items() if name not in env}
         return {**pinned, "GEMINI_CLI_HOME": str(gemini_home)}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hookagent.briefing.discussion import OWN_MARKER
@@ -102,7 +103,10 @@ def _outcome(task: Task) -> list[str]:
     if task.status is TaskStatus.COMPLETED:
         noun = "Merge request" if task.forge == "gitlab" else "Pull request"
         pr = f"{noun}: {task.pr_url}" if task.pr_url else (task.result or "no changes")
-        return [f"{pr} · cost {cost(task)} · {duration(task)}"]
+        shown = [f"{pr} · cost {cost(task)} · {duration(task)}"]
+        if task.checks:
+            shown.append(f"`checks: {json.dumps(task.checks)}`")
+        return shown
     if task.status in {TaskStatus.FAILED, TaskStatus.CANCELLED}:
         reason, _ = trim(task.error or task.status.value, 2000)
         return [f"Reason: `{reason}`" if "`" not in reason else f"Reason: {reason}"]
