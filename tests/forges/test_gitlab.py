@@ -80,3 +80,10 @@ async def test_refusals_say_whether_a_retry_may_work(gitlab: GitLabStub) -> None
         await forge(gitlab).open_change_request(
             repo=PROJECT, head="x y", base="main", title="t", body="b"
         )
+
+
+async def test_a_draft_merge_request_has_the_draft_prefix(gitlab: GitLabStub) -> None:
+    await forge(gitlab).open_change_request(
+        repo=PROJECT, head="hookagent/d", base="main", title="hookagent: t", body="b", draft=True
+    )
+    assert gitlab.requests[0]["body"]["title"] == "Draft: hookagent: t"
