@@ -14,10 +14,15 @@ from hookagent.store import Store
 from hookagent.worker.sandbox import probe
 from tests.anthropic_stub import MessagesStub, Turn
 from tests.conftest import RunWorker
+from tests.e2e.clis import entry, log_of, open_task, settle
 from tests.e2e.test_claude_code import claude_bin, plan_from_sentry, use_stub
+from tests.e2e.test_gemini import PLAN as GEMINI_PLAN
+from tests.e2e.test_gemini import api, gemini
+from tests.gemini_stub import ConversationStub, Reply
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.e2e
+__all__ = ["api", "gemini"]  # fixtures, imported to be used here
 
 SERVER = Path(__file__).resolve().parent.parent / "mcp_server.py"
 # Its name says nothing of a secret: only the policy's ``env`` makes it one.
@@ -84,3 +89,29 @@ async def test_the_cli_sees_the_servers_tools_and_its_call_is_logged(
     assert f"[stdout] tool result: exists={seen}" in messages, messages
     running = next(m for m in messages if m.startswith("[system] running "))
     assert SECRET not in running
+
+
+async def test_gemini_sees_the_servers_tools_and_its_call_is_logged(
+    client: httpx.AsyncClient,
+    store: Store,
+    api: ConversationStub,
+    gemini: RunWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real Gemini CLI, given the server by its settings.json, offers and calls its tool."""
+    monkeypatch.setenv(SECRET_NAME, SECRET)
+    lookup = {"query": "currency", "env": SECRET_NAME}
+    api.script([Reply(tool="mcp_glossary_lookup", arguments=lookup), Reply(text=GEMINI_PLAN)])
+    gemini(policy_file=mcp_policy(tmp_path))
+    tid = await open_task(client)
+    status = await settle(store, tid)
+    logs = await log_of(client, tid)
+    messages = [e["message"] for e in logs]
+    assert status is TaskStatus.PENDING_APPROVAL, messages
+    declared = json.dumps(api.conversations()[0]["body"].get("tools", []))
+    assert '"mcp_glossary_lookup"' in declared and '"mcp_glossary_where"' in declared
+    assert entry(logs, "[stdout] mcp_glossary_lookup: ")["kind"] == "tool_use"
+    result = entry(logs, "[stdout] tool result: mcp_glossary_lookup")["message"]
+    assert "found currency env=[REDACTED:secret]" in result, messages
+    assert SECRET not in json.dumps(logs)
