@@ -24,6 +24,7 @@ from hookagent.policy import Policy
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store.writer import LogWriter
+from hookagent.worker.run import AGENT_HOMES
 from hookagent.worker.sandbox import sandboxed
 
 # What a fix turn, the change request's body and the log's summary quote of a failed run.
@@ -37,8 +38,6 @@ tests pass. Do not delete, skip or weaken tests to make them pass.
 Test command: {command}
 {output}
 """
-# Under the data dir, beside the agents' homes: the test run's own (empty) configuration home.
-TEST_HOMES = "agent-homes"
 
 # Runs the agent once more on the workspace with a prompt; its outcome.
 AgentTurn = Callable[[bytes], Awaitable[AgentOutcome]]
@@ -131,7 +130,8 @@ class Checker:
             await writer.system(f"test: blocked connection to {target}")
 
         agent = CommandAgent([shutil.which("sh") or "/bin/sh", "-c", command])
-        homes = settings.data_dir.resolve() / TEST_HOMES
+        # Its own (empty) configuration home, beside the agents' runs' homes.
+        homes = settings.data_dir.resolve() / AGENT_HOMES
         homes.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f"{writer.task_id}-test-", dir=homes) as home:
             sandbox = sandboxed(
