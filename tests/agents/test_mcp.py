@@ -41,7 +41,8 @@ def private(path: Path) -> bool:
 
 def test_claude_code_gets_an_mcp_config_file_and_only_it(home: Path) -> None:
     agent = ClaudeAgent("claude", allowed_tools=["Read", "Edit"], mcp_servers=SERVERS)
-    assert agent.configure(home, {}) == {}
+    # The CLI waits for the servers before its first request.
+    assert agent.configure(home, {}) == {"MCP_CONNECTION_NONBLOCKING": "false"}
     written = home / "claude-mcp.json"
     assert private(written)
     assert json.loads(written.read_text()) == {

@@ -80,16 +80,20 @@ class ClaudeAgent:
         Else nothing: the CLI is configured by its environment. The MCP servers go to a
         file of their own, which ``config_argv`` names.
         """
+        variables: dict[str, str] = {}
         if self.mcp_servers:
             config = home / CLAUDE_MCP_FILE
             with config.open("x") as out:
                 config.chmod(0o600)
                 out.write(claude_config(self.mcp_servers))
+            # Headless, the CLI otherwise sends its first request while the servers still
+            # start: their tools would be missing from the first turn.
+            variables["MCP_CONNECTION_NONBLOCKING"] = "false"
         if self._template is None:
-            return {}
+            return variables
         config = home / "claude"
         start_home(config, self._template, setting="HOOKAGENT_CLAUDE_CONFIG_DIR")
-        return {"CLAUDE_CONFIG_DIR": str(config)}
+        return variables | {"CLAUDE_CONFIG_DIR": str(config)}
 
     def config_argv(self, home: Path) -> list[str]:
         """``--mcp-config`` naming the servers' file, and only it: not the clone's ``.mcp.json``."""
