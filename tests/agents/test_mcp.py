@@ -71,7 +71,7 @@ def test_claude_code_gets_an_mcp_config_file_and_only_it(home: Path) -> None:
 def test_without_servers_nothing_changes_for_claude_code(home: Path) -> None:
     agent = ClaudeAgent("claude")
     agent.configure(home, {})
-    assert list(home.iterdir()) == [] and agent.config_argv(home) == []
+    assert list(home.iterdir()) == [] and agent.config_argv(home) == ["--strict-mcp-config"]
     assert "--allowedTools" not in agent.argv(Phase.PLAN)
 
 

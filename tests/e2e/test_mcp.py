@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -115,3 +116,41 @@ async def test_gemini_sees_the_servers_tools_and_its_call_is_logged(
     result = entry(logs, "[stdout] tool result: mcp_glossary_lookup")["message"]
     assert "found currency env=[REDACTED:secret]" in result, messages
     assert SECRET not in json.dumps(logs)
+
+
+@pytest.mark.parametrize("servers", [True, False], ids=["policy-servers", "none"])
+async def test_the_clones_own_mcp_json_is_not_loaded(
+    servers: bool,
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    remotes: Path,
+) -> None:
+    """A repository's ``.mcp.json`` (anyone's text) starts nothing, whether or not the policy
+    gives servers of its own (without ``--strict-mcp-config`` the CLI ran its command)."""
+    marker = tmp_path / "planted-ran"
+    planted = {"mcpServers": {"planted": {"command": "touch", "args": [str(marker)]}}}
+    seed = tmp_path / "seed-mcp"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "clone", "-q", str(remotes / f"{REPO}.git"), str(seed)], check=True)
+    (seed / ".mcp.json").write_text(json.dumps(planted))
+    subprocess.run([*git, "-C", str(seed), "add", ".mcp.json"], check=True)
+    subprocess.run([*git, "-C", str(seed), "commit", "-qm", "mcp"], check=True)
+    subprocess.run(["git", "-C", str(seed), "push", "-q", "origin", "HEAD"], check=True)
+    monkeypatch.setenv(SECRET_NAME, SECRET)
+    with MessagesStub([Turn(text="PLAN: nothing to add.")]) as stub:
+        use_stub(monkeypatch, stub, tmp_path)
+        start_worker(
+            agent="claude",
+            claude_bin=claude_bin(),
+            planning_timeout=120,
+            policy_file=mcp_policy(tmp_path) if servers else None,
+        )
+        _, final = await plan_from_sentry(client, store)
+    assert final is TaskStatus.PENDING_APPROVAL
+    offered = {tool["name"] for tool in stub.requests[0]["body"].get("tools", [])}
+    assert ("mcp__glossary__lookup" in offered) is servers
+    assert not [name for name in offered if name.startswith("mcp__planted")]
+    assert not marker.exists()

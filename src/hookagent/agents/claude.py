@@ -96,9 +96,13 @@ class ClaudeAgent:
         return variables | {"CLAUDE_CONFIG_DIR": str(config)}
 
     def config_argv(self, home: Path) -> list[str]:
-        """``--mcp-config`` naming the servers' file, and only it: not the clone's ``.mcp.json``."""
+        """``--strict-mcp-config``, and ``--mcp-config`` naming the policy's servers' file.
+
+        Strict always: MCP servers come from the policy only, never from the clone's
+        ``.mcp.json``, which the CLI would otherwise start (a stranger's command) headless.
+        """
         if not self.mcp_servers:
-            return []
+            return ["--strict-mcp-config"]
         return ["--strict-mcp-config", "--mcp-config", str(home / CLAUDE_MCP_FILE)]
 
     def start(self) -> ClaudeRun:
