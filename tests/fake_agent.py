@@ -109,6 +109,8 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
         return auto(prompt, args)
     if mode == "ui":
         return ui(prompt, args)
+    if mode == "fixer":
+        return fixer(prompt, args)
     if mode == "home":
         # What its configuration home holds; then it plants a file in a read-only directory.
         home = os.environ["AGENT_HOME"]
@@ -212,6 +214,42 @@ def vandal_round(prompt: str, markers: str, decoy: str) -> int:
         os.chmod(path, 0o755)
     with open("app.py", "a") as source:
         source.write("\n# addressed, hostilely\n")
+    print("done")
+    return 0
+
+
+def fixer(prompt: str, args: list[str]) -> int:
+    """Plan; execute as ``auto``; on a fix turn (a failed test's output in the prompt) quote
+    that output and, with ``fix``, make the test pass (``fixed = True`` in app.py).
+
+    ``subvert DIR``: the execution also writes ``run_tests.py``, the file the test command
+    runs, which writes DIR/escaped and reads DIR/host-secret.txt, a directory of the host.
+    """
+    if "Approved plan:" not in prompt:
+        print("PLAN: guard the division in app.py")
+        return 0
+    if "Test command:" in prompt:
+        print("fix turn; saw: " + " | ".join(x for x in prompt.splitlines() if "NOT FIXED" in x))
+        if args[:1] == ["fix"]:
+            with open("app.py", "a") as source:
+                source.write("\nfixed = True\n")
+        return 0
+    with open("app.py", "a") as source:
+        source.write("\n\ndef safe_total(xs):\n    return total(xs) if xs else 0\n")
+    if args[:1] == ["subvert"]:
+        with open("run_tests.py", "w") as script:
+            script.write(
+                "import os\n"
+                f"host = {args[1]!r}\n"
+                "try:\n"
+                "    open(os.path.join(host, 'escaped'), 'w').write('escaped')\n"
+                "except OSError as exc:\n"
+                "    print('write blocked', type(exc).__name__)\n"
+                "try:\n"
+                "    print('read', open(os.path.join(host, 'host-secret.txt')).read())\n"
+                "except OSError as exc:\n"
+                "    print('read blocked', type(exc).__name__)\n"
+            )
     print("done")
     return 0
 

@@ -66,6 +66,26 @@ def test_auto_rules_match_every_key_they_name() -> None:
             '[repo."acme/x"]\nnetwork_allow = ["https://x.org"]\n',
             "[repo.\"acme/x\"] network_allow: entry 'https://x.org' is not host[:port]",
         ),
+        (
+            '[repo."acme/x".mcp_servers.my_docs]\ncommand = "x"\n',
+            "mcp_servers: server name 'my_docs': letters, digits and '-' only (no '_')",
+        ),
+        (
+            '[repo."acme/x".mcp_servers.docs]\ncommand = "x"\nurl = "https://d.org/mcp"\n',
+            "mcp_servers.docs: set either command (a stdio server) or url",
+        ),
+        ('[repo."acme/x".mcp_servers.docs]\nargs = ["x"]\n', "mcp_servers.docs: set either"),
+        (
+            '[repo."acme/x".mcp_servers.docs]\ncommand = "x"\nenv = ["TOKEN=abc"]\n',
+            "mcp_servers.docs.env: 'TOKEN=abc' is not an environment variable name (names only)",
+        ),
+        (
+            '[repo."acme/x".mcp_servers.docs]\nurl = "https://d.org"\nenv = ["T"]\n',
+            "mcp_servers.docs: args and env are for a command",
+        ),
+        ('[repo."acme/x".mcp_servers.docs]\nurl = "file:///x"\n', "must be an http:// or"),
+        ('[repo."acme/x".mcp_servers.docs]\ncommand = "x"\nport = 1\n', "docs.port: extra"),
+        ("[default]\nmax_test_fixes = 9\n", "max_test_fixes: input should be less than"),
     ],
 )
 def test_invalid_files_name_the_file_table_and_key(text: str, says: str) -> None:
@@ -177,3 +197,26 @@ def test_a_long_thread_keeps_the_newest_comments() -> None:
     text = render_thread(comments, limit=500)
     assert text.startswith("Comments, oldest first (6 earlier comments left out for size):")
     assert "user5" not in text and "user6" in text and text.endswith("x" * 100)
+
+
+def test_mcp_servers_and_test_parse_and_default() -> None:
+    text = (
+        '[default]\ntest = "python -m pytest -q"\n\n'
+        '[repo."acme/x".mcp_servers.docs]\ncommand = "docs-mcp"\nargs = ["--stdio"]\n'
+        'env = ["DOCS_AUTH"]\n\n[repo."acme/x".mcp_servers.web]\nurl = "https://d.org/mcp"\n'
+    )
+    book = parse_policies(text, "hookagent.toml")
+    policy = book.effective("acme/x")
+    assert policy.test == "python -m pytest -q" and policy.max_test_fixes == 1
+    docs = policy.mcp_servers["docs"]
+    assert (docs.command, docs.args, docs.env, docs.url) == (
+        "docs-mcp",
+        ("--stdio",),
+        ("DOCS_AUTH",),
+        None,
+    )
+    assert policy.mcp_servers["web"].url == "https://d.org/mcp"
+    assert book.effective("acme/other").mcp_servers == {}
+    # GET /policies shows the names of the variables, never a value.
+    assert book.view()["repos"]["acme/x"]["mcp_servers"]["docs"]["env"] == ["DOCS_AUTH"]
+    assert parse_policies('[default]\ntest = " "\n', "h.toml").default.test is None

@@ -57,6 +57,8 @@ class LogStream(StrEnum):
     STDOUT = "stdout"
     STDERR = "stderr"
     SYSTEM = "system"
+    # The policy's ``test`` command, run in the sandbox after execution.
+    TEST = "test"
 
 
 class EventKind(StrEnum):
@@ -70,6 +72,14 @@ class EventKind(StrEnum):
     ERROR = "error"
     RAW = "raw"
     STATUS = "status"
+
+
+class CheckResult(StrEnum):
+    """How a check of the change before it ships (policy ``test``) ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    NOT_CONFIGURED = "not configured"
 
 
 class Phase(StrEnum):
@@ -293,19 +303,22 @@ class Task(BaseModel):
     duration_ms: int | None = None
     labels: list[str] = Field(default_factory=list)
     level: str | None = None
+    # Checks run on the change before it shipped: ``{"test": "passed"}``; empty before.
+    checks: dict[str, CheckResult] = Field(default_factory=dict)
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Task:
         """Build from a Redis hash whose values are all strings (lists stored as JSON)."""
         fields: dict[str, Any] = {k: v for k, v in data.items() if v != "" and k in FIELDS}
-        if "labels" in fields:
-            fields["labels"] = json.loads(fields["labels"])
+        for name in ("labels", "checks"):
+            if name in fields:
+                fields[name] = json.loads(fields[name])
         return cls.model_validate(fields)
 
     def to_hash(self) -> dict[str, str]:
         """The Redis hash fields (absent optionals are omitted, lists as JSON)."""
         return {
-            k: json.dumps(v) if isinstance(v, list) else str(v)
+            k: json.dumps(v) if isinstance(v, list | dict) else str(v)
             for k, v in self.model_dump().items()
             if v is not None
         }

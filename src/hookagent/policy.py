@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 SETTING = "HOOKAGENT_POLICY_FILE"
 _REPO_NAME = re.compile(r"^[\w.-]+/[\w.-]+$")
 _TABLES = ("default", "repo")
+# An MCP server's name: the CLIs build tool names from it (Claude ``mcp__<name>__<tool>``,
+# Gemini ``mcp_<name>_<tool>``, which splits at the first ``_``), so no underscore.
+_SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
+# An environment variable's name, as a shell spells one.
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class AutoRule(BaseModel):
@@ -83,6 +88,52 @@ def _toml(value: object) -> str:
     return str(value)
 
 
+class McpServer(BaseModel):
+    """One ``[repo."o/n".mcp_servers.<name>]`` table: a stdio ``command`` or an HTTP ``url``.
+
+    ``env`` lists variable names only; their values come from hookagent's environment when
+    a run starts (and are redacted from its log).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: str | None = Field(default=None, min_length=1)
+    args: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    url: str | None = None
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: str | None) -> str | None:
+        # One program, not a shell line: no shell ever reads it.
+        if value is not None and (value != value.strip() or "\0" in value):
+            raise ValueError("must be a program name or path, without surrounding spaces")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name (names only)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> McpServer:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("set either command (a stdio server) or url (an HTTP server)")
+        if self.url is not None and (self.args or self.env):
+            raise ValueError("args and env are for a command; an HTTP server takes only url")
+        return self
+
+
 @dataclass(frozen=True, slots=True)
 class Facts:
     """What auto-approve rules look at: the task's source, labels, Sentry level, plan size."""
@@ -119,6 +170,27 @@ class Policy(BaseModel):
     reviewers: tuple[str, ...] = ()
     # Review every pull request others open or push to (never hookagent's own).
     review_prs: bool = False
+    # Tools the agent's CLI is given (Claude Code, Codex, Gemini), by server name.
+    mcp_servers: dict[str, McpServer] = Field(default_factory=dict)
+    # Run in the sandbox after execution; a failure gives the agent max_test_fixes more turns.
+    test: str | None = None
+    max_test_fixes: int = Field(default=1, ge=0, le=5)
+    test_timeout: float = Field(default=600.0, gt=0)
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _server_names(cls, value: dict[str, McpServer]) -> dict[str, McpServer]:
+        for name in value:
+            if not _SERVER_NAME.match(name):
+                raise ValueError(
+                    f"server name {name!r}: letters, digits and '-' only (no '_'), at most 32"
+                )
+        return value
+
+    @field_validator("test")
+    @classmethod
+    def _test_command(cls, value: str | None) -> str | None:
+        return value if value is None or value.strip() else None
 
     @field_validator("network_allow")
     @classmethod

@@ -167,6 +167,14 @@ class Redactor:
                 self._probes.setdefault(needle, []).append((re.compile(pattern), marker(kind)))
         self._secret = marker("secret")
 
+    def learn(self, secrets: Iterable[str]) -> None:
+        """Scrub ``secrets`` too from now on: values a run reads after start (MCP servers')."""
+        given = list(secrets)
+        if not given:
+            return
+        self._values = self._values | secret_forms(given)
+        self._cores = self._cores | (base64_forms(given) - self._values)
+
     @property
     def secret_count(self) -> int:
         """How many distinct texts of configured secrets (forms included) are scrubbed."""

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from hookagent.api.errors import ErrorBody
-from hookagent.models import NewTask, TaskStatus
+from hookagent.models import Action, NewTask, TaskStatus
 from hookagent.store import Store
 from tests.api.test_auth import ADMIN, live, secured
 from tests.conftest import RunWorker
@@ -98,3 +98,17 @@ async def test_a_422_is_declared_with_the_body_the_server_sends(client: httpx.As
     assert answer.status_code == 422
     assert ErrorBody.model_validate(answer.json()).error == "invalid_payload"
     assert set(spec["components"]["schemas"]["ErrorBody"]["required"]) == {"error"}
+
+
+async def test_the_task_declares_its_checks(client: httpx.AsyncClient, store: Store) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    checks = schemas["TaskDetail"]["properties"]["checks"]
+    assert checks["additionalProperties"] == {"$ref": "#/components/schemas/CheckResult"}
+    assert schemas["CheckResult"]["enum"] == ["passed", "failed", "not configured"]
+    task_id = await seeded_task(store)
+    assert (await client.get(f"/tasks/{task_id}")).json()["checks"] == {}
+    await store.tasks.advance(
+        task_id, Action.APPROVE, fields={"checks": json.dumps({"test": "not configured"})}
+    )
+    assert (await client.get(f"/tasks/{task_id}")).json()["checks"] == {"test": "not configured"}

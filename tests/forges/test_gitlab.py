@@ -98,3 +98,10 @@ async def test_review_replies_go_into_the_discussion_and_the_merge_request(
     # A discussion id from a payload is one path segment, whatever it holds.
     await forge(gitlab).reply_in_review(PROJECT, 3, "../../issues/1", "x")
     assert gitlab.requests[-1]["path"].endswith("/discussions/..%2F..%2Fissues%2F1/notes")
+
+
+async def test_a_draft_merge_request_has_the_draft_prefix(gitlab: GitLabStub) -> None:
+    await forge(gitlab).open_change_request(
+        repo=PROJECT, head="hookagent/d", base="main", title="hookagent: t", body="b", draft=True
+    )
+    assert gitlab.requests[0]["body"]["title"] == "Draft: hookagent: t"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from hookagent.models import NewTask, Task, TaskStatus
+from hookagent.models import CheckResult, NewTask, Task, TaskStatus
 from hookagent.notify.replies import markdown_reply
 from hookagent.settings import Settings
 from hookagent.sources import Command, Ignored, parse_github, parse_jira
@@ -126,3 +126,16 @@ def test_github_reply_shows_the_agents_todos_as_a_checklist(settings: Settings) 
     assert body.startswith("<!-- hookagent:task-1-abc -->")
     assert "- [x] Guard empty list\n- [ ] Add test" in body
     assert "Executing" in body and "> approved by lee (github)" in body
+
+
+def test_the_status_comment_shows_the_checks(settings: Settings) -> None:
+    task = Task(
+        task_id="task-1-abc", source="github", repository=REPO, title="t", prompt="p",
+        status=TaskStatus.COMPLETED, created_at="2026-11-25T05:30:00.000Z",
+        updated_at="2026-11-25T05:31:00.000Z", pr_url="https://github.com/a/b/pull/1",
+        checks={"test": CheckResult.FAILED},
+    )  # fmt: skip
+    assert '`checks: {"test": "failed"}`' in markdown_reply(task, settings, None, None)
+    # Stored and read back as the API shows it.
+    assert Task.from_hash(task.to_hash()).checks == {"test": "failed"}
+    assert Task.from_hash({**task.to_hash(), "checks": ""}).checks == {}

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, Protocol
 from hookagent.agents.progress import Progress
 from hookagent.agents.quota import QuotaHit
 from hookagent.models import EventKind, LogStream, Phase
+from hookagent.policy import McpServer
 
 
 class AgentLine(NamedTuple):
@@ -73,12 +74,17 @@ class Agent(Protocol):
     # none, the URL when unset). The agent's egress proxy lets it through; None: nothing by
     # default (``command``).
     model_endpoint: tuple[str | None, str] | None
+    # The repository's MCP servers (policy ``mcp_servers``), which ``configure`` writes.
+    mcp_servers: Mapping[str, McpServer]
 
     def argv(self, phase: Phase, *, resume: str | None = None) -> list[str]:
         """The command line for ``phase``; the prompt goes on stdin, never here.
 
         ``resume``: the id of the CLI's session to continue (one parked on the quota).
         """
+
+    def config_argv(self, home: Path) -> list[str]:
+        """Arguments naming files ``configure`` wrote, with ``home`` where the CLI sees it."""
 
     def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
         """Write the CLI's configuration for one run into ``home``; the variables to add.
@@ -145,8 +151,18 @@ class ModelCli:
     """Common constructor of the CLI adapters that take a binary, a model and extra args."""
 
     def __init__(
-        self, binary: str, *, model: str | None = None, extra_args: list[str] | None = None
+        self,
+        binary: str,
+        *,
+        model: str | None = None,
+        extra_args: list[str] | None = None,
+        mcp_servers: Mapping[str, McpServer] | None = None,
     ) -> None:
         self._binary = binary
         self._model = model
         self._extra = extra_args or []
+        self.mcp_servers: Mapping[str, McpServer] = dict(mcp_servers or {})
+
+    def config_argv(self, home: Path) -> list[str]:
+        """Nothing: the CLI finds its configuration through the variables ``configure`` sets."""
+        return []

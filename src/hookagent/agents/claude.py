@@ -10,10 +10,12 @@ from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, objects
 from hookagent.agents.home import start_home
+from hookagent.agents.mcp import CLAUDE_MCP_FILE, claude_config, claude_tools
 from hookagent.agents.progress import Progress, finite
 from hookagent.agents.quota import QUOTA_STATUSES, QuotaHit, quota_in, seconds
 from hookagent.agents.text import short
 from hookagent.models import EventKind, LogStream, Phase
+from hookagent.policy import McpServer
 
 # Tool inputs worth showing instead of the whole JSON, in order of preference.
 _INPUT_HINTS = ("command", "file_path", "path", "pattern", "url", "query", "description")
@@ -39,8 +41,10 @@ class ClaudeAgent:
         allowed_tools: list[str] | None = None,
         max_budget_usd: float | None = None,
         template: Path | None = None,
+        mcp_servers: Mapping[str, McpServer] | None = None,
     ) -> None:
         self._binary = binary
+        self.mcp_servers: Mapping[str, McpServer] = dict(mcp_servers or {})
         self._template = template
         self._budget = max_budget_usd
         self._allowed = allowed_tools or []
@@ -52,17 +56,21 @@ class ClaudeAgent:
         """Headless, streaming JSON events; planning is read-only, execution may edit.
 
         Never ``--dangerously-skip-permissions``: execution gets ``acceptEdits`` and an
-        explicit ``--allowedTools`` list instead. ``resume``: ``--resume <session_id>``.
+        explicit ``--allowedTools`` list instead. ``resume``: ``--resume <session_id>``. The
+        policy's MCP servers are allowed in both phases: the operator chose them, and they
+        run in the sandbox like the rest.
         """
         argv = [self._binary, "-p", "--output-format", "stream-json", "--verbose"]
         if resume:
             argv += ["--resume", resume]
+        tools = claude_tools(self.mcp_servers)
         if phase is Phase.EXECUTE:
             argv += ["--permission-mode", "acceptEdits"]
-            if self._allowed:
-                argv += ["--allowedTools", ",".join(self._allowed)]
+            tools = [*self._allowed, *tools]
         else:
             argv += ["--permission-mode", "plan"]
+        if tools:
+            argv += ["--allowedTools", ",".join(tools)]
         if self._model:
             argv += ["--model", self._model]
         if self._max_turns:
@@ -74,13 +82,35 @@ class ClaudeAgent:
     def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
         """A copy of ``HOOKAGENT_CLAUDE_CONFIG_DIR`` as ``CLAUDE_CONFIG_DIR``, when set.
 
-        Else nothing: the CLI is configured by its environment.
+        Else nothing: the CLI is configured by its environment. The MCP servers go to a
+        file of their own, which ``config_argv`` names.
         """
+        variables: dict[str, str] = {}
+        if self.mcp_servers:
+            config = home / CLAUDE_MCP_FILE
+            # A resumed run keeps its home, which the agent could write: ours is made anew.
+            config.unlink(missing_ok=True)
+            with config.open("x") as out:
+                config.chmod(0o600)
+                out.write(claude_config(self.mcp_servers))
+            # Headless, the CLI otherwise sends its first request while the servers still
+            # start: their tools would be missing from the first turn.
+            variables["MCP_CONNECTION_NONBLOCKING"] = "false"
         if self._template is None:
-            return {}
+            return variables
         config = home / "claude"
         start_home(config, self._template, setting="HOOKAGENT_CLAUDE_CONFIG_DIR")
-        return {"CLAUDE_CONFIG_DIR": str(config)}
+        return variables | {"CLAUDE_CONFIG_DIR": str(config)}
+
+    def config_argv(self, home: Path) -> list[str]:
+        """``--strict-mcp-config``, and ``--mcp-config`` naming the policy's servers' file.
+
+        Strict always: MCP servers come from the policy only, never from the clone's
+        ``.mcp.json``, which the CLI would otherwise start (a stranger's command) headless.
+        """
+        if not self.mcp_servers:
+            return ["--strict-mcp-config"]
+        return ["--strict-mcp-config", "--mcp-config", str(home / CLAUDE_MCP_FILE)]
 
     def start(self) -> ClaudeRun:
         """A fresh run parser."""

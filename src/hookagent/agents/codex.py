@@ -10,11 +10,13 @@ from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli, objects
 from hookagent.agents.home import start_home
+from hookagent.agents.mcp import codex_config
 from hookagent.agents.progress import Progress
 from hookagent.agents.quota import quota_in
 from hookagent.agents.text import short
 from hookagent.errors import AgentError
 from hookagent.models import EventKind, LogStream, Phase
+from hookagent.policy import McpServer
 
 # The provider hookagent declares in the run's config.toml: the API at the configured URL,
 # its key read from OPENAI_API_KEY (Codex ignores OPENAI_BASE_URL).
@@ -44,8 +46,9 @@ class CodexAgent(ModelCli):
         base_url: str = OPENAI_API_URL,
         template: Path | None = None,
         outer_sandbox: bool = False,
+        mcp_servers: Mapping[str, McpServer] | None = None,
     ) -> None:
-        super().__init__(binary, model=model, extra_args=extra_args)
+        super().__init__(binary, model=model, extra_args=extra_args, mcp_servers=mcp_servers)
         self._base_url = base_url
         self._template = template
         self._outer_sandbox = outer_sandbox
@@ -71,7 +74,12 @@ class CodexAgent(ModelCli):
             ours = _over_template(template.read_text(), ours)
         if config.is_symlink():
             config.unlink()
+        if self.mcp_servers:
+            # Tables last: after them no top-level key could be written.
+            ours = f"{ours.rstrip()}\n\n{codex_config(self.mcp_servers)}"
+            _parsed(ours)
         config.write_text(ours)
+        config.chmod(0o600)
         return {"CODEX_HOME": str(codex_home), "TMPDIR": str(tmp)}
 
     def argv(self, phase: Phase, *, resume: str | None = None) -> list[str]:
@@ -128,6 +136,14 @@ def _over_template(template: str, ours: str) -> str:
     except tomllib.TOMLDecodeError as exc:
         raise AgentError(f"HOOKAGENT_CODEX_HOME: config.toml cannot take ours: {exc}") from None
     return merged
+
+
+def _parsed(text: str) -> None:
+    """Refuse a config.toml that does not parse (a template's table named like a server)."""
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise AgentError(f"codex config.toml cannot take the MCP servers: {exc}") from None
 
 
 class CodexRun(JsonLinesRun):
@@ -214,6 +230,8 @@ class CodexRun(JsonLinesRun):
             output = short(str(item.get("aggregated_output", "")))
             label = f"tool error (exit {item.get('exit_code')})" if failed else "tool result"
             return (EventKind.ERROR if failed else EventKind.TOOL_RESULT), f"{label}: {output}"
+        if itype == "mcp_tool_call":
+            return self._mcp_call(item, done=done)
         if itype == "file_change" and done:
             changes = objects(item.get("changes"))
             for change in changes:
@@ -231,3 +249,19 @@ class CodexRun(JsonLinesRun):
         if done:
             return EventKind.RAW, f"{itype} item"
         return None
+
+    def _mcp_call(self, item: dict[str, Any], *, done: bool) -> tuple[EventKind, str] | None:
+        """A call of an MCP server's tool, named as Claude Code names it: mcp__server__tool."""
+        name = f"mcp__{item.get('server', '?')}__{item.get('tool', '?')}"
+        if not done:
+            arguments = item.get("arguments")
+            self.progress.tool_call(name, arguments if isinstance(arguments, dict) else {})
+            return EventKind.TOOL_USE, f"{name}: {short(json.dumps(arguments))}"
+        error = item.get("error")
+        if item.get("status") == "failed" or error:
+            detail = error.get("message") if isinstance(error, dict) else error
+            return EventKind.ERROR, f"tool error: {name}: {short(str(detail or 'failed'))}"
+        result = item.get("result")
+        content = result.get("content") if isinstance(result, dict) else None
+        texts = [str(c.get("text", "")) for c in objects(content) if c.get("type") == "text"]
+        return EventKind.TOOL_RESULT, f"tool result: {name}: {short(' '.join(texts))}"

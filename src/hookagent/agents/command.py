@@ -9,6 +9,7 @@ from hookagent.agents.base import AgentLine, AgentOutcome, TextLines
 from hookagent.agents.progress import Progress
 from hookagent.agents.quota import quota_in
 from hookagent.models import EventKind, LogStream, Phase
+from hookagent.policy import McpServer
 
 PLAN_MAX_CHARS = 256 * 1024
 
@@ -24,6 +25,7 @@ class CommandAgent:
         if not argv:
             raise ValueError("HOOKAGENT_AGENT_COMMAND is empty; set the command to run")
         self._argv = argv
+        self.mcp_servers: Mapping[str, McpServer] = {}
 
     def argv(self, phase: Phase, *, resume: str | None = None) -> list[str]:
         """The configured command, the same for every phase (it keeps no session)."""
@@ -32,6 +34,10 @@ class CommandAgent:
     def configure(self, home: Path, env: Mapping[str, str]) -> dict[str, str]:
         """Nothing to write: the CLI is configured by its environment."""
         return {}
+
+    def config_argv(self, home: Path) -> list[str]:
+        """Nothing: no file is written."""
+        return []
 
     def start(self) -> CommandRun:
         """A fresh run parser."""

@@ -9,11 +9,13 @@ from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli
 from hookagent.agents.home import start_home
+from hookagent.agents.mcp import gemini_config
 from hookagent.agents.progress import Progress
 from hookagent.agents.quota import quota_in
 from hookagent.agents.text import short
 from hookagent.errors import AgentError
 from hookagent.models import EventKind, LogStream, Phase
+from hookagent.policy import McpServer
 
 # A fixed -p: the task's text goes to stdin, which the CLI appends to the prompt; it is
 # never a command-line argument.
@@ -56,8 +58,9 @@ class GeminiAgent(ModelCli):
         model: str | None = None,
         extra_args: list[str] | None = None,
         template: Path | None = None,
+        mcp_servers: Mapping[str, McpServer] | None = None,
     ) -> None:
-        super().__init__(binary, model=model, extra_args=extra_args)
+        super().__init__(binary, model=model, extra_args=extra_args, mcp_servers=mcp_servers)
         self._template = template
 
     def argv(self, phase: Phase, *, resume: str | None = None) -> list[str]:
@@ -96,9 +99,13 @@ class GeminiAgent(ModelCli):
             self._template / ".gemini" / "settings.json" if self._template is not None else None
         )
         base = _template_settings(template) if template is not None and template.is_file() else {}
+        ours: dict[str, Any] = dict(USER_SETTINGS)
+        if self.mcp_servers:
+            ours["mcpServers"] = gemini_config(self.mcp_servers)
         if settings.is_symlink():
             settings.unlink()
-        settings.write_text(json.dumps(_merged(base, USER_SETTINGS)))
+        settings.write_text(json.dumps(_merged(base, ours)))
+        settings.chmod(0o600)
         pinned = {name: value for name, value in PINNED_ENV.items() if name not in env}
         return {**pinned, "GEMINI_CLI_HOME": str(gemini_home)}
 

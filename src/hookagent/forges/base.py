@@ -98,9 +98,12 @@ class Forge(Protocol):
     name: str
 
     async def open_change_request(
-        self, *, repo: str, head: str, base: str, title: str, body: str
+        self, *, repo: str, head: str, base: str, title: str, body: str, draft: bool = False
     ) -> ChangeRequest:
-        """Open a pull/merge request from ``head`` into ``base``; PullRequestError if refused."""
+        """Open a pull/merge request from ``head`` into ``base``; PullRequestError if refused.
+
+        ``draft``: opened as a draft (its tests failed), not ready to merge.
+        """
         ...
 
     async def write_comment(self, thread: Thread, body: str) -> Comment:

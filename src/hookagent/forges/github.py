@@ -49,12 +49,12 @@ class GitHubForge:
         )
 
     async def open_change_request(
-        self, *, repo: str, head: str, base: str, title: str, body: str
+        self, *, repo: str, head: str, base: str, title: str, body: str, draft: bool = False
     ) -> ChangeRequest:
-        """``POST /repos/{owner}/{repo}/pulls``."""
+        """``POST /repos/{owner}/{repo}/pulls`` (``draft: true`` for a draft)."""
         pull = await open_pull_request(
             api_url=self._api_url, token=self._token, timeout=self._timeout, repo=repo,
-            head=head, base=base, title=title, body=body,
+            head=head, base=base, title=title, body=body, draft=draft,
         )  # fmt: skip
         ref = f"{repo}#{pull.number}"
         return ChangeRequest(pull.number, pull.url, ref=ref, label=f"pull request #{pull.number}")
@@ -199,9 +199,12 @@ async def open_pull_request(
     base: str,
     title: str,
     body: str,
+    draft: bool = False,
 ) -> PullRequest:
     """``POST /repos/{owner}/{repo}/pulls``; :class:`PullRequestError` carries GitHub's reason."""
-    payload = {"title": title, "head": head, "base": base, "body": body}
+    payload: dict[str, str | bool] = {"title": title, "head": head, "base": base, "body": body}
+    if draft:
+        payload["draft"] = True
     try:
         path = f"{github_repo_path(repo)}/pulls"
     except OutboundError as exc:

@@ -44,13 +44,16 @@ class GitLabForge:
         )
 
     async def open_change_request(
-        self, *, repo: str, head: str, base: str, title: str, body: str
+        self, *, repo: str, head: str, base: str, title: str, body: str, draft: bool = False
     ) -> ChangeRequest:
-        """``POST /projects/:id/merge_requests``; :class:`PullRequestError` carries the reason."""
+        """``POST /projects/:id/merge_requests``; :class:`PullRequestError` carries the reason.
+
+        A draft is GitLab's ``Draft:`` title prefix.
+        """
         payload = {
             "source_branch": head,
             "target_branch": base,
-            "title": title,
+            "title": f"Draft: {title}" if draft else title,
             "description": body,
             "remove_source_branch": True,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hookagent.briefing.discussion import OWN_MARKER
@@ -108,6 +109,8 @@ def _outcome(task: Task) -> list[str]:
         if task.review_rounds:
             # The last round's reason: ``review round 2 pushed 1a2b3c4d5e6f``.
             lines.append(f"Review rounds: {task.review_rounds} · last: {task.result}")
+        if task.checks:
+            lines.append(f"`checks: {json.dumps(task.checks)}`")
         return lines
     if task.status in {TaskStatus.FAILED, TaskStatus.CANCELLED}:
         reason, _ = trim(task.error or task.status.value, 2000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 from hookagent.agents import Agent, AgentOutcome, build_agent
 from hookagent.agents.base import RESUME_PROMPT
+from hookagent.agents.mcp import secret_values
 from hookagent.briefing.prompts import execution_prompt, planning_prompt
 from hookagent.errors import (
     AgentError,
@@ -24,6 +26,7 @@ from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
+from hookagent.worker.checks import Checker, TestReport
 from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
 from hookagent.worker.quota import QuotaGate
@@ -80,6 +83,7 @@ class PhaseRunner:
         self._publisher = Publisher(
             store=store, settings=settings, workspaces=self._workspaces, redactor=redactor
         )
+        self._checker = Checker(settings=settings, redactor=redactor)
         self._reviews = ReviewRun(
             settings=settings, workspaces=self._workspaces, session=self._session, redactor=redactor
         )
@@ -101,7 +105,7 @@ class PhaseRunner:
         task = await self._store.tasks.get(job.task_id)
         policy = self._policies.effective(task.repository)
         own = policy.run_settings(self._settings)
-        agent = self._agent_for(task, own)
+        agent = self._agent_for(task, own, policy)
         verb = {
             Phase.PLAN: "planning",
             Phase.EXECUTE: "executing the approved plan",
@@ -136,12 +140,16 @@ class PhaseRunner:
             return task.agent
         return own.agent if own is not self._settings else self._agent.name
 
-    def _agent_for(self, task: Task, own: Settings) -> Agent:
+    def _agent_for(self, task: Task, own: Settings, policy: Policy) -> Agent:
         """The task's own agent when it names one (``?agent=`` on the webhook), else the default.
 
-        A repository policy that sets the agent, model, budget or tools gets an adapter built
-        from those settings for this run.
+        A repository policy that sets the agent, model, budget, tools or MCP servers gets an
+        adapter built for this run. The servers' secrets are redacted from now on.
         """
+        if policy.mcp_servers:
+            self._redactor.learn(secret_values(policy.mcp_servers))
+            chosen = own.model_copy(update={"agent": task.agent}) if task.agent else own
+            return build_agent(chosen, mcp_servers=policy.mcp_servers)
         if own is not self._settings:
             return build_agent(own.model_copy(update={"agent": task.agent}) if task.agent else own)
         name = task.agent or self._agent.name
@@ -301,12 +309,16 @@ class PhaseRunner:
             await self.quota.settled(task, agent)
             fields |= outcome.stats
             if outcome.ok:
+                report = await self._test(run, path, writer, prompt)
+                fields["checks"] = json.dumps(report.checks)
                 stat = await self._check_change(run.policy, task, path, base, writer)
                 if stat is not None:
                     await self._hold(task, writer, token, stat, fields)
                     return
                 fields["diff_stat"] = await self._diff_stat(path, base)
-                fields |= await self._publisher.publish(task, path, branch, base, writer)
+                fields |= await self._publisher.publish(
+                    task, path, branch, base, writer, report=report
+                )
         except (AgentError, WorkspaceError, PullRequestError, PolicyViolation) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
         if not outcome.ok:
@@ -319,6 +331,23 @@ class PhaseRunner:
         await self._store.tasks.advance(
             task.task_id, Action.COMPLETE, token=token, fields=fields | {"error": None}
         )
+
+    async def _test(self, run: _Run, path: Path, writer: LogWriter, prompt: bytes) -> TestReport:
+        """The policy's ``test`` on the change, with the agent's fix turns; a failed turn raises."""
+
+        async def fix(text: bytes) -> AgentOutcome:
+            outcome = await self._session.run(
+                run.agent, path, Phase.EXECUTE, text, writer, settings=run.settings
+            )
+            await self._add_cost(outcome)
+            return outcome
+
+        report, failed = await self._checker.check(
+            run.policy, path, writer, settings=run.settings, fix=fix, prompt=prompt
+        )
+        if failed is not None:
+            raise AgentError(f"fix turn after a failed test: {failed.error or 'agent failed'}")
+        return report
 
     async def _check_change(
         self, policy: Policy, task: Task, path: Path, base: str, writer: LogWriter

@@ -15,6 +15,7 @@ from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.writer import LogWriter
+from hookagent.worker.checks import TestReport
 from hookagent.worker.workspace import Workspaces
 
 
@@ -31,9 +32,19 @@ class Publisher:
         self._forges = build_forges(settings)
 
     async def publish(
-        self, task: Task, path: Path, branch: str, base: str, writer: LogWriter
+        self,
+        task: Task,
+        path: Path,
+        branch: str,
+        base: str,
+        writer: LogWriter,
+        *,
+        report: TestReport | None = None,
     ) -> dict[str, Any]:
-        """Commit, push and open the change request; the task fields that record it."""
+        """Commit, push and open the change request; the task fields that record it.
+
+        ``report``: the checks run on the change; a failed test opens it as a draft.
+        """
         s = self._settings
         sha = await self._workspaces.commit_all(
             path,
@@ -62,7 +73,8 @@ class Publisher:
             head=branch,
             base=base,
             title=f"hookagent: {task.title}"[:250],
-            body=self.body(task),
+            body=self.body(task, report),
+            draft=report is not None and report.draft,
         )
         # Comments on the change request (``@hookagent …``) act on this task, and so does
         # its end: ``owner/repo!41`` (GitLab's own syntax) names the request on both forges.
@@ -77,8 +89,8 @@ class Publisher:
             "result": opened.url,
         }
 
-    def body(self, task: Task) -> str:
-        """The change request's description: the task, its source, the plan and who approved."""
+    def body(self, task: Task, report: TestReport | None = None) -> str:
+        """The change request's description: task, source, plan, approver and checks."""
         cost = f"${task.total_cost_usd:.4f}" if task.total_cost_usd is not None else "n/a"
         link = f"{self._settings.public_url.rstrip('/')}/tasks/{task.task_id}"
         source = f"[{task.source}]({task.url})" if task.url else task.source
@@ -86,4 +98,5 @@ class Publisher:
             f"Opened by hookagent for task [{task.task_id}]({link}) from {source}.\n\n"
             f"## Plan\n\n{task.plan or '(none)'}\n\n"
             f"Approved by {task.approver or 'unknown'}. Planning cost: {cost}.\n"
+            + (f"\n{report.summary()}" if report is not None else "")
         )

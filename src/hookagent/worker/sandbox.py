@@ -31,6 +31,7 @@ from pathlib import Path
 
 from hookagent.agents import Agent
 from hookagent.agents.environment import agent_environment, parse_names
+from hookagent.agents.mcp import commands
 from hookagent.errors import AgentError
 from hookagent.models import Phase
 from hookagent.settings import Settings
@@ -236,7 +237,7 @@ async def sandboxed(
         os.environ, allowed_extra=parse_names(settings.agent_env), agent_names=agent.env_names
     )
     if settings.sandbox == "none":
-        yield argv, env | agent.configure(home, env)
+        yield [*argv, *agent.config_argv(home)], env | agent.configure(home, env)
         return
     allowlist = settings.sandbox_network == "allowlist"
     reason = await asyncio.to_thread(probe, network=allowlist)
@@ -244,7 +245,9 @@ async def sandboxed(
         raise AgentError(
             f"HOOKAGENT_SANDBOX=bwrap but {reason}; refusing to run the agent unsandboxed"
         )
-    mounts = binary_mounts(argv, env)
+    # The MCP servers are the CLI's children, inside with it: their programs must show too.
+    tools = [m for line in commands(agent.mcp_servers) for m in binary_mounts(line, env)]
+    mounts = list(dict.fromkeys([*binary_mounts(argv, env), *tools]))
     # A mount around the workspace would show the agent every other task's workspace too;
     # one around or inside the data dir, its private git directories, spill files and AOF.
     around = [m for m in mounts if workspace.is_relative_to(m)]
@@ -258,7 +261,7 @@ async def sandboxed(
     home = home.resolve()
     shaped = functools.partial(
         wrap,
-        argv,
+        [*argv, *agent.config_argv(AGENT_HOME)],
         workspace=workspace,
         writable=writable,
         extra_ro=mounts,

@@ -10,7 +10,7 @@
 import { parseAnsi, stripAnsi } from "./ansi.js";
 import { h, icon } from "./dom.js";
 
-const STREAMS = ["stdout", "stderr", "system"];
+const STREAMS = ["stdout", "stderr", "system", "test"];
 const STREAM_SHORT = ["out", "err", "sys"];
 const KINDS = ["text", "tool_use", "tool_result", "thinking", "result", "error", "raw", "status"];
 const K_TOOL_USE = KINDS.indexOf("tool_use");

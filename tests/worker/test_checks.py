@@ -1,0 +1,168 @@
+"""Policy ``test``: run in the sandbox after execution, fix turns, a draft when it still fails."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from hookagent.models import TaskStatus
+from hookagent.store import Store
+from tests.conftest import RunWorker
+from tests.github_stub import GitHubStub
+from tests.helpers import fake_agent, wait_status
+from tests.worker.test_policies import ENDED, messages, policy_file, submit_alert
+from tests.worker.test_sandbox import needs_bwrap
+
+# Passes once the agent's fix turn wrote ``fixed = True``; -B: no __pycache__ in the change.
+TEST = (
+    "python3 -B -c \"import app; ok = hasattr(app, 'fixed'); "
+    "print('fixed' if ok else 'NOT FIXED'); raise SystemExit(0 if ok else 3)\""
+)
+AUTO = 'auto_approve = [{ source = "sentry" }]\n'
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubStub]:
+    with GitHubStub() as stub:
+        yield stub
+
+
+def start(
+    start_worker: RunWorker, tmp_path: Path, github: GitHubStub, *args: str, rules: str
+) -> None:
+    """A worker running the ``fixer`` fake agent under ``rules``, opening PRs on the stub."""
+    start_worker(
+        agent_command=fake_agent("fixer", *args),
+        policy_file=policy_file(tmp_path, AUTO + rules),
+        github_api_url=github.url,
+        github_token=SecretStr("ghp_checks_token"),
+    )
+
+
+async def checks_of(client: httpx.AsyncClient, task_id: str) -> dict[str, str]:
+    """``checks`` as ``GET /tasks/{id}`` shows it."""
+    response = await client.get(f"/tasks/{task_id}")
+    assert response.status_code == 200, response.text
+    checks: dict[str, str] = response.json()["checks"]
+    return checks
+
+
+async def test_a_failing_test_gets_one_fix_turn_then_a_draft_pull_request(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    github: GitHubStub,
+) -> None:  # fmt: skip
+    start(start_worker, tmp_path, github, "never", rules=f"test = {json.dumps(TEST)}\n")
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+    lines = await messages(store, tid)
+    assert lines.count("[test] NOT FIXED") == 2, lines  # the first run and the one after the fix
+    assert "[system] test failed (exit code 3); fix turn 1 of 1" in lines
+    # The fix turn got the failing output, fenced as data.
+    assert any(m.endswith(" | NOT FIXED") for m in lines if "fix turn; saw" in m), lines
+    assert "[system] test failed: exit code 3" in lines
+    assert await checks_of(client, tid) == {"test": "failed"}
+    [pull] = github.requests
+    assert pull["body"]["draft"] is True
+    body = pull["body"]["body"]
+    assert 'checks: {"test": "failed"}' in body and "NOT FIXED" in body and "draft" in body
+
+
+async def test_a_fix_turn_that_makes_the_test_pass_opens_a_normal_pull_request(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    github: GitHubStub,
+) -> None:  # fmt: skip
+    start(start_worker, tmp_path, github, "fix", rules=f"test = {json.dumps(TEST)}\n")
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+    lines = await messages(store, tid)
+    assert lines.index("[test] NOT FIXED") < lines.index("[test] fixed"), lines
+    assert await checks_of(client, tid) == {"test": "passed"}
+    [pull] = github.requests
+    assert "draft" not in pull["body"]
+    assert 'checks: {"test": "passed"}' in pull["body"]["body"]
+
+
+async def test_a_passing_test_needs_no_fix_turn(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    github: GitHubStub,
+) -> None:  # fmt: skip
+    start(start_worker, tmp_path, github, "never", rules="test = \"python3 -B -c 'import app'\"\n")
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+    lines = await messages(store, tid)
+    assert "[system] test passed: exit code 0" in lines
+    assert not [m for m in lines if "fix turn" in m]
+    assert await checks_of(client, tid) == {"test": "passed"}
+    assert "draft" not in github.requests[0]["body"]
+
+
+async def test_without_a_test_the_checks_say_not_configured(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    github: GitHubStub,
+) -> None:  # fmt: skip
+    start(start_worker, tmp_path, github, "never", rules="")
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+    assert await checks_of(client, tid) == {"test": "not configured"}
+    assert 'checks: {"test": "not configured"}' in github.requests[0]["body"]["body"]
+    assert not [m for m in await messages(store, tid) if m.startswith("[test]")]
+
+
+async def test_max_test_fixes_zero_means_a_draft_at_once(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    github: GitHubStub,
+) -> None:  # fmt: skip
+    rules = f"test = {json.dumps(TEST)}\nmax_test_fixes = 0\n"
+    start(start_worker, tmp_path, github, "fix", rules=rules)
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+    lines = await messages(store, tid)
+    assert lines.count("[test] NOT FIXED") == 1 and not [m for m in lines if "fix turn" in m]
+    assert github.requests[0]["body"]["draft"] is True
+
+
+async def test_a_secret_in_the_test_output_is_redacted(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    github: GitHubStub,
+) -> None:  # fmt: skip
+    # The GitHub token is one of hookagent's secrets; the test prints it and fails.
+    rules = 'test = "echo token ghp_checks_token; exit 1"\nmax_test_fixes = 0\n'
+    start(start_worker, tmp_path, github, "never", rules=rules)
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+    lines = await messages(store, tid)
+    assert "[test] token [REDACTED:secret]" in lines, lines
+    assert "ghp_checks_token" not in json.dumps(lines)
+    assert "ghp_checks_token" not in json.dumps([r["body"] for r in github.requests])
+
+
+@needs_bwrap
+async def test_an_agent_rewriting_the_tests_cannot_reach_outside_the_sandbox(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    github: GitHubStub,
+) -> None:  # fmt: skip
+    """The test command runs the file the agent wrote; under bwrap it sees none of the host."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "host-secret.txt").write_text("not for the tests\n")
+    start_worker(
+        agent_command=fake_agent("fixer", "subvert", str(host)),
+        policy_file=policy_file(tmp_path, AUTO + 'test = "python3 -B run_tests.py"\n'),
+        github_api_url=github.url,
+        github_token=SecretStr("ghp_checks_token"),
+        sandbox="bwrap",
+        sandbox_network="host",
+    )
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED, timeout=60) is TaskStatus.COMPLETED
+    lines = await messages(store, tid)
+    # It ran (hookagent ran the agent's file), in the sandbox: the host's directory is not
+    # there, its write went to the sandbox's own /tmp, gone with it.
+    assert "[test] read blocked FileNotFoundError" in lines, "\n".join(lines)
+    assert not (host / "escaped").exists()
+    assert "[system] running the test command: python3 -B run_tests.py" in lines
