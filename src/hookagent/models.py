@@ -49,6 +49,7 @@ class LogStream(StrEnum):
     STDOUT = "stdout"
     STDERR = "stderr"
     SYSTEM = "system"
+    SETUP = "setup"  # the setup command's output, both pipes
 
 
 class EventKind(StrEnum):

@@ -158,6 +158,7 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         given = list(secrets)
+        self._given = tuple(given)
         self._values = frozenset(secret_forms(given))
         # Matched like the values, then extended over a partial character and padding.
         self._cores = frozenset(base64_forms(given) - self._values)
@@ -166,6 +167,11 @@ class Redactor:
             for needle in needles:
                 self._probes.setdefault(needle, []).append((re.compile(pattern), marker(kind)))
         self._secret = marker("secret")
+
+    def including(self, secrets: Iterable[str]) -> Redactor:
+        """A redactor for these secrets too (a run's own, such as its setup's)."""
+        more = [s for s in secrets if s not in self._given]
+        return Redactor([*self._given, *more]) if more else self
 
     @property
     def secret_count(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -23,10 +24,12 @@ from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
+from hookagent.worker.cache import Caches
 from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
 from hookagent.worker.run import AgentSession
 from hookagent.worker.secretscan import scan_diff
+from hookagent.worker.setup import Workbench, operator_instructions
 from hookagent.worker.workspace import Workspaces
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class _Run:
     agent: Agent
     policy: Policy
     settings: Settings
+    redactor: Redactor
 
 
 # Leftover workspaces (a crash, a cancel, a failed task's keep window) are rare: a sweep
@@ -72,6 +76,9 @@ class PhaseRunner:
         self._next_sweep = 0.0
         self._threads = Threads(settings)
         self._session = AgentSession(store=store, settings=settings, redactor=redactor)
+        self._workbench = Workbench(
+            settings=settings, caches=Caches.from_settings(settings), redactor=redactor
+        )
         self._publisher = Publisher(
             store=store, settings=settings, workspaces=self._workspaces, redactor=redactor
         )
@@ -80,14 +87,15 @@ class PhaseRunner:
         """The job's phase, start to recorded outcome."""
         task = await self._store.tasks.get(job.task_id)
         policy = self._policies.effective(task.repository)
-        own = policy.run_settings(self._settings)
+        own = policy.run_settings(self._settings, job.phase)
         agent = self._agent_for(task, own)
         verb = "planning" if job.phase is Phase.PLAN else "executing the approved plan"
         await writer.system(
             f"attempt {attempt} (delivery {job.deliveries}): {verb} with {agent.name} "
             f"on worker {self._worker}"
         )
-        run = _Run(agent=agent, policy=policy, settings=own)
+        redactor = self._workbench.redactor(policy)
+        run = _Run(agent=agent, policy=policy, settings=own, redactor=redactor)
         if job.phase is Phase.EXECUTE:
             await self._execute(run, task, writer, token)
         else:
@@ -123,10 +131,9 @@ class PhaseRunner:
                 history=await self._store.tasks.feedbacks(task.task_id),
                 thread=await self._threads.comments(task, writer),
                 event=await self._threads.sentry_event(task, writer),
+                instructions=operator_instructions(run.policy),
             )
-            outcome = await self._session.run(
-                agent, path, Phase.PLAN, prompt, writer, settings=run.settings
-            )
+            outcome = await self._run_agent(run, task, path, Phase.PLAN, prompt, writer)
             await self._add_cost(outcome)
         except (AgentError, WorkspaceError) as exc:
             outcome = AgentOutcome(ok=False, error=exc.message)
@@ -179,26 +186,25 @@ class PhaseRunner:
     async def _execute(self, run: _Run, task: Task, writer: LogWriter, token: str) -> None:
         agent = run.agent
         branch = f"hookagent/{task.task_id}"
-        prompt = execution_prompt(
-            repository=task.repository,
-            source=task.source,
-            title=task.title,
-            context=task.prompt,
-            plan=task.plan or "",
-            comment=task.approval_comment,
-        )
         fields: dict[str, Any] = {"agent": agent.name, "branch": branch}
         try:
+            prompt = execution_prompt(
+                repository=task.repository,
+                source=task.source,
+                title=task.title,
+                context=task.prompt,
+                plan=task.plan or "",
+                comment=task.approval_comment,
+                instructions=operator_instructions(run.policy),
+            )
             path = await self._clone(task, writer)
             base = await self._workspaces.start_branch(path, branch)
             await self._workspaces.hand_over(path)
-            outcome = await self._session.run(
-                agent, path, Phase.EXECUTE, prompt, writer, settings=run.settings
-            )
+            outcome = await self._run_agent(run, task, path, Phase.EXECUTE, prompt, writer)
             await self._add_cost(outcome)
             fields |= outcome.stats
             if outcome.ok:
-                stat = await self._check_change(run.policy, task, path, base, writer)
+                stat = await self._check_change(run, task, path, base, writer)
                 if stat is not None:
                     await self._hold(task, writer, token, stat, fields)
                     return
@@ -217,14 +223,26 @@ class PhaseRunner:
             task.task_id, Action.COMPLETE, token=token, fields=fields | {"error": None}
         )
 
+    async def _run_agent(
+        self, run: _Run, task: Task, path: Path, phase: Phase, prompt: bytes, writer: LogWriter
+    ) -> AgentOutcome:
+        """Setup (if any), then the agent, with the repository's cache held throughout."""
+        bench = self._workbench.prepared(run.policy, run.settings, task, path, writer)
+        async with bench as cache:
+            return await self._session.run(
+                run.agent, path, phase, prompt, writer,
+                settings=run.settings, cache=cache, redactor=run.redactor,
+            )  # fmt: skip
+
     async def _check_change(
-        self, policy: Policy, task: Task, path: Path, base: str, writer: LogWriter
+        self, run: _Run, task: Task, path: Path, base: str, writer: LogWriter
     ) -> str | None:
         """The policy on the change itself, before anything is committed or pushed.
 
         A denied path or a secret fails the task. An auto-approved change that no
         ``auto_approve`` rule allows once its files are counted returns its diff stat.
         """
+        policy = run.policy
         nested = await self._workspaces.stage(path)
         if nested:
             await writer.system(f"left out nested git repositories: {', '.join(nested)}")
@@ -234,7 +252,7 @@ class PhaseRunner:
             where = f"paths_denied of {task.repository}"
             raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
         diff = await self._workspaces.diff(path, base)
-        found = scan_diff(diff, self._redactor, policy.secrets_allowed)
+        found = scan_diff(diff, run.redactor, policy.secrets_allowed)
         if found:
             # Paths are redacted already; a finding never holds the value it found.
             writer.add_lines(LogStream.SYSTEM, [f.describe() for f in found])
@@ -326,6 +344,14 @@ class PhaseRunner:
             return
         if removed:
             log.info("worker %s: removed %d leftover workspaces", self._worker, len(removed))
+        try:
+            evicted = await asyncio.to_thread(self._workbench.caches.evict)
+        except OSError:
+            log.exception("worker %s: cache eviction failed", self._worker)
+            return
+        if evicted:
+            log.info("worker %s: HOOKAGENT_CACHE_MAX_GB: removed the caches of %s",
+                     self._worker, ", ".join(evicted))  # fmt: skip
 
     async def _is_live(self, task_id: str) -> bool:
         try:

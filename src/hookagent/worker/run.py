@@ -148,10 +148,13 @@ class AgentSession:
         writer: LogWriter,
         *,
         settings: Settings | None = None,
+        cache: Path | None = None,
+        redactor: Redactor | None = None,
     ) -> AgentOutcome:
         """The agent's outcome; a stall or timeout is a failed outcome with its reason.
 
-        ``settings``: this run's own (a repository policy's timeout and budget), if any.
+        ``settings``: this run's own (a repository policy's timeout and budget), if any;
+        ``cache``: the repository's cache directory; ``redactor``: the run's own, if any.
         """
         s = settings or self._settings
 
@@ -164,9 +167,13 @@ class AgentSession:
         with tempfile.TemporaryDirectory(prefix=f"{writer.task_id}-", dir=homes) as home:
             # Under the network allowlist the run's egress proxy serves until the agent is done.
             # The configuration home is written (and, under bwrap, bound in) by sandboxed().
-            sandbox = sandboxed(agent, phase, path, s, home=Path(home), on_blocked=blocked)
+            sandbox = sandboxed(
+                agent, phase, path, s, home=Path(home), on_blocked=blocked, cache=cache
+            )
             async with sandbox as (argv, env):
-                return await self._supervise(agent, phase, path, prompt, writer, (argv, env), s)
+                return await self._supervise(
+                    agent, phase, path, prompt, writer, (argv, env), s, redactor or self._redactor
+                )
 
     async def _supervise(
         self,
@@ -177,6 +184,7 @@ class AgentSession:
         writer: LogWriter,
         command: tuple[list[str], dict[str, str]],
         s: Settings,
+        redactor: Redactor,
     ) -> AgentOutcome:
         """Run the prepared ``command`` with its watchdogs; the judged outcome."""
         argv, env = command
@@ -200,9 +208,7 @@ class AgentSession:
             argv,
             stdin=prompt,
             cwd=path,
-            on_lines=line_sink(
-                run, writer, clock, redactor=self._redactor, budget_usd=s.max_budget_usd
-            ),
+            on_lines=line_sink(run, writer, clock, redactor=redactor, budget_usd=s.max_budget_usd),
             timeout=timeout,
             kill_grace=s.kill_grace,
             env=env,

@@ -40,6 +40,8 @@ from urllib.parse import unquote, urlsplit
 
 from hookagent.errors import WorkspaceError
 from hookagent.settings import Settings
+from hookagent.worker.files import private_dir, remove_tree
+from hookagent.worker.mirror import Mirrors
 
 log = logging.getLogger(__name__)
 
@@ -107,34 +109,6 @@ def _on_github(url: str, api_url: str) -> bool:
     if parts.scheme == "https" and host == "github.com":
         return True
     return parts.scheme in {"http", "https"} and host == api_host != "api.github.com"
-
-
-def _private_dir(path: Path) -> None:
-    """Create ``path`` and its missing parents mode 0700, or tighten it to 0700."""
-    for missing in reversed([p for p in (path, *path.parents) if not p.exists()]):
-        missing.mkdir(mode=0o700, exist_ok=True)
-    path.chmod(0o700)
-
-
-def _rmtree(path: Path) -> None:
-    """Delete ``path`` whatever the agent did to it (a symlink in its place, read-only dirs)."""
-    if path.is_symlink():
-        path.unlink()
-        return
-    try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        return  # gone already, or removed concurrently by another sweeper
-    except PermissionError:
-        # A directory made read-only (Go's module cache does this) cannot be emptied until it
-        # is writable again; symlinks are skipped so nothing outside the tree is touched.
-        path.chmod(0o700)
-        for top, dirs, _ in os.walk(path):
-            for name in dirs:
-                inner = os.path.join(top, name)
-                if not os.path.islink(inner):
-                    os.chmod(inner, 0o700)
-        shutil.rmtree(path)
 
 
 def _age(path: Path) -> float:
@@ -212,6 +186,7 @@ class Workspaces:
         data_dir: Path | None = None,
         forges: Mapping[str, Remote] | None = None,
         git_root: Path | None = None,
+        mirrors: Mirrors | None = None,
     ) -> None:
         self._root = root
         # Beside the workspaces, never inside: the sandbox binds a workspace and nothing else.
@@ -222,6 +197,8 @@ class Workspaces:
         # ``url_template`` is GitHub's (and every non-forge source's); others come by name.
         self._remotes = {"github": Remote.build(url_template, token), **(forges or {})}
         self._secrets = [s for remote in self._remotes.values() for s in remote.secrets]
+        # None: every clone straight from the remote (no mirror kept).
+        self._mirrors = mirrors
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Workspaces:
@@ -251,6 +228,7 @@ class Workspaces:
             data_dir=settings.data_dir if settings.workspace_dir is None else None,
             forges=forges,
             git_root=settings.data_dir / "git",
+            mirrors=Mirrors(settings.data_dir / "mirrors"),
         )
 
     def path(self, task_id: str) -> Path:
@@ -280,18 +258,28 @@ class Workspaces:
         """
         target, private = self.path(task_id), self.git_dir(task_id)
         try:
-            await asyncio.to_thread(_rmtree, target)
-            await asyncio.to_thread(_rmtree, private)
+            await asyncio.to_thread(remove_tree, target)
+            await asyncio.to_thread(remove_tree, private)
             for directory in self._private:
-                _private_dir(directory)
+                private_dir(directory)
             target.mkdir(mode=0o700)
         except OSError as exc:
             raise WorkspaceError(f"could not prepare workspace {task_id}: {exc}") from None
         url = self.url(repo, forge)
-        await self._git(
-            "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
-            "--", url, str(private), auth=forge, url=url,
-        )  # fmt: skip
+        if self._mirrors is None:
+            await self._git(
+                "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
+                "--", url, str(private), auth=forge, url=url,
+            )  # fmt: skip
+        else:
+            async with self._mirrors.updated(self._git, url, repo, forge) as mirror:
+                # From the local disk, object files hard-linked: nothing is downloaded.
+                await self._git(
+                    "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
+                    "--", str(mirror), str(private), url=str(mirror),
+                )  # fmt: skip
+            # Pushes and the agent's ``origin`` go to the remote, never to the mirror.
+            await self._bare(private, "config", "remote.origin.url", url)
         await self._git(*self._tree(target), "checkout", "--quiet", "--force")
         return target
 
@@ -308,7 +296,7 @@ class Workspaces:
         tracked = [b for b in branches if b[1] != current] or branches
 
         def copy_tree() -> None:
-            _rmtree(copy)
+            remove_tree(copy)
             # A copy, not hard links: the agent could write into a shared object file.
             shutil.copytree(private, copy, symlinks=True)
             (copy / "config").write_text(_agent_config(url))
@@ -325,8 +313,8 @@ class Workspaces:
     async def remove(self, task_id: str) -> bool:
         """Delete the task's workspace and git directory; False (warning logged) on refusal."""
         try:
-            await asyncio.to_thread(_rmtree, self.path(task_id))
-            await asyncio.to_thread(_rmtree, self.git_dir(task_id))
+            await asyncio.to_thread(remove_tree, self.path(task_id))
+            await asyncio.to_thread(remove_tree, self.git_dir(task_id))
         except OSError as exc:
             log.warning("could not remove workspace %s: %s", task_id, exc)
             return False
