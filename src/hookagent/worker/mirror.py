@@ -97,9 +97,13 @@ class Mirrors:
                 await git(*mirror, "fetch", "--quiet", "--no-tags", "--", url, f"+{ref}:{ref}",
                           auth=forge, url=url)  # fmt: skip
                 return
-            except WorkspaceError:
+            except WorkspaceError as failed:
                 # Asked only now: a fetch that works costs the remote nothing more.
-                if (await git("ls-remote", "--", url, ref, auth=forge, url=url)).strip():
+                try:
+                    listed = await git("ls-remote", "--", url, ref, auth=forge, url=url)
+                except WorkspaceError:
+                    raise failed from None
+                if listed.strip():
                     raise
             log.info("mirror %s: the remote has no %s any more; cloning again", path.name, ref)
         await asyncio.to_thread(remove_tree, path)
