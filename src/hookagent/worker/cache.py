@@ -89,7 +89,7 @@ class CacheEntry:
             else time.strftime("last used %Y-%m-%d %H:%M:%S UTC", time.gmtime(self.used))
         )
         where = self.repository if self.forge == "github" else f"{self.forge}:{self.repository}"
-        return f"{where}\t{self.size / 2**20:.1f} MiB\t{when}"
+        return f"{where}  {self.size / 2**20:.1f} MiB  {when}"
 
 
 class Caches:
