@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         ge=0,
         description=(
             "size cap of all repository caches together; past it the least recently used "
-            "caches are removed after a run (0: no cap)"
+            "are removed by the worker's sweep (every 10 minutes), never one in use (0: no cap)"
         ),
     )
     keep_failed_workspaces: float = Field(
