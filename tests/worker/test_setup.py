@@ -159,6 +159,24 @@ async def test_the_tests_fail_without_setup(
     assert "[stdout] shell exit 1" in lines
 
 
+async def test_what_setup_installs_in_the_workspace_is_never_committed(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    remotes: Path,
+) -> None:  # fmt: skip
+    script = "mkdir -p 'vendor dir/lib' && echo x > 'vendor dir/lib/a.js' && ln -sfn ../elsewhere .deps"
+    body = f'auto_approve = [{{ source = "sentry" }}]\nsetup = {json.dumps(script)}\n'
+    start_worker(agent_command=fake_agent("auto"), policy_file=policy_file(tmp_path, body))
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+    lines = await messages(store, tid)
+    said = "[system] setup's new files are left out of the commit: .deps, vendor dir"
+    assert said in lines, lines
+    pushed = git(remotes / f"{REPO}.git", "ls-tree", "-r", "--name-only", f"hookagent/{tid}")
+    assert pushed.split() == ["README.md", "app.py"]
+    changed = git(remotes / f"{REPO}.git", "diff", "--stat", "main", f"hookagent/{tid}")
+    assert "app.py" in changed
+
+
 async def test_a_failing_setup_fails_the_task_with_its_output(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path
 ) -> None:

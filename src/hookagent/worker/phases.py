@@ -228,7 +228,12 @@ class PhaseRunner:
     ) -> AgentOutcome:
         """Setup (if any), then the agent, with the repository's cache held throughout."""
         bench = self._workbench.prepared(run.policy, run.settings, task, path, writer)
-        async with bench as cache:
+        async with bench as (cache, ran_setup):
+            if phase is Phase.EXECUTE and ran_setup:
+                left = await self._workspaces.leave_out_untracked(path)
+                if left:
+                    shown = self._redactor.redact(", ".join(left[:20]))
+                    await writer.system(f"setup's new files are left out of the commit: {shown}")
             return await self._session.run(
                 run.agent, path, phase, prompt, writer,
                 settings=run.settings, cache=cache, redactor=run.redactor,

@@ -91,21 +91,21 @@ class Workbench:
     @contextlib.asynccontextmanager
     async def prepared(
         self, policy: Policy, settings: Settings, task: Task, workspace: Path, writer: LogWriter
-    ) -> AsyncIterator[Path]:
-        """The repository's cache, held while the agent runs, after setup ran (if any).
+    ) -> AsyncIterator[tuple[Path, bool]]:
+        """The repository's cache, held while the agent runs, and whether a setup ran first.
 
         Raises AgentError when setup fails or times out, with its last lines.
         """
         async with self.caches.use(task.repository, task.forge) as cache:
-            await self._run_setup(policy, settings, workspace, cache, writer)
-            yield cache
+            ran = await self._run_setup(policy, settings, workspace, cache, writer)
+            yield cache, ran
 
     async def _run_setup(
         self, policy: Policy, settings: Settings, workspace: Path, cache: Path, writer: LogWriter
-    ) -> None:
+    ) -> bool:
         found = setup_argv(policy, workspace)
         if found is None:
-            return
+            return False
         argv, name = found
         env = agent_environment(os.environ, allowed_extra=parse_names(settings.agent_env))
         env |= setup_secrets(policy)
@@ -146,7 +146,7 @@ class Workbench:
             )
         await writer.system(f"setup finished: {result.describe} after {result.duration_s:.1f}s")
         if result.exit_code == 0 and not result.timed_out:
-            return
+            return True
         if result.timed_out:
             reason = f"setup timed out after {policy.setup_timeout:g}s (setup_timeout)"
         elif result.exit_code is not None and result.exit_code > 0:

@@ -373,6 +373,27 @@ class Workspaces:
                         *(f":(exclude,literal){name}" for name in nested))  # fmt: skip
         return nested
 
+    async def leave_out_untracked(self, path: Path) -> list[str]:
+        """Keep the files untracked now (what setup installed) out of every later commit.
+
+        Listed in the private git directory's ``info/exclude``, which only hookagent's git
+        reads; a tracked file setup changed is still committed like any change.
+        """
+        git = self._tree(path)
+        out = await self._git(*git, "ls-files", "--others", "--exclude-standard",
+                              "--directory", "--no-empty-directory", "-z")  # fmt: skip
+        found = [name.rstrip("/") for name in out.split("\0") if name.strip("/")]
+        if found:
+            exclude = self._git_dir_of(path) / "info" / "exclude"
+            lines = "".join(f"/{_ignore_pattern(name)}\n" for name in found)
+            try:
+                exclude.parent.mkdir(mode=0o700, exist_ok=True)
+                with exclude.open("a", encoding="utf-8") as listed:
+                    listed.write(lines)
+            except OSError as exc:
+                raise WorkspaceError(f"could not leave setup's files out: {exc}") from None
+        return found
+
     async def changed_files(self, path: Path, base: str) -> list[str]:
         """Paths :meth:`stage` staged since ``base`` (a rename as both its paths)."""
         out = await self._git(*self._tree(path), "diff", "--cached", "--name-only",
@@ -491,6 +512,12 @@ class Workspaces:
             detail = _scrub(err.decode("utf-8", errors="replace"), self._secrets).strip()
             raise WorkspaceError(f"git {verb} failed (exit {proc.returncode}): {detail[-2000:]}")
         return out.decode("utf-8", errors="replace")
+
+
+def _ignore_pattern(name: str) -> str:
+    """``name`` as a gitignore pattern matching that path alone (wildcards escaped)."""
+    escaped = re.sub(r"([\\*?\[!# ])", r"\\\1", name)
+    return escaped.replace("\n", "?")  # a name with a newline: matched by any character
 
 
 def _verbs(args: tuple[str, ...]) -> list[str]:
