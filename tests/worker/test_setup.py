@@ -163,7 +163,7 @@ async def test_what_setup_installs_in_the_workspace_is_never_committed(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
     remotes: Path,
 ) -> None:  # fmt: skip
-    script = "mkdir -p 'vendor dir/lib' && echo x > 'vendor dir/lib/a.js' && ln -sfn ../elsewhere .deps"
+    script = "mkdir -p 'vendor dir/lib' && echo x > 'vendor dir/lib/a.js' && ln -s ../x .deps"
     body = f'auto_approve = [{{ source = "sentry" }}]\nsetup = {json.dumps(script)}\n'
     start_worker(agent_command=fake_agent("auto"), policy_file=policy_file(tmp_path, body))
     tid = await submit_alert(client)
