@@ -15,7 +15,6 @@ exclusively, without waiting) never removes a cache in use.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import os
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from hookagent.errors import WorkspaceError
 from hookagent.settings import Settings
-from hookagent.worker.files import private_dir, remove_tree
+from hookagent.worker.files import private_dir, remove_tree, take_lock
 
 # The variables pointing the usual package managers into the cache, relative to its root.
 CACHE_VARIABLES = {
@@ -114,7 +113,7 @@ class Caches:
         path = self.path(repo, forge)
         try:
             # Waits only while an eviction is deleting this very cache.
-            fd = await asyncio.to_thread(self._hold, path)
+            fd = await take_lock(lambda: self._hold(path))
         except OSError as exc:
             raise WorkspaceError(f"could not prepare the cache of {repo}: {exc}") from None
         try:

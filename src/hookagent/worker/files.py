@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -33,3 +36,23 @@ def remove_tree(path: Path) -> None:
                 if not os.path.islink(inner):
                     os.chmod(inner, 0o700)
         shutil.rmtree(path)
+
+
+async def take_lock(take: Callable[[], int]) -> int:
+    """``take()`` (which blocks until it holds a lock) in a thread: the lock's fd.
+
+    Cancelled while it waits, the thread still gets the lock later: its fd is closed
+    then, so a cancelled waiter never keeps a lock held.
+    """
+    waiting = asyncio.ensure_future(asyncio.to_thread(take))
+    try:
+        return await asyncio.shield(waiting)
+    except asyncio.CancelledError:
+        waiting.add_done_callback(_close_taken)
+        raise
+
+
+def _close_taken(done: asyncio.Future[int]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        with contextlib.suppress(OSError):
+            os.close(done.result())

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from hookagent.errors import WorkspaceError
 from hookagent.worker.cache import cache_name
-from hookagent.worker.files import private_dir, remove_tree
+from hookagent.worker.files import private_dir, remove_tree, take_lock
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Mirrors:
         lock = self._locks.setdefault(path, asyncio.Lock())
         async with lock:
             try:
-                fd = await asyncio.to_thread(self._hold, path)
+                fd = await take_lock(lambda: self._hold(path))
             except OSError as exc:
                 raise WorkspaceError(f"could not lock the mirror of {repo}: {exc}") from None
             try:
