@@ -108,13 +108,18 @@ def setup_seconds(lines: list[str]) -> float:
     return times[0]
 
 
-@pytest.fixture
-def setup_repo(remotes: Path, tmp_path: Path) -> Path:
+def add_setup(remotes: Path, tmp_path: Path) -> Path:
     """The remote with a wheel and a ``.hookagent/setup.sh`` installing it."""
     bare = remotes / f"{REPO}.git"
     files = {WHEEL: wheel_bytes(tmp_path), ".hookagent/setup.sh": SETUP_SH.encode()}
     push_files(bare, files, tmp_path)
     return bare
+
+
+@pytest.fixture
+def setup_repo(remotes: Path, tmp_path: Path) -> Path:
+    """The remote with a wheel and a ``.hookagent/setup.sh`` installing it."""
+    return add_setup(remotes, tmp_path)
 
 
 async def test_setup_installs_what_the_tests_need_and_the_second_task_hits_the_cache(
