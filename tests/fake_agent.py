@@ -137,6 +137,17 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
             print(f"env {name}={value}")
         print("PLAN: printed the environment")
         return 0
+    if mode == "shell":
+        # A test command of the repository (``args[0]``, by sh), the prompt's lines that
+        # mention the operator, then on as ``auto``.
+        done = subprocess.run(["/bin/sh", "-c", args[0]], capture_output=True, text=True)
+        for line in (done.stdout + done.stderr).splitlines():
+            print(f"shell| {line}")
+        print(f"shell exit {done.returncode}")
+        for line in prompt.splitlines():
+            if "operator" in line.lower():
+                print(f"prompt| {line}")
+        return auto(prompt, args[1:])
     if mode == "probe":
         return probe()
     if mode == "leak":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import os
 import re
 import subprocess
@@ -22,6 +23,8 @@ class GitHttpServer(LocalServer):
         expected = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
         self.authorized = 0
         self.refused = 0
+        # Each git-upload-pack exchange: the client's request (un-gzipped), the reply's size.
+        self.uploads: list[tuple[bytes, int]] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,6 +74,11 @@ class GitHttpServer(LocalServer):
                 for name, value in headers:
                     if name.lower() != "status":
                         self.send_header(name, value.strip())
+                if self.command == "POST" and path.endswith("/git-upload-pack"):
+                    gzipped = self.headers.get("Content-Encoding", "") == "gzip"
+                    server.uploads.append(
+                        (gzip.decompress(body) if gzipped else body, len(payload))
+                    )
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)

@@ -85,3 +85,18 @@ async def test_search_bench_reports_the_tail_and_cpu_of_every_query(redis_url: s
         assert 0 < p50 <= p95 <= p99 <= worst and server > 0 and client > 0, out
     assert re.search(r"worst query \(highest p95\): `.+`", out), out
     assert re.search(r"\| with index \| [\d,]+, \d+% \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", out), out
+
+
+@pytest.mark.load
+@pytest.mark.timeout(110)
+async def test_startup_bench_times_a_first_and_a_second_task(redis_url: str) -> None:
+    code, out = await run_bench(
+        "startup.py", "--files", "50", "--mbps", "0,100", "--redis-url", redis_url
+    )
+    assert code == 0, out
+    rows = table(out, "startup")
+    assert len(rows) == 2, out
+    assert "remote over file://" in rows[0][1] and "100 Mbit/s" in rows[1][1]
+    for row in rows:
+        first, second = (float(s) for s in re.findall(r"(?:first|second) ([0-9.]+) s", row[3]))
+        assert 0 < first and 0 < second, out

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hookagent.errors import PolicyError
+from hookagent.models import Phase
 from hookagent.policy import Facts, Policies, glob_regex, parse_policies, plan_files
 from hookagent.settings import Settings
 from tests.cli.test_cli import bare_env, free_port, one_error_line
@@ -86,6 +87,16 @@ def test_auto_rules_match_every_key_they_name() -> None:
         ('[repo."acme/x".mcp_servers.docs]\nurl = "file:///x"\n', "must be an http:// or"),
         ('[repo."acme/x".mcp_servers.docs]\ncommand = "x"\nport = 1\n', "docs.port: extra"),
         ("[default]\nmax_test_fixes = 9\n", "max_test_fixes: input should be less than"),
+        (
+            '[repo."acme/x"]\nsetup_network_allow = ["https://pypi.org"]\n',
+            "setup_network_allow: entry 'https://pypi.org' is not host[:port]",
+        ),
+        (
+            '[default]\nsetup_env = ["HOOKAGENT_GITHUB_TOKEN"]\n',
+            "setup_env: 'HOOKAGENT_GITHUB_TOKEN' is not an environment name setup may receive",
+        ),
+        ("[default]\nsetup_timeout = 0\n", "[default] setup_timeout: input should be greater"),
+        ('[default]\nplan_agent = "gpt"\n', "[default] plan_agent: input should be"),
     ],
 )
 def test_invalid_files_name_the_file_table_and_key(text: str, says: str) -> None:
@@ -124,6 +135,28 @@ def test_policy_overrides_the_run_settings(settings: Settings) -> None:
     assert (own.claude_model, own.agent_model) == ("opus", "opus")
     assert (own.planning_timeout, own.execution_timeout) == (12, 12)
     assert own.allowed_tools == ["Read", "Edit"]
+
+
+def test_each_phase_has_its_own_agent_and_model_over_the_common_ones(settings: Settings) -> None:
+    text = (
+        '[default]\nagent = "codex"\nmodel = "base"\n'
+        '[repo."acme/api"]\nplan_agent = "claude"\nplan_model = "planner"\n'
+        'execute_model = "executor"\n'
+    )
+    policy = parse_policies(text, "h.toml").effective("acme/api")
+    plan = policy.run_settings(settings, Phase.PLAN)
+    execute = policy.run_settings(settings, Phase.EXECUTE)
+    assert (plan.agent, plan.claude_model, plan.agent_model) == ("claude", "planner", "planner")
+    assert (execute.agent, execute.agent_model) == ("codex", "executor")
+    either = policy.run_settings(settings)
+    assert (either.agent, either.agent_model) == ("codex", "base")
+
+
+def test_instructions_file_is_relative_to_the_policy_file() -> None:
+    text = '[default]\ninstructions_file = "ops/agents.md"\n[repo."acme/api"]\napprovals = 2\n'
+    book = parse_policies(text, "/etc/hookagent/hookagent.toml")
+    expected = Path("/etc/hookagent/ops/agents.md")
+    assert book.effective("acme/api").instructions_file == expected
 
 
 def test_network_allow_adds_to_the_settings_list_per_repository(settings: Settings) -> None:

@@ -59,6 +59,7 @@ class LogStream(StrEnum):
     SYSTEM = "system"
     # The policy's ``test`` command, run in the sandbox after execution.
     TEST = "test"
+    SETUP = "setup"  # the setup command's output, both pipes
 
 
 class EventKind(StrEnum):

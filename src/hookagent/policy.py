@@ -26,13 +26,14 @@ from pydantic import (
 )
 
 from hookagent.errors import PolicyError
-from hookagent.models import utc_iso
+from hookagent.models import Phase, utc_iso
 from hookagent.settings import Settings, parse_egress_entry
 
 log = logging.getLogger(__name__)
 
 SETTING = "HOOKAGENT_POLICY_FILE"
 _REPO_NAME = re.compile(r"^[\w.-]+/[\w.-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TABLES = ("default", "repo")
 # An MCP server's name: the CLIs build tool names from it (Claude ``mcp__<name>__<tool>``,
 # Gemini ``mcp_<name>_<tool>``, which splits at the first ``_``), so no underscore.
@@ -163,6 +164,21 @@ class Policy(BaseModel):
     allow_secrets_in: tuple[str, ...] = ()
     # ``host[:port]`` entries the agent may reach besides HOOKAGENT_EGRESS_ALLOW's.
     network_allow: tuple[str, ...] = ()
+    # Per phase, over ``agent`` and ``model``.
+    plan_agent: Literal["claude", "codex", "gemini", "command"] | None = None
+    execute_agent: Literal["claude", "codex", "gemini", "command"] | None = None
+    plan_model: str | None = None
+    execute_model: str | None = None
+    # The setup command (run by ``sh -c`` in the sandbox); None: the repository's
+    # ``.hookagent/setup.sh`` if it has one; "": no setup at all.
+    setup: str | None = None
+    setup_network_allow: tuple[str, ...] = ()
+    setup_timeout: float = Field(default=600.0, gt=0)
+    # Names of hookagent's environment passed to setup only, never to the agent.
+    setup_env: tuple[str, ...] = ()
+    # The operator's instructions, added to both prompts; the file is read on each run.
+    instructions: str | None = None
+    instructions_file: Path | None = None
     # Review rounds on a change request hookagent opened; and who besides the source's
     # approvers may drive them or ask for a review (``@hookagent review``): logins as the
     # forge names them, or ``id:<user id>``.
@@ -192,11 +208,19 @@ class Policy(BaseModel):
     def _test_command(cls, value: str | None) -> str | None:
         return value if value is None or value.strip() else None
 
-    @field_validator("network_allow")
+    @field_validator("network_allow", "setup_network_allow")
     @classmethod
     def _egress_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for entry in value:
             parse_egress_entry(entry)
+        return value
+
+    @field_validator("setup_env")
+    @classmethod
+    def _env_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _ENV_NAME.match(name) or name.startswith("HOOKAGENT_"):
+                raise ValueError(f"{name!r} is not an environment name setup may receive")
         return value
 
     def over(self, base: Policy) -> Policy:
@@ -211,13 +235,21 @@ class Policy(BaseModel):
                 return number, rule
         return None
 
-    def run_settings(self, settings: Settings) -> Settings:
-        """``settings`` with this policy's agent, model, budget, timeout, tools and network."""
+    def run_settings(self, settings: Settings, phase: Phase | None = None) -> Settings:
+        """``settings`` with this policy's agent, model, budget, timeout, tools and network.
+
+        ``phase``: its own ``plan_``/``execute_`` agent and model win over ``agent``/``model``.
+        """
         update: dict[str, Any] = {}
-        if self.agent is not None:
-            update["agent"] = self.agent
-        if self.model is not None:
-            update |= {"claude_model": self.model, "agent_model": self.model}
+        agent, model = self.agent, self.model
+        if phase is Phase.PLAN:
+            agent, model = self.plan_agent or agent, self.plan_model or model
+        elif phase in (Phase.EXECUTE, Phase.ROUND):  # a review round changes the code too
+            agent, model = self.execute_agent or agent, self.execute_model or model
+        if agent is not None:
+            update["agent"] = agent
+        if model is not None:
+            update |= {"claude_model": model, "agent_model": model}
         if self.max_budget_usd is not None:
             update["max_budget_usd"] = self.max_budget_usd
         if self.timeout is not None:
@@ -292,6 +324,10 @@ def parse_policies(text: str, file: str) -> PolicyBook:
 def _policy(table: object, file: str, where: str) -> Policy:
     if not isinstance(table, dict):
         raise _error(file, f"{where}: must be a table")
+    given = table.get("instructions_file")
+    if isinstance(given, str) and given and not Path(given).is_absolute():
+        # As written in the file: relative to the file, not to the worker's directory.
+        table = table | {"instructions_file": str(Path(file).parent / given)}
     try:
         return Policy.model_validate(table)
     except ValidationError as exc:

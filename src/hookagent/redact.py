@@ -158,6 +158,7 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         given = list(secrets)
+        self._given = tuple(given)
         self._values = frozenset(secret_forms(given))
         # Matched like the values, then extended over a partial character and padding.
         self._cores = frozenset(base64_forms(given) - self._values)
@@ -174,6 +175,11 @@ class Redactor:
             return
         self._values = self._values | secret_forms(given)
         self._cores = self._cores | (base64_forms(given) - self._values)
+
+    def including(self, secrets: Iterable[str]) -> Redactor:
+        """A redactor for these secrets too (a run's own, such as its setup's)."""
+        more = [s for s in secrets if s not in self._given]
+        return Redactor([*self._given, *more]) if more else self
 
     @property
     def secret_count(self) -> int:

@@ -64,6 +64,24 @@ class Settings(BaseSettings):
         description="where task clones go",
         json_schema_extra={"default_doc": "`$DATA_DIR/workspaces`"},
     )
+    cache_dir: Path | None = Field(
+        default=None,
+        description=(
+            "root of the per-repository caches: each repository's own directory in it is "
+            "mounted read-write at the sandbox home's `.cache` for setup and the agent "
+            "(`XDG_CACHE_HOME`, `npm_config_cache`, `PIP_CACHE_DIR`, `UV_CACHE_DIR` point "
+            "into it); never shared between repositories; `hookagent cache list|clear`"
+        ),
+        json_schema_extra={"default_doc": "`$DATA_DIR/cache`"},
+    )
+    cache_max_gb: float = Field(
+        default=20.0,
+        ge=0,
+        description=(
+            "size cap of all repository caches together; past it the least recently used "
+            "are removed by the worker's sweep (every 10 minutes), never one in use (0: no cap)"
+        ),
+    )
     keep_failed_workspaces: float = Field(
         default=0.0,
         ge=0,
@@ -782,6 +800,11 @@ class Settings(BaseSettings):
     def workspaces(self) -> Path:
         """Where task workspaces are cloned."""
         return self.workspace_dir or self.data_dir / "workspaces"
+
+    @property
+    def caches(self) -> Path:
+        """Where the per-repository caches live."""
+        return self.cache_dir or self.data_dir / "cache"
 
     @property
     def spill_dir(self) -> Path:

@@ -70,7 +70,7 @@ async def get_principal(request: HTTPConnection) -> Principal:
 
 
 async def get_filter(
-    stream: Annotated[list[str] | None, Query(description="stdout, stderr, system")] = None,
+    stream: Annotated[list[str] | None, Query(description="stdout, stderr, system, setup")] = None,
     kind: Annotated[list[str] | None, Query(description="repeatable: text, tool_use, …")] = None,
     level: Annotated[str | None, Query(description="info, warning, error")] = None,
     q: Annotated[

@@ -28,7 +28,7 @@ You are investigating an issue in the repository {repository}, which is checked 
 current directory. Read the code, find the cause, and write a concise plan for the fix:
 which files change, how, and how to test it. Do not edit files in this phase; the plan
 will be reviewed by a human before anything is changed.
-
+{operator}
 {notice}
 Source: {source}
 {data}
@@ -49,7 +49,7 @@ You are fixing an issue in the repository {repository}, which is checked out in 
 directory on a fresh branch. Carry out the approved plan below: edit the files, run the
 tests you can. Do not commit or push; hookagent commits your changes and opens the pull
 request.
-
+{operator}
 {notice}
 Source: {source}
 {data}
@@ -57,6 +57,22 @@ Source: {source}
 Approved plan:
 {plan}
 """
+
+
+OPERATOR = """
+## Instructions from the operator
+
+The operator who runs hookagent for this repository adds these instructions (they come from
+hookagent's configuration, not from the webhook or the repository):
+
+{text}
+"""
+
+
+def operator_block(instructions: str | None) -> str:
+    """The operator's instructions under their heading; empty when there are none."""
+    text = (instructions or "").strip()
+    return OPERATOR.format(text=text) if text else ""
 
 
 def fence(text: str) -> str:
@@ -80,19 +96,27 @@ def planning_prompt(
     history: Sequence[str] = (),
     thread: str | None = None,
     event: str | None = None,
+    instructions: str | None = None,
 ) -> bytes:
     """The planning prompt (with the revision request, if any), encoded for stdin.
 
     ``thread``: the issue's discussion, already capped; ``history``: the feedback earlier
     plans answered, oldest first (shown with the current ``feedback``); ``event``: the
-    details of a Sentry issue's latest event, read from its API.
+    details of a Sentry issue's latest event, read from its API; ``instructions``: the
+    operator's, from the repository's policy.
     """
     data = _issue(title, context)
     if event:
         data += "\n\nThe latest event, read from Sentry's API:\n" + fence(event)
     if thread:
         data += "\n\nThe issue's discussion:\n" + fence(thread)
-    text = PLANNING.format(repository=repository, notice=NOTICE, source=source, data=data)
+    text = PLANNING.format(
+        repository=repository,
+        operator=operator_block(instructions),
+        notice=NOTICE,
+        source=source,
+        data=data,
+    )
     if feedback:
         text += REVISION.format(
             plan=previous_plan or "(none)", data=fence(_feedback(feedback, history))
@@ -120,11 +144,19 @@ def _feedback(feedback: str, history: Sequence[str]) -> str:
 
 
 def execution_prompt(
-    *, repository: str, source: str, title: str, context: str, plan: str, comment: str | None
+    *,
+    repository: str,
+    source: str,
+    title: str,
+    context: str,
+    plan: str,
+    comment: str | None,
+    instructions: str | None = None,
 ) -> bytes:
     """The execution prompt: the context, the approved plan and the approver's comment."""
     text = EXECUTION.format(
         repository=repository,
+        operator=operator_block(instructions),
         notice=NOTICE,
         source=source,
         data=_issue(title, context),

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from hookagent.cli import client
+from hookagent.cli import cache, client
 from hookagent.errors import ConfigError, HookagentError
 from hookagent.policy import load_policies
 from hookagent.settings import ClientSettings, Settings, describe_errors, get_settings
@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _check_access(args.settings)
             load_policies(args.settings)  # an invalid policy file stops here, exit 2
             _check_startup(args)
+        elif args.run is cache.run:
+            args.settings = get_settings()  # a local command: the data dir, no Redis
         else:
             env = ClientSettings()
             args.url = args.url or env.url
@@ -171,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check this machine's setup; exit 1 if a check fails")
     doctor.set_defaults(run=_doctor, url=None, token=None)
+    cache.add_parser(sub)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -24,8 +25,9 @@ from hookagent.models import FAIL, TERMINAL_STATUSES, Action, LogStream, Phase, 
 from hookagent.policy import Facts, Policies, Policy, plan_files
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
-from hookagent.store import Job, Store
+from hookagent.store import Job, Parked, Store
 from hookagent.store.writer import LogWriter
+from hookagent.worker.cache import Caches
 from hookagent.worker.checks import Checker, TestReport
 from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
@@ -34,6 +36,7 @@ from hookagent.worker.review import Reviewed, ReviewRun
 from hookagent.worker.rounds import RoundJob, Rounds, Wait
 from hookagent.worker.run import AgentSession, sweep_homes
 from hookagent.worker.secretscan import scan_diff
+from hookagent.worker.setup import Workbench, operator_instructions
 from hookagent.worker.workspace import Workspaces
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ class _Run:
     agent: Agent
     policy: Policy
     settings: Settings
+    redactor: Redactor
 
 
 # Leftover workspaces (a crash, a cancel, a failed task's keep window) are rare: a sweep
@@ -80,6 +84,9 @@ class PhaseRunner:
         self._threads = Threads(settings)
         self._session = AgentSession(store=store, settings=settings, redactor=redactor)
         self.quota = QuotaGate(store=store, settings=settings, workspaces=self._workspaces)
+        self._workbench = Workbench(
+            settings=settings, caches=Caches.from_settings(settings), redactor=redactor
+        )
         self._publisher = Publisher(
             store=store, settings=settings, workspaces=self._workspaces, redactor=redactor
         )
@@ -104,7 +111,7 @@ class PhaseRunner:
         """The job's phase, start to recorded outcome."""
         task = await self._store.tasks.get(job.task_id)
         policy = self._policies.effective(task.repository)
-        own = policy.run_settings(self._settings)
+        own = policy.run_settings(self._settings, job.phase)
         agent = self._agent_for(task, own, policy)
         verb = {
             Phase.PLAN: "planning",
@@ -117,7 +124,8 @@ class PhaseRunner:
             f"attempt {attempt} (delivery {job.deliveries}): {verb} with {agent.name} "
             f"on worker {self._worker}"
         )
-        run = _Run(agent=agent, policy=policy, settings=own)
+        redactor = self._workbench.redactor(policy)
+        run = _Run(agent=agent, policy=policy, settings=own, redactor=redactor)
         if job.phase is Phase.ROUND:
             await self._rounds.run(RoundJob(agent, policy, own), task, writer, token)
         elif task.kind is TaskKind.REVIEW:
@@ -180,10 +188,11 @@ class PhaseRunner:
                     history=await self._store.tasks.feedbacks(task.task_id),
                     thread=await self._threads.comments(task, writer),
                     event=await self._threads.sentry_event(task, writer),
+                    instructions=operator_instructions(run.policy),
                 )
             )
-            outcome = await self._session.run(
-                agent, path, Phase.PLAN, prompt, writer, settings=run.settings, resume=resume
+            outcome = await self._run_agent(
+                run, task, path, Phase.PLAN, prompt, writer, resume=resume
             )
             await self._add_cost(outcome)
             if outcome.quota is not None:
@@ -271,27 +280,29 @@ class PhaseRunner:
     async def _execute(self, run: _Run, task: Task, writer: LogWriter, token: str) -> None:
         agent = run.agent
         branch = f"hookagent/{task.task_id}"
-        prompt = execution_prompt(
-            repository=task.repository,
-            source=task.source,
-            title=task.title,
-            context=task.prompt,
-            plan=task.plan or "",
-            comment=task.approval_comment,
-        )
         fields: dict[str, Any] = {"agent": agent.name, "branch": branch}
         try:
+            prompt = execution_prompt(
+                repository=task.repository,
+                source=task.source,
+                title=task.title,
+                context=task.prompt,
+                plan=task.plan or "",
+                comment=task.approval_comment,
+                instructions=operator_instructions(run.policy),
+            )
             resume = await self.quota.resumable(task, agent, Phase.EXECUTE, writer)
             if resume is not None and resume.base:
-                path, base, prompt = self._workspaces.path(task.task_id), resume.base, RESUME_PROMPT
+                path, base = self._workspaces.path(task.task_id), resume.base
             else:
                 resume = None
                 path = await self._clone(task, writer)
                 base = await self._workspaces.start_branch(path, branch)
                 await self._workspaces.hand_over(path)
-            outcome = await self._session.run(
-                agent, path, Phase.EXECUTE, prompt, writer, settings=run.settings, resume=resume
-            )
+            outcome = await self._run_agent(
+                run, task, path, Phase.EXECUTE, RESUME_PROMPT if resume else prompt, writer,
+                resume=resume,
+            )  # fmt: skip
             await self._add_cost(outcome)
             if outcome.quota is not None:
                 raise await self.quota.hit(
@@ -309,9 +320,9 @@ class PhaseRunner:
             await self.quota.settled(task, agent)
             fields |= outcome.stats
             if outcome.ok:
-                report = await self._test(run, path, writer, prompt)
+                report = await self._test(run, task, path, writer, prompt)
                 fields["checks"] = json.dumps(report.checks)
-                stat = await self._check_change(run.policy, task, path, base, writer)
+                stat = await self._check_change(run, task, path, base, writer)
                 if stat is not None:
                     await self._hold(task, writer, token, stat, fields)
                     return
@@ -332,13 +343,13 @@ class PhaseRunner:
             task.task_id, Action.COMPLETE, token=token, fields=fields | {"error": None}
         )
 
-    async def _test(self, run: _Run, path: Path, writer: LogWriter, prompt: bytes) -> TestReport:
+    async def _test(
+        self, run: _Run, task: Task, path: Path, writer: LogWriter, prompt: bytes
+    ) -> TestReport:
         """The policy's ``test`` on the change, with the agent's fix turns; a failed turn raises."""
 
         async def fix(text: bytes) -> AgentOutcome:
-            outcome = await self._session.run(
-                run.agent, path, Phase.EXECUTE, text, writer, settings=run.settings
-            )
+            outcome = await self._run_agent(run, task, path, Phase.EXECUTE, text, writer)
             await self._add_cost(outcome)
             return outcome
 
@@ -349,14 +360,39 @@ class PhaseRunner:
             raise AgentError(f"fix turn after a failed test: {failed.error or 'agent failed'}")
         return report
 
+    async def _run_agent(
+        self,
+        run: _Run,
+        task: Task,
+        path: Path,
+        phase: Phase,
+        prompt: bytes,
+        writer: LogWriter,
+        *,
+        resume: Parked | None = None,
+    ) -> AgentOutcome:
+        """Setup (if any), then the agent, with the repository's cache held throughout."""
+        bench = self._workbench.prepared(run.policy, run.settings, task, path, writer)
+        async with bench as (cache, ran_setup):
+            if phase is Phase.EXECUTE and ran_setup:
+                left = await self._workspaces.leave_out_untracked(path)
+                if left:
+                    shown = self._redactor.redact(", ".join(left[:20]))
+                    await writer.system(f"setup's new files are left out of the commit: {shown}")
+            return await self._session.run(
+                run.agent, path, phase, prompt, writer,
+                settings=run.settings, cache=cache, redactor=run.redactor, resume=resume,
+            )  # fmt: skip
+
     async def _check_change(
-        self, policy: Policy, task: Task, path: Path, base: str, writer: LogWriter
+        self, run: _Run, task: Task, path: Path, base: str, writer: LogWriter
     ) -> str | None:
         """The policy on the change itself, before anything is committed or pushed.
 
         A denied path or a secret fails the task. An auto-approved change that no
         ``auto_approve`` rule allows once its files are counted returns its diff stat.
         """
+        policy = run.policy
         nested = await self._workspaces.stage(path)
         if nested:
             await writer.system(f"left out nested git repositories: {', '.join(nested)}")
@@ -366,7 +402,7 @@ class PhaseRunner:
             where = f"paths_denied of {task.repository}"
             raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
         diff = await self._workspaces.diff(path, base)
-        found = scan_diff(diff, self._redactor, policy.secrets_allowed)
+        found = scan_diff(diff, run.redactor, policy.secrets_allowed)
         if found:
             # Paths are redacted already; a finding never holds the value it found.
             writer.add_lines(LogStream.SYSTEM, [f.describe() for f in found])
@@ -466,6 +502,14 @@ class PhaseRunner:
                 len(removed),
                 homes,
             )
+        try:
+            evicted = await asyncio.to_thread(self._workbench.caches.evict)
+        except OSError:
+            log.exception("worker %s: cache eviction failed", self._worker)
+            return
+        if evicted:
+            log.info("worker %s: HOOKAGENT_CACHE_MAX_GB: removed the caches of %s",
+                     self._worker, ", ".join(evicted))  # fmt: skip
 
     async def _is_live(self, task_id: str) -> bool:
         try:

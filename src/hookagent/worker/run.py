@@ -18,8 +18,9 @@ from hookagent.redact import RedactingStream, Redactor
 from hookagent.settings import Settings
 from hookagent.store import Parked, Store, StoreUnavailable
 from hookagent.store.writer import LogWriter
+from hookagent.worker.files import remove_tree
 from hookagent.worker.sandbox import sandboxed
-from hookagent.worker.workspace import TASK_ID, remove_tree
+from hookagent.worker.workspace import TASK_ID
 
 # The UI shows a run's progress live; more often than once a second is a write nobody sees.
 PROGRESS_EVERY_S = 1.0
@@ -176,10 +177,13 @@ class AgentSession:
         *,
         settings: Settings | None = None,
         resume: Parked | None = None,
+        cache: Path | None = None,
+        redactor: Redactor | None = None,
     ) -> AgentOutcome:
         """The agent's outcome; a stall or timeout is a failed outcome with its reason.
 
-        ``settings``: this run's own (a repository policy's timeout and budget), if any.
+        ``settings``: this run's own (a repository policy's timeout and budget), if any;
+        ``cache``: the repository's cache directory; ``redactor``: the run's own, if any.
         ``resume``: the session parked on the quota that this run continues, in the home
         that run left. The home is kept after a run that ends on the quota (the CLI's
         session lives there), and removed after any other.
@@ -200,11 +204,19 @@ class AgentSession:
             # done. The configuration home is written (and, under bwrap, bound in) by
             # sandboxed().
             sandbox = sandboxed(
-                agent, phase, path, s, home=home, on_blocked=blocked, resume=session
+                agent, phase, path, s, home=home, on_blocked=blocked, resume=session, cache=cache
             )
             async with sandbox as (argv, env):
                 outcome = await self._supervise(
-                    agent, phase, path, prompt, writer, (argv, env), s, session
+                    agent,
+                    phase,
+                    path,
+                    prompt,
+                    writer,
+                    (argv, env),
+                    s,
+                    session,
+                    redactor or self._redactor,
                 )
             kept = outcome.quota is not None
             return outcome
@@ -222,6 +234,7 @@ class AgentSession:
         command: tuple[list[str], dict[str, str]],
         s: Settings,
         resume: str | None,
+        redactor: Redactor,
     ) -> AgentOutcome:
         """Run the prepared ``command`` with its watchdogs; the judged outcome."""
         argv, env = command
@@ -245,9 +258,7 @@ class AgentSession:
             argv,
             stdin=prompt,
             cwd=path,
-            on_lines=line_sink(
-                run, writer, clock, redactor=self._redactor, budget_usd=s.max_budget_usd
-            ),
+            on_lines=line_sink(run, writer, clock, redactor=redactor, budget_usd=s.max_budget_usd),
             timeout=timeout,
             kill_grace=s.kill_grace,
             env=env,

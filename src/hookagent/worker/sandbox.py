@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ from hookagent.models import Phase
 from hookagent.settings import Settings
 from hookagent.worker import bridge
 from hookagent.worker.allowlist import Allowlist
+from hookagent.worker.cache import cache_environment
 from hookagent.worker.egress import EgressProxy, OnBlocked
 
 # Where the agent's private home (a tmpfs) is, inside the sandbox.
@@ -74,6 +75,8 @@ BRIDGE_DIR = Path("/run/hookagent")
 # Where the run's configuration home (a directory of the data dir) is bound, inside.
 AGENT_HOME = BRIDGE_DIR / "agent-home"
 BRIDGE_PORT = 3128
+# Where the repository's cache is bound, inside the sandbox's home.
+CACHE_MOUNT = ".cache"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 NO_PROXY_VARIABLES = ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
 
@@ -133,11 +136,13 @@ def wrap(
     home: Path | None,
     egress: Egress | None = None,
     agent_home: Path | None = None,
+    cache: Path | None = None,
 ) -> list[str]:
     """``argv`` under bwrap: ``workspace`` bound read-write only when ``writable``.
 
     With ``egress``, in a network namespace of its own whose way out is the egress proxy;
-    ``agent_home`` (the run's configuration home), bound read-write at AGENT_HOME.
+    ``agent_home`` (the run's configuration home), bound read-write at AGENT_HOME;
+    ``cache`` (the repository's cache), read-write at the home's ``.cache``.
     """
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
@@ -157,6 +162,8 @@ def wrap(
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--setenv", "TMPDIR", "/tmp"]
     if home is not None:
         args += ["--tmpfs", str(home), "--setenv", "HOME", str(home)]
+        if cache is not None:
+            args += ["--bind", str(cache), str(home / CACHE_MOUNT)]
     for extra in extra_ro:
         args += ["--ro-bind", str(extra), str(extra)]
     if agent_home is not None:
@@ -221,6 +228,7 @@ async def sandboxed(
     home: Path,
     on_blocked: OnBlocked,
     resume: str | None = None,
+    cache: Path | None = None,
 ) -> AsyncIterator[tuple[list[str], dict[str, str]]]:
     """The argv and environment to start ``agent`` with, under ``HOOKAGENT_SANDBOX``.
 
@@ -229,15 +237,62 @@ async def sandboxed(
     Under bwrap with ``HOOKAGENT_SANDBOX_NETWORK=allowlist`` the run's egress proxy serves
     while the context is open: start the agent inside it, and leave once it has exited.
     ``on_blocked`` hears ``HOST:PORT`` of each connection the proxy refused. ``resume``: the
-    CLI's session to continue.
+    CLI's session to continue. ``cache``: the repository's cache directory (cache.py).
     """
-    argv = agent.argv(phase, resume=resume)
-    workspace = workspace.resolve()  # bwrap binds absolute paths; the data dir may be relative
     env = agent_environment(
         os.environ, allowed_extra=parse_names(settings.agent_env), agent_names=agent.env_names
     )
+    home = home.resolve()
+    # The MCP config file is named by its path as the CLI sees it: inside bwrap, AGENT_HOME.
+    named = home if settings.sandbox == "none" else AGENT_HOME
+    # The MCP servers are the CLI's children, inside with it: their programs must show too.
+    tools = [m for line in commands(agent.mcp_servers) for m in binary_mounts(line, env)]
+    confined = confine(
+        [*agent.argv(phase, resume=resume), *agent.config_argv(named)],
+        env,
+        workspace,
+        settings,
+        writable=phase is Phase.EXECUTE,
+        on_blocked=on_blocked,
+        model_url=model_url(agent, env),
+        cache=cache,
+        agent_home=home,
+        configure=functools.partial(agent.configure, home),
+        extra_mounts=tools,
+    )
+    async with confined as command:
+        yield command
+
+
+Configure = Callable[[Mapping[str, str]], dict[str, str]]
+
+
+@asynccontextmanager
+async def confine(
+    argv: list[str],
+    env: dict[str, str],
+    workspace: Path,
+    settings: Settings,
+    *,
+    writable: bool,
+    on_blocked: OnBlocked,
+    model_url: str | None = None,
+    cache: Path | None = None,
+    agent_home: Path | None = None,
+    configure: Configure | None = None,
+    extra_mounts: Sequence[Path] = (),
+) -> AsyncIterator[tuple[list[str], dict[str, str]]]:
+    """``argv`` and ``env`` as the sandbox runs them: the agent's, or setup's (setup.py).
+
+    ``configure`` (given the final environment) writes ``agent_home`` and returns the
+    variables naming it; ``model_url`` is allowed through the egress proxy;
+    ``extra_mounts``: installations shown read-only besides ``argv[0]``'s (MCP servers').
+    """
+    workspace = workspace.resolve()  # bwrap binds absolute paths; the data dir may be relative
     if settings.sandbox == "none":
-        yield [*argv, *agent.config_argv(home)], env | agent.configure(home, env)
+        if cache is not None:
+            env = env | cache_environment(cache)
+        yield argv, env | (configure(env) if configure is not None else {})
         return
     allowlist = settings.sandbox_network == "allowlist"
     reason = await asyncio.to_thread(probe, network=allowlist)
@@ -245,9 +300,7 @@ async def sandboxed(
         raise AgentError(
             f"HOOKAGENT_SANDBOX=bwrap but {reason}; refusing to run the agent unsandboxed"
         )
-    # The MCP servers are the CLI's children, inside with it: their programs must show too.
-    tools = [m for line in commands(agent.mcp_servers) for m in binary_mounts(line, env)]
-    mounts = list(dict.fromkeys([*binary_mounts(argv, env), *tools]))
+    mounts = list(dict.fromkeys([*binary_mounts(argv, env), *extra_mounts]))
     # A mount around the workspace would show the agent every other task's workspace too;
     # one around or inside the data dir, its private git directories, spill files and AOF.
     around = [m for m in mounts if workspace.is_relative_to(m)]
@@ -257,21 +310,29 @@ async def sandboxed(
     shared = [m for m in mounts if data.is_relative_to(m) or m.is_relative_to(data)]
     if shared:
         raise AgentError(f"the agent's installation {shared[0]} overlaps hookagent's data dir")
-    writable = phase is Phase.EXECUTE
-    home = home.resolve()
+    home = agent_home.resolve() if agent_home is not None else None
+    if cache is not None:
+        env = env | cache_environment(SANDBOX_HOME / CACHE_MOUNT)
+
+    def configured(seen: dict[str, str]) -> dict[str, str]:
+        if configure is None or home is None:
+            return seen
+        return seen | inside(configure(seen), home)
+
     shaped = functools.partial(
         wrap,
-        [*argv, *agent.config_argv(AGENT_HOME)],
+        argv,
         workspace=workspace,
         writable=writable,
         extra_ro=mounts,
         home=SANDBOX_HOME,
         agent_home=home,
+        cache=cache,
     )
     if not allowlist:
-        yield shaped(), env | inside(agent.configure(home, env), home)
+        yield shaped(), configured(env)
         return
-    rules = await Allowlist.build(settings, model_url=model_url(agent, env))
+    rules = await Allowlist.build(settings, model_url=model_url)
     proxy = EgressProxy(rules, on_blocked=on_blocked)
     try:
         await proxy.start()
@@ -280,7 +341,7 @@ async def sandboxed(
     async with contextlib.aclosing(proxy):
         env |= proxy_environment()
         wrapped = shaped(egress=Egress.to(proxy.socket_path))
-        yield wrapped, env | inside(agent.configure(home, env), home)
+        yield wrapped, configured(env)
 
 
 def inside(variables: Mapping[str, str], home: Path) -> dict[str, str]:

@@ -40,6 +40,8 @@ from urllib.parse import unquote, urlsplit
 
 from hookagent.errors import WorkspaceError
 from hookagent.settings import Settings
+from hookagent.worker.files import private_dir, remove_tree
+from hookagent.worker.mirror import Mirrors
 
 log = logging.getLogger(__name__)
 
@@ -112,34 +114,6 @@ def _on_github(url: str, api_url: str) -> bool:
     if parts.scheme == "https" and host == "github.com":
         return True
     return parts.scheme in {"http", "https"} and host == api_host != "api.github.com"
-
-
-def _private_dir(path: Path) -> None:
-    """Create ``path`` and its missing parents mode 0700, or tighten it to 0700."""
-    for missing in reversed([p for p in (path, *path.parents) if not p.exists()]):
-        missing.mkdir(mode=0o700, exist_ok=True)
-    path.chmod(0o700)
-
-
-def remove_tree(path: Path) -> None:
-    """Delete ``path`` whatever the agent did to it (a symlink in its place, read-only dirs)."""
-    if path.is_symlink():
-        path.unlink()
-        return
-    try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        return  # gone already, or removed concurrently by another sweeper
-    except PermissionError:
-        # A directory made read-only (Go's module cache does this) cannot be emptied until it
-        # is writable again; symlinks are skipped so nothing outside the tree is touched.
-        path.chmod(0o700)
-        for top, dirs, _ in os.walk(path):
-            for name in dirs:
-                inner = os.path.join(top, name)
-                if not os.path.islink(inner):
-                    os.chmod(inner, 0o700)
-        shutil.rmtree(path)
 
 
 def _age(path: Path) -> float:
@@ -217,6 +191,7 @@ class Workspaces:
         data_dir: Path | None = None,
         forges: Mapping[str, Remote] | None = None,
         git_root: Path | None = None,
+        mirrors: Mirrors | None = None,
     ) -> None:
         self._root = root
         # Beside the workspaces, never inside: the sandbox binds a workspace and nothing else.
@@ -227,6 +202,8 @@ class Workspaces:
         # ``url_template`` is GitHub's (and every non-forge source's); others come by name.
         self._remotes = {"github": Remote.build(url_template, token), **(forges or {})}
         self._secrets = [s for remote in self._remotes.values() for s in remote.secrets]
+        # None: every clone straight from the remote (no mirror kept).
+        self._mirrors = mirrors
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Workspaces:
@@ -256,6 +233,7 @@ class Workspaces:
             data_dir=settings.data_dir if settings.workspace_dir is None else None,
             forges=forges,
             git_root=settings.data_dir / "git",
+            mirrors=Mirrors(settings.data_dir / "mirrors"),
         )
 
     def path(self, task_id: str) -> Path:
@@ -288,15 +266,25 @@ class Workspaces:
             await asyncio.to_thread(remove_tree, target)
             await asyncio.to_thread(remove_tree, private)
             for directory in self._private:
-                _private_dir(directory)
+                private_dir(directory)
             target.mkdir(mode=0o700)
         except OSError as exc:
             raise WorkspaceError(f"could not prepare workspace {task_id}: {exc}") from None
         url = self.url(repo, forge)
-        await self._git(
-            "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
-            "--", url, str(private), auth=forge, url=url,
-        )  # fmt: skip
+        if self._mirrors is None:
+            await self._git(
+                "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
+                "--", url, str(private), auth=forge, url=url,
+            )  # fmt: skip
+        else:
+            async with self._mirrors.updated(self._git, url, repo, forge) as mirror:
+                # From the local disk, object files hard-linked: nothing is downloaded.
+                await self._git(
+                    "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
+                    "--", str(mirror), str(private), url=str(mirror),
+                )  # fmt: skip
+            # Pushes and the agent's ``origin`` go to the remote, never to the mirror.
+            await self._bare(private, "config", "remote.origin.url", url)
         await self._git(*self._tree(target), "checkout", "--quiet", "--force")
         return target
 
@@ -444,6 +432,27 @@ class Workspaces:
                         *(f":(exclude,literal){name}" for name in nested))  # fmt: skip
         return nested
 
+    async def leave_out_untracked(self, path: Path) -> list[str]:
+        """Keep the files untracked now (what setup installed) out of every later commit.
+
+        Listed in the private git directory's ``info/exclude``, which only hookagent's git
+        reads; a tracked file setup changed is still committed like any change.
+        """
+        git = self._tree(path)
+        out = await self._git(*git, "ls-files", "--others", "--exclude-standard",
+                              "--directory", "--no-empty-directory", "-z")  # fmt: skip
+        found = [name.rstrip("/") for name in out.split("\0") if name.strip("/")]
+        if found:
+            exclude = self._git_dir_of(path) / "info" / "exclude"
+            lines = "".join(f"/{_ignore_pattern(name)}\n" for name in found)
+            try:
+                exclude.parent.mkdir(mode=0o700, exist_ok=True)
+                with exclude.open("a", encoding="utf-8") as listed:
+                    listed.write(lines)
+            except OSError as exc:
+                raise WorkspaceError(f"could not leave setup's files out: {exc}") from None
+        return found
+
     async def changed_files(self, path: Path, base: str) -> list[str]:
         """Paths :meth:`stage` staged since ``base`` (a rename as both its paths)."""
         out = await self._git(*self._tree(path), "diff", "--cached", "--name-only",
@@ -562,6 +571,12 @@ class Workspaces:
             detail = _scrub(err.decode("utf-8", errors="replace"), self._secrets).strip()
             raise WorkspaceError(f"git {verb} failed (exit {proc.returncode}): {detail[-2000:]}")
         return out.decode("utf-8", errors="replace")
+
+
+def _ignore_pattern(name: str) -> str:
+    """``name`` as a gitignore pattern matching that path alone (wildcards escaped)."""
+    escaped = re.sub(r"([\\*?\[!# ])", r"\\\1", name)
+    return escaped.replace("\n", "?")  # a name with a newline: matched by any character
 
 
 def _verbs(args: tuple[str, ...]) -> list[str]:

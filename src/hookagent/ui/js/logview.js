@@ -10,8 +10,8 @@
 import { parseAnsi, stripAnsi } from "./ansi.js";
 import { h, icon } from "./dom.js";
 
-const STREAMS = ["stdout", "stderr", "system", "test"];
-const STREAM_SHORT = ["out", "err", "sys"];
+const STREAMS = ["stdout", "stderr", "system", "test", "setup"];
+const STREAM_SHORT = ["out", "err", "sys", "tst", "set"];
 const KINDS = ["text", "tool_use", "tool_result", "thinking", "result", "error", "raw", "status"];
 const K_TOOL_USE = KINDS.indexOf("tool_use");
 const K_TOOL_RESULT = KINDS.indexOf("tool_result");

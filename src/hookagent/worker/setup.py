@@ -1,0 +1,157 @@
+"""The agent's workbench: its repository's cache, the setup run before it, the operator's word.
+
+Before each agent run (planning and execution) the repository's setup prepares the
+workspace: the policy's ``setup`` command (``sh -c``), else the repository's
+``.hookagent/setup.sh`` (``setup = ""`` turns both off). Setup is the agent's side, not
+hookagent's: it runs in the same sandbox as the agent (confine() in sandbox.py), with the
+workspace writable in both phases, the repository's cache bound at the home's ``.cache``,
+and the egress allowlist widened by ``setup_network_allow`` for its run only. hookagent only
+checks that the script is a regular file; it never reads or runs it outside the sandbox.
+
+``setup_env`` names variables of hookagent's environment given to setup alone: never to
+the agent, and their values are redacted from every log line of the run.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import shutil
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from hookagent.agents import run_process
+from hookagent.agents.environment import agent_environment, parse_names
+from hookagent.errors import AgentError
+from hookagent.models import LogStream, Task
+from hookagent.policy import Policy
+from hookagent.redact import RedactingStream, Redactor
+from hookagent.settings import Settings, split_list
+from hookagent.store.writer import LogWriter
+from hookagent.worker.cache import Caches
+from hookagent.worker.sandbox import SYSTEM_DIRS, confine
+
+SETUP_FILE = Path(".hookagent") / "setup.sh"
+# A failed setup's error quotes this many of its last output lines.
+TAIL_LINES = 20
+
+
+def setup_argv(policy: Policy, workspace: Path) -> tuple[list[str], str] | None:
+    """The setup command and how the log names it; None when there is nothing to run."""
+    shell = shutil.which("sh", path=os.pathsep.join(SYSTEM_DIRS)) or "/bin/sh"
+    if policy.setup is not None:
+        if not policy.setup.strip():
+            return None
+        return [shell, "-c", policy.setup], "the policy's setup"
+    try:
+        # The checkout as the remote has it, before any run: a regular file or nothing.
+        found = (workspace / SETUP_FILE).lstat()
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    bash = shutil.which("bash", path=os.pathsep.join(SYSTEM_DIRS))
+    return [bash or shell, str(SETUP_FILE)], str(SETUP_FILE)
+
+
+def setup_secrets(policy: Policy) -> dict[str, str]:
+    """The ``setup_env`` variables hookagent's environment has (unset ones are left out)."""
+    return {name: os.environ[name] for name in policy.setup_env if name in os.environ}
+
+
+def operator_instructions(policy: Policy) -> str | None:
+    """The policy's ``instructions`` and its ``instructions_file``'s text (read now)."""
+    parts = [policy.instructions or ""]
+    if policy.instructions_file is not None:
+        try:
+            parts.append(policy.instructions_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+            raise AgentError(
+                f"policy instructions_file {policy.instructions_file}: cannot read: {reason}"
+            ) from None
+    text = "\n\n".join(part.strip() for part in parts if part.strip())
+    return text or None
+
+
+class Workbench:
+    """Prepares one agent run: the repository's cache held, setup run in the sandbox."""
+
+    def __init__(self, *, settings: Settings, caches: Caches, redactor: Redactor) -> None:
+        self._settings = settings
+        self.caches = caches
+        self._redactor = redactor
+
+    def redactor(self, policy: Policy) -> Redactor:
+        """The run's redactor: hookagent's secrets and the values of ``setup_env``."""
+        return self._redactor.including(setup_secrets(policy).values())
+
+    @contextlib.asynccontextmanager
+    async def prepared(
+        self, policy: Policy, settings: Settings, task: Task, workspace: Path, writer: LogWriter
+    ) -> AsyncIterator[tuple[Path, bool]]:
+        """The repository's cache, held while the agent runs, and whether a setup ran first.
+
+        Raises AgentError when setup fails or times out, with its last lines.
+        """
+        async with self.caches.use(task.repository, task.forge) as cache:
+            ran = await self._run_setup(policy, settings, workspace, cache, writer)
+            yield cache, ran
+
+    async def _run_setup(
+        self, policy: Policy, settings: Settings, workspace: Path, cache: Path, writer: LogWriter
+    ) -> bool:
+        found = setup_argv(policy, workspace)
+        if found is None:
+            return False
+        argv, name = found
+        env = agent_environment(os.environ, allowed_extra=parse_names(settings.agent_env))
+        env |= setup_secrets(policy)
+        missing = [n for n in policy.setup_env if n not in os.environ]
+        if missing:
+            await writer.system(f"setup_env: not set in hookagent's environment: {missing}")
+        listed = (*split_list(settings.egress_allow), *policy.setup_network_allow)
+        own = settings.model_copy(update={"egress_allow": ",".join(listed)})
+        where = " in a bwrap sandbox" if settings.sandbox == "bwrap" else ""
+        await writer.system(f"setup: running {name}{where}")
+
+        async def blocked(target: str) -> None:
+            await writer.system(f"setup: blocked connection to {target}")
+
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        redactor = self.redactor(policy)
+        streams: dict[LogStream, RedactingStream] = {}
+
+        async def sink(stream: LogStream, lines: list[str]) -> None:
+            shown = streams.setdefault(stream, redactor.for_run()).redact_lines(lines)
+            tail.extend(shown)
+            writer.add_lines(LogStream.SETUP, shown)
+            await writer.wait_room()
+
+        confined = confine(
+            argv, env, workspace, own, writable=True, on_blocked=blocked, cache=cache
+        )
+        async with confined as (wrapped, seen):
+            result = await run_process(
+                wrapped,
+                stdin=b"",
+                cwd=workspace.resolve(),
+                on_lines=sink,
+                timeout=policy.setup_timeout,
+                kill_grace=settings.kill_grace,
+                env=seen,
+                nice=settings.agent_nice,
+            )
+        await writer.system(f"setup finished: {result.describe} after {result.duration_s:.1f}s")
+        if result.exit_code == 0 and not result.timed_out:
+            return True
+        if result.timed_out:
+            reason = f"setup timed out after {policy.setup_timeout:g}s (setup_timeout)"
+        elif result.exit_code is not None and result.exit_code > 0:
+            reason = f"setup failed (exit {result.exit_code})"
+        else:
+            reason = f"setup failed ({result.describe})"
+        last = "\n".join(tail)
+        raise AgentError(f"{reason}; its last lines:\n{last}" if last else reason)
