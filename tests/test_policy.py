@@ -81,6 +81,10 @@ def test_auto_rules_match_every_key_they_name() -> None:
             "mcp_servers.docs.env: 'TOKEN=abc' is not an environment variable name (names only)",
         ),
         (
+            '[repo."acme/x".mcp_servers.docs]\ncommand = "x"\nenv = ["HOOKAGENT_GITHUB_TOKEN"]\n',
+            "mcp_servers.docs.env: 'HOOKAGENT_GITHUB_TOKEN': hookagent's own settings are not",
+        ),
+        (
             '[repo."acme/x".mcp_servers.docs]\nurl = "https://d.org"\nenv = ["T"]\n',
             "mcp_servers.docs: args and env are for a command",
         ),

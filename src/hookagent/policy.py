@@ -38,8 +38,6 @@ _TABLES = ("default", "repo")
 # An MCP server's name: the CLIs build tool names from it (Claude ``mcp__<name>__<tool>``,
 # Gemini ``mcp_<name>_<tool>``, which splits at the first ``_``), so no underscore.
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
-# An environment variable's name, as a shell spells one.
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class AutoRule(BaseModel):
@@ -117,6 +115,10 @@ class McpServer(BaseModel):
         for name in value:
             if not _ENV_NAME.match(name):
                 raise ValueError(f"{name!r} is not an environment variable name (names only)")
+            if name.startswith("HOOKAGENT_"):
+                # The server's config file sits in the run's home, which the agent reads:
+                # hookagent's own secrets (the forge tokens, the API's) never go there.
+                raise ValueError(f"{name!r}: hookagent's own settings are not given to tools")
         return value
 
     @field_validator("url")

@@ -204,3 +204,25 @@ def test_a_resumed_gemini_home_never_reads_the_agents_settings(tmp_path: Path) -
     assert not settings.is_symlink() and target.read_text() == "{}"
     written = json.loads(settings.read_text())
     assert written["security"]["auth"]["selectedType"] == "gemini-api-key"
+
+
+def test_a_named_pipe_in_a_resumed_home_does_not_block_the_worker(tmp_path: Path) -> None:
+    """The agent leaves a FIFO where each CLI's config file goes: opened to write, it would
+    block the worker's event loop for ever. Each file is replaced, never opened."""
+    codex = CodexAgent("codex", base_url="http://127.0.0.1:9/v1")
+    gemini = GeminiAgent("gemini")
+    run = tmp_path / "run"
+    run.mkdir()
+    codex.configure(run, {})
+    gemini.configure(run, {})
+    planted = [run / "codex" / "config.toml", run / "gemini" / ".gemini" / "settings.json"]
+    for path in planted:
+        path.unlink()
+        os.mkfifo(path)
+    codex.configure(run, {})  # returns: a FIFO opened for writing would wait for a reader
+    gemini.configure(run, {})
+    for path in planted:
+        assert path.is_file() and not path.is_symlink()
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert tomllib.loads(planted[0].read_text())["model_provider"] == "hookagent"
+    assert json.loads(planted[1].read_text())["security"]["auth"]["selectedType"]

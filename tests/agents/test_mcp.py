@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import tomllib
 from pathlib import Path
@@ -162,3 +163,14 @@ def test_codex_logs_an_mcp_tool_call_as_claude_code_names_it() -> None:
     refused = run.parse(LogStream.STDOUT, json.dumps({"type": "item.completed", "item": failed}))
     assert refused[0].kind is EventKind.ERROR and refused[0].text.endswith("server gone")
     assert run.progress.snapshot()["tool_calls"] == {"mcp__docs__lookup": 1}
+
+
+def test_a_named_pipe_in_place_of_claudes_mcp_file_is_replaced(home: Path) -> None:
+    """A resumed home is the agent's: a FIFO there must not block the worker's loop."""
+    agent = ClaudeAgent("claude", mcp_servers=SERVERS)
+    agent.configure(home, {})
+    written = home / "claude-mcp.json"
+    written.unlink()
+    os.mkfifo(written)
+    agent.configure(home, {})
+    assert private(written) and json.loads(written.read_text())["mcpServers"]["docs"]

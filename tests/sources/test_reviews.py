@@ -66,6 +66,19 @@ def test_pull_requests_opened_or_pushed_ask_automatically() -> None:
         parse_github_review(own, event="pull_request", bot_login=None)
 
 
+def test_a_strangers_pull_request_is_not_reviewed_unasked() -> None:
+    """On a public repository anyone may open pull requests, and each review is a paid run."""
+    for association in ("NONE", "FIRST_TIMER", "FIRST_TIME_CONTRIBUTOR"):
+        payload = pull("opened")
+        payload["pull_request"]["author_association"] = association
+        with pytest.raises(Ignored, match="author"):
+            parse_github_review(payload, event="pull_request", bot_login=None)
+    for association in ("MEMBER", "COLLABORATOR", "CONTRIBUTOR", "OWNER"):
+        payload = pull("synchronize")
+        payload["pull_request"]["author_association"] = association
+        assert parse_github_review(payload, event="pull_request", bot_login=None) is not None
+
+
 def note(text: str, kind: str = "MergeRequest") -> dict[str, Any]:
     return {"object_kind": "note", "project": {"path_with_namespace": "acme/sub/api"},
             "user": {"id": 4, "username": "lee"}, "merge_request": {"iid": 3, "title": "T"},

@@ -166,3 +166,21 @@ async def test_an_agent_rewriting_the_tests_cannot_reach_outside_the_sandbox(
     assert "[test] read blocked FileNotFoundError" in lines, "\n".join(lines)
     assert not (host / "escaped").exists()
     assert "[system] running the test command: python3 -B run_tests.py" in lines
+
+
+async def test_a_fix_turn_runs_no_setup_on_the_agents_workspace(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    github: GitHubStub,
+) -> None:  # fmt: skip
+    """Setup holds the setup_env secrets: it runs on the clone as the remote has it (before
+    planning, before execution), never again on a workspace the agent has written, where a
+    rewritten setup script or package hook would run with them."""
+    runs = tmp_path / "setup-runs"
+    setup = f"echo ran >> {runs}"
+    rules = f"test = {json.dumps(TEST)}\nsetup = {json.dumps(setup)}\n"
+    start(start_worker, tmp_path, github, "never", rules=rules)
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+    lines = await messages(store, tid)
+    assert "[system] test failed (exit code 3); fix turn 1 of 1" in lines
+    assert runs.read_text().splitlines() == ["ran", "ran"], lines  # plan, execute: no third

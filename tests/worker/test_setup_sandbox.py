@@ -1,5 +1,5 @@
-"""Under real bubblewrap, setup and the agent write their own cache and nothing else of
-hookagent's: not the repository's mirror, not another repository's cache."""
+"""Under real bubblewrap, setup writes its own cache and nothing else of hookagent's: not
+the repository's mirror, not another repository's cache; a planning agent writes no cache."""
 
 from __future__ import annotations
 
@@ -35,12 +35,14 @@ def attempts(who: str, mirror: Path, other: Path, data: Path) -> str:
             f"ls {data}/cache >/dev/null 2>&1 && echo '{who}: saw the data dir caches'",
             f'echo {who} > "$XDG_CACHE_HOME/{who}" && echo "{who}: wrote its own cache"',
             f'test "$XDG_CACHE_HOME" = "$HOME/.cache" && echo "{who}: cache at home"',
+            f"(echo {who} > $HOME/.cache/{who}-direct) 2>/dev/null"
+            f" && echo '{who}: wrote the cache'",
             "true",
         ]
     )
 
 
-async def test_setup_and_the_agent_reach_their_cache_and_nothing_else(
+async def test_setup_writes_its_cache_a_planning_agent_none_and_nothing_else(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, settings: Settings,
     tmp_path: Path,
 ) -> None:  # fmt: skip
@@ -60,11 +62,17 @@ async def test_setup_and_the_agent_reach_their_cache_and_nothing_else(
     for who, prefix in (("setup", "[setup] "), ("agent", "[stdout] shell| ")):
         said = [m.removeprefix(prefix) for m in lines if m.startswith(prefix)]
         assert f"{who}: wrote its own cache" in said, lines
-        assert f"{who}: cache at home" in said
         assert not [m for m in said if "mirror" in m or "another" in m or "data dir" in m]
+        # Planning persists nothing: an injected plan run cannot leave files in the cache
+        # for a later task's setup (which holds setup_env) or agent to run.
+        persisted = [f"{who}: cache at home", f"{who}: wrote the cache"]
+        if who == "setup":
+            assert all(line in said for line in persisted), said
+        else:
+            assert not [line for line in persisted if line in said], said
     assert (mirror / "HEAD").read_text() == "ref: refs/heads/main\n"
     assert not (mirror / "planted").exists()
     assert sorted(p.name for p in other.iterdir()) == ["kept"]
     own = data / "cache" / "acme+payments-api"
-    assert sorted(p.name for p in own.iterdir()) == ["agent", "setup"]
+    assert sorted(p.name for p in own.iterdir()) == ["setup", "setup-direct"]
     assert REPO == "acme/payments-api"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, objects
-from hookagent.agents.home import start_home
+from hookagent.agents.home import start_home, write_private
 from hookagent.agents.mcp import CLAUDE_MCP_FILE, claude_config, claude_tools
 from hookagent.agents.progress import Progress, finite
 from hookagent.agents.quota import QUOTA_STATUSES, QuotaHit, quota_in, seconds
@@ -89,10 +89,7 @@ class ClaudeAgent:
         if self.mcp_servers:
             config = home / CLAUDE_MCP_FILE
             # A resumed run keeps its home, which the agent could write: ours is made anew.
-            config.unlink(missing_ok=True)
-            with config.open("x") as out:
-                config.chmod(0o600)
-                out.write(claude_config(self.mcp_servers))
+            write_private(config, claude_config(self.mcp_servers))
             # Headless, the CLI otherwise sends its first request while the servers still
             # start: their tools would be missing from the first turn.
             variables["MCP_CONNECTION_NONBLOCKING"] = "false"

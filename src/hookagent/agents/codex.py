@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli, objects
-from hookagent.agents.home import start_home
+from hookagent.agents.home import start_home, write_private
 from hookagent.agents.mcp import codex_config
 from hookagent.agents.progress import Progress
 from hookagent.agents.quota import quota_in
@@ -72,14 +72,11 @@ class CodexAgent(ModelCli):
         template = self._template / "config.toml" if self._template is not None else None
         if template is not None and template.is_file():
             ours = _over_template(template.read_text(), ours)
-        if config.is_symlink():
-            config.unlink()
         if self.mcp_servers:
             # Tables last: after them no top-level key could be written.
             ours = f"{ours.rstrip()}\n\n{codex_config(self.mcp_servers)}"
             _parsed(ours)
-        config.write_text(ours)
-        config.chmod(0o600)
+        write_private(config, ours)
         return {"CODEX_HOME": str(codex_home), "TMPDIR": str(tmp)}
 
     def argv(self, phase: Phase, *, resume: str | None = None) -> list[str]:

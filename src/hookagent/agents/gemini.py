@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hookagent.agents.base import AgentLine, AgentOutcome, JsonLinesRun, ModelCli
-from hookagent.agents.home import start_home
+from hookagent.agents.home import start_home, write_private
 from hookagent.agents.mcp import gemini_config
 from hookagent.agents.progress import Progress
 from hookagent.agents.quota import quota_in
@@ -102,10 +102,7 @@ class GeminiAgent(ModelCli):
         ours: dict[str, Any] = dict(USER_SETTINGS)
         if self.mcp_servers:
             ours["mcpServers"] = gemini_config(self.mcp_servers)
-        if settings.is_symlink():
-            settings.unlink()
-        settings.write_text(json.dumps(_merged(base, ours)))
-        settings.chmod(0o600)
+        write_private(settings, json.dumps(_merged(base, ours)))
         pinned = {name: value for name, value in PINNED_ENV.items() if name not in env}
         return {**pinned, "GEMINI_CLI_HOME": str(gemini_home)}
 

@@ -71,3 +71,19 @@ def _copy_file(source: Path, target: Path) -> None:
     with os.fdopen(fd, "rb") as src, target.open("xb") as dst:
         shutil.copyfileobj(src, dst)
     target.chmod(0o600)
+
+
+def write_private(path: Path, text: str) -> None:
+    """``text`` as a new 0600 file at ``path``, whatever the agent left there.
+
+    A resumed run's home is the agent's: in place of the file there may be a symlink (which
+    would be followed), a directory, or a named pipe (opening it to write would block the
+    worker for ever). Whatever it is goes first; the file is then created, never opened.
+    """
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)

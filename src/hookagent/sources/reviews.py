@@ -91,6 +91,10 @@ def _github_comment(body: dict[str, Any], repo: str, bot_login: str | None) -> R
     )
 
 
+# GitHub's author_association values of people with no standing in the repository.
+STRANGERS = frozenset({"NONE", "FIRST_TIMER", "FIRST_TIME_CONTRIBUTOR", "MANNEQUIN"})
+
+
 def _github_pull(body: dict[str, Any], repo: str, bot_login: str | None) -> ReviewRequest:
     pull = obj(body.get("pull_request"))
     author = text(obj(pull.get("user")).get("login"))
@@ -99,6 +103,11 @@ def _github_pull(body: dict[str, Any], repo: str, bot_login: str | None) -> Revi
         raise Ignored("hookagent's own pull request (HOOKAGENT_GITHUB_BOT_LOGIN)")
     if OWN_BRANCH.match(text(head.get("ref"))):
         raise Ignored("hookagent's own pull request (its branch)")
+    association = text(pull.get("author_association")).upper()
+    if association in STRANGERS:
+        # On a public repository anyone may open pull requests: each review is an agent
+        # run, so a stranger's are not reviewed unasked (an approver's `@hookagent review` is).
+        raise Ignored(f"pull request by a {association.lower()} author (review_prs)")
     sender = obj(body.get("sender"))
     login = text(sender.get("login")) or author
     sha = text(head.get("sha"))

@@ -127,7 +127,7 @@ class Checker:
             await writer.wait_room()
 
         async def blocked(target: str) -> None:
-            await writer.system(f"test: blocked connection to {target}")
+            await writer.system(f"test: blocked connection to {self._redactor.redact(target)}")
 
         agent = CommandAgent([shutil.which("sh") or "/bin/sh", "-c", command])
         # Its own (empty) configuration home, beside the agents' runs' homes.

@@ -90,7 +90,6 @@ class PhaseRunner:
         self._publisher = Publisher(
             store=store, settings=settings, workspaces=self._workspaces, redactor=redactor
         )
-        self._checker = Checker(settings=settings, redactor=redactor)
         self._reviews = ReviewRun(
             settings=settings, workspaces=self._workspaces, session=self._session, redactor=redactor
         )
@@ -349,11 +348,16 @@ class PhaseRunner:
         """The policy's ``test`` on the change, with the agent's fix turns; a failed turn raises."""
 
         async def fix(text: bytes) -> AgentOutcome:
-            outcome = await self._run_agent(run, task, path, Phase.EXECUTE, text, writer)
+            outcome = await self._run_agent(
+                run, task, path, Phase.EXECUTE, text, writer, setup=False
+            )
             await self._add_cost(outcome)
             return outcome
 
-        report, failed = await self._checker.check(
+        # The run's redactor: a failed test's output reaches a draft PR's body, and setup
+        # may have left a setup_env value in the workspace.
+        checker = Checker(settings=self._settings, redactor=run.redactor)
+        report, failed = await checker.check(
             run.policy, path, writer, settings=run.settings, fix=fix, prompt=prompt
         )
         if failed is not None:
@@ -370,9 +374,16 @@ class PhaseRunner:
         writer: LogWriter,
         *,
         resume: Parked | None = None,
+        setup: bool = True,
     ) -> AgentOutcome:
-        """Setup (if any), then the agent, with the repository's cache held throughout."""
-        bench = self._workbench.prepared(run.policy, run.settings, task, path, writer)
+        """Setup (if any), then the agent, with the repository's cache held throughout.
+
+        A resume or a fix turn runs no setup (see Workbench.prepared): the workspace is
+        the agent's by then.
+        """
+        bench = self._workbench.prepared(
+            run.policy, run.settings, task, path, writer, setup=setup and resume is None
+        )
         async with bench as (cache, ran_setup):
             if phase is Phase.EXECUTE and ran_setup:
                 left = await self._workspaces.leave_out_untracked(path)

@@ -75,8 +75,10 @@ BRIDGE_DIR = Path("/run/hookagent")
 # Where the run's configuration home (a directory of the data dir) is bound, inside.
 AGENT_HOME = BRIDGE_DIR / "agent-home"
 BRIDGE_PORT = 3128
-# Where the repository's cache is bound, inside the sandbox's home.
+# Where the repository's cache is bound, inside the sandbox's home; and where a run that
+# may not write it keeps its own cache files (in the home's tmpfs, gone with the run).
 CACHE_MOUNT = ".cache"
+SCRATCH_CACHE = ".cache-run"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 NO_PROXY_VARIABLES = ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
 
@@ -137,12 +139,14 @@ def wrap(
     egress: Egress | None = None,
     agent_home: Path | None = None,
     cache: Path | None = None,
+    cache_writable: bool = True,
 ) -> list[str]:
     """``argv`` under bwrap: ``workspace`` bound read-write only when ``writable``.
 
     With ``egress``, in a network namespace of its own whose way out is the egress proxy;
     ``agent_home`` (the run's configuration home), bound read-write at AGENT_HOME;
-    ``cache`` (the repository's cache), read-write at the home's ``.cache``.
+    ``cache`` (the repository's cache) at the home's ``.cache``, read-only unless
+    ``cache_writable``.
     """
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
@@ -163,7 +167,10 @@ def wrap(
     if home is not None:
         args += ["--tmpfs", str(home), "--setenv", "HOME", str(home)]
         if cache is not None:
-            args += ["--bind", str(cache), str(home / CACHE_MOUNT)]
+            bind = "--bind" if cache_writable else "--ro-bind"
+            args += [bind, str(cache), str(home / CACHE_MOUNT)]
+            if not cache_writable:
+                args += ["--dir", str(home / SCRATCH_CACHE)]
     for extra in extra_ro:
         args += ["--ro-bind", str(extra), str(extra)]
     if agent_home is not None:
@@ -259,6 +266,9 @@ async def sandboxed(
         agent_home=home,
         configure=functools.partial(agent.configure, home),
         extra_mounts=tools,
+        # Planning is read-only, the cache included: an injected plan run must not leave
+        # files that a later task's setup (with its setup_env) or agent would run.
+        cache_writable=phase is not Phase.PLAN,
     )
     async with confined as command:
         yield command
@@ -281,12 +291,15 @@ async def confine(
     agent_home: Path | None = None,
     configure: Configure | None = None,
     extra_mounts: Sequence[Path] = (),
+    cache_writable: bool = True,
 ) -> AsyncIterator[tuple[list[str], dict[str, str]]]:
     """``argv`` and ``env`` as the sandbox runs them: the agent's, or setup's (setup.py).
 
     ``configure`` (given the final environment) writes ``agent_home`` and returns the
     variables naming it; ``model_url`` is allowed through the egress proxy;
-    ``extra_mounts``: installations shown read-only besides ``argv[0]``'s (MCP servers').
+    ``extra_mounts``: installations shown read-only besides ``argv[0]``'s (MCP servers');
+    ``cache_writable``: False binds the cache read-only (a planning run persists nothing
+    there; its own cache writes go to a scratch directory in the sandbox's home).
     """
     workspace = workspace.resolve()  # bwrap binds absolute paths; the data dir may be relative
     if settings.sandbox == "none":
@@ -313,6 +326,8 @@ async def confine(
     home = agent_home.resolve() if agent_home is not None else None
     if cache is not None:
         env = env | cache_environment(SANDBOX_HOME / CACHE_MOUNT)
+        if not cache_writable:
+            env["XDG_CACHE_HOME"] = str(SANDBOX_HOME / SCRATCH_CACHE)
 
     def configured(seen: dict[str, str]) -> dict[str, str]:
         if configure is None or home is None:
@@ -328,6 +343,7 @@ async def confine(
         home=SANDBOX_HOME,
         agent_home=home,
         cache=cache,
+        cache_writable=cache_writable,
     )
     if not allowlist:
         yield shaped(), configured(env)

@@ -90,14 +90,24 @@ class Workbench:
 
     @contextlib.asynccontextmanager
     async def prepared(
-        self, policy: Policy, settings: Settings, task: Task, workspace: Path, writer: LogWriter
+        self,
+        policy: Policy,
+        settings: Settings,
+        task: Task,
+        workspace: Path,
+        writer: LogWriter,
+        *,
+        setup: bool = True,
     ) -> AsyncIterator[tuple[Path, bool]]:
         """The repository's cache, held while the agent runs, and whether a setup ran first.
 
+        ``setup``: False for a workspace an agent run has already had (a test's fix turn, a
+        resume after the quota): its files are the agent's now, and setup, which holds the
+        ``setup_env`` secrets, runs only on the checkout as the remote has it.
         Raises AgentError when setup fails or times out, with its last lines.
         """
         async with self.caches.use(task.repository, task.forge) as cache:
-            ran = await self._run_setup(policy, settings, workspace, cache, writer)
+            ran = setup and await self._run_setup(policy, settings, workspace, cache, writer)
             yield cache, ran
 
     async def _run_setup(
@@ -117,11 +127,13 @@ class Workbench:
         where = " in a bwrap sandbox" if settings.sandbox == "bwrap" else ""
         await writer.system(f"setup: running {name}{where}")
 
+        redactor = self.redactor(policy)
+
         async def blocked(target: str) -> None:
-            await writer.system(f"setup: blocked connection to {target}")
+            # Setup's code names the target: a setup_env value could be in it.
+            await writer.system(f"setup: blocked connection to {redactor.redact(target)}")
 
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        redactor = self.redactor(policy)
         streams: dict[LogStream, RedactingStream] = {}
 
         async def sink(stream: LogStream, lines: list[str]) -> None:
