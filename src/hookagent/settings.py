@@ -68,7 +68,8 @@ class Settings(BaseSettings):
         default=None,
         description=(
             "root of the per-repository caches: each repository's own directory in it is "
-            "mounted read-write at the sandbox home's `.cache` for setup and the agent "
+            "mounted at the sandbox home's `.cache` for setup and the executing agent (read-only "
+            "for a planning one) "
             "(`XDG_CACHE_HOME`, `npm_config_cache`, `PIP_CACHE_DIR`, `UV_CACHE_DIR` point "
             "into it); never shared between repositories; `hookagent cache list|clear`"
         ),
