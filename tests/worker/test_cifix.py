@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,18 +10,37 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from hookagent.forges import FailedCheck
-from hookagent.models import TaskStatus
+from hookagent.models import NewTask, TaskStatus
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.worker.cifix import fingerprint, report
 from tests.conftest import RunWorker
 from tests.github_stub import GitHubStub
-from tests.helpers import REPO, fake_agent, wait_for_line
+from tests.gitlab_stub import GitLabStub
+from tests.helpers import (
+    FIXTURES,
+    REPO,
+    app_client,
+    fake_agent,
+    make_remote,
+    wait_for_line,
+    wait_status,
+)
 from tests.worker import test_rounds
-from tests.worker.test_rounds import branch_log, deliver, git, opened, round_done
+from tests.worker.test_rounds import (
+    ENDED,
+    GITLAB_SECRET,
+    JSON,
+    branch_log,
+    deliver,
+    git,
+    opened,
+    round_done,
+)
 
 # test_rounds' fixtures (found by name): its GitHub stub, app client and worker.
 github = test_rounds.github
@@ -186,3 +206,62 @@ def test_fingerprints_ignore_times_ids_and_paths_and_reports_are_capped() -> Non
     huge = FailedCheck("lint", "x" * 10_000, "\n".join(f"line {n}" for n in range(5_000)))
     shown = report([huge], Redactor())
     assert len(shown) <= 20_000 and "line 4999" in shown and "line 4700" not in shown
+
+
+async def test_a_failed_gitlab_pipeline_is_offered_then_fixed(
+    own: Settings, redis: Redis, store: Store, start_worker: RunWorker, tmp_path: Path,
+) -> None:  # fmt: skip
+    project = "acme/platform/payments-api"
+    bare = make_remote(tmp_path / "gitlab", project)
+    with GitLabStub() as gitlab:
+        mine = own.model_copy(update={
+            "gitlab_api_url": gitlab.api_url, "gitlab_token": SecretStr(GitLabStub.TOKEN),
+            "gitlab_webhook_secret": SecretStr(GITLAB_SECRET), "gitlab_approvers": "lee-lead",
+            "gitlab_url_template": f"file://{tmp_path / 'gitlab'}/{{repo}}.git",
+        })  # fmt: skip
+        start_worker(**mine.model_dump())
+        async with app_client(mine, redis) as http:
+            new = NewTask(source="gitlab", forge="gitlab", repository=project, title="Guard",
+                          prompt="p", external_id=f"{project}#57")  # fmt: skip
+            tid = (await store.tasks.create(new)).task_id
+            assert await wait_status(store, tid, {TaskStatus.PENDING_APPROVAL}) is not None
+            assert (await http.post(f"/tasks/{tid}/approve")).status_code == 200
+            assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
+            iid = (await store.tasks.get(tid)).pr_number
+            sha = git("rev-parse", f"hookagent/{tid}", cwd=bare)
+            gitlab.failed_jobs[5501] = [{"id": 8801, "name": "pytest", "stage": "test",
+                                         "failure_reason": "script_failure"}]  # fmt: skip
+            gitlab.traces[8801] = LOG
+            hook = {
+                "object_kind": "pipeline",
+                "object_attributes": {"id": 5501, "ref": f"hookagent/{tid}", "sha": sha,
+                                      "status": "failed"},
+                "merge_request": {"iid": iid},
+                "project": {"path_with_namespace": project},
+            }  # fmt: skip
+            answer = await http.post("/webhooks/gitlab", content=json.dumps(hook), headers=JSON | {
+                "x-gitlab-event": "Pipeline Hook", "x-gitlab-event-uuid": "p-1",
+                "x-gitlab-token": GITLAB_SECRET})  # fmt: skip
+            assert answer.status_code == 202, answer.text
+            await wait_for_line(store, tid, f"checks failed on {sha[:12]}: offered a fix")
+            [offer] = [n for n in gitlab.mr_notes if "@hookagent fix-ci" in n["body"]]
+            assert offer["noteable_iid"] == iid
+            note: dict[str, Any] = json.loads((FIXTURES / "gitlab-note-approve.json").read_text())
+            note["object_attributes"] |= {
+                "note": "@hookagent fix-ci",
+                "id": 1913900,
+                "noteable_type": "MergeRequest",
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+            note["merge_request"] = {"iid": iid, "id": 88300}
+            asked = await http.post("/webhooks/gitlab", content=json.dumps(note), headers=JSON | {
+                "x-gitlab-event": "Note Hook", "x-gitlab-event-uuid": "p-2",
+                "x-gitlab-token": GITLAB_SECRET})  # fmt: skip
+            assert asked.status_code == 202, asked.text
+            await round_done(store, tid, 1)
+        [record] = await store.reviews.rounds(tid)
+        assert "Check: pytest" in record["items"][0]["body"]
+        assert LEAK not in record["items"][0]["body"]
+    assert git("log", "-1", "--format=%s", f"hookagent/{tid}", cwd=bare) == (
+        "hookagent: fix failing checks (round 1)"
+    )
