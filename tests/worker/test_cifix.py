@@ -159,6 +159,7 @@ async def test_auto_fixes_at_once_and_the_same_failure_twice_stops(
     assert head(remotes, branch) == second
     task = await store.tasks.get(tid)
     assert task.review_rounds == 1 and task.status is TaskStatus.COMPLETED
+    assert task.ci_fixes == 1  # what /stats counts as ci_fixes_per_pr
 
 
 async def test_unsigned_foreign_and_passing_checks_change_nothing(
