@@ -3,7 +3,8 @@
 A failure (sources/ci.py) counts from a signed delivery, for the head of a branch a task
 pushed; the repository policy's ``fix_ci`` decides: ``auto`` keeps it as a round's feedback
 item at once, ``ask`` keeps it as an offer (the worker posts one comment offering
-``@hookagent fix-ci``) and remembers it for that command, ``off`` notes it in the log. A CI
+``@hookagent fix-ci``), ``off`` notes it in the log. The latest failure is remembered for
+that command in every mode. A CI
 fix is a review round (store/reviews.py) whose item is the failing checks' report, read by
 the worker (worker/cifix.py).
 """
@@ -57,11 +58,11 @@ class CiFixes:
             return Outdated(task.task_id, f"task {task.task_id} is {task.status}")
         mode = self._policies.effective(task.repository).fix_ci
         what = f"checks failed on {failed.sha[:12]} ({one_line(failed.check, 200)})"
+        # Whatever the mode, a person may still ask: ``@hookagent fix-ci`` fixes this one.
+        await self._store.reviews.note_failure(task.task_id, failed.item())
         if mode == "off":
             await self._lifecycle.say(task.task_id, f"{what}: not acted on (fix_ci = off)")
             return Outdated(task.task_id, "fix_ci is off in the repository's policy")
-        if mode == "ask":
-            await self._store.reviews.note_failure(task.task_id, failed.item())
         added = await self._store.reviews.add(
             task.task_id, failed.item() | {"offer": mode == "ask"},
             feedback_id=failed.event_id, now_ms=int(time.time() * 1000),

@@ -133,6 +133,7 @@ class CiState:
     fixes: int
     fingerprint: str | None
     failure: dict[str, Any] | None
+    sha: str | None = None  # the head commit the last CI fix was for
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,21 +238,23 @@ class ReviewStore:
 
     async def ci_state(self, task_id: str) -> CiState:
         """How many CI fixes ran, the last one's fingerprint, the failure ``fix-ci`` would fix."""
-        fixes, fingerprint, failure = await self._redis.hmget(
-            self._keys.task(task_id), ["ci_fixes", "ci_fingerprint", "ci_failure"]
+        fixes, fingerprint, failure, sha = await self._redis.hmget(
+            self._keys.task(task_id), ["ci_fixes", "ci_fingerprint", "ci_failure", "ci_sha"]
         )
-        return CiState(
-            int(fixes or 0), fingerprint or None, json.loads(failure) if failure else None
-        )
+        found = json.loads(failure) if failure else None
+        return CiState(int(fixes or 0), fingerprint or None, found, sha or None)
 
     async def note_failure(self, task_id: str, item: dict[str, Any]) -> None:
         """Remember the latest failure of the task's checks, for ``@hookagent fix-ci``."""
         await self._redis.hset(self._keys.task(task_id), "ci_failure", json.dumps(item))
 
-    async def count_ci_fix(self, task_id: str, fingerprint: str) -> None:
-        """One more CI fix, of the failure ``fingerprint``."""
+    async def count_ci_fix(self, task_id: str, fingerprint: str, sha: str) -> None:
+        """One more CI fix, of the failure ``fingerprint`` on head commit ``sha``."""
         key = self._keys.task(task_id)
-        commands = [("HINCRBY", key, "ci_fixes", 1), ("HSET", key, "ci_fingerprint", fingerprint)]
+        commands = [
+            ("HINCRBY", key, "ci_fixes", 1),
+            ("HSET", key, "ci_fingerprint", fingerprint, "ci_sha", sha),
+        ]
         await batch(self._redis, [commands])
 
     async def once(self, task_id: str, what: str, value: str) -> bool:

@@ -110,9 +110,13 @@ class CheckFixes:
 
     async def _read(self, task: Task, item: dict[str, Any]) -> dict[str, Any] | None:
         """The item with the failing checks' report; None when no round should run."""
+        sha = str(item.get("sha") or "")
+        if sha == (await self._store.reviews.ci_state(task.task_id)).sha:
+            # GitHub reports one failure as a run, a suite and a workflow: fixed once.
+            await self._say(task, f"checks of {sha[:12]} were fixed already")
+            return None
         if await self._spent(task):
             return None
-        sha = str(item.get("sha") or "")
         forge = self._forges.get(task.forge)
         if forge is None:
             await self._say(task, f"checks of {sha[:12]} not read: no {task.forge} token")
@@ -135,7 +139,7 @@ class CheckFixes:
                     "the same failure repeated after the last CI fix: stopped",
                 )
             return None
-        await self._store.reviews.count_ci_fix(task.task_id, mark)
+        await self._store.reviews.count_ci_fix(task.task_id, mark, sha)
         names = ", ".join(c.name for c in checks)
         await self._say(task, f"CI fix of {sha[:12]}: read {len(checks)} failed checks ({names})")
         return item | {"body": report(checks, self._redactor), "ready": True}
