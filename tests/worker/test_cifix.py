@@ -108,6 +108,9 @@ async def test_ask_offers_then_fix_ci_runs_a_round_with_the_log_tail(
     await wait_for_line(store, tid, f"checks failed on {sha[:12]}: offered a fix")
     [offer] = [c for c in github.comments.values() if "@hookagent fix-ci" in c]
     assert "hookagent:" in offer  # its marker: never read as a command or feedback
+    echoed = fix_ci(github, number, 4499)
+    echoed["comment"]["body"] = offer
+    assert (await deliver(http, "issue_comment", echoed, "k-0")).json()["status"] == "ignored"
     assert (await deliver(http, "check_run", event, "k-1-again")).json()["status"] == "duplicate"
     assert branch_log(remotes, branch)[0] != "hookagent: fix failing checks (round 1)"
     # Someone not allowed asks: refused. Then a reviewer asks.
