@@ -198,7 +198,9 @@ def auto(prompt: str, args: list[str]) -> int:
 def review_round(prompt: str, args: list[str]) -> int:
     """A review round: echo what the prompt asks (items, hunks), then append a line to app.py."""
     for line in prompt.splitlines():
-        if line.startswith(("Item ", "Round ", "Comment:", "@@")) or "rename" in line.lower():
+        if line.startswith(("Item ", "Round ", "Comment:", "@@", "Check: ")) or any(
+            word in line.lower() for word in ("rename", "failed", "leaked")
+        ):
             print(f"round| {line}", flush=True)
     if args[:1] == ["ticks"]:
         for i in range(int(args[1])):

@@ -1,4 +1,4 @@
-"""A local stand-in for the GitHub REST API (pull requests, comments, review replies), recording."""
+"""A stand-in for the GitHub REST API (pull requests, comments, reviews, checks), recording."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ class GitHubStub(LocalServer):
         # Pull requests hookagent did not open (``GET …/pulls/{n}``), and the reviews posted.
         self.pull_info: dict[int, dict[str, Any]] = {}
         self.reviews: list[dict[str, Any]] = []
+        # Checks: runs per head sha, annotations and Actions job logs per check run id.
+        self.check_runs: dict[str, list[dict[str, Any]]] = {}
+        self.annotations: dict[int, list[dict[str, Any]]] = {}
+        self.job_logs: dict[int, str] = {}
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,9 +60,11 @@ class GitHubStub(LocalServer):
                 stub.notify()
 
             def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
-                data = json.dumps(payload).encode()
+                raw = isinstance(payload, bytes)  # a log file, as the blob store serves it
+                data = payload if raw else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("content-type", "application/json; charset=utf-8")
+                kind = "text/plain" if raw else "application/json; charset=utf-8"
+                self.send_header("content-type", kind)
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("content-length", str(len(data)))
@@ -75,6 +81,8 @@ class GitHubStub(LocalServer):
         parts = path.strip("/").split("/")
         if self.fail_with is not None:
             return self.fail_with
+        if method == "GET" and (checks := self._checks(parts)) is not None:
+            return checks
         if method == "GET" and len(parts) == 6 and parts[3] == "issues" and parts[5] == "comments":
             params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
             page, per_page = int(params.get("page", "1")), int(params.get("per_page", "30"))
@@ -118,6 +126,62 @@ class GitHubStub(LocalServer):
             self.comments[comment_id] = body["body"]
             return 200, {"id": comment_id, "html_url": f"https://github.com/c/{comment_id}"}, {}
         return 404, {"message": "Not Found"}, {}
+
+    def _checks(self, parts: list[str]) -> tuple[int, Any, dict[str, str]] | None:
+        """Check runs of a commit, a run's annotations, an Actions job's log (via a redirect)."""
+        if parts[:2] == ["blobs", "job-logs"]:
+            log = self.job_logs.get(int(parts[2]))
+            return (200, log.encode(), {}) if log is not None else (404, {"message": "gone"}, {})
+        if len(parts) < 6 or parts[0] != "repos":
+            return None
+        if parts[3] == "commits" and parts[5:] == ["check-runs"]:
+            runs = self.check_runs.get(parts[4], [])
+            return 200, {"total_count": len(runs), "check_runs": runs}, {}
+        if parts[3] == "check-runs" and parts[5:] == ["annotations"]:
+            return 200, self.annotations.get(int(parts[4]), []), {}
+        if parts[3:5] == ["actions", "jobs"] and parts[6:] == ["logs"]:
+            # GitHub answers 302 to a short-lived URL of the log file.
+            return 302, {}, {"location": f"{self.url}/blobs/job-logs/{parts[5]}"}
+        return None
+
+    def add_failed_run(
+        self, sha: str, run_id: int, *, name: str = "test (3.12)", log: str = "",
+        annotations: tuple[str, ...] = (), conclusion: str = "failure",
+    ) -> dict[str, Any]:  # fmt: skip
+        """A check run of GitHub Actions that failed on ``sha``, with its annotations and log."""
+        run = {
+            "id": run_id, "name": name, "head_sha": sha, "status": "completed",
+            "conclusion": conclusion, "app": {"slug": "github-actions"},
+            "output": {"title": f"{name} failed", "summary": "Process completed with exit code 1.",
+                       "text": None},
+        }  # fmt: skip
+        with self.changed:
+            self.check_runs.setdefault(sha, []).append(run)
+            self.annotations[run_id] = [
+                {"path": ".github", "start_line": 1, "annotation_level": "failure", "message": m}
+                for m in annotations
+            ]
+            self.job_logs[run_id] = log
+        return run
+
+    def check_run_event(
+        self, number: int, sha: str, run_id: int, *, name: str = "test (3.12)",
+        conclusion: str = "failure", branch: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """``check_run`` ``completed`` for the head of a pull request opened here."""
+        pull = self.opened[number]
+        head = branch or pull["head"]["ref"]
+        return {
+            "action": "completed",
+            "check_run": {
+                "id": run_id, "name": name, "head_sha": sha, "status": "completed",
+                "conclusion": conclusion, "app": {"slug": "github-actions"},
+                "check_suite": {"id": run_id + 1, "head_branch": head, "head_sha": sha},
+                "pull_requests": [] if branch else [{"number": number, "head": {"ref": head}}],
+            },
+            "repository": {"full_name": pull["repo"]},
+            "sender": {"login": "github-actions[bot]", "type": "Bot"},
+        }  # fmt: skip
 
     def _pull(
         self, method: str, number: int, rest: list[str], body: dict[str, Any]

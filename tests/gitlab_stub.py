@@ -36,6 +36,9 @@ class GitLabStub(LocalServer):
         # discussions started on them.
         self.mr_info: dict[int, dict[str, Any]] = {}
         self.discussions: list[dict[str, Any]] = []
+        # Failed jobs per pipeline id, and each job's trace (its log) by job id.
+        self.failed_jobs: dict[int, list[dict[str, Any]]] = {}
+        self.traces: dict[int, str] = {}
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,9 +72,10 @@ class GitLabStub(LocalServer):
                 stub.notify()
 
             def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
-                data = json.dumps(payload).encode()
+                raw = isinstance(payload, bytes)  # a job's trace: plain text
+                data = payload if raw else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", "text/plain" if raw else "application/json")
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("content-length", str(len(data)))
@@ -101,6 +105,12 @@ class GitLabStub(LocalServer):
             return self._merge_request_of(method, int(parts[1]), parts[2:], body)
         if method == "POST" and len(parts) >= 3 and parts[0] == "merge_requests":
             return self._merge_request_note(int(parts[1]), parts[2:], body)
+        if method == "GET" and len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "jobs":
+            jobs = self.failed_jobs.get(int(parts[1]), [])
+            return 200, jobs if query.get("scope[]") == "failed" else [], {}
+        if method == "GET" and len(parts) == 3 and parts[0] == "jobs" and parts[2] == "trace":
+            trace = self.traces.get(int(parts[1]))
+            return (200, trace.encode(), {}) if trace is not None else (404, {}, {})
         if len(parts) >= 3 and parts[0] == "issues" and parts[2] == "notes":
             return self._notes(method, int(parts[1]), parts[3:], query, body)
         return 404, {"message": "404 Not Found"}, {}

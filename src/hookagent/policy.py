@@ -188,6 +188,9 @@ class Policy(BaseModel):
     reviewers: tuple[str, ...] = ()
     # Review every pull request others open or push to (never hookagent's own).
     review_prs: bool = False
+    # Failing checks on its change request: fix at once, offer ``@hookagent fix-ci``, or not.
+    fix_ci: Literal["auto", "ask", "off"] = "ask"
+    max_ci_fixes: int = Field(default=2, ge=0, le=20)
     # Tools the agent's CLI is given (Claude Code, Codex, Gemini), by server name.
     mcp_servers: dict[str, McpServer] = Field(default_factory=dict)
     # Run in the sandbox after execution; a failure gives the agent max_test_fixes more turns.

@@ -73,3 +73,24 @@ async def test_a_reply_goes_under_the_review_comment(github: GitHubStub) -> None
     assert github.replies == [{"number": 41, "comment_id": 501, "body": "Addressed"}]
     assert github.requests[-1]["path"] == "/repos/acme/payments-api/pulls/41/comments/501/replies"
     assert reply.comment_id == "7000"
+
+
+async def test_failed_checks_read_output_annotations_and_the_actions_log(
+    github: GitHubStub,
+) -> None:
+    sha = "ab12" * 10
+    github.add_failed_run(sha, 61, log="step\nboom: failed", annotations=("x is None",))
+    passed = github.add_failed_run(sha, 62, name="lint", conclusion="success")
+    other = github.add_failed_run(sha, 63, name="codecov/patch", log="unused")
+    other["app"] = {"slug": "codecov"}  # not GitHub Actions: no job log to read
+    github.job_logs.pop(61)  # the log expired: the rest is still read
+    checks = await forge(github).failed_checks("acme/payments-api", sha, None)
+    assert [c.name for c in checks] == ["test (3.12)", "codecov/patch"]
+    assert "test (3.12) failed" in checks[0].details
+    assert ".github:1: failure: x is None" in checks[0].details
+    assert checks[0].log == "(log unavailable: GitHub answered 404)"
+    assert checks[1].log == ""
+    assert passed["conclusion"] == "success"
+    asked = [r["path"] for r in github.requests]
+    assert "/repos/acme/payments-api/actions/jobs/63/logs" not in asked
+    assert f"/repos/acme/payments-api/commits/{sha}/check-runs?filter=latest&per_page=100" in asked

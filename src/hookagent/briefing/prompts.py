@@ -172,7 +172,8 @@ You are revising your own pull request in the repository {repository}, which is 
 in the current directory on the pull request's branch as it is now (a person may have added
 commits: keep them). Reviewers left the feedback below on the change. Address each item:
 edit the files, run the tests you can. Do not commit or push; hookagent commits your changes
-to the same branch and replies to the reviewers.
+to the same branch and replies to the reviewers. An item may be the report of checks that
+failed on the branch (CI): find the cause and fix it; never skip or weaken the tests.
 
 {notice}
 Source: {source}
@@ -220,6 +221,9 @@ def round_prompt(
 
 def _item(number: int, item: Mapping[str, Any]) -> str:
     """One feedback item as the prompt shows it: who, where, the diff hunk, the text."""
+    if item.get("kind") == "ci":
+        sha = str(item.get("sha") or "?")[:12]
+        return f"Item {number}: checks failed on commit {sha}\nReport:\n{item.get('body') or ''}"
     where = ""
     if item.get("path"):
         line = f", line {item['line']}" if item.get("line") is not None else ""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from hookagent.forges.base import (
     ChangeRequest,
     Comment,
+    FailedCheck,
     Forge,
     InlineComment,
     PullInfo,
@@ -38,6 +39,7 @@ __all__ = [
     "FORGE_NAMES",
     "ChangeRequest",
     "Comment",
+    "FailedCheck",
     "Forge",
     "GitHubForge",
     "GitLabForge",

@@ -92,6 +92,23 @@ class Review:
     commit: str
 
 
+@dataclass(frozen=True, slots=True)
+class FailedCheck:
+    """A failed check (GitHub: a check run; GitLab: a job): its name and what it reported.
+
+    ``details``: its output and annotations (GitHub); ``log``: its log as the forge gave it
+    (an Actions job's log, a GitLab job's trace). Neither capped nor redacted yet.
+    """
+
+    name: str
+    details: str
+    log: str
+
+
+# Failed checks read per failure: the first ones name the problem.
+MAX_FAILED_CHECKS = 5
+
+
 class Forge(Protocol):
     """Where code lives: GitHub, GitLab; a third forge is one module implementing this."""
 
@@ -132,4 +149,8 @@ class Forge(Protocol):
 
     async def post_review(self, repo: str, pull: PullInfo, review: Review) -> str:
         """Post ``review`` on the request as one review; its URL. OutboundError on failure."""
+        ...
+
+    async def failed_checks(self, repo: str, sha: str, pipeline: str | None) -> list[FailedCheck]:
+        """The failed checks of commit ``sha`` (GitLab: of ``pipeline``); OutboundError."""
         ...

@@ -8,7 +8,15 @@ from typing import Any
 import httpx
 
 from hookagent.errors import OutboundError, PullRequestError
-from hookagent.forges.base import ChangeRequest, Comment, PullInfo, Review, Thread
+from hookagent.forges.base import (
+    MAX_FAILED_CHECKS,
+    ChangeRequest,
+    Comment,
+    FailedCheck,
+    PullInfo,
+    Review,
+    Thread,
+)
 from hookagent.forges.http import github_repo_path, retry_after, segment
 from hookagent.settings import Settings
 
@@ -150,6 +158,45 @@ class GitHubForge:
             data = await self._call("POST", path, payload | {"body": folded}, expect=200)
         return str(_dict(data).get("html_url") or pull.url)
 
+    async def failed_checks(self, repo: str, sha: str, pipeline: str | None) -> list[FailedCheck]:
+        """``GET …/commits/{sha}/check-runs``: failed runs' output, annotations, Actions log."""
+        base = github_repo_path(repo)
+        path = f"{base}/commits/{segment(sha)}/check-runs?filter=latest&per_page={PER_PAGE}"
+        runs = [_dict(r) for r in _dict(await self._call("GET", path, None, expect=200)).get(
+            "check_runs", [])]  # fmt: skip
+        failed = [r for r in runs if r.get("conclusion") in {"failure", "timed_out"}]
+        return [await self._failed_run(base, run) for run in failed[:MAX_FAILED_CHECKS]]
+
+    async def _failed_run(self, base: str, run: dict[str, Any]) -> FailedCheck:
+        """One failed check run: its output, annotations and (for Actions) its job's log."""
+        run_id, output = segment(str(run.get("id"))), _dict(run.get("output"))
+        said = [str(output.get(k) or "") for k in ("title", "summary", "text")]
+        try:
+            path = f"{base}/check-runs/{run_id}/annotations?per_page=50"
+            notes = await self._call("GET", path, None, expect=200)
+            said += [_annotation(_dict(n)) for n in (notes if isinstance(notes, list) else [])]
+        except OutboundError as exc:
+            said.append(f"(annotations unavailable: {exc.message})")
+        log = ""
+        # An Actions check run's id is its job's id.
+        if _dict(run.get("app")).get("slug") == "github-actions":
+            log = await self._job_log(f"{base}/actions/jobs/{run_id}/logs")
+        text = "\n".join(s for s in said if s.strip())
+        return FailedCheck(name=str(run.get("name") or "check"), details=text, log=log)
+
+    async def _job_log(self, path: str) -> str:
+        """An Actions job's log: GitHub answers with a redirect to the file (auth not resent)."""
+        async with httpx.AsyncClient(
+            base_url=self._api_url.rstrip("/"), timeout=self._timeout, follow_redirects=True
+        ) as client:
+            try:
+                response = await client.get(path, headers=_headers(self._token))
+            except httpx.HTTPError as exc:
+                return f"(log unavailable: {exc!r})"
+        if response.status_code != 200:
+            return f"(log unavailable: GitHub answered {response.status_code})"
+        return response.text
+
     async def _call(self, method: str, path: str, payload: Any, *, expect: int) -> Any:
         base_url = self._api_url.rstrip("/")
         async with httpx.AsyncClient(base_url=base_url, timeout=self._timeout) as client:
@@ -166,6 +213,12 @@ class GitHubForge:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _annotation(note: dict[str, Any]) -> str:
+    """``path:line: level: message``, as a compiler would say it."""
+    where = f"{note.get('path') or '?'}:{note.get('start_line') or '?'}"
+    return f"{where}: {note.get('annotation_level') or 'failure'}: {note.get('message') or ''}"
 
 
 def _as_comment(row: dict[str, Any]) -> Comment:

@@ -12,7 +12,16 @@ from typing import Any
 import httpx
 
 from hookagent.errors import OutboundError, PullRequestError
-from hookagent.forges.base import ChangeRequest, Comment, InlineComment, PullInfo, Review, Thread
+from hookagent.forges.base import (
+    MAX_FAILED_CHECKS,
+    ChangeRequest,
+    Comment,
+    FailedCheck,
+    InlineComment,
+    PullInfo,
+    Review,
+    Thread,
+)
 from hookagent.forges.http import retry_after, segment
 from hookagent.settings import Settings
 
@@ -154,6 +163,28 @@ class GitLabForge:
         body = review.body + "".join(f"\n\n**{c.path}:{c.line}**\n\n{c.body}" for c in unplaced)
         _expect(await self._send("POST", path, {"body": body}), 201)
         return pull.url
+
+    async def failed_checks(self, repo: str, sha: str, pipeline: str | None) -> list[FailedCheck]:
+        """``GET /projects/:id/pipelines/:pid/jobs?scope[]=failed`` and each job's trace."""
+        if not pipeline:
+            return []
+        project = segment(repo)
+        path = f"/projects/{project}/pipelines/{segment(pipeline)}/jobs"
+        params = {"scope[]": "failed", "per_page": "100"}
+        jobs = _expect(await self._send("GET", path, None, params=params), 200)
+        found: list[FailedCheck] = []
+        for job in [_dict(j) for j in (jobs if isinstance(jobs, list) else [])][:MAX_FAILED_CHECKS]:
+            trace = await self._send(
+                "GET", f"/projects/{project}/jobs/{segment(str(job.get('id')))}/trace", None
+            )
+            log = (
+                trace.text
+                if trace.status_code == 200
+                else f"(trace unavailable: {trace.status_code})"
+            )
+            where = f"stage {job.get('stage') or '?'}, {job.get('failure_reason') or 'failed'}"
+            found.append(FailedCheck(name=str(job.get("name") or "job"), details=where, log=log))
+        return found
 
     async def _send(
         self,

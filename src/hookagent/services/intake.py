@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime
 
 from hookagent.errors import (
@@ -26,70 +25,40 @@ from hookagent.models import (
 )
 from hookagent.policy import Policies
 from hookagent.redact import Redactor
+from hookagent.services.cifix import CiFixes
 from hookagent.services.lifecycle import Lifecycle
+from hookagent.services.outcomes import (
+    Applied,
+    Created,
+    Duplicate,
+    Gathered,
+    Outcome,
+    Outdated,
+    Reported,
+)
 from hookagent.settings import Settings
 from hookagent.sources import ChangeEnded, Command, Ending, Feedback, Verb
 from hookagent.sources.repos import validate_repo
 from hookagent.sources.table import SOURCES
 from hookagent.store import Marks, Store
 
+__all__ = [
+    "DECISIONS",
+    "Applied",
+    "Created",
+    "Duplicate",
+    "Gathered",
+    "Intake",
+    "Outcome",
+    "Outdated",
+    "Reported",
+]
+
 # Deliveries for one incident racing each other: each round one of them creates the task.
 MAX_ROUNDS = 8
 # What a sender refused by HOOKAGENT_MAX_QUEUED is told to wait before retrying.
 QUEUE_FULL_RETRY_AFTER_S = 30
 
-
-@dataclass(frozen=True, slots=True)
-class Created:
-    """A new task was queued (``counted``: and counted as a created webhook by the store)."""
-
-    task: Task
-    counted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Duplicate:
-    """The delivery was seen before, or an open task exists for its incident."""
-
-    task_id: str | None
-    status: TaskStatus | None
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """A command changed the task's status."""
-
-    result: ActionResult
-
-
-@dataclass(frozen=True, slots=True)
-class Reported:
-    """A ``status`` command: the task as it is."""
-
-    task: Task
-
-
-@dataclass(frozen=True, slots=True)
-class Outdated:
-    """A command written before what it would act on existed, or an event for no task (None).
-
-    It changes nothing.
-    """
-
-    task_id: str | None
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Gathered:
-    """Review feedback stored for the task's next round (``queued``: it queued the round)."""
-
-    task_id: str
-    queued: bool
-
-
-Outcome = Created | Duplicate | Applied | Reported | Outdated | Gathered
 
 # The verbs that decide on a plan: only a comment written after the plan was ready may.
 DECISIONS = frozenset({Verb.APPROVE, Verb.REJECT, Verb.REVISE})
@@ -110,6 +79,7 @@ class Intake:
         self.settings = settings
         self.policies = policies or Policies.from_settings(settings)
         self._lifecycle = Lifecycle(store, settings, redactor=redactor, policies=self.policies)
+        self.ci = CiFixes(store, settings, policies=self.policies, lifecycle=self._lifecycle)
 
     async def count(self, source: str) -> None:
         """Count a verified delivery against ``HOOKAGENT_RATE_LIMIT`` for its source."""
@@ -331,6 +301,8 @@ class Intake:
         task = await self.store.tasks.get(task_id)
         if command.verb is Verb.STATUS:
             return Reported(task)
+        if command.verb is Verb.FIX_CI:
+            return await self.ci.fix(task, command)
         where = f"{command.verb.value} from {command.source} by {one_line(command.actor, 200)}"
         approvers = self.settings.approvers(command.source)
         if not approvers & {name.lower() for name in command.actor_names}:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hookagent.sources.base import Ignored, verify_hmac_sha256, verify_token
 from hookagent.sources.changes import ChangeEnded, Ending
+from hookagent.sources.ci import ChecksFailed
 from hookagent.sources.commands import Command, UnknownCommand, Verb
 from hookagent.sources.feedback import Feedback
 from hookagent.sources.github import parse_github
@@ -19,6 +20,7 @@ from hookagent.sources.slack import (
 
 __all__ = [
     "ChangeEnded",
+    "ChecksFailed",
     "Command",
     "Ending",
     "Feedback",

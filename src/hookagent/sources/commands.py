@@ -27,6 +27,7 @@ class Verb(StrEnum):
     REVISE = "revise"
     STATUS = "status"
     CANCEL = "cancel"
+    FIX_CI = "fix-ci"
 
 
 _MENTION = re.compile(r"(?:^|\s)@hookagent\b[:,]?\s*(\S*)\s*(.*)", re.IGNORECASE | re.DOTALL)

@@ -18,7 +18,13 @@ from hookagent.sources.base import (
     user_id,
 )
 from hookagent.sources.changes import ChangeEnded, Ending
-from hookagent.sources.commands import Command, is_own_comment, parse_instruction, parse_mention
+from hookagent.sources.commands import (
+    Command,
+    Verb,
+    is_own_comment,
+    parse_instruction,
+    parse_mention,
+)
 from hookagent.sources.feedback import (
     Feedback,
     github_mention,
@@ -105,9 +111,11 @@ def _comment(
     login = text(user.get("login"))
     # A login can be renamed (and then taken by someone else); the numeric id cannot.
     number = user_id(user.get("id"))
+    # ``fix-ci`` acts on the pull request, which GitHub delivers as an issue of that number.
+    mark = "!" if verb is Verb.FIX_CI and issue.get("pull_request") else "#"
     return Command(
         source="github",
-        ref=f"{repo}#{text(issue.get('number'))}",
+        ref=f"{repo}{mark}{text(issue.get('number'))}",
         verb=verb,
         text=rest,
         actor=login,

@@ -20,6 +20,7 @@ from hookagent.models import NewTask
 from hookagent.settings import Settings
 from hookagent.sources.base import obj, text, verify_hmac_sha256, verify_token
 from hookagent.sources.changes import ChangeEnded
+from hookagent.sources.ci import ChecksFailed, parse_github_checks, parse_gitlab_pipeline
 from hookagent.sources.commands import Command
 from hookagent.sources.feedback import Feedback
 from hookagent.sources.github import parse_github
@@ -30,7 +31,7 @@ from hookagent.sources.reviews import ReviewRequest, parse_github_review, parse_
 from hookagent.sources.sentry import parse_sentry
 
 Headers = Mapping[str, str]  # case-insensitive in practice (Starlette's Headers)
-Parsed = NewTask | Command | ChangeEnded | Feedback | ReviewRequest
+Parsed = NewTask | Command | ChangeEnded | Feedback | ReviewRequest | ChecksFailed
 Verifier = Callable[[bytes, str, Headers], None]
 Parser = Callable[[Any, Headers, Settings], Parsed]
 DeliveryId = Callable[[Headers, Any, Parsed], str | None]
@@ -144,7 +145,8 @@ SOURCES: dict[str, Source] = {
             secret_field="github_webhook_secret",
             verify=_hmac("x-hub-signature-256", "sha256="),
             parse=lambda payload, headers, settings: (
-                parse_github_review(
+                parse_github_checks(payload, event=headers.get("x-github-event"))
+                or parse_github_review(
                     payload,
                     event=headers.get("x-github-event"),
                     bot_login=settings.github_bot_login,
@@ -167,7 +169,8 @@ SOURCES: dict[str, Source] = {
             secret_field="gitlab_webhook_secret",
             verify=_token("x-gitlab-token"),
             parse=lambda payload, headers, settings: (
-                parse_gitlab_review(
+                parse_gitlab_pipeline(payload, event=headers.get("x-gitlab-event"))
+                or parse_gitlab_review(
                     payload,
                     event=headers.get("x-gitlab-event"),
                     bot_username=settings.gitlab_bot_username,

@@ -106,6 +106,35 @@ redis.call('HDEL', KEYS[1], 'round_job')
 return dropped
 """
 
+# KEYS: task, pending. ARGV: how many items to remove, those items, then items to add. What
+# the worker settled before a round (a CI failure read, or answered without a round); with
+# nothing left pending, no round job. Returns how many items are pending.
+_REWRITE = """
+local n = tonumber(ARGV[1])
+for i = 2, n + 1 do redis.call('LREM', KEYS[2], 1, ARGV[i]) end
+for i = n + 2, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+local left = redis.call('LLEN', KEYS[2])
+if left == 0 then redis.call('HDEL', KEYS[1], 'round_job') end
+return left
+"""
+
+# KEYS: task. ARGV: field, value. Sets it unless it holds that value: 1 when it changed.
+_ONCE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CiState:
+    """The CI fixes of a task: how many ran, the last one's fingerprint, the failure to fix."""
+
+    fixes: int
+    fingerprint: str | None
+    failure: dict[str, Any] | None
+    sha: str | None = None  # the head commit the last CI fix was for
+
 
 @dataclass(frozen=True, slots=True)
 class Added:
@@ -135,6 +164,8 @@ class ReviewStore:
         self._take = register_script(redis, _TAKE)
         self._close = register_script(redis, _CLOSE)
         self._drop = register_script(redis, _DROP)
+        self._rewrite = register_script(redis, _REWRITE)
+        self._once = register_script(redis, _ONCE)
 
     async def add(
         self, task_id: str, item: dict[str, Any], *, feedback_id: str | None, now_ms: int
@@ -196,6 +227,39 @@ class ReviewStore:
     async def mark_capped(self, task_id: str) -> bool:
         """True the first time only: the one comment saying ``max_rounds`` was reached."""
         return bool(await self._redis.hsetnx(self._keys.task(task_id), "rounds_capped", "1"))
+
+    async def rewrite(
+        self, task_id: str, *, remove: list[dict[str, Any]], add: list[dict[str, Any]]
+    ) -> int:
+        """Replace pending items (as :meth:`pending` gave them); how many remain pending."""
+        keys = [self._keys.task(task_id), self._keys.review_pending(task_id)]
+        args = [len(remove), *(json.dumps(i) for i in remove), *(json.dumps(i) for i in add)]
+        return int(await self._rewrite(keys=keys, args=args))
+
+    async def ci_state(self, task_id: str) -> CiState:
+        """How many CI fixes ran, the last one's fingerprint, the failure ``fix-ci`` would fix."""
+        fixes, fingerprint, failure, sha = await self._redis.hmget(
+            self._keys.task(task_id), ["ci_fixes", "ci_fingerprint", "ci_failure", "ci_sha"]
+        )
+        found = json.loads(failure) if failure else None
+        return CiState(int(fixes or 0), fingerprint or None, found, sha or None)
+
+    async def note_failure(self, task_id: str, item: dict[str, Any]) -> None:
+        """Remember the latest failure of the task's checks, for ``@hookagent fix-ci``."""
+        await self._redis.hset(self._keys.task(task_id), "ci_failure", json.dumps(item))
+
+    async def count_ci_fix(self, task_id: str, fingerprint: str, sha: str) -> None:
+        """One more CI fix, of the failure ``fingerprint`` on head commit ``sha``."""
+        key = self._keys.task(task_id)
+        commands = [
+            ("HINCRBY", key, "ci_fixes", 1),
+            ("HSET", key, "ci_fingerprint", fingerprint, "ci_sha", sha),
+        ]
+        await batch(self._redis, [commands])
+
+    async def once(self, task_id: str, what: str, value: str) -> bool:
+        """True when ``what`` did not yet hold ``value`` (now it does): say a thing once."""
+        return bool(await self._once(keys=[self._keys.task(task_id)], args=[f"said_{what}", value]))
 
     async def _with_effects(self, task_id: str, text: str, keys: list[str], args: list[Any]) -> Any:
         """Run a script that may record effects (its last reply), then apply them.

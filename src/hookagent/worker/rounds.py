@@ -43,6 +43,7 @@ from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import NewLine, Round, Store
 from hookagent.store.writer import LogWriter
+from hookagent.worker.cifix import CheckFixes
 from hookagent.worker.run import AgentSession
 from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.workspace import Workspaces
@@ -87,6 +88,9 @@ class Rounds:
         self._redactor = redactor
         self._policies = policies
         self._forges = build_forges(settings)
+        self._checks = CheckFixes(
+            store=store, forges=self._forges, redactor=redactor, policies=policies
+        )
 
     async def gate(self, task_id: str) -> Wait:
         """Whether the round job runs now; deferred while feedback still arrives.
@@ -104,16 +108,24 @@ class Rounds:
             return Wait(run=False)
         if task.status is TaskStatus.REVISING:
             return Wait(run=True)  # this round's worker died: it starts again
+        if await self._checks.settle(task) == 0:
+            return Wait(run=False)  # the failing checks were offered, or are not fixed again
         at, done = await self._store.reviews.state(task_id)
         quiet_ms = int(time.time() * 1000) - (at or 0)
         debounce_ms = int(self._settings.feedback_debounce_s * 1000)
-        if quiet_ms < debounce_ms:
+        # Checks fail once per push, not in a burst: a CI fix alone need not wait.
+        if quiet_ms < debounce_ms and not await self._ci_only(task_id):
             return Wait(run=False, after_ms=debounce_ms - quiet_ms)
         cap = self._policies.effective(task.repository).max_rounds
         if done >= cap:
             await self._capped(task, cap)
             return Wait(run=False)
         return Wait(run=True)
+
+    async def _ci_only(self, task_id: str) -> bool:
+        """Whether every pending item is a failing checks' report."""
+        pending = await self._store.reviews.pending(task_id)
+        return bool(pending) and all(item.get("kind") == "ci" for item in pending)
 
     async def _capped(self, task: Task, cap: int) -> None:
         """Drop the feedback; the first time, one comment on the change request says why."""
@@ -141,6 +153,11 @@ class Rounds:
     async def run(self, job: RoundJob, task: Task, writer: LogWriter, token: str) -> None:
         """Take the pending feedback and run the round to a delivered task again."""
         taken = await self._store.reviews.take(task.task_id)
+        # A failure kept after this job's gate is not read yet: its offer or fix is lost.
+        unread = [i for i in taken.items if i.get("kind") == "ci" and not i.get("ready")]
+        if unread:
+            await writer.system(f"{len(unread)} failing checks arrived too late for this round")
+            taken = Round(taken.number, [i for i in taken.items if i not in unread])
         if not taken.items:
             await self._finish(task, writer, token, taken, "nothing to address", None)
             return
@@ -184,9 +201,11 @@ class Rounds:
             raise AgentError(outcome.error or "the agent failed")
         await self._vet(job.policy, task, path, head, writer)
         s = self._settings
+        ci = all(item.get("kind") == "ci" for item in taken.items)
+        what = "fix failing checks" if ci else "address review"
         sha = await self._workspaces.commit_all(
             path,
-            f"hookagent: address review (round {taken.number})\n\nhookagent task {task.task_id}",
+            f"hookagent: {what} (round {taken.number})\n\nhookagent task {task.task_id}",
             name=s.git_author_name,
             email=s.git_author_email,
         )

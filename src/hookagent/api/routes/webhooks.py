@@ -40,7 +40,14 @@ from hookagent.services.intake import (
 )
 from hookagent.services.reviews import Reviews
 from hookagent.settings import Settings
-from hookagent.sources import ChangeEnded, Command, Feedback, Ignored, UnknownCommand
+from hookagent.sources import (
+    ChangeEnded,
+    ChecksFailed,
+    Command,
+    Feedback,
+    Ignored,
+    UnknownCommand,
+)
 from hookagent.sources.payload import parse_json
 from hookagent.sources.reviews import ReviewRequest
 from hookagent.sources.table import SOURCES, Headers, Source
@@ -178,23 +185,17 @@ async def deliver(
         if isinstance(skipped, Ignored):
             return _ignored(skipped.reason)
         return _ignored(
-            f"unknown command {skipped.word!r}; try approve, reject, revise, status, cancel"
+            f"unknown command {skipped.word!r}; try approve, reject, revise, status, cancel, fix-ci"
         )
     except Exception:
         if not counted:
             await intake.count(source.name)  # over the rate: that answer wins
         raise
     delivery = source.delivery(headers, payload, parsed)
-    if isinstance(parsed, Command | ChangeEnded | Feedback):
+    if isinstance(parsed, Command | ChangeEnded | Feedback | ChecksFailed):
         if not counted:
             await intake.count(source.name)
-        if isinstance(parsed, Command):
-            outcome: Outcome = await intake.command(parsed, delivery=delivery, signed=signed)
-        elif isinstance(parsed, ChangeEnded):
-            outcome = await intake.change_ended(parsed, delivery=delivery, signed=signed)
-        else:
-            outcome = await intake.feedback(parsed, delivery=delivery, signed=signed)
-        return _answer(outcome)
+        return _answer(await _on_task(intake, parsed, delivery=delivery, signed=signed))
     if isinstance(parsed, ReviewRequest):
         if not counted:
             await intake.count(source.name)
@@ -209,6 +210,23 @@ async def deliver(
         webhook=source.name if counts else "",
     )
     return _answer(outcome)
+
+
+async def _on_task(
+    intake: Intake,
+    parsed: Command | ChangeEnded | Feedback | ChecksFailed,
+    *,
+    delivery: str | None,
+    signed: bool,
+) -> Outcome:
+    """What a delivery about an existing task does to it."""
+    if isinstance(parsed, Command):
+        return await intake.command(parsed, delivery=delivery, signed=signed)
+    if isinstance(parsed, ChangeEnded):
+        return await intake.change_ended(parsed, delivery=delivery, signed=signed)
+    if isinstance(parsed, ChecksFailed):
+        return await intake.ci.checks_failed(parsed, signed=signed)
+    return await intake.feedback(parsed, delivery=delivery, signed=signed)
 
 
 async def _admit(
