@@ -85,3 +85,20 @@ def test_a_round_prompt_fences_every_comment_and_its_hunk() -> None:
     assert "&lt;/untrusted_webhook_data>" in text and "&lt;/ untrusted_webhook_data" in text
     for item_block in text.split("<untrusted_webhook_data>")[4:]:
         assert item_block.split("</untrusted_webhook_data>")[0].startswith("\nItem ")
+
+
+def test_a_round_prompt_carries_the_operators_instructions_before_the_data() -> None:
+    text = round_prompt(
+        repository="acme/payments-api", source="github", title="Guard", context="ctx",
+        plan="p", number=1, items=[{"kind": "comment", "author": "kim", "body": "b"}],
+        instructions="Run make check before you finish.",
+    ).decode()  # fmt: skip
+    operator = text.index("## Instructions from the operator")
+    assert "Run make check before you finish." in text[operator:]
+    assert operator < text.index("<untrusted_webhook_data>")
+    assert (
+        "## Instructions from the operator"
+        not in round_prompt(
+            repository="a/b", source="github", title="t", context="c", plan="p", number=1, items=[]
+        ).decode()
+    )

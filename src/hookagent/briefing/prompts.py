@@ -174,7 +174,7 @@ commits: keep them). Reviewers left the feedback below on the change. Address ea
 edit the files, run the tests you can. Do not commit or push; hookagent commits your changes
 to the same branch and replies to the reviewers. An item may be the report of checks that
 failed on the branch (CI): find the cause and fix it; never skip or weaken the tests.
-
+{operator}
 {notice}
 Source: {source}
 {data}
@@ -200,14 +200,17 @@ def round_prompt(
     number: int,
     items: Sequence[Mapping[str, Any]],
     earlier: Sequence[Mapping[str, Any]] = (),
+    instructions: str | None = None,
 ) -> bytes:
     """A review round's prompt: the task, its plan, earlier rounds and this round's feedback.
 
     Every comment (its text and diff hunk) is fenced: reviewers' text is data, like an issue's.
+    ``instructions``: the operator's (policy), as the other phases' prompts carry them.
     """
     shown = "\n\n".join(fence(_item(n, item)) for n, item in enumerate(items, start=1))
     text = ROUND.format(
         repository=repository,
+        operator=operator_block(instructions),
         notice=NOTICE,
         source=source,
         data=_issue(title, context),

@@ -46,6 +46,7 @@ from hookagent.store.writer import LogWriter
 from hookagent.worker.cifix import CheckFixes
 from hookagent.worker.run import AgentSession
 from hookagent.worker.secretscan import scan_diff
+from hookagent.worker.setup import operator_instructions
 from hookagent.worker.workspace import Workspaces
 
 REPLY_MAX_CHARS = 1_000
@@ -193,6 +194,7 @@ class Rounds:
             number=taken.number,
             items=taken.items,
             earlier=await self._store.reviews.rounds(task.task_id),
+            instructions=operator_instructions(job.policy),
         )
         outcome: AgentOutcome = await self._session.run(
             job.agent, path, Phase.EXECUTE, prompt, writer, settings=job.settings
