@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping
 
 from hookagent.settings import Settings
@@ -55,6 +57,9 @@ class Service:
         self.mark = mark
         self.ready = threading.Event()
         self.lines: list[str] = []
+        # Notified on each line and at the end: a waiter for a line waits on this.
+        self.changed = threading.Condition()
+        self.ended = False
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -62,10 +67,31 @@ class Service:
         if self.proc.stdout is None:
             return
         for line in self.proc.stdout:
-            self.lines.append(line)
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
             if self.mark and self.mark in line:
                 self.ready.set()
+        with self.changed:
+            self.ended = True
+            self.changed.notify_all()
         self.ready.set()  # it exited: wake the waiter, which checks poll()
+
+    def wait_line(self, pattern: str, *, after: int = 0, timeout: float = 60) -> re.Match[str]:
+        """The first output line from index ``after`` on matching ``pattern``, waited for."""
+        regex = re.compile(pattern)
+        seen = after
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for line in self.lines[seen:]:
+                    if found := regex.search(line):
+                        return found
+                seen = max(seen, len(self.lines))
+                if self.ended:
+                    raise AssertionError(f"exited before {pattern!r}:\n{self.output}")
+                if not self.changed.wait(max(deadline - time.monotonic(), 0)):
+                    raise AssertionError(f"no line {pattern!r} in {timeout:.0f}s:\n{self.output}")
 
     @property
     def output(self) -> str:

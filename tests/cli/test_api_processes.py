@@ -20,15 +20,7 @@ STARTED = re.compile(r"started (api-\d) \(pid (\d+)\)")
 
 async def wait_line(server: Service, pattern: str, *, after: int = 0) -> re.Match[str]:
     """The first output line from index ``after`` on matching ``pattern`` (waited for)."""
-    regex = re.compile(pattern)
-    async with asyncio.timeout(60):
-        while True:
-            for line in server.lines[after:]:
-                if found := regex.search(line):
-                    return found
-            if server.proc.poll() is not None:
-                raise AssertionError(f"server exited:\n{server.output}")
-            await asyncio.sleep(0.05)  # the reader thread appends; nothing to await on
+    return await asyncio.to_thread(server.wait_line, pattern, after=after)
 
 
 def children(server: Service) -> dict[str, int]:
