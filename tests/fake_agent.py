@@ -16,6 +16,8 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
     out = sys.stdout
     if mode == "quota":
         return quota(args[0], float(args[1]))
+    if mode == "forged-quota":
+        return quota(args[0], float(args[1]), forged=True)
     if mode == "lost-session":
         # As a CLI asked to resume a session it no longer has: a resumed run fails.
         if "quota ran out before you finished" in prompt:
@@ -414,11 +416,12 @@ def attack_checkout() -> None:
         print(f"attack {step[-1]}: exit {done.returncode}", flush=True)
 
 
-def quota(state_file: str, seconds: float) -> int:
+def quota(state_file: str, seconds: float, *, forged: bool = False) -> int:
     """A model API behind a quota wall: the first call raises it for ``seconds``.
 
     Every call inside the wall is refused (a "hit", counted in ``state_file``) with a 429
-    line on stderr asking to retry when the wall ends; after it, a plan.
+    line on stderr asking to retry when the wall ends; after it, a plan. ``forged``: only
+    the first call prints the 429 (an agent faking a wall), every other call goes through.
     """
     import fcntl
 
@@ -428,7 +431,7 @@ def quota(state_file: str, seconds: float) -> int:
         state = json.loads(handle.read() or '{"wall": 0, "hits": 0, "runs": 0}')
         now = time.time()
         state["runs"] += 1
-        refused = state["runs"] == 1 or now < state["wall"]
+        refused = state["runs"] == 1 or (now < state["wall"] and not forged)
         if state["runs"] == 1:
             state["wall"] = now + seconds
         state["hits"] += refused

@@ -2,7 +2,8 @@
 
 The fake agent's "API" refuses every call for a while after the first (a 429 asking to
 retry when the wall ends) and counts the refused calls: the task must wait for the wall,
-then complete, and a second task must wait without calling at all.
+then complete; once two tasks have hit it, a third must wait without calling at all, and a
+wall only one task saw (which its agent could have faked) holds back no other task.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ async def test_a_task_out_of_quota_waits_then_completes(
     assert until in {clock(wall(state)["wall"]), clock(wall(state)["wall"] + 1)}
     quota = await store.quota.state("command")
     assert quota is not None and quota.hits == 1
+    # Seen by one task only: recorded, not yet holding the agent's other tasks back.
+    assert not quota.shared and (await client.get("/workers")).json()["quotas"] == []
     assert await wait_status(store, tid, PLANNED) is TaskStatus.PENDING_APPROVAL
     done = wall(state)
     # One refused call, then the run after the wall: the job came back when the API said.
@@ -84,29 +87,55 @@ async def test_a_task_out_of_quota_waits_then_completes(
     assert 'hookagent_agent_quota_waits_total{agent="command"} 1.0' in metrics
 
 
-async def test_tasks_queued_behind_an_exhausted_agent_wait_without_calling_it(
+async def test_once_two_tasks_hit_the_wall_the_others_wait_without_calling(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path
 ) -> None:
     state = tmp_path / "api.json"
-    for _ in range(2):  # two workers: the second task would start at once
-        start_worker(agent_command=fake_agent("quota", str(state), "3"))
+    for _ in range(2):  # two workers: a task would start at once
+        start_worker(agent_command=fake_agent("quota", str(state), "6"))
     first = await submit_alert(client)
     await waiting(store, first)
-    # Shown to operators while it lasts, shared by every worker.
+    # One task's wall could be its agent's forgery: the next task still calls.
+    assert (await client.get("/workers")).json()["quotas"] == []
+    second = await submit_alert(client)
+    await waiting(store, second)
+    assert wall(state)["runs"] == 2
+    # Two tasks hit it: shared by every worker now, and shown to operators while it lasts.
     shown = (await client.get("/workers")).json()["quotas"]
     assert [q["agent"] for q in shown] == ["command"]
     assert "429 rate limit" in shown[0]["reason"] and shown[0]["until"].endswith("Z")
-    second = await submit_alert(client)
-    line = await waiting(store, second)
-    assert wall(state)["runs"] == 1  # the second task logged its wait without calling
+    third = await submit_alert(client)
+    line = await waiting(store, third)
+    assert wall(state)["runs"] == 2  # the third task logged its wait without calling
     assert "429 rate limit reached" in line
-    for tid in (first, second):
+    for tid in (first, second, third):
         assert await wait_status(store, tid, PLANNED) is TaskStatus.PENDING_APPROVAL
     done = wall(state)
-    assert (done["hits"], done["runs"]) == (1, 3)
+    assert (done["hits"], done["runs"]) == (2, 5)
     metrics = (await client.get("/metrics")).text
-    assert 'hookagent_agent_quota_waits_total{agent="command"} 2.0' in metrics
+    [waits] = re.findall(r'hookagent_agent_quota_waits_total\{agent="command"\} (\d+)', metrics)
+    # Each task waited; the first may wait once more if the second's hit moved the end.
+    assert int(waits) in {3, 4}
     assert (await client.get("/workers")).json()["quotas"] == []
+
+
+async def test_a_wall_one_task_alone_reports_holds_back_no_other_task(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path
+) -> None:
+    """An agent told to stop everyone prints a 429 of its own: only its task waits."""
+    state = tmp_path / "api.json"
+    start_worker(agent_command=fake_agent("forged-quota", str(state), "600"))
+    forger = await submit_alert(client)
+    await waiting(store, forger)
+    other = await submit_alert(client)
+    assert await wait_status(store, other, PLANNED) is TaskStatus.PENDING_APPROVAL
+    assert not [m for m in await messages(store, other) if "waiting for the model" in m]
+    assert wall(state)["runs"] == 2
+    # The other run went through, so the agent's mark is gone; the forger waits on alone.
+    assert await store.quota.state("command") is None
+    parked = await store.quota.parked(forger)
+    assert parked is not None and parked.until > time.time() + 500
+    assert (await store.tasks.get(forger)).status is TaskStatus.DISCOVERING
 
 
 async def test_the_wait_doubles_from_a_minute_and_is_capped(store: Store) -> None:
@@ -114,15 +143,26 @@ async def test_the_wait_doubles_from_a_minute_and_is_capped(store: Store) -> Non
     waits = []
     for _ in range(4):
         before = time.time()
-        hit = await store.quota.exhaust("claude", reason="429", retry_after_s=None, wait_max_s=150)
+        hit = await store.quota.exhaust(
+            "claude", task_id="t1", reason="429", retry_after_s=None, wait_max_s=150
+        )
         waits.append((hit.wanted_s, round(hit.quota.until - before)))
     assert [wanted for wanted, _ in waits] == [60, 120, 240, 480]
     # The mark never moves back, and never past the cap from the hit that set it.
     assert [until for _, until in waits] == [60, 120, 150, 150]
     await store.quota.recover("claude")
     assert await store.quota.state("claude") is None
-    hit = await store.quota.exhaust("claude", reason="429", retry_after_s=2, wait_max_s=150)
-    assert hit.wanted_s == 2 and hit.quota.hits == 1
+    hit = await store.quota.exhaust(
+        "claude", task_id="t1", reason="429", retry_after_s=2, wait_max_s=150
+    )
+    assert hit.wanted_s == 2 and hit.quota.hits == 1 and not hit.quota.shared
+    # Another task's hit shares the mark: from then on every run of the agent waits.
+    hit = await store.quota.exhaust(
+        "claude", task_id="t2", reason="429", retry_after_s=2, wait_max_s=150
+    )
+    assert hit.quota.shared and (await store.quota.state("claude")) == hit.quota
+    assert [q.agent for q in await store.quota.states(("claude", "codex"))] == ["claude"]
+    await store.quota.recover("claude")
 
 
 def test_the_fallback_is_thefallback_after_the_policy_lists() -> None:

@@ -5,6 +5,12 @@ exhausted until a time: the ``Retry-After`` the API gave, else a backoff that do
 ``BACKOFF_START_S`` with each hit in a row, capped by the caller. Every worker reads the
 mark before starting a run of that agent, so the tasks queued behind it wait too instead
 of running into the same wall. A parked task keeps what its next run resumes with.
+
+The mark holds other tasks back only once a second task has hit the wall (it is then
+``shared``). A hit is read from the CLI's output, which a tool the agent runs can write
+into (``/proc/<pid>/fd/1``): one task's agent, told by a stranger to do so, could
+otherwise fake a wall that stops every task of that agent for up to the cap. A real wall
+costs one more refused call, which the API does not charge for.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ BACKOFF_START_S = 60.0
 HITS_MEMORY_S = 86400
 
 # One script, so two workers hitting the wall at once count two hits and the later ``until``
-# wins. ARGV: now, retry-after (negative: none), backoff start, cap, reason, memory (s).
+# wins; the first task to hit is kept, and a hit from any other task shares the mark.
+# ARGV: now, retry-after (negative: none), backoff start, cap, reason, memory (s), task id.
 _EXHAUST = """
 local hits = redis.call('HINCRBY', KEYS[1], 'hits', 1)
 local wait = tonumber(ARGV[2])
@@ -31,20 +38,31 @@ local now = tonumber(ARGV[1])
 local till = now + math.min(wait, tonumber(ARGV[4]))
 local old = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
 if old > till then till = old end
+local first = redis.call('HGET', KEYS[1], 'first')
+if not first then
+  redis.call('HSET', KEYS[1], 'first', ARGV[7])
+elseif first ~= ARGV[7] then
+  redis.call('HSET', KEYS[1], 'shared', '1')
+end
 redis.call('HSET', KEYS[1], 'until', string.format('%.3f', till), 'reason', ARGV[5])
 redis.call('EXPIRE', KEYS[1], math.ceil(till - now) + tonumber(ARGV[6]))
-return {string.format('%.3f', till), string.format('%.3f', wait), hits}
+local shared = redis.call('HGET', KEYS[1], 'shared') or '0'
+return {string.format('%.3f', till), string.format('%.3f', wait), hits, shared}
 """
 
 
 @dataclass(frozen=True, slots=True)
 class AgentQuota:
-    """An agent out of quota until ``until`` (epoch seconds), why, and its hits in a row."""
+    """An agent out of quota until ``until`` (epoch seconds), why, and its hits in a row.
+
+    ``shared``: hit by two tasks or more, so every task of the agent waits for it.
+    """
 
     agent: str
     until: float
     reason: str
     hits: int
+    shared: bool = False
 
     def remaining(self, now: float | None = None) -> float:
         """Seconds left to wait (0 once ``until`` has passed)."""
@@ -89,33 +107,47 @@ class QuotaStore:
         self._exhaust = register_script(redis, _EXHAUST)
 
     async def exhaust(
-        self, agent: str, *, reason: str, retry_after_s: float | None, wait_max_s: float
+        self,
+        agent: str,
+        *,
+        task_id: str,
+        reason: str,
+        retry_after_s: float | None,
+        wait_max_s: float,
     ) -> Exhausted:
-        """Mark ``agent`` out of quota for the API's wait or the backoff, at most ``wait_max_s``."""
+        """Mark ``agent`` out of quota for the API's wait or the backoff, at most ``wait_max_s``.
+
+        ``task_id`` is the task whose run hit the wall: the mark is shared from a second
+        task's hit on.
+        """
         now = time.time()
         wanted = -1.0 if retry_after_s is None else retry_after_s
         reply = await self._exhaust(
             keys=[self._keys.agent_quota(agent)],
-            args=[f"{now:.3f}", wanted, BACKOFF_START_S, wait_max_s, reason, HITS_MEMORY_S],
+            args=[
+                f"{now:.3f}", wanted, BACKOFF_START_S, wait_max_s, reason, HITS_MEMORY_S, task_id
+            ],
+        )  # fmt: skip
+        until, wait, hits, shared = reply
+        quota = AgentQuota(
+            agent=agent, until=float(until), reason=reason, hits=int(hits), shared=shared == "1"
         )
-        until, wait, hits = reply
-        quota = AgentQuota(agent=agent, until=float(until), reason=reason, hits=int(hits))
         return Exhausted(quota=quota, wanted_s=float(wait))
 
     async def state(self, agent: str) -> AgentQuota | None:
-        """The agent's mark while it lasts; None when its quota is not known to be out."""
+        """The agent's mark while it lasts, shared or not; None when none is known."""
         raw = await self._redis.hgetall(self._keys.agent_quota(agent))
         return _quota(agent, raw, time.time())
 
     async def states(self, agents: tuple[str, ...]) -> list[AgentQuota]:
-        """The marks of ``agents`` that still last (all in one slot: one pipeline)."""
+        """The shared marks of ``agents`` that still last (all in one slot: one pipeline)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for agent in agents:
                 pipe.hgetall(self._keys.agent_quota(agent))
             replies = await pipe.execute()
         now = time.time()
         found = [_quota(agent, raw, now) for agent, raw in zip(agents, replies, strict=True)]
-        return [quota for quota in found if quota is not None]
+        return [quota for quota in found if quota is not None and quota.shared]
 
     async def recover(self, agent: str) -> None:
         """The agent's run went through: forget its mark and its hits in a row."""
@@ -162,5 +194,9 @@ def _quota(agent: str, raw: dict[str, str], now: float) -> AgentQuota | None:
     if until <= now:
         return None
     return AgentQuota(
-        agent=agent, until=until, reason=raw.get("reason", ""), hits=int(raw.get("hits", 0))
+        agent=agent,
+        until=until,
+        reason=raw.get("reason", ""),
+        hits=int(raw.get("hits", 0)),
+        shared=raw.get("shared") == "1",
     )

@@ -3,8 +3,9 @@
 The task keeps its status and its job comes back once the agent's quota is expected back
 (the API's ``Retry-After``, else a backoff, at most ``HOOKAGENT_QUOTA_WAIT_MAX``); the next
 run resumes the CLI's session where it can. Past that wait the policy's ``fallback_agents``
-take the phase over. The agent's quota is shared by all workers (``store/quota.py``): a job
-of an agent out of quota is handed back before it is claimed, without calling the model.
+take the phase over. The agent's quota is shared by all workers (``store/quota.py``): once
+two tasks have hit it, a job of an agent out of quota is handed back before it is claimed,
+without calling the model.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class QuotaGate:
         sees that mark; the task's resume point, if it has one, is kept.
         """
         quota = await self._store.quota.state(agent)
-        if quota is None:
+        if quota is None or not quota.shared:
+            # One task's wall (which its agent could fake) holds back that task only.
             return None
         parked = await self._store.quota.parked(task_id)
         if parked is not None and parked.until >= quota.until:
@@ -132,7 +134,11 @@ class QuotaGate:
         hit = outcome.quota or QuotaHit(reason=outcome.error or "quota")
         cap = self._settings.quota_wait_max
         marked = await self._store.quota.exhaust(
-            agent.name, reason=hit.reason, retry_after_s=hit.retry_after_s, wait_max_s=cap
+            agent.name,
+            task_id=task.task_id,
+            reason=hit.reason,
+            retry_after_s=hit.retry_after_s,
+            wait_max_s=cap,
         )
         fallback = fallback_after(policy, agent.name)
         if marked.wanted_s > cap and fallback is not None:
