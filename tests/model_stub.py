@@ -15,12 +15,15 @@ class Reply:
     """One model answer: ``text``, or a call of ``tool`` with ``arguments``.
 
     ``arguments`` is a JSON object for a function tool and, for the OpenAI API, the raw
-    input string of a freeform tool (Codex's ``apply_patch``).
+    input string of a freeform tool (Codex's ``apply_patch``). ``namespace``, for the OpenAI
+    API: the namespace of a tool a tool search loaded (``mcp__<server>`` for Codex's MCP
+    tools), sent beside its ``name``.
     """
 
     text: str = ""
     tool: str = ""
     arguments: dict[str, Any] | str = field(default_factory=dict)
+    namespace: str = ""
 
 
 @dataclass

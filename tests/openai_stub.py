@@ -6,6 +6,11 @@ entry with ``wire_api = "responses"`` it runs for real: it posts ``/v1/responses
 ``response.output_item.added``, the text or tool-input deltas, ``response.output_item.done``
 and ``response.completed``. Each answer is chosen by how many tool outputs the conversation
 already holds; scripted faults come first.
+
+Codex 0.169 offers a model no MCP tool up front, only ``tool_search`` (``execution:
+"client"``): a ``Reply`` of ``TOOL_SEARCH`` is the model's ``tool_search_call``, which the
+CLI answers with a ``tool_search_output`` listing the matching tools as namespaces
+(``mcp__<server>``); the model then calls one by ``name`` and ``namespace``.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from typing import Any
 
 from tests.model_stub import Fault, QuietHandler, Reply, ScriptedStub, send_json
 
-__all__ = ["Fault", "Reply", "ResponsesStub"]
+__all__ = ["TOOL_SEARCH", "Fault", "Reply", "ResponsesStub"]
 
+# The tool a reply names to search the client's deferred tools (its ``arguments``: a query).
+TOOL_SEARCH = "tool_search"
 # The items a conversation holds for the model's tool calls, one per tool kind.
-_OUTPUTS = ("function_call_output", "custom_tool_call_output")
+_OUTPUTS = ("function_call_output", "custom_tool_call_output", "tool_search_output")
 
 
 class ResponsesStub(ScriptedStub):
@@ -64,7 +71,28 @@ class ResponsesStub(ScriptedStub):
         """The scripted reply for this point of the conversation."""
         items = [i for i in body.get("input", []) if isinstance(i, dict)]
         answered = sum(1 for i in items if i.get("type") in _OUTPUTS)
-        return self.pick(json.dumps([i for i in items if i.get("role") == "user"]), answered)
+        reply = self.pick(json.dumps([i for i in items if i.get("role") == "user"]), answered)
+        # A model can call only what is in its context: the request's tools (a tool search
+        # by its type) or what a tool search returned. Codex itself would run the call
+        # anyway, so the stub holds the script to it.
+        if reply.namespace:
+            offered = self.searched_tools({"body": body}).get(reply.namespace, [])
+        else:
+            offered = [str(t.get("name", t.get("type"))) for t in body.get("tools", [])]
+        if reply.tool and reply.tool not in offered:
+            named = f"{reply.namespace}.{reply.tool}" if reply.namespace else reply.tool
+            return Reply(text=f"stub: {named} was never offered")
+        return reply
+
+    def searched_tools(self, request: dict[str, Any]) -> dict[str, list[str]]:
+        """The tools the client's tool searches returned by one request: namespace -> names."""
+        found: dict[str, list[str]] = {}
+        for item in request["body"].get("input", []):
+            if isinstance(item, dict) and item.get("type") == "tool_search_output":
+                for space in item.get("tools", []):
+                    names = [str(tool.get("name")) for tool in space.get("tools", [])]
+                    found.setdefault(str(space.get("name")), []).extend(names)
+        return found
 
     def user_text(self, request: dict[str, Any]) -> str:
         """Every user message's text in one recorded request."""
@@ -110,6 +138,16 @@ def _events(model: str, reply: Reply) -> Iterator[dict[str, Any]]:
 
 def _item(reply: Reply) -> dict[str, Any]:
     call_id = f"call_{uuid.uuid4().hex[:24]}"
+    if reply.tool == TOOL_SEARCH:
+        # The arguments are a JSON object here, not a string as a function call's are.
+        return {
+            "type": "tool_search_call",
+            "id": f"tsc_{uuid.uuid4().hex}",
+            "status": "completed",
+            "execution": "client",
+            "call_id": call_id,
+            "arguments": reply.arguments,
+        }
     if reply.tool and isinstance(reply.arguments, str):
         return {
             "type": "custom_tool_call",
@@ -127,6 +165,7 @@ def _item(reply: Reply) -> dict[str, Any]:
             "call_id": call_id,
             "name": reply.tool,
             "arguments": json.dumps(reply.arguments),
+            **({"namespace": reply.namespace} if reply.namespace else {}),
         }
     text = {"type": "output_text", "text": reply.text, "annotations": []}
     return {
@@ -151,6 +190,9 @@ def _item_events(item: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield {"type": "response.output_text.delta", **at, "delta": text}
         yield {"type": "response.output_text.done", **at, "text": text}
         yield {"type": "response.content_part.done", **at, "part": {**part, "text": text}}
+    elif item["type"] == "tool_search_call":
+        opened = {**item, "status": "in_progress"}
+        yield {"type": "response.output_item.added", "output_index": 0, "item": opened}
     else:
         custom = item["type"] == "custom_tool_call"
         name = "input" if custom else "arguments"

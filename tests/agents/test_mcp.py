@@ -84,11 +84,12 @@ def test_codex_gets_mcp_servers_tables_in_its_config_toml(home: Path) -> None:
     assert parsed["model_provider"] == "hookagent"  # ours still selects the model
     assert parsed["mcp_servers"] == {
         "docs": {
+            "default_tools_approval_mode": "approve",
             "command": "python3",
             "args": ["-I", "/opt/docs/server.py"],
             "env": {"DOCS_AUTH": SECRET},
         },
-        "web": {"url": "https://mcp.example.com/mcp"},
+        "web": {"default_tools_approval_mode": "approve", "url": "https://mcp.example.com/mcp"},
     }
 
 

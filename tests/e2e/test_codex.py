@@ -73,6 +73,13 @@ def codex(
     api: ResponsesStub, start_worker: RunWorker, monkeypatch: pytest.MonkeyPatch
 ) -> RunWorker:
     """Starts a worker running the real Codex CLI against the stub (the key in its env)."""
+    return codex_starter(api, start_worker, monkeypatch)
+
+
+def codex_starter(
+    api: ResponsesStub, start_worker: RunWorker, monkeypatch: pytest.MonkeyPatch
+) -> RunWorker:
+    """What the ``codex`` fixture gives, for a module whose ``api`` is another stub."""
     binary = cli_bin("codex")
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
 

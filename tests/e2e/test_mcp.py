@@ -1,11 +1,13 @@
-"""A policy's MCP server, shown to the real Claude Code CLI in its sandbox, its call logged."""
+"""A policy's MCP server, shown to the real Claude Code, Codex and Gemini CLIs, its call logged."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,10 +19,14 @@ from tests.anthropic_stub import MessagesStub, Turn
 from tests.conftest import RunWorker
 from tests.e2e.clis import entry, log_of, open_task, settle
 from tests.e2e.test_claude_code import claude_bin, plan_from_sentry, use_stub
+from tests.e2e.test_codex import PLAN as CODEX_PLAN
+from tests.e2e.test_codex import codex_starter
 from tests.e2e.test_gemini import PLAN as GEMINI_PLAN
 from tests.e2e.test_gemini import api, gemini
 from tests.gemini_stub import ConversationStub, Reply
 from tests.helpers import REPO
+from tests.openai_stub import TOOL_SEARCH, ResponsesStub
+from tests.openai_stub import Reply as CodexReply
 
 pytestmark = pytest.mark.e2e
 __all__ = ["api", "gemini"]  # fixtures, imported to be used here
@@ -116,6 +122,79 @@ async def test_gemini_sees_the_servers_tools_and_its_call_is_logged(
     result = entry(logs, "[stdout] tool result: mcp_glossary_lookup")["message"]
     assert "found currency env=[REDACTED:secret]" in result, messages
     assert SECRET not in json.dumps(logs)
+
+
+@pytest.fixture(scope="module")
+def responses() -> Iterator[ResponsesStub]:
+    """A Responses API stub for Codex (``api`` here is Gemini's)."""
+    with ResponsesStub() as stub:
+        yield stub
+
+
+def outputs(request: dict[str, Any]) -> dict[str, str]:
+    """The text of every function call's output one request carries, by its call's name."""
+    items = [i for i in request["body"].get("input", []) if isinstance(i, dict)]
+    names = {i.get("call_id"): i.get("name") for i in items if i.get("type") == "function_call"}
+    return {
+        str(names.get(i.get("call_id"))): json.dumps(i.get("output"))
+        for i in items
+        if i.get("type") == "function_call_output"
+    }
+
+
+@pytest.mark.parametrize("sandbox", ["none", "bwrap"])
+async def test_codex_finds_the_servers_tools_by_tool_search_and_its_call_is_logged(
+    client: httpx.AsyncClient,
+    store: Store,
+    responses: ResponsesStub,
+    start_worker: RunWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox: str,
+) -> None:
+    """The real Codex CLI offers no MCP tool up front, only ``tool_search``: the model
+    searches, gets the server's tools as the ``mcp__glossary`` namespace, and calls them."""
+    if sandbox == "bwrap" and (unusable := probe(network=True)) is not None:
+        pytest.skip(f"bubblewrap cannot sandbox on this machine: {unusable}")
+    monkeypatch.setenv(SECRET_NAME, SECRET)
+    outside = tmp_path / "outside.txt"  # on the host, not in the sandbox
+    outside.write_text("host file\n")
+    glossary = "mcp__glossary"
+    lookup = {"query": "currency", "env": SECRET_NAME}
+    responses.script(
+        [
+            CodexReply(tool=TOOL_SEARCH, arguments={"query": "glossary lookup"}),
+            CodexReply(tool="lookup", namespace=glossary, arguments=lookup),
+            CodexReply(tool="where", namespace=glossary, arguments={"path": str(outside)}),
+            CodexReply(text=CODEX_PLAN),
+        ]
+    )
+    codex_starter(responses, start_worker, monkeypatch)(
+        sandbox=sandbox, policy_file=mcp_policy(tmp_path)
+    )
+    tid = await open_task(client)
+    status = await settle(store, tid)
+    logs = await log_of(client, tid)
+    messages = [e["message"] for e in logs]
+    assert status is TaskStatus.PENDING_APPROVAL, messages
+    first, searched, looked_up, *_ = responses.requests
+    # Offered: the search, not the server's tools; the search's answer holds them.
+    offered = [t.get("name", t["type"]) for t in first["body"]["tools"]]
+    assert "tool_search" in offered and "lookup" not in offered, offered
+    assert responses.searched_tools(searched) == {glossary: ["lookup", "where"]}
+    # The server's answer (with the policy's variable) came back to the model.
+    assert f"found currency env={SECRET}" in outputs(looked_up)["lookup"]
+    answered = outputs(responses.requests[-1])
+    seen = "True" if sandbox == "none" else "False"
+    assert f"exists={seen}" in answered["where"], answered
+    # The calls show like Claude Code's, the secret redacted.
+    assert entry(logs, "[stdout] mcp__glossary__lookup: ")["kind"] == "tool_use"
+    result = entry(logs, "[stdout] tool result: mcp__glossary__lookup")
+    assert result["kind"] == "tool_result"
+    assert result["message"].endswith("found currency env=[REDACTED:secret]"), messages
+    assert f"[stdout] tool result: mcp__glossary__where: exists={seen}" in messages, messages
+    assert SECRET not in json.dumps(logs)
+    assert (await store.tasks.get(tid)).plan == CODEX_PLAN
 
 
 @pytest.mark.parametrize("servers", [True, False], ids=["policy-servers", "none"])

@@ -60,12 +60,16 @@ def claude_config(servers: Servers, environ: Mapping[str, str] | None = None) ->
 
 
 def codex_config(servers: Servers, environ: Mapping[str, str] | None = None) -> str:
-    """Codex's ``[mcp_servers.<name>]`` tables for its ``config.toml``."""
+    """Codex's ``[mcp_servers.<name>]`` tables for its ``config.toml``, their tools approved."""
     env = os.environ if environ is None else environ
     # JSON strings are TOML basic strings (same quotes and escapes); names are bare keys.
     out: list[str] = []
     for name, server in servers.items():
         out.append(f"[mcp_servers.{name}]")
+        # ``codex exec`` never asks: a tool needing approval fails every call ("MCP tool
+        # call requires approval, but approval policy is never"). The operator chose these
+        # servers, as Claude Code's --allowedTools and Gemini's ``trust`` say.
+        out.append('default_tools_approval_mode = "approve"')
         if server.url is not None:
             out.append(f"url = {json.dumps(server.url)}")
         else:
