@@ -144,4 +144,6 @@ async def test_a_round_runs_the_test_with_a_fix_turn_and_reports_its_checks(
     shown = git("show", f"hookagent/{tid}:app.py", cwd=bare)
     assert shown.count("addressed review round 1") == 2
     [reply] = github.replies
-    assert f"Addressed in {task.commit[:12]}; the test command passed" in reply["body"]
+    assert reply["body"].startswith(
+        f"Addressed in {task.commit[:12]} (review round 1); the test command passed."
+    )

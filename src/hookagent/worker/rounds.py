@@ -180,7 +180,7 @@ class Rounds:
         try:
             pushed = await self._round(job, task, writer, taken)
         except (AgentError, WorkspaceError, PolicyViolation) as exc:
-            error = self._redactor.redact(exc.message)
+            error = job.redactor.redact(exc.message)
             await self._workspaces.remove(task.task_id)
             await self._finish(task, writer, token, taken, f"failed: {error}", None, error=error)
             return
@@ -265,15 +265,14 @@ class Rounds:
             return
         commit = pushed.commit
         done = f"Addressed in {commit[:12]}" if commit else "Looked at this; no change was needed"
+        done += f" (review round {taken.number})"
         if pushed.report.result is not CheckResult.NOT_CONFIGURED:
             done += f"; the test command {pushed.report.result.value}"
         for item in taken.items:
             thread = item.get("reply_to")
             if item.get("kind") != "inline" or not thread:
                 continue
-            body = self._redactor.redact(
-                f"{done} (review round {taken.number}).\n\n<!-- hookagent:{task.task_id} -->"
-            )
+            body = self._redactor.redact(f"{done}.\n\n<!-- hookagent:{task.task_id} -->")
             await self._reply_one(forge, task, str(thread), body[:REPLY_MAX_CHARS], writer)
 
     async def _reply_one(
