@@ -184,3 +184,35 @@ async def test_a_fix_turn_runs_no_setup_on_the_agents_workspace(
     lines = await messages(store, tid)
     assert "[system] test failed (exit code 3); fix turn 1 of 1" in lines
     assert runs.read_text().splitlines() == ["ran", "ran"], lines  # plan, execute: no third
+
+
+@needs_bwrap
+async def test_the_test_command_gets_the_cache_setup_filled(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    github: GitHubStub,
+) -> None:  # fmt: skip
+    """Setup installs a tool into the repository's cache only (not the workspace); the test
+    command needs it. Under bwrap the home is fresh: it passes only with the cache bound."""
+    tool = '"$XDG_CACHE_HOME/bin/demo-tool"'
+    setup = (
+        'mkdir -p "$XDG_CACHE_HOME/bin" && '
+        f"printf '#!/bin/sh\\necho tool from the cache\\n' > {tool} && chmod +x {tool}"
+    )
+    test = f'{tool} && echo "cache dirs: $XDG_CACHE_HOME $PIP_CACHE_DIR $npm_config_cache"'
+    rules = f"test = {json.dumps(test)}\nsetup = {json.dumps(setup)}\nmax_test_fixes = 0\n"
+    start_worker(
+        agent_command=fake_agent("fixer", "never"),
+        policy_file=policy_file(tmp_path, AUTO + rules),
+        github_api_url=github.url,
+        github_token=SecretStr("ghp_checks_token"),
+        sandbox="bwrap",
+        sandbox_network="host",
+    )
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED, timeout=60) is TaskStatus.COMPLETED
+    lines = await messages(store, tid)
+    assert "[test] tool from the cache" in lines, "\n".join(lines)
+    home = "/home/agent/.cache"
+    assert f"[test] cache dirs: {home} {home}/pip {home}/npm" in lines
+    assert await checks_of(client, tid) == {"test": "passed"}
+    assert "draft" not in github.requests[0]["body"]

@@ -2,7 +2,11 @@
 
 The command comes from the operator's policy, never from the repository; what it runs (the
 repository's tests, which the agent may have rewritten) runs under the same bwrap sandbox
-and egress allowlist as the agent, with the agent's environment minus its model keys. A
+and egress allowlist as the agent, with the agent's environment minus its model keys, and
+the repository's cache bound read-write at the home's ``.cache`` as the executing agent has
+it (the tools setup installed there; read-only would protect nothing the agent, which ran
+just before with the same cache writable, could not have written, and would break the
+package managers that write their cache while the tests run: npx, uv run). A
 failure gives the agent ``max_test_fixes`` more turns with the output (redacted, capped,
 fenced as data); if the test still fails, the change request is opened as a draft.
 """
@@ -89,15 +93,23 @@ class Checker:
         settings: Settings,
         fix: AgentTurn,
         prompt: bytes,
+        cache: Path | None = None,
     ) -> tuple[TestReport, AgentOutcome | None]:
         """The test's report, and the outcome of a fix turn that failed (None when none did).
 
-        ``prompt``: the execution's, which a fix turn repeats before the failure output.
+        ``prompt``: the execution's, which a fix turn repeats before the failure output;
+        ``cache``: the repository's cache (held by the caller while this runs).
         """
         command = policy.test
         if command is None:
             return TestReport(CheckResult.NOT_CONFIGURED), None
-        report = await self.run(command, path, writer, settings=settings, policy=policy)
+
+        async def run() -> TestReport:
+            return await self.run(
+                command, path, writer, settings=settings, policy=policy, cache=cache
+            )
+
+        report = await run()
         for turn in range(1, policy.max_test_fixes + 1):
             if report.result is CheckResult.PASSED:
                 break
@@ -108,12 +120,19 @@ class Checker:
             outcome = await fix(prompt + text.encode())
             if not outcome.ok:
                 return report, outcome
-            report = await self.run(command, path, writer, settings=settings, policy=policy)
+            report = await run()
         await writer.system(f"test {report.result.value}: {report.how}")
         return report, None
 
     async def run(
-        self, command: str, path: Path, writer: LogWriter, *, settings: Settings, policy: Policy
+        self,
+        command: str,
+        path: Path,
+        writer: LogWriter,
+        *,
+        settings: Settings,
+        policy: Policy,
+        cache: Path | None = None,
     ) -> TestReport:
         """One run of ``command`` (``sh -c``) in the sandbox; output as stream ``test``."""
         await writer.system(f"running the test command: {self._redactor.redact(command)}")
@@ -134,9 +153,11 @@ class Checker:
         homes = settings.data_dir.resolve() / AGENT_HOMES
         homes.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f"{writer.task_id}-test-", dir=homes) as home:
+            # Phase.EXECUTE: the workspace and the cache bound read-write, as the agent had them.
             sandbox = sandboxed(
-                agent, Phase.EXECUTE, path, settings, home=Path(home), on_blocked=blocked
-            )
+                agent, Phase.EXECUTE, path, settings, home=Path(home), on_blocked=blocked,
+                cache=cache,
+            )  # fmt: skip
             async with sandbox as (argv, env):
                 result = await run_process(
                     argv,

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,32 +24,21 @@ from hookagent.models import FAIL, TERMINAL_STATUSES, Action, LogStream, Phase, 
 from hookagent.policy import Facts, Policies, Policy, plan_files
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
-from hookagent.store import Job, Parked, Store
+from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.cache import Caches
-from hookagent.worker.checks import Checker, TestReport
 from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
 from hookagent.worker.quota import QuotaGate
 from hookagent.worker.review import Reviewed, ReviewRun
-from hookagent.worker.rounds import RoundJob, Rounds, Wait
+from hookagent.worker.rounds import Rounds, Wait
 from hookagent.worker.run import AgentSession, sweep_homes
 from hookagent.worker.secretscan import scan_diff
-from hookagent.worker.setup import Workbench, operator_instructions
+from hookagent.worker.setup import Workbench, checkout_setup, operator_instructions
+from hookagent.worker.turns import Run, Turns
 from hookagent.worker.workspace import Workspaces
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class _Run:
-    """One job's agent, its repository's policy and the settings that policy makes."""
-
-    agent: Agent
-    policy: Policy
-    settings: Settings
-    redactor: Redactor
-
 
 # Leftover workspaces (a crash, a cancel, a failed task's keep window) are rare: a sweep
 # every ten minutes keeps the disk tidy without a Redis read per directory per job.
@@ -93,11 +81,19 @@ class PhaseRunner:
         self._reviews = ReviewRun(
             settings=settings, workspaces=self._workspaces, session=self._session, redactor=redactor
         )
+        self._turns = Turns(
+            store=store,
+            settings=settings,
+            session=self._session,
+            workbench=self._workbench,
+            workspaces=self._workspaces,
+            redactor=redactor,
+        )
         self._rounds = Rounds(
             store=store,
             settings=settings,
             workspaces=self._workspaces,
-            session=self._session,
+            turns=self._turns,
             redactor=redactor,
             policies=self._policies,
         )
@@ -124,9 +120,9 @@ class PhaseRunner:
             f"on worker {self._worker}"
         )
         redactor = self._workbench.redactor(policy)
-        run = _Run(agent=agent, policy=policy, settings=own, redactor=redactor)
+        run = Run(agent=agent, policy=policy, settings=own, redactor=redactor)
         if job.phase is Phase.ROUND:
-            await self._rounds.run(RoundJob(agent, policy, own), task, writer, token)
+            await self._rounds.run(run, task, writer, token)
         elif task.kind is TaskKind.REVIEW:
             await self._review(run, task, writer, token)
         elif job.phase is Phase.EXECUTE:
@@ -166,7 +162,7 @@ class PhaseRunner:
             self._others[name] = build_agent(self._settings.model_copy(update={"agent": name}))
         return self._others[name]
 
-    async def _plan(self, run: _Run, task: Task, writer: LogWriter, token: str) -> None:
+    async def _plan(self, run: Run, task: Task, writer: LogWriter, token: str) -> None:
         agent = run.agent
         try:
             resume = await self.quota.resumable(task, agent, Phase.PLAN, writer)
@@ -190,10 +186,11 @@ class PhaseRunner:
                     instructions=operator_instructions(run.policy),
                 )
             )
-            outcome = await self._run_agent(
-                run, task, path, Phase.PLAN, prompt, writer, resume=resume
-            )
-            await self._add_cost(outcome)
+            outcome = await self._turns.agent(
+                run, task, path, Phase.PLAN, prompt, writer,
+                setup=None if resume else checkout_setup(run.policy, path), resume=resume,
+            )  # fmt: skip
+            await self._turns.add_cost(outcome)
             if outcome.quota is not None:
                 raise await self.quota.hit(
                     task, agent, Phase.PLAN, outcome, writer, token=token, policy=run.policy
@@ -224,7 +221,7 @@ class PhaseRunner:
         await self._store.tasks.advance(task.task_id, Action.PLAN_READY, token=token, fields=fields)
         await self._auto_approve(run.policy, task, plan, writer, token)
 
-    async def _review(self, run: _Run, task: Task, writer: LogWriter, token: str) -> None:
+    async def _review(self, run: Run, task: Task, writer: LogWriter, token: str) -> None:
         """A review task: one read-only run whose answer is posted; never a commit or push.
 
         A rerun after the review was posted (a worker lost between posting and the status
@@ -241,7 +238,7 @@ class PhaseRunner:
             done = await self._reviews.review(
                 run.agent, task, writer, settings=run.settings, on_posted=posted
             )
-            await self._add_cost(done.outcome)
+            await self._turns.add_cost(done.outcome)
         if not done.outcome.ok:
             await self._fail(task, writer, token, done.outcome, done.fields)
             return
@@ -276,7 +273,7 @@ class PhaseRunner:
             enqueue=Phase.EXECUTE,
         )
 
-    async def _execute(self, run: _Run, task: Task, writer: LogWriter, token: str) -> None:
+    async def _execute(self, run: Run, task: Task, writer: LogWriter, token: str) -> None:
         agent = run.agent
         branch = f"hookagent/{task.task_id}"
         fields: dict[str, Any] = {"agent": agent.name, "branch": branch}
@@ -298,11 +295,11 @@ class PhaseRunner:
                 path = await self._clone(task, writer)
                 base = await self._workspaces.start_branch(path, branch)
                 await self._workspaces.hand_over(path)
-            outcome = await self._run_agent(
+            outcome = await self._turns.agent(
                 run, task, path, Phase.EXECUTE, RESUME_PROMPT if resume else prompt, writer,
-                resume=resume,
+                setup=None if resume else checkout_setup(run.policy, path), resume=resume,
             )  # fmt: skip
-            await self._add_cost(outcome)
+            await self._turns.add_cost(outcome)
             if outcome.quota is not None:
                 raise await self.quota.hit(
                     task,
@@ -319,7 +316,7 @@ class PhaseRunner:
             await self.quota.settled(task, agent)
             fields |= outcome.stats
             if outcome.ok:
-                report = await self._test(run, task, path, writer, prompt)
+                report = await self._turns.test(run, task, path, writer, prompt)
                 fields["checks"] = json.dumps(report.checks)
                 stat = await self._check_change(run, task, path, base, writer)
                 if stat is not None:
@@ -342,61 +339,8 @@ class PhaseRunner:
             task.task_id, Action.COMPLETE, token=token, fields=fields | {"error": None}
         )
 
-    async def _test(
-        self, run: _Run, task: Task, path: Path, writer: LogWriter, prompt: bytes
-    ) -> TestReport:
-        """The policy's ``test`` on the change, with the agent's fix turns; a failed turn raises."""
-
-        async def fix(text: bytes) -> AgentOutcome:
-            outcome = await self._run_agent(
-                run, task, path, Phase.EXECUTE, text, writer, setup=False
-            )
-            await self._add_cost(outcome)
-            return outcome
-
-        # The run's redactor: a failed test's output reaches a draft PR's body, and setup
-        # may have left a setup_env value in the workspace.
-        checker = Checker(settings=self._settings, redactor=run.redactor)
-        report, failed = await checker.check(
-            run.policy, path, writer, settings=run.settings, fix=fix, prompt=prompt
-        )
-        if failed is not None:
-            raise AgentError(f"fix turn after a failed test: {failed.error or 'agent failed'}")
-        return report
-
-    async def _run_agent(
-        self,
-        run: _Run,
-        task: Task,
-        path: Path,
-        phase: Phase,
-        prompt: bytes,
-        writer: LogWriter,
-        *,
-        resume: Parked | None = None,
-        setup: bool = True,
-    ) -> AgentOutcome:
-        """Setup (if any), then the agent, with the repository's cache held throughout.
-
-        A resume or a fix turn runs no setup (see Workbench.prepared): the workspace is
-        the agent's by then.
-        """
-        bench = self._workbench.prepared(
-            run.policy, run.settings, task, path, writer, setup=setup and resume is None
-        )
-        async with bench as (cache, ran_setup):
-            if phase is Phase.EXECUTE and ran_setup:
-                left = await self._workspaces.leave_out_untracked(path)
-                if left:
-                    shown = self._redactor.redact(", ".join(left[:20]))
-                    await writer.system(f"setup's new files are left out of the commit: {shown}")
-            return await self._session.run(
-                run.agent, path, phase, prompt, writer,
-                settings=run.settings, cache=cache, redactor=run.redactor, resume=resume,
-            )  # fmt: skip
-
     async def _check_change(
-        self, run: _Run, task: Task, path: Path, base: str, writer: LogWriter
+        self, run: Run, task: Task, path: Path, base: str, writer: LogWriter
     ) -> str | None:
         """The policy on the change itself, before anything is committed or pushed.
 
@@ -457,12 +401,6 @@ class PhaseRunner:
         await self._store.tasks.advance(
             task.task_id, Action.HOLD_CHANGE, token=token, reason=reason, fields=fields
         )
-
-    async def _add_cost(self, outcome: AgentOutcome) -> None:
-        """Add what the agent reported spending to ``hookagent_cost_usd_total``."""
-        cost = outcome.stats.get("total_cost_usd")
-        if isinstance(cost, int | float) and cost > 0:
-            await self._store.metrics.add_cost(float(cost))
 
     async def _clone(self, task: Task, writer: LogWriter) -> Path:
         path = await self._workspaces.clone(task.task_id, task.repository, task.forge)

@@ -9,16 +9,23 @@ change passes the same policy and secret scan as an execution, is committed as
 refuses (someone pushed meanwhile) fails the round with git's reason, never a force push.
 Each inline comment gets a reply; the status change rewrites the status comment. Past the
 policy's ``max_rounds`` one comment says so and nothing runs.
+
+Like an execution, a round runs setup before the agent and the policy's ``test`` after it,
+with fix turns (turns.py); how the test went is in the round's outcome, its replies and the
+task's ``checks``. But the branch holds the agent's earlier commits, so setup is never the
+branch's: it is the policy's, else ``.hookagent/setup.sh`` as the default branch has it, and
+it runs without ``setup_env`` (setup.round_setup).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hookagent.agents import Agent, AgentOutcome
+from hookagent.agents import AgentOutcome
 from hookagent.briefing.prompts import round_prompt
 from hookagent.errors import (
     AgentError,
@@ -31,6 +38,7 @@ from hookagent.forges import Forge, build_forges
 from hookagent.models import (
     CHANGE_OPEN,
     Action,
+    CheckResult,
     LogStream,
     Phase,
     Task,
@@ -38,27 +46,33 @@ from hookagent.models import (
     one_line,
     utc_iso,
 )
-from hookagent.policy import Policies, Policy
+from hookagent.policy import Policies
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import NewLine, Round, Store
 from hookagent.store.writer import LogWriter
+from hookagent.worker.checks import TestReport
 from hookagent.worker.cifix import CheckFixes
-from hookagent.worker.run import AgentSession
 from hookagent.worker.secretscan import scan_diff
-from hookagent.worker.setup import operator_instructions
+from hookagent.worker.setup import SETUP_FILE, operator_instructions, round_setup
+from hookagent.worker.turns import Run, Turns
 from hookagent.worker.workspace import Workspaces
 
 REPLY_MAX_CHARS = 1_000
 
 
 @dataclass(frozen=True, slots=True)
-class RoundJob:
-    """What the round runs with: the task's agent, its repository's policy and settings."""
+class Pushed:
+    """What a round did: the commit it pushed (None: no change) and its test's report."""
 
-    agent: Agent
-    policy: Policy
-    settings: Settings
+    commit: str | None
+    report: TestReport
+
+    def describe(self) -> str:
+        """The round's outcome: ``pushed 1a2b3c4d5e6f; test passed``."""
+        done = f"pushed {self.commit[:12]}" if self.commit else "no change needed"
+        result = self.report.result
+        return done if result is CheckResult.NOT_CONFIGURED else f"{done}; test {result.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +92,14 @@ class Rounds:
         store: Store,
         settings: Settings,
         workspaces: Workspaces,
-        session: AgentSession,
+        turns: Turns,
         redactor: Redactor,
         policies: Policies,
     ) -> None:
         self._store = store
         self._settings = settings
         self._workspaces = workspaces
-        self._session = session
+        self._turns = turns
         self._redactor = redactor
         self._policies = policies
         self._forges = build_forges(settings)
@@ -151,7 +165,7 @@ class Rounds:
         except OutboundError as exc:
             await self._say(task.task_id, f"could not say so on the change request: {exc.message}")
 
-    async def run(self, job: RoundJob, task: Task, writer: LogWriter, token: str) -> None:
+    async def run(self, job: Run, task: Task, writer: LogWriter, token: str) -> None:
         """Take the pending feedback and run the round to a delivered task again."""
         taken = await self._store.reviews.take(task.task_id)
         # A failure kept after this job's gate is not read yet: its offer or fix is lost.
@@ -164,24 +178,26 @@ class Rounds:
             return
         await writer.system(f"review round {taken.number}: {len(taken.items)} items to address")
         try:
-            commit = await self._round(job, task, writer, taken)
+            pushed = await self._round(job, task, writer, taken)
         except (AgentError, WorkspaceError, PolicyViolation) as exc:
-            error = self._redactor.redact(exc.message)
+            error = job.redactor.redact(exc.message)
             await self._workspaces.remove(task.task_id)
             await self._finish(task, writer, token, taken, f"failed: {error}", None, error=error)
             return
         await self._workspaces.remove(task.task_id)
-        outcome = f"pushed {commit[:12]}" if commit else "no change needed"
-        await self._reply(task, taken, commit, writer)
-        await self._finish(task, writer, token, taken, outcome, commit)
+        await self._reply(task, taken, pushed, writer)
+        await self._finish(task, writer, token, taken, pushed.describe(), pushed)
 
-    async def _round(
-        self, job: RoundJob, task: Task, writer: LogWriter, taken: Round
-    ) -> str | None:
-        """Check out the branch, run the agent, vet, commit and push; the new commit, if any."""
+    async def _round(self, job: Run, task: Task, writer: LogWriter, taken: Round) -> Pushed:
+        """Check out the branch, set up, run the agent and the test, vet, commit and push."""
         if not task.branch:
             raise WorkspaceError("the task records no branch to revise")
         path = await self._workspaces.clone(task.task_id, task.repository, task.forge)
+        # Read before the branch is checked out: the default branch's script, not the copy
+        # the agent's earlier commits may have rewritten.
+        script = None
+        if job.policy.setup is None:
+            script = await self._workspaces.committed_file(path, str(SETUP_FILE))
         head = await self._workspaces.check_out_branch(path, task.branch, task.forge)
         await writer.system(f"checked out {task.branch} at {head[:12]}")
         await self._workspaces.hand_over(path)
@@ -196,12 +212,14 @@ class Rounds:
             earlier=await self._store.reviews.rounds(task.task_id),
             instructions=operator_instructions(job.policy),
         )
-        outcome: AgentOutcome = await self._session.run(
-            job.agent, path, Phase.EXECUTE, prompt, writer, settings=job.settings
+        outcome: AgentOutcome = await self._turns.agent(
+            job, task, path, Phase.EXECUTE, prompt, writer, setup=round_setup(job.policy, script)
         )
+        await self._turns.add_cost(outcome)
         if not outcome.ok:
             raise AgentError(outcome.error or "the agent failed")
-        await self._vet(job.policy, task, path, head, writer)
+        report = await self._turns.test(job, task, path, writer, prompt)
+        await self._vet(job, task, path, head, writer)
         s = self._settings
         ci = all(item.get("kind") == "ci" for item in taken.items)
         what = "fix failing checks" if ci else "address review"
@@ -213,18 +231,17 @@ class Rounds:
         )
         if sha is None:
             await writer.system("the agent changed nothing; no commit")
-            return None
+            return Pushed(None, report)
         try:
             await self._workspaces.push(path, task.branch, task.forge)
         except WorkspaceError as exc:
             raise WorkspaceError(f"push of {task.branch} rejected: {exc.message}") from None
         await writer.system(f"pushed {sha[:12]} to {task.branch}")
-        return sha
+        return Pushed(sha, report)
 
-    async def _vet(
-        self, policy: Policy, task: Task, path: Path, base: str, writer: LogWriter
-    ) -> None:
+    async def _vet(self, job: Run, task: Task, path: Path, base: str, writer: LogWriter) -> None:
         """The execution's checks on the round's change: denied paths and secrets fail it."""
+        policy = job.policy
         nested = await self._workspaces.stage(path)
         if nested:
             await writer.system(f"left out nested git repositories: {', '.join(nested)}")
@@ -232,27 +249,30 @@ class Rounds:
         if denied:
             where = f"paths_denied of {task.repository}"
             raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
+        # The run's redactor: it knows the setup_env values too, withheld from this setup.
         found = scan_diff(
-            await self._workspaces.diff(path, base), self._redactor, policy.secrets_allowed
+            await self._workspaces.diff(path, base), job.redactor, policy.secrets_allowed
         )
         if found:
             writer.add_lines(LogStream.SYSTEM, [f.describe() for f in found])
             await writer.flush()
             raise PolicyViolation(found[0].describe())
 
-    async def _reply(self, task: Task, taken: Round, commit: str | None, writer: LogWriter) -> None:
+    async def _reply(self, task: Task, taken: Round, pushed: Pushed, writer: LogWriter) -> None:
         """A reply under each inline comment of the round (a failed reply is logged, no more)."""
         forge = self._forges.get(task.forge)
         if forge is None or task.pr_number is None:
             return
+        commit = pushed.commit
         done = f"Addressed in {commit[:12]}" if commit else "Looked at this; no change was needed"
+        done += f" (review round {taken.number})"
+        if pushed.report.result is not CheckResult.NOT_CONFIGURED:
+            done += f"; the test command {pushed.report.result.value}"
         for item in taken.items:
             thread = item.get("reply_to")
             if item.get("kind") != "inline" or not thread:
                 continue
-            body = self._redactor.redact(
-                f"{done} (review round {taken.number}).\n\n<!-- hookagent:{task.task_id} -->"
-            )
+            body = self._redactor.redact(f"{done}.\n\n<!-- hookagent:{task.task_id} -->")
             await self._reply_one(forge, task, str(thread), body[:REPLY_MAX_CHARS], writer)
 
     async def _reply_one(
@@ -271,15 +291,17 @@ class Rounds:
         token: str,
         taken: Round,
         outcome: str,
-        commit: str | None,
+        pushed: Pushed | None,
         *,
         error: str | None = None,
     ) -> None:
         """Back to ``completed`` (the reason says how the round went), then the next round."""
         reason = f"review round {taken.number} {outcome}"
         fields: dict[str, Any] = {"error": error, "result": reason}
-        if commit:
-            fields["commit"] = commit
+        if pushed is not None:
+            fields["checks"] = json.dumps(pushed.report.checks)
+            if pushed.commit:
+                fields["commit"] = pushed.commit
         record = {"number": taken.number, "items": taken.items, "outcome": outcome}
         await self._store.reviews.close(task.task_id, record if taken.items else None)
         await writer.flush()

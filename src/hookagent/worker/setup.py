@@ -10,6 +10,11 @@ checks that the script is a regular file; it never reads or runs it outside the 
 
 ``setup_env`` names variables of hookagent's environment given to setup alone: never to
 the agent, and their values are redacted from every log line of the run.
+
+A review round's workspace is the change request's branch, which holds the agent's earlier
+commits: there setup is the policy's, else the script as the default branch has it (read by
+hookagent's git, never the branch's copy), and it runs without ``setup_env``, since what it
+installs (a package hook, a conftest) may still be the agent's code.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import os
 import shutil
 import stat
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from hookagent.agents import run_process
@@ -36,15 +42,38 @@ from hookagent.worker.sandbox import SYSTEM_DIRS, confine
 SETUP_FILE = Path(".hookagent") / "setup.sh"
 # A failed setup's error quotes this many of its last output lines.
 TAIL_LINES = 20
+# A round gives bash the default branch's script in a variable (Linux caps one at 128 KiB);
+# a setup script is a few lines.
+SCRIPT_MAX_BYTES = 64 * 1024
+# In a variable, not an argument: an argument that names a file would be bound into the
+# sandbox (binary_mounts), and the script's text is the repository's.
+SCRIPT_VARIABLE = "HOOKAGENT_SETUP_SCRIPT"
 
 
-def setup_argv(policy: Policy, workspace: Path) -> tuple[list[str], str] | None:
-    """The setup command and how the log names it; None when there is nothing to run."""
-    shell = shutil.which("sh", path=os.pathsep.join(SYSTEM_DIRS)) or "/bin/sh"
+@dataclass(frozen=True, slots=True)
+class SetupScript:
+    """What setup runs, how the log names it, and whether ``setup_env`` reaches it."""
+
+    argv: list[str]
+    name: str
+    secrets: bool = True
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def _shell(name: str) -> str:
+    return shutil.which(name, path=os.pathsep.join(SYSTEM_DIRS)) or "/bin/sh"
+
+
+def _policy_setup(policy: Policy, *, secrets: bool) -> SetupScript | None:
+    if not (policy.setup or "").strip():
+        return None
+    return SetupScript([_shell("sh"), "-c", str(policy.setup)], "the policy's setup", secrets)
+
+
+def checkout_setup(policy: Policy, workspace: Path) -> SetupScript | None:
+    """Setup on a checkout as the remote has it (planning, execution); None: nothing to run."""
     if policy.setup is not None:
-        if not policy.setup.strip():
-            return None
-        return [shell, "-c", policy.setup], "the policy's setup"
+        return _policy_setup(policy, secrets=True)
     try:
         # The checkout as the remote has it, before any run: a regular file or nothing.
         found = (workspace / SETUP_FILE).lstat()
@@ -52,8 +81,27 @@ def setup_argv(policy: Policy, workspace: Path) -> tuple[list[str], str] | None:
         return None
     if not stat.S_ISREG(found.st_mode):
         return None
-    bash = shutil.which("bash", path=os.pathsep.join(SYSTEM_DIRS))
-    return [bash or shell, str(SETUP_FILE)], str(SETUP_FILE)
+    return SetupScript([_shell("bash"), str(SETUP_FILE)], str(SETUP_FILE))
+
+
+def round_setup(policy: Policy, script: str | None) -> SetupScript | None:
+    """A review round's setup, never with ``setup_env``: the policy's, else ``script``.
+
+    ``script``: the default branch's ``.hookagent/setup.sh`` as hookagent's git read it
+    (None when it has none), run by bash (``eval``) with ``$0`` set to its usual path.
+    """
+    if policy.setup is not None:
+        return _policy_setup(policy, secrets=False)
+    if script is None:
+        return None
+    if "\0" in script or len(script.encode()) > SCRIPT_MAX_BYTES:
+        raise AgentError(
+            f"{SETUP_FILE} of the default branch is not a script of at most "
+            f"{SCRIPT_MAX_BYTES // 1024} KiB of text; setup not run"
+        )
+    argv = [_shell("bash"), "-c", f'eval "${SCRIPT_VARIABLE}"', str(SETUP_FILE)]
+    name = f"{SETUP_FILE} of the default branch"
+    return SetupScript(argv, name, secrets=False, env=((SCRIPT_VARIABLE, script),))
 
 
 def setup_secrets(policy: Policy) -> dict[str, str]:
@@ -97,31 +145,50 @@ class Workbench:
         workspace: Path,
         writer: LogWriter,
         *,
-        setup: bool = True,
+        setup: SetupScript | None,
     ) -> AsyncIterator[tuple[Path, bool]]:
         """The repository's cache, held while the agent runs, and whether a setup ran first.
 
-        ``setup``: False for a workspace an agent run has already had (a test's fix turn, a
-        resume after the quota): its files are the agent's now, and setup, which holds the
-        ``setup_env`` secrets, runs only on the checkout as the remote has it.
+        ``setup``: None for a workspace an agent run has already had (a test's fix turn, a
+        resume after the quota): its files are the agent's now, and setup with the
+        ``setup_env`` secrets runs only on the checkout as the remote has it.
         Raises AgentError when setup fails or times out, with its last lines.
         """
         async with self.caches.use(task.repository, task.forge) as cache:
-            ran = setup and await self._run_setup(policy, settings, workspace, cache, writer)
+            ran = setup is not None and await self._run_setup(
+                policy, settings, workspace, cache, writer, setup
+            )
             yield cache, ran
 
-    async def _run_setup(
-        self, policy: Policy, settings: Settings, workspace: Path, cache: Path, writer: LogWriter
-    ) -> bool:
-        found = setup_argv(policy, workspace)
-        if found is None:
-            return False
-        argv, name = found
+    async def _environment(
+        self, policy: Policy, settings: Settings, script: SetupScript, writer: LogWriter
+    ) -> dict[str, str]:
+        """Setup's environment: the agent's, plus ``setup_env`` unless the script withholds it."""
         env = agent_environment(os.environ, allowed_extra=parse_names(settings.agent_env))
-        env |= setup_secrets(policy)
+        env |= dict(script.env)
+        if not script.secrets:
+            if policy.setup_env:
+                await writer.system(
+                    f"setup: setup_env withheld ({', '.join(policy.setup_env)}): a review "
+                    "round's branch holds the agent's earlier commits"
+                )
+            return env
         missing = [n for n in policy.setup_env if n not in os.environ]
         if missing:
             await writer.system(f"setup_env: not set in hookagent's environment: {missing}")
+        return env | setup_secrets(policy)
+
+    async def _run_setup(
+        self,
+        policy: Policy,
+        settings: Settings,
+        workspace: Path,
+        cache: Path,
+        writer: LogWriter,
+        script: SetupScript,
+    ) -> bool:
+        argv, name = script.argv, script.name
+        env = await self._environment(policy, settings, script, writer)
         listed = (*split_list(settings.egress_allow), *policy.setup_network_allow)
         own = settings.model_copy(update={"egress_allow": ",".join(listed)})
         where = " in a bwrap sandbox" if settings.sandbox == "bwrap" else ""

@@ -393,6 +393,20 @@ class Workspaces:
         await self._git(*git, "checkout", "--quiet", "--force", branch, "--")
         return (await self._git(*git, "rev-parse", "HEAD")).strip()
 
+    async def committed_file(self, path: Path, name: str) -> str | None:
+        """``name`` as the private git directory's HEAD commit has it, never the work tree's.
+
+        A regular file's text; None when that commit has no regular file there (a link, a
+        directory, a submodule, nothing). Read before a round checks its branch out, HEAD is
+        the default branch as the mirror (the remote) has it.
+        """
+        private = self._git_dir_of(path)
+        listed = await self._bare(private, "ls-tree", "-z", "HEAD", "--", name)
+        entry = listed.split("\t", 1)[0].split()  # mode, type, object; nothing when absent
+        if len(entry) != 3 or entry[1] != "blob" or entry[0] not in {"100644", "100755"}:
+            return None
+        return await self._git("--git-dir", str(private), "cat-file", "blob", entry[2])
+
     async def check_out_change(
         self, path: Path, head_ref: str, base: str, forge: str = "github"
     ) -> tuple[str, str]:
