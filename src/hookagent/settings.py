@@ -68,10 +68,10 @@ class Settings(BaseSettings):
         default=None,
         description=(
             "root of the per-repository caches: each repository's own directory in it is "
-            "mounted at the sandbox home's `.cache` for setup and the executing agent (read-only "
-            "for a planning one) "
-            "(`XDG_CACHE_HOME`, `npm_config_cache`, `PIP_CACHE_DIR`, `UV_CACHE_DIR` point "
-            "into it); never shared between repositories; `hookagent cache list|clear`"
+            "mounted at the sandbox home's `.cache`, written only by setup on the remote's "
+            "checkout (`XDG_CACHE_HOME`, `npm_config_cache`, `PIP_CACHE_DIR`, `UV_CACHE_DIR` "
+            "point into it), read-only for the agent and the test command; never shared "
+            "between repositories; `hookagent cache list|clear`"
         ),
         json_schema_extra={"default_doc": "`$DATA_DIR/cache`"},
     )

@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from hookagent.models import TaskStatus
+from hookagent.settings import Settings
 from hookagent.store import Store
 from tests.conftest import RunWorker
 from tests.github_stub import GitHubStub
@@ -192,13 +193,19 @@ async def test_the_test_command_gets_the_cache_setup_filled(
     github: GitHubStub,
 ) -> None:  # fmt: skip
     """Setup installs a tool into the repository's cache only (not the workspace); the test
-    command needs it. Under bwrap the home is fresh: it passes only with the cache bound."""
+    command needs it. Under bwrap the home is fresh: it passes only with the cache bound.
+    The tests are the agent's code: they read the cache and write none of it."""
     tool = '"$XDG_CACHE_HOME/bin/demo-tool"'
     setup = (
         'mkdir -p "$XDG_CACHE_HOME/bin" && '
         f"printf '#!/bin/sh\\necho tool from the cache\\n' > {tool} && chmod +x {tool}"
     )
-    test = f'{tool} && echo "cache dirs: $XDG_CACHE_HOME $PIP_CACHE_DIR $npm_config_cache"'
+    test = (
+        '"$HOME/.cache/bin/demo-tool" && '
+        '(echo x > "$HOME/.cache/bin/planted" 2>/dev/null || echo "cache read-only") && '
+        'echo "cache dirs: $XDG_CACHE_HOME $PIP_CACHE_DIR $npm_config_cache" && '
+        'mkdir -p "$npm_config_cache" && echo "scratch writable"'
+    )
     rules = f"test = {json.dumps(test)}\nsetup = {json.dumps(setup)}\nmax_test_fixes = 0\n"
     start_worker(
         agent_command=fake_agent("fixer", "never"),
@@ -212,7 +219,44 @@ async def test_the_test_command_gets_the_cache_setup_filled(
     assert await wait_status(store, tid, ENDED, timeout=60) is TaskStatus.COMPLETED
     lines = await messages(store, tid)
     assert "[test] tool from the cache" in lines, "\n".join(lines)
-    home = "/home/agent/.cache"
+    assert "[test] cache read-only" in lines
+    # Its package managers write a scratch cache, gone with the run.
+    home = "/home/agent/.cache-run"
     assert f"[test] cache dirs: {home} {home}/pip {home}/npm" in lines
+    assert "[test] scratch writable" in lines
     assert await checks_of(client, tid) == {"test": "passed"}
     assert "draft" not in github.requests[0]["body"]
+
+
+@needs_bwrap
+async def test_only_setup_on_the_remotes_checkout_writes_the_cache(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    github: GitHubStub, settings: Settings,
+) -> None:  # fmt: skip
+    """What an agent run or its tests leave in the cache, a later task's setup (holding
+    setup_env) would run: planning, execution and the test command all find it read-only."""
+    plant = (
+        '(echo planted > "$HOME/.cache/from-{0}") 2>/dev/null && echo "{0}: planted"; '
+        '(mkdir -p "$XDG_CACHE_HOME" && echo x > "$XDG_CACHE_HOME/own") && echo "{0}: scratch"'
+    )
+    rules = (
+        f"setup = {json.dumps('echo setup > $XDG_CACHE_HOME/from-setup')}\n"
+        f"test = {json.dumps(plant.format('test'))}\nmax_test_fixes = 0\n"
+    )
+    start_worker(
+        agent_command=fake_agent("shell", plant.format("agent")),
+        policy_file=policy_file(tmp_path, AUTO + rules),
+        github_api_url=github.url,
+        github_token=SecretStr("ghp_checks_token"),
+        sandbox="bwrap",
+        sandbox_network="host",
+    )
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED, timeout=60) is TaskStatus.COMPLETED
+    lines = await messages(store, tid)
+    # The agent ran twice (plan, execute), the test once: each had a writable scratch cache.
+    assert lines.count("[stdout] shell| agent: scratch") == 2, "\n".join(lines)
+    assert "[test] test: scratch" in lines
+    assert not [m for m in lines if m.endswith(": planted")], "\n".join(lines)
+    cache = settings.data_dir / "cache" / "acme+payments-api"
+    assert sorted(p.name for p in cache.iterdir()) == ["from-setup"]

@@ -17,6 +17,7 @@ from tests.github_stub import GitHubStub
 from tests.helpers import REPO, fake_agent
 from tests.worker import test_rounds
 from tests.worker.test_rounds import deliver, git, opened, round_done
+from tests.worker.test_sandbox import needs_bwrap
 from tests.worker.test_setup import messages, push_files
 
 # test_rounds' fixtures (found by name): its GitHub stub, app client and worker.
@@ -147,3 +148,27 @@ async def test_a_round_runs_the_test_with_a_fix_turn_and_reports_its_checks(
     assert reply["body"].startswith(
         f"Addressed in {task.commit[:12]} (review round 1); the test command passed."
     )
+
+
+@needs_bwrap
+async def test_a_rounds_setup_finds_the_cache_read_only(
+    own: Settings, http: httpx.AsyncClient, store: Store, start_worker: RunWorker,
+    github: GitHubStub,
+) -> None:  # fmt: skip
+    """A round's setup installs what the branch (the agent's commits) asks for: what it left
+    in the cache, a later task's setup would run with setup_env. Only the setups of
+    planning and execution, on the remote's checkout, write it."""
+    write = (
+        '(echo x > "$HOME/.cache/$(date +%s%N)") 2>/dev/null '
+        '&& echo "setup: wrote the cache" || echo "setup: cache read-only"'
+    )
+    use_policy(own, f"setup = {json.dumps(write)}\n")
+    tid, number = await opened(http, store, start_worker, own, sandbox="bwrap",
+                               sandbox_network="host")  # fmt: skip
+    await ask_for_a_round(http, github, number)
+    await round_done(store, tid, 1)
+    lines = await messages(store, tid)
+    said = round_lines(lines)
+    assert "[setup] setup: cache read-only" in said, "\n".join(said)
+    assert not [m for m in said if m == "[setup] setup: wrote the cache"]
+    assert lines.count("[setup] setup: wrote the cache") == 2  # planning, execution

@@ -3,10 +3,10 @@
 The command comes from the operator's policy, never from the repository; what it runs (the
 repository's tests, which the agent may have rewritten) runs under the same bwrap sandbox
 and egress allowlist as the agent, with the agent's environment minus its model keys, and
-the repository's cache bound read-write at the home's ``.cache`` as the executing agent has
-it (the tools setup installed there; read-only would protect nothing the agent, which ran
-just before with the same cache writable, could not have written, and would break the
-package managers that write their cache while the tests run: npx, uv run). A
+the repository's cache bound read-only at the home's ``.cache`` as the agent has it (the
+tools setup installed there; the tests are the agent's code, and what they left in the
+cache a later task's setup would run with its ``setup_env``), the package managers' cache
+variables pointing at a scratch directory (npx, uv run write theirs while tests run). A
 failure gives the agent ``max_test_fixes`` more turns with the output (redacted, capped,
 fenced as data); if the test still fails, the change request is opened as a draft.
 """
@@ -153,7 +153,7 @@ class Checker:
         homes = settings.data_dir.resolve() / AGENT_HOMES
         homes.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f"{writer.task_id}-test-", dir=homes) as home:
-            # Phase.EXECUTE: the workspace and the cache bound read-write, as the agent had them.
+            # Phase.EXECUTE: the workspace read-write, the cache read-only, as the agent had them.
             sandbox = sandboxed(
                 agent, Phase.EXECUTE, path, settings, home=Path(home), on_blocked=blocked,
                 cache=cache,

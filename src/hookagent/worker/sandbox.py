@@ -266,9 +266,10 @@ async def sandboxed(
         agent_home=home,
         configure=functools.partial(agent.configure, home),
         extra_mounts=tools,
-        # Planning is read-only, the cache included: an injected plan run must not leave
-        # files that a later task's setup (with its setup_env) or agent would run.
-        cache_writable=phase is not Phase.PLAN,
+        # No agent run writes the repository's cache (nor a test run, which runs the
+        # agent's code): what it left there, a later task's setup (with its setup_env) or
+        # agent would run. Only setup on the checkout as the remote has it writes it.
+        cache_writable=False,
     )
     async with confined as command:
         yield command
@@ -298,8 +299,8 @@ async def confine(
     ``configure`` (given the final environment) writes ``agent_home`` and returns the
     variables naming it; ``model_url`` is allowed through the egress proxy;
     ``extra_mounts``: installations shown read-only besides ``argv[0]``'s (MCP servers');
-    ``cache_writable``: False binds the cache read-only (a planning run persists nothing
-    there; its own cache writes go to a scratch directory in the sandbox's home).
+    ``cache_writable``: False binds the cache read-only (the run persists nothing there;
+    its package managers' cache variables point at a scratch directory of the home).
     """
     workspace = workspace.resolve()  # bwrap binds absolute paths; the data dir may be relative
     if settings.sandbox == "none":
@@ -325,9 +326,11 @@ async def confine(
         raise AgentError(f"the agent's installation {shared[0]} overlaps hookagent's data dir")
     home = agent_home.resolve() if agent_home is not None else None
     if cache is not None:
-        env = env | cache_environment(SANDBOX_HOME / CACHE_MOUNT)
-        if not cache_writable:
-            env["XDG_CACHE_HOME"] = str(SANDBOX_HOME / SCRATCH_CACHE)
+        # A run that may not write the cache still reads it at ~/.cache; its package
+        # managers write theirs in a scratch directory of the home's tmpfs instead (pointed
+        # at a read-only cache, npm and uv would fail).
+        where = CACHE_MOUNT if cache_writable else SCRATCH_CACHE
+        env = env | cache_environment(SANDBOX_HOME / where)
 
     def configured(seen: dict[str, str]) -> dict[str, str]:
         if configure is None or home is None:

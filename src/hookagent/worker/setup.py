@@ -52,11 +52,16 @@ SCRIPT_VARIABLE = "HOOKAGENT_SETUP_SCRIPT"
 
 @dataclass(frozen=True, slots=True)
 class SetupScript:
-    """What setup runs, how the log names it, and whether ``setup_env`` reaches it."""
+    """What setup runs, how the log names it, and whether it is ``trusted``.
+
+    Trusted: it runs on the checkout as the remote has it, so ``setup_env`` reaches it and
+    it writes the repository's cache. A round's setup is not: the branch holds the agent's
+    commits, and what it installs (a package hook, a conftest) may be the agent's code.
+    """
 
     argv: list[str]
     name: str
-    secrets: bool = True
+    trusted: bool = True
     env: tuple[tuple[str, str], ...] = ()
 
 
@@ -64,16 +69,16 @@ def _shell(name: str) -> str:
     return shutil.which(name, path=os.pathsep.join(SYSTEM_DIRS)) or "/bin/sh"
 
 
-def _policy_setup(policy: Policy, *, secrets: bool) -> SetupScript | None:
+def _policy_setup(policy: Policy, *, trusted: bool) -> SetupScript | None:
     if not (policy.setup or "").strip():
         return None
-    return SetupScript([_shell("sh"), "-c", str(policy.setup)], "the policy's setup", secrets)
+    return SetupScript([_shell("sh"), "-c", str(policy.setup)], "the policy's setup", trusted)
 
 
 def checkout_setup(policy: Policy, workspace: Path) -> SetupScript | None:
     """Setup on a checkout as the remote has it (planning, execution); None: nothing to run."""
     if policy.setup is not None:
-        return _policy_setup(policy, secrets=True)
+        return _policy_setup(policy, trusted=True)
     try:
         # The checkout as the remote has it, before any run: a regular file or nothing.
         found = (workspace / SETUP_FILE).lstat()
@@ -91,7 +96,7 @@ def round_setup(policy: Policy, script: str | None) -> SetupScript | None:
     (None when it has none), run by bash (``eval``) with ``$0`` set to its usual path.
     """
     if policy.setup is not None:
-        return _policy_setup(policy, secrets=False)
+        return _policy_setup(policy, trusted=False)
     if script is None:
         return None
     if "\0" in script or len(script.encode()) > SCRIPT_MAX_BYTES:
@@ -101,7 +106,7 @@ def round_setup(policy: Policy, script: str | None) -> SetupScript | None:
         )
     argv = [_shell("bash"), "-c", f'eval "${SCRIPT_VARIABLE}"', str(SETUP_FILE)]
     name = f"{SETUP_FILE} of the default branch"
-    return SetupScript(argv, name, secrets=False, env=((SCRIPT_VARIABLE, script),))
+    return SetupScript(argv, name, trusted=False, env=((SCRIPT_VARIABLE, script),))
 
 
 def setup_secrets(policy: Policy) -> dict[str, str]:
@@ -166,7 +171,7 @@ class Workbench:
         """Setup's environment: the agent's, plus ``setup_env`` unless the script withholds it."""
         env = agent_environment(os.environ, allowed_extra=parse_names(settings.agent_env))
         env |= dict(script.env)
-        if not script.secrets:
+        if not script.trusted:
             if policy.setup_env:
                 await writer.system(
                     f"setup: setup_env withheld ({', '.join(policy.setup_env)}): a review "
@@ -210,8 +215,9 @@ class Workbench:
             await writer.wait_room()
 
         confined = confine(
-            argv, env, workspace, own, writable=True, on_blocked=blocked, cache=cache
-        )
+            argv, env, workspace, own, writable=True, on_blocked=blocked, cache=cache,
+            cache_writable=script.trusted,
+        )  # fmt: skip
         async with confined as (wrapped, seen):
             result = await run_process(
                 wrapped,
