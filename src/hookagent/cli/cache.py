@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from hookagent.settings import Settings
 from hookagent.worker.cache import Caches
+from hookagent.worker.spare import Spares
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"no caches in {escape(str(settings.caches))}", highlight=False)
         return 0
     removed, busy = caches.clear(args.repo, args.forge)
+    # The spare checkouts go too: nothing of the repository stays on the host but its mirror.
+    for name in Spares(settings.data_dir / "spares").clear(args.repo, args.forge):
+        console.print(f"cleared the spare checkout {escape(name)}", highlight=False)
     for name in removed:
         console.print(f"cleared {escape(name)}", highlight=False)
     for name in busy:

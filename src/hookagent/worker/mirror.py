@@ -30,6 +30,10 @@ from hookagent.worker.files import private_dir, remove_tree, take_lock
 
 log = logging.getLogger(__name__)
 
+# Past these, a mirror is repacked (git's own gc.auto and gc.autoPackLimit are 6700 and 50).
+MAX_LOOSE = 1000
+MAX_PACKS = 20
+
 
 class Git(Protocol):
     """hookagent's hardened git runner (``Workspaces._git``)."""
@@ -57,6 +61,13 @@ class Mirrors:
         self, git: Git, url: str, repo: str, forge: str = "github"
     ) -> AsyncIterator[Path]:
         """The repository's mirror, fetched (or first cloned) from ``url``, held meanwhile."""
+        async with self.held(repo, forge) as path:
+            await self._refresh(git, url, path, forge)
+            yield path
+
+    @contextlib.asynccontextmanager
+    async def held(self, repo: str, forge: str = "github") -> AsyncIterator[Path]:
+        """The repository's mirror as it is (maybe none yet), locked meanwhile."""
         path = self.path(repo, forge)
         lock = self._locks.setdefault(path, asyncio.Lock())
         async with lock:
@@ -65,10 +76,27 @@ class Mirrors:
             except OSError as exc:
                 raise WorkspaceError(f"could not lock the mirror of {repo}: {exc}") from None
             try:
-                await self._refresh(git, url, path, forge)
                 yield path
             finally:
                 os.close(fd)
+
+    async def tidy(self, git: Git, path: Path) -> bool:
+        """Repack the mirror (held) once fetches have piled up loose objects or packs.
+
+        Fetches never gc (``gc.auto=0``): each leaves a pack, or loose objects when it
+        brings fewer than 100. Loose objects are packed (cheap: only they are read); too many
+        packs are made one. Task git directories keep their hard links to the old files.
+        Returns whether it repacked.
+        """
+        loose, packs = await asyncio.to_thread(_pile, path)
+        if packs > MAX_PACKS:
+            await git("--git-dir", str(path), "repack", "-a", "-d", "-q")
+        elif loose > MAX_LOOSE:
+            await git("--git-dir", str(path), "repack", "-d", "-q")
+        else:
+            return False
+        log.info("mirror %s repacked (%d loose objects, %d packs)", path.name, loose, packs)
+        return True
 
     def _hold(self, path: Path) -> int:
         """The mirror's lock file, locked exclusively (waiting for another process)."""
@@ -114,3 +142,15 @@ class Mirrors:
             "--", url, str(fresh), auth=forge, url=url,
         )  # fmt: skip
         fresh.rename(path)
+
+
+def _pile(path: Path) -> tuple[int, int]:
+    """The mirror's loose objects and packs, counted (256 small directories: milliseconds)."""
+    loose = packs = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(path / "objects"):
+            if len(entry.name) == 2 and entry.is_dir(follow_symlinks=False):
+                loose += sum(1 for _ in os.scandir(entry.path))
+            elif entry.name == "pack":
+                packs += sum(1 for e in os.scandir(entry.path) if e.name.endswith(".pack"))
+    return loose, packs

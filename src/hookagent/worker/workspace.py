@@ -42,6 +42,7 @@ from hookagent.errors import WorkspaceError
 from hookagent.settings import Settings
 from hookagent.worker.files import private_dir, remove_tree
 from hookagent.worker.mirror import Mirrors
+from hookagent.worker.spare import Spares
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,11 @@ _REF = re.compile(r"^refs/[A-Za-z0-9._/-]+$")
 # Where a review's fetched head and base are kept in the private git directory.
 _REVIEW_HEAD = "refs/hookagent/review-head"
 _REVIEW_BASE = "refs/hookagent/review-base"
+# A spare nobody took for this long (no task on its repository) is removed by the sweep.
+SPARE_IDLE_S = 3 * 24 * 3600
+# A removed workspace or git directory waits for deletion under this prefix, in its root.
+_TRASH = ".removed-"
+_TRASH_AGE_S = 600.0
 
 
 def split_credentials(template: str) -> tuple[str, str | None, str | None]:
@@ -192,6 +198,7 @@ class Workspaces:
         forges: Mapping[str, Remote] | None = None,
         git_root: Path | None = None,
         mirrors: Mirrors | None = None,
+        spares: Spares | None = None,
     ) -> None:
         self._root = root
         # Beside the workspaces, never inside: the sandbox binds a workspace and nothing else.
@@ -204,6 +211,10 @@ class Workspaces:
         self._secrets = [s for remote in self._remotes.values() for s in remote.secrets]
         # None: every clone straight from the remote (no mirror kept).
         self._mirrors = mirrors
+        # None: no spare checkouts (each task checks every file out); needs the mirrors.
+        self.spares = spares if mirrors is not None else None
+        # Deletions of removed workspaces, run off the task's path (see :meth:`remove`).
+        self._deleting: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Workspaces:
@@ -234,6 +245,7 @@ class Workspaces:
             forges=forges,
             git_root=settings.data_dir / "git",
             mirrors=Mirrors(settings.data_dir / "mirrors"),
+            spares=Spares(settings.data_dir / "spares"),
         )
 
     def path(self, task_id: str) -> Path:
@@ -276,17 +288,90 @@ class Workspaces:
                 "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
                 "--", url, str(private), auth=forge, url=url,
             )  # fmt: skip
+        elif await self._from_spare(task_id, repo, forge, url):
+            self._prepare_spare(url, repo, forge)
+            return target  # checked out already
         else:
             async with self._mirrors.updated(self._git, url, repo, forge) as mirror:
-                # From the local disk, object files hard-linked: nothing is downloaded.
-                await self._git(
-                    "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
-                    "--", str(mirror), str(private), url=str(mirror),
-                )  # fmt: skip
-            # Pushes and the agent's ``origin`` go to the remote, never to the mirror.
-            await self._bare(private, "config", "remote.origin.url", url)
+                await self._clone_mirror(mirror, private, url)
         await self._git(*self._tree(target), "checkout", "--quiet", "--force")
+        self._prepare_spare(url, repo, forge)
         return target
+
+    def _prepare_spare(self, url: str, repo: str, forge: str) -> None:
+        """Start the next spare's preparation in the background (when there are spares)."""
+        if self.spares is not None:
+            self.spares.prepare(repo, forge, lambda work: self._make_spare(work, url, repo, forge))
+
+    async def _clone_mirror(self, mirror: Path, private: Path, url: str) -> None:
+        """Clone the (held) mirror bare into ``private``, its ``origin`` the remote's ``url``."""
+        # From the local disk, object files hard-linked: nothing is downloaded.
+        await self._git(
+            "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
+            "--", str(mirror), str(private), url=str(mirror),
+        )  # fmt: skip
+        # Pushes and the agent's ``origin`` go to the remote, never to the mirror.
+        await self._bare(private, "config", "remote.origin.url", url)
+
+    async def _make_spare(self, work: Path, url: str, repo: str, forge: str) -> None:
+        """A spare in ``work``: ``git`` cloned from the mirror as it is, ``tree`` checked out."""
+        if self._mirrors is None:
+            return
+        private, tree = work / "git", work / "tree"
+        async with self._mirrors.held(repo, forge) as mirror:
+            await self._clone_mirror(mirror, private, url)
+            # Off every task's path, under the lock the fetches take anyway.
+            await self._mirrors.tidy(self._git, mirror)
+        await asyncio.to_thread(tree.mkdir, 0o700)
+        await self._git("--git-dir", str(private), "--work-tree", str(tree),
+                        "checkout", "--quiet", "--force")  # fmt: skip
+
+    async def _from_spare(self, task_id: str, repo: str, forge: str, url: str) -> bool:
+        """Take the repository's spare into the task's paths, brought up to the mirror's head.
+
+        False (the paths emptied again) when there is none or it fails any check: the task
+        clones instead. An unreachable remote fails the task, as it would fail a clone.
+        """
+        if self.spares is None or self._mirrors is None:
+            return False
+        target, private = self.path(task_id), self.git_dir(task_id)
+        taken = self.spares.root / f".taken-{task_id}"
+        await asyncio.to_thread(remove_tree, taken)
+        if not await self.spares.take(repo, forge, taken):
+            return False
+        updating = False  # while the mirror is fetched: its failure is the task's
+        try:
+            await asyncio.to_thread(_move_spare, taken, target, private)
+            if await self._bare(private, "config", "remote.origin.url") != url:
+                raise WorkspaceError("it was cloned from another URL")
+            branch = await self._bare(private, "symbolic-ref", "HEAD")
+            updating = True
+            async with self._mirrors.updated(self._git, url, repo, forge) as mirror:
+                updating = False
+                head = await self._bare(mirror, "symbolic-ref", "HEAD")
+                if head != branch:
+                    raise WorkspaceError(f"the default branch is now {head}")
+                await self._git(
+                    "--git-dir", str(private), "fetch", "--quiet", "--no-tags",
+                    "--no-write-fetch-head", "--no-recurse-submodules", "--",
+                    str(mirror), f"+{head}:{head}", url=str(mirror),
+                )  # fmt: skip
+            # The index knows the old head's files: only those that differ are written.
+            await self._git(*self._tree(target), "checkout", "--quiet", "--force")
+        except (WorkspaceError, OSError) as exc:
+            if updating:
+                raise
+            log.warning("spare of %s thrown away, cloning instead: %s", repo, exc)
+            try:
+                await asyncio.to_thread(remove_tree, target)
+                await asyncio.to_thread(remove_tree, private)
+                target.mkdir(mode=0o700)
+            except OSError as again:
+                raise WorkspaceError(f"could not prepare workspace {task_id}: {again}") from None
+            return False
+        finally:
+            await asyncio.to_thread(remove_tree, taken)
+        return True
 
     async def hand_over(self, path: Path) -> None:
         """Give the agent a ``.git`` of its own: a copy of the private one, never read back."""
@@ -323,14 +408,44 @@ class Workspaces:
         )
 
     async def remove(self, task_id: str) -> bool:
-        """Delete the task's workspace and git directory; False (warning logged) on refusal."""
+        """Delete the task's workspace and git directory; False (warning logged) on refusal.
+
+        Both are renamed away at once and deleted in the background: deleting 10,000 files
+        is no part of the task's path, nor of the next task's.
+        """
+        trashed: list[Path] = []
         try:
-            await asyncio.to_thread(remove_tree, self.path(task_id))
-            await asyncio.to_thread(remove_tree, self.git_dir(task_id))
+            for path in (self.path(task_id), self.git_dir(task_id)):
+                trashed += await asyncio.to_thread(_trash, path)
         except OSError as exc:
             log.warning("could not remove workspace %s: %s", task_id, exc)
             return False
+        if trashed:
+            deleting = asyncio.create_task(self._delete(trashed))
+            self._deleting.add(deleting)
+            deleting.add_done_callback(self._deleting.discard)
         return True
+
+    async def _delete(self, paths: list[Path]) -> None:
+        for path in paths:
+            try:
+                await asyncio.to_thread(remove_tree, path)
+            except OSError as exc:
+                log.warning("could not delete %s (the sweep retries): %s", path.name, exc)
+
+    async def settled(self) -> None:
+        """Wait until removed workspaces are deleted and spares prepared (benchmarks, tests)."""
+        while self._deleting:
+            await asyncio.wait(set(self._deleting))
+        if self.spares is not None:
+            await self.spares.settled()
+
+    async def aclose(self) -> None:
+        """Finish deleting removed workspaces; cancel spare preparations under way."""
+        if self.spares is not None:
+            await self.spares.aclose()
+        while self._deleting:
+            await asyncio.wait(set(self._deleting))
 
     def keep(self, task_id: str) -> None:
         """Start a failed task's keep window now (the sweeper reads the directory's mtime)."""
@@ -357,6 +472,10 @@ class Workspaces:
                 name = entry.name.removesuffix(suffix) if suffix else entry.name
                 if TASK_ID.match(name) and (suffix == "" or entry.name.endswith(suffix)):
                     entries[name] = entry  # the workspace's age counts when both exist
+        for root in (self._root, self._gits):
+            await asyncio.to_thread(_empty_trash, root)
+        if self.spares is not None:
+            await asyncio.to_thread(self.spares.remove_idle, SPARE_IDLE_S)
         removed: list[str] = []
         for task_id, entry in sorted(entries.items()):
             live = (
@@ -364,8 +483,13 @@ class Workspaces:
             )
             if live or _age(entry) < keep_failed_s:
                 continue
-            if await self.remove(task_id):
-                removed.append(task_id)
+            try:
+                for path in (self.path(task_id), self.git_dir(task_id)):
+                    await asyncio.to_thread(remove_tree, path)
+            except OSError as exc:
+                log.warning("could not remove workspace %s: %s", task_id, exc)
+                continue
+            removed.append(task_id)
         return removed
 
     async def start_branch(self, path: Path, branch: str) -> str:
@@ -571,6 +695,42 @@ class Workspaces:
             detail = _scrub(err.decode("utf-8", errors="replace"), self._secrets).strip()
             raise WorkspaceError(f"git {verb} failed (exit {proc.returncode}): {detail[-2000:]}")
         return out.decode("utf-8", errors="replace")
+
+
+def _move_spare(taken: Path, target: Path, private: Path) -> None:
+    """Move a taken spare's ``tree`` and ``git`` to the task's workspace and git directory."""
+    tree, git_dir = taken / "tree", taken / "git"
+    for part in (tree, git_dir):
+        if part.is_symlink() or not part.is_dir():
+            raise WorkspaceError(f"its {part.name} is missing")
+    if not (git_dir / "HEAD").is_file():
+        raise WorkspaceError("its git directory has no HEAD")
+    target.rmdir()  # the empty directory :meth:`Workspaces.clone` made
+    os.rename(tree, target)
+    os.rename(git_dir, private)
+
+
+def _trash(path: Path) -> list[Path]:
+    """Rename ``path`` to a hidden sibling, deleted later: where it went, if anywhere."""
+    if path.is_symlink():
+        path.unlink()
+        return []
+    if not path.exists():
+        return []
+    moved = path.with_name(f"{_TRASH}{path.name}-{os.urandom(4).hex()}")
+    os.rename(path, moved)
+    return [moved]
+
+
+def _empty_trash(root: Path) -> None:
+    """Delete what a crash left renamed in ``root`` (a deletion under way is younger)."""
+    try:
+        found = [p for p in root.iterdir() if p.name.startswith(_TRASH)]
+    except FileNotFoundError:
+        return
+    for path in found:
+        if _age(path) > _TRASH_AGE_S:
+            remove_tree(path)
 
 
 def _ignore_pattern(name: str) -> str:
