@@ -11,6 +11,10 @@ and no part of it is bound into one. The agent's ``.git`` is a copy of the task'
 git directory (copied, not linked), so nothing the agent writes reaches a mirror's files.
 One task at a time updates and clones a mirror: an ``asyncio.Lock`` within this process and
 a ``flock`` on ``<name>.lock`` between the worker processes of one host.
+
+Fetches never gc (hookagent's git runs with ``gc.auto=0``), so loose objects and packs pile
+up; :meth:`Mirrors.tidy` repacks a mirror past a bound, under its lock, when a spare
+checkout is prepared (in the background, off every task's path).
 """
 
 from __future__ import annotations

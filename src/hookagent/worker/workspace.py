@@ -300,8 +300,16 @@ class Workspaces:
 
     def _prepare_spare(self, url: str, repo: str, forge: str) -> None:
         """Start the next spare's preparation in the background (when there are spares)."""
-        if self.spares is not None:
+        if self.spares is not None and self._one_disk(self.spares):
             self.spares.prepare(repo, forge, lambda work: self._make_spare(work, url, repo, forge))
+
+    def _one_disk(self, spares: Spares) -> bool:
+        """Whether spares, workspaces and git directories share a disk (a spare is renamed)."""
+        try:
+            private_dir(spares.root)
+            return len({p.stat().st_dev for p in (spares.root, self._root, self._gits)}) == 1
+        except OSError:
+            return False
 
     async def _clone_mirror(self, mirror: Path, private: Path, url: str) -> None:
         """Clone the (held) mirror bare into ``private``, its ``origin`` the remote's ``url``."""
