@@ -292,3 +292,33 @@ async def test_a_mirror_is_repacked_when_fetches_pile_up_loose_objects(
     git(mirror, "--git-dir", ".", "fsck", "--strict")
     assert (spaces.path(THIRD) / "two.txt").read_text() == "two\n"
     await spaces.aclose()
+
+
+async def test_a_renamed_default_branch_throws_the_spare_away(
+    tmp_path: Path, remotes: Path, bare: Path
+) -> None:
+    data = tmp_path / "data"
+    spaces = workspaces(data, remotes)
+    await spaces.clone(FIRST, REPO)
+    await spaces.settled()
+    git(bare, "branch", "-m", "main", "trunk")
+    push_files(bare, {"moved.txt": b"on trunk\n"}, tmp_path)
+    path = await spaces.clone(SECOND, REPO)
+    assert (path / "moved.txt").read_text() == "on trunk\n"
+    assert git(tmp_path, "--git-dir", str(spaces.git_dir(SECOND)), "symbolic-ref", "--short",
+               "HEAD").strip() == "trunk"  # fmt: skip
+    await spaces.aclose()
+
+
+async def test_an_unreachable_remote_fails_the_task_even_with_a_spare(
+    tmp_path: Path, remotes: Path, bare: Path
+) -> None:
+    """The spare is no copy of the remote: a task never starts from a head it cannot check."""
+    data = tmp_path / "data"
+    spaces = workspaces(data, remotes)
+    await spaces.clone(FIRST, REPO)
+    await spaces.settled()
+    bare.rename(remotes / "gone.git")
+    with pytest.raises(Exception, match="git fetch failed"):
+        await spaces.clone(SECOND, REPO)
+    await spaces.aclose()
