@@ -21,7 +21,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     listing = verbs.add_parser("list", help="each repository's cache: size, last use (LRU first)")
     listing.add_argument("repo", nargs="?", help="only this repository (owner/name)")
     listing.set_defaults(run=run, verb="list", url=None, token=None)
-    clear = verbs.add_parser("clear", help="remove one repository's cache, or every one")
+    clear = verbs.add_parser(
+        "clear", help="remove one repository's cache and spare checkout, or every one"
+    )
     clear.add_argument("repo", nargs="?", help="owner/name (default: every repository)")
     clear.set_defaults(run=run, verb="clear", url=None, token=None)
     for parser in (listing, clear):
@@ -49,12 +51,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     removed, busy = caches.clear(args.repo, args.forge)
     # The spare checkouts go too: nothing of the repository stays on the host but its mirror.
-    for name in Spares(settings.data_dir / "spares").clear(args.repo, args.forge):
-        console.print(f"cleared the spare checkout {escape(name)}", highlight=False)
+    spares = Spares(settings.data_dir / "spares").clear(args.repo, args.forge)
     for name in removed:
         console.print(f"cleared {escape(name)}", highlight=False)
+    for name in spares:
+        console.print(f"cleared the spare checkout {escape(name)}", highlight=False)
     for name in busy:
         console.print(f"in use, not cleared: {escape(name)}", highlight=False)
-    if not removed and not busy:
+    if not removed and not busy and not spares:
         console.print("nothing to clear", highlight=False)
     return 1 if busy else 0
