@@ -148,6 +148,17 @@ class Mirrors:
         fresh.rename(path)
 
 
+async def clone_mirror(git: Git, mirror: Path, private: Path, url: str) -> None:
+    """Clone the (held) mirror bare into ``private``, its ``origin`` the remote's ``url``."""
+    # From the local disk, object files hard-linked: nothing is downloaded.
+    await git(
+        "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
+        "--", str(mirror), str(private), url=str(mirror),
+    )  # fmt: skip
+    # Pushes and the agent's ``origin`` go to the remote, never to the mirror.
+    await git("--git-dir", str(private), "config", "remote.origin.url", url)
+
+
 def _pile(path: Path) -> tuple[int, int]:
     """The mirror's loose objects and packs, counted (256 small directories: milliseconds)."""
     loose = packs = 0

@@ -27,8 +27,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from hookagent.errors import WorkspaceError
 from hookagent.worker.cache import cache_name
 from hookagent.worker.files import private_dir, remove_tree
+from hookagent.worker.mirror import Git, Mirrors, clone_mirror
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +72,69 @@ class Spares:
             return False
         return True
 
-    def prepare(self, repo: str, forge: str, make: Make) -> None:
-        """Start preparing ``repo``'s spare with ``make(dir)``, unless one is there or under way."""
+    def prepare(self, git: Git, mirrors: Mirrors, *, url: str, repo: str, forge: str) -> None:
+        """Start preparing ``repo``'s spare from its mirror, unless one is there or under way."""
         name = cache_name(repo, forge)
         if name in self._preparing or self.path(repo, forge).exists():
             return
+
+        async def make(work: Path) -> None:
+            """A spare in ``work``: ``git`` cloned from the mirror as it is, ``tree`` its files."""
+            private, tree = work / "git", work / "tree"
+            async with mirrors.held(repo, forge) as mirror:
+                await clone_mirror(git, mirror, private, url)
+                # Off every task's path, under the lock the fetches take anyway.
+                await mirrors.tidy(git, mirror)
+            await asyncio.to_thread(tree.mkdir, 0o700)
+            await git("--git-dir", str(private), "--work-tree", str(tree),
+                      "checkout", "--quiet", "--force")  # fmt: skip
+
         task = asyncio.create_task(self._prepare(name, make), name=f"spare {name}")
         self._preparing[name] = task
         task.add_done_callback(lambda done: self._forget(name, done))
+
+    async def check_out(
+        self, git: Git, mirrors: Mirrors, *, url: str, repo: str, forge: str,
+        into: tuple[Path, Path],
+    ) -> bool:  # fmt: skip
+        """Take ``repo``'s spare into ``into`` (an empty work tree's and an absent git
+        directory's paths), brought up to the mirror's head after fetching it from ``url``.
+
+        False when there is none or it fails any check (what it left in ``into`` is the
+        caller's to remove): the task clones instead. A mirror that cannot be fetched (the
+        remote unreachable) raises, as it would for a clone.
+        """
+        target, private = into
+        taken = self._root / f".taken-{private.name}"
+        await asyncio.to_thread(remove_tree, taken)
+        if not await self.take(repo, forge, taken):
+            return False
+        updating = False  # while the mirror is fetched: its failure is the task's
+        try:
+            await asyncio.to_thread(_move, taken, target, private)
+            bare = ("--git-dir", str(private))
+            if (await git(*bare, "config", "remote.origin.url")).strip() != url:
+                raise WorkspaceError("it was cloned from another URL")
+            branch = (await git(*bare, "symbolic-ref", "HEAD")).strip()
+            updating = True
+            async with mirrors.updated(git, url, repo, forge) as mirror:
+                updating = False
+                head = (await git("--git-dir", str(mirror), "symbolic-ref", "HEAD")).strip()
+                if head != branch:
+                    raise WorkspaceError(f"the default branch is now {head}")
+                await git(*bare, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+                          "--no-recurse-submodules", "--", str(mirror), f"+{head}:{head}",
+                          url=str(mirror))  # fmt: skip
+            # The index knows the old head's files: only those that differ are written.
+            await git(*bare, "--work-tree", str(target), "checkout", "--quiet", "--force")
+        except (WorkspaceError, OSError) as exc:
+            if updating:
+                raise
+            log.warning("spare of %s thrown away, cloning instead: %s", repo, exc)
+            return False
+        finally:
+            await asyncio.to_thread(remove_tree, taken)
+        return True
 
     async def settled(self) -> None:
         """Wait until no preparation of this process is under way (benchmarks, tests)."""
@@ -173,3 +230,16 @@ class Spares:
             os.close(fd)
             raise
         return fd
+
+
+def _move(taken: Path, target: Path, private: Path) -> None:
+    """Move a taken spare's ``tree`` and ``git`` to the task's workspace and git directory."""
+    tree, git_dir = taken / "tree", taken / "git"
+    for part in (tree, git_dir):
+        if part.is_symlink() or not part.is_dir():
+            raise WorkspaceError(f"its {part.name} is missing")
+    if not (git_dir / "HEAD").is_file():
+        raise WorkspaceError("its git directory has no HEAD")
+    target.rmdir()  # the empty directory the task's workspace starts as
+    os.rename(tree, target)
+    os.rename(git_dir, private)

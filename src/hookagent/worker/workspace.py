@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 from hookagent.errors import WorkspaceError
 from hookagent.settings import Settings
 from hookagent.worker.files import private_dir, remove_tree
-from hookagent.worker.mirror import Mirrors
+from hookagent.worker.mirror import Mirrors, clone_mirror
 from hookagent.worker.spare import Spares
 
 log = logging.getLogger(__name__)
@@ -293,15 +293,15 @@ class Workspaces:
             return target  # checked out already
         else:
             async with self._mirrors.updated(self._git, url, repo, forge) as mirror:
-                await self._clone_mirror(mirror, private, url)
+                await clone_mirror(self._git, mirror, private, url)
         await self._git(*self._tree(target), "checkout", "--quiet", "--force")
         self._prepare_spare(url, repo, forge)
         return target
 
     def _prepare_spare(self, url: str, repo: str, forge: str) -> None:
         """Start the next spare's preparation in the background (when there are spares)."""
-        if self.spares is not None and self._one_disk(self.spares):
-            self.spares.prepare(repo, forge, lambda work: self._make_spare(work, url, repo, forge))
+        if self.spares is not None and self._mirrors is not None and self._one_disk(self.spares):
+            self.spares.prepare(self._git, self._mirrors, url=url, repo=repo, forge=forge)
 
     def _one_disk(self, spares: Spares) -> bool:
         """Whether spares, workspaces and git directories share a disk (a spare is renamed)."""
@@ -311,75 +311,22 @@ class Workspaces:
         except OSError:
             return False
 
-    async def _clone_mirror(self, mirror: Path, private: Path, url: str) -> None:
-        """Clone the (held) mirror bare into ``private``, its ``origin`` the remote's ``url``."""
-        # From the local disk, object files hard-linked: nothing is downloaded.
-        await self._git(
-            "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
-            "--", str(mirror), str(private), url=str(mirror),
-        )  # fmt: skip
-        # Pushes and the agent's ``origin`` go to the remote, never to the mirror.
-        await self._bare(private, "config", "remote.origin.url", url)
-
-    async def _make_spare(self, work: Path, url: str, repo: str, forge: str) -> None:
-        """A spare in ``work``: ``git`` cloned from the mirror as it is, ``tree`` checked out."""
-        if self._mirrors is None:
-            return
-        private, tree = work / "git", work / "tree"
-        async with self._mirrors.held(repo, forge) as mirror:
-            await self._clone_mirror(mirror, private, url)
-            # Off every task's path, under the lock the fetches take anyway.
-            await self._mirrors.tidy(self._git, mirror)
-        await asyncio.to_thread(tree.mkdir, 0o700)
-        await self._git("--git-dir", str(private), "--work-tree", str(tree),
-                        "checkout", "--quiet", "--force")  # fmt: skip
-
     async def _from_spare(self, task_id: str, repo: str, forge: str, url: str) -> bool:
-        """Take the repository's spare into the task's paths, brought up to the mirror's head.
-
-        False (the paths emptied again) when there is none or it fails any check: the task
-        clones instead. An unreachable remote fails the task, as it would fail a clone.
-        """
+        """Check the task out from the repository's spare; False: the task clones instead."""
         if self.spares is None or self._mirrors is None:
             return False
         target, private = self.path(task_id), self.git_dir(task_id)
-        taken = self.spares.root / f".taken-{task_id}"
-        await asyncio.to_thread(remove_tree, taken)
-        if not await self.spares.take(repo, forge, taken):
-            return False
-        updating = False  # while the mirror is fetched: its failure is the task's
-        try:
-            await asyncio.to_thread(_move_spare, taken, target, private)
-            if await self._bare(private, "config", "remote.origin.url") != url:
-                raise WorkspaceError("it was cloned from another URL")
-            branch = await self._bare(private, "symbolic-ref", "HEAD")
-            updating = True
-            async with self._mirrors.updated(self._git, url, repo, forge) as mirror:
-                updating = False
-                head = await self._bare(mirror, "symbolic-ref", "HEAD")
-                if head != branch:
-                    raise WorkspaceError(f"the default branch is now {head}")
-                await self._git(
-                    "--git-dir", str(private), "fetch", "--quiet", "--no-tags",
-                    "--no-write-fetch-head", "--no-recurse-submodules", "--",
-                    str(mirror), f"+{head}:{head}", url=str(mirror),
-                )  # fmt: skip
-            # The index knows the old head's files: only those that differ are written.
-            await self._git(*self._tree(target), "checkout", "--quiet", "--force")
-        except (WorkspaceError, OSError) as exc:
-            if updating:
-                raise
-            log.warning("spare of %s thrown away, cloning instead: %s", repo, exc)
-            try:
-                await asyncio.to_thread(remove_tree, target)
-                await asyncio.to_thread(remove_tree, private)
-                target.mkdir(mode=0o700)
-            except OSError as again:
-                raise WorkspaceError(f"could not prepare workspace {task_id}: {again}") from None
-            return False
-        finally:
-            await asyncio.to_thread(remove_tree, taken)
-        return True
+        if await self.spares.check_out(
+            self._git, self._mirrors, url=url, repo=repo, forge=forge, into=(target, private)
+        ):
+            return True
+        try:  # what the spare left in the task's paths
+            await asyncio.to_thread(remove_tree, target)
+            await asyncio.to_thread(remove_tree, private)
+            target.mkdir(mode=0o700)
+        except OSError as exc:
+            raise WorkspaceError(f"could not prepare workspace {task_id}: {exc}") from None
+        return False
 
     async def hand_over(self, path: Path) -> None:
         """Give the agent a ``.git`` of its own: a copy of the private one, never read back."""
@@ -703,19 +650,6 @@ class Workspaces:
             detail = _scrub(err.decode("utf-8", errors="replace"), self._secrets).strip()
             raise WorkspaceError(f"git {verb} failed (exit {proc.returncode}): {detail[-2000:]}")
         return out.decode("utf-8", errors="replace")
-
-
-def _move_spare(taken: Path, target: Path, private: Path) -> None:
-    """Move a taken spare's ``tree`` and ``git`` to the task's workspace and git directory."""
-    tree, git_dir = taken / "tree", taken / "git"
-    for part in (tree, git_dir):
-        if part.is_symlink() or not part.is_dir():
-            raise WorkspaceError(f"its {part.name} is missing")
-    if not (git_dir / "HEAD").is_file():
-        raise WorkspaceError("its git directory has no HEAD")
-    target.rmdir()  # the empty directory :meth:`Workspaces.clone` made
-    os.rename(tree, target)
-    os.rename(git_dir, private)
 
 
 def _trash(path: Path) -> list[Path]:
