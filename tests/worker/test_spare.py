@@ -261,6 +261,10 @@ async def test_cache_clear_and_the_idle_sweep_remove_spares(
     await spaces.clone(FIRST, REPO)
     await spaces.settled()
     assert spaces.spares is not None
+    leftover = data / "spares" / f".taken-{FIRST}.git"
+    leftover.mkdir()
+    os.utime(leftover, (0, 0))
+    assert spaces.spares.remove_idle(7 * 24 * 3600) == [leftover.name], "a crash's leftover"
     assert spaces.spares.remove_idle(3600) == [], "a fresh spare stays"
     assert spaces.spares.remove_idle(0) == [SPARE]
     await spaces.clone(SECOND, REPO)

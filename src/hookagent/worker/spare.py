@@ -35,6 +35,8 @@ from hookagent.worker.mirror import Git, Mirrors, clone_mirror
 log = logging.getLogger(__name__)
 
 Make = Callable[[Path], Awaitable[None]]
+# A scratch or taken spare (a dot name) this old was left by a crash: no making or taking lasts.
+LEFTOVER_S = 3600.0
 
 
 class Spares:
@@ -166,7 +168,8 @@ class Spares:
         return removed
 
     def remove_idle(self, idle_s: float) -> list[str]:
-        """Remove the spares nobody took for ``idle_s`` seconds (no task on their repository)."""
+        """Remove the spares nobody took for ``idle_s`` seconds (no task on their repository),
+        and what a crash left half made or half taken after an hour."""
         removed: list[str] = []
         try:
             found = list(self._root.iterdir())
@@ -174,13 +177,13 @@ class Spares:
             return removed
         now = time.time()
         for path in found:
-            if path.name.endswith(".lock") or path.name.startswith("."):
+            if path.name.endswith(".lock"):
                 continue
             try:
                 age = now - path.lstat().st_mtime
             except FileNotFoundError:
                 continue
-            if age >= idle_s:
+            if age >= (min(idle_s, LEFTOVER_S) if path.name.startswith(".") else idle_s):
                 remove_tree(path)
                 removed.append(path.name)
         return removed
