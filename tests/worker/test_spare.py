@@ -12,18 +12,24 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
+from hookagent.models import TaskStatus
+from hookagent.settings import Settings
+from hookagent.store import Store
 from hookagent.worker import mirror as mirror_module
 from hookagent.worker.mirror import Mirrors
 from hookagent.worker.spare import Spares
 from hookagent.worker.workspace import Workspaces
-from tests.helpers import REPO, make_remote
+from tests.conftest import RunWorker
+from tests.helpers import REPO, fake_agent, make_remote, wait_status
 from tests.worker.test_setup import git, push_files
 
 FIRST, SECOND, THIRD = (f"task-176404000013{n}-0a1b2c3d4e5f" for n in range(3))
 OTHER = "acme/ledger"
 SPARE = "acme+payments-api"
+PLANNED = {TaskStatus.PENDING_APPROVAL, TaskStatus.FAILED}
 
 
 def workspaces(data: Path, remotes: Path) -> Workspaces:
@@ -326,3 +332,37 @@ async def test_an_unreachable_remote_fails_the_task_even_with_a_spare(
     with pytest.raises(Exception, match="git fetch failed"):
         await spaces.clone(SECOND, REPO)
     await spaces.aclose()
+
+
+async def submit(client: httpx.AsyncClient) -> str:
+    """A new Sentry alert on the test repository; its task id."""
+    event = {"title": f"spare {uuid.uuid4().hex[:6]}", "issue_id": uuid.uuid4().hex,
+             "tags": [["repository", REPO]]}  # fmt: skip
+    response = await client.post("/webhooks/sentry", json={"data": {"event": event}})
+    assert response.status_code == 202, response.text
+    task_id: str = response.json()["task_id"]
+    return task_id
+
+
+async def test_the_worker_starts_its_next_task_from_the_spare(
+    client: httpx.AsyncClient,
+    store: Store,
+    start_worker: RunWorker,
+    settings: Settings,
+    bare: Path,
+    tmp_path: Path,
+) -> None:
+    worker = start_worker(agent_command=fake_agent("auto"))
+    first = await submit(client)
+    assert await wait_status(store, first, PLANNED) is TaskStatus.PENDING_APPROVAL
+    await worker.workspaces.settled()
+    spare = settings.data_dir / "spares" / SPARE
+    assert (spare / "tree" / "README.md").is_file()
+    assert not (spare / "tree" / "later.txt").exists()
+    commit(bare, tmp_path, "echo later > later.txt")
+    second = await submit(client)
+    assert await wait_status(store, second, PLANNED) is TaskStatus.PENDING_APPROVAL
+    await worker.workspaces.settled()
+    # Taken by the second task, so prepared again at the new head; a clone would have left it.
+    assert (spare / "tree" / "later.txt").read_text() == "later\n"
+    assert list(settings.workspaces.iterdir()) == [], "both workspaces deleted"
