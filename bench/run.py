@@ -1,7 +1,8 @@
 """Every benchmark in one run, one table: target, measured, met? per row (``make bench``).
 
 Runs ingest (and Redis memory per line), live latency, webhook intake and the API's
-responsiveness beside a busy agent, ``/logs`` pages and search, one after the other
+responsiveness beside a busy agent, ``/logs`` pages, search and start-up (a webhook to the
+agent's first line, first and second task on a big repository), one after the other
 against one Valkey (an embedded one unless --redis-url), and prints one markdown table.
 Each bench's own script prints more detail: ``python bench/<name>.py --help``.
 
@@ -21,6 +22,7 @@ import intake
 import latency
 import pages
 import search
+import startup
 from common import Row, load_average, print_rows, valkey
 from hookagent.store import connect
 from ingest import bench_redactor, ours, seed_design
@@ -73,6 +75,7 @@ BENCHES: dict[str, Callable[[str, bool], Awaitable[list[Row]]]] = {
     "intake": intake.rows,
     "pages": pages.table_rows,
     "search": search.table_rows,
+    "startup": startup.rows,
 }
 
 

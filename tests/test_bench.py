@@ -69,7 +69,8 @@ async def test_intake_bench_gets_every_delivery_accepted(redis_url: str) -> None
 async def test_run_names_the_benches_it_knows(redis_url: str) -> None:
     code, out = await run_bench("run.py", "--only", "latency,nonsense", "--redis-url", redis_url)
     assert code == 2, out
-    assert "unknown bench(es): nonsense; known: ingest, latency, intake, pages, search" in out
+    known = "ingest, latency, intake, pages, search, startup"
+    assert f"unknown bench(es): nonsense; known: {known}\n" in out
 
 
 @pytest.mark.timeout(110)
@@ -100,3 +101,5 @@ async def test_startup_bench_times_a_first_and_a_second_task(redis_url: str) -> 
     for row in rows:
         first, second = (float(s) for s in re.findall(r"(?:first|second) ([0-9.]+) s", row[3]))
         assert 0 < first and 0 < second, out
+        cpu = re.findall(r"worker CPU ([0-9.]+) s, ([0-9.]+) s", row[3])
+        assert len(cpu) == 1 and all(float(s) > 0 for s in cpu[0]), out

@@ -96,10 +96,15 @@ async def test_the_cache_command_lists_and_clears(
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == ["acme/api", "acme/web"]
     assert "1.0 MiB" in listed[0] and "last used 1970-01-01 00:16:40 UTC" in listed[0]
+    spares = tmp_path / "data" / "spares"
+    for name in ("acme+api", "acme+web"):
+        (spares / name / "tree").mkdir(parents=True)
     assert main(["cache", "clear", "acme/api"]) == 0
-    assert capsys.readouterr().out == "cleared acme/api\n"
+    assert capsys.readouterr().out == "cleared acme/api\ncleared the spare checkout acme+api\n"
+    assert [p.name for p in spares.iterdir()] == ["acme+web"]
     assert [e.repository for e in caches.entries()] == ["acme/web"]
     assert main(["cache", "clear"]) == 0
     assert caches.entries() == []
+    assert list(spares.iterdir()) == [], "every spare checkout too"
     assert main(["cache", "list"]) == 0
     assert "no caches in" in capsys.readouterr().out

@@ -270,7 +270,7 @@ async def submit(client: httpx.AsyncClient) -> str:
 async def test_worker_removes_the_workspace_after_plan_and_completion(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, settings: Settings
 ) -> None:
-    start_worker(agent_command=fake_agent("auto"))
+    worker = start_worker(agent_command=fake_agent("auto"))
     tid = await submit(client)
     assert await wait_status(store, tid, PLANNED) is TaskStatus.PENDING_APPROVAL
     assert not (settings.workspaces / tid).exists(), "no clone waits with the plan"
@@ -278,6 +278,8 @@ async def test_worker_removes_the_workspace_after_plan_and_completion(
     assert approved.status_code == 200, approved.text
     assert await wait_status(store, tid, ENDED) is TaskStatus.COMPLETED
     assert (await store.tasks.get(tid)).commit is not None, "it cloned, committed and pushed"
+    assert not (settings.workspaces / tid).exists(), "gone before the task reads as ended"
+    await worker.workspaces.settled()  # its files are deleted off the task's path
     assert list(settings.workspaces.iterdir()) == []
     assert mode(settings.data_dir) == mode(settings.workspaces) == 0o700
 

@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from hookagent.settings import Settings
 from hookagent.worker.cache import Caches
+from hookagent.worker.spare import Spares
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,7 +21,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     listing = verbs.add_parser("list", help="each repository's cache: size, last use (LRU first)")
     listing.add_argument("repo", nargs="?", help="only this repository (owner/name)")
     listing.set_defaults(run=run, verb="list", url=None, token=None)
-    clear = verbs.add_parser("clear", help="remove one repository's cache, or every one")
+    clear = verbs.add_parser(
+        "clear", help="remove one repository's cache and spare checkout, or every one"
+    )
     clear.add_argument("repo", nargs="?", help="owner/name (default: every repository)")
     clear.set_defaults(run=run, verb="clear", url=None, token=None)
     for parser in (listing, clear):
@@ -47,10 +50,14 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"no caches in {escape(str(settings.caches))}", highlight=False)
         return 0
     removed, busy = caches.clear(args.repo, args.forge)
+    # The spare checkouts go too: nothing of the repository stays on the host but its mirror.
+    spares = Spares(settings.data_dir / "spares").clear(args.repo, args.forge)
     for name in removed:
         console.print(f"cleared {escape(name)}", highlight=False)
+    for name in spares:
+        console.print(f"cleared the spare checkout {escape(name)}", highlight=False)
     for name in busy:
         console.print(f"in use, not cleared: {escape(name)}", highlight=False)
-    if not removed and not busy:
+    if not removed and not busy and not spares:
         console.print("nothing to clear", highlight=False)
     return 1 if busy else 0

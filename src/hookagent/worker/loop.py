@@ -43,6 +43,7 @@ from hookagent.store import (
 )
 from hookagent.store.writer import LogWriter, recover_spills
 from hookagent.worker.phases import PhaseRunner
+from hookagent.worker.workspace import Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,15 @@ class Worker:
             await self._recover_spills()
             await race(self._take_jobs(stop), self._heartbeat())
         finally:
-            await self._deregister()
+            try:
+                await self._phases.workspaces.aclose()  # no spare left half made
+            finally:
+                await self._deregister()
+
+    @property
+    def workspaces(self) -> Workspaces:
+        """The worker's workspaces: a benchmark awaits their background work."""
+        return self._phases.workspaces
 
     async def _recover_spills(self) -> None:
         """Store what a worker killed during a Redis outage held on disk (store/spill.py)."""

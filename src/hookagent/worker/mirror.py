@@ -11,6 +11,10 @@ and no part of it is bound into one. The agent's ``.git`` is a copy of the task'
 git directory (copied, not linked), so nothing the agent writes reaches a mirror's files.
 One task at a time updates and clones a mirror: an ``asyncio.Lock`` within this process and
 a ``flock`` on ``<name>.lock`` between the worker processes of one host.
+
+Fetches never gc (hookagent's git runs with ``gc.auto=0``), so loose objects and packs pile
+up; :meth:`Mirrors.tidy` repacks a mirror past a bound, under its lock, when a spare
+checkout is prepared (in the background, off every task's path).
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ from hookagent.worker.cache import cache_name
 from hookagent.worker.files import private_dir, remove_tree, take_lock
 
 log = logging.getLogger(__name__)
+
+# Past these, a mirror is repacked (git's own gc.auto and gc.autoPackLimit are 6700 and 50).
+MAX_LOOSE = 1000
+MAX_PACKS = 20
 
 
 class Git(Protocol):
@@ -57,6 +65,13 @@ class Mirrors:
         self, git: Git, url: str, repo: str, forge: str = "github"
     ) -> AsyncIterator[Path]:
         """The repository's mirror, fetched (or first cloned) from ``url``, held meanwhile."""
+        async with self.held(repo, forge) as path:
+            await self._refresh(git, url, path, forge)
+            yield path
+
+    @contextlib.asynccontextmanager
+    async def held(self, repo: str, forge: str = "github") -> AsyncIterator[Path]:
+        """The repository's mirror as it is (maybe none yet), locked meanwhile."""
         path = self.path(repo, forge)
         lock = self._locks.setdefault(path, asyncio.Lock())
         async with lock:
@@ -65,10 +80,27 @@ class Mirrors:
             except OSError as exc:
                 raise WorkspaceError(f"could not lock the mirror of {repo}: {exc}") from None
             try:
-                await self._refresh(git, url, path, forge)
                 yield path
             finally:
                 os.close(fd)
+
+    async def tidy(self, git: Git, path: Path) -> bool:
+        """Repack the mirror (held) once fetches have piled up loose objects or packs.
+
+        Fetches never gc (``gc.auto=0``): each leaves a pack, or loose objects when it
+        brings fewer than 100. Loose objects are packed (cheap: only they are read); too many
+        packs are made one. Task git directories keep their hard links to the old files.
+        Returns whether it repacked.
+        """
+        loose, packs = await asyncio.to_thread(_pile, path)
+        if packs > MAX_PACKS:
+            await git("--git-dir", str(path), "repack", "-a", "-d", "-q")
+        elif loose > MAX_LOOSE:
+            await git("--git-dir", str(path), "repack", "-d", "-q")
+        else:
+            return False
+        log.info("mirror %s repacked (%d loose objects, %d packs)", path.name, loose, packs)
+        return True
 
     def _hold(self, path: Path) -> int:
         """The mirror's lock file, locked exclusively (waiting for another process)."""
@@ -114,3 +146,26 @@ class Mirrors:
             "--", url, str(fresh), auth=forge, url=url,
         )  # fmt: skip
         fresh.rename(path)
+
+
+async def clone_mirror(git: Git, mirror: Path, private: Path, url: str) -> None:
+    """Clone the (held) mirror bare into ``private``, its ``origin`` the remote's ``url``."""
+    # From the local disk, object files hard-linked: nothing is downloaded.
+    await git(
+        "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
+        "--", str(mirror), str(private), url=str(mirror),
+    )  # fmt: skip
+    # Pushes and the agent's ``origin`` go to the remote, never to the mirror.
+    await git("--git-dir", str(private), "config", "remote.origin.url", url)
+
+
+def _pile(path: Path) -> tuple[int, int]:
+    """The mirror's loose objects and packs, counted (256 small directories: milliseconds)."""
+    loose = packs = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(path / "objects"):
+            if len(entry.name) == 2 and entry.is_dir(follow_symlinks=False):
+                loose += sum(1 for _ in os.scandir(entry.path))
+            elif entry.name == "pack":
+                packs += sum(1 for e in os.scandir(entry.path) if e.name.endswith(".pack"))
+    return loose, packs

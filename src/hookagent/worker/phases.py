@@ -431,6 +431,11 @@ class PhaseRunner:
             task.task_id, FAIL[task.phase], token=token, reason=outcome.error, fields=fields
         )
 
+    @property
+    def workspaces(self) -> Workspaces:
+        """The worker's workspaces (their background work: :meth:`Workspaces.settled`)."""
+        return self._workspaces
+
     async def sweep_workspaces(self) -> None:
         """Remove workspaces of ended or vanished tasks; at most once per ``SWEEP_EVERY_S``."""
         if time.monotonic() < self._next_sweep:

@@ -41,7 +41,8 @@ from urllib.parse import unquote, urlsplit
 from hookagent.errors import WorkspaceError
 from hookagent.settings import Settings
 from hookagent.worker.files import private_dir, remove_tree
-from hookagent.worker.mirror import Mirrors
+from hookagent.worker.mirror import Mirrors, clone_mirror
+from hookagent.worker.spare import Spares
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,11 @@ _REF = re.compile(r"^refs/[A-Za-z0-9._/-]+$")
 # Where a review's fetched head and base are kept in the private git directory.
 _REVIEW_HEAD = "refs/hookagent/review-head"
 _REVIEW_BASE = "refs/hookagent/review-base"
+# A spare nobody took for this long (no task on its repository) is removed by the sweep.
+SPARE_IDLE_S = 3 * 24 * 3600
+# A removed workspace or git directory waits for deletion under this prefix, in its root.
+_TRASH = ".removed-"
+_TRASH_AGE_S = 600.0
 
 
 def split_credentials(template: str) -> tuple[str, str | None, str | None]:
@@ -192,6 +198,7 @@ class Workspaces:
         forges: Mapping[str, Remote] | None = None,
         git_root: Path | None = None,
         mirrors: Mirrors | None = None,
+        spares: Spares | None = None,
     ) -> None:
         self._root = root
         # Beside the workspaces, never inside: the sandbox binds a workspace and nothing else.
@@ -204,6 +211,10 @@ class Workspaces:
         self._secrets = [s for remote in self._remotes.values() for s in remote.secrets]
         # None: every clone straight from the remote (no mirror kept).
         self._mirrors = mirrors
+        # None: no spare checkouts (each task checks every file out); needs the mirrors.
+        self.spares = spares if mirrors is not None else None
+        # Deletions of removed workspaces, run off the task's path (see :meth:`remove`).
+        self._deleting: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Workspaces:
@@ -234,6 +245,7 @@ class Workspaces:
             forges=forges,
             git_root=settings.data_dir / "git",
             mirrors=Mirrors(settings.data_dir / "mirrors"),
+            spares=Spares(settings.data_dir / "spares"),
         )
 
     def path(self, task_id: str) -> Path:
@@ -276,17 +288,45 @@ class Workspaces:
                 "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
                 "--", url, str(private), auth=forge, url=url,
             )  # fmt: skip
+        elif await self._from_spare(task_id, repo, forge, url):
+            self._prepare_spare(url, repo, forge)
+            return target  # checked out already
         else:
             async with self._mirrors.updated(self._git, url, repo, forge) as mirror:
-                # From the local disk, object files hard-linked: nothing is downloaded.
-                await self._git(
-                    "clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--template=",
-                    "--", str(mirror), str(private), url=str(mirror),
-                )  # fmt: skip
-            # Pushes and the agent's ``origin`` go to the remote, never to the mirror.
-            await self._bare(private, "config", "remote.origin.url", url)
+                await clone_mirror(self._git, mirror, private, url)
         await self._git(*self._tree(target), "checkout", "--quiet", "--force")
+        self._prepare_spare(url, repo, forge)
         return target
+
+    def _prepare_spare(self, url: str, repo: str, forge: str) -> None:
+        """Start the next spare's preparation in the background (when there are spares)."""
+        if self.spares is not None and self._mirrors is not None and self._one_disk(self.spares):
+            self.spares.prepare(self._git, self._mirrors, url=url, repo=repo, forge=forge)
+
+    def _one_disk(self, spares: Spares) -> bool:
+        """Whether spares, workspaces and git directories share a disk (a spare is renamed)."""
+        try:
+            private_dir(spares.root)
+            return len({p.stat().st_dev for p in (spares.root, self._root, self._gits)}) == 1
+        except OSError:
+            return False
+
+    async def _from_spare(self, task_id: str, repo: str, forge: str, url: str) -> bool:
+        """Check the task out from the repository's spare; False: the task clones instead."""
+        if self.spares is None or self._mirrors is None:
+            return False
+        target, private = self.path(task_id), self.git_dir(task_id)
+        if await self.spares.check_out(
+            self._git, self._mirrors, url=url, repo=repo, forge=forge, into=(target, private)
+        ):
+            return True
+        try:  # what the spare left in the task's paths
+            await asyncio.to_thread(remove_tree, target)
+            await asyncio.to_thread(remove_tree, private)
+            target.mkdir(mode=0o700)
+        except OSError as exc:
+            raise WorkspaceError(f"could not prepare workspace {task_id}: {exc}") from None
+        return False
 
     async def hand_over(self, path: Path) -> None:
         """Give the agent a ``.git`` of its own: a copy of the private one, never read back."""
@@ -323,14 +363,44 @@ class Workspaces:
         )
 
     async def remove(self, task_id: str) -> bool:
-        """Delete the task's workspace and git directory; False (warning logged) on refusal."""
+        """Delete the task's workspace and git directory; False (warning logged) on refusal.
+
+        Both are renamed away at once and deleted in the background: deleting 10,000 files
+        is no part of the task's path, nor of the next task's.
+        """
+        trashed: list[Path] = []
         try:
-            await asyncio.to_thread(remove_tree, self.path(task_id))
-            await asyncio.to_thread(remove_tree, self.git_dir(task_id))
+            for path in (self.path(task_id), self.git_dir(task_id)):
+                trashed += await asyncio.to_thread(_trash, path)
         except OSError as exc:
             log.warning("could not remove workspace %s: %s", task_id, exc)
             return False
+        if trashed:
+            deleting = asyncio.create_task(self._delete(trashed))
+            self._deleting.add(deleting)
+            deleting.add_done_callback(self._deleting.discard)
         return True
+
+    async def _delete(self, paths: list[Path]) -> None:
+        for path in paths:
+            try:
+                await asyncio.to_thread(remove_tree, path)
+            except OSError as exc:
+                log.warning("could not delete %s (the sweep retries): %s", path.name, exc)
+
+    async def settled(self) -> None:
+        """Wait until removed workspaces are deleted and spares prepared (benchmarks, tests)."""
+        while self._deleting:
+            await asyncio.wait(set(self._deleting))
+        if self.spares is not None:
+            await self.spares.settled()
+
+    async def aclose(self) -> None:
+        """Finish deleting removed workspaces; cancel spare preparations under way."""
+        if self.spares is not None:
+            await self.spares.aclose()
+        while self._deleting:
+            await asyncio.wait(set(self._deleting))
 
     def keep(self, task_id: str) -> None:
         """Start a failed task's keep window now (the sweeper reads the directory's mtime)."""
@@ -357,6 +427,10 @@ class Workspaces:
                 name = entry.name.removesuffix(suffix) if suffix else entry.name
                 if TASK_ID.match(name) and (suffix == "" or entry.name.endswith(suffix)):
                     entries[name] = entry  # the workspace's age counts when both exist
+        for root in (self._root, self._gits):
+            await asyncio.to_thread(_empty_trash, root)
+        if self.spares is not None:
+            await asyncio.to_thread(self.spares.remove_idle, SPARE_IDLE_S)
         removed: list[str] = []
         for task_id, entry in sorted(entries.items()):
             live = (
@@ -364,8 +438,13 @@ class Workspaces:
             )
             if live or _age(entry) < keep_failed_s:
                 continue
-            if await self.remove(task_id):
-                removed.append(task_id)
+            try:
+                for path in (self.path(task_id), self.git_dir(task_id)):
+                    await asyncio.to_thread(remove_tree, path)
+            except OSError as exc:
+                log.warning("could not remove workspace %s: %s", task_id, exc)
+                continue
+            removed.append(task_id)
         return removed
 
     async def start_branch(self, path: Path, branch: str) -> str:
@@ -585,6 +664,29 @@ class Workspaces:
             detail = _scrub(err.decode("utf-8", errors="replace"), self._secrets).strip()
             raise WorkspaceError(f"git {verb} failed (exit {proc.returncode}): {detail[-2000:]}")
         return out.decode("utf-8", errors="replace")
+
+
+def _trash(path: Path) -> list[Path]:
+    """Rename ``path`` to a hidden sibling, deleted later: where it went, if anywhere."""
+    if path.is_symlink():
+        path.unlink()
+        return []
+    if not path.exists():
+        return []
+    moved = path.with_name(f"{_TRASH}{path.name}-{os.urandom(4).hex()}")
+    os.rename(path, moved)
+    return [moved]
+
+
+def _empty_trash(root: Path) -> None:
+    """Delete what a crash left renamed in ``root`` (a deletion under way is younger)."""
+    try:
+        found = [p for p in root.iterdir() if p.name.startswith(_TRASH)]
+    except FileNotFoundError:
+        return
+    for path in found:
+        if _age(path) > _TRASH_AGE_S:
+            remove_tree(path)
 
 
 def _ignore_pattern(name: str) -> str:
