@@ -318,14 +318,26 @@ class Task(BaseModel):
 
     def to_hash(self) -> dict[str, str]:
         """The Redis hash fields (absent optionals are omitted, lists as JSON)."""
-        return {
-            k: json.dumps(v) if isinstance(v, list | dict) else str(v)
-            for k, v in self.model_dump().items()
-            if v is not None
-        }
+        return hash_fields(self.model_dump())
 
 
 FIELDS = frozenset(Task.model_fields)
+# Every optional field of a task at its default, but those made by a factory (a new list or
+# dict each): with these, a task built from trusted values needs no default looked up.
+TASK_DEFAULTS: dict[str, Any] = {
+    name: field.default
+    for name, field in Task.model_fields.items()
+    if not field.is_required() and field.default_factory is None
+}
+
+
+def hash_fields(values: dict[str, Any]) -> dict[str, str]:
+    """A task's fields (``Task.model_dump()``) as its Redis hash: no None, lists as JSON."""
+    return {
+        k: json.dumps(v) if isinstance(v, list | dict) else str(v)
+        for k, v in values.items()
+        if v is not None
+    }
 
 
 class LogEntry(BaseModel):

@@ -20,7 +20,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hookagent.errors import ConflictError
-from hookagent.models import NewTask, Phase, StatusChange, Task, TaskStatus, new_task_id, utc_iso
+from hookagent.models import (
+    TASK_DEFAULTS,
+    NewTask,
+    Phase,
+    StatusChange,
+    Task,
+    TaskStatus,
+    hash_fields,
+    new_task_id,
+    utc_iso,
+)
 from hookagent.store.client import Client, register_script
 from hookagent.store.keys import Keys
 from hookagent.store.metrics import webhook_field
@@ -118,13 +128,17 @@ class OneTripIntake:
         k, source, ref = self._keys, new.source, new.external_id
         now = utc_iso()
         # Not validated again: ``new`` was, and the rest is ours (a third of this call's CPU).
-        task = Task.model_construct(
-            task_id=new_task_id(),
-            status=TaskStatus.QUEUED,
-            created_at=now,
-            updated_at=now,
+        # Every field given: model_construct inspects a default factory's signature per call.
+        values = {
+            **TASK_DEFAULTS,
             **new.model_dump(),
-        )
+            "task_id": new_task_id(),
+            "status": TaskStatus.QUEUED,
+            "created_at": now,
+            "updated_at": now,
+            "checks": {},
+        }
+        task = Task.model_construct(**values)
         tid = task.task_id
         rate_key, limit, rate_ttl = self._rates.window_key(source) if count else ("", 0, 0)
         record = StatusChange(status=TaskStatus.QUEUED, at=now).model_dump_json(exclude_none=True)
@@ -144,7 +158,7 @@ class OneTripIntake:
         # As text, not escaped: the script stores the very strings (a lone surrogate fails
         # to encode here, before anything is sent, as every other write of ours would).
         fields = json.dumps(
-            [part for pair in task.to_hash().items() for part in pair], ensure_ascii=False
+            [part for pair in hash_fields(values).items() for part in pair], ensure_ascii=False
         )
         args = [
             limit,
