@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -193,8 +194,15 @@ RETRY = {Phase.PLAN: Action.RETRY_PLAN, Phase.EXECUTE: Action.RETRY_EXECUTE}
 
 def utc_iso(epoch: float | None = None) -> str:
     """UTC ISO-8601 with milliseconds and ``Z``, as the seed's log entries carry."""
-    moment = datetime.fromtimestamp(time.time() if epoch is None else epoch, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # time.strftime, not datetime's: a third of the cost. The fraction is rounded to the
+    # microsecond first, as datetime.fromtimestamp does, so the milliseconds are its own.
+    fraction, whole = math.modf(time.time() if epoch is None else epoch)
+    seconds, micros = int(whole), round(fraction * 1e6)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    elif micros < 0:
+        seconds, micros = seconds - 1, micros + 1_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds)) + f"{micros // 1000:03d}Z"
 
 
 def seconds_between(start: str | None, end: str | None) -> float | None:

@@ -19,6 +19,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
+
 from hookagent.errors import ConflictError
 from hookagent.models import (
     TASK_DEFAULTS,
@@ -155,11 +157,7 @@ class OneTripIntake:
             k.events(),
             k.metrics(),
         ]
-        # As text, not escaped: the script stores the very strings (a lone surrogate fails
-        # to encode here, before anything is sent, as every other write of ours would).
-        fields = json.dumps(
-            [part for pair in hash_fields(values).items() for part in pair], ensure_ascii=False
-        )
+        fields = _json_array([part for pair in hash_fields(values).items() for part in pair])
         args = [
             limit,
             rate_ttl,
@@ -180,3 +178,16 @@ class OneTripIntake:
         if verdict == "exists":  # 48 random bits collided: as in create_marked
             raise ConflictError(f"task {tid} exists already")
         return IntakeReply(verdict, int(counted), task if verdict == "created" else None)
+
+
+def _json_array(parts: list[str]) -> bytes | str:
+    """``parts`` as a JSON array, in UTF-8 and not escaped: the script stores the very strings.
+
+    orjson writes it ten times faster than json. A lone surrogate, which orjson refuses, is
+    written by json, and then fails to encode before anything is sent, as every other write
+    of ours would.
+    """
+    try:
+        return orjson.dumps(parts)
+    except orjson.JSONEncodeError:
+        return json.dumps(parts, ensure_ascii=False)
