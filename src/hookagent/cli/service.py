@@ -219,6 +219,7 @@ async def run_services(
         loop.add_signal_handler(sig, on_signal, sig)
     redis = connect(str(settings.redis_url), cluster=settings.redis_cluster)
     store = Store.build(redis, settings)
+    access: AccessLog | None = None
     try:
         await store.jobs.ensure_group()
         # Notifications are delivered beside the workers, never inside a job (notify/outbox.py).
@@ -237,7 +238,6 @@ async def run_services(
             for w in runners
         ]
         web: _Server | None = None
-        access: AccessLog | None = None
         web_task: asyncio.Task[None] | None = None
         if server:
             if settings.access_log:
@@ -267,8 +267,6 @@ async def run_services(
         if web is not None and web_task is not None:
             web.should_exit = True
             await web_task
-            if access is not None:
-                access.flush()
         await _drain_workers(runners, worker_tasks, settings.shutdown_grace, settings.kill_grace)
         if notify_task is not None:
             # It stops at the stop event; an event still being sent stays pending for the next.
@@ -276,6 +274,8 @@ async def run_services(
             notify_task.cancel()
             await asyncio.gather(notify_task, return_exceptions=True)
     finally:
+        if access is not None:
+            access.flush()  # the lines of the last tenth of a second
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await redis.aclose()
