@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -193,8 +194,15 @@ RETRY = {Phase.PLAN: Action.RETRY_PLAN, Phase.EXECUTE: Action.RETRY_EXECUTE}
 
 def utc_iso(epoch: float | None = None) -> str:
     """UTC ISO-8601 with milliseconds and ``Z``, as the seed's log entries carry."""
-    moment = datetime.fromtimestamp(time.time() if epoch is None else epoch, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # time.strftime, not datetime's: a third of the cost. The fraction is rounded to the
+    # microsecond first, as datetime.fromtimestamp does, so the milliseconds are its own.
+    fraction, whole = math.modf(time.time() if epoch is None else epoch)
+    seconds, micros = int(whole), round(fraction * 1e6)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    elif micros < 0:
+        seconds, micros = seconds - 1, micros + 1_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds)) + f"{micros // 1000:03d}Z"
 
 
 def seconds_between(start: str | None, end: str | None) -> float | None:
@@ -318,14 +326,26 @@ class Task(BaseModel):
 
     def to_hash(self) -> dict[str, str]:
         """The Redis hash fields (absent optionals are omitted, lists as JSON)."""
-        return {
-            k: json.dumps(v) if isinstance(v, list | dict) else str(v)
-            for k, v in self.model_dump().items()
-            if v is not None
-        }
+        return hash_fields(self.model_dump())
 
 
 FIELDS = frozenset(Task.model_fields)
+# Every optional field of a task at its default, but those made by a factory (a new list or
+# dict each): with these, a task built from trusted values needs no default looked up.
+TASK_DEFAULTS: dict[str, Any] = {
+    name: field.default
+    for name, field in Task.model_fields.items()
+    if not field.is_required() and field.default_factory is None
+}
+
+
+def hash_fields(values: dict[str, Any]) -> dict[str, str]:
+    """A task's fields (``Task.model_dump()``) as its Redis hash: no None, lists as JSON."""
+    return {
+        k: json.dumps(v) if isinstance(v, list | dict) else str(v)
+        for k, v in values.items()
+        if v is not None
+    }
 
 
 class LogEntry(BaseModel):

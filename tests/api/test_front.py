@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import io
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +19,7 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp
 
 from hookagent.api import create_app
+from hookagent.api.access_log import AccessLog
 from hookagent.models import NewTask, utc_iso
 from hookagent.services.intake import Created, Intake
 from hookagent.settings import Settings
@@ -231,3 +234,25 @@ async def test_a_task_made_in_one_trip_reads_back_as_made(store: Store, settings
     outcome = await Intake(store, settings).new_task(new, delivery="d-1", signed=True)
     assert isinstance(outcome, Created)
     assert await store.tasks.get(outcome.task.task_id) == outcome.task
+
+
+async def test_every_http_request_gets_one_access_line(settings: Settings, redis: Redis) -> None:
+    """Lean, declared and refused requests each leave one line: status, no secret value."""
+    out = io.StringIO()
+    access = AccessLog(out)
+    app = create_app(settings, redis=redis, access=access)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 123))
+        async with httpx.AsyncClient(transport=transport, base_url="http://h") as http:
+            lean = await http.get("/healthz", params={"token": "s3cret", "x": "1"})
+            declared = await http.get("/tasks/task-unknown")
+            refused = await http.post("/tasks/t/cancel", headers={"origin": "http://evil.test"})
+    access.flush()
+    assert [lean.status_code, declared.status_code, refused.status_code] == [200, 404, 403]
+    assert out.getvalue().splitlines() == [
+        f'INFO:     [{os.getpid()}] 127.0.0.1:123 - "GET /healthz?token=[REDACTED]&x=1 '
+        'HTTP/1.1" 200 OK',
+        f'INFO:     [{os.getpid()}] 127.0.0.1:123 - "GET /tasks/task-unknown HTTP/1.1" '
+        "404 Not Found",
+        f'INFO:     [{os.getpid()}] 127.0.0.1:123 - "POST /tasks/t/cancel HTTP/1.1" 403 Forbidden',
+    ]

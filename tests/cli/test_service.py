@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -19,14 +20,14 @@ from pathlib import Path
 import httpx
 import pytest
 import uvloop
+from uvicorn.config import LOGGING_CONFIG
 from uvicorn.logging import AccessFormatter
 
+from hookagent.api.access_log import AccessLog
 from hookagent.cli.service import (
     STREAM_CLOSE_S,
-    AccessLineFormatter,
     event_loop_factory,
     keep_running,
-    log_config,
 )
 from hookagent.settings import Settings
 from tests.helpers import FIXTURES
@@ -178,20 +179,65 @@ def test_server_and_worker_without_a_redis_url_say_so_in_one_line(
 
 
 @pytest.mark.parametrize(
-    ("level", "status", "target"),
+    ("status", "sent", "logged"),
     [
-        (logging.INFO, 200, "/healthz"),
-        (logging.INFO, 404, "/tasks/x?token=[REDACTED]&page=2"),
-        (logging.WARNING, 599, "/webhooks/sentry"),
+        (200, b"/healthz", "/healthz"),
+        (404, b"/tasks/x?token=abc&page=2", "/tasks/x?token=[REDACTED]&page=2"),
+        (599, b'/webhooks/sentry?q="x"', "/webhooks/sentry?q=%22x%22"),
+        (201, b"/a%20b?%74oken=t", "/a%20b?%74oken=[REDACTED]"),
     ],
 )
-def test_access_lines_are_uvicorns_text(level: int, status: int, target: str) -> None:
-    """The cheaper access formatter writes exactly what uvicorn's own would."""
-    access = log_config()["formatters"]["access"]
+def test_access_lines_are_uvicorns_text(status: int, sent: bytes, logged: str) -> None:
+    """The front layer's access line is what uvicorn's access log printed, secrets cut."""
+    path, _, query = sent.partition(b"?")
+    scope = {
+        "type": "http", "method": "GET", "http_version": "1.1", "raw_path": path,
+        "path": path.decode(), "query_string": query, "client": ("127.0.0.1", 5555),
+    }  # fmt: skip
+    out = io.StringIO()
+    AccessLog(out).request(scope, status)  # no event loop here: written at once
+    # uvicorn's own formatter, with the pid the access format had before these lines were ours.
+    fmt = LOGGING_CONFIG["formatters"]["access"]["fmt"]
     record = logging.LogRecord(
-        "uvicorn.access", level, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5555", "GET", target, "1.1", status), None,
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5555", "GET", logged, "1.1", status), None,
     )  # fmt: skip
-    ours = AccessLineFormatter(access["fmt"], use_colors=False).format(record)
-    assert ours == AccessFormatter(access["fmt"], use_colors=False).format(record)
-    assert f'[{os.getpid()}] 127.0.0.1:5555 - "GET {target} HTTP/1.1" {status}' in ours
+    uvicorns = AccessFormatter(
+        fmt.replace("%(client_addr)s", "[%(process)d] %(client_addr)s", 1), use_colors=False
+    ).format(record)
+    assert out.getvalue() == uvicorns + "\n"
+    assert f'[{os.getpid()}] 127.0.0.1:5555 - "GET {logged} HTTP/1.1" {status}' in uvicorns
+
+
+async def test_access_lines_are_written_together() -> None:
+    """The lines of one delay go out in one write, after it, and not before."""
+    out = _Flushed()
+    access = AccessLog(out, delay=0.05)
+    scope = {
+        "method": "GET", "http_version": "1.1", "raw_path": b"/healthz", "path": "/healthz",
+        "query_string": b"", "client": ("127.0.0.1", 1),
+    }  # fmt: skip
+    for _ in range(3):
+        access.request(scope, 200)
+    assert out.getvalue() == ""
+    async with asyncio.timeout(5):
+        await out.flushed.wait()
+    assert out.writes == 1
+    assert out.getvalue().count('"GET /healthz HTTP/1.1" 200 OK\n') == 3
+
+
+class _Flushed(io.StringIO):
+    """A stream that counts its writes and says when it was flushed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.flushed = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+    def flush(self) -> None:
+        super().flush()
+        self.flushed.set()

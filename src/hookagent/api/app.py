@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from hookagent.api.access_log import AccessLog
 from hookagent.api.auth import Access, install_access
 from hookagent.api.errors import install_error_handlers
 from hookagent.api.front import Front
@@ -54,8 +55,13 @@ class App(FastAPI):
         await self.front(scope, receive, send)
 
 
-def create_app(settings: Settings, *, redis: Client | None = None) -> App:
-    """An app bound to ``settings``; it owns its Redis client unless one is passed in."""
+def create_app(
+    settings: Settings, *, redis: Client | None = None, access: AccessLog | None = None
+) -> App:
+    """An app bound to ``settings``; it owns its Redis client unless one is passed in.
+
+    ``access``: where the front layer writes a line per HTTP request (the server's stdout).
+    """
     if redis is None and not settings.redis_url:
         raise HookagentError(
             "HOOKAGENT_REDIS_URL is not set (use `hookagent up` for the embedded store)"
@@ -139,11 +145,12 @@ def create_app(settings: Settings, *, redis: Client | None = None) -> App:
     if missing := rules.missing(app):
         # Fail closed: a route nobody gave a rule would otherwise be served to anyone.
         raise HookagentError(f"routes without an access rule: {', '.join(missing)}")
-    # Outermost: every layer, and uvicorn's access log, sees the same client address.
+    # Outermost: every layer, and the access log, sees the same client address.
     app.front = Front(
         functools.partial(FastAPI.__call__, app),
         app,
         settings,
         allowed_origins=[*settings.cors_origin_list, settings.public_url],
+        access=access,
     )
     return app

@@ -27,8 +27,9 @@ from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hookagent.api.access_log import AccessLog
 from hookagent.api.auth.guard import admit
 from hookagent.api.auth.origin import OriginMiddleware
 from hookagent.api.auth.tokens import Role
@@ -62,11 +63,13 @@ class Front:
         settings: Settings,
         *,
         allowed_origins: list[str],
+        access: AccessLog | None = None,
     ) -> None:
         self._owner = owner  # the FastAPI app: its state, and the scope's "app" for the guard
         state = owner.state
         self._state = state
         self._max_body = settings.max_body_bytes
+        self._access = access
         # A CORS request needs the CORS layer's headers: the app's own stack adds them.
         self._cors = bool(settings.cors_origin_list)
         self._forwarded = ForwardedMiddleware(app, trusted=settings.trusted_proxy_networks)
@@ -86,7 +89,28 @@ class Front:
         return f"Front({len(self._lean)} lean routes)"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI connection (or pass on the lifespan)."""
+        """Serve one ASGI connection (or pass on the lifespan); log each HTTP request."""
+        access = self._access
+        if access is None or scope["type"] != "http":
+            await self._serve(scope, receive, send)
+            return
+        answered = False
+
+        async def logged(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = True
+                access.request(scope, message["status"])
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, logged)
+        except Exception:
+            if not answered:  # uvicorn answers 500 for the app (a cancel: the client left)
+                access.request(scope, 500)
+            raise
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             self._forwarded.rewrite(scope)
             foreign = self._origin.foreign(scope)

@@ -13,19 +13,19 @@ import io
 import logging
 import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
-from uvicorn.logging import AccessFormatter
 
 from hookagent.agents import build_agent
 from hookagent.api import create_app
-from hookagent.api.access_log import QuerySecretFilter
+from hookagent.api.access_log import AccessLog, QuerySecretFilter
 from hookagent.cli.embedded import EmbeddedValkey
 from hookagent.errors import ConfigError
 from hookagent.notify import Notifier
@@ -40,8 +40,6 @@ STOP_MARGIN_S = 10.0
 RESTART_DELAY_S = 1.0
 # How long a stop waits for open HTTP connections (log streams never end by themselves).
 STREAM_CLOSE_S = 3
-# How late an access line may reach stdout: the lines of that span go out in one write.
-ACCESS_LOG_DELAY_S = 0.1
 # How long start-up waits for the configured Redis to answer PING.
 PROBE_TIMEOUT_S = 5.0
 REDIS_URL_FIX = (
@@ -68,82 +66,13 @@ class _Server(uvicorn.Server):
             )
 
 
-class BatchedStreamHandler(logging.StreamHandler[TextIO]):
-    """A stream handler writing the records of ``ACCESS_LOG_DELAY_S`` at once, not each alone.
-
-    uvicorn's access log wrote and flushed stdout once per request: a tenth of a small
-    request's CPU. Records are formatted at once; only the write waits for the loop's timer.
-    """
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        super().__init__(stream)
-        self._pending: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Format ``record`` now; write it with the others of the moment."""
-        try:
-            line = self.format(record) + self.terminator
-        except Exception:
-            self.handleError(record)
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # outside the event loop (start-up, a thread): write it now
-            loop = None
-        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            first = not self._pending
-            self._pending.append(line)
-        if loop is None:
-            self.flush()
-        elif first:
-            loop.call_later(ACCESS_LOG_DELAY_S, self.flush)
-
-    def flush(self) -> None:
-        """Write what is pending (also at exit: logging.shutdown flushes every handler)."""
-        with self.lock:  # type: ignore[union-attr]
-            lines, self._pending = self._pending, []
-            if lines:
-                self.stream.write("".join(lines))
-            super().flush()
-
-
-class AccessLineFormatter(AccessFormatter):
-    """uvicorn's access line, the same text, made without copying the record twice.
-
-    uvicorn's formatters copy each record twice (its access fields, then the level prefix):
-    two thirds of an access line's cost, ~20 µs of every request. Colours (a terminal) and
-    any record not shaped like an access line go through uvicorn's own path.
-    """
-
-    def format(self, record: logging.LogRecord) -> str:
-        """The access line: ``INFO:     [pid] host:port - "GET / HTTP/1.1" 200 OK``."""
-        args = record.args
-        if self.use_colors or not isinstance(args, tuple) or len(args) != 5:
-            return super().format(record)
-        client_addr, method, full_path, http_version, status_code = args
-        request_line = f"{method} {full_path} HTTP/{http_version}"
-        fields = {
-            **record.__dict__,
-            "levelprefix": f"{record.levelname}:".ljust(9),
-            "client_addr": client_addr,
-            "request_line": request_line,
-            "status_code": self.get_status_code(int(str(status_code))),
-        }
-        return self._style._fmt % fields
-
-
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging configuration, its access lines written in batches.
+    """uvicorn's logging configuration, secret query values cut from its request lines.
 
-    Both handlers cut secret query values from request lines (api/access_log.py): the
-    access log's, and the WebSocket lines uvicorn writes on its error log.
+    The access lines are the front layer's (api/access_log.py); uvicorn still writes its
+    WebSocket lines on its error log, and the filter cuts them there.
     """
     config = copy.deepcopy(LOGGING_CONFIG)
-    # Which process served the request: `up` and `server` may run several on one port.
-    access = config["formatters"]["access"]
-    access["fmt"] = access["fmt"].replace("%(client_addr)s", "[%(process)d] %(client_addr)s", 1)
-    access["()"] = f"{__name__}.{AccessLineFormatter.__name__}"
-    config["handlers"]["access"]["class"] = f"{__name__}.{BatchedStreamHandler.__name__}"
     config.setdefault("filters", {})["query_secrets"] = {"()": QuerySecretFilter}
     for handler in ("default", "access"):
         config["handlers"][handler].setdefault("filters", []).append("query_secrets")
@@ -290,6 +219,7 @@ async def run_services(
         loop.add_signal_handler(sig, on_signal, sig)
     redis = connect(str(settings.redis_url), cluster=settings.redis_cluster)
     store = Store.build(redis, settings)
+    access: AccessLog | None = None
     try:
         await store.jobs.ensure_group()
         # Notifications are delivered beside the workers, never inside a job (notify/outbox.py).
@@ -310,12 +240,15 @@ async def run_services(
         web: _Server | None = None
         web_task: asyncio.Task[None] | None = None
         if server:
+            if settings.access_log:
+                access = AccessLog(sys.stdout)
             config = uvicorn.Config(
-                create_app(settings, redis=redis),
+                create_app(settings, redis=redis, access=access),
                 host=settings.host,
                 port=settings.port,
                 log_level="info",
-                access_log=settings.access_log,
+                # The front layer writes the access lines (api/access_log.py), cheaper.
+                access_log=False,
                 log_config=log_config(),
                 # The app reads X-Forwarded-For itself, from HOOKAGENT_TRUSTED_PROXIES only
                 # (api/proxies.py); uvicorn's own handling trusts any loopback peer.
@@ -341,6 +274,8 @@ async def run_services(
             notify_task.cancel()
             await asyncio.gather(notify_task, return_exceptions=True)
     finally:
+        if access is not None:
+            access.flush()  # the lines of the last tenth of a second
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await redis.aclose()

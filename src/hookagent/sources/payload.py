@@ -50,6 +50,10 @@ def parse_json(body: bytes | str) -> Any:
 
 def check_depth(raw: bytes, limit: int = MAX_DEPTH) -> None:
     """Raise :class:`JsonTooDeep` when brackets outside strings nest deeper than ``limit``."""
+    # Fewer opening brackets in all the bytes than the limit: none can nest deeper, and
+    # counting is ten times cheaper than taking the strings out (most deliveries).
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return
     brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
     if brackets.count(b"[") + brackets.count(b"{") <= limit:
         return
