@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import pytest
 from redis.asyncio import Redis
 from starlette.types import Message
 
 from hookagent.api import fanout
+from hookagent.api.direct import Direct
 from hookagent.api.fanout import (
     BATCH,
     MAX_INTERVAL_S,
@@ -208,4 +210,46 @@ async def test_appends_within_the_interval_share_one_write(
                 r.cancel()
             await asyncio.gather(*riders, return_exceptions=True)
     finally:
+        await hub.close()
+
+
+async def test_a_transport_not_ready_when_a_follower_joins_is_not_written_to(
+    redis: Redis, store: Store
+) -> None:
+    tid = (
+        await store.tasks.create(NewTask(source="t", repository="o/r", title="t", prompt="p"))
+    ).task_id
+    line = NewLine("2026-01-01T00:00:00.000Z", "stdout", "line")
+    await store.logs.append(tid, [line])
+    hub = FeedHub(redis, store.keys, logs=store.logs, tasks=store.tasks)
+    ours, theirs = socket.socketpair()
+    transport, _ = await asyncio.get_running_loop().create_unix_connection(
+        asyncio.Protocol, sock=ours
+    )
+    try:
+        # The full check fails at the join (say, a response that is not chunked): the
+        # broadcaster's per-write check, which looks only at the flow control, never runs.
+        unready = Direct(transport, lambda: False, flow=None)
+        async with hub.follow(tid) as feed:
+            # A WebSocket (no ``send``) waits by itself...
+            alone = Rider(1, direct=unready)
+            assert not await ride(hub, feed, LogFilter(), alone, "ws", idle_s=30)
+            # ...an SSE follower rides, written through ``send``.
+            sock = Socket()
+            rider = Rider(1, send=sock.send, direct=unready)
+            riding = asyncio.create_task(ride(hub, feed, LogFilter(), rider, "sse", idle_s=30))
+            await asyncio.sleep(0)
+            assert rider.direct is None
+            await store.logs.append(tid, [line])
+            async with asyncio.timeout(10):
+                await sock.wrote.wait()
+            assert sock.bodies[0].startswith(b"id: 1\n") and rider.cursor == 2
+            theirs.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                theirs.recv(1)  # nothing went to the transport
+            riding.cancel()
+            await asyncio.gather(riding, return_exceptions=True)
+    finally:
+        transport.close()
+        theirs.close()
         await hub.close()

@@ -169,6 +169,9 @@ class Rider:
     chain, SSE only).
     """
 
+    # Read for every rider in every batch: slots, not a dict per rider to look up.
+    __slots__ = ("cursor", "direct", "idle", "pending", "released", "send")
+
     def __init__(
         self, cursor: int, *, send: Send | None = None, direct: Direct | None = None
     ) -> None:
@@ -342,6 +345,11 @@ async def ride(
         broadcast = groups[key] = Broadcast(feeds, feed, flt, wire, idle_s, key)
     if rider.cursor != broadcast.cursor or rider.released.done():
         return False
+    if rider.direct is not None and not rider.direct.ready():
+        # Checked in full once per ride; the broadcaster then checks only what can change.
+        if rider.send is None:
+            return False  # a WebSocket still opening or closing: it waits by itself
+        rider.direct = None  # e.g. an HTTP/1.0 client (no chunks): written through ``send``
     broadcast.riders.add(rider)
     try:
         await rider.released
