@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -97,6 +98,7 @@ class LogWriter:
         self.away = False  # the last write found Redis unreachable
         self._pending = asyncio.Event()
         self._full = asyncio.Event()
+        self._first_at = 0.0  # when the oldest line in memory arrived (time.monotonic())
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
@@ -184,6 +186,7 @@ class LogWriter:
         # the other once less than a batch is left: so the events need setting only as the
         # length passes 1 and a full batch.
         if before == 0:
+            self._first_at = time.monotonic()
             self._pending.set()
         if before < self._batch_lines <= len(queued):
             self._full.set()
@@ -315,8 +318,11 @@ class LogWriter:
                 raise_if_cancelling()  # redis-py can swallow a cancel (race.raise_if_cancelling)
                 await self._pending.wait()
                 if not self.away:
+                    # From the oldest line's arrival: lines left by the last flush (they came
+                    # during its writes) have waited part of their interval already.
+                    due = self._first_at + self._flush_s - time.monotonic()
                     try:
-                        async with asyncio.timeout(self._flush_s):
+                        async with asyncio.timeout(max(due, 0.0)):
                             await self._full.wait()
                     except TimeoutError:
                         pass  # the interval is up: flush what we have
