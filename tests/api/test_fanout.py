@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
+import pytest
 from redis.asyncio import Redis
 from starlette.types import Message
 
-from hookagent.api.fanout import BATCH, Batch, Follower, Rider, ride, sse_event, ws_frame
+from hookagent.api import fanout
+from hookagent.api.direct import Direct
+from hookagent.api.fanout import (
+    BATCH,
+    MAX_INTERVAL_S,
+    Batch,
+    Follower,
+    Rider,
+    delivery_interval,
+    ride,
+    sse_event,
+    ws_frame,
+)
 from hookagent.api.logfilter import LogFilter
 from hookagent.models import NewTask
 from hookagent.store import Store
@@ -142,4 +156,100 @@ async def test_one_broadcaster_writes_each_batch_to_every_rider(redis: Redis, st
                 await asyncio.wait(left, timeout=10)
             assert not broadcasters()
     finally:
+        await hub.close()
+
+
+def test_the_delivery_interval_grows_with_riders_up_to_its_cap() -> None:
+    intervals = [delivery_interval(n) for n in (1, 10, 100, 1000, 10_000)]
+    assert intervals == sorted(intervals) and len(set(intervals)) == len(intervals) - 1
+    assert intervals[0] < 0.001  # one follower waits for nothing it could notice
+    assert 0.01 <= delivery_interval(1000) <= MAX_INTERVAL_S <= 0.05  # a few tens of ms
+    assert intervals[-1] == MAX_INTERVAL_S
+
+
+async def test_appends_within_the_interval_share_one_write(
+    redis: Redis, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An interval long enough to see on a busy machine: 20 riders x 25 ms = 0.5 s.
+    monkeypatch.setattr(fanout, "INTERVAL_PER_RIDER_S", 0.025)
+    monkeypatch.setattr(fanout, "MAX_INTERVAL_S", 0.5)
+    tid = (
+        await store.tasks.create(NewTask(source="t", repository="o/r", title="t", prompt="p"))
+    ).task_id
+    line = NewLine("2026-01-01T00:00:00.000Z", "stdout", "line")
+    await store.logs.append(tid, [line])
+    hub = FeedHub(redis, store.keys, logs=store.logs, tasks=store.tasks)
+    try:
+        async with hub.follow(tid) as feed:
+            sockets = [Socket() for _ in range(20)]
+            handles = [Rider(1, send=s.send) for s in sockets]
+            riders = [
+                asyncio.create_task(ride(hub, feed, LogFilter(), h, "sse", idle_s=30))
+                for h in handles
+            ]
+            await asyncio.sleep(0)  # every rider joins (no I/O on the way)
+            await store.logs.append(tid, [line])
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(s.wrote.wait() for s in sockets))
+            first = asyncio.get_running_loop().time()
+            for s in sockets:
+                s.wrote.clear()
+            # Two appends, each its own stream entry, come well inside the interval...
+            await store.logs.append(tid, [line])
+            await store.logs.append(tid, [line])
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(s.wrote.wait() for s in sockets))
+            second = asyncio.get_running_loop().time()
+            # ...and go out together, one write per rider, no sooner than the interval.
+            assert second - first >= 0.45
+            for s in sockets:
+                assert len(s.bodies) == 2 and s.bodies[0].startswith(b"id: 1\n")
+                assert s.bodies[1].startswith(b"id: 2\n") and b"id: 3\n" in s.bodies[1]
+            assert not any(r.done() for r in riders)
+            for r in riders:
+                r.cancel()
+            await asyncio.gather(*riders, return_exceptions=True)
+    finally:
+        await hub.close()
+
+
+async def test_a_transport_not_ready_when_a_follower_joins_is_not_written_to(
+    redis: Redis, store: Store
+) -> None:
+    tid = (
+        await store.tasks.create(NewTask(source="t", repository="o/r", title="t", prompt="p"))
+    ).task_id
+    line = NewLine("2026-01-01T00:00:00.000Z", "stdout", "line")
+    await store.logs.append(tid, [line])
+    hub = FeedHub(redis, store.keys, logs=store.logs, tasks=store.tasks)
+    ours, theirs = socket.socketpair()
+    transport, _ = await asyncio.get_running_loop().create_unix_connection(
+        asyncio.Protocol, sock=ours
+    )
+    try:
+        # The full check fails at the join (say, a response that is not chunked): the
+        # broadcaster's per-write check, which looks only at the flow control, never runs.
+        unready = Direct(transport, lambda: False, flow=None)
+        async with hub.follow(tid) as feed:
+            # A WebSocket (no ``send``) waits by itself...
+            alone = Rider(1, direct=unready)
+            assert not await ride(hub, feed, LogFilter(), alone, "ws", idle_s=30)
+            # ...an SSE follower rides, written through ``send``.
+            sock = Socket()
+            rider = Rider(1, send=sock.send, direct=unready)
+            riding = asyncio.create_task(ride(hub, feed, LogFilter(), rider, "sse", idle_s=30))
+            await asyncio.sleep(0)
+            assert rider.direct is None
+            await store.logs.append(tid, [line])
+            async with asyncio.timeout(10):
+                await sock.wrote.wait()
+            assert sock.bodies[0].startswith(b"id: 1\n") and rider.cursor == 2
+            theirs.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                theirs.recv(1)  # nothing went to the transport
+            riding.cancel()
+            await asyncio.gather(riding, return_exceptions=True)
+    finally:
+        transport.close()
+        theirs.close()
         await hub.close()

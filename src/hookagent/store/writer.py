@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -97,6 +98,7 @@ class LogWriter:
         self.away = False  # the last write found Redis unreachable
         self._pending = asyncio.Event()
         self._full = asyncio.Event()
+        self._first_at = 0.0  # when the oldest line in memory arrived (time.monotonic())
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
@@ -180,9 +182,11 @@ class LogWriter:
             buffer.append(messages, ts or utc_iso(), stream, kind, raw)
         else:
             buffer.extend(messages, ts or utc_iso(), stream, kind, raw)
-        # Only flush() shortens the buffer, and it clears both events once it is empty: so
-        # the events need setting only as the length passes 1 and a full batch.
+        # Only flush() shortens the buffer; it clears one event once the buffer is empty and
+        # the other once less than a batch is left: so the events need setting only as the
+        # length passes 1 and a full batch.
         if before == 0:
+            self._first_at = time.monotonic()
             self._pending.set()
         if before < self._batch_lines <= len(queued):
             self._full.set()
@@ -239,12 +243,23 @@ class LogWriter:
                 await asyncio.sleep(backoff)  # waiting out an outage, not polling
                 backoff = min(backoff * 2, RETRY_MAX_S)
 
-    async def flush(self) -> None:
-        """Write everything held so far; a Redis outage raises, the lines stay held."""
+    async def flush(self, *, due_only: bool = False) -> None:
+        """Write everything held so far; a Redis outage raises, the lines stay held.
+
+        ``due_only`` (the flusher's interval): the lines held when it began, and more only
+        while a full batch waits. Lines that arrive during those writes wait for their own
+        interval: written at once, they went out as a trail of one- and two-line appends
+        behind every batch (an agent printing 1,000 lines a second made ~60 appends a second
+        instead of 20), each one a wake-up of the task's feeds and a write to each follower.
+        """
         async with self._lock:
+            owed = self.held
             try:
                 while (batch := self._next_batch()) is not None:
                     await self._write(batch)
+                    owed -= len(batch)
+                    if due_only and owed <= 0 and not self._backlog():
+                        break
             except _AWAY as exc:
                 if not self.away:
                     log.warning(
@@ -255,8 +270,14 @@ class LogWriter:
             if self.away:
                 log.warning("log writer for %s: Redis is back; held lines written", self.task_id)
             self.away = False
-            self._pending.clear()
-            self._full.clear()
+            self._full.clear()  # what is left (if anything) is less than a batch
+            if not self._buffer:
+                self._pending.clear()
+
+    def _backlog(self) -> bool:
+        """Whether a full batch (or spilled lines) waits: written on without a pause."""
+        spilled = self._spill is not None and self._spill.lines > 0
+        return spilled or len(self._buffer) >= self._batch_lines
 
     def _next_batch(self) -> Columns | None:
         """The batch in flight, else the oldest held lines: spilled first, then in memory."""
@@ -297,13 +318,16 @@ class LogWriter:
                 raise_if_cancelling()  # redis-py can swallow a cancel (race.raise_if_cancelling)
                 await self._pending.wait()
                 if not self.away:
+                    # From the oldest line's arrival: lines left by the last flush (they came
+                    # during its writes) have waited part of their interval already.
+                    due = self._first_at + self._flush_s - time.monotonic()
                     try:
-                        async with asyncio.timeout(self._flush_s):
+                        async with asyncio.timeout(max(due, 0.0)):
                             await self._full.wait()
                     except TimeoutError:
                         pass  # the interval is up: flush what we have
                 try:
-                    await self.flush()
+                    await self.flush(due_only=True)
                     backoff = RETRY_S
                 except _AWAY:
                     raise_if_cancelling()
