@@ -75,7 +75,6 @@ async def test_a_setup_env_value_left_in_the_workspace_stays_out_of_blocked_line
     assert "[stdout] shell| proxy said HTTP/1.1 403 Forbidden" in lines, lines
     blocked = [m for m in lines if m.startswith("[system] blocked connection to ")]
     assert blocked, lines
-    print(blocked)
     assert not [m for m in lines if SECRET in m], blocked
 
 
