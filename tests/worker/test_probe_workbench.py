@@ -14,12 +14,16 @@ import httpx
 import pytest
 
 from hookagent.models import TaskStatus
-from hookagent.settings import Settings
+from hookagent.redact import Redactor
 from hookagent.store import Store
 from hookagent.worker.sandbox import probe
+from hookagent.worker.secretscan import scan_diff
+from hookagent.worker.workspace import Workspaces
 from tests.conftest import RunWorker
-from tests.helpers import fake_agent, wait_status
-from tests.worker.test_setup import PLANNED, messages, policy_file, submit_alert
+from tests.helpers import REPO, fake_agent, wait_status
+from tests.worker.test_setup import ENDED, PLANNED, git, messages, policy_file, submit_alert
+
+TASK = "task-1764040000123-0a1b2c3d4e5f"
 
 UNUSABLE = probe(network=True)
 pytestmark = pytest.mark.skipif(
@@ -134,3 +138,74 @@ async def test_a_daemon_setup_leaves_behind_dies_with_it_and_the_agent_never_see
     while _sleepers(marker) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert _sleepers(marker) == []
+
+
+async def test_an_empty_file_named_after_a_secret_is_refused_before_push(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    remotes: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A hole (closed in secretscan.py): an empty new file's name was never scanned.
+
+    The scan read added names from ``+++`` headers, and ``git diff`` writes none for an
+    empty file (only ``diff --git`` and ``new file mode``). The executing agent reads the
+    setup_env value setup left in ``.npmrc`` and creates an empty file named after it:
+    the name was pushed to the task's branch, for anyone who can see the pull request.
+    """
+    monkeypatch.setenv("DEMO_REGISTRY_VALUE", SECRET)
+    setup = "printf '//registry.example/:_authToken=%s\\n' \"$DEMO_REGISTRY_VALUE\" > .npmrc"
+    body = (
+        'auto_approve = [{ source = "sentry" }]\n'
+        f'setup = {json.dumps(setup)}\nsetup_env = ["DEMO_REGISTRY_VALUE"]\n'
+    )
+    agent = "; ".join(
+        [
+            "tok=$(sed -n 's/.*_authToken=//p' .npmrc)",
+            # Planning's workspace is read-only: only the execution's touch lands.
+            '(: > "$tok" && echo "agent: planted an empty file") 2>/dev/null',
+            "(echo 'def total(xs): return 0' > app.py) 2>/dev/null",
+            "true",
+        ]
+    )
+    start_worker(
+        agent_command=fake_agent("shell", agent),
+        sandbox="bwrap",
+        sandbox_network="allowlist",
+        policy_file=policy_file(tmp_path, body),
+    )
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED, timeout=90) is TaskStatus.FAILED
+    lines = await messages(store, tid)
+    assert "[stdout] shell| agent: planted an empty file" in lines, lines
+    refused = [m for m in lines if m.startswith("[system] refused to push: ")]
+    assert refused, lines
+    assert not [m for m in lines if SECRET in m], refused
+    branches = git(remotes / f"{REPO}.git", "branch", "--list", f"hookagent/{tid}")
+    assert branches.strip() == "", "nothing pushed"
+
+
+async def test_the_scan_reads_empty_new_files_names_plain_and_quoted(
+    tmp_path: Path, remotes: Path
+) -> None:
+    """Empty new files (no ``+++`` header), under a plain and a C-quoted name, are found."""
+    spaces = Workspaces(tmp_path / "ws", url_template=f"file://{remotes}/{{repo}}.git", timeout=30)
+    path = await spaces.clone(TASK, REPO)
+    token = "ghp_" + "Qm7" * 12
+    names = [token, f"dir é/{token} x", f"tab\there {SECRET}"]
+    for name in names:
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).touch()
+    (path / "ok.txt").touch()  # an empty file with a clean name: no finding
+    await spaces.stage(path)
+    diff = await spaces.diff(path, "main")
+    assert "+++ " not in diff  # the shape that was missed
+    found = scan_diff(diff, Redactor([SECRET]))
+    assert sorted((f.line, f.kind) for f in found) == sorted(
+        [(0, "github_token"), (0, "github_token"), (0, "secret")]
+    ), found
+    assert not [f for f in found if token in f.path or SECRET in f.path]
+    # One finding per name: a non-empty file is not scanned twice (header and ``+++``).
+    (path / "full.txt").write_text(token + "\n")
+    (path / token).write_text("x\n")
+    await spaces.stage(path)
+    again = scan_diff(await spaces.diff(path, "main"), Redactor([SECRET]))
+    assert len(again) == 4, again
