@@ -7,14 +7,17 @@ import asyncio
 import hashlib
 import json
 import os
+import shlex
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import pytest
 
 from hookagent.models import TaskStatus
 from hookagent.redact import Redactor
+from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.worker.sandbox import probe
 from hookagent.worker.secretscan import scan_diff
@@ -209,3 +212,101 @@ async def test_the_scan_reads_empty_new_files_names_plain_and_quoted(
     await spaces.stage(path)
     again = scan_diff(await spaces.diff(path, "main"), Redactor([SECRET]))
     assert len(again) == 4, again
+
+
+# Asks the run's egress proxy for a tunnel to each ``host:port`` argument; prints its answer.
+TUNNELS = (
+    "import socket, sys\n"
+    "for target in sys.argv[1:]:\n"
+    "    s = socket.create_connection(('127.0.0.1', 3128))\n"
+    "    s.sendall(f'CONNECT {target} HTTP/1.1\\r\\nHost: {target}\\r\\n\\r\\n'.encode())\n"
+    "    data = s.recv(4096)\n"
+    "    while b' 200 ' in data.split(b'\\r\\n')[0] and not data.endswith(b'answered\\n'):\n"
+    "        data += s.recv(4096) or b'answered\\n'\n"
+    "    head, _, rest = data.decode(errors='replace').partition('\\r\\n\\r\\n')\n"
+    "    print(target, '->', head.split('\\r\\n')[0], rest.strip())\n"
+)
+
+
+async def test_setup_network_allow_opens_hosts_for_setup_alone_and_never_ours(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    settings: Settings,
+) -> None:  # fmt: skip
+    """A guarantee, untested till now: ``setup_network_allow`` widens setup's allowlist only.
+
+    Setup reaches the registry its policy lists; the agent after it, same task, does not.
+    Listed in ``setup_network_allow`` too, Valkey, hookagent's API and the metadata address
+    stay refused for setup, and each refusal is logged.
+    """
+
+    async def registry(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"registry-answered\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(registry, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        listed = f"127.0.0.1:{port}"
+        ours = [f"{settings.host}:{settings.port}", "169.254.169.254:80"]
+        redis = urlparse(settings.redis_url)
+        if redis.hostname and redis.port:
+            ours.append(f"{redis.hostname}:{redis.port}")
+        targets = " ".join([listed, *ours])
+        script = f"python3 -c {shlex.quote(TUNNELS)} {targets}"
+        body = f"setup = {json.dumps(script)}\nsetup_network_allow = {json.dumps([listed, *ours])}\n"
+        start_worker(
+            agent_command=fake_agent("shell", script),
+            sandbox="bwrap",
+            sandbox_network="allowlist",
+            policy_file=policy_file(tmp_path, body),
+        )
+        tid = await submit_alert(client)
+        assert await wait_status(store, tid, PLANNED, timeout=60) is TaskStatus.PENDING_APPROVAL
+        lines = await messages(store, tid)
+    finally:
+        server.close()
+        await server.wait_closed()
+    said = {"[setup] ": [], "[stdout] shell| ": []}
+    for line in lines:
+        for prefix, found in said.items():
+            if line.startswith(prefix):
+                found.append(line.removeprefix(prefix))
+    setup, agent = said["[setup] "], said["[stdout] shell| "]
+    assert [m for m in setup if m.startswith(f"{listed} -> HTTP/1.1 200")], setup
+    assert [m for m in setup if m.endswith("registry-answered")], setup
+    assert [m for m in agent if m.startswith(f"{listed} -> HTTP/1.1 403")], agent
+    for target in ours:
+        assert [m for m in setup if m.startswith(f"{target} -> HTTP/1.1 403")], (target, setup)
+        assert f"[system] setup: blocked connection to {target}" in lines, (target, lines)
+    assert f"[system] blocked connection to {listed}" in lines
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hole, not fixed: by default an agent's CI workflow is pushed (paths_denied empty)",
+)
+async def test_a_ci_workflow_the_agent_writes_is_not_pushed_by_default(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    remotes: Path,
+) -> None:  # fmt: skip
+    """A hole, not fixed here (a default to decide): the agent's code runs in the forge's CI.
+
+    hookagent pushes the agent's change to a branch of the repository itself, and a forge
+    runs that branch's own workflow files on push (GitHub Actions ``on: push``, GitLab's
+    ``.gitlab-ci.yml``) with the repository's CI secrets: a stranger's prompt that gets
+    the agent to write one reads every CI secret, outside all of hookagent's walls. Nothing
+    refuses it by default (``paths_denied`` is empty; a GitHub token with the ``workflow``
+    scope pushes it). Proposed: ``paths_denied`` defaults to the CI definitions.
+    """
+    workflow = ".github/workflows/exfiltrate.yml"
+    script = f"mkdir -p .github/workflows && echo 'on: push' > {workflow}"
+    body = f'auto_approve = [{{ source = "sentry" }}]\n'
+    start_worker(
+        agent_command=fake_agent("shell", f"({script}) 2>/dev/null; true"),
+        policy_file=policy_file(tmp_path, body),
+    )
+    tid = await submit_alert(client)
+    await wait_status(store, tid, ENDED, timeout=60)
+    pushed = git(remotes / f"{REPO}.git", "ls-tree", "-r", "--name-only", f"hookagent/{tid}")
+    assert workflow not in pushed.split(), "the agent's workflow reached the remote"
