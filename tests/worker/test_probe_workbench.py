@@ -310,3 +310,50 @@ async def test_a_ci_workflow_the_agent_writes_is_not_pushed_by_default(
     await wait_status(store, tid, ENDED, timeout=60)
     pushed = git(remotes / f"{REPO}.git", "ls-tree", "-r", "--name-only", f"hookagent/{tid}")
     assert workflow not in pushed.split(), "the agent's workflow reached the remote"
+
+
+MCP_VALUE = "glossary-" + "Wq4TzY81pLm0"
+
+
+async def test_an_mcp_value_in_the_change_is_refused_when_the_policy_has_setup_env(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    remotes: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A hole (closed in redact.py): with ``setup_env`` set, MCP values left the scan.
+
+    An MCP server's ``env`` values are learnt by the worker's redactor when a run reads
+    them; the run's redactor (setup_env's values added, ``Redactor.including``) was
+    rebuilt from the configured secrets alone, without what was learnt. The secret scan
+    before push uses the run's: an agent that copied the MCP token from its configuration
+    home into a file pushed it. (The agent gets the value through HOOKAGENT_AGENT_ENV
+    here: the ``command`` agent has no MCP configuration to read it from.)
+    """
+    monkeypatch.setenv("DEMO_REGISTRY_VALUE", SECRET)
+    monkeypatch.setenv("DEMO_GLOSSARY_VALUE", MCP_VALUE)
+    body = (
+        'auto_approve = [{ source = "sentry" }]\n'
+        'setup = "true"\nsetup_env = ["DEMO_REGISTRY_VALUE"]\n'
+        f'[repo."{REPO}".mcp_servers.glossary]\n'
+        'command = "python3"\nenv = ["DEMO_GLOSSARY_VALUE"]\n'
+    )
+    agent = "(echo \"TOKEN = '$DEMO_GLOSSARY_VALUE'\" >> app.py) 2>/dev/null; true"
+    start_worker(
+        agent_command=fake_agent("shell", agent),
+        agent_env="DEMO_GLOSSARY_VALUE",
+        policy_file=policy_file(tmp_path, body),
+    )
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED, timeout=60) is TaskStatus.FAILED
+    lines = await messages(store, tid)
+    assert [m for m in lines if m.startswith("[system] refused to push: app.py:")], lines
+    branches = git(remotes / f"{REPO}.git", "branch", "--list", f"hookagent/{tid}")
+    assert branches.strip() == "", "nothing pushed"
+
+
+def test_a_run_redactor_keeps_what_the_worker_learnt() -> None:
+    """``including`` (a run's setup_env values) keeps values ``learn`` added before."""
+    base = Redactor(["configured-" + "Hh61kQ0zzA"])
+    base.learn([MCP_VALUE])
+    run = base.including([SECRET])
+    shown = run.redact(f"{MCP_VALUE} {SECRET} configured-Hh61kQ0zzA")
+    assert shown == "[REDACTED:secret] [REDACTED:secret] [REDACTED:secret]", shown
