@@ -170,9 +170,11 @@ class Redactor:
 
     def learn(self, secrets: Iterable[str]) -> None:
         """Scrub ``secrets`` too from now on: values a run reads after start (MCP servers')."""
-        given = list(secrets)
+        given = [s for s in secrets if s not in self._given]
         if not given:
             return
+        # Kept with the configured ones: a run's redactor (``including``) is built from them.
+        self._given = (*self._given, *given)
         self._values = self._values | secret_forms(given)
         self._cores = self._cores | (base64_forms(given) - self._values)
 
