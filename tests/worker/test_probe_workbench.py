@@ -249,12 +249,13 @@ async def test_setup_network_allow_opens_hosts_for_setup_alone_and_never_ours(
         port = server.sockets[0].getsockname()[1]
         listed = f"127.0.0.1:{port}"
         ours = [f"{settings.host}:{settings.port}", "169.254.169.254:80"]
-        redis = urlparse(settings.redis_url)
-        if redis.hostname and redis.port:
+        redis = urlparse(str(settings.redis_url))
+        if redis.hostname and redis.port:  # the embedded Valkey is on a unix socket
             ours.append(f"{redis.hostname}:{redis.port}")
         targets = " ".join([listed, *ours])
         script = f"python3 -c {shlex.quote(TUNNELS)} {targets}"
-        body = f"setup = {json.dumps(script)}\nsetup_network_allow = {json.dumps([listed, *ours])}\n"
+        allow = json.dumps([listed, *ours])
+        body = f"setup = {json.dumps(script)}\nsetup_network_allow = {allow}\n"
         start_worker(
             agent_command=fake_agent("shell", script),
             sandbox="bwrap",
@@ -267,7 +268,7 @@ async def test_setup_network_allow_opens_hosts_for_setup_alone_and_never_ours(
     finally:
         server.close()
         await server.wait_closed()
-    said = {"[setup] ": [], "[stdout] shell| ": []}
+    said: dict[str, list[str]] = {"[setup] ": [], "[stdout] shell| ": []}
     for line in lines:
         for prefix, found in said.items():
             if line.startswith(prefix):
@@ -301,7 +302,7 @@ async def test_a_ci_workflow_the_agent_writes_is_not_pushed_by_default(
     """
     workflow = ".github/workflows/exfiltrate.yml"
     script = f"mkdir -p .github/workflows && echo 'on: push' > {workflow}"
-    body = f'auto_approve = [{{ source = "sentry" }}]\n'
+    body = 'auto_approve = [{ source = "sentry" }]\n'
     start_worker(
         agent_command=fake_agent("shell", f"({script}) 2>/dev/null; true"),
         policy_file=policy_file(tmp_path, body),

@@ -203,9 +203,9 @@ class GitLabForge:
         async with httpx.AsyncClient(base_url=self._api_url, timeout=self._timeout) as client:
             try:
                 # Every note and description we write: nothing in it is a quick action.
+                sent = _inert_payload(payload)
                 return await client.request(
-                    method, path, json=_inert_payload(payload), params=params,
-                    headers=self._headers,
+                    method, path, json=sent, params=params, headers=self._headers
                 )
             except httpx.HTTPError as exc:
                 raise OutboundError(f"GitLab API unreachable: {exc!r}", retryable=True) from None
@@ -238,7 +238,10 @@ def inert(text: str) -> str:
 def _inert_payload(payload: dict[str, Any] | None) -> dict[str, Any] | None:
     if payload is None:
         return None
-    return {k: inert(v) if k in _TEXT_FIELDS and isinstance(v, str) else v for k, v in payload.items()}
+    return {
+        key: inert(value) if key in _TEXT_FIELDS and isinstance(value, str) else value
+        for key, value in payload.items()
+    }
 
 
 def _dict(value: Any) -> dict[str, Any]:
