@@ -358,3 +358,37 @@ def test_a_run_redactor_keeps_what_the_worker_learnt() -> None:
     run = base.including([SECRET])
     shown = run.redact(f"{MCP_VALUE} {SECRET} configured-Hh61kQ0zzA")
     assert shown == "[REDACTED:secret] [REDACTED:secret] [REDACTED:secret]", shown
+
+
+async def test_an_installation_around_the_cache_root_shows_no_other_repository_cache(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path
+) -> None:
+    """A hole (closed in sandbox.py): a mount around ``HOOKAGENT_CACHE_DIR`` was allowed.
+
+    With the caches outside the data dir (``/opt/hookagent/cache``) and the agent's
+    program beside them (``/opt/hookagent/bin/agent``), its installation (``/opt/hookagent``)
+    was bound read-only with every repository's cache in it: the agent read another
+    repository's. Only mounts around the workspace or the data dir were refused.
+    """
+    opt = tmp_path / "opt"
+    other = opt / "cache" / "acme+other"
+    other.mkdir(parents=True)
+    (other / "token").write_text("another repository's cache\n")
+    program = opt / "bin" / "agent"
+    program.parent.mkdir()
+    program.write_text(f"#!/bin/sh\ncat {other}/token 2>&1 && echo 'agent: read it'\nexit 0\n")
+    program.chmod(0o755)
+    start_worker(
+        agent_command=str(program),
+        sandbox="bwrap",
+        sandbox_network="allowlist",
+        cache_dir=opt / "cache",
+        policy_file=policy_file(tmp_path, 'setup = ""\n'),
+    )
+    tid = await submit_alert(client)
+    await wait_status(store, tid, PLANNED, timeout=60)
+    lines = await messages(store, tid)
+    assert not [m for m in lines if "agent: read it" in m or "another repository" in m], lines
+    task = await store.tasks.get(tid)
+    assert task.status is TaskStatus.FAILED, lines
+    assert "contains hookagent's caches" in (task.error or ""), task.error
