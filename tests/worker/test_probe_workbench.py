@@ -365,6 +365,8 @@ async def test_an_installation_around_the_cache_root_shows_no_other_repository_c
 ) -> None:
     """A hole (closed in sandbox.py): a mount around ``HOOKAGENT_CACHE_DIR`` was allowed.
 
+    Now the run fails with the reason, as for a mount around the workspace or data dir.
+
     With the caches outside the data dir (``/opt/hookagent/cache``) and the agent's
     program beside them (``/opt/hookagent/bin/agent``), its installation (``/opt/hookagent``)
     was bound read-only with every repository's cache in it: the agent read another
@@ -391,4 +393,4 @@ async def test_an_installation_around_the_cache_root_shows_no_other_repository_c
     assert not [m for m in lines if "agent: read it" in m or "another repository" in m], lines
     task = await store.tasks.get(tid)
     assert task.status is TaskStatus.FAILED, lines
-    assert "contains hookagent's caches" in (task.error or ""), task.error
+    assert "overlaps hookagent's caches" in (task.error or ""), task.error
