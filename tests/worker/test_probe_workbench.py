@@ -394,3 +394,46 @@ async def test_an_installation_around_the_cache_root_shows_no_other_repository_c
     task = await store.tasks.get(tid)
     assert task.status is TaskStatus.FAILED, lines
     assert "overlaps hookagent's caches" in (task.error or ""), task.error
+
+
+async def test_a_nested_repository_named_after_a_setup_env_value_is_logged_redacted(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A hole (closed in redact.py): names hookagent logs were redacted without setup_env.
+
+    The executing agent makes a nested git repository named after the value setup left in
+    ``.npmrc``; hookagent leaves it out of the commit and says so, ``[system] left out
+    nested git repositories: <name>``, through the log writer, whose redactor did not know
+    the run's setup_env values. Any line hookagent writes about the agent's files (nested
+    repositories, a held change's diff stat) had the same gap.
+    """
+    monkeypatch.setenv("DEMO_REGISTRY_VALUE", SECRET)
+    setup = "printf '//registry.example/:_authToken=%s\\n' \"$DEMO_REGISTRY_VALUE\" > .npmrc"
+    body = (
+        'auto_approve = [{ source = "sentry" }]\n'
+        f'setup = {json.dumps(setup)}\nsetup_env = ["DEMO_REGISTRY_VALUE"]\n'
+    )
+    agent = "; ".join(
+        [
+            "tok=$(sed -n 's/.*_authToken=//p' .npmrc)",
+            '(git init -q "$tok" && echo x > "$tok/f" && echo "agent: nested") 2>/dev/null',
+            "(echo 'def total(xs): return 0' > app.py) 2>/dev/null",
+            "true",
+        ]
+    )
+    start_worker(
+        agent_command=fake_agent("shell", agent),
+        sandbox="bwrap",
+        sandbox_network="allowlist",
+        policy_file=policy_file(tmp_path, body),
+    )
+    tid = await submit_alert(client)
+    await wait_status(store, tid, ENDED, timeout=90)
+    lines = await messages(store, tid)
+    assert "[stdout] shell| agent: nested" in lines, lines
+    nested = [m for m in lines if m.startswith("[system] left out nested git repositories: ")]
+    assert nested, lines
+    assert not [m for m in lines if SECRET in m], nested
+    task = await store.tasks.get(tid)
+    assert SECRET not in json.dumps(task.model_dump(mode="json"))
