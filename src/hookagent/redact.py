@@ -170,16 +170,23 @@ class Redactor:
 
     def learn(self, secrets: Iterable[str]) -> None:
         """Scrub ``secrets`` too from now on: values a run reads after start (MCP servers')."""
-        given = list(secrets)
+        given = [s for s in secrets if s not in self._given]
         if not given:
             return
+        # Kept with the configured ones: a run's redactor (``including``) is built from them.
+        self._given = (*self._given, *given)
         self._values = self._values | secret_forms(given)
         self._cores = self._cores | (base64_forms(given) - self._values)
 
     def including(self, secrets: Iterable[str]) -> Redactor:
-        """A redactor for these secrets too (a run's own, such as its setup's)."""
-        more = [s for s in secrets if s not in self._given]
-        return Redactor([*self._given, *more]) if more else self
+        """This redactor, scrubbing ``secrets`` too from now on (a run's setup_env values).
+
+        Learnt, not kept to a copy: hookagent writes lines about the agent's files (nested
+        repositories, a held change's diff stat, a refused host) through the log writer's
+        redactor, and the agent may have read a setup_env value that setup left behind.
+        """
+        self.learn(secrets)
+        return self
 
     @property
     def secret_count(self) -> int:

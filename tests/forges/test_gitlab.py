@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
 
 from hookagent.errors import OutboundError, PullRequestError
-from hookagent.forges import Forge, GitLabForge, Thread
+from hookagent.forges import Forge, GitLabForge, InlineComment, PullInfo, Review, Thread
 from tests.gitlab_stub import BOT, GitLabStub
 
 PROJECT = "acme/platform/payments-api"
@@ -105,3 +106,53 @@ async def test_a_draft_merge_request_has_the_draft_prefix(gitlab: GitLabStub) ->
         repo=PROJECT, head="hookagent/d", base="main", title="hookagent: t", body="b", draft=True
     )
     assert gitlab.requests[0]["body"]["title"] == "Draft: hookagent: t"
+
+
+# A stranger's issue or merge request steers the agent; its plan or review, posted by
+# hookagent, holds GitLab quick actions (run as the token's user, API notes included).
+HOSTILE = (
+    "The fix is small.\n/approve\n  /merge\n/label ~auto-approved\n/move attacker/dump\n"
+    "```\n/usr/bin/python3 -m pytest\n```\nsee /docs/x for more\n```\n/unapprove"
+)
+# GitLab's extractor: closed ``` blocks skipped, then a command per line.
+_GITLAB_CODE = re.compile(r"^```.+?\n```$", re.MULTILINE | re.DOTALL)
+_GITLAB_COMMAND = re.compile(r"^/[a-z0-9_]+", re.MULTILINE | re.IGNORECASE)
+
+
+def quick_actions(text: str) -> list[str]:
+    """The commands GitLab would run from ``text`` (its extractor's rule, simplified)."""
+    return _GITLAB_COMMAND.findall(_GITLAB_CODE.sub("", text))
+
+
+async def test_nothing_hookagent_writes_is_a_quick_action(gitlab: GitLabStub) -> None:
+    """A hole (closed in gitlab.py): every note and description was sent as written.
+
+    GitLab runs quick actions in notes and descriptions created or edited through the
+    API: an agent told by a stranger to end its plan or review with ``/approve`` and
+    ``/merge`` approved and merged the stranger's merge request as hookagent. Now each
+    such line is escaped (rendered the same); code blocks and paths in text stay as they are.
+    """
+    assert quick_actions(HOSTILE) == ["/approve", "/label", "/move", "/unapprove"]
+    gitlab.mr_info[4] = {"iid": 4, "diff_refs": {"head_sha": "c" * 40}}
+    lab = forge(gitlab)
+    written = await lab.write_comment(THREAD, HOSTILE)
+    await lab.edit_comment(THREAD, written.comment_id, HOSTILE)
+    await lab.comment_on_change(PROJECT, 3, HOSTILE)
+    await lab.reply_in_review(PROJECT, 3, "d0", HOSTILE)
+    await lab.open_change_request(repo=PROJECT, head="hookagent/t", base="main", title="t",
+                                  body=HOSTILE)  # fmt: skip
+    pull = PullInfo(4, "t", "", "stranger", "main", "c" * 40, "refs/merge-requests/3/head")
+    review = Review(HOSTILE, (InlineComment("app.py", 1, HOSTILE),), "c" * 40)
+    await lab.post_review(PROJECT, pull, review)
+    sent = [
+        text
+        for r in gitlab.requests
+        if isinstance(r["body"], dict)
+        for key, text in r["body"].items()
+        if key in ("body", "description")
+    ]
+    assert len(sent) == 7, gitlab.requests
+    for text in sent:
+        assert quick_actions(text) == [], text
+        assert text.replace("\\/", "/") == HOSTILE  # what a reader sees is unchanged
+        assert "```\n/usr/bin/python3 -m pytest\n```" in text

@@ -27,6 +27,12 @@ from hookagent.settings import Settings
 
 # Pages of 100 notes read for one thread; a longer thread is read up to there.
 MAX_PAGES = 10
+# What GitLab runs as a quick action (``/approve``, ``/merge``, ``/label ~x``): a line that
+# starts with ``/`` and a word, outside a closed ```` ``` ```` block, in a note or a
+# description, created or edited, through the API too, as the token's user.
+_QUICK_ACTION = re.compile(r"^(\s*)/(?=[A-Za-z0-9_])")
+# The payload fields GitLab reads quick actions from.
+_TEXT_FIELDS = ("body", "description")
 # The users GitLab makes for project and group access tokens: ``project_42_bot_<hash>``.
 _BOT_USERNAME = re.compile(r"^(?:project|group)_\d+_bot(?:_\w+)?$")
 
@@ -196,11 +202,46 @@ class GitLabForge:
     ) -> httpx.Response:
         async with httpx.AsyncClient(base_url=self._api_url, timeout=self._timeout) as client:
             try:
+                # Every note and description we write: nothing in it is a quick action.
+                sent = _inert_payload(payload)
                 return await client.request(
-                    method, path, json=payload, params=params, headers=self._headers
+                    method, path, json=sent, params=params, headers=self._headers
                 )
             except httpx.HTTPError as exc:
                 raise OutboundError(f"GitLab API unreachable: {exc!r}", retryable=True) from None
+
+
+def inert(text: str) -> str:
+    """``text`` with every line GitLab would run as a quick action escaped (``\\/``).
+
+    Plans, reviews, test output and CI logs are text an agent or a stranger wrote; posted
+    by hookagent they would act with its token (approve or merge a merge request, move
+    or relabel an issue). The escape renders as the same ``/``. Lines inside a closed
+    ```` ``` ```` block, which GitLab skips, are left as they are; an unclosed one is text.
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("```"):
+            end = next((j for j in range(i + 1, len(lines)) if lines[j] == "```"), None)
+            if end is not None:
+                out += lines[i : end + 1]
+                i = end + 1
+                continue
+        out.append(_QUICK_ACTION.sub(r"\1\\/", line))
+        i += 1
+    return "\n".join(out)
+
+
+def _inert_payload(payload: dict[str, Any] | None) -> dict[str, Any] | None:
+    if payload is None:
+        return None
+    return {
+        key: inert(value) if key in _TEXT_FIELDS and isinstance(value, str) else value
+        for key, value in payload.items()
+    }
 
 
 def _dict(value: Any) -> dict[str, Any]:

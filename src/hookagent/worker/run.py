@@ -189,9 +189,12 @@ class AgentSession:
         session lives there), and removed after any other.
         """
         s = settings or self._settings
+        shown = redactor or self._redactor
 
         async def blocked(target: str) -> None:
-            await writer.system(f"blocked connection to {target}")
+            # The agent names the target: a setup_env value it read (setup may leave one in
+            # the workspace) is known to the run's redactor only, not to the log writer's.
+            await writer.system(f"blocked connection to {shown.redact(target)}")
 
         home = task_home(s, writer.task_id)
         if resume is None:

@@ -324,6 +324,15 @@ async def confine(
     shared = [m for m in mounts if data.is_relative_to(m) or m.is_relative_to(data)]
     if shared:
         raise AgentError(f"the agent's installation {shared[0]} overlaps hookagent's data dir")
+    # HOOKAGENT_CACHE_DIR may lie elsewhere: a mount around it would show every repository's
+    # cache (their setup's downloads), one inside it a cache a later setup runs from.
+    caches = settings.caches.resolve()
+    overlap = [m for m in mounts if caches.is_relative_to(m) or m.is_relative_to(caches)]
+    if overlap:
+        raise AgentError(
+            f"the agent's installation {overlap[0]} overlaps hookagent's caches "
+            "(HOOKAGENT_CACHE_DIR)"
+        )
     home = agent_home.resolve() if agent_home is not None else None
     if cache is not None:
         # A run that may not write the cache still reads it at ~/.cache; its package

@@ -39,16 +39,24 @@ def scan_diff(
     """Every secret in the added lines and added file names of ``diff``, in diff order."""
     found: list[Finding] = []
     path: str | None = None
+    created: str | None = None  # the file a ``diff --git`` header names
+    named = False  # its name scanned already (``new file mode``)
     number = 0
     header = False  # between ``diff --git`` and the first hunk: an added line may be "++ x"
     for line in diff.split("\n"):
         if line.startswith("diff --git "):
-            header, path = True, None
+            header, path, named = True, None, False
+            created = _header_path(line[len("diff --git ") :])
+        elif header and line.startswith("new file mode ") and created is not None:
+            # An empty new file has no ``+++`` header: its name is only in this one.
+            if not exempt(created):
+                found += _findings(redactor, created, created, 0)
+            named = True
         elif header and line.startswith("+++ "):
             path = _new_path(line[4:])
             if path is not None and exempt(path):
                 path = None
-            elif path is not None:
+            elif path is not None and not named:
                 found += _findings(redactor, path, path, 0)
         elif line.startswith("@@"):
             header = False
@@ -63,6 +71,21 @@ def scan_diff(
 def _findings(redactor: Redactor, path: str, text: str, number: int) -> list[Finding]:
     kinds = dict.fromkeys(kind for _, _, kind in redactor.findings(text))
     return [Finding(redactor.redact(path), number, kind) for kind in kinds]
+
+
+def _header_path(names: str) -> str | None:
+    """The new path of a ``diff --git`` header's ``a/<path> b/<path>`` (None if unsure).
+
+    Without rename detection both names are the same path, quoted alike, so the second is
+    the second half, after the space in the middle.
+    """
+    half = (len(names) - 1) // 2
+    if len(names) % 2 == 0 or names[half] != " ":
+        return None
+    old, new = names[:half], names[half + 1 :]
+    path = _new_path(new)
+    before = _unquote(old) if old.startswith('"') else old
+    return path if path is not None and before == f"a/{path}" else None
 
 
 def _new_path(header: str) -> str | None:
