@@ -12,7 +12,7 @@ import pytest
 
 from hookagent.errors import PolicyError
 from hookagent.models import Phase
-from hookagent.policy import Facts, Policies, glob_regex, parse_policies, plan_files
+from hookagent.policy import Facts, Policies, Policy, glob_regex, parse_policies, plan_files
 from hookagent.settings import Settings
 from tests.cli.test_cli import bare_env, free_port, one_error_line
 
@@ -257,3 +257,22 @@ def test_mcp_servers_and_test_parse_and_default() -> None:
     # GET /policies shows the names of the variables, never a value.
     assert book.view()["repos"]["acme/x"]["mcp_servers"]["docs"]["env"] == ["DOCS_AUTH"]
     assert parse_policies('[default]\ntest = " "\n', "h.toml").default.test is None
+
+
+def test_ci_definitions_are_denied_unless_the_policy_allows_them() -> None:
+    """The forge's CI runs a pushed branch's own definitions with the repository's secrets."""
+    changed = [
+        ".github/workflows/ci.yml", ".github/actions/setup/action.yml", ".gitlab-ci.yml",
+        ".circleci/config.yml", "Jenkinsfile", "src/app.py", "docs/ci.md",
+    ]  # fmt: skip
+    refused = Policy().refusal(changed, "acme/x")
+    assert refused == (
+        "changes outside the policy: .circleci/config.yml, .github/actions/setup/action.yml, "
+        ".github/workflows/ci.yml, .gitlab-ci.yml, Jenkinsfile (paths_denied of acme/x; "
+        "CI definitions need allow_ci_changes = true)"
+    )
+    allowed = Policy(allow_ci_changes=True, paths_denied=("infra/**",))
+    assert allowed.refusal(changed, "acme/x") is None
+    assert allowed.refusal(["infra/main.tf"], "acme/x") == (
+        "changes outside the policy: infra/main.tf (paths_denied of acme/x)"
+    )

@@ -163,6 +163,9 @@ class Policy(BaseModel):
     timeout: float | None = Field(default=None, gt=0)
     allowed_tools: tuple[str, ...] | None = None
     paths_denied: tuple[str, ...] = ()
+    # The forge's CI runs a pushed branch's own definitions with the repository's CI
+    # secrets: a change to one is refused unless the operator lets them through.
+    allow_ci_changes: bool = False
     allow_secrets_in: tuple[str, ...] = ()
     # ``host[:port]`` entries the agent may reach besides HOOKAGENT_EGRESS_ALLOW's.
     network_allow: tuple[str, ...] = ()
@@ -267,9 +270,21 @@ class Policy(BaseModel):
         return settings.model_copy(update=update) if update else settings
 
     def denied(self, paths: Iterable[str]) -> list[str]:
-        """The paths (sorted) that match a ``paths_denied`` glob."""
-        globs = [glob_regex(g) for g in self.paths_denied]
+        """The paths (sorted) that match a ``paths_denied`` glob, or a CI definition's."""
+        listed = [*self.paths_denied, *(() if self.allow_ci_changes else CI_DEFINITIONS)]
+        globs = [glob_regex(g) for g in listed]
         return sorted(p for p in set(paths) if any(g.match(p) for g in globs))
+
+    def refusal(self, paths: Iterable[str], repository: str) -> str | None:
+        """Why a change to ``paths`` may not be pushed (denied paths); None when it may."""
+        denied = self.denied(paths)
+        if not denied:
+            return None
+        ci = [glob_regex(g) for g in CI_DEFINITIONS]
+        why = f"paths_denied of {repository}"
+        if not self.allow_ci_changes and any(g.match(p) for p in denied for g in ci):
+            why += "; CI definitions need allow_ci_changes = true"
+        return f"changes outside the policy: {', '.join(denied)} ({why})"
 
     def may_review(self, names: Iterable[str], approvers: Iterable[str]) -> bool:
         """Whether one of ``names`` is in ``reviewers`` or ``approvers`` (without case)."""
@@ -407,6 +422,28 @@ def _stamp(path: Path) -> tuple[int, int]:
 def load_policies(settings: Settings) -> Policies:
     """The policies, checked now: an invalid file raises :class:`PolicyError` (exit 2)."""
     return Policies.from_settings(settings)
+
+
+# What a forge's CI runs from the pushed branch itself, with the repository's CI secrets:
+# GitHub Actions (workflows and the local actions they use), GitLab CI, CircleCI, Jenkins,
+# Buildkite, Azure Pipelines, Travis, Bitbucket, Drone, Woodpecker, Cloud Build. A name
+# without a directory matches in any directory, as a CI may be pointed at one there.
+CI_DEFINITIONS = (
+    ".github/workflows/**",
+    ".github/actions/**",
+    ".gitlab-ci.yml",
+    ".gitlab/ci/**",
+    ".circleci/**",
+    "Jenkinsfile",
+    ".buildkite/**",
+    "azure-pipelines.yml",
+    ".travis.yml",
+    "bitbucket-pipelines.yml",
+    ".drone.yml",
+    ".woodpecker/**",
+    ".woodpecker.yml",
+    "cloudbuild.yaml",
+)
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:

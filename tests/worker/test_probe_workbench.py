@@ -283,22 +283,17 @@ async def test_setup_network_allow_opens_hosts_for_setup_alone_and_never_ours(
     assert f"[system] blocked connection to {listed}" in lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hole, not fixed: by default an agent's CI workflow is pushed (paths_denied empty)",
-)
 async def test_a_ci_workflow_the_agent_writes_is_not_pushed_by_default(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
     remotes: Path,
 ) -> None:  # fmt: skip
-    """A hole, not fixed here (a default to decide): the agent's code runs in the forge's CI.
+    """A hole (closed in policy.py): the agent's code ran in the forge's CI.
 
     hookagent pushes the agent's change to a branch of the repository itself, and a forge
     runs that branch's own workflow files on push (GitHub Actions ``on: push``, GitLab's
-    ``.gitlab-ci.yml``) with the repository's CI secrets: a stranger's prompt that gets
-    the agent to write one reads every CI secret, outside all of hookagent's walls. Nothing
-    refuses it by default (``paths_denied`` is empty; a GitHub token with the ``workflow``
-    scope pushes it). Proposed: ``paths_denied`` defaults to the CI definitions.
+    ``.gitlab-ci.yml``) with the repository's CI secrets: a stranger's prompt that got
+    the agent to write one read every CI secret, outside all of hookagent's walls. A change
+    to a CI definition now fails before push unless the policy says ``allow_ci_changes``.
     """
     workflow = ".github/workflows/exfiltrate.yml"
     script = f"mkdir -p .github/workflows && echo 'on: push' > {workflow}"
@@ -308,9 +303,32 @@ async def test_a_ci_workflow_the_agent_writes_is_not_pushed_by_default(
         policy_file=policy_file(tmp_path, body),
     )
     tid = await submit_alert(client)
-    await wait_status(store, tid, ENDED, timeout=60)
+    assert await wait_status(store, tid, ENDED, timeout=60) is TaskStatus.FAILED
+    task = await store.tasks.get(tid)
+    assert task.error == (
+        f"changes outside the policy: {workflow} (paths_denied of {REPO}; "
+        "CI definitions need allow_ci_changes = true)"
+    )
+    branches = git(remotes / f"{REPO}.git", "branch", "--list", f"hookagent/{tid}")
+    assert not branches.strip(), "nothing of the change reached the remote"
+
+
+async def test_allow_ci_changes_lets_a_ci_definition_through(
+    client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
+    remotes: Path,
+) -> None:  # fmt: skip
+    """An operator who wants the agent to fix CI files says so, per repository."""
+    workflow = ".github/workflows/ci.yml"
+    script = f"mkdir -p .github/workflows && echo 'on: push' > {workflow}"
+    body = 'auto_approve = [{ source = "sentry" }]\nallow_ci_changes = true\n'
+    start_worker(
+        agent_command=fake_agent("shell", f"({script}) 2>/dev/null; true"),
+        policy_file=policy_file(tmp_path, body),
+    )
+    tid = await submit_alert(client)
+    assert await wait_status(store, tid, ENDED, timeout=60) is TaskStatus.COMPLETED
     pushed = git(remotes / f"{REPO}.git", "ls-tree", "-r", "--name-only", f"hookagent/{tid}")
-    assert workflow not in pushed.split(), "the agent's workflow reached the remote"
+    assert workflow in pushed.split()
 
 
 MCP_VALUE = "glossary-" + "Wq4TzY81pLm0"

@@ -352,10 +352,9 @@ class PhaseRunner:
         if nested:
             await writer.system(f"left out nested git repositories: {', '.join(nested)}")
         changed = await self._workspaces.changed_files(path, base)
-        denied = policy.denied(changed)
-        if denied:
-            where = f"paths_denied of {task.repository}"
-            raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
+        refused = policy.refusal(changed, task.repository)
+        if refused:
+            raise PolicyViolation(refused)
         diff = await self._workspaces.diff(path, base)
         found = scan_diff(diff, run.redactor, policy.secrets_allowed)
         if found:

@@ -245,10 +245,9 @@ class Rounds:
         nested = await self._workspaces.stage(path)
         if nested:
             await writer.system(f"left out nested git repositories: {', '.join(nested)}")
-        denied = policy.denied(await self._workspaces.changed_files(path, base))
-        if denied:
-            where = f"paths_denied of {task.repository}"
-            raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
+        refused = policy.refusal(await self._workspaces.changed_files(path, base), task.repository)
+        if refused:
+            raise PolicyViolation(refused)
         # The run's redactor: it knows the setup_env values too, withheld from this setup.
         found = scan_diff(
             await self._workspaces.diff(path, base), job.redactor, policy.secrets_allowed
