@@ -50,25 +50,26 @@ async def test_a_setup_env_value_left_in_the_workspace_stays_out_of_blocked_line
     """A hole (closed by run.py's fix): setup_env values were unknown to the agent's
     ``blocked connection`` line.
 
-    The usual npm setup writes its token into the workspace (``.npmrc``), where the agent
-    reads it: ``setup_env`` keeps the value out of the agent's environment, not out of its
-    view. The agent's own output is redacted with the run's redactor, which knows the
+    An agent that has a setup_env value (setup left it in ``.npmrc``, before residue.py
+    stopped that; here the operator's agent_env passes it) names a host after it. The
+    agent's own output is redacted with the run's redactor, which knows the
     value; but the egress proxy's report of a refused target went through the log
     writer's redactor, which knows only hookagent's own secrets. An agent naming a host
     after the token put it plain in the log (and ``/search``).
     """
     monkeypatch.setenv("DEMO_REGISTRY_VALUE", SECRET)
-    setup = "printf '//registry.example/:_authToken=%s\\n' \"$DEMO_REGISTRY_VALUE\" > .npmrc"
-    body = f'setup = {json.dumps(setup)}\nsetup_env = ["DEMO_REGISTRY_VALUE"]\n'
+    body = 'setup = "true"\nsetup_env = ["DEMO_REGISTRY_VALUE"]\n'
     agent = "; ".join(
         [
-            "tok=$(sed -n 's/.*_authToken=//p' .npmrc)",
+            # The value reaches the agent (a file setup left, once; an operator's agent_env).
+            'tok="$DEMO_REGISTRY_VALUE"',
             'echo "agent read $(printf %s "$tok" | sha256sum | cut -c1-16)"',
             f'python3 -c "{CONNECT}" "$tok"',
         ]
     )
     start_worker(
         agent_command=fake_agent("shell", agent),
+        agent_env="DEMO_REGISTRY_VALUE",
         sandbox="bwrap",
         sandbox_network="allowlist",
         policy_file=policy_file(tmp_path, body),
@@ -77,7 +78,7 @@ async def test_a_setup_env_value_left_in_the_workspace_stays_out_of_blocked_line
     assert await wait_status(store, tid, PLANNED, timeout=60) is TaskStatus.PENDING_APPROVAL
     lines = await messages(store, tid)
     digest = hashlib.sha256(SECRET.encode()).hexdigest()[:16]
-    # The secret is in the agent's view: setup_env stops at the environment, not the files.
+    # The secret is in the agent's view (agent_env here).
     assert f"[stdout] shell| agent read {digest}" in lines, lines
     assert "[stdout] shell| proxy said HTTP/1.1 403 Forbidden" in lines, lines
     blocked = [m for m in lines if m.startswith("[system] blocked connection to ")]
@@ -150,19 +151,19 @@ async def test_an_empty_file_named_after_a_secret_is_refused_before_push(
     """A hole (closed in secretscan.py): an empty new file's name was never scanned.
 
     The scan read added names from ``+++`` headers, and ``git diff`` writes none for an
-    empty file (only ``diff --git`` and ``new file mode``). The executing agent reads the
-    setup_env value setup left in ``.npmrc`` and creates an empty file named after it:
+    empty file (only ``diff --git`` and ``new file mode``). The executing agent has a
+    setup_env value (agent_env here) and creates an empty file named after it:
     the name was pushed to the task's branch, for anyone who can see the pull request.
     """
     monkeypatch.setenv("DEMO_REGISTRY_VALUE", SECRET)
-    setup = "printf '//registry.example/:_authToken=%s\\n' \"$DEMO_REGISTRY_VALUE\" > .npmrc"
     body = (
         'auto_approve = [{ source = "sentry" }]\n'
-        f'setup = {json.dumps(setup)}\nsetup_env = ["DEMO_REGISTRY_VALUE"]\n'
+        'setup = "true"\nsetup_env = ["DEMO_REGISTRY_VALUE"]\n'
     )
     agent = "; ".join(
         [
-            "tok=$(sed -n 's/.*_authToken=//p' .npmrc)",
+            # The value reaches the agent (a file setup left, once; an operator's agent_env).
+            'tok="$DEMO_REGISTRY_VALUE"',
             # Planning's workspace is read-only: only the execution's touch lands.
             '(: > "$tok" && echo "agent: planted an empty file") 2>/dev/null',
             "(echo 'def total(xs): return 0' > app.py) 2>/dev/null",
@@ -171,6 +172,7 @@ async def test_an_empty_file_named_after_a_secret_is_refused_before_push(
     )
     start_worker(
         agent_command=fake_agent("shell", agent),
+        agent_env="DEMO_REGISTRY_VALUE",
         sandbox="bwrap",
         sandbox_network="allowlist",
         policy_file=policy_file(tmp_path, body),
@@ -420,21 +422,21 @@ async def test_a_nested_repository_named_after_a_setup_env_value_is_logged_redac
 ) -> None:  # fmt: skip
     """A hole (closed in redact.py): names hookagent logs were redacted without setup_env.
 
-    The executing agent makes a nested git repository named after the value setup left in
-    ``.npmrc``; hookagent leaves it out of the commit and says so, ``[system] left out
+    The executing agent makes a nested git repository named after a setup_env value it has
+    (agent_env here); hookagent leaves it out of the commit and says so, ``[system] left out
     nested git repositories: <name>``, through the log writer, whose redactor did not know
     the run's setup_env values. Any line hookagent writes about the agent's files (nested
     repositories, a held change's diff stat) had the same gap.
     """
     monkeypatch.setenv("DEMO_REGISTRY_VALUE", SECRET)
-    setup = "printf '//registry.example/:_authToken=%s\\n' \"$DEMO_REGISTRY_VALUE\" > .npmrc"
     body = (
         'auto_approve = [{ source = "sentry" }]\n'
-        f'setup = {json.dumps(setup)}\nsetup_env = ["DEMO_REGISTRY_VALUE"]\n'
+        'setup = "true"\nsetup_env = ["DEMO_REGISTRY_VALUE"]\n'
     )
     agent = "; ".join(
         [
-            "tok=$(sed -n 's/.*_authToken=//p' .npmrc)",
+            # The value reaches the agent (a file setup left, once; an operator's agent_env).
+            'tok="$DEMO_REGISTRY_VALUE"',
             '(git init -q "$tok" && echo x > "$tok/f" && echo "agent: nested") 2>/dev/null',
             "(echo 'def total(xs): return 0' > app.py) 2>/dev/null",
             "true",
@@ -442,6 +444,7 @@ async def test_a_nested_repository_named_after_a_setup_env_value_is_logged_redac
     )
     start_worker(
         agent_command=fake_agent("shell", agent),
+        agent_env="DEMO_REGISTRY_VALUE",
         sandbox="bwrap",
         sandbox_network="allowlist",
         policy_file=policy_file(tmp_path, body),

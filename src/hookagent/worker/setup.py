@@ -19,11 +19,13 @@ installs (a package hook, a conftest) may still be the agent's code.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import os
 import shutil
 import stat
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ from hookagent.redact import RedactingStream, Redactor
 from hookagent.settings import Settings, split_list
 from hookagent.store.writer import LogWriter
 from hookagent.worker.cache import Caches
+from hookagent.worker.residue import search
 from hookagent.worker.sandbox import SYSTEM_DIRS, confine
 
 SETUP_FILE = Path(".hookagent") / "setup.sh"
@@ -183,6 +186,28 @@ class Workbench:
             await writer.system(f"setup_env: not set in hookagent's environment: {missing}")
         return env | setup_secrets(policy)
 
+    async def _check_residue(
+        self, policy: Policy, workspace: Path, cache: Path, started: float, writer: LogWriter
+    ) -> None:
+        """Fail the task if setup left a ``setup_env`` value where the agent reads (residue.py)."""
+        values = setup_secrets(policy)
+        if not values:
+            return
+        roots = [(workspace, ""), (cache, "~/.cache/")]
+        # Timestamps are coarse (a few ms): a little before the start, not after it.
+        found = await asyncio.to_thread(search, roots, started - 0.05, values)
+        if found.name is not None:
+            shown = self.redactor(policy).redact(found.path or "")
+            raise AgentError(
+                f"setup left the value of {found.name} in {shown}, where the agent would read "
+                "it; write credentials under ~ (setup's home is gone when it ends), not into "
+                "the workspace or ~/.cache"
+            )
+        if found.unread:
+            await writer.system(
+                f"setup_env check: {found.unread} large or late files setup wrote were not read"
+            )
+
     async def _run_setup(
         self,
         policy: Policy,
@@ -218,6 +243,7 @@ class Workbench:
             argv, env, workspace, own, writable=True, on_blocked=blocked, cache=cache,
             cache_writable=script.trusted,
         )  # fmt: skip
+        started = time.time()
         async with confined as (wrapped, seen):
             result = await run_process(
                 wrapped,
@@ -231,6 +257,8 @@ class Workbench:
             )
         await writer.system(f"setup finished: {result.describe} after {result.duration_s:.1f}s")
         if result.exit_code == 0 and not result.timed_out:
+            if script.trusted:
+                await self._check_residue(policy, workspace, cache, started, writer)
             return True
         if result.timed_out:
             reason = f"setup timed out after {policy.setup_timeout:g}s (setup_timeout)"
