@@ -75,7 +75,7 @@ async def test_setup_leaving_the_value_where_the_agent_reads_fails_the_task(
     monkeypatch.setenv("DEMO_NPM_TOKEN", VALUE)
     setup = (
         f'mkdir -p "$(dirname "{where}")" && '
-        f"printf '//registry.example/:_authToken=%s\\n' \"$DEMO_NPM_TOKEN\" > \"{where}\""
+        f'printf \'//registry.example/:_authToken=%s\\n\' "$DEMO_NPM_TOKEN" > "{where}"'
     )
     body = f'setup = {json.dumps(setup)}\nsetup_env = ["DEMO_NPM_TOKEN"]\n'
     start_worker(
