@@ -169,7 +169,7 @@ class PhaseRunner:
             path = self._workspaces.path(task.task_id)
             if resume is None:
                 path = await self._clone(task, writer)
-                await self._workspaces.hand_over(path)
+                await self._workspaces.checkout(path).hand_over()
             prompt = (
                 RESUME_PROMPT
                 if resume
@@ -293,8 +293,8 @@ class PhaseRunner:
             else:
                 resume = None
                 path = await self._clone(task, writer)
-                base = await self._workspaces.start_branch(path, branch)
-                await self._workspaces.hand_over(path)
+                base = await self._workspaces.checkout(path).start_branch(branch)
+                await self._workspaces.checkout(path).hand_over()
             outcome = await self._turns.agent(
                 run, task, path, Phase.EXECUTE, RESUME_PROMPT if resume else prompt, writer,
                 setup=None if resume else checkout_setup(run.policy, path), resume=resume,
@@ -348,15 +348,15 @@ class PhaseRunner:
         ``auto_approve`` rule allows once its files are counted returns its diff stat.
         """
         policy = run.policy
-        nested = await self._workspaces.stage(path)
+        nested = await self._workspaces.checkout(path).stage()
         if nested:
             await writer.system(f"left out nested git repositories: {', '.join(nested)}")
-        changed = await self._workspaces.changed_files(path, base)
+        changed = await self._workspaces.checkout(path).changed_files(base)
         denied = policy.denied(changed)
         if denied:
             where = f"paths_denied of {task.repository}"
             raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
-        diff = await self._workspaces.diff(path, base)
+        diff = await self._workspaces.checkout(path).diff(base)
         found = scan_diff(diff, run.redactor, policy.secrets_allowed)
         if found:
             # Paths are redacted already; a finding never holds the value it found.
@@ -370,11 +370,11 @@ class PhaseRunner:
         )
         if policy.auto_rule(facts) is not None:
             return None
-        return await self._workspaces.diff(path, base, stat=True)
+        return await self._workspaces.checkout(path).diff(base, stat=True)
 
     async def _diff_stat(self, path: Path, base: str) -> str:
         """The staged change's diff stat, redacted and capped: what a regression is told."""
-        stat = await self._workspaces.diff(path, base, stat=True)
+        stat = await self._workspaces.checkout(path).diff(base, stat=True)
         lines = self._redactor.redact_lines(stat.rstrip().splitlines()[-DIFF_STAT_LINES:])
         return "\n".join(lines)
 

@@ -197,10 +197,10 @@ class Rounds:
         # the agent's earlier commits may have rewritten.
         script = None
         if job.policy.setup is None:
-            script = await self._workspaces.committed_file(path, str(SETUP_FILE))
-        head = await self._workspaces.check_out_branch(path, task.branch, task.forge)
+            script = await self._workspaces.checkout(path).committed_file(str(SETUP_FILE))
+        head = await self._workspaces.checkout(path).check_out_branch(task.branch, task.forge)
         await writer.system(f"checked out {task.branch} at {head[:12]}")
-        await self._workspaces.hand_over(path)
+        await self._workspaces.checkout(path).hand_over()
         prompt = round_prompt(
             repository=task.repository,
             source=task.source,
@@ -223,8 +223,7 @@ class Rounds:
         s = self._settings
         ci = all(item.get("kind") == "ci" for item in taken.items)
         what = "fix failing checks" if ci else "address review"
-        sha = await self._workspaces.commit_all(
-            path,
+        sha = await self._workspaces.checkout(path).commit_all(
             f"hookagent: {what} (round {taken.number})\n\nhookagent task {task.task_id}",
             name=s.git_author_name,
             email=s.git_author_email,
@@ -233,7 +232,7 @@ class Rounds:
             await writer.system("the agent changed nothing; no commit")
             return Pushed(None, report)
         try:
-            await self._workspaces.push(path, task.branch, task.forge)
+            await self._workspaces.checkout(path).push(task.branch, task.forge)
         except WorkspaceError as exc:
             raise WorkspaceError(f"push of {task.branch} rejected: {exc.message}") from None
         await writer.system(f"pushed {sha[:12]} to {task.branch}")
@@ -242,16 +241,16 @@ class Rounds:
     async def _vet(self, job: Run, task: Task, path: Path, base: str, writer: LogWriter) -> None:
         """The execution's checks on the round's change: denied paths and secrets fail it."""
         policy = job.policy
-        nested = await self._workspaces.stage(path)
+        nested = await self._workspaces.checkout(path).stage()
         if nested:
             await writer.system(f"left out nested git repositories: {', '.join(nested)}")
-        denied = policy.denied(await self._workspaces.changed_files(path, base))
+        denied = policy.denied(await self._workspaces.checkout(path).changed_files(base))
         if denied:
             where = f"paths_denied of {task.repository}"
             raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
         # The run's redactor: it knows the setup_env values too, withheld from this setup.
         found = scan_diff(
-            await self._workspaces.diff(path, base), job.redactor, policy.secrets_allowed
+            await self._workspaces.checkout(path).diff(base), job.redactor, policy.secrets_allowed
         )
         if found:
             writer.add_lines(LogStream.SYSTEM, [f.describe() for f in found])
