@@ -51,7 +51,7 @@ class Gates:
 
     async def quota_held(self, job: Job) -> bool:
         """Hand the job back, unclaimed, while its agent's model quota is out (all workers')."""
-        agent = await self._phases.agent_name(job.task_id)
+        agent = await self._phases.agents.name_of(job.task_id)
         if agent is None:
             return False  # the claim that follows skips the job
         quota = await self._phases.quota.held(job.task_id, agent)

@@ -125,7 +125,7 @@ class Worker:
         block_ms = max(100, self._queue.lease_ms // 2)
         backoff = 0.1
         while not stop.is_set():
-            await self._phases.sweep_workspaces()  # between jobs, at most every 10 minutes
+            await self._phases.sweeper.sweep()  # between jobs, at most every 10 minutes
             try:
                 job = await self._next_job(stop, block_ms)
                 backoff = 0.1
