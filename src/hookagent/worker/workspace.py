@@ -138,7 +138,7 @@ class Workspaces:
     async def clone(self, task_id: str, repo: str, forge: str = "github") -> Path:
         """A fresh checkout (an earlier attempt's leftovers are removed first).
 
-        The workspace holds the files only; :meth:`hand_over` gives the agent its ``.git``.
+        The workspace holds the files only; :meth:`Checkout.hand_over` gives the agent its ``.git``.
         """
         target, private = self.path(task_id), self.git_dir(task_id)
         try:
