@@ -259,8 +259,9 @@ class PhaseRunner:
             else:
                 resume = None
                 path = await self._clone(task, writer)
-                base = await self._workspaces.checkout(path).start_branch(branch)
-                await self._workspaces.checkout(path).hand_over()
+                checkout = self._workspaces.checkout(path)
+                base = await checkout.start_branch(branch)
+                await checkout.hand_over()
             outcome = await self._turns.agent(
                 run, task, path, Phase.EXECUTE, RESUME_PROMPT if resume else prompt, writer,
                 setup=None if resume else checkout_setup(run.policy, path), resume=resume,
@@ -313,16 +314,16 @@ class PhaseRunner:
         A denied path or a secret fails the task. An auto-approved change that no
         ``auto_approve`` rule allows once its files are counted returns its diff stat.
         """
-        policy = run.policy
-        nested = await self._workspaces.checkout(path).stage()
+        policy, checkout = run.policy, self._workspaces.checkout(path)
+        nested = await checkout.stage()
         if nested:
             await writer.system(f"left out nested git repositories: {', '.join(nested)}")
-        changed = await self._workspaces.checkout(path).changed_files(base)
+        changed = await checkout.changed_files(base)
         denied = policy.denied(changed)
         if denied:
             where = f"paths_denied of {task.repository}"
             raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
-        diff = await self._workspaces.checkout(path).diff(base)
+        diff = await checkout.diff(base)
         found = scan_diff(diff, run.redactor, policy.secrets_allowed)
         if found:
             # Paths are redacted already; a finding never holds the value it found.
@@ -336,7 +337,7 @@ class PhaseRunner:
         )
         if policy.auto_rule(facts) is not None:
             return None
-        return await self._workspaces.checkout(path).diff(base, stat=True)
+        return await checkout.diff(base, stat=True)
 
     async def _diff_stat(self, path: Path, base: str) -> str:
         """The staged change's diff stat, redacted and capped: what a regression is told."""

@@ -195,12 +195,13 @@ class Rounds:
         path = await self._workspaces.clone(task.task_id, task.repository, task.forge)
         # Read before the branch is checked out: the default branch's script, not the copy
         # the agent's earlier commits may have rewritten.
+        checkout = self._workspaces.checkout(path)
         script = None
         if job.policy.setup is None:
-            script = await self._workspaces.checkout(path).committed_file(str(SETUP_FILE))
-        head = await self._workspaces.checkout(path).check_out_branch(task.branch, task.forge)
+            script = await checkout.committed_file(str(SETUP_FILE))
+        head = await checkout.check_out_branch(task.branch, task.forge)
         await writer.system(f"checked out {task.branch} at {head[:12]}")
-        await self._workspaces.checkout(path).hand_over()
+        await checkout.hand_over()
         prompt = round_prompt(
             repository=task.repository,
             source=task.source,
@@ -240,18 +241,16 @@ class Rounds:
 
     async def _vet(self, job: Run, task: Task, path: Path, base: str, writer: LogWriter) -> None:
         """The execution's checks on the round's change: denied paths and secrets fail it."""
-        policy = job.policy
-        nested = await self._workspaces.checkout(path).stage()
+        policy, checkout = job.policy, self._workspaces.checkout(path)
+        nested = await checkout.stage()
         if nested:
             await writer.system(f"left out nested git repositories: {', '.join(nested)}")
-        denied = policy.denied(await self._workspaces.checkout(path).changed_files(base))
+        denied = policy.denied(await checkout.changed_files(base))
         if denied:
             where = f"paths_denied of {task.repository}"
             raise PolicyViolation(f"changes outside the policy: {', '.join(denied)} ({where})")
         # The run's redactor: it knows the setup_env values too, withheld from this setup.
-        found = scan_diff(
-            await self._workspaces.checkout(path).diff(base), job.redactor, policy.secrets_allowed
-        )
+        found = scan_diff(await checkout.diff(base), job.redactor, policy.secrets_allowed)
         if found:
             writer.add_lines(LogStream.SYSTEM, [f.describe() for f in found])
             await writer.flush()

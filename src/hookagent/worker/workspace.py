@@ -32,7 +32,6 @@ from hookagent.worker.spare import Spares
 
 log = logging.getLogger(__name__)
 
-
 TASK_ID = re.compile(r"^task-[0-9]+-[0-9a-f]+$")
 
 IsLive = Callable[[str], Awaitable[bool]] | AbstractSet[str]
@@ -53,7 +52,7 @@ def _age(path: Path) -> float:
 
 
 class Workspaces:
-    """Checks a task's repository out into ``root/<task_id>``, publishes it, removes it."""
+    """Checks a task's repository out into ``root/<task_id>``, hands out its git, removes it."""
 
     def __init__(
         self,
