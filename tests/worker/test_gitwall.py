@@ -168,11 +168,11 @@ async def test_a_wrecked_git_nested_repositories_and_a_linked_workspace(
     task = "task-1764040000123-0a1b2c3d4e5f"
     spaces = Workspaces(tmp_path / "ws", url_template=f"file://{remotes}/{{repo}}.git", timeout=30)
     path = await spaces.clone(task, REPO)
-    await spaces.hand_over(path)
+    await spaces.checkout(path).hand_over()
     assert git("-C", path, "status", "--porcelain") == "", "the agent's copy is a clean clone"
     assert git("-C", path, "rev-parse", "origin/main") == git("-C", path, "rev-parse", "HEAD")
     assert not spaces.git_dir(task).is_relative_to(tmp_path / "ws")
-    base = await spaces.start_branch(path, "hookagent/t")
+    base = await spaces.checkout(path).start_branch("hookagent/t")
     # The agent's .git replaced by a pointer elsewhere; alternates, grafts: never read.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -188,10 +188,10 @@ async def test_a_wrecked_git_nested_repositories_and_a_linked_workspace(
             git("-C", path / nested, "add", ".")
             git("-C", path / nested, "-c", "user.name=a", "-c", "user.email=a@b", "commit",
                 "-qm", "x")  # fmt: skip
-    assert await spaces.stage(path) == ["vendor/empty", "vendor/full"]
-    assert await spaces.changed_files(path, base) == ["app.py"]
-    sha = await spaces.commit_all(path, "fix", name="t", email="t@example.com")
-    await spaces.push(path, "hookagent/t")
+    assert await spaces.checkout(path).stage() == ["vendor/empty", "vendor/full"]
+    assert await spaces.checkout(path).changed_files(base) == ["app.py"]
+    sha = await spaces.checkout(path).commit_all("fix", name="t", email="t@example.com")
+    await spaces.checkout(path).push("hookagent/t")
     bare = remotes / f"{REPO}.git"
     assert git("-C", bare, "rev-parse", "hookagent/t").strip() == sha
     assert git("-C", bare, "ls-tree", "-r", "--name-only", "hookagent/t").split() == [
@@ -202,4 +202,4 @@ async def test_a_wrecked_git_nested_repositories_and_a_linked_workspace(
     subprocess.run(["rm", "-rf", str(path)], check=True)
     path.symlink_to(elsewhere)
     with pytest.raises(WorkspaceError, match="no longer a directory"):
-        await spaces.commit_all(path, "fix", name="t", email="t@example.com")
+        await spaces.checkout(path).commit_all("fix", name="t", email="t@example.com")

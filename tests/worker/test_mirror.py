@@ -101,7 +101,7 @@ async def test_what_the_agent_does_to_its_git_never_reaches_the_mirror(
     may: they are its own files) leaves the mirror, and the next task's clone, intact."""
     spaces = workspaces(tmp_path, f"file://{remotes}/{{repo}}.git")
     path = await spaces.clone(FIRST, REPO)
-    await spaces.hand_over(path)
+    await spaces.checkout(path).hand_over()
     wrecked = 0
     for top, _, files in os.walk(path / ".git" / "objects"):
         for name in files:

@@ -200,8 +200,9 @@ async def test_the_scan_reads_empty_new_files_names_plain_and_quoted(
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).touch()
     (path / "ok.txt").touch()  # an empty file with a clean name: no finding
-    await spaces.stage(path)
-    diff = await spaces.diff(path, "main")
+    checkout = spaces.checkout(path)
+    await checkout.stage()
+    diff = await checkout.diff("main")
     assert "+++ " not in diff  # the shape that was missed
     found = scan_diff(diff, Redactor([SECRET]))
     assert sorted((f.line, f.kind) for f in found) == sorted(
@@ -211,8 +212,8 @@ async def test_the_scan_reads_empty_new_files_names_plain_and_quoted(
     # One finding per name: a non-empty file is not scanned twice (header and ``+++``).
     (path / "full.txt").write_text(token + "\n")
     (path / token).write_text("x\n")
-    await spaces.stage(path)
-    again = scan_diff(await spaces.diff(path, "main"), Redactor([SECRET]))
+    await checkout.stage()
+    again = scan_diff(await checkout.diff("main"), Redactor([SECRET]))
     assert len(again) == 4, again
 
 

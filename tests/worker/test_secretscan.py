@@ -24,8 +24,8 @@ async def change(tmp_path: Path, remotes: Path, files: dict[str, bytes]) -> str:
             (path / name).write_bytes(data)
         else:
             (path / name).unlink()
-    await spaces.stage(path)
-    return await spaces.diff(path, "main")
+    await spaces.checkout(path).stage()
+    return await spaces.checkout(path).diff("main")
 
 
 async def test_added_lines_names_and_binaries_are_scanned(tmp_path: Path, remotes: Path) -> None:

@@ -123,7 +123,7 @@ async def test_the_second_task_takes_the_spare_at_the_remotes_new_head(
     assert status == ""
     url = git(tmp_path, "--git-dir", str(spaces.git_dir(SECOND)), "config", "remote.origin.url")
     assert url.strip() == f"file://{remotes}/{REPO}.git"
-    await spaces.hand_over(path)  # the agent's .git, as before
+    await spaces.checkout(path).hand_over()  # the agent's .git, as before
     assert git(path, "rev-parse", "HEAD").strip() == new_head
     await spaces.settled()
     assert (spare / "tree" / "added.txt").is_file(), "the next spare, at the new head"
@@ -229,7 +229,7 @@ async def test_what_the_first_tasks_agent_writes_never_reaches_the_second_task(
     data = tmp_path / "data"
     spaces = workspaces(data, remotes)
     path = await spaces.clone(FIRST, REPO)
-    await spaces.hand_over(path)
+    await spaces.checkout(path).hand_over()
     marker = tmp_path / "ran"
     script = f"#!/bin/sh\ntouch '{marker}'\n"
     for hook in ("post-checkout", "post-merge", "reference-transaction", "pre-commit"):
@@ -247,7 +247,7 @@ async def test_what_the_first_tasks_agent_writes_never_reaches_the_second_task(
     commit(bare, tmp_path, "echo later > later.txt")
 
     second = await spaces.clone(SECOND, REPO)
-    await spaces.hand_over(second)
+    await spaces.checkout(second).hand_over()
     assert not marker.exists(), "nothing of the agent's ran"
     files = tree_of(second)
     assert files == remote_tree(bare, tmp_path)

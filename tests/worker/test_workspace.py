@@ -17,7 +17,8 @@ from hookagent.errors import WorkspaceError
 from hookagent.models import TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store
-from hookagent.worker.workspace import Workspaces, _scrub, split_credentials
+from hookagent.worker.git import _scrub, split_credentials
+from hookagent.worker.workspace import Workspaces
 from tests.conftest import RunWorker
 from tests.git_http import GitHttpServer
 from tests.helpers import FIXTURES, REPO, fake_agent, make_remote, wait_status
@@ -97,17 +98,17 @@ async def test_credentials_reach_git_but_not_the_clone(
         token=token,
     )
     path = await spaces.clone(TASK, REPO)
-    await spaces.hand_over(path)
+    await spaces.checkout(path).hand_over()
     assert git_server.authorized > 0 and git_server.refused == 0, "the server saw credentials"
     assert git("-C", path, "config", "--get", "remote.origin.url") == f"{git_server.url}/{REPO}.git"
     header = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
     assert secrets_on_disk(path, TOKEN, header) == ""
     assert secrets_on_disk(spaces.git_dir(TASK), TOKEN, header) == ""
 
-    await spaces.start_branch(path, "hookagent/t")
+    await spaces.checkout(path).start_branch("hookagent/t")
     (path / "NEW.md").write_text("new\n")
-    sha = await spaces.commit_all(path, "add", name="t", email="t@example.com")
-    await spaces.push(path, "hookagent/t")
+    sha = await spaces.checkout(path).commit_all("add", name="t", email="t@example.com")
+    await spaces.checkout(path).push("hookagent/t")
     assert git("-C", remotes / f"{REPO}.git", "rev-parse", "hookagent/t") == sha
     assert secrets_on_disk(path, TOKEN, header) == ""
     assert secrets_on_disk(spaces.git_dir(TASK), TOKEN, header) == ""
@@ -129,13 +130,13 @@ async def test_gitlab_projects_clone_beside_the_api_with_the_gitlab_token(
         )
         spaces = Workspaces.from_settings(own)
         path = await spaces.clone(TASK, project, "gitlab")
-        await spaces.hand_over(path)
+        await spaces.checkout(path).hand_over()
         assert server.authorized > 0 and server.refused == 0
         origin = git("-C", path, "config", "--get", "remote.origin.url")
         assert origin == f"{server.url}/{project}.git"
         (path / "NEW.md").write_text("new\n")
-        sha = await spaces.commit_all(path, "add", name="t", email="t@example.com")
-        await spaces.push(path, "hookagent/t", "gitlab")
+        sha = await spaces.checkout(path).commit_all("add", name="t", email="t@example.com")
+        await spaces.checkout(path).push("hookagent/t", "gitlab")
     header = base64.b64encode(f"oauth2:{token}".encode()).decode()
     assert secrets_on_disk(path, token, header) == ""
     assert git("-C", tmp_path / "gitlab" / f"{project}.git", "rev-parse", "hookagent/t") == sha
@@ -152,14 +153,14 @@ async def test_wrong_token_fails_with_a_clean_message(
     )
     path = await good.clone(TASK, REPO)
     (path / "NEW.md").write_text("new\n")
-    await good.commit_all(path, "add", name="t", email="t@example.com")
+    await good.checkout(path).commit_all("add", name="t", email="t@example.com")
     # Same workspace, other credentials: the push uses only what this Workspaces hands git,
     # which also shows that nothing of the first token stayed in the clone.
     wrong = Workspaces(
         tmp_path / "ws", url_template=f"http://u:{WRONG}@{host}/{{repo}}.git", timeout=30
     )
     with pytest.raises(WorkspaceError) as pushed:
-        await wrong.push(path, "hookagent/t")
+        await wrong.checkout(path).push("hookagent/t")
     with pytest.raises(WorkspaceError) as cloned:
         await wrong.clone(TASK, REPO)
     with pytest.raises(WorkspaceError) as missing:

@@ -1,7 +1,8 @@
 """The worker loop: claims jobs, holds their lease, stops them on cancel, hands them back.
 
-It also keeps its record in the worker registry fresh (a heartbeat), for ``/readyz`` and
-``/workers``.
+What a job waits for before it runs (its review round, its agent's quota, a run slot of its
+repository) is gates.py's. The loop also keeps its record in the worker registry fresh (a
+heartbeat), for ``/readyz`` and ``/workers``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from hookagent.store import (
     WorkerInfo,
 )
 from hookagent.store.writer import LogWriter, recover_spills
+from hookagent.worker.gates import Gates
 from hookagent.worker.phases import PhaseRunner
 from hookagent.worker.workspace import Workspaces
 
@@ -51,9 +53,6 @@ BACKOFF_MAX_S = 5.0
 # A change whose effects are still pending after this long lost its process: the heartbeat
 # applies them (store/effects.py). Far above a change's normal few milliseconds.
 SETTLE_AFTER_S = 30.0
-# A job handed back for want of a repository slot is offered again after this long, at
-# most: short enough to start soon after a slot frees, long enough not to spin on it.
-DEFER_MAX_MS = 2000
 # While Redis is away, a lease renewal is tried again this often: once it is back, the
 # lease is renewed within this long, before another worker's reclaim finds it lapsed.
 LEASE_RETRY_S = 0.5
@@ -79,6 +78,7 @@ class Worker:
         self._phases = PhaseRunner(
             store=store, settings=settings, agent=agent, worker=self.name, redactor=self._redactor
         )
+        self._gates = Gates(store=store, settings=settings, phases=self._phases, worker=self.name)
         self.busy = False
         self._job: Job | None = None
         self._host = socket.gethostname()
@@ -125,7 +125,7 @@ class Worker:
         block_ms = max(100, self._queue.lease_ms // 2)
         backoff = 0.1
         while not stop.is_set():
-            await self._phases.sweep_workspaces()  # between jobs, at most every 10 minutes
+            await self._phases.sweeper.sweep()  # between jobs, at most every 10 minutes
             try:
                 job = await self._next_job(stop, block_ms)
                 backoff = 0.1
@@ -242,33 +242,22 @@ class Worker:
             await self._give_up(job)
             return True
         if job.phase is Phase.ROUND:
-            wait = await self._phases.round_gate(job.task_id)
-            if not wait.run:
-                return await self._hold_round(job, wait.after_ms)
+            held = await self._gates.hold_round(job)
+            if held is not None:
+                return held
         if job.deliveries > 1:
             await self._end_predecessor(job.task_id)
-        if await self._quota_held(job):
+        if await self._gates.quota_held(job):
             return False  # handed back until the agent's quota should be back
         token = f"{self.name}:{job.job_id}:{secrets.token_hex(4)}"
-        repo = await self._limited_repo(job)
-        if repo is not None and not await self._take_slot(job, repo, token):
+        repo = await self._gates.limited_repo(job)
+        if repo is not None and not await self._gates.take_slot(job, repo, token):
             return False  # handed back: another worker, or this one, takes it later
         try:
             return await self._attempt(job, token, repo)
         finally:
             if repo is not None:
-                await self._release_slot(repo, token)
-
-    async def _hold_round(self, job: Job, after_ms: int) -> bool:
-        """A review round not due: deferred ``after_ms`` (False), or done with (True: acked).
-
-        Deferred through the queue while review feedback still arrives (the debounce): no
-        worker waits on it meanwhile, and the wait is no failed delivery.
-        """
-        if not after_ms:
-            return True
-        await self._queue.defer(job, self.name, after_ms=min(after_ms, self._queue.lease_ms))
-        return False
+                await self._gates.release_slot(repo, token)
 
     async def _attempt(self, job: Job, token: str, repo: str | None) -> bool:
         # Read before the claim: its status entry is the attempt's first line.
@@ -343,7 +332,7 @@ class Worker:
             await asyncio.sleep(wait)  # a heartbeat timer, not a poll
             try:
                 owned = await self._queue.renew(job, self.name)
-                slot = repo is None or await self._renew_slot(job, repo, token)
+                slot = repo is None or await self._gates.renew_slot(job, repo, token)
             except (StoreConnectionError, StoreTimeoutError, OSError) as exc:
                 raise_if_cancelling()
                 log.warning("worker %s: lease of %s not renewed: %r", self.name, job.task_id, exc)
@@ -354,56 +343,6 @@ class Worker:
             if not slot:
                 raise LeaseLost(f"the run slot of {repo} lapsed")
             wait = interval
-
-    async def _renew_slot(self, job: Job, repo: str, token: str) -> bool:
-        if await self._store.slots.renew(repo, token):
-            return True
-        return (await self._store.slots.take(repo, token, job.task_id)).held
-
-    async def _limited_repo(self, job: Job) -> str | None:
-        """The task's repository when HOOKAGENT_MAX_RUNS_PER_REPO limits runs, else None."""
-        if not self._settings.max_runs_per_repo:
-            return None
-        try:
-            return (await self._store.tasks.get(job.task_id)).repository
-        except TaskNotFound:
-            return None  # the claim that follows skips the job
-
-    async def _take_slot(self, job: Job, repo: str, token: str) -> bool:
-        """A run slot of ``repo``; else the job is handed back, and the task log says why once."""
-        answer = await self._store.slots.take(repo, token, job.task_id)
-        if answer.held:
-            return True
-        if answer.first_wait:
-            runs = "run" if answer.running == 1 else "runs"
-            text = (
-                f"[system] waiting: {answer.running} {runs} of {repo} in progress "
-                f"(HOOKAGENT_MAX_RUNS_PER_REPO={self._settings.max_runs_per_repo})"
-            )
-            line = NewLine(utc_iso(), LogStream.SYSTEM.value, text)
-            await self._store.logs.append(job.task_id, [line])
-        after_ms = min(self._queue.lease_ms // 5, DEFER_MAX_MS)
-        await self._queue.defer(job, self.name, after_ms=after_ms)
-        return False
-
-    async def _quota_held(self, job: Job) -> bool:
-        """Hand the job back, unclaimed, while its agent's model quota is out (all workers')."""
-        agent = await self._phases.agent_name(job.task_id)
-        if agent is None:
-            return False  # the claim that follows skips the job
-        quota = await self._phases.quota.held(job.task_id, agent)
-        if quota is None:
-            return False
-        after_ms = int(quota.remaining() * 1000) + 1
-        await self._queue.defer(job, self.name, after_ms=after_ms)
-        return True
-
-    async def _release_slot(self, repo: str, token: str) -> None:
-        try:
-            await self._store.slots.release(repo, token)
-        except (StoreConnectionError, StoreTimeoutError) as exc:
-            # Not lost for good: the slot lapses one lease after its last renewal.
-            log.warning("worker %s: could not free the slot of %s: %r", self.name, repo, exc)
 
     async def _hand_back(self, job: Job) -> None:
         """On shutdown: say so in the task's log and make the job claimable at once."""

@@ -2,7 +2,7 @@
 
 ``<data dir>/mirrors/<name>.git`` (the name as the repository's cache has it) is a bare,
 single-branch clone of the repository's default branch, made by hookagent's hardened git
-(workspace.py) the first time and brought up to date with ``git fetch`` before each clone.
+(git.py) the first time and brought up to date with ``git fetch`` before each clone.
 A task's private git directory is then cloned from the mirror on the local disk (object
 files hard-linked, nothing downloaded), and its ``origin`` set back to the remote's URL.
 
@@ -40,7 +40,7 @@ MAX_PACKS = 20
 
 
 class Git(Protocol):
-    """hookagent's hardened git runner (``Workspaces._git``)."""
+    """hookagent's hardened git runner (``git.HardenedGit``)."""
 
     def __call__(
         self, *args: str, auth: str | None = None, url: str | None = None

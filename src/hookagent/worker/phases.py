@@ -1,48 +1,40 @@
-"""What a worker does in each phase: plan (read-only) and execute (edit, then publish)."""
+"""What a worker does in each phase: plan (read-only) and execute (edit, then publish).
+
+One object runs every phase because they share what a run goes through: the workspaces,
+the agent session, the quota gate and the policies. What is asked before or between runs
+lives beside it: which agent (agentchoice.py), the gates (gates.py), the sweep (sweeper.py).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import time
 from pathlib import Path
 from typing import Any
 
-from hookagent.agents import Agent, AgentOutcome, build_agent
+from hookagent.agents import Agent, AgentOutcome
 from hookagent.agents.base import RESUME_PROMPT
-from hookagent.agents.mcp import secret_values
 from hookagent.briefing.prompts import execution_prompt, planning_prompt
-from hookagent.errors import (
-    AgentError,
-    PolicyViolation,
-    PullRequestError,
-    TaskNotFound,
-    WorkspaceError,
-)
-from hookagent.models import FAIL, TERMINAL_STATUSES, Action, LogStream, Phase, Task, TaskKind
+from hookagent.errors import AgentError, PolicyViolation, PullRequestError, WorkspaceError
+from hookagent.models import FAIL, Action, LogStream, Phase, Task, TaskKind
 from hookagent.policy import Facts, Policies, Policy, plan_files
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Job, Store
 from hookagent.store.writer import LogWriter
+from hookagent.worker.agentchoice import AgentChoice
 from hookagent.worker.cache import Caches
 from hookagent.worker.discussion import Threads
 from hookagent.worker.publish import Publisher
 from hookagent.worker.quota import QuotaGate
 from hookagent.worker.review import Reviewed, ReviewRun
 from hookagent.worker.rounds import Rounds, Wait
-from hookagent.worker.run import AgentSession, sweep_homes
+from hookagent.worker.run import AgentSession
 from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.setup import Workbench, checkout_setup, operator_instructions
+from hookagent.worker.sweeper import Sweeper
 from hookagent.worker.turns import Run, Turns
 from hookagent.worker.workspace import Workspaces
 
-log = logging.getLogger(__name__)
-
-# Leftover workspaces (a crash, a cancel, a failed task's keep window) are rare: a sweep
-# every ten minutes keeps the disk tidy without a Redis read per directory per job.
-SWEEP_EVERY_S = 600.0
 # A regression's prompt quotes the last lines of the merged change's diff stat (the summary last).
 DIFF_STAT_LINES = 40
 
@@ -64,16 +56,22 @@ class PhaseRunner:
         self._policies = policies or Policies.from_settings(settings)
         self._redactor = redactor
         self._settings = settings
-        self._agent = agent
-        self._others: dict[str, Agent] = {}
         self._worker = worker
         self._workspaces = Workspaces.from_settings(settings)
-        self._next_sweep = 0.0
+        self.agents = AgentChoice(
+            store=store, settings=settings, agent=agent, redactor=redactor, policies=self._policies
+        )
         self._threads = Threads(settings)
         self._session = AgentSession(store=store, settings=settings, redactor=redactor)
         self.quota = QuotaGate(store=store, settings=settings, workspaces=self._workspaces)
-        self._workbench = Workbench(
-            settings=settings, caches=Caches.from_settings(settings), redactor=redactor
+        caches = Caches.from_settings(settings)
+        self._workbench = Workbench(settings=settings, caches=caches, redactor=redactor)
+        self.sweeper = Sweeper(
+            store=store,
+            settings=settings,
+            workspaces=self._workspaces,
+            caches=caches,
+            worker=worker,
         )
         self._publisher = Publisher(
             store=store, settings=settings, workspaces=self._workspaces, redactor=redactor
@@ -107,7 +105,7 @@ class PhaseRunner:
         task = await self._store.tasks.get(job.task_id)
         policy = self._policies.effective(task.repository)
         own = policy.run_settings(self._settings, job.phase)
-        agent = self._agent_for(task, own, policy)
+        agent = self.agents.for_run(task, own, policy)
         verb = {
             Phase.PLAN: "planning",
             Phase.EXECUTE: "executing the approved plan",
@@ -130,38 +128,6 @@ class PhaseRunner:
         else:
             await self._plan(run, task, writer, token)
 
-    async def agent_name(self, task_id: str) -> str | None:
-        """The agent a run of the task would use; None when the task is gone or ended."""
-        try:
-            task = await self._store.tasks.get(task_id)
-        except TaskNotFound:
-            return None
-        if task.status in TERMINAL_STATUSES:
-            return None  # cancelled while it waited, say: the claim that follows skips it
-        own = self._policies.effective(task.repository).run_settings(self._settings)
-        if task.agent:
-            return task.agent
-        return own.agent if own is not self._settings else self._agent.name
-
-    def _agent_for(self, task: Task, own: Settings, policy: Policy) -> Agent:
-        """The task's own agent when it names one (``?agent=`` on the webhook), else the default.
-
-        A repository policy that sets the agent, model, budget, tools or MCP servers gets an
-        adapter built for this run. The servers' secrets are redacted from now on.
-        """
-        if policy.mcp_servers:
-            self._redactor.learn(secret_values(policy.mcp_servers))
-            chosen = own.model_copy(update={"agent": task.agent}) if task.agent else own
-            return build_agent(chosen, mcp_servers=policy.mcp_servers)
-        if own is not self._settings:
-            return build_agent(own.model_copy(update={"agent": task.agent}) if task.agent else own)
-        name = task.agent or self._agent.name
-        if name == self._agent.name:
-            return self._agent
-        if name not in self._others:
-            self._others[name] = build_agent(self._settings.model_copy(update={"agent": name}))
-        return self._others[name]
-
     async def _plan(self, run: Run, task: Task, writer: LogWriter, token: str) -> None:
         agent = run.agent
         try:
@@ -169,7 +135,7 @@ class PhaseRunner:
             path = self._workspaces.path(task.task_id)
             if resume is None:
                 path = await self._clone(task, writer)
-                await self._workspaces.hand_over(path)
+                await self._workspaces.checkout(path).hand_over()
             prompt = (
                 RESUME_PROMPT
                 if resume
@@ -293,8 +259,9 @@ class PhaseRunner:
             else:
                 resume = None
                 path = await self._clone(task, writer)
-                base = await self._workspaces.start_branch(path, branch)
-                await self._workspaces.hand_over(path)
+                checkout = self._workspaces.checkout(path)
+                base = await checkout.start_branch(branch)
+                await checkout.hand_over()
             outcome = await self._turns.agent(
                 run, task, path, Phase.EXECUTE, RESUME_PROMPT if resume else prompt, writer,
                 setup=None if resume else checkout_setup(run.policy, path), resume=resume,
@@ -347,15 +314,15 @@ class PhaseRunner:
         A denied path or a secret fails the task. An auto-approved change that no
         ``auto_approve`` rule allows once its files are counted returns its diff stat.
         """
-        policy = run.policy
-        nested = await self._workspaces.stage(path)
+        policy, checkout = run.policy, self._workspaces.checkout(path)
+        nested = await checkout.stage()
         if nested:
             await writer.system(f"left out nested git repositories: {', '.join(nested)}")
-        changed = await self._workspaces.changed_files(path, base)
+        changed = await checkout.changed_files(base)
         refused = policy.refusal(changed, task.repository)
         if refused:
             raise PolicyViolation(refused)
-        diff = await self._workspaces.diff(path, base)
+        diff = await checkout.diff(base)
         found = scan_diff(diff, run.redactor, policy.secrets_allowed)
         if found:
             # Paths are redacted already; a finding never holds the value it found.
@@ -369,11 +336,11 @@ class PhaseRunner:
         )
         if policy.auto_rule(facts) is not None:
             return None
-        return await self._workspaces.diff(path, base, stat=True)
+        return await checkout.diff(base, stat=True)
 
     async def _diff_stat(self, path: Path, base: str) -> str:
         """The staged change's diff stat, redacted and capped: what a regression is told."""
-        stat = await self._workspaces.diff(path, base, stat=True)
+        stat = await self._workspaces.checkout(path).diff(base, stat=True)
         lines = self._redactor.redact_lines(stat.rstrip().splitlines()[-DIFF_STAT_LINES:])
         return "\n".join(lines)
 
@@ -434,39 +401,3 @@ class PhaseRunner:
     def workspaces(self) -> Workspaces:
         """The worker's workspaces (their background work: :meth:`Workspaces.settled`)."""
         return self._workspaces
-
-    async def sweep_workspaces(self) -> None:
-        """Remove workspaces of ended or vanished tasks; at most once per ``SWEEP_EVERY_S``."""
-        if time.monotonic() < self._next_sweep:
-            return
-        self._next_sweep = time.monotonic() + SWEEP_EVERY_S
-        keep_s = self._settings.keep_failed_workspaces * 3600
-        try:
-            removed = await self._workspaces.sweep(self._is_live, keep_s)
-            homes = await sweep_homes(self._settings, self._is_live)
-        except Exception:
-            # Housekeeping must never stop the worker from taking jobs; the next sweep retries.
-            log.exception("worker %s: workspace sweep failed", self._worker)
-            return
-        if removed or homes:
-            log.info(
-                "worker %s: removed %d leftover workspaces, %d agent homes",
-                self._worker,
-                len(removed),
-                homes,
-            )
-        try:
-            evicted = await asyncio.to_thread(self._workbench.caches.evict)
-        except OSError:
-            log.exception("worker %s: cache eviction failed", self._worker)
-            return
-        if evicted:
-            log.info("worker %s: HOOKAGENT_CACHE_MAX_GB: removed the caches of %s",
-                     self._worker, ", ".join(evicted))  # fmt: skip
-
-    async def _is_live(self, task_id: str) -> bool:
-        try:
-            task = await self._store.tasks.get(task_id)
-        except TaskNotFound:
-            return False
-        return task.status not in TERMINAL_STATUSES

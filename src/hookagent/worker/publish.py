@@ -46,8 +46,8 @@ class Publisher:
         ``report``: the checks run on the change; a failed test opens it as a draft.
         """
         s = self._settings
-        sha = await self._workspaces.commit_all(
-            path,
+        checkout = self._workspaces.checkout(path)
+        sha = await checkout.commit_all(
             f"{task.title}\n\nhookagent task {task.task_id}",
             name=s.git_author_name,
             email=s.git_author_email,
@@ -57,7 +57,7 @@ class Publisher:
             return {"result": "no changes", "branch": None}
         await writer.system(f"committed {sha[:12]} on {branch}")
         try:
-            await self._workspaces.push(path, branch, task.forge)
+            await checkout.push(branch, task.forge)
         except WorkspaceError as exc:
             raise WorkspaceError(f"push of {branch} rejected: {exc.message}") from None
         await writer.system(f"pushed {branch}")

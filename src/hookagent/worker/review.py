@@ -170,12 +170,11 @@ class ReviewRun:
         pull = await forge.fetch_change_request(task.repository, number)
         label = f"merge request !{number}" if task.forge == "gitlab" else f"pull request #{number}"
         path = await self._workspaces.clone(task.task_id, task.repository, task.forge)
-        start, head = await self._workspaces.check_out_change(
-            path, pull.head_ref, pull.base, task.forge
-        )
+        checkout = self._workspaces.checkout(path)
+        start, head = await checkout.check_out_change(pull.head_ref, pull.base, task.forge)
         await writer.system(f"checked out {label} at {head[:12]} (base {pull.base})")
-        diff = await self._workspaces.commits_diff(path, start, head)
-        await self._workspaces.hand_over(path)
+        diff = await checkout.commits_diff(start, head)
+        await checkout.hand_over()
         prompt = review_prompt(
             repository=task.repository,
             source=task.source,

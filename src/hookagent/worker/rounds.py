@@ -195,12 +195,13 @@ class Rounds:
         path = await self._workspaces.clone(task.task_id, task.repository, task.forge)
         # Read before the branch is checked out: the default branch's script, not the copy
         # the agent's earlier commits may have rewritten.
+        checkout = self._workspaces.checkout(path)
         script = None
         if job.policy.setup is None:
-            script = await self._workspaces.committed_file(path, str(SETUP_FILE))
-        head = await self._workspaces.check_out_branch(path, task.branch, task.forge)
+            script = await checkout.committed_file(str(SETUP_FILE))
+        head = await checkout.check_out_branch(task.branch, task.forge)
         await writer.system(f"checked out {task.branch} at {head[:12]}")
-        await self._workspaces.hand_over(path)
+        await checkout.hand_over()
         prompt = round_prompt(
             repository=task.repository,
             source=task.source,
@@ -223,8 +224,7 @@ class Rounds:
         s = self._settings
         ci = all(item.get("kind") == "ci" for item in taken.items)
         what = "fix failing checks" if ci else "address review"
-        sha = await self._workspaces.commit_all(
-            path,
+        sha = await self._workspaces.checkout(path).commit_all(
             f"hookagent: {what} (round {taken.number})\n\nhookagent task {task.task_id}",
             name=s.git_author_name,
             email=s.git_author_email,
@@ -233,7 +233,7 @@ class Rounds:
             await writer.system("the agent changed nothing; no commit")
             return Pushed(None, report)
         try:
-            await self._workspaces.push(path, task.branch, task.forge)
+            await self._workspaces.checkout(path).push(task.branch, task.forge)
         except WorkspaceError as exc:
             raise WorkspaceError(f"push of {task.branch} rejected: {exc.message}") from None
         await writer.system(f"pushed {sha[:12]} to {task.branch}")
@@ -241,17 +241,15 @@ class Rounds:
 
     async def _vet(self, job: Run, task: Task, path: Path, base: str, writer: LogWriter) -> None:
         """The execution's checks on the round's change: denied paths and secrets fail it."""
-        policy = job.policy
-        nested = await self._workspaces.stage(path)
+        policy, checkout = job.policy, self._workspaces.checkout(path)
+        nested = await checkout.stage()
         if nested:
             await writer.system(f"left out nested git repositories: {', '.join(nested)}")
-        refused = policy.refusal(await self._workspaces.changed_files(path, base), task.repository)
+        refused = policy.refusal(await checkout.changed_files(base), task.repository)
         if refused:
             raise PolicyViolation(refused)
         # The run's redactor: it knows the setup_env values too, withheld from this setup.
-        found = scan_diff(
-            await self._workspaces.diff(path, base), job.redactor, policy.secrets_allowed
-        )
+        found = scan_diff(await checkout.diff(base), job.redactor, policy.secrets_allowed)
         if found:
             writer.add_lines(LogStream.SYSTEM, [f.describe() for f in found])
             await writer.flush()

@@ -74,7 +74,7 @@ class Turns:
         )
         async with bench as (cache, ran_setup):
             if phase is Phase.EXECUTE and ran_setup:
-                left = await self._workspaces.leave_out_untracked(path)
+                left = await self._workspaces.checkout(path).leave_out_untracked()
                 if left:
                     shown = self._redactor.redact(", ".join(left[:20]))
                     await writer.system(f"setup's new files are left out of the commit: {shown}")
