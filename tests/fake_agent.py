@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:  # noqa: C901 - one branch per scenario, read 
     if mode == "quota":
         return quota(args[0], float(args[1]))
     if mode == "forged-quota":
-        return quota(args[0], float(args[1]), forged=True)
+        return quota(args[0], float(args[1]), forged=True, extra=" ".join(args[2:]))
     if mode == "lost-session":
         # As a CLI asked to resume a session it no longer has: a resumed run fails.
         if "quota ran out before you finished" in prompt:
@@ -416,12 +416,13 @@ def attack_checkout() -> None:
         print(f"attack {step[-1]}: exit {done.returncode}", flush=True)
 
 
-def quota(state_file: str, seconds: float, *, forged: bool = False) -> int:
+def quota(state_file: str, seconds: float, *, forged: bool = False, extra: str = "") -> int:
     """A model API behind a quota wall: the first call raises it for ``seconds``.
 
     Every call inside the wall is refused (a "hit", counted in ``state_file``) with a 429
     line on stderr asking to retry when the wall ends; after it, a plan. ``forged``: only
-    the first call prints the 429 (an agent faking a wall), every other call goes through.
+    the first call prints the 429 (an agent faking a wall), every other call goes through;
+    ``extra`` is added to the 429's text.
     """
     import fcntl
 
@@ -440,7 +441,7 @@ def quota(state_file: str, seconds: float, *, forged: bool = False) -> int:
         handle.write(json.dumps(state))
     if refused:
         left = max(state["wall"] - now, 0.1)
-        print(f"error: 429 rate limit reached; retry after {left:.1f}s", file=sys.stderr)
+        print(f"error: 429 rate limit reached; retry after {left:.1f}s {extra}", file=sys.stderr)
         return 1
     print("PLAN: fix the bug once the quota is back")
     return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from hookagent.models import TaskStatus
 from hookagent.policy import Policy
@@ -124,9 +125,18 @@ async def test_a_wall_one_task_alone_reports_holds_back_no_other_task(
 ) -> None:
     """An agent told to stop everyone prints a 429 of its own: only its task waits."""
     state = tmp_path / "api.json"
-    start_worker(agent_command=fake_agent("forged-quota", str(state), "600"))
+    token = "ghp_" + "ForgedWallToken0123456789abcdef0123"
+    start_worker(
+        agent_command=fake_agent("forged-quota", str(state), "600", f"token={token}"),
+        github_token=SecretStr(token),
+    )
     forger = await submit_alert(client)
     await waiting(store, forger)
+    # The wall's text is the agent's to write: stored (for /workers, other tasks' logs)
+    # redacted, like every line of the log.
+    quota = await store.quota.state("command")
+    assert quota is not None and token not in quota.reason, quota
+    assert "[REDACTED" in quota.reason
     other = await submit_alert(client)
     assert await wait_status(store, other, PLANNED) is TaskStatus.PENDING_APPROVAL
     assert not [m for m in await messages(store, other) if "waiting for the model" in m]

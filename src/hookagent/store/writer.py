@@ -224,11 +224,13 @@ class LogWriter:
         self._spill.write(self._buffer)
         self._buffer = Columns()
 
+    def redact(self, text: str) -> str:
+        """``text`` as this writer's lines show it (redacted, with a redactor)."""
+        return text if self._redactor is None else self._redactor.redact(text)
+
     async def system(self, text: str) -> None:
         """Write a ``[system]`` line (redacted, with a redactor); returns once it is stored."""
-        if self._redactor is not None:
-            text = self._redactor.redact(text)
-        self.add(LogStream.SYSTEM, text)
+        self.add(LogStream.SYSTEM, self.redact(text))
         await self.drain()
 
     async def drain(self) -> None:

@@ -136,7 +136,9 @@ class QuotaGate:
         marked = await self._store.quota.exhaust(
             agent.name,
             task_id=task.task_id,
-            reason=hit.reason,
+            # The CLI's text, which the agent can write into: shown in other tasks' logs
+            # and /workers once shared, never holding a secret.
+            reason=writer.redact(hit.reason),
             retry_after_s=hit.retry_after_s,
             wait_max_s=cap,
         )
