@@ -3,7 +3,7 @@
 An execution (phases.py) and a review round (rounds.py) push what the agent changed, and
 both refuse the same things. The checks live here once, because two copies of a security
 check drift apart. :func:`vet_change` stages the workspace in hookagent's private index
-(nested git repositories left out, and said so), refuses a denied path (``deny_paths`` and
+(nested git repositories left out, and said so), refuses a denied path (``paths_denied``, and
 CI definitions: ``Policy.refusal``) and scans the added lines and names for secrets with
 the run's redactor (secretscan.py); either fails the task with a PolicyViolation.
 
