@@ -36,6 +36,7 @@ from hookagent.worker.turns import Run, Turns
 from hookagent.worker.vetting import describe_change, recheck_auto_approval, vet_change
 from hookagent.worker.workspace import Workspaces
 
+
 class PhaseRunner:
     """Runs one claimed job's phase and records its outcome (fenced by the attempt token)."""
 
