@@ -2,7 +2,8 @@
 
 One object runs every phase because they share what a run goes through: the workspaces,
 the agent session, the quota gate and the policies. What is asked before or between runs
-lives beside it: which agent (agentchoice.py), the gates (gates.py), the sweep (sweeper.py).
+lives beside it: which agent (agentchoice.py), the gates (gates.py), the sweep (sweeper.py),
+and what the agent's change must pass before it is committed or pushed (vetting.py).
 """
 
 from __future__ import annotations
@@ -29,14 +30,11 @@ from hookagent.worker.quota import QuotaGate
 from hookagent.worker.review import Reviewed, ReviewRun
 from hookagent.worker.rounds import Rounds, Wait
 from hookagent.worker.run import AgentSession
-from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.setup import Workbench, checkout_setup, operator_instructions
 from hookagent.worker.sweeper import Sweeper
 from hookagent.worker.turns import Run, Turns
+from hookagent.worker.vetting import describe_change, recheck_auto_approval, vet_change
 from hookagent.worker.workspace import Workspaces
-
-# A regression's prompt quotes the last lines of the merged change's diff stat (the summary last).
-DIFF_STAT_LINES = 40
 
 
 class PhaseRunner:
@@ -289,7 +287,8 @@ class PhaseRunner:
                 if stat is not None:
                     await self._hold(task, writer, token, stat, fields)
                     return
-                fields["diff_stat"] = await self._diff_stat(path, base)
+                checkout = self._workspaces.checkout(path)
+                fields["diff_stat"] = await describe_change(checkout, base, self._redactor)
                 fields |= await self._publisher.publish(
                     task, path, branch, base, writer, report=report
                 )
@@ -309,40 +308,19 @@ class PhaseRunner:
     async def _check_change(
         self, run: Run, task: Task, path: Path, base: str, writer: LogWriter
     ) -> str | None:
-        """The policy on the change itself, before anything is committed or pushed.
+        """The checks on the change before anything is committed or pushed (vetting.py).
 
         A denied path or a secret fails the task. An auto-approved change that no
         ``auto_approve`` rule allows once its files are counted returns its diff stat.
         """
         policy, checkout = run.policy, self._workspaces.checkout(path)
-        nested = await checkout.stage()
-        if nested:
-            await writer.system(f"left out nested git repositories: {', '.join(nested)}")
-        changed = await checkout.changed_files(base)
-        refused = policy.refusal(changed, task.repository)
-        if refused:
-            raise PolicyViolation(refused)
-        diff = await checkout.diff(base)
-        found = scan_diff(diff, run.redactor, policy.secrets_allowed)
-        if found:
-            # Paths are redacted already; a finding never holds the value it found.
-            writer.add_lines(LogStream.SYSTEM, [f.describe() for f in found])
-            await writer.flush()
-            raise PolicyViolation(found[0].describe())
-        if task.approver != "policy":
-            return None  # a person approved this execution, whatever its size
-        facts = Facts(
-            source=task.source, labels=tuple(task.labels), level=task.level, files=len(changed)
+        changed = await vet_change(
+            checkout, base, policy=policy, redactor=run.redactor, repository=task.repository,
+            writer=writer,
+        )  # fmt: skip
+        return await recheck_auto_approval(
+            checkout, base, task=task, policy=policy, files=len(changed)
         )
-        if policy.auto_rule(facts) is not None:
-            return None
-        return await checkout.diff(base, stat=True)
-
-    async def _diff_stat(self, path: Path, base: str) -> str:
-        """The staged change's diff stat, redacted and capped: what a regression is told."""
-        stat = await self._workspaces.checkout(path).diff(base, stat=True)
-        lines = self._redactor.redact_lines(stat.rstrip().splitlines()[-DIFF_STAT_LINES:])
-        return "\n".join(lines)
 
     async def _hold(
         self, task: Task, writer: LogWriter, token: str, stat: str, fields: dict[str, Any]

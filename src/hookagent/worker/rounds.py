@@ -4,7 +4,7 @@ The round's job waits (deferred through the queue, store/queue.py) until review 
 been quiet for ``HOOKAGENT_FEEDBACK_DEBOUNCE_S``; then the task goes ``completed → revising``,
 the round takes every pending item (store/reviews.py), and the agent runs in the execute
 sandbox on a fresh checkout of the branch's current head, commits by people included. The
-change passes the same policy and secret scan as an execution, is committed as
+change passes the same policy and secret scan as an execution (vetting.py), is committed as
 ``hookagent: address review (round N)`` and pushed fast-forward only: a push the remote
 refuses (someone pushed meanwhile) fails the round with git's reason, never a force push.
 Each inline comment gets a reply; the status change rewrites the status comment. Past the
@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hookagent.agents import AgentOutcome
@@ -53,9 +52,9 @@ from hookagent.store import NewLine, Round, Store
 from hookagent.store.writer import LogWriter
 from hookagent.worker.checks import TestReport
 from hookagent.worker.cifix import CheckFixes
-from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.setup import SETUP_FILE, operator_instructions, round_setup
 from hookagent.worker.turns import Run, Turns
+from hookagent.worker.vetting import vet_change
 from hookagent.worker.workspace import Workspaces
 
 REPLY_MAX_CHARS = 1_000
@@ -220,7 +219,14 @@ class Rounds:
         if not outcome.ok:
             raise AgentError(outcome.error or "the agent failed")
         report = await self._turns.test(job, task, path, writer, prompt)
-        await self._vet(job, task, path, head, writer)
+        await vet_change(
+            checkout,
+            head,
+            policy=job.policy,
+            redactor=job.redactor,
+            repository=task.repository,
+            writer=writer,
+        )
         s = self._settings
         ci = all(item.get("kind") == "ci" for item in taken.items)
         what = "fix failing checks" if ci else "address review"
@@ -238,22 +244,6 @@ class Rounds:
             raise WorkspaceError(f"push of {task.branch} rejected: {exc.message}") from None
         await writer.system(f"pushed {sha[:12]} to {task.branch}")
         return Pushed(sha, report)
-
-    async def _vet(self, job: Run, task: Task, path: Path, base: str, writer: LogWriter) -> None:
-        """The execution's checks on the round's change: denied paths and secrets fail it."""
-        policy, checkout = job.policy, self._workspaces.checkout(path)
-        nested = await checkout.stage()
-        if nested:
-            await writer.system(f"left out nested git repositories: {', '.join(nested)}")
-        refused = policy.refusal(await checkout.changed_files(base), task.repository)
-        if refused:
-            raise PolicyViolation(refused)
-        # The run's redactor: it knows the setup_env values too, withheld from this setup.
-        found = scan_diff(await checkout.diff(base), job.redactor, policy.secrets_allowed)
-        if found:
-            writer.add_lines(LogStream.SYSTEM, [f.describe() for f in found])
-            await writer.flush()
-            raise PolicyViolation(found[0].describe())
 
     async def _reply(self, task: Task, taken: Round, pushed: Pushed, writer: LogWriter) -> None:
         """A reply under each inline comment of the round (a failed reply is logged, no more)."""
