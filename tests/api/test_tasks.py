@@ -187,7 +187,9 @@ async def test_the_details_show_the_review_rounds_and_what_waits(
     policy.write_text('[repo."acme/x"]\nmax_rounds = 3\n')
     token = "ghp_" + "A1b2C3d4" * 5  # pasted into a comment: shown redacted
     body = f"<img src=x onerror=alert(1)> use {token}\n" + "x" * 3000
-    tid, bare = await seeded(store, 1), await seeded(store, 1)
+    tid = await seeded(store, 1)
+    other = NewTask(source="sentry", repository="acme/y", title="t", prompt="p")
+    bare = (await store.tasks.create(other)).task_id  # no rounds, the default policy
     await seed_rounds(store, tid, inline_body=body)
     async with app_client(settings.model_copy(update={"policy_file": policy}), redis) as http:
         rounds = (await http.get(f"/tasks/{tid}")).json()["rounds"]

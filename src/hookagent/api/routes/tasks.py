@@ -80,7 +80,9 @@ async def get_task(
     )
 
 
-def shown_rounds(state: RoundsState, *, ran: int, max_rounds: int, redactor: Redactor) -> TaskRounds:
+def shown_rounds(
+    state: RoundsState, *, ran: int, max_rounds: int, redactor: Redactor
+) -> TaskRounds:
     """The rounds as the task shows them: reviewers' text redacted, escaped and capped.
 
     Comments are kept as their authors wrote them (the agent reads them whole); a person may
