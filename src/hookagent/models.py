@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -230,6 +230,16 @@ def one_line(text: str, limit: int = 2000) -> str:
     return f"{escaped[:limit]}… [{len(escaped) - limit} more characters]"
 
 
+# The same, but for text shown as a block: its line breaks and tabs kept.
+_BLOCK_CONTROLS = {c: v for c, v in _CONTROLS.items() if c not in (ord("\n"), ord("\t"))}
+
+
+def block_text(text: str, limit: int) -> tuple[str, bool]:
+    """``text`` made safe to show as a block (lines kept), cut to ``limit``; and if it was cut."""
+    escaped = text.translate(_BLOCK_CONTROLS)
+    return escaped[:limit], len(escaped) > limit
+
+
 def new_task_id() -> str:
     """A unique ``task-`` id: creation time in ms plus 48 random bits."""
     return f"task-{time.time_ns() // 1_000_000}-{secrets.token_hex(6)}"
@@ -393,12 +403,50 @@ class TaskStatusResponse(BaseModel):
     metadata: StatusMetadata
 
 
+class RoundItem(BaseModel):
+    """A review round's feedback item as shown: a stranger's text, capped, never markup."""
+
+    kind: str  # review, inline, comment (sources/feedback.py) or ci (sources/ci.py)
+    author: str | None = None  # the comment's author; for ci, the failed check's name
+    path: str | None = None
+    line: int | None = None
+    body: str = ""
+    truncated: bool = False  # the body is longer than shown (the round had all of it)
+
+
+class ReviewRound(BaseModel):
+    """A finished review round: what it addressed and how it ended."""
+
+    number: int
+    kind: Literal["review", "ci"]  # ci: every item was a failing checks' report
+    item_count: int
+    items: list[RoundItem]  # the first ones, when there were many
+    outcome: str  # as the log and the status comment say it
+    finished_at: str | None = None  # none for rounds kept before it was recorded
+    commit: str | None = None  # the commit it pushed
+    test: CheckResult | None = None  # the policy's test after the agent, when configured
+    error: str | None = None  # why it failed (redacted)
+
+
+class TaskRounds(BaseModel):
+    """A task's review rounds: how many ran of ``max_rounds``, each one, what waits."""
+
+    ran: int = 0
+    max_rounds: int = 0
+    finished: list[ReviewRound] = Field(default_factory=list)
+    running: list[RoundItem] = Field(default_factory=list)  # the round now running
+    running_count: int = 0
+    pending: list[RoundItem] = Field(default_factory=list)  # for the next round
+    pending_count: int = 0
+
+
 class TaskDetail(Task):
-    """``GET /tasks/{id}``: the task, its status history and log count."""
+    """``GET /tasks/{id}``: the task, its status history, log count and review rounds."""
 
     history: list[StatusChange] = Field(default_factory=list)
     plans: list[str] = Field(default_factory=list)
     log_total: int = 0
+    rounds: TaskRounds = Field(default_factory=TaskRounds)
 
 
 class TaskSummary(BaseModel):

@@ -112,3 +112,17 @@ async def test_the_task_declares_its_checks(client: httpx.AsyncClient, store: St
         task_id, Action.APPROVE, fields={"checks": json.dumps({"test": "not configured"})}
     )
     assert (await client.get(f"/tasks/{task_id}")).json()["checks"] == {"test": "not configured"}
+
+
+async def test_the_task_declares_its_rounds(client: httpx.AsyncClient) -> None:
+    """The one change to the schema here: ``TaskDetail.rounds`` and the three models it uses."""
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    rounds = schemas["TaskDetail"]["properties"]["rounds"]
+    assert rounds["$ref"] == "#/components/schemas/TaskRounds"
+    assert set(schemas["TaskRounds"]["properties"]) == {
+        "ran", "max_rounds", "finished", "running", "running_count", "pending", "pending_count",
+    }  # fmt: skip
+    finished = schemas["ReviewRound"]["properties"]
+    assert finished["kind"]["enum"] == ["review", "ci"]
+    assert finished["test"]["anyOf"][0] == {"$ref": "#/components/schemas/CheckResult"}
+    assert set(schemas["RoundItem"]["required"]) == {"kind"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ from hookagent.settings import Settings
 from hookagent.store import Store
 from hookagent.store.logs import NewLine
 from tests.helpers import app_client, move_to
+from tests.review_rounds import PENDING_BODY, PUSHED, REJECTED, seed_rounds
 
 
 async def seeded(store: Store, lines: int = 45, *, task_id: str | None = None) -> str:
@@ -175,3 +178,59 @@ async def test_a_huge_unknown_id_is_not_echoed_back(
         assert response.status_code == 404
         assert response.json()["error"] == "task_not_found"
         assert len(response.content) < 400, len(response.content)
+
+
+async def test_the_details_show_the_review_rounds_and_what_waits(
+    settings: Settings, redis: Redis, store: Store, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[repo."acme/x"]\nmax_rounds = 3\n')
+    token = "ghp_" + "A1b2C3d4" * 5  # pasted into a comment: shown redacted
+    body = f"<img src=x onerror=alert(1)> use {token}\n" + "x" * 3000
+    tid = await seeded(store, 1)
+    other = NewTask(source="sentry", repository="acme/y", title="t", prompt="p")
+    bare = (await store.tasks.create(other)).task_id  # no rounds, the default policy
+    await seed_rounds(store, tid, inline_body=body)
+    async with app_client(settings.model_copy(update={"policy_file": policy}), redis) as http:
+        rounds = (await http.get(f"/tasks/{tid}")).json()["rounds"]
+        empty = (await http.get(f"/tasks/{bare}")).json()["rounds"]
+    assert (rounds["ran"], rounds["max_rounds"]) == (2, 3)
+    first, second = rounds["finished"]
+    assert (first["number"], first["kind"], first["item_count"]) == (1, "review", 2)
+    assert first["outcome"] == f"pushed {PUSHED[:12]}; test passed"
+    assert (first["commit"], first["test"], first["error"]) == (PUSHED, "passed", None)
+    assert first["finished_at"].endswith("Z")
+    inline, review = first["items"]
+    assert (inline["kind"], inline["author"], inline["path"], inline["line"]) == (
+        "inline", "rev-alice", "src/cart.py", 12,
+    )  # fmt: skip
+    # The text as written (JSON is no HTML: escaping is the page's), redacted and capped.
+    assert inline["body"].startswith("<img src=x onerror=alert(1)> use [REDACTED:")
+    assert token not in json.dumps(rounds) and token[:12] not in inline["body"]
+    assert (len(inline["body"]), inline["truncated"]) == (1000, True)
+    assert (review["body"], review["truncated"]) == ("Handle the empty cart too", False)
+    assert (second["number"], second["kind"], second["item_count"]) == (2, "ci", 1)
+    assert (second["commit"], second["test"], second["error"]) == (None, None, REJECTED)
+    assert second["outcome"] == f"failed: {REJECTED}"
+    assert second["items"][0]["author"] == "tests"  # the failed check
+    assert (rounds["pending_count"], rounds["running_count"], rounds["running"]) == (1, 0, [])
+    assert [(i["kind"], i["body"]) for i in rounds["pending"]] == [("comment", PENDING_BODY)]
+    assert empty == {
+        "ran": 0, "max_rounds": 5, "finished": [], "running": [], "running_count": 0,
+        "pending": [], "pending_count": 0,
+    }  # fmt: skip
+
+
+async def test_a_running_round_shows_its_items_and_many_items_are_cut(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    tid = await seeded(store, 1)
+    for n in range(25):
+        item = {"kind": "inline", "author": "a\x1b[31mb", "body": f"item {n}\x1b[2J", "line": n}
+        await store.reviews.add(tid, item, feedback_id=f"review-comment:{n}", now_ms=1)
+    await store.reviews.take(tid)
+    rounds = (await client.get(f"/tasks/{tid}")).json()["rounds"]
+    assert (rounds["ran"], rounds["running_count"], len(rounds["running"])) == (1, 25, 20)
+    shown = rounds["running"][3]
+    # No terminal escape gets through: the control character is written out.
+    assert (shown["author"], shown["body"], shown["line"]) == ("a\\x1b[31mb", "item 3\\x1b[2J", 3)

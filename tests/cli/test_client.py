@@ -21,6 +21,7 @@ from hookagent.store import Store
 from tests.conftest import RunWorker
 from tests.helpers import FIXTURES, fake_agent, just_written, move_to, wait_status
 from tests.processes import free_port, process_env, start_server
+from tests.review_rounds import PENDING_BODY, PUSHED, REJECTED, seed_rounds
 
 SECRETS = {
     setting: f"{source}-webhook-secret-0123456789" for source, setting in WEBHOOK_SECRETS.items()
@@ -181,3 +182,33 @@ async def test_watch_in_a_pipe_prints_each_change_as_it_happens(
         watch.kill()
         watch.wait()
         watch.stdout.close()
+
+
+async def test_status_shows_the_review_rounds_as_plain_text(server: str, store: Store) -> None:
+    new = NewTask(source="github", repository="acme/payments-api", title="t", prompt="p")
+    task_id = (await store.tasks.create(new)).task_id
+    hostile = "\x1b]0;owned\x07\x1b[2J[bold red]boom[/] <img src=x onerror=alert(1)>\nline 2"
+    await seed_rounds(store, task_id, inline_body=hostile)
+    shown = hookagent("status", task_id, "--url", server)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert task_id in lines[0] and "completed" in lines[0]
+    start = lines.index("review rounds: 2 of at most 5 ran")
+    first, second = lines[start + 1].split("  "), lines[start + 4].split("  ")
+    assert (first[1], first[2].endswith("Z")) == ("round 1", True)
+    assert first[3] == f"review, 2 items: pushed {PUSHED[:12]}; test passed"
+    assert (second[1], second[3]) == ("round 2", f"ci, 1 item: failed: {REJECTED}")
+    # The comment on one line, its control characters written out, its markup as typed.
+    assert lines[start + 2] == (
+        "    - inline by rev-alice on src/cart.py:12: \\x1b]0;owned\\x07\\x1b[2J[bold red]boom[/]"
+        " <img src=x onerror=alert(1)>\\nline 2"
+    )
+    assert lines[start + 3] == "    - review by rev-bob: Handle the empty cart too"
+    assert lines[start + 5] == "    - ci by tests: Check: tests\\nFAILED test_total"
+    assert lines[start + 6 :] == [
+        "  waiting for the next round: 1 item",
+        f"    - comment by rev-alice: {PENDING_BODY}",
+    ]
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
+    bare = (await store.tasks.create(new)).task_id
+    assert "review rounds" not in hookagent("status", bare, "--url", server).stdout

@@ -33,6 +33,7 @@ from hookagent.store.logs import NewLine
 from tests.conftest import RunWorker
 from tests.github_stub import GitHubStub
 from tests.helpers import FIXTURES, fake_agent, move_to
+from tests.review_rounds import PENDING_BODY, PUSHED, seed_rounds
 
 CHROMIUM = os.environ.get("HOOKAGENT_TEST_CHROMIUM") or shutil.which("chromium")
 pytestmark = [
@@ -493,6 +494,40 @@ async def test_a_review_task_shows_its_kind_on_the_board_and_its_page(
     await page.goto(f"/ui/tasks/{task_id}")
     await expect(page.locator("#task-meta")).to_contain_text("review of pull request #7")
     assert watched.errors == []
+
+
+async def test_the_task_page_shows_review_rounds_and_comments_as_text(
+    server: str, browser: Browser, store: Store
+) -> None:
+    new = NewTask(source="github", repository="acme/payments-api", title="rounds", prompt="p")
+    task_id = (await store.tasks.create(new)).task_id
+    hostile = "<img src=x onerror=\"document.title='pwned'\"> <b>rename</b> total"
+    await seed_rounds(store, task_id, inline_body=hostile)
+    page, watched = await open_page(browser, server)
+    async with page.context:
+        await page.goto(f"/ui/tasks/{task_id}")
+        await expect(page.locator("#rounds-summary")).to_have_text("2 of at most 5 rounds ran")
+        await expect(page.locator("#rounds > li")).to_have_count(2)
+        first, second = page.locator("#rounds > li").nth(0), page.locator("#rounds > li").nth(1)
+        await expect(first.locator(".round-head strong")).to_have_text("Round 1")
+        await expect(first.locator(".kind-tag")).to_have_text("review")
+        await expect(first.locator(".round-head .muted").first).to_have_text("2 items")
+        await expect(first.locator(".round-outcome")).to_have_text(
+            f"pushed {PUSHED[:12]}; test passed"
+        )
+        await expect(second).to_have_class("round failed")
+        await expect(second.locator(".kind-tag")).to_have_text("CI fix")
+        await expect(second.locator(".round-outcome")).to_contain_text("failed: push of")
+        await first.locator("summary").click()
+        # A reviewer's markup is shown as the text it is, never parsed into elements.
+        await expect(first.locator(".feedback-body").first).to_have_text(hostile)
+        assert await page.locator("#rounds-panel img, #rounds-panel b").count() == 0
+        await expect(page.locator("#rounds-waiting h3")).to_have_text(
+            "Waiting for the next round: 1 item"
+        )
+        await expect(page.locator("#rounds-pending .feedback-body")).to_have_text(PENDING_BODY)
+        assert await page.title() != "pwned"
+    assert watched.errors == [], watched.errors
 
 
 @pytest.mark.parametrize(("path", "rendered"), [("/redoc", "API docs by"), ("/docs", "hookagent")])

@@ -255,6 +255,10 @@ async def test_a_comment_during_a_round_makes_the_next_round(
         ["Rename total"],
         ["please also add a docstring"],
     ]
+    # What each round pushed, as GET /tasks/{id} shows it: the commit the outcome names.
+    for record in rounds:
+        assert record["outcome"] == f"pushed {record['commit'][:12]}" and not record["error"]
+    assert rounds[0]["finished_at"] < rounds[1]["finished_at"]
     subjects = branch_log(remotes, f"hookagent/{tid}")
     assert subjects[:2] == ["hookagent: address review (round 2)",
                             "hookagent: address review (round 1)"]  # fmt: skip
@@ -393,6 +397,9 @@ async def test_a_rejected_push_fails_the_round_with_its_reason(
     await wait_for_line(store, tid, "status completed: review round 1 failed: push of")
     task = await store.tasks.get(tid)
     assert task.status is TaskStatus.COMPLETED and task.error and "rejected" in task.error
+    [record] = await store.reviews.rounds(tid)  # as GET /tasks/{id} shows it
+    assert (record["error"], record["commit"], record["test"]) == (task.error, None, None)
+    assert record["outcome"] == f"failed: {task.error}" and record["finished_at"].endswith("Z")
     # Never forced: the person's commit is still the branch's head.
     assert branch_log(remotes, branch)[0] == "kim: meanwhile"
     assert github.replies == []

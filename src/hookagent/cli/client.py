@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from hookagent.cli.rounds import print_rounds
 from hookagent.errors import HookagentError
 
 STYLES = {"stdout": "", "stderr": "red", "system": "cyan"}
@@ -347,20 +348,19 @@ def _per_pr(value: float | None) -> str:
 
 
 def status(args: argparse.Namespace) -> int:
-    """A task's status, error and plan."""
-    response = request(args, "GET", f"/tasks/{args.task_id}/status")
+    """A task's status, error, plan and review rounds (``--json``: the status response)."""
     if args.json:
-        print_json(response)
+        print_json(request(args, "GET", f"/tasks/{args.task_id}/status"))
         return 0
-    data = response.json()
+    data = get(args, f"/tasks/{args.task_id}")
     out = console()
-    meta = data["metadata"]
-    out.print(f"[bold]{data['task_id']}[/]  {data['status']}  (updated {meta['updated_at']})")
-    if meta.get("error"):
-        out.print(f"[red]error:[/] {escape(meta['error'])}")
-    if meta.get("plan"):
+    out.print(f"[bold]{data['task_id']}[/]  {data['status']}  (updated {data['updated_at']})")
+    if data.get("error"):
+        out.print(f"[red]error:[/] {escape(data['error'])}")
+    if data.get("plan"):
         out.print("[bold]plan:[/]")
-        out.print(escape(meta["plan"]))
+        out.print(escape(data["plan"]))
+    print_rounds(out, data.get("rounds"), tty=sys.stdout.isatty())
     return 0
 
 

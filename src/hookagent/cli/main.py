@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     tasks.set_defaults(run=client.tasks)
     stats = _client(sub, "stats", "change requests opened, merged and closed, per repository")
     stats.set_defaults(run=client.stats)
-    status = _client(sub, "status", "a task's status and plan")
+    status = _client(sub, "status", "a task's status, plan and review rounds")
     status.add_argument("task_id", help="the task's id (task-…)")
     _json_option(status)
     status.set_defaults(run=client.status)

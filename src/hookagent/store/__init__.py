@@ -34,7 +34,7 @@ from hookagent.store.queue import Job, JobQueue
 from hookagent.store.quota import AgentQuota, Parked, QuotaStore
 from hookagent.store.rates import RateLimiter
 from hookagent.store.refs import Marks, RefStore
-from hookagent.store.reviews import Added, ReviewStore, Round
+from hookagent.store.reviews import Added, ReviewStore, Round, RoundsState
 from hookagent.store.search import SearchIndex
 from hookagent.store.sessions import SIGNIN_ATTEMPTS_PER_MINUTE, Session, SessionStore
 from hookagent.store.slots import RepoSlots
@@ -72,6 +72,7 @@ __all__ = [
     "RepoSlots",
     "ReviewStore",
     "Round",
+    "RoundsState",
     "Session",
     "SessionStore",
     "Store",

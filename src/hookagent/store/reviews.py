@@ -152,6 +152,15 @@ class Round:
     items: list[dict[str, Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class RoundsState:
+    """What a task's rounds hold as read at one moment: finished, running and pending."""
+
+    finished: list[dict[str, Any]]  # the rounds' records, oldest first
+    running: list[dict[str, Any]]  # the items of the round that runs (empty: none runs)
+    pending: list[dict[str, Any]]  # the feedback waiting for the next round
+
+
 class ReviewStore:
     """Stores review feedback per task and hands it to rounds (see the module docstring)."""
 
@@ -216,6 +225,14 @@ class ReviewStore:
         """The feedback waiting for the next round, oldest first."""
         rows: list[str] = await self._redis.lrange(self._keys.review_pending(task_id), 0, -1)
         return [json.loads(row) for row in rows]
+
+    async def overview(self, task_id: str) -> RoundsState:
+        """The finished rounds, the running round's items and the pending ones, in one trip."""
+        k = self._keys
+        lists = (k.review_rounds(task_id), k.review_current(task_id), k.review_pending(task_id))
+        replies = await batch(self._redis, [[("LRANGE", key, 0, -1) for key in lists]])
+        finished, running, pending = ([json.loads(row) for row in rows] for rows in replies)
+        return RoundsState(finished, running, pending)
 
     async def state(self, task_id: str) -> tuple[int | None, int]:
         """When feedback last arrived (ms, None if never) and how many rounds ran."""

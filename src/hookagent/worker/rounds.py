@@ -74,6 +74,26 @@ class Pushed:
         return done if result is CheckResult.NOT_CONFIGURED else f"{done}; test {result.value}"
 
 
+def round_record(
+    taken: Round, outcome: str, pushed: Pushed | None, *, error: str | None
+) -> dict[str, Any]:
+    """What a finished round keeps (store/reviews.py): its items, how and when it ended.
+
+    ``outcome`` is the line the log and the status comment show; the fields after it say the
+    same for readers that sort or link (``GET /tasks/{id}``). ``error`` is redacted already.
+    """
+    test = pushed.report.result if pushed is not None else CheckResult.NOT_CONFIGURED
+    return {
+        "number": taken.number,
+        "items": taken.items,
+        "outcome": outcome,
+        "finished_at": utc_iso(),
+        "commit": pushed.commit if pushed is not None else None,
+        "test": None if test is CheckResult.NOT_CONFIGURED else test.value,
+        "error": error,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Wait:
     """The round job's verdict before it is claimed: run now, later (ms), or not at all."""
@@ -289,7 +309,7 @@ class Rounds:
             fields["checks"] = json.dumps(pushed.report.checks)
             if pushed.commit:
                 fields["commit"] = pushed.commit
-        record = {"number": taken.number, "items": taken.items, "outcome": outcome}
+        record = round_record(taken, outcome, pushed, error=error)
         await self._store.reviews.close(task.task_id, record if taken.items else None)
         await writer.flush()
         await self._store.tasks.advance(

@@ -7,26 +7,44 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from hookagent.api.deps import FeedsDep, FilterDep, OffsetQuery, StoreDep
+from hookagent.api.deps import (
+    FeedsDep,
+    FilterDep,
+    OffsetQuery,
+    PoliciesDep,
+    RedactorDep,
+    StoreDep,
+)
 from hookagent.api.errors import encode_json
 from hookagent.api.logfilter import collect
 from hookagent.errors import PayloadError
 from hookagent.models import (
     PHASE_QUEUES,
+    CheckResult,
     LogEntry,
     LogsPage,
+    ReviewRound,
+    RoundItem,
     StatusMetadata,
     TaskDetail,
     TaskList,
+    TaskRounds,
     TaskStatus,
     TaskStatusResponse,
     TaskSummary,
+    block_text,
+    one_line,
 )
-from hookagent.store import Store
+from hookagent.redact import Redactor
+from hookagent.store import RoundsState, Store
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 MAX_PAGE = 10_000
+# What a task's rounds show of reviewers' text: enough to know the comment, not a copy of it.
+SHOWN_ITEMS = 20
+SHOWN_BODY_CHARS = 1_000
+SHOWN_CHARS = 300
 
 
 @router.get("/")
@@ -43,13 +61,83 @@ async def list_tasks(
 
 
 @router.get("/{task_id}")
-async def get_task(task_id: str, store: StoreDep) -> TaskDetail:
-    """Everything about the task, with its status history."""
+async def get_task(
+    task_id: str, store: StoreDep, policies: PoliciesDep, redactor: RedactorDep
+) -> TaskDetail:
+    """Everything about the task, with its status history and review rounds."""
     task = await store.tasks.get(task_id)
     history = await store.tasks.history(task_id)
     plans = await store.tasks.plans(task_id)
     total = await store.logs.total(task_id)
-    return TaskDetail(**task.model_dump(), history=history, plans=plans, log_total=total)
+    rounds = shown_rounds(
+        await store.reviews.overview(task_id),
+        ran=task.review_rounds,
+        max_rounds=policies.effective(task.repository).max_rounds,
+        redactor=redactor,
+    )
+    return TaskDetail(
+        **task.model_dump(), history=history, plans=plans, log_total=total, rounds=rounds
+    )
+
+
+def shown_rounds(
+    state: RoundsState, *, ran: int, max_rounds: int, redactor: Redactor
+) -> TaskRounds:
+    """The rounds as the task shows them: reviewers' text redacted, escaped and capped.
+
+    Comments are kept as their authors wrote them (the agent reads them whole); a person may
+    paste a token into one, so they are redacted here as the log's lines are.
+    """
+    return TaskRounds(
+        ran=ran,
+        max_rounds=max_rounds,
+        finished=[_round(record, redactor) for record in state.finished],
+        running=[_item(item, redactor) for item in state.running[:SHOWN_ITEMS]],
+        running_count=len(state.running),
+        pending=[_item(item, redactor) for item in state.pending[:SHOWN_ITEMS]],
+        pending_count=len(state.pending),
+    )
+
+
+def _round(record: dict[str, Any], redactor: Redactor) -> ReviewRound:
+    """A finished round's record (worker/rounds.py ``round_record``) as shown."""
+    items: list[dict[str, Any]] = record.get("items") or []
+    ci = bool(items) and all(item.get("kind") == "ci" for item in items)
+    test = record.get("test")
+    return ReviewRound(
+        number=int(record.get("number") or 0),
+        kind="ci" if ci else "review",
+        item_count=len(items),
+        items=[_item(item, redactor) for item in items[:SHOWN_ITEMS]],
+        outcome=_short(record.get("outcome")) or "",
+        finished_at=_short(record.get("finished_at")),
+        commit=_short(record.get("commit")),
+        test=CheckResult(test) if test in set(CheckResult) else None,
+        error=_short(record.get("error")),
+    )
+
+
+def _item(item: dict[str, Any], redactor: Redactor) -> RoundItem:
+    """A feedback item as shown; a failing checks' item not read yet names its commit."""
+    kind = str(item.get("kind") or "comment")
+    raw = str(item.get("body") or "")
+    if not raw and kind == "ci":
+        raw = f"checks failed on {str(item.get('sha') or '?')[:12]}"
+    body, cut = block_text(redactor.redact(raw), SHOWN_BODY_CHARS)
+    line = item.get("line")
+    return RoundItem(
+        kind=one_line(kind, 20),
+        author=_short(item.get("author")),
+        path=_short(item.get("path")),
+        line=line if isinstance(line, int) and not isinstance(line, bool) else None,
+        body=body,
+        truncated=cut,
+    )
+
+
+def _short(value: Any) -> str | None:
+    """A short field (author, path, outcome) on one line, capped; None stays None."""
+    return one_line(str(value), SHOWN_CHARS) if value not in (None, "") else None
 
 
 @router.get("/{task_id}/progress")

@@ -85,6 +85,7 @@ function showTask(detail) {
   showTimeline(detail);
   showResult(detail);
   showPlan(detail);
+  showRounds(detail.rounds);
   actions.update(detail.status);
   showProgress(progress);
 }
@@ -151,6 +152,57 @@ function showResult(t) {
   if (t.error) parts.push(h("p", { class: "error" }, icon("alert"), t.error));
   if (t.total_cost_usd !== null && t.total_cost_usd !== undefined) parts.push(h("p", { class: "muted" }, `Agent cost ${cost(t.total_cost_usd)}`));
   fill($("result"), parts.length ? parts : h("p", { class: "muted" }, "Not executed yet."));
+}
+
+// ---- review rounds: reviewers' text, always as text nodes (dom.js parses no HTML) ----
+
+const items = (n) => `${n} ${n === 1 ? "item" : "items"}`;
+
+function showRounds(r) {
+  const any = r && (r.ran || r.finished.length || r.running_count || r.pending_count);
+  $("rounds-panel").hidden = !any;
+  if (!any) return;
+  $("rounds-summary").textContent = `${r.ran} of at most ${r.max_rounds} rounds ran`;
+  fill($("rounds"), r.finished.map(roundEntry));
+  const waiting = [];
+  if (r.running_count) {
+    waiting.push(h("h3", {}, `Round ${r.ran} running: ${items(r.running_count)}`), feedbackList(r.running, r.running_count, "rounds-running"));
+  }
+  if (r.pending_count) {
+    waiting.push(h("h3", {}, `Waiting for the next round: ${items(r.pending_count)}`), feedbackList(r.pending, r.pending_count, "rounds-pending"));
+  }
+  fill($("rounds-waiting"), waiting);
+}
+
+function roundEntry(round) {
+  return h(
+    "li",
+    { class: round.error ? "round failed" : "round", dataset: { round: String(round.number) } },
+    h(
+      "div",
+      { class: "round-head" },
+      h("strong", {}, `Round ${round.number}`),
+      h("span", { class: "kind-tag" }, round.kind === "ci" ? "CI fix" : "review"),
+      h("span", { class: "muted" }, items(round.item_count)),
+      round.finished_at ? h("time", { datetime: round.finished_at, class: "muted" }, clock(round.finished_at)) : null,
+    ),
+    h("p", { class: "round-outcome" }, round.outcome),
+    h("details", {}, h("summary", {}, "What it addressed"), feedbackList(round.items, round.item_count)),
+  );
+}
+
+function feedbackList(shown, count, id = null) {
+  const rows = shown.map((item) => {
+    const where = item.path ? ` on ${item.path}${item.line ? `:${item.line}` : ""}` : "";
+    return h(
+      "li",
+      {},
+      h("div", { class: "feedback-who" }, `${item.kind} by ${item.author || "?"}${where}`),
+      h("p", { class: "feedback-body" }, item.body, item.truncated ? " …" : null),
+    );
+  });
+  if (count > shown.length) rows.push(h("li", { class: "muted" }, `… and ${count - shown.length} more`));
+  return h("ul", { class: "feedback", id }, rows);
 }
 
 let shownPlan = null;
