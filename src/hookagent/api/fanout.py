@@ -225,8 +225,10 @@ class Rider:
             self.released.set_result(None)
 
     def take(self, cursor: int, frames: Frames, progress: int) -> bool:
-        """Write one delivery, after which the follower stands at ``cursor`` and has had
-        ``progress``; False: handed back (its own loop writes what did not go out)."""
+        """Write a delivery, then stand at ``cursor`` having had ``progress``; False: handed back.
+
+        A rider handed back by a full socket has not had it: its own loop writes it.
+        """
         direct = self.direct
         if direct is None:
             self.cursor, self.progress = cursor, progress
@@ -362,8 +364,10 @@ class Broadcast:
         self._deliver(batch.cursor, frames, self._feed.progress_version)
 
     def _deliver(self, after: int, frames: Frames, progress: int | None) -> None:
-        """``frames`` to every rider at the broadcaster's cursor, in one pass; each rider
-        that has not had ``progress`` (a version; None: no check) gets it in the same write.
+        """``frames`` to every rider at the broadcaster's cursor, in one pass.
+
+        A rider that has not had ``progress`` (a version; None: no check) gets the progress
+        event in the same write.
         """
         cursor, plain = self.cursor, frames.direct
         joined: Frames | None = None  # ``frames`` and the progress, joined once
@@ -387,8 +391,11 @@ class Broadcast:
         self.cursor = after
 
     def _with_progress(self, frames: Frames, progress: int) -> Frames:
-        """``frames`` followed by the feed's progress event as each follower's loop writes it
-        (a chunk or frame of its own, but one write to the transport); framed once a change."""
+        """``frames`` and then the feed's progress event, framed once per change.
+
+        The event is a chunk (or frame) of its own, as each follower's loop writes it, but
+        in the same write to the transport.
+        """
         if self._progress != progress:
             self._progress = progress
             self._progress_frames = self._frame_progress()
