@@ -8,7 +8,8 @@ stream's opening comment, then, when every stream has sent ``event: end`` (or TI
 passed), one JSON report on stdout. The agent prints ``T<time.time_ns()>`` in each line;
 the first ``MEASURED`` followers time every line they receive, the others time the oldest
 line of each read (the worst of that read) and count the rest. ``reads`` counts every
-follower's socket reads: about the batches the server wrote (fewer when reads coalesce).
+follower's socket reads: about the batches the server wrote (fewer when reads coalesce);
+``progress`` the fewest and most ``event: progress`` any measured follower received.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Follower:
     measured: bool
     lines: int = 0
     reads: int = 0
+    progress: int = 0
     ended: bool = False
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -47,6 +49,7 @@ class Follower:
         stamps = STAMP.findall(done)
         self.lines += len(stamps)
         self.latencies_ms += [(now - int(s)) / 1e6 for s in stamps]
+        self.progress += done.count(b"\nevent: progress\n")
         self.ended = b"event: end\n" in done
         return buf[cut + 1 :]
 
@@ -122,6 +125,10 @@ async def main(url: str, task_id: str, count: int, measured: int, timeout: float
         "ended": sum(f.ended for f in followers),
         "lines": sum(f.lines for f in followers),
         "reads": sum(f.reads for f in followers),
+        "progress": [
+            min(f.progress for f in followers if f.measured),
+            max(f.progress for f in followers if f.measured),
+        ],
         "measured_ms": percentiles(measured_ms),
         "read_heads_ms": percentiles(heads_ms or measured_ms),
         "cpu_s": time.process_time(),

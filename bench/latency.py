@@ -9,8 +9,13 @@ reads the line off its socket. p50/p99 are over every line of up to MEASURED fol
 (the others time the oldest line of each read, which is their worst, and count the rest:
 ``read p99``); ``delivered`` is the share of lines x followers that arrived.
 
+With ``--progress-hz N`` the bench's writer also saves a changed progress document N times
+a second while the agent prints, as a busy worker does (tool calls, cost); the API's feed
+takes it at most once a second per task (``store/feed.PROGRESS_EVERY_S``), so followers
+get up to one ``event: progress`` a second, which the row counts.
+
     python bench/latency.py [--quick] [--rates 100,1000] [--followers 1,100,1000]
-                            [--seconds 10] [--redis-url URL]
+                            [--seconds 10] [--progress-hz 0] [--redis-url URL]
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ class Figures(NamedTuple):
     batch_us: float  # server CPU per follower-batch: printing to the last follower's end
     line_us: float  # the same CPU per line delivered to one follower
     client_cpu: float  # the followers' process, over its whole life
+    progress_hz: float  # progress documents saved a second while the agent printed
+    progress_events: tuple[int, int]  # fewest and most progress events a follower received
 
 
 async def agent_prints(
@@ -86,8 +93,45 @@ async def agent_prints(
     return int(rate * secs)
 
 
+async def report_progress(store: Store, task_id: str, hz: float) -> None:
+    """Save a changed progress document ``hz`` times a second until cancelled."""
+    clock = asyncio.get_running_loop()
+    start, saved = clock.time(), 0
+    while True:
+        saved += 1
+        document = {
+            "phase": "plan",
+            "elapsed_s": round(clock.time() - start, 1),
+            "tool_calls": {"Bash": saved},
+            "cost_usd": round(saved * 0.0013, 4),
+        }
+        await store.tasks.save_progress(task_id, document)
+        # Paced to the clock, not slept a fixed time: a slow save does not lower the rate.
+        await asyncio.sleep(max(0.0, start + saved / hz - clock.time()))
+
+
+async def agent_with_progress(
+    store: Store, settings: Settings, task_id: str, rate: int, secs: float, hz: float
+) -> int:
+    """The agent prints while (with ``hz``) its progress changes; the lines it printed."""
+    if hz <= 0:
+        return await agent_prints(store, settings, task_id, rate, secs)
+    reporting = asyncio.create_task(report_progress(store, task_id, hz))
+    try:
+        return await agent_prints(store, settings, task_id, rate, secs)
+    finally:
+        reporting.cancel()
+        await asyncio.gather(reporting, return_exceptions=True)
+
+
 async def measure(
-    store: Store, settings: Settings, server: Server, rate: int, followers: int, secs: float
+    store: Store,
+    settings: Settings,
+    server: Server,
+    rate: int,
+    followers: int,
+    secs: float,
+    progress_hz: float = 0.0,
 ) -> Figures:
     """One configuration: followers connect, the agent prints, the task ends, figures."""
     new = NewTask(source="bench", repository="o/r", title="latency", prompt="p")
@@ -103,7 +147,7 @@ async def measure(
         raise SystemExit(f"followers did not start: {ready!r}")
     await store.tasks.advance(task_id, Action.START_PLAN)
     cpu, started = server.cpu_seconds(), time.perf_counter()
-    printed = await agent_prints(store, settings, task_id, rate, secs)
+    printed = await agent_with_progress(store, settings, task_id, rate, secs, progress_hz)
     cpu_share = (server.cpu_seconds() - cpu) / (time.perf_counter() - started)
     await store.tasks.advance(task_id, Action.CANCEL, reason="bench done")
     report = json.loads(await proc.stdout.readline())
@@ -116,12 +160,16 @@ async def measure(
     _, read_p99 = report["read_heads_ms"]
     delivered = report["lines"] / (printed * followers)
     client = report["cpu_s"] / (time.perf_counter() - started)
+    fewest, most = report["progress"]
     return Figures(
-        rate, followers, p50, p99, read_p99, delivered, cpu_share, batch_us, line_us, client
-    )
+        rate, followers, p50, p99, read_p99, delivered, cpu_share, batch_us, line_us, client,
+        progress_hz, (fewest, most),
+    )  # fmt: skip
 
 
-async def figures(url: str, rates: list[int], followers: list[int], secs: float) -> list[Figures]:
+async def figures(
+    url: str, rates: list[int], followers: list[int], secs: float, progress_hz: float = 0.0
+) -> list[Figures]:
     """Every configuration against one server process."""
     settings = Settings(redis_url=url, key_prefix=f"bench-live-{uuid.uuid4().hex[:8]}")
     redis = connect(url)
@@ -134,7 +182,9 @@ async def figures(url: str, rates: list[int], followers: list[int], secs: float)
         ):
             for rate in rates:
                 for count in followers:
-                    out.append(await measure(store, settings, server, rate, count, secs))
+                    out.append(
+                        await measure(store, settings, server, rate, count, secs, progress_hz)
+                    )
     finally:
         async for key in redis.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
             await redis.delete(key)
@@ -160,6 +210,9 @@ def to_rows(results: list[Figures]) -> list[Row]:
             f"delivered {f.delivered:.1%}; the server got {f.server_cpu:.0%} of a core, "
             f"the followers {f.client_cpu:.0%}"
         )
+        if f.progress_hz:
+            fewest, most = f.progress_events
+            measured += f"; {fewest}-{most} progress events per follower"
         met = (
             f.line_us <= TARGET_LINE_US
             and max(f.p99_ms, f.read_p99_ms) <= TARGET_MS
@@ -168,7 +221,8 @@ def to_rows(results: list[Figures]) -> list[Row]:
         rows.append(
             Row(
                 "live latency",
-                f"{f.rate:,} lines/s, {f.followers:,} follower{'' if f.followers == 1 else 's'}",
+                f"{f.rate:,} lines/s, {f.followers:,} follower{'' if f.followers == 1 else 's'}"
+                + (f", progress saved {f.progress_hz:g}/s" if f.progress_hz else ""),
                 f"≤ {TARGET_LINE_US} µs/line/follower, p99 ≤ {TARGET_MS:.0f} ms"
                 if targeted
                 else "-",
@@ -195,6 +249,12 @@ def cli() -> None:
     parser.add_argument("--rates", default="100,1000")
     parser.add_argument("--followers", default="1,100,1000")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--progress-hz",
+        type=float,
+        default=0.0,
+        help="save a changed progress document this many times a second while printing",
+    )
     parser.add_argument("--redis-url")
     args = parser.parse_args()
     with valkey(args.redis_url) as url:
@@ -203,7 +263,8 @@ def cli() -> None:
         else:
             rates = [int(r) for r in args.rates.split(",")]
             counts = [int(c) for c in args.followers.split(",")]
-            table = to_rows(asyncio.run(figures(url, rates, counts, args.seconds)))
+            run = figures(url, rates, counts, args.seconds, args.progress_hz)
+            table = to_rows(asyncio.run(run))
     print(f"load average {load_average()}")
     print_rows(table)
 

@@ -48,6 +48,23 @@ async def test_latency_bench_measures_every_line_of_every_follower(redis_url: st
 
 @pytest.mark.load
 @pytest.mark.timeout(110)
+async def test_latency_bench_changes_progress_while_the_agent_prints(redis_url: str) -> None:
+    code, out = await run_bench(
+        "latency.py", "--rates", "200", "--followers", "3", "--seconds", "2",
+        "--progress-hz", "20", "--redis-url", redis_url,
+    )  # fmt: skip
+    assert code == 0, out
+    rows = table(out, "live latency")
+    assert [row[1] for row in rows] == ["200 lines/s, 3 followers, progress saved 20/s"], out
+    measured = rows[0][3]
+    assert "delivered 100.0%" in measured, out
+    # The feed takes a change at most once a second: one or a few events in 2 s, not 40.
+    fewest, most = (int(n) for n in re.findall(r"(\d+)-(\d+) progress events", measured)[0])
+    assert 1 <= fewest <= most <= 4, out
+
+
+@pytest.mark.load
+@pytest.mark.timeout(110)
 async def test_intake_bench_gets_every_delivery_accepted(redis_url: str) -> None:
     code, out = await run_bench(
         "intake.py", "--count", "60", "--concurrency", "3", "--redis-url", redis_url

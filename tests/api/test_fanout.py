@@ -15,18 +15,21 @@ from hookagent.api.direct import Direct
 from hookagent.api.fanout import (
     BATCH,
     MAX_INTERVAL_S,
+    SSE_KEEPALIVE,
     Batch,
     Follower,
     Rider,
     delivery_interval,
     ride,
     sse_event,
+    sse_progress,
     ws_frame,
 )
 from hookagent.api.logfilter import LogFilter
 from hookagent.models import NewTask
 from hookagent.store import Store
-from hookagent.store.feed import FeedHub
+from hookagent.store import feed as feed_module
+from hookagent.store.feed import FeedHub, TaskFeed
 from hookagent.store.logs import NewLine
 
 
@@ -97,6 +100,19 @@ class Socket:
             await self.hold.wait()  # as uvicorn's send waits while the socket is full
         self.bodies.append(message["body"])
         self.wrote.set()
+
+
+async def written(sock: Socket, count: int, marker: bytes = b"") -> None:
+    """Wait until ``sock`` has had ``count`` bodies, one of them with ``marker`` in it."""
+    while len(sock.bodies) < count or not any(marker in body for body in sock.bodies):
+        sock.wrote.clear()
+        await sock.wrote.wait()
+
+
+def riding(feed: TaskFeed) -> set[Rider]:
+    """Every rider the feed's broadcasters write for right now."""
+    groups = fanout._BROADCASTS.get(feed) or {}
+    return {rider for broadcast in groups.values() for rider in broadcast.riders}
 
 
 def broadcasters() -> list[asyncio.Task[object]]:
@@ -252,4 +268,120 @@ async def test_a_transport_not_ready_when_a_follower_joins_is_not_written_to(
     finally:
         transport.close()
         theirs.close()
+        await hub.close()
+
+
+async def test_a_progress_change_goes_to_every_rider_and_none_leaves(
+    redis: Redis, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The feed takes the task's progress on every wake (not at most once a second), so two
+    # changes follow each other at once.
+    monkeypatch.setattr(feed_module, "PROGRESS_EVERY_S", 0.0)
+    tid = (
+        await store.tasks.create(NewTask(source="t", repository="o/r", title="t", prompt="p"))
+    ).task_id
+    line = NewLine("2026-01-01T00:00:00.000Z", "stdout", "line")
+    await store.logs.append(tid, [line])
+    hub = FeedHub(redis, store.keys, logs=store.logs, tasks=store.tasks)
+    try:
+        async with hub.follow(tid) as feed:
+            sockets = [Socket() for _ in range(20)]
+            handles = [Rider(1, send=s.send) for s in sockets]
+            rides = [
+                asyncio.create_task(ride(hub, feed, LogFilter(), h, "sse", idle_s=30))
+                for h in handles
+            ]
+            await asyncio.sleep(0)  # every rider joins (no I/O on the way)
+            assert riding(feed) == set(handles)
+            for n in (1, 2):
+                progress = {"phase": "plan", "tool_calls": n, "note": "é"}
+                await store.tasks.save_progress(tid, progress)
+                await store.logs.append(tid, [line])
+                async with asyncio.timeout(10):
+                    await asyncio.gather(*(written(s, 2 * n) for s in sockets))
+                for s in sockets:
+                    # The batch, then the progress in its own body, as a follower's loop
+                    # writes them: the same bytes objects for every rider (framed once).
+                    assert s.bodies[-2].startswith(b"id: %d\n" % n)
+                    assert s.bodies[-1] == sse_progress(progress)
+                    assert s.bodies[-1] is sockets[0].bodies[-1]
+            # Nobody was handed back: the same riders, none of their rides over (a follower
+            # that left and came back would be a new Rider), each one up to date.
+            assert riding(feed) == set(handles) and not any(r.done() for r in rides)
+            assert all(h.progress == feed.progress_version == 2 for h in handles)
+            assert all(h.cursor == 3 for h in handles)
+            for r in rides:
+                r.cancel()
+            await asyncio.gather(*rides, return_exceptions=True)
+    finally:
+        await hub.close()
+
+
+async def test_a_rider_behind_on_progress_gets_it_with_the_next_batch_only(
+    redis: Redis, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed_module, "PROGRESS_EVERY_S", 0.0)
+    tid = (
+        await store.tasks.create(NewTask(source="t", repository="o/r", title="t", prompt="p"))
+    ).task_id
+    line = NewLine("2026-01-01T00:00:00.000Z", "stdout", "line")
+    progress = {"phase": "plan", "turns": 3}
+    await store.tasks.save_progress(tid, progress)
+    hub = FeedHub(redis, store.keys, logs=store.logs, tasks=store.tasks)
+    try:
+        async with hub.follow(tid) as feed:
+            await store.logs.append(tid, [line])
+            assert await feed.wait_beyond(0, timeout=10) and feed.progress_version == 1
+            # One follower has sent this progress itself; the other has not (yet).
+            sent, behind = Socket(), Socket()
+            handles = [Rider(1, send=sent.send, progress=1), Rider(1, send=behind.send)]
+            rides = [
+                asyncio.create_task(ride(hub, feed, LogFilter(), h, "sse", idle_s=30))
+                for h in handles
+            ]
+            await asyncio.sleep(0)
+            await store.logs.append(tid, [line])
+            async with asyncio.timeout(10):
+                await asyncio.gather(written(sent, 1), written(behind, 2))
+            assert sent.bodies == behind.bodies[:1] and sent.bodies[0].startswith(b"id: 1\n")
+            assert behind.bodies[1] == sse_progress(progress)  # once, to the one without it
+            assert all(h.progress == 1 for h in handles) and not any(r.done() for r in rides)
+            for r in rides:
+                r.cancel()
+            await asyncio.gather(*rides, return_exceptions=True)
+    finally:
+        await hub.close()
+
+
+async def test_a_quiet_broadcaster_writes_the_keep_alive_and_keeps_its_riders(
+    redis: Redis, store: Store
+) -> None:
+    tid = (
+        await store.tasks.create(NewTask(source="t", repository="o/r", title="t", prompt="p"))
+    ).task_id
+    line = NewLine("2026-01-01T00:00:00.000Z", "stdout", "line")
+    await store.logs.append(tid, [line])
+    hub = FeedHub(redis, store.keys, logs=store.logs, tasks=store.tasks)
+    try:
+        async with hub.follow(tid) as feed:
+            sockets = [Socket() for _ in range(5)]
+            handles = [Rider(1, send=s.send) for s in sockets]
+            rides = [
+                asyncio.create_task(ride(hub, feed, LogFilter(), h, "sse", idle_s=0.2))
+                for h in handles
+            ]
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(written(s, 2) for s in sockets))
+            # Two quiet spells, two comment lines (what each follower's loop writes), and
+            # the riders stay for the next batch.
+            assert all(s.bodies == [SSE_KEEPALIVE, SSE_KEEPALIVE] for s in sockets)
+            assert riding(feed) == set(handles) and not any(r.done() for r in rides)
+            await store.logs.append(tid, [line])
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(written(s, 3, b"id: 1\n") for s in sockets))
+            assert riding(feed) == set(handles) and all(h.cursor == 2 for h in handles)
+            for r in rides:
+                r.cancel()
+            await asyncio.gather(*rides, return_exceptions=True)
+    finally:
         await hub.close()

@@ -10,13 +10,16 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 import websockets
 from fastapi import FastAPI
 
 from hookagent.api import fanout
-from hookagent.api.fanout import Rider
+from hookagent.api.direct import http_chunk, ws_text_frame
+from hookagent.api.fanout import Rider, sse_progress, ws_progress
 from hookagent.models import TaskStatus
 from hookagent.store import Store
+from hookagent.store import feed as feed_module
 from hookagent.store.feed import TaskFeed
 from hookagent.store.logs import NewLine
 from tests.api.test_stream import eventually, live, new_task, produce, read_sse, server
@@ -260,3 +263,125 @@ async def test_a_stalled_websocket_follower_catches_up_without_loss(
     assert riding[0] == 2 and min(riding) == 1, riding  # handed back once its socket filled
     assert [m["seq"] for m in messages if m["type"] == "log"] == list(range(total))
     assert messages[-1] == {"type": "end", "status": "completed"}
+
+
+def http_chunks(raw: bytes) -> tuple[list[bytes], bytes]:
+    """The complete HTTP/1.1 chunks in ``raw`` (after the head), each with its framing."""
+    out, at = [], 0
+    while (end := raw.find(b"\r\n", at)) >= 0:
+        stop = end + 2 + int(raw[at:end], 16) + 2
+        if len(raw) < stop:
+            break
+        out.append(raw[at:stop])
+        at = stop
+    return out, raw[at:]
+
+
+def ws_raw_frames(raw: bytes) -> tuple[list[bytes], bytes]:
+    """The complete unmasked server frames in ``raw``, each with its header."""
+    out, at = [], 0
+    while len(raw) - at >= 2:
+        size, start = raw[at + 1] & 0x7F, at + 2
+        if size == 126:
+            size, start = int.from_bytes(raw[at + 2 : at + 4]), at + 4
+        elif size == 127:
+            size, start = int.from_bytes(raw[at + 2 : at + 10]), at + 10
+        if len(raw) < start + size:
+            break
+        out.append(raw[at : start + size])
+        at = start + size
+    return out, raw[at:]
+
+
+class RawFollower:
+    """A follower on a bare socket, to see the exact bytes the server writes to it."""
+
+    def __init__(self, sock: socket.socket, rest: bytes, framing: Any) -> None:
+        self.sock = sock
+        self._rest = rest
+        self._framing = framing  # splits what came so far into whole units and the rest
+        self.units: list[bytes] = []
+
+    @classmethod
+    async def open(cls, url: str, request: str, framing: Any) -> RawFollower:
+        host, _, port = url.removeprefix("http://").partition(":")
+        sock = socket.socket()
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, (host, int(port)))
+        await loop.sock_sendall(sock, request.replace("{host}", host).encode())
+        head, _, rest = (await read_until(sock, b"\r\n\r\n", b"")).partition(b"\r\n\r\n")
+        assert head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 101")), head
+        return cls(sock, rest, framing)
+
+    async def unit_with(self, marker: bytes) -> bytes:
+        """The first whole chunk (or frame) so far with ``marker`` in it (waits for it)."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(10):
+            while True:
+                units, self._rest = self._framing(self._rest)
+                self.units += units
+                for unit in self.units:
+                    if marker in unit:
+                        return unit
+                data = await loop.sock_recv(self.sock, 1 << 20)
+                assert data, "the server closed the stream"
+                self._rest += data
+
+
+SSE_GET = "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
+# No permessage-deflate offered: the server's own frames are then plain text too.
+WS_GET = (
+    "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("wire", ["sse", "ws"])
+async def test_a_rider_gets_the_very_bytes_of_a_progress_event_a_lone_follower_writes(
+    live: tuple[str, FastAPI], store: Store, monkeypatch: pytest.MonkeyPatch, wire: str
+) -> None:
+    monkeypatch.setattr(feed_module, "PROGRESS_EVERY_S", 0.0)  # every change goes out
+    url, app = live
+    tid = await new_task(store)
+    await store.logs.append(tid, [NewLine("t", "stdout", "[stdout] first")])
+    if wire == "sse":
+        request = SSE_GET.replace("{path}", f"/tasks/{tid}/logs/stream")
+        framing, marker = http_chunks, b"event: progress\n"
+    else:
+        request = WS_GET.replace("{path}", f"/tasks/{tid}/logs/ws")
+        framing, marker = ws_raw_frames, b'{"type":"progress"'
+    opened: list[RawFollower] = []
+    try:
+        first = await RawFollower.open(url, request, framing)
+        opened.append(first)
+        [rider] = await all_riding(app, tid, 1)
+        assert rider.direct is not None  # written to by the broadcaster, not through ``send``
+        progress = {"phase": "plan", "tool_calls": {"Bash": 2}, "note": "é ✓ \u2028"}
+        await store.tasks.save_progress(tid, progress)
+        await store.logs.append(tid, [NewLine("t", "stdout", "[stdout] second")])
+        ridden = await first.unit_with(marker)
+        # It never left: the same rider (one that came back would be a new one).
+        assert riders(app.state.feeds._feeds[tid]) == [rider]
+
+        # A follower arriving now writes this progress from its own loop, through ``send``
+        # and uvicorn's own framing: the broadcaster's bytes are exactly those.
+        lone = await RawFollower.open(url, request, framing)
+        opened.append(lone)
+        assert await lone.unit_with(marker) == ridden
+        if wire == "sse":
+            assert ridden == http_chunk(sse_progress(progress))
+        else:
+            assert ridden == ws_text_frame(ws_progress(progress))
+
+        # Both ride now; the next change reaches both, by the broadcaster, and nobody leaves.
+        both = await all_riding(app, tid, 2)
+        progress["tool_calls"] = {"Bash": 3}
+        await store.tasks.save_progress(tid, progress)
+        await store.logs.append(tid, [NewLine("t", "stdout", "[stdout] third")])
+        again = [await f.unit_with(b'"Bash": 3' if wire == "sse" else b'"Bash":3') for f in opened]
+        assert again[0] == again[1] != ridden
+        assert set(riders(app.state.feeds._feeds[tid])) == set(both)
+    finally:
+        for follower in opened:
+            follower.sock.close()

@@ -14,10 +14,12 @@ batch costs one encode and 1,000 socket writes.
 
 Followers that have caught up go further (``ride``): one broadcaster per feed, wire format
 and filter wakes once per batch and writes it to all of them in one loop, so their own tasks
-do not wake at all until something else is due (see ``Broadcast``). Under uvicorn it frames
-the batch once and writes those bytes to each follower's transport, skipping the ASGI send
-chain (see ``direct.py``); with many followers it delivers at most once per a few tens of ms
-(``delivery_interval``), so each write carries more lines.
+do not wake at all until the end or a full socket (see ``Broadcast``). Under uvicorn it
+frames the batch once and writes those bytes to each follower's transport, skipping the ASGI
+send chain (see ``direct.py``); with many followers it delivers at most once per a few tens
+of ms (``delivery_interval``), so each write carries more lines. Progress events and SSE
+keep-alives go out the same way, framed once, in the bytes each follower's own loop writes
+(``sse_progress``, ``ws_progress``, ``SSE_KEEPALIVE``, shared with those loops).
 """
 
 from __future__ import annotations
@@ -85,6 +87,21 @@ def ws_frame(entry: LogEntry) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
+def sse_progress(progress: dict[str, Any] | None) -> bytes:
+    """The task's progress as an SSE ``event: progress`` (a follower's loop and a broadcaster)."""
+    return f"event: progress\ndata: {json.dumps(progress)}\n\n".encode()
+
+
+def ws_progress(progress: dict[str, Any] | None) -> str:
+    """The task's progress as the WebSocket's JSON text (what ``send_json`` would write)."""
+    body = {"type": "progress", **(progress or {})}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+# The comment line a quiet SSE stream gets (see routes/stream.KEEPALIVE_S).
+SSE_KEEPALIVE = b": keep-alive\n\n"
+
+
 def filter_key(flt: LogFilter) -> tuple[object, ...]:
     """What makes two filters select the same entries (the dataclass ignores the regex)."""
     pattern = None if flt.pattern is None else flt.pattern.pattern
@@ -150,6 +167,16 @@ class Follower:
         return batch
 
 
+class Frames(NamedTuple):
+    """What a broadcaster writes to its riders in one delivery, framed once for all of them."""
+
+    direct: bytes  # for a transport: HTTP/1.1 chunks or WebSocket frames (b"": nothing due)
+    bodies: tuple[bytes, ...]  # SSE through ``send``: one body per chunk a follower writes
+
+
+NOTHING = Frames(b"", ())
+
+
 class _Rest:
     """The rest of a write that could not finish at once (flow control), to run as a task."""
 
@@ -163,24 +190,30 @@ class _Rest:
 
 
 class Rider:
-    """One follower while a broadcaster writes for it: where it writes, its cursor, its release.
+    """One follower while a broadcaster writes for it: where it writes, what it has, its release.
 
     ``direct`` (uvicorn's transport) is written to when it is given; else ``send`` (the ASGI
-    chain, SSE only).
+    chain, SSE only). ``cursor`` and ``progress`` (the feed's ``progress_version`` the
+    follower has sent) go back to the follower's loop with it, which goes on from both.
     """
 
     # Read for every rider in every batch: slots, not a dict per rider to look up.
-    __slots__ = ("cursor", "direct", "idle", "pending", "released", "send")
+    __slots__ = ("cursor", "direct", "pending", "progress", "released", "send")
 
     def __init__(
-        self, cursor: int, *, send: Send | None = None, direct: Direct | None = None
+        self,
+        cursor: int,
+        *,
+        send: Send | None = None,
+        direct: Direct | None = None,
+        progress: int = 0,
     ) -> None:
         if send is None and direct is None:
             raise ValueError("a rider needs a send or a direct transport")
         self.send = send
         self.direct = direct
         self.cursor = cursor
-        self.idle = False  # released because nothing came for the whole wait
+        self.progress = progress
         self.released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # A write of the broadcaster's that waits on flow control, finished by a task of its
         # own; the follower awaits it before it writes anything else.
@@ -191,43 +224,59 @@ class Rider:
         if not self.released.done():
             self.released.set_result(None)
 
-    def take(self, batch: Batch, framed: bytes) -> bool:
-        """Write one batch (``framed``: its bytes for the transport); False: handed back."""
+    def take(self, cursor: int, frames: Frames, progress: int) -> bool:
+        """Write a delivery, then stand at ``cursor`` having had ``progress``; False: handed back.
+
+        A rider handed back by a full socket has not had it: its own loop writes it.
+        """
         direct = self.direct
         if direct is None:
-            self.cursor = batch.cursor
-            self._send(batch.sse)
+            self.cursor, self.progress = cursor, progress
+            self._send(frames.bodies)
             return not self.released.done()
         try:
-            written = direct.offer(framed)
+            written = direct.offer(frames.direct)
         except (OSError, RuntimeError):
             # The connection went between the check and the write (uvloop refuses a closed
             # handle): its own loop sees the disconnect and ends.
             written = False
         if written:
-            self.cursor = batch.cursor
+            self.cursor, self.progress = cursor, progress
             return True
-        # Its socket is full (or closing): its own loop writes this batch through ``send``,
-        # which waits on uvicorn's flow control, and reads on from its cursor.
+        # Its socket is full (or closing): its own loop writes this batch (and the progress)
+        # through ``send``, which waits on uvicorn's flow control, and reads on from its cursor.
         self.release()
         return False
 
-    def _send(self, body: bytes) -> None:
-        """Start writing ``body``; what cannot finish now finishes in a task (and releases)."""
-        message: Message = {"type": "http.response.body", "body": body, "more_body": True}
-        write = cast(Coroutine[Any, Any, None], cast(Send, self.send)(message))
-        try:
-            blocked = write.send(None)
-        except StopIteration:
-            return  # the common case: the bytes went to the socket's buffer
-        except Exception as exc:
-            if not self.released.done():
-                self.released.set_exception(exc)
+    def _send(self, bodies: tuple[bytes, ...]) -> None:
+        """Start writing ``bodies``; what cannot finish now finishes in a task (and releases)."""
+        for at, body in enumerate(bodies):
+            write = cast(Coroutine[Any, Any, None], cast(Send, self.send)(_body(body)))
+            try:
+                blocked = write.send(None)
+            except StopIteration:
+                continue  # the common case: the bytes went to the socket's buffer
+            except Exception as exc:
+                if not self.released.done():
+                    self.released.set_exception(exc)
+                return
+            # Its buffer is full: this follower reads slowly, so it finishes the write (and
+            # any body after it) itself and reads on from its own cursor; the others are not
+            # held up.
+            rest = self._finish(_Rest(write, blocked), bodies[at + 1 :])
+            self.pending = asyncio.ensure_future(rest)
+            self.release()
             return
-        # Its buffer is full: this follower reads slowly, so it finishes the write itself and
-        # reads on from its own cursor; the others are not held up.
-        self.pending = asyncio.ensure_future(_Rest(write, blocked))
-        self.release()
+
+    async def _finish(self, rest: _Rest, bodies: tuple[bytes, ...]) -> None:
+        await rest
+        for body in bodies:
+            await cast(Send, self.send)(_body(body))
+
+
+def _body(body: bytes) -> Message:
+    """One chunk of the streamed response, as the follower's own loop would send it."""
+    return {"type": "http.response.body", "body": body, "more_body": True}
 
 
 def delivery_interval(riders: int) -> float:
@@ -240,9 +289,13 @@ class Broadcast:
 
     A follower that has caught up joins (``ride``); per batch the broadcaster wakes once,
     takes the shared batch, frames it once and writes the same bytes to every rider in one
-    loop, with no wake-up of the riders' own tasks. Riders go back to their own loops (which
-    send progress, the end and keep-alives, and catch up from their own cursors) when
-    anything but a plain batch is due, or when their socket cannot take a write at once.
+    loop, with no wake-up of the riders' own tasks. A progress change goes out the same way,
+    framed once and written right after the batch it came with (in the same write), and so
+    does an SSE keep-alive when nothing came for ``idle_s``: with a worker reporting
+    progress often, handing every rider back to its own loop for it cost one write through
+    the ASGI chain and a rejoin per follower per change. Riders go back to their own loops
+    (which send the end and catch up from their own cursors) when the task ends, or when
+    their socket cannot take a write at once.
     """
 
     def __init__(
@@ -255,7 +308,12 @@ class Broadcast:
         self._key = key
         self._reader = Follower(feeds, feed, wire)
         self.cursor = feed.next_seq
-        self._progress = feed.progress_version
+        # The last progress framed, and its frames (framed at most once per change).
+        self._progress = -1
+        self._progress_frames = NOTHING
+        self._keepalive = (
+            Frames(http_chunk(SSE_KEEPALIVE), (SSE_KEEPALIVE,)) if wire == "sse" else NOTHING
+        )
         self.riders: set[Rider] = set()
         self.task = asyncio.create_task(self._run(), name=f"broadcast-{feed.task_id}")
         self.task.add_done_callback(_noticed)
@@ -271,9 +329,10 @@ class Broadcast:
         try:
             while self.riders:
                 if not await self._feed.wait_beyond(self.cursor, self._idle_s):
-                    for rider in self.riders:
-                        rider.idle = True
-                    return
+                    # What each rider's own loop would write now (SSE: a comment; WebSocket:
+                    # nothing); a rider behind on progress gets it at the next batch.
+                    self._deliver(self.cursor, self._keepalive, None)
+                    continue
                 wait = last + delivery_interval(len(self.riders)) - clock.time()
                 if wait > 0:
                     await asyncio.sleep(wait)  # gathers what arrives meanwhile into this write
@@ -282,8 +341,8 @@ class Broadcast:
                 last = clock.time()
                 batch = await self._reader.next_batch(self.cursor, self._flt)
                 self._write(batch)
-                if self._feed.progress_version != self._progress or self._feed.terminal:
-                    return  # the riders send the progress or the end themselves
+                if self._feed.terminal:
+                    return  # the riders send the end themselves
         finally:
             for rider in self.riders:
                 rider.release()
@@ -293,24 +352,64 @@ class Broadcast:
                 del groups[self._key]
 
     def _write(self, batch: Batch) -> None:
-        """The same bytes to every rider at the batch's start, in one pass."""
-        cursor, sent = self.cursor, batch.sent
-        framed = b""
-        if sent:
-            framed = batch.ws if self._wire == "ws" else http_chunk(batch.sse)
-        # One call per rider and batch (``take``, which checks and writes): the Python around
-        # the write is paid riders x batches times a second.
+        """The batch, and the progress when it changed, to every rider at the batch's start."""
+        frames = NOTHING
+        if batch.sent:
+            if self._wire == "ws":
+                frames = Frames(batch.ws, ())
+            else:
+                frames = Frames(http_chunk(batch.sse), (batch.sse,))
+        # Read after the batch, as a follower's own loop reads it: the progress the feed took
+        # with these entries goes out right behind them.
+        self._deliver(batch.cursor, frames, self._feed.progress_version)
+
+    def _deliver(self, after: int, frames: Frames, progress: int | None) -> None:
+        """``frames`` to every rider at the broadcaster's cursor, in one pass.
+
+        A rider that has not had ``progress`` (a version; None: no check) gets the progress
+        event in the same write.
+        """
+        cursor, plain = self.cursor, frames.direct
+        joined: Frames | None = None  # ``frames`` and the progress, joined once
+        # One call per rider and delivery (``take``, which checks and writes): the Python
+        # around the write is paid riders x deliveries times a second.
         for rider in list(self.riders):
             if rider.cursor == cursor and not rider.released.done():
-                if not sent:
-                    rider.cursor = batch.cursor  # nothing for this filter: on to the next
+                version, sending = rider.progress, frames
+                if progress is not None and version != progress:
+                    if joined is None:
+                        joined = self._with_progress(frames, progress)
+                    sending, version = joined, progress
+                elif not plain:
+                    rider.cursor = after  # nothing for this filter: on to the next
                     continue
-                if rider.take(batch, framed):
+                if rider.take(after, sending, version):
                     continue
             # Handed back meanwhile (a control frame), standing elsewhere, or its socket full.
             rider.release()
             self.riders.discard(rider)
-        self.cursor = batch.cursor
+        self.cursor = after
+
+    def _with_progress(self, frames: Frames, progress: int) -> Frames:
+        """``frames`` and then the feed's progress event, framed once per change.
+
+        The event is a chunk (or frame) of its own, as each follower's loop writes it, but
+        in the same write to the transport.
+        """
+        if self._progress != progress:
+            self._progress = progress
+            self._progress_frames = self._frame_progress()
+        event = self._progress_frames
+        if not frames.direct:
+            return event
+        return Frames(frames.direct + event.direct, frames.bodies + event.bodies)
+
+    def _frame_progress(self) -> Frames:
+        progress = self._feed.progress
+        if self._wire == "ws":
+            return Frames(ws_text_frame(ws_progress(progress)), ())
+        event = sse_progress(progress)
+        return Frames(http_chunk(event), (event,))
 
 
 def _noticed(task: asyncio.Task[None]) -> None:
@@ -332,7 +431,8 @@ async def ride(
 
     Joins only at the broadcaster's cursor (a new broadcaster starts at the feed's end); a
     follower anywhere else gets False at once and waits by itself. Afterwards the rider holds
-    the follower's new cursor and whether it was handed back for want of entries.
+    the follower's new cursor and the progress version it has been sent. ``idle_s``: how long
+    a quiet broadcaster waits before it writes an SSE keep-alive.
     """
     groups = _BROADCASTS.get(feed)
     if groups is None:

@@ -17,7 +17,14 @@ from starlette.types import Message, Receive, Scope, Send
 from hookagent.api.deps import MAX_OFFSET, Q_MAX_CHARS, FeedsDep, FilterDep, OffsetQuery
 from hookagent.api.direct import Direct, http_direct, ws_direct
 from hookagent.api.errors import OK, ws_close_code
-from hookagent.api.fanout import Follower, Rider, ride
+from hookagent.api.fanout import (
+    SSE_KEEPALIVE,
+    Follower,
+    Rider,
+    ride,
+    sse_progress,
+    ws_progress,
+)
 from hookagent.api.logfilter import LogFilter
 from hookagent.errors import HookagentError, InvalidControl, InvalidRequest, quoted
 from hookagent.sources.payload import parse_json
@@ -66,21 +73,19 @@ async def stream_logs(
                 yield batch.sse  # the same bytes for every follower here: one write
             if feed.progress_version != progress_seen:
                 progress_seen = feed.progress_version
-                yield f"event: progress\ndata: {json.dumps(feed.progress)}\n\n"
+                yield sse_progress(feed.progress)
             if cursor >= feed.next_seq and feed.terminal:
                 yield f"event: end\ndata: {json.dumps({'status': feed.status})}\n\n"
                 return
-            if sent:
-                continue
-            # Caught up: the feed's broadcaster writes the next batches for us, until
-            # something else is due (progress, the end, a keep-alive, a full socket).
-            rider = Rider(cursor, send=send, direct=direct)
+            if sent or feed.progress_version != progress_seen:
+                continue  # more to read, or progress that came while the last yield waited
+            # Caught up: the feed's broadcaster writes the next batches, progress events and
+            # keep-alives for us, until the end or a full socket hands us back.
+            rider = Rider(cursor, send=send, direct=direct, progress=progress_seen)
             if await ride(feeds, feed, flt, rider, "sse", KEEPALIVE_S):
-                cursor = rider.cursor
-                if rider.idle:
-                    yield ": keep-alive\n\n"
+                cursor, progress_seen = rider.cursor, rider.progress
             elif not await feed.wait_beyond(cursor, KEEPALIVE_S):
-                yield ": keep-alive\n\n"
+                yield SSE_KEEPALIVE
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return EventStream(feeds.follow(task_id), events, headers=headers)
@@ -194,13 +199,13 @@ async def _serve_socket(
                 await websocket.send_text(frame)
             if feed.progress_version != state["progress"]:
                 state["progress"] = feed.progress_version
-                await websocket.send_json({"type": "progress", **(feed.progress or {})})
+                await websocket.send_text(ws_progress(feed.progress))
             if state["cursor"] >= feed.next_seq and feed.terminal:
                 await websocket.send_json({"type": "end", "status": feed.status})
                 await websocket.close()
                 return
-            if sent:
-                continue
+            if sent or feed.progress_version != state["progress"]:
+                continue  # more to read, or progress that came while the last send waited
             waiting = asyncio.create_task(_ride_or_wait(feeds, feed, state, direct))
             woken = asyncio.create_task(control.wait())
             await asyncio.wait({waiting, woken, reader}, return_when=asyncio.FIRST_COMPLETED)
@@ -218,15 +223,16 @@ async def _ride_or_wait(
 ) -> None:
     """Until something is due: the broadcaster writes new batches for us, or we wait for them."""
     if direct is not None:
-        rider = Rider(state["cursor"], direct=direct)
+        rider = Rider(state["cursor"], direct=direct, progress=state["progress"])
         seeks, state["rider"] = state["seeks"], rider
         try:
             if await ride(feeds, feed, state["filter"], rider, "ws", KEEPALIVE_S):
                 return
         finally:
             # However it ends (a control frame cancels it): what was written moved the
-            # cursor, unless the client has sought elsewhere meanwhile.
+            # cursor, unless the client has sought elsewhere meanwhile, and the progress.
             state["rider"] = None
+            state["progress"] = rider.progress
             if state["seeks"] == seeks:
                 state["cursor"] = rider.cursor
     await feed.wait_beyond(state["cursor"], KEEPALIVE_S)
