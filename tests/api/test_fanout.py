@@ -15,16 +15,13 @@ from hookagent.api.direct import Direct
 from hookagent.api.fanout import (
     BATCH,
     MAX_INTERVAL_S,
-    SSE_KEEPALIVE,
     Batch,
     Follower,
     Rider,
     delivery_interval,
     ride,
-    sse_event,
-    sse_progress,
-    ws_frame,
 )
+from hookagent.api.frames import SSE_KEEPALIVE, sse_event, sse_progress, ws_frame
 from hookagent.api.logfilter import LogFilter
 from hookagent.models import NewTask
 from hookagent.store import Store

@@ -16,7 +16,8 @@ from fastapi import FastAPI
 
 from hookagent.api import fanout
 from hookagent.api.direct import http_chunk, ws_text_frame
-from hookagent.api.fanout import Rider, sse_progress, ws_progress
+from hookagent.api.fanout import Rider
+from hookagent.api.frames import sse_progress, ws_progress
 from hookagent.models import TaskStatus
 from hookagent.store import Store
 from hookagent.store import feed as feed_module

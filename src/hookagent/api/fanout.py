@@ -19,24 +19,33 @@ frames the batch once and writes those bytes to each follower's transport, skipp
 send chain (see ``direct.py``); with many followers it delivers at most once per a few tens
 of ms (``delivery_interval``), so each write carries more lines. Progress events and SSE
 keep-alives go out the same way, framed once, in the bytes each follower's own loop writes
-(``sse_progress``, ``ws_progress``, ``SSE_KEEPALIVE``, shared with those loops).
+(``frames.py``: the same encoders those loops use).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import weakref
 from collections import OrderedDict
 from collections.abc import Coroutine, Generator
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from starlette.types import Message, Send
 
 from hookagent.api.direct import Direct, http_chunk, ws_text_frame
+from hookagent.api.frames import (
+    NOTHING,
+    SSE_KEEPALIVE,
+    Frames,
+    Wire,
+    is_status,
+    sse_event,
+    sse_progress,
+    ws_frame,
+    ws_progress,
+)
 from hookagent.api.logfilter import LogFilter
-from hookagent.models import EventKind, LogEntry
 from hookagent.store.feed import FeedHub, TaskFeed
 
 log = logging.getLogger(__name__)
@@ -55,8 +64,6 @@ CACHED_BATCHES = 32
 INTERVAL_PER_RIDER_S = 40e-6
 MAX_INTERVAL_S = 0.04
 
-Wire = Literal["sse", "ws"]
-
 
 class Batch(NamedTuple):
     """One read's worth of encoded entries and where the next read starts."""
@@ -66,40 +73,6 @@ class Batch(NamedTuple):
     ws: bytes  # WebSocket: the same texts as wire frames, for a direct write
     sent: int  # entries in the batch (matching ones plus status changes)
     cursor: int
-
-
-def is_status(entry: LogEntry) -> bool:
-    """Whether the entry is a status change (sent whatever the filter)."""
-    return entry.kind is EventKind.STATUS
-
-
-def sse_event(entry: LogEntry) -> str:
-    """One entry as an SSE event: ``id: <seq>``, ``event: status`` for status changes."""
-    data = entry.model_dump_json(exclude_none=True)
-    kind = "event: status\n" if is_status(entry) else ""
-    return f"id: {entry.seq}\n{kind}data: {data}\n\n"
-
-
-def ws_frame(entry: LogEntry) -> str:
-    """One entry as the WebSocket's JSON text (the same bytes ``send_json`` would write)."""
-    body = {"type": "status" if is_status(entry) else "log"}
-    body |= entry.model_dump(mode="json", exclude_none=True)
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-
-
-def sse_progress(progress: dict[str, Any] | None) -> bytes:
-    """The task's progress as an SSE ``event: progress`` (a follower's loop and a broadcaster)."""
-    return f"event: progress\ndata: {json.dumps(progress)}\n\n".encode()
-
-
-def ws_progress(progress: dict[str, Any] | None) -> str:
-    """The task's progress as the WebSocket's JSON text (what ``send_json`` would write)."""
-    body = {"type": "progress", **(progress or {})}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-
-
-# The comment line a quiet SSE stream gets (see routes/stream.KEEPALIVE_S).
-SSE_KEEPALIVE = b": keep-alive\n\n"
 
 
 def filter_key(flt: LogFilter) -> tuple[object, ...]:
@@ -165,16 +138,6 @@ class Follower:
         if entries:
             self._shared.put(key, batch)
         return batch
-
-
-class Frames(NamedTuple):
-    """What a broadcaster writes to its riders in one delivery, framed once for all of them."""
-
-    direct: bytes  # for a transport: HTTP/1.1 chunks or WebSocket frames (b"": nothing due)
-    bodies: tuple[bytes, ...]  # SSE through ``send``: one body per chunk a follower writes
-
-
-NOTHING = Frames(b"", ())
 
 
 class _Rest:

@@ -17,14 +17,8 @@ from starlette.types import Message, Receive, Scope, Send
 from hookagent.api.deps import MAX_OFFSET, Q_MAX_CHARS, FeedsDep, FilterDep, OffsetQuery
 from hookagent.api.direct import Direct, http_direct, ws_direct
 from hookagent.api.errors import OK, ws_close_code
-from hookagent.api.fanout import (
-    SSE_KEEPALIVE,
-    Follower,
-    Rider,
-    ride,
-    sse_progress,
-    ws_progress,
-)
+from hookagent.api.fanout import Follower, Rider, ride
+from hookagent.api.frames import SSE_KEEPALIVE, sse_progress, ws_progress
 from hookagent.api.logfilter import LogFilter
 from hookagent.errors import HookagentError, InvalidControl, InvalidRequest, quoted
 from hookagent.sources.payload import parse_json
