@@ -10,22 +10,13 @@ import pytest
 from redis.asyncio import Redis
 from starlette.types import Message
 
-from hookagent.api import fanout
+from hookagent.api import broadcast
+from hookagent.api.broadcast import MAX_INTERVAL_S, delivery_interval, ride
 from hookagent.api.direct import Direct
-from hookagent.api.fanout import (
-    BATCH,
-    MAX_INTERVAL_S,
-    SSE_KEEPALIVE,
-    Batch,
-    Follower,
-    Rider,
-    delivery_interval,
-    ride,
-    sse_event,
-    sse_progress,
-    ws_frame,
-)
+from hookagent.api.fanout import BATCH, Batch, Follower
+from hookagent.api.frames import SSE_KEEPALIVE, sse_event, sse_progress, ws_frame
 from hookagent.api.logfilter import LogFilter
+from hookagent.api.rider import Rider
 from hookagent.models import NewTask
 from hookagent.store import Store
 from hookagent.store import feed as feed_module
@@ -111,8 +102,8 @@ async def written(sock: Socket, count: int, marker: bytes = b"") -> None:
 
 def riding(feed: TaskFeed) -> set[Rider]:
     """Every rider the feed's broadcasters write for right now."""
-    groups = fanout._BROADCASTS.get(feed) or {}
-    return {rider for broadcast in groups.values() for rider in broadcast.riders}
+    groups = broadcast._BROADCASTS.get(feed) or {}
+    return {rider for broadcaster in groups.values() for rider in broadcaster.riders}
 
 
 def broadcasters() -> list[asyncio.Task[object]]:
@@ -187,8 +178,8 @@ async def test_appends_within_the_interval_share_one_write(
     redis: Redis, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An interval long enough to see on a busy machine: 20 riders x 25 ms = 0.5 s.
-    monkeypatch.setattr(fanout, "INTERVAL_PER_RIDER_S", 0.025)
-    monkeypatch.setattr(fanout, "MAX_INTERVAL_S", 0.5)
+    monkeypatch.setattr(broadcast, "INTERVAL_PER_RIDER_S", 0.025)
+    monkeypatch.setattr(broadcast, "MAX_INTERVAL_S", 0.5)
     tid = (
         await store.tasks.create(NewTask(source="t", repository="o/r", title="t", prompt="p"))
     ).task_id

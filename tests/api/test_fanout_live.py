@@ -14,9 +14,10 @@ import pytest
 import websockets
 from fastapi import FastAPI
 
-from hookagent.api import fanout
+from hookagent.api import broadcast
 from hookagent.api.direct import http_chunk, ws_text_frame
-from hookagent.api.fanout import Rider, sse_progress, ws_progress
+from hookagent.api.frames import sse_progress, ws_progress
+from hookagent.api.rider import Rider
 from hookagent.models import TaskStatus
 from hookagent.store import Store
 from hookagent.store import feed as feed_module
@@ -32,8 +33,8 @@ ID = re.compile(rb"(?:^|\n)id: (\d+)\n(?!event: )")
 
 def riders(feed: TaskFeed) -> list[Rider]:
     """Every follower a broadcaster of the feed writes for right now."""
-    groups = fanout._BROADCASTS.get(feed) or {}
-    return [rider for broadcast in groups.values() for rider in broadcast.riders]
+    groups = broadcast._BROADCASTS.get(feed) or {}
+    return [rider for broadcaster in groups.values() for rider in broadcaster.riders]
 
 
 async def all_riding(app: FastAPI, task_id: str, count: int) -> list[Rider]:

@@ -51,7 +51,7 @@ class Direct:
     def offer(self, data: bytes) -> bool:
         """Write ``data`` if the connection takes it now; whether it did.
 
-        For a rider whose ``ready`` held when it joined (see ``fanout.ride``): the
+        For a rider whose ``ready`` held when it joined (see ``broadcast.ride``): the
         broadcaster's one call per rider per batch, which with 1,000 riders touches 1,000
         connections' objects, each of them cold in the CPU's cache by the next batch.
         """

@@ -14,18 +14,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
+from hookagent.api.broadcast import ride
 from hookagent.api.deps import MAX_OFFSET, Q_MAX_CHARS, FeedsDep, FilterDep, OffsetQuery
 from hookagent.api.direct import Direct, http_direct, ws_direct
 from hookagent.api.errors import OK, ws_close_code
-from hookagent.api.fanout import (
-    SSE_KEEPALIVE,
-    Follower,
-    Rider,
-    ride,
-    sse_progress,
-    ws_progress,
-)
+from hookagent.api.fanout import Follower
+from hookagent.api.frames import SSE_KEEPALIVE, sse_progress, ws_progress
 from hookagent.api.logfilter import LogFilter
+from hookagent.api.rider import Rider
 from hookagent.errors import HookagentError, InvalidControl, InvalidRequest, quoted
 from hookagent.sources.payload import parse_json
 from hookagent.store.feed import FeedHub, TaskFeed
