@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hookagent.cli.client import WEBHOOK_SECRETS, signature_headers
 from hookagent.cli.main import _parser
+from hookagent.cli.signing import WEBHOOK_SECRETS, signature_headers
 from hookagent.models import NewTask, TaskStatus
 from hookagent.settings import Settings
 from hookagent.store import Store

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from hookagent.cli import cache, client
+from hookagent.cli import cache, client, live, loglines, signing
 from hookagent.errors import ConfigError, HookagentError
 from hookagent.policy import load_policies
 from hookagent.settings import ClientSettings, Settings, describe_errors, get_settings
@@ -120,18 +120,18 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument(
         "--json", action="store_true", help="one JSON entry a line, as the API has it"
     )
-    logs.set_defaults(run=client.logs)
+    logs.set_defaults(run=loglines.logs)
     found = _client(sub, "search", "search every task's log")
     found.add_argument("query", help='words and "phrases", all must match')
     found.add_argument("--status", help="only tasks in this status")
     found.add_argument("--since", help="only lines newer than 10m, 2h, 1d or an ISO time")
     found.add_argument("--limit", type=int, default=50, help="at most N hits (default 50)")
     _json_option(found)
-    found.set_defaults(run=client.search)
+    found.set_defaults(run=loglines.search)
     watching = _client(
         sub, "watch", "running tasks with live progress (a line per change when piped)"
     )
-    watching.set_defaults(run=client.watch)
+    watching.set_defaults(run=live.watch)
 
     for verb, help_text, text_arg, text_help in (
         (
@@ -155,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
         action.set_defaults(run=client.action, verb=verb)
 
     submit = _client(sub, "submit", "post a webhook payload file to a running server, signed")
-    submit.add_argument("source", choices=sorted(client.WEBHOOK_SECRETS), help="the sender")
+    submit.add_argument("source", choices=sorted(signing.WEBHOOK_SECRETS), help="the sender")
     submit.add_argument("file", help="a JSON payload")
     submit.add_argument(
         "--event",
@@ -166,10 +166,10 @@ def _parser() -> argparse.ArgumentParser:
         "--secret",
         help="the webhook secret to sign with (default: the source's setting from the "
         "environment: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(client.WEBHOOK_SECRETS.items()))
+        + ", ".join(f"{k} {v}" for k, v in sorted(signing.WEBHOOK_SECRETS.items()))
         + ")",
     )
-    submit.set_defaults(run=client.submit)
+    submit.set_defaults(run=signing.submit)
 
     doctor = sub.add_parser("doctor", help="check this machine's setup; exit 1 if a check fails")
     doctor.set_defaults(run=_doctor, url=None, token=None)
