@@ -231,3 +231,14 @@ async def test_an_agent_file_inside_the_data_dir_is_not_bound_in(
         f"[system] status failed: the agent's installation {script} overlaps hookagent's data dir"
     ), log
     assert not [m for m in log if m.startswith("[stdout]")]
+
+
+def test_a_long_shell_command_is_no_file_to_bind(tmp_path: Path) -> None:
+    """A policy's `sh -c` command may start with `/` and hold a name longer than a file
+    system allows: it is not bound, and it does not stop the run (ENAMETOOLONG)."""
+    tool = tmp_path / "run-tests"
+    tool.write_text("#!/bin/sh\n")
+    long = f"/{'x' * 300} && {tool}"
+    assert binary_mounts(["/bin/sh", "-c", long], {"PATH": "/usr/bin:/bin"}) == []
+    # A command that is a file the operator named is still bound (read-only), as before.
+    assert binary_mounts(["/bin/sh", "-c", str(tool)], {"PATH": "/usr/bin:/bin"}) == [tool]

@@ -220,9 +220,18 @@ def binary_mounts(argv: list[str], env: Mapping[str, str]) -> list[Path]:
     mounts = _installation(Path(found), env, depth=2)
     for arg in argv[1:]:
         path = Path(arg)
-        if path.is_absolute() and path.is_file() and not _is_system(path):
+        if path.is_absolute() and _is_file(path) and not _is_system(path):
             mounts.append(path)
     return list(dict.fromkeys(mounts))
+
+
+def _is_file(path: Path) -> bool:
+    # An argument is often no path at all (a policy's `sh -c` command): one with a name
+    # too long for the file system is not a file, not an error that stops the run.
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 @asynccontextmanager
