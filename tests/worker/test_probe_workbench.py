@@ -7,8 +7,8 @@ import asyncio
 import hashlib
 import json
 import os
+import select
 import shlex
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -19,19 +19,15 @@ from hookagent.models import TaskStatus
 from hookagent.redact import Redactor
 from hookagent.settings import Settings
 from hookagent.store import Store
-from hookagent.worker.sandbox import probe
 from hookagent.worker.secretscan import scan_diff
 from hookagent.worker.workspace import Workspaces
 from tests.conftest import RunWorker
 from tests.helpers import REPO, fake_agent, wait_status
+from tests.worker.test_sandbox import needs_bwrap
 from tests.worker.test_setup import ENDED, PLANNED, git, messages, policy_file, submit_alert
 
 TASK = "task-1764040000123-0a1b2c3d4e5f"
 
-UNUSABLE = probe(network=True)
-pytestmark = pytest.mark.skipif(
-    UNUSABLE is not None, reason=f"bubblewrap cannot sandbox on this machine: {UNUSABLE}"
-)
 
 # Lower case and hostname-safe: the agent puts it in a host name, which a proxy may fold.
 SECRET = "npmtok-7f3a9c2e5b1d4860aa51"
@@ -43,6 +39,7 @@ CONNECT = (
 )
 
 
+@needs_bwrap
 async def test_a_setup_env_value_left_in_the_workspace_stays_out_of_blocked_lines(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -86,6 +83,18 @@ async def test_a_setup_env_value_left_in_the_workspace_stays_out_of_blocked_line
     assert not [m for m in lines if SECRET in m], blocked
 
 
+async def exited(pid: int, *, timeout: float) -> None:
+    """Once process ``pid`` has exited (its pidfd turns readable), or ``timeout`` passed."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        await asyncio.to_thread(select.select, [fd], [], [], timeout)
+    finally:
+        os.close(fd)
+
+
 def _sleepers(marker: str) -> list[int]:
     """Host processes whose command line holds ``marker``."""
     found = []
@@ -101,6 +110,7 @@ def _sleepers(marker: str) -> list[int]:
     return found
 
 
+@needs_bwrap
 async def test_a_daemon_setup_leaves_behind_dies_with_it_and_the_agent_never_sees_it(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -137,13 +147,13 @@ async def test_a_daemon_setup_leaves_behind_dies_with_it_and_the_agent_never_see
     assert "[stdout] shell| agent: looked" in lines, lines
     said = [m for m in lines if m.startswith("[stdout] shell| ")]
     assert not [m for m in said if "agent: found" in m or "agent: saw" in m], said
-    # The namespace's end kills it at once; allow the kernel a moment to reap.
-    deadline = time.monotonic() + 5
-    while _sleepers(marker) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    # The namespace's end kills it at once: wait for each one's exit on its pidfd.
+    for pid in _sleepers(marker):
+        await exited(pid, timeout=5)
     assert _sleepers(marker) == []
 
 
+@needs_bwrap
 async def test_an_empty_file_named_after_a_secret_is_refused_before_push(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
     remotes: Path, monkeypatch: pytest.MonkeyPatch,
@@ -231,6 +241,7 @@ TUNNELS = (
 )
 
 
+@needs_bwrap
 async def test_setup_network_allow_opens_hosts_for_setup_alone_and_never_ours(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
     settings: Settings,
@@ -381,6 +392,7 @@ def test_a_run_redactor_keeps_what_the_worker_learnt() -> None:
     assert shown == "[REDACTED:secret] [REDACTED:secret] [REDACTED:secret]", shown
 
 
+@needs_bwrap
 async def test_an_installation_around_the_cache_root_shows_no_other_repository_cache(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path
 ) -> None:
@@ -417,6 +429,7 @@ async def test_an_installation_around_the_cache_root_shows_no_other_repository_c
     assert "overlaps hookagent's caches" in (task.error or ""), task.error
 
 
+@needs_bwrap
 async def test_a_nested_repository_named_after_a_setup_env_value_is_logged_redacted(
     client: httpx.AsyncClient, store: Store, start_worker: RunWorker, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
