@@ -21,13 +21,25 @@ from tests.worker.test_setup import PLANNED, messages, policy_file, submit_alert
 VALUE = "npm_" + "Zq81LxT0vW4kPe7s"
 
 
+def start(mark: Path) -> float:
+    """A start time after every file made so far, in the clock files are stamped with.
+
+    The kernel stamps ctime from a coarse clock (a tick behind ``time.time()``): a file
+    made just after ``time.time()`` can carry an earlier ctime. So the start is a marker
+    file's own ctime, taken once the clock has moved a tick past the files made before.
+    """
+    time.sleep(0.02)  # a tick (at most 10 ms) past the files made before: not a wait on them
+    mark.write_text("")
+    return mark.stat().st_ctime
+
+
 def test_a_value_in_a_file_changed_since_is_found_nearest_first(tmp_path: Path) -> None:
     workspace, cache = tmp_path / "w", tmp_path / "c"
     (workspace / "deep" / "er").mkdir(parents=True)
     (cache / "npm").mkdir(parents=True)
     (workspace / "old.txt").write_text(f"token {VALUE}\n")
     os.utime(workspace / "old.txt", (0, 0))  # mtime set back: ctime is now all the same
-    since = time.time()
+    since = start(tmp_path / "mark")
     (workspace / "deep" / "er" / "config").write_text(f"auth={VALUE}\n")
     (cache / "npm" / ".npmrc").write_text(f"//r/:_authToken={VALUE}\n")
     roots = [(workspace, ""), (cache, "~/.cache/")]
@@ -41,8 +53,7 @@ def test_a_value_in_a_file_changed_since_is_found_nearest_first(tmp_path: Path) 
 
 def test_files_from_before_setup_links_and_short_values_are_not_read(tmp_path: Path) -> None:
     (tmp_path / "before").write_text(VALUE)
-    time.sleep(0.02)  # ctime is the kernel's clock: a file from before, then the start
-    since = time.time()
+    since = start(tmp_path.parent / f"{tmp_path.name}-mark")
     outside = tmp_path.parent / f"{tmp_path.name}-outside"
     outside.mkdir()
     (outside / "secret").write_text(VALUE)
